@@ -1,0 +1,8 @@
+//! petrel-proto: sans-IO SMTP (RFC 5321 and its extensions).
+//!
+//! Takes bytes and returns events, decisions and bytes; never touches sockets, files, the clock
+//! or a logger (time arrives as arguments). Depends on std only. Everything here handles
+//! untrusted peer bytes and must never panic: malformed input becomes a `Reply`.
+
+pub mod params;
+pub mod xtext;
