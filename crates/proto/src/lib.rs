@@ -4,5 +4,15 @@
 //! or a logger (time arrives as arguments). Depends on std only. Everything here handles
 //! untrusted peer bytes and must never panic: malformed input becomes a `Reply`.
 
+pub mod address;
+pub mod chunk;
+pub mod command;
+pub mod data;
 pub mod params;
+pub mod reply;
+pub mod session;
+pub mod trace;
 pub mod xtext;
+
+pub use reply::{EnhancedCode, Reply, Template, standard};
+pub use session::{Event, Message, ServerSession, SessionConfig};

@@ -216,7 +216,9 @@ pub fn parse_mail_parameters<'a>(
                 set_once(&mut params.envelope_id, decoded, "ENVID")?;
             }
             ("SIZE" | "BODY" | "RET" | "ENVID", None) | ("SMTPUTF8", Some(_)) => {
-                return Err(ParamError::Invalid(format!("{upper} has a malformed value")));
+                return Err(ParamError::Invalid(format!(
+                    "{upper} has a malformed value"
+                )));
             }
             _ => return Err(ParamError::Unknown(upper)),
         }
@@ -258,16 +260,14 @@ pub fn parse_rcpt_parameters<'a>(
 }
 
 fn parse_orcpt(value: &str) -> Result<OriginalRecipient, ParamError> {
-    let invalid = || ParamError::Invalid("ORCPT must be addr-type;xtext, at most 500 octets".into());
+    let invalid =
+        || ParamError::Invalid("ORCPT must be addr-type;xtext, at most 500 octets".into());
     if value.len() > MAX_ORCPT_BYTES {
         return Err(invalid());
     }
     let (address_type, encoded) = value.split_once(';').ok_or_else(invalid)?;
-    let is_atom = |s: &str| {
-        !s.is_empty()
-            && s.bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b == b'-')
-    };
+    let is_atom =
+        |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-');
     if !is_atom(address_type) || encoded.is_empty() {
         return Err(invalid());
     }
@@ -294,8 +294,9 @@ mod tests {
 
     #[test]
     fn mail_parameters_parsed_and_typed() {
-        let params =
-            parse_mail_parameters("size=1000 BODY=8bitmime SMTPUTF8 RET=HDRS ENVID=a+2Bb".split(' '));
+        let params = parse_mail_parameters(
+            "size=1000 BODY=8bitmime SMTPUTF8 RET=HDRS ENVID=a+2Bb".split(' '),
+        );
         assert_eq!(
             params,
             Ok(MailParameters {
@@ -343,8 +344,9 @@ mod tests {
 
     #[test]
     fn orcpt_and_notify() {
-        let params =
-            parse_rcpt_parameters("NOTIFY=success,failure ORCPT=rfc822;a+2Bb@example.org".split(' '));
+        let params = parse_rcpt_parameters(
+            "NOTIFY=success,failure ORCPT=rfc822;a+2Bb@example.org".split(' '),
+        );
         assert_eq!(
             params,
             Ok(RcptParameters {

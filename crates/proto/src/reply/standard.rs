@@ -1,0 +1,141 @@
+//! Every reply petrel sends, as a named value (SMTP-CONFORMANCE.md §16).
+//!
+//! Call sites use these names and never spell a code. `ALL` lists them for the tests that check
+//! each has a reference entry and that each enhanced code's class matches its basic code.
+
+use super::{EnhancedCode, Template};
+
+macro_rules! replies {
+    ($( $(#[$doc:meta])* $name:ident = $code:literal $( [$class:literal, $subject:literal, $detail:literal] )? $text:literal; )*) => {
+        $(
+            $(#[$doc])*
+            pub const $name: Template = Template {
+                name: stringify!($name),
+                code: $code,
+                enhanced: replies!(@enhanced $( $class, $subject, $detail )?),
+                text: $text,
+            };
+        )*
+        /// Every reply template, for tests and the reference.
+        pub const ALL: &[Template] = &[$($name),*];
+    };
+    (@enhanced) => { None };
+    (@enhanced $class:literal, $subject:literal, $detail:literal) => {
+        Some(EnhancedCode::new($class, $subject, $detail))
+    };
+}
+
+replies! {
+    /// The greeting (S-SESS-1); the text is replaced by `<hostname> ESMTP`.
+    GREETING = 220 "ESMTP";
+    /// Answer to HELP before or after EHLO (S-SESS-11).
+    HELP = 214 [2, 0, 0] "See https://www.rfc-editor.org/rfc/rfc5321";
+    /// QUIT (S-SESS-7).
+    CLOSING = 221 [2, 0, 0] "Bye";
+    /// The EHLO and HELO replies carry no enhanced code (S-REPLY-3).
+    HELLO = 250 "Hello";
+    /// RSET, NOOP (S-SESS-7).
+    OK = 250 [2, 0, 0] "OK";
+    /// MAIL accepted (S-TXN-9).
+    MAIL_OK = 250 [2, 1, 0] "Sender OK";
+    /// RCPT accepted (S-TXN-9).
+    RCPT_OK = 250 [2, 1, 5] "Recipient OK";
+    /// End of data: the message is on disk (S-DATA-6, S-DATA-10).
+    QUEUED = 250 [2, 0, 0] "queued";
+    /// A non-final BDAT chunk received (S-BDAT-1).
+    CHUNK_OK = 250 [2, 0, 0] "octets received";
+    /// VRFY: we never verify live (S-SESS-10).
+    CANNOT_VERIFY = 252 [2, 1, 5] "Cannot VRFY user, but will accept message and attempt delivery";
+    /// DATA accepted (S-DATA-1); no enhanced code on 3yz.
+    START_MAIL_INPUT = 354 "Start mail input; end with <CRLF>.<CRLF>";
+    /// Shutting down (S-SESS-9).
+    SHUTTING_DOWN = 421 [4, 3, 2] "Service shutting down, closing transmission channel";
+    /// Idle timeout (S-SESS-13).
+    IDLE_TIMEOUT = 421 [4, 4, 2] "Idle timeout, closing transmission channel";
+    /// Too many errors in one session (S-SESS-9).
+    TOO_MANY_ERRORS = 421 [4, 7, 0] "Too many errors, closing transmission channel";
+    /// Local error while storing (S-DATA-10).
+    LOCAL_ERROR = 451 [4, 3, 0] "Local error in processing, try again later";
+    /// A lookup the decision needs failed (S-TXN-9).
+    LOOKUP_FAILED = 451 [4, 4, 3] "Temporary lookup failure, try again later";
+    /// No room for the message now (S-SIZE-1, S-DATA-10).
+    INSUFFICIENT_STORAGE = 452 [4, 3, 1] "Insufficient system storage, try again later";
+    /// Recipient past the limit (S-LINE-5).
+    TOO_MANY_RECIPIENTS = 452 [4, 5, 3] "Too many recipients";
+    /// STARTTLS without TLS configured (S-TLS-1).
+    TLS_NOT_AVAILABLE = 454 [4, 7, 0] "TLS not available";
+    /// Unknown command, bare CR or LF in a command line (S-SESS-8, S-SMUG-3).
+    UNRECOGNISED_COMMAND = 500 [5, 5, 2] "Command unrecognized";
+    /// Command line over the limit (S-LINE-6).
+    LINE_TOO_LONG = 500 [5, 5, 2] "Line too long";
+    /// Command line with a bare CR or LF (S-SMUG-3).
+    BARE_NEWLINE_IN_COMMAND = 500 [5, 5, 2] "Bare CR or LF in command line; lines must end with CRLF";
+    /// Syntax error in the arguments (S-TXN-3, S-SIZE-1, S-DSN-1).
+    SYNTAX_ERROR = 501 [5, 5, 4] "Syntax error in parameters or arguments";
+    /// Malformed sender (S-TXN-4).
+    BAD_SENDER_SYNTAX = 501 [5, 1, 7] "Bad sender address syntax";
+    /// Malformed recipient (S-TXN-4).
+    BAD_RECIPIENT_SYNTAX = 501 [5, 1, 3] "Bad recipient address syntax";
+    /// EXPN, TURN (S-SESS-8).
+    NOT_IMPLEMENTED = 502 [5, 5, 1] "Command not implemented";
+    /// Commands out of order (S-TXN-1, S-BDAT-3).
+    BAD_SEQUENCE = 503 [5, 5, 1] "Bad sequence of commands";
+    /// Data sent before the 354 (S-SMUG-5).
+    IMPROPER_PIPELINING = 503 [5, 5, 1] "Improper use of pipelining: data sent before the 354 reply";
+    /// Unknown local user (S-TXN-9).
+    NO_SUCH_USER = 550 [5, 1, 1] "No such user here";
+    /// Relaying refused, site policy (S-TXN-9).
+    RELAY_DENIED = 554 [5, 7, 1] "Relay access denied";
+    /// Bare CR or LF in the message (S-SMUG-2).
+    BARE_NEWLINE_IN_DATA = 550 [5, 5, 2] "Message refused: bare CR or LF; lines must end with CRLF";
+    /// Message over SIZE or over the real limit (S-SIZE-1).
+    MESSAGE_TOO_BIG = 552 [5, 3, 4] "Message size exceeds fixed maximum message size";
+    /// A local part that cannot be a mailbox name (S-TXN-9, spool safety).
+    MAILBOX_NAME_NOT_ALLOWED = 553 [5, 1, 3] "Mailbox name not allowed";
+    /// UTF-8 in a path without SMTPUTF8 (S-UTF8-1).
+    UTF8_NOT_NEGOTIATED = 553 [5, 6, 7] "Non-ASCII address requires SMTPUTF8";
+    /// DATA with no accepted recipient (S-TXN-2).
+    NO_VALID_RECIPIENTS = 554 [5, 5, 1] "No valid recipients";
+    /// A data line over the limit (S-LINE-7).
+    DATA_LINE_TOO_LONG = 554 [5, 6, 0] "Message refused: a line exceeds the maximum length";
+    /// Too many Received headers (S-DATA-12).
+    MAIL_LOOP = 554 [5, 4, 6] "Too many hops: mail loop detected";
+    /// Unknown MAIL/RCPT parameter (S-TXN-7).
+    UNKNOWN_PARAMETER = 555 [5, 5, 4] "Unrecognized MAIL or RCPT parameter";
+    /// AUTH when not offered on this listener.
+    AUTH_NOT_OFFERED = 503 [5, 5, 1] "Authentication not enabled";
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn s_reply_3_enhanced_class_matches_basic_code() {
+        for template in ALL {
+            assert!((200..600).contains(&template.code), "{}", template.name);
+            if let Some(enhanced) = template.enhanced {
+                assert_eq!(
+                    u16::from(enhanced.class),
+                    template.code / 100,
+                    "{}",
+                    template.name
+                );
+            } else {
+                assert!(
+                    matches!(template.code, 220 | 250 | 334 | 354),
+                    "{} lacks an enhanced code",
+                    template.name
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn names_are_unique() {
+        let mut names: Vec<_> = ALL.iter().map(|t| t.name).collect();
+        names.sort_unstable();
+        names.dedup();
+        assert_eq!(names.len(), ALL.len());
+    }
+}

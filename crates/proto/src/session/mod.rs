@@ -1,0 +1,427 @@
+//! The server session state machine (RFC 5321 §3, §4; RFC 2920 PIPELINING; RFC 3030 CHUNKING).
+//!
+//! Sans-IO: the driver feeds bytes with `receive`, calls `poll` until it returns
+//! `Event::NeedInput` (then writes `take_output` and reads more) or `Event::Close`. MAIL, RCPT
+//! and the finished message are handed out as events for the driver's policy and queue to
+//! decide, and the session replies with what the driver answers. Replies to pipelined commands
+//! collect in the output until input is drained (S-PIPE-1, S-PIPE-2).
+//!
+//! Handles untrusted bytes; never panics: every malformed input becomes one reply. Command lines
+//! end only at CR LF (S-LINE-1, S-SMUG-3); bytes sent after DATA before our 354 end the session
+//! (S-SMUG-5).
+
+mod commands;
+
+use crate::address::{ForwardPath, ReversePath};
+use crate::chunk::BareNewlineFilter;
+use crate::data::{BareNewline, DataDecoder};
+use crate::params::{MailParameters, RcptParameters};
+use crate::reply::{Reply, Template, standard};
+
+/// Limits and names a session needs, fixed before it starts.
+#[derive(Debug, Clone)]
+pub struct SessionConfig {
+    /// Our host name: greeting, EHLO reply.
+    pub hostname: String,
+    /// SIZE limit (S-SIZE-1).
+    pub max_message_bytes: u64,
+    /// Recipients per transaction before 452 4.5.3 (S-LINE-4: at least 100).
+    pub max_recipients: usize,
+    /// A command line including CR LF (S-LINE-3: at least 512).
+    pub max_command_line_bytes: usize,
+    /// A data line without CR LF (S-LINE-7).
+    pub max_data_line_bytes: usize,
+    /// Error replies before 421 4.7.0 (S-SESS-9).
+    pub max_errors: u32,
+    /// `Received:` fields at which a message is a loop (S-DATA-12: at least 100).
+    pub max_received_headers: usize,
+    /// Bare CR/LF in content (S-SMUG-2).
+    pub bare_newline: BareNewline,
+}
+
+impl Default for SessionConfig {
+    fn default() -> SessionConfig {
+        SessionConfig {
+            hostname: "localhost".into(),
+            max_message_bytes: 36_700_160,
+            max_recipients: 100,
+            max_command_line_bytes: 2048,
+            max_data_line_bytes: 65_536,
+            max_errors: 20,
+            max_received_headers: 100,
+            bare_newline: BareNewline::Reject,
+        }
+    }
+}
+
+/// A MAIL command for the driver's policy to decide.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MailRequest {
+    pub reverse_path: ReversePath,
+    pub parameters: MailParameters,
+}
+
+/// A RCPT command for the driver's policy to decide.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RcptRequest {
+    pub forward_path: ForwardPath,
+    pub parameters: RcptParameters,
+}
+
+/// A complete message: envelope and content (CR LF line ends, unstuffed).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Message {
+    pub helo: String,
+    pub is_esmtp: bool,
+    pub reverse_path: ReversePath,
+    pub parameters: MailParameters,
+    pub recipients: Vec<RcptRequest>,
+    pub content: Vec<u8>,
+}
+
+/// What the driver must do next.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Event {
+    /// Write `take_output()`, then read and `receive` more input.
+    NeedInput,
+    /// Decide with `accept` or `refuse`.
+    Mail(MailRequest),
+    /// Decide with `accept` or `refuse`.
+    Rcpt(RcptRequest),
+    /// Store it, then answer with `finish_message`.
+    Message(Message),
+    /// Write `take_output()`, then close the connection.
+    Close,
+}
+
+#[derive(Debug, Clone)]
+struct Helo {
+    name: String,
+    is_esmtp: bool,
+}
+
+/// The open mail transaction, from an accepted MAIL to the end of its message.
+#[derive(Debug)]
+struct Transaction {
+    reverse_path: ReversePath,
+    parameters: MailParameters,
+    recipients: Vec<RcptRequest>,
+    /// Set once BDAT was used: the content so far and the bare-newline scan.
+    chunking: Option<Chunking>,
+}
+
+#[derive(Debug)]
+struct Chunking {
+    content: Vec<u8>,
+    filter: BareNewlineFilter,
+    /// A refused chunk: this and every further chunk of the transaction is read and dropped.
+    failure: Option<Template>,
+}
+
+#[derive(Debug)]
+enum Phase {
+    Command,
+    /// Skipping the rest of an over-long command line up to its CR LF (S-LINE-6).
+    LongLine,
+    Data(DataDecoder),
+    /// Reading a BDAT chunk's octets; `failure` when they are to be dropped.
+    Bdat {
+        remaining_bytes: u64,
+        is_last: bool,
+        failure: Option<Template>,
+    },
+    AwaitMail(MailRequest),
+    AwaitRcpt(RcptRequest),
+    AwaitMessage,
+    Closed,
+}
+
+/// One SMTP server session.
+#[derive(Debug)]
+pub struct ServerSession {
+    config: SessionConfig,
+    input: Vec<u8>,
+    /// Octets of `input` already consumed.
+    consumed: usize,
+    output: Vec<u8>,
+    phase: Phase,
+    helo: Option<Helo>,
+    transaction: Option<Transaction>,
+    errors: u32,
+    is_shutting_down: bool,
+    data_content: Vec<u8>,
+}
+
+impl ServerSession {
+    /// Starts a session; the greeting is already in the output (S-SESS-1).
+    pub fn new(config: SessionConfig) -> ServerSession {
+        let mut session = ServerSession {
+            config,
+            input: Vec::new(),
+            consumed: 0,
+            output: Vec::new(),
+            phase: Phase::Command,
+            helo: None,
+            transaction: None,
+            errors: 0,
+            is_shutting_down: false,
+            data_content: Vec::new(),
+        };
+        let greeting = format!("{} ESMTP", session.config.hostname);
+        standard::GREETING
+            .with_text(greeting)
+            .render(&mut session.output);
+        session
+    }
+
+    /// Adds bytes read from the peer.
+    pub fn receive(&mut self, bytes: &[u8]) {
+        if !matches!(self.phase, Phase::Closed) {
+            self.input.extend_from_slice(bytes);
+        }
+    }
+
+    /// Takes the replies waiting to be written.
+    pub fn take_output(&mut self) -> Vec<u8> {
+        std::mem::take(&mut self.output)
+    }
+
+    /// True once the session has ended; only `take_output` is left to do.
+    pub fn is_closed(&self) -> bool {
+        matches!(self.phase, Phase::Closed)
+    }
+
+    /// True between an accepted MAIL and the reply to its message.
+    pub fn has_transaction(&self) -> bool {
+        self.transaction.is_some()
+    }
+
+    /// Runs until the session needs input, a decision, or is closed.
+    pub fn poll(&mut self) -> Event {
+        loop {
+            let step = match &self.phase {
+                Phase::Closed => return Event::Close,
+                Phase::AwaitMail(request) => return Event::Mail(request.clone()),
+                Phase::AwaitRcpt(request) => return Event::Rcpt(request.clone()),
+                // The driver owes `finish_message`; nothing is read meanwhile.
+                Phase::AwaitMessage => Step::NeedInput,
+                Phase::Command => self.poll_command(),
+                Phase::LongLine => self.poll_long_line(),
+                Phase::Data(_) => self.poll_data(),
+                Phase::Bdat { .. } => self.poll_bdat(),
+            };
+            match step {
+                Step::Continue => {}
+                Step::Event(event) => return event,
+                Step::NeedInput => {
+                    self.input.drain(..self.consumed);
+                    self.consumed = 0;
+                    return Event::NeedInput;
+                }
+            }
+        }
+    }
+
+    /// Accepts the pending MAIL or RCPT.
+    pub fn accept(&mut self) {
+        match std::mem::replace(&mut self.phase, Phase::Command) {
+            Phase::AwaitMail(request) => {
+                self.transaction = Some(Transaction {
+                    reverse_path: request.reverse_path,
+                    parameters: request.parameters,
+                    recipients: Vec::new(),
+                    chunking: None,
+                });
+                self.send(standard::MAIL_OK.reply());
+            }
+            Phase::AwaitRcpt(request) => {
+                if let Some(transaction) = &mut self.transaction {
+                    transaction.recipients.push(request);
+                }
+                self.send(standard::RCPT_OK.reply());
+            }
+            other => self.phase = other,
+        }
+    }
+
+    /// Refuses the pending MAIL or RCPT with `reply`.
+    pub fn refuse(&mut self, reply: Reply) {
+        if matches!(self.phase, Phase::AwaitMail(_) | Phase::AwaitRcpt(_)) {
+            self.phase = Phase::Command;
+            self.send(reply);
+        }
+    }
+
+    /// Answers the end of a message (`250 ... queued as ID` or an error); the transaction ends
+    /// whatever the reply (S-DATA-8).
+    pub fn finish_message(&mut self, reply: Reply) {
+        if matches!(self.phase, Phase::AwaitMessage) {
+            self.phase = Phase::Command;
+            self.transaction = None;
+            self.send(reply);
+        }
+    }
+
+    /// The peer was idle too long: 421 4.4.2 and close (S-SESS-13).
+    pub fn idle_timeout(&mut self) {
+        self.close_with(standard::IDLE_TIMEOUT.reply());
+    }
+
+    /// The server is stopping: a session with no transaction gets 421 4.3.2 now; one in a
+    /// transaction may finish it, then gets 421 4.3.2 (S-SESS-9). Returns true if closed now.
+    pub fn begin_shutdown(&mut self) -> bool {
+        self.is_shutting_down = true;
+        if self.transaction.is_none() && matches!(self.phase, Phase::Command | Phase::LongLine) {
+            self.close_with(standard::SHUTTING_DOWN.reply());
+        }
+        self.is_closed()
+    }
+
+    /// The shutdown grace period is over: 421 4.3.2 and close, whatever is in flight.
+    pub fn end_shutdown(&mut self) {
+        if !self.is_closed() {
+            self.close_with(standard::SHUTTING_DOWN.reply());
+        }
+    }
+
+    /// Queues a reply; error replies count toward the limit of S-SESS-9.
+    fn send(&mut self, reply: Reply) {
+        let is_counted = reply.code >= 400 && reply.code != standard::TOO_MANY_RECIPIENTS.code;
+        reply.render(&mut self.output);
+        if is_counted {
+            self.errors = self.errors.saturating_add(1);
+            if self.errors >= self.config.max_errors && !self.is_closed() {
+                self.close_with(standard::TOO_MANY_ERRORS.reply());
+            }
+        }
+    }
+
+    /// Sends a final reply and ends the session; nothing more is read.
+    fn close_with(&mut self, reply: Reply) {
+        reply.render(&mut self.output);
+        self.phase = Phase::Closed;
+        self.transaction = None;
+        self.input.clear();
+        self.consumed = 0;
+    }
+
+    /// Finds the next CR LF-terminated line in the input.
+    fn poll_command(&mut self) -> Step {
+        let pending = &self.input[self.consumed..];
+        let Some(end) = find_crlf(pending) else {
+            if pending.len() >= self.config.max_command_line_bytes {
+                self.skip_to_trailing_cr();
+                self.phase = Phase::LongLine;
+            }
+            return Step::NeedInput;
+        };
+        let line_start = self.consumed;
+        self.consumed += end + 2;
+        if end + 2 > self.config.max_command_line_bytes {
+            self.send(standard::LINE_TOO_LONG.reply());
+            return Step::Continue;
+        }
+        let line = self.input[line_start..line_start + end].to_vec();
+        self.handle_line(&line)
+    }
+
+    fn poll_long_line(&mut self) -> Step {
+        match find_crlf(&self.input[self.consumed..]) {
+            Some(end) => {
+                self.consumed += end + 2;
+                self.phase = Phase::Command;
+                self.send(standard::LINE_TOO_LONG.reply());
+                Step::Continue
+            }
+            None => {
+                self.skip_to_trailing_cr();
+                Step::NeedInput
+            }
+        }
+    }
+
+    /// Drops the pending input but a final CR, which may be half of the CR LF to come.
+    fn skip_to_trailing_cr(&mut self) {
+        let keep = usize::from(self.input.last() == Some(&b'\r'));
+        self.consumed = self.input.len() - keep;
+    }
+
+    fn poll_data(&mut self) -> Step {
+        let Phase::Data(decoder) = &mut self.phase else {
+            return Step::Continue;
+        };
+        let (used, is_end) = decoder.decode(&self.input[self.consumed..], &mut self.data_content);
+        self.consumed += used;
+        if !is_end {
+            return Step::NeedInput;
+        }
+        let outcome = decoder.outcome();
+        self.phase = Phase::Command;
+        self.end_of_data(outcome)
+    }
+
+    fn poll_bdat(&mut self) -> Step {
+        let Phase::Bdat {
+            remaining_bytes,
+            is_last,
+            failure,
+        } = &mut self.phase
+        else {
+            return Step::Continue;
+        };
+        let available = self.input.len() - self.consumed;
+        let take = usize::try_from(*remaining_bytes).map_or(available, |r| r.min(available));
+        let chunk = &self.input[self.consumed..self.consumed + take];
+        if failure.is_none() {
+            if let Some(chunking) = self.transaction.as_mut().and_then(|t| t.chunking.as_mut()) {
+                chunking.filter.push(chunk, &mut chunking.content);
+            }
+        }
+        self.consumed += take;
+        *remaining_bytes -= take as u64;
+        if *remaining_bytes > 0 {
+            return Step::NeedInput;
+        }
+        let (is_last, failure) = (*is_last, *failure);
+        self.phase = Phase::Command;
+        self.end_of_chunk(is_last, failure)
+    }
+
+    /// Hands the finished message out; the session then waits for `finish_message`.
+    fn hand_over_message(&mut self, content: Vec<u8>) -> Step {
+        let Some(transaction) = self.transaction.as_mut() else {
+            return Step::Continue;
+        };
+        let helo = self.helo.as_ref();
+        let message = Message {
+            helo: helo.map(|h| h.name.clone()).unwrap_or_default(),
+            is_esmtp: helo.is_some_and(|h| h.is_esmtp),
+            reverse_path: transaction.reverse_path.clone(),
+            parameters: transaction.parameters.clone(),
+            recipients: std::mem::take(&mut transaction.recipients),
+            content,
+        };
+        self.phase = Phase::AwaitMessage;
+        Step::Event(Event::Message(message))
+    }
+}
+
+/// What one step of `poll` came to.
+enum Step {
+    Continue,
+    NeedInput,
+    Event(Event),
+}
+
+/// The index of the first CR LF, if any.
+fn find_crlf(bytes: &[u8]) -> Option<usize> {
+    let mut start = 0;
+    while let Some(offset) = bytes[start..].iter().position(|&b| b == b'\n') {
+        let index = start + offset;
+        if index > 0 && bytes[index - 1] == b'\r' {
+            return Some(index - 1);
+        }
+        start = index + 1;
+    }
+    None
+}
