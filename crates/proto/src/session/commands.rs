@@ -200,11 +200,12 @@ impl ServerSession {
             Some(transaction) => {
                 let chunking = transaction.chunking.get_or_insert_with(|| Chunking {
                     content: Vec::new(),
+                    received_bytes: 0,
                     filter: BareNewlineFilter::new(policy),
                     failure: None,
                 });
-                let total = (chunking.content.len() as u64).saturating_add(size_bytes);
-                if chunking.failure.is_none() && total > max_message_bytes {
+                chunking.received_bytes = chunking.received_bytes.saturating_add(size_bytes);
+                if chunking.failure.is_none() && chunking.received_bytes > max_message_bytes {
                     chunking.failure = Some(standard::MESSAGE_TOO_BIG);
                     chunking.content = Vec::new();
                 }
@@ -231,7 +232,7 @@ impl ServerSession {
             return self.fail(standard::BAD_SEQUENCE);
         };
         if !is_last {
-            let received = chunking.content.len();
+            let received = chunking.received_bytes;
             self.send(standard::CHUNK_OK.with_text(format!("{received} octets received in total")));
             return Step::Continue;
         }

@@ -113,6 +113,8 @@ struct Transaction {
 #[derive(Debug)]
 struct Chunking {
     content: Vec<u8>,
+    /// Octets announced by the chunks so far (RFC 1870's size, before any repair).
+    received_bytes: u64,
     filter: BareNewlineFilter,
     /// A refused chunk: this and every further chunk of the transaction is read and dropped.
     failure: Option<Template>,
