@@ -76,19 +76,16 @@ impl ServerSession {
         });
         let mut lines = vec![format!("{} Hello {name}", self.config.hostname)];
         if is_esmtp {
-            lines.extend(
-                [
-                    "PIPELINING".to_owned(),
-                    format!("SIZE {}", self.config.max_message_bytes),
-                    "8BITMIME".to_owned(),
-                    "SMTPUTF8".to_owned(),
-                    "ENHANCEDSTATUSCODES".to_owned(),
-                    "CHUNKING".to_owned(),
-                    "DSN".to_owned(),
-                    "HELP".to_owned(),
-                ]
-                .into_iter(),
-            );
+            lines.extend([
+                "PIPELINING".to_owned(),
+                format!("SIZE {}", self.config.max_message_bytes),
+                "8BITMIME".to_owned(),
+                "SMTPUTF8".to_owned(),
+                "ENHANCEDSTATUSCODES".to_owned(),
+                "CHUNKING".to_owned(),
+                "DSN".to_owned(),
+                "HELP".to_owned(),
+            ]);
         }
         self.send(standard::HELLO.with_lines(lines));
         Step::Continue

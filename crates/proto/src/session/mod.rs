@@ -374,10 +374,10 @@ impl ServerSession {
         let available = self.input.len() - self.consumed;
         let take = usize::try_from(*remaining_bytes).map_or(available, |r| r.min(available));
         let chunk = &self.input[self.consumed..self.consumed + take];
-        if failure.is_none() {
-            if let Some(chunking) = self.transaction.as_mut().and_then(|t| t.chunking.as_mut()) {
-                chunking.filter.push(chunk, &mut chunking.content);
-            }
+        if failure.is_none()
+            && let Some(chunking) = self.transaction.as_mut().and_then(|t| t.chunking.as_mut())
+        {
+            chunking.filter.push(chunk, &mut chunking.content);
         }
         self.consumed += take;
         *remaining_bytes -= take as u64;
