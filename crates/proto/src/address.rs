@@ -264,6 +264,25 @@ fn is_address_literal(text: &str) -> bool {
     }
 }
 
+/// The Maildir folder of a local part: its unquoted content lower-cased, with a `+tag` (the
+/// `delimiter` and what follows) removed. `None` when the result cannot be a plain folder name:
+/// empty, a `/`, NUL or other control character, a leading `.`, or over 64 octets. This is what
+/// keeps an address from ever naming a path outside its Maildir.
+pub fn mailbox_folder(local_part_content: &str, delimiter: Option<&str>) -> Option<String> {
+    let base = match delimiter.filter(|d| !d.is_empty()) {
+        Some(delimiter) => local_part_content
+            .split_once(delimiter)
+            .map_or(local_part_content, |(base, _)| base),
+        None => local_part_content,
+    };
+    let folder = base.to_lowercase();
+    let is_safe = !folder.is_empty()
+        && folder.len() <= MAX_LOCAL_PART_BYTES
+        && !folder.starts_with('.')
+        && !folder.chars().any(|c| c == '/' || c.is_control());
+    is_safe.then_some(folder)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -337,6 +356,20 @@ mod tests {
         );
         let long = format!("<a@{}.org>", "b.".repeat(130));
         assert_eq!(parse_forward_path(&long), Err(PathError::TooLong));
+    }
+
+    #[test]
+    fn folder_names_are_safe() {
+        assert_eq!(mailbox_folder("Alice+Tag", Some("+")), Some("alice".into()));
+        assert_eq!(mailbox_folder("alice+tag", None), Some("alice+tag".into()));
+        for unsafe_name in [".", "..", "../../etc", "a/b", "a\0b", "\u{7f}", "", "+x"] {
+            assert_eq!(
+                mailbox_folder(unsafe_name, Some("+")),
+                None,
+                "{unsafe_name:?}"
+            );
+        }
+        assert_eq!(mailbox_folder(&"a".repeat(65), None), None);
     }
 
     #[test]

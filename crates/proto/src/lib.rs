@@ -16,3 +16,5 @@ pub mod xtext;
 
 pub use reply::{EnhancedCode, Reply, Template, standard};
 pub use session::{Event, Message, ServerSession, SessionConfig};
+#[doc(hidden)]
+pub mod fuzzing;

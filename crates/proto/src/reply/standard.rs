@@ -54,6 +54,8 @@ replies! {
     IDLE_TIMEOUT = 421 [4, 4, 2] "Idle timeout, closing transmission channel";
     /// Too many errors in one session (S-SESS-9).
     TOO_MANY_ERRORS = 421 [4, 7, 0] "Too many errors, closing transmission channel";
+    /// Over `limits.max_connections`: greeting refused, then close.
+    TOO_MANY_CONNECTIONS = 421 [4, 7, 0] "Too many connections, try again later";
     /// Local error while storing (S-DATA-10).
     LOCAL_ERROR = 451 [4, 3, 0] "Local error in processing, try again later";
     /// A lookup the decision needs failed (S-TXN-9).
@@ -90,8 +92,8 @@ replies! {
     BARE_NEWLINE_IN_DATA = 550 [5, 5, 2] "Message refused: bare CR or LF; lines must end with CRLF";
     /// Message over SIZE or over the real limit (S-SIZE-1).
     MESSAGE_TOO_BIG = 552 [5, 3, 4] "Message size exceeds fixed maximum message size";
-    /// A local part that cannot be a mailbox name (S-TXN-9, spool safety).
-    MAILBOX_NAME_NOT_ALLOWED = 553 [5, 1, 3] "Mailbox name not allowed";
+    /// A local part that cannot be a Maildir folder name (spool safety, ARCHITECTURE.md).
+    MAILBOX_NAME_NOT_ALLOWED = 550 [5, 1, 3] "Mailbox name not allowed";
     /// UTF-8 in a path without SMTPUTF8 (S-UTF8-1).
     UTF8_NOT_NEGOTIATED = 553 [5, 6, 7] "Non-ASCII address requires SMTPUTF8";
     /// DATA with no accepted recipient (S-TXN-2).
