@@ -1,1 +1,10 @@
-//! placeholder
+//! petrel-delivery: everything that leaves the queue. For now the scheduler and local delivery
+//! into Maildir; the remote SMTP client, MX routing and bounces come with issue 3.
+//!
+//! Depends on proto and queue, never on server (they meet only in the queue). A message leaves
+//! the queue only after every copy it owes is durable.
+
+pub mod maildir;
+pub mod scheduler;
+
+pub use scheduler::{DeliverySettings, Scheduler};

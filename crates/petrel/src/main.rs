@@ -1,1 +1,98 @@
-fn main() {}
+//! petrel, a mail transfer agent: the command line (shared/INTERFACE.md).
+//!
+//! A thin crate over the libraries: it reads the configuration, wires receiving and delivery
+//! to the queue, and handles signals. Errors reach the user as one clear line and a non-zero
+//! exit status.
+
+mod config;
+mod logging;
+mod serve;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand, ValueEnum};
+
+#[derive(Parser)]
+#[command(
+    name = "petrel",
+    version,
+    about = "A mail transfer agent that explains every reply"
+)]
+struct Cli {
+    /// Configuration file (else $PETREL_CONFIG, ./petrel.toml, /etc/petrel/petrel.toml, or the embedded defaults).
+    #[arg(long, global = true, value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// Log format: human-readable, or one JSON object per line.
+    #[arg(long, global = true, value_enum, default_value_t = logging::Format::Auto)]
+    log_format: logging::Format,
+    /// Least severe level logged.
+    #[arg(long, global = true, value_enum, default_value_t = Level::Info)]
+    log_level: Level,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum Level {
+    Error,
+    Warn,
+    Info,
+    Debug,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the MTA.
+    Serve,
+    /// Check the configuration and print what it says.
+    CheckConfig,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let level = match cli.log_level {
+        Level::Error => tracing::Level::ERROR,
+        Level::Warn => tracing::Level::WARN,
+        Level::Info => tracing::Level::INFO,
+        Level::Debug => tracing::Level::DEBUG,
+    };
+    let source = config::locate(cli.config.as_deref());
+    let result = match cli.command {
+        Command::Serve => {
+            logging::init(cli.log_format, level);
+            serve::run(source)
+        }
+        Command::CheckConfig => check_config(&source),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => {
+            eprintln!("petrel: {message}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn check_config(source: &config::Source) -> Result<(), String> {
+    let config = config::load(source)?;
+    println!("configuration OK: {source}");
+    println!("hostname = {}", config.hostname);
+    println!("data_dir = {}", config.data_dir.display());
+    for listener in &config.listener {
+        println!(
+            "listener = {} ({})",
+            listener.address,
+            listener.protocol.as_str()
+        );
+    }
+    println!("local.domains = {}", config.local.domains.join(", "));
+    let networks: Vec<String> = config
+        .relay
+        .networks
+        .iter()
+        .map(ToString::to_string)
+        .collect();
+    println!("relay.networks = {}", networks.join(", "));
+    Ok(())
+}

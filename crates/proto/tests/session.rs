@@ -448,7 +448,8 @@ proptest! {
 #[test]
 fn fuzz_corpus_replays() {
     let corpus = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fuzz/corpus");
-    let targets: [(&str, fn(&[u8])); 4] = [
+    type Target = fn(&[u8]);
+    let targets: [(&str, Target); 4] = [
         ("command_parser", petrel_proto::fuzzing::command_parser),
         ("data_decoder", petrel_proto::fuzzing::data_decoder),
         ("bdat_decoder", petrel_proto::fuzzing::bdat_decoder),

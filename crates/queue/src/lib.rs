@@ -1,1 +1,98 @@
-//! placeholder
+//! petrel-queue: the durable mail queue where receiving and delivering meet.
+//!
+//! Contents: the [`Queue`] trait (storage behind a small interface; the scheduler decides when,
+//! the queue only stores), [`QueueId`], the [`Envelope`] with per-recipient state, its versioned
+//! text record ([`record`]) and the file [`Spool`] with group commit of directory fsyncs.
+//! Depends on std and `petrel-proto` (for the typed ESMTP parameters and xtext) only.
+//!
+//! Failure policy: no panics; every failure is a [`QueueError`] that says whether it is
+//! transient (4xx, retry) or permanent. Nothing queued is ever silently dropped: unreadable
+//! entries are moved to `corrupt/`. Message bytes from peers are stored opaquely; envelope
+//! records read from disk are parsed without trusting them.
+
+#![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
+
+mod dirsync;
+pub mod envelope;
+pub mod error;
+pub mod id;
+pub mod record;
+pub mod spool;
+
+pub use envelope::{Envelope, Recipient, RecipientState};
+pub use error::QueueError;
+pub use id::QueueId;
+pub use record::RecordError;
+pub use spool::{OpenReport, Spool};
+
+/// A message to store: a header rendered once the queue id is known (the receiver's
+/// `Received:` field names the id), then the content exactly as received.
+pub struct NewMessage<'a> {
+    pub header: &'a (dyn Fn(&QueueId) -> String + Sync),
+    pub content: &'a [u8],
+}
+
+impl<'a> NewMessage<'a> {
+    /// A message stored as `content` alone, with no header added.
+    pub fn without_header(content: &'a [u8]) -> NewMessage<'a> {
+        NewMessage {
+            header: &|_| String::new(),
+            content,
+        }
+    }
+}
+
+/// Durable storage of queued messages: each is immutable message bytes plus a mutable
+/// [`Envelope`], named by a [`QueueId`].
+///
+/// Implementations are shared between threads (receiver sessions, the scheduler, the CLI).
+/// A caller must not `update`, `remove` or `quarantine` one id from two places at once; the
+/// scheduler owns a message while it works on it.
+pub trait Queue: Send + Sync {
+    /// Stores a new message durably: returns only when message, envelope and the directory
+    /// entry are on disk, so the receiver may answer 250 (RFC 5321 §6.1).
+    ///
+    /// # Errors
+    /// `QueueError::NoSpace` or `QueueError::Io` (both transient); what was written is removed
+    /// again, best-effort, and no id is handed out.
+    fn store(&self, envelope: &Envelope, message: &NewMessage<'_>) -> Result<QueueId, QueueError>;
+
+    /// The ids of all active messages, sorted.
+    ///
+    /// # Errors
+    /// `QueueError::Io` when the queue cannot be read.
+    fn list(&self) -> Result<Vec<QueueId>, QueueError>;
+
+    /// Reads the envelope of message `id`.
+    ///
+    /// # Errors
+    /// `QueueError::NotFound` for an unknown id, `QueueError::Corrupt` when the stored record
+    /// does not decode (the caller should `quarantine` it), `QueueError::Io` otherwise.
+    fn load(&self, id: &QueueId) -> Result<Envelope, QueueError>;
+
+    /// Reads the message bytes of `id`, exactly as they were stored.
+    ///
+    /// # Errors
+    /// `QueueError::NotFound` for an unknown id, `QueueError::Io` otherwise.
+    fn read_message(&self, id: &QueueId) -> Result<Vec<u8>, QueueError>;
+
+    /// Replaces the envelope of `id` durably (write a temporary file, fsync, rename over the
+    /// old record, fsync the directory).
+    ///
+    /// # Errors
+    /// `QueueError::NotFound` when `id` is not queued (it is not recreated), `QueueError::NoSpace`
+    /// or `QueueError::Io` otherwise; then the old or the new record is in place.
+    fn update(&self, id: &QueueId, envelope: &Envelope) -> Result<(), QueueError>;
+
+    /// Removes message `id` (envelope first, then the message bytes) durably.
+    ///
+    /// # Errors
+    /// `QueueError::NotFound` when neither file exists, `QueueError::Io` otherwise.
+    fn remove(&self, id: &QueueId) -> Result<(), QueueError>;
+
+    /// Moves both files of `id` into `corrupt/` for a human to look at, with `reason`.
+    ///
+    /// # Errors
+    /// `QueueError::NotFound` when neither file exists, `QueueError::Io` otherwise.
+    fn quarantine(&self, id: &QueueId, reason: &str) -> Result<(), QueueError>;
+}

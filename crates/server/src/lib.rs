@@ -1,1 +1,70 @@
-//! placeholder
+//! petrel-server: inbound SMTP. Listeners, the connection driver that runs `proto`'s session
+//! over a socket, the receiving policy, and the hand-over to the queue (250 only after the
+//! message is on disk).
+//!
+//! Depends on proto and queue, never on delivery (they meet only in the queue). Handles
+//! untrusted peers: no peer input may panic a task or stop other sessions.
+
+pub mod connection;
+pub mod listener;
+pub mod network;
+pub mod policy;
+pub mod receive;
+
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use petrel_proto::SessionConfig;
+use petrel_proto::data::BareNewline;
+use petrel_queue::{Queue, QueueId};
+use tokio::sync::watch;
+
+use crate::network::IpNetwork;
+use crate::policy::Policy;
+
+/// Everything a session needs from the configuration; replaced whole on reload (SIGHUP).
+#[derive(Debug, Clone)]
+pub struct ServerSettings {
+    pub session: SessionConfig,
+    pub idle_timeout: Duration,
+    pub policy: Policy,
+    /// Clients whose bare CR/LF is normalised although the policy rejects (S-SMUG-2).
+    pub bare_newline_normalize_networks: Vec<IpNetwork>,
+}
+
+impl ServerSettings {
+    /// The session configuration for a client at `client`.
+    pub fn session_for(&self, client: IpAddr) -> SessionConfig {
+        let mut session = self.session.clone();
+        if self
+            .bare_newline_normalize_networks
+            .iter()
+            .any(|n| n.contains(client))
+        {
+            session.bare_newline = BareNewline::Normalize;
+        }
+        session
+    }
+}
+
+/// Where the server is in its life; sessions watch it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Lifecycle {
+    Running,
+    /// Stop accepting; sessions finish their transaction, then get 421 4.3.2.
+    Draining,
+    /// The grace period is over: every session gets 421 4.3.2 now.
+    Stopping,
+}
+
+/// Called with the id of every message stored, so delivery can start on it.
+pub type QueuedHook = Arc<dyn Fn(QueueId) + Send + Sync>;
+
+/// What every connection shares.
+pub struct Server {
+    pub settings: watch::Receiver<Arc<ServerSettings>>,
+    pub queue: Arc<dyn Queue>,
+    pub on_queued: QueuedHook,
+    pub lifecycle: watch::Receiver<Lifecycle>,
+}

@@ -1,0 +1,399 @@
+//! The configuration file (shared/INTERFACE.md): where it is looked for, the embedded defaults,
+//! and its translation into the plain settings structs of `server` and `delivery`.
+//!
+//! The only module that reads settings files or the environment. Every error names the file,
+//! the line and the key or value at fault; an unknown key is an error.
+
+use std::collections::HashSet;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use petrel_delivery::DeliverySettings;
+use petrel_proto::SessionConfig;
+use petrel_proto::data::BareNewline;
+use petrel_server::ServerSettings;
+use petrel_server::network::IpNetwork;
+use petrel_server::policy::Policy;
+use serde::{Deserialize, Deserializer};
+
+/// The whole file.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    #[serde(default = "system_hostname")]
+    pub hostname: String,
+    #[serde(default = "default_data_dir")]
+    pub data_dir: PathBuf,
+    #[serde(default = "default_listeners")]
+    pub listener: Vec<ListenerConfig>,
+    #[serde(default)]
+    pub local: LocalConfig,
+    #[serde(default)]
+    pub policy: PolicyConfig,
+    #[serde(default)]
+    pub relay: RelayConfig,
+    #[serde(default)]
+    pub limits: LimitsConfig,
+}
+
+/// One `[[listener]]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ListenerConfig {
+    pub address: SocketAddr,
+    #[serde(default)]
+    pub protocol: Protocol,
+}
+
+/// What a listener speaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Protocol {
+    #[default]
+    Smtp,
+    Submission,
+    Submissions,
+}
+
+impl Protocol {
+    /// The name used in the configuration and in logs.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Protocol::Smtp => "smtp",
+            Protocol::Submission => "submission",
+            Protocol::Submissions => "submissions",
+        }
+    }
+}
+
+/// `[local]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LocalConfig {
+    #[serde(default = "default_local_domains")]
+    pub domains: Vec<String>,
+    #[serde(default = "default_delimiter")]
+    pub recipient_delimiter: String,
+    pub mailboxes: Option<Vec<String>>,
+}
+
+impl Default for LocalConfig {
+    fn default() -> LocalConfig {
+        LocalConfig {
+            domains: default_local_domains(),
+            recipient_delimiter: default_delimiter(),
+            mailboxes: None,
+        }
+    }
+}
+
+/// `[policy]`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PolicyConfig {
+    #[serde(default, deserialize_with = "bare_newline")]
+    pub bare_newline: BareNewline,
+    #[serde(default, deserialize_with = "networks")]
+    pub bare_newline_normalize_networks: Vec<IpNetwork>,
+}
+
+/// `[relay]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RelayConfig {
+    #[serde(default = "default_relay_networks", deserialize_with = "networks")]
+    pub networks: Vec<IpNetwork>,
+}
+
+impl Default for RelayConfig {
+    fn default() -> RelayConfig {
+        RelayConfig {
+            networks: default_relay_networks(),
+        }
+    }
+}
+
+/// `[limits]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LimitsConfig {
+    pub max_message_bytes: u64,
+    pub max_recipients: usize,
+    #[serde(deserialize_with = "duration")]
+    pub idle_timeout: Duration,
+    #[serde(deserialize_with = "duration")]
+    pub shutdown_grace: Duration,
+    pub max_connections: usize,
+    pub max_command_line_bytes: usize,
+    pub max_data_line_bytes: usize,
+    pub max_errors: u32,
+}
+
+impl Default for LimitsConfig {
+    fn default() -> LimitsConfig {
+        LimitsConfig {
+            max_message_bytes: 36_700_160,
+            max_recipients: 100,
+            idle_timeout: Duration::from_secs(300),
+            shutdown_grace: Duration::from_secs(30),
+            max_connections: 10_000,
+            max_command_line_bytes: 2048,
+            max_data_line_bytes: 65_536,
+            max_errors: 20,
+        }
+    }
+}
+
+/// Where the configuration came from.
+#[derive(Debug, Clone)]
+pub enum Source {
+    File(PathBuf),
+    Embedded,
+}
+
+impl std::fmt::Display for Source {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Source::File(path) => write!(f, "{}", path.display()),
+            Source::Embedded => f.write_str("the embedded defaults"),
+        }
+    }
+}
+
+/// Finds the file: `--config`, `$PETREL_CONFIG`, `./petrel.toml`, `/etc/petrel/petrel.toml`,
+/// else the embedded defaults.
+pub fn locate(explicit: Option<&Path>) -> Source {
+    if let Some(path) = explicit {
+        return Source::File(path.to_path_buf());
+    }
+    if let Some(path) = std::env::var_os("PETREL_CONFIG").filter(|p| !p.is_empty()) {
+        return Source::File(PathBuf::from(path));
+    }
+    for candidate in ["petrel.toml", "/etc/petrel/petrel.toml"] {
+        if Path::new(candidate).is_file() {
+            return Source::File(PathBuf::from(candidate));
+        }
+    }
+    Source::Embedded
+}
+
+/// Reads and checks the configuration.
+///
+/// # Errors
+/// A message naming the file, the line and what is wrong.
+pub fn load(source: &Source) -> Result<Config, String> {
+    let (name, text) = match source {
+        Source::File(path) => {
+            let text = std::fs::read_to_string(path)
+                .map_err(|e| format!("{}: cannot read the configuration: {e}", path.display()))?;
+            (path.display().to_string(), text)
+        }
+        Source::Embedded => ("embedded defaults".to_owned(), String::new()),
+    };
+    let config: Config = toml::from_str(&text).map_err(|e| describe(&name, &text, &e))?;
+    config.validate().map_err(|e| format!("{name}: {e}"))?;
+    Ok(config)
+}
+
+fn describe(name: &str, text: &str, error: &toml::de::Error) -> String {
+    let message = error.message().trim_end();
+    match error.span() {
+        Some(span) => {
+            let line = text[..span.start.min(text.len())].matches('\n').count() + 1;
+            let line_text = text.lines().nth(line - 1).unwrap_or("").trim();
+            format!("{name}:{line}: {message} (in `{line_text}`)")
+        }
+        None => format!("{name}: {message}"),
+    }
+}
+
+impl Config {
+    fn validate(&self) -> Result<(), String> {
+        if self.listener.is_empty() {
+            return Err("listener: at least one [[listener]] is needed".into());
+        }
+        for listener in &self.listener {
+            if listener.protocol != Protocol::Smtp {
+                return Err(format!(
+                    "listener {}: protocol \"{}\" needs TLS and AUTH, which this version does not have yet; use \"smtp\"",
+                    listener.address,
+                    listener.protocol.as_str()
+                ));
+            }
+        }
+        if self.limits.max_recipients < 100 {
+            return Err("limits.max_recipients: must be at least 100 (RFC 5321 §4.5.3.1.8)".into());
+        }
+        if self.limits.max_command_line_bytes < 512 {
+            return Err(
+                "limits.max_command_line_bytes: must be at least 512 (RFC 5321 §4.5.3.1.4)".into(),
+            );
+        }
+        if self.limits.max_data_line_bytes < 998 {
+            return Err(
+                "limits.max_data_line_bytes: must be at least 998 (RFC 5321 §4.5.3.1.6)".into(),
+            );
+        }
+        if self.limits.max_errors == 0 || self.limits.max_connections == 0 {
+            return Err("limits: max_errors and max_connections must be above 0".into());
+        }
+        for domain in &self.local.domains {
+            if !petrel_proto::address::is_domain_name(domain) {
+                return Err(format!("local.domains: {domain:?} is not a domain name"));
+            }
+        }
+        Ok(())
+    }
+
+    /// What sessions need.
+    pub fn server_settings(&self) -> Arc<ServerSettings> {
+        Arc::new(ServerSettings {
+            session: SessionConfig {
+                hostname: self.hostname.clone(),
+                max_message_bytes: self.limits.max_message_bytes,
+                max_recipients: self.limits.max_recipients,
+                max_command_line_bytes: self.limits.max_command_line_bytes,
+                max_data_line_bytes: self.limits.max_data_line_bytes,
+                max_errors: self.limits.max_errors,
+                max_received_headers: 100,
+                bare_newline: self.policy.bare_newline,
+            },
+            idle_timeout: self.limits.idle_timeout,
+            policy: Policy {
+                local_domains: self.local_domains(),
+                recipient_delimiter: self.delimiter(),
+                mailboxes: self.local.mailboxes.as_ref().map(|list| {
+                    list.iter()
+                        .map(|m| m.to_lowercase())
+                        .collect::<HashSet<_>>()
+                }),
+                relay_networks: self.relay.networks.clone(),
+            },
+            bare_newline_normalize_networks: self.policy.bare_newline_normalize_networks.clone(),
+        })
+    }
+
+    /// What delivery needs.
+    pub fn delivery_settings(&self) -> Arc<DeliverySettings> {
+        Arc::new(DeliverySettings {
+            hostname: self.hostname.clone(),
+            mail_root: self.data_dir.join("mail"),
+            local_domains: self.local_domains(),
+            recipient_delimiter: self.delimiter(),
+        })
+    }
+
+    fn local_domains(&self) -> Vec<String> {
+        self.local
+            .domains
+            .iter()
+            .map(|d| d.to_lowercase())
+            .collect()
+    }
+
+    fn delimiter(&self) -> Option<String> {
+        Some(self.local.recipient_delimiter.clone()).filter(|d| !d.is_empty())
+    }
+}
+
+fn system_hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .map(|name| name.trim().to_owned())
+        .filter(|name| petrel_proto::address::is_domain_name(name))
+        .unwrap_or_else(|| "localhost".to_owned())
+}
+
+fn default_data_dir() -> PathBuf {
+    PathBuf::from("petrel-data")
+}
+
+fn default_listeners() -> Vec<ListenerConfig> {
+    vec![ListenerConfig {
+        address: SocketAddr::from(([127, 0, 0, 1], 2525)),
+        protocol: Protocol::Smtp,
+    }]
+}
+
+fn default_local_domains() -> Vec<String> {
+    vec!["localhost".to_owned()]
+}
+
+fn default_delimiter() -> String {
+    "+".to_owned()
+}
+
+fn default_relay_networks() -> Vec<IpNetwork> {
+    ["127.0.0.0/8", "::1/128"]
+        .iter()
+        .filter_map(|n| IpNetwork::parse(n).ok())
+        .collect()
+}
+
+fn networks<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Vec<IpNetwork>, D::Error> {
+    let texts = Vec::<String>::deserialize(deserializer)?;
+    texts
+        .iter()
+        .map(|text| IpNetwork::parse(text).map_err(serde::de::Error::custom))
+        .collect()
+}
+
+fn duration<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Duration, D::Error> {
+    let text = String::deserialize(deserializer)?;
+    humantime::parse_duration(&text).map_err(|e| {
+        serde::de::Error::custom(format!(
+            "{text:?} is not a duration like \"30s\" or \"5m\": {e}"
+        ))
+    })
+}
+
+fn bare_newline<'de, D: Deserializer<'de>>(deserializer: D) -> Result<BareNewline, D::Error> {
+    match String::deserialize(deserializer)?.as_str() {
+        "reject" => Ok(BareNewline::Reject),
+        "normalize" => Ok(BareNewline::Normalize),
+        other => Err(serde::de::Error::custom(format!(
+            "{other:?} is not \"reject\" or \"normalize\""
+        ))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<Config, String> {
+        let config: Config = toml::from_str(text).map_err(|e| describe("petrel.toml", text, &e))?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    #[test]
+    fn embedded_defaults() {
+        let config = parse("").unwrap();
+        assert_eq!(config.listener[0].address.to_string(), "127.0.0.1:2525");
+        assert_eq!(config.local.domains, ["localhost"]);
+        assert_eq!(config.data_dir, PathBuf::from("petrel-data"));
+        assert_eq!(config.limits.idle_timeout, Duration::from_secs(300));
+    }
+
+    #[test]
+    fn errors_name_key_and_line() {
+        let error = parse("hostname = \"a\"\n[limits]\nidle_tmeout = \"5m\"\n").unwrap_err();
+        assert!(
+            error.starts_with("petrel.toml:3: unknown field `idle_tmeout`"),
+            "{error}"
+        );
+        let error = parse("[relay]\nnetworks = [\"10.0.0.0/33\"]\n").unwrap_err();
+        assert!(
+            error.starts_with("petrel.toml:2:") && error.contains("10.0.0.0/33"),
+            "{error}"
+        );
+        let error = parse("[limits]\nshutdown_grace = \"soon\"\n").unwrap_err();
+        assert!(
+            error.starts_with("petrel.toml:2:") && error.contains("shutdown_grace"),
+            "{error}"
+        );
+    }
+}

@@ -1,0 +1,150 @@
+//! `petrel serve`: opens the spool, binds the listeners, runs receiving and delivery, and
+//! handles SIGTERM/SIGINT (drain, 421 4.3.2, exit 0) and SIGHUP (reload without dropping
+//! sessions).
+//!
+//! Failures at start (unreadable configuration, a port in use, an unusable data_dir) end the
+//! process with a clear message; nothing after start may stop it but a signal.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use petrel_delivery::Scheduler;
+use petrel_queue::Queue;
+use petrel_queue::spool::Spool;
+use petrel_server::listener::run_listener;
+use petrel_server::{Lifecycle, Server};
+use tokio::net::TcpListener;
+use tokio::signal::unix::{SignalKind, signal};
+use tokio::sync::{Semaphore, mpsc, watch};
+use tracing::{error, info, warn};
+
+use crate::config::{self, Config, Source};
+
+/// Runs until a stop signal; returns after a clean shutdown.
+///
+/// # Errors
+/// What kept petrel from starting.
+pub fn run(source: Source) -> Result<(), String> {
+    let config = config::load(&source)?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| format!("cannot start the runtime: {e}"))?;
+    runtime.block_on(serve(source, config))
+}
+
+async fn serve(source: Source, config: Config) -> Result<(), String> {
+    info!(config = %source, hostname = %config.hostname, data_dir = %config.data_dir.display(), "starting");
+    let queue = open_spool(config.data_dir.join("queue")).await?;
+    let mut listeners = Vec::new();
+    for listener in &config.listener {
+        let bound = TcpListener::bind(listener.address)
+            .await
+            .map_err(|e| format!("cannot listen on {}: {e}", listener.address))?;
+        let address = bound
+            .local_addr()
+            .map_err(|e| format!("cannot read the address of {}: {e}", listener.address))?;
+        info!("listening on {address} ({})", listener.protocol.as_str());
+        listeners.push(bound);
+    }
+
+    let (server_settings, server_settings_rx) = watch::channel(config.server_settings());
+    let (delivery_settings, delivery_settings_rx) = watch::channel(config.delivery_settings());
+    let (lifecycle, lifecycle_rx) = watch::channel(Lifecycle::Running);
+    let (stop_delivery, stop_delivery_rx) = watch::channel(false);
+    let (queued_tx, queued_rx) = mpsc::unbounded_channel();
+
+    let scheduler = Scheduler::new(queue.clone(), delivery_settings_rx);
+    let delivery = tokio::spawn(scheduler.run(queued_rx, stop_delivery_rx));
+
+    let max_connections = config.limits.max_connections;
+    let connections = Arc::new(Semaphore::new(max_connections));
+    let server = Arc::new(Server {
+        settings: server_settings_rx,
+        queue,
+        on_queued: Arc::new(move |id| {
+            let _ = queued_tx.send(id);
+        }),
+        lifecycle: lifecycle_rx,
+    });
+    for listener in listeners {
+        tokio::spawn(run_listener(listener, server.clone(), connections.clone()));
+    }
+
+    let grace = wait_for_stop(
+        &source,
+        config.limits.shutdown_grace,
+        &server_settings,
+        &delivery_settings,
+    )
+    .await?;
+    info!(grace = ?grace, "stopping: no new connections; transactions in flight may finish");
+    let _ = lifecycle.send(Lifecycle::Draining);
+    let all = u32::try_from(max_connections).unwrap_or(u32::MAX);
+    if tokio::time::timeout(grace, connections.acquire_many(all))
+        .await
+        .is_err()
+    {
+        warn!("grace period over; closing the remaining sessions with 421 4.3.2");
+        let _ = lifecycle.send(Lifecycle::Stopping);
+        let _ = tokio::time::timeout(Duration::from_secs(5), connections.acquire_many(all)).await;
+    }
+    let _ = stop_delivery.send(true);
+    if tokio::time::timeout(Duration::from_secs(30), delivery)
+        .await
+        .is_err()
+    {
+        warn!("deliveries still running at exit; they resume at the next start");
+    }
+    info!("stopped");
+    Ok(())
+}
+
+async fn open_spool(root: PathBuf) -> Result<Arc<dyn Queue>, String> {
+    let shown = root.display().to_string();
+    let opened = tokio::task::spawn_blocking(move || Spool::open(root))
+        .await
+        .map_err(|e| format!("cannot open the queue {shown}: {e}"))?
+        .map_err(|e| format!("cannot open the queue {shown}: {e}"))?;
+    let (spool, report) = opened;
+    info!(
+        queue = %shown,
+        active = report.active,
+        purged_tmp = report.purged_tmp,
+        quarantined = report.quarantined.len(),
+        "queue opened"
+    );
+    for (name, reason) in &report.quarantined {
+        error!(file = %name, %reason, "unreadable queue entry moved to corrupt/");
+    }
+    Ok(Arc::new(spool))
+}
+
+/// Waits for SIGTERM or SIGINT, reloading on SIGHUP; returns the shutdown grace period.
+async fn wait_for_stop(
+    source: &Source,
+    mut grace: Duration,
+    server_settings: &watch::Sender<Arc<petrel_server::ServerSettings>>,
+    delivery_settings: &watch::Sender<Arc<petrel_delivery::DeliverySettings>>,
+) -> Result<Duration, String> {
+    let signal_error = |e: std::io::Error| format!("cannot install signal handlers: {e}");
+    let mut terminate = signal(SignalKind::terminate()).map_err(signal_error)?;
+    let mut interrupt = signal(SignalKind::interrupt()).map_err(signal_error)?;
+    let mut hangup = signal(SignalKind::hangup()).map_err(signal_error)?;
+    loop {
+        tokio::select! {
+            _ = terminate.recv() => return Ok(grace),
+            _ = interrupt.recv() => return Ok(grace),
+            _ = hangup.recv() => match config::load(source) {
+                Ok(config) => {
+                    server_settings.send_replace(config.server_settings());
+                    delivery_settings.send_replace(config.delivery_settings());
+                    grace = config.limits.shutdown_grace;
+                    info!(config = %source, "configuration reloaded (listeners and data_dir change only at restart)");
+                }
+                Err(message) => error!(%message, "reload refused; the running configuration stays"),
+            },
+        }
+    }
+}

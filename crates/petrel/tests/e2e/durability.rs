@@ -1,0 +1,201 @@
+//! Durability (S-DATA-6): no message that got a 250 is lost when the server is SIGKILLed under
+//! load, and the 250 is written only after the message file, its envelope and the queue
+//! directory were fsynced (checked on the real system calls with strace).
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use crate::harness::{Petrel, RawClient, Scratch, maildir_messages};
+
+#[test]
+fn sigkill_under_load_loses_no_acknowledged_message() {
+    const CLIENTS: usize = 16;
+    const KILL_AFTER: usize = 120;
+    let scratch = Scratch::new("crash");
+    let mut petrel = Petrel::start(&scratch.0, "");
+    let acknowledged = Arc::new(Mutex::new(Vec::<String>::new()));
+    let count = Arc::new(AtomicUsize::new(0));
+    let stop = Arc::new(AtomicBool::new(false));
+    let mut threads = Vec::new();
+    for client in 0..CLIENTS {
+        let (acknowledged, count, stop) = (acknowledged.clone(), count.clone(), stop.clone());
+        let address = petrel.address;
+        threads.push(std::thread::spawn(move || {
+            let mut raw = RawClient::connect(address);
+            raw.reply();
+            raw.command("EHLO load.test");
+            // Bounded: at most 1000 messages per client, and only until the kill.
+            for n in 0..1000 {
+                if stop.load(Ordering::Relaxed) {
+                    return;
+                }
+                let tag = format!("crash-{client}-{n}");
+                let content = format!(
+                    "Subject: {tag}\r\nX-Tag: {tag}\r\n\r\n{}\r\n",
+                    "x".repeat(2000)
+                );
+                let reply = raw.send_message(
+                    "load@example.test",
+                    &["crash@localhost"],
+                    content.as_bytes(),
+                );
+                if reply.starts_with("250 ") {
+                    acknowledged.lock().unwrap().push(tag);
+                    count.fetch_add(1, Ordering::Relaxed);
+                } else {
+                    return;
+                }
+            }
+        }));
+    }
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while count.load(Ordering::Relaxed) < KILL_AFTER && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    petrel.child.kill().unwrap(); // SIGKILL
+    petrel.child.wait().unwrap();
+    stop.store(true, Ordering::Relaxed);
+    for thread in threads {
+        let _ = thread.join();
+    }
+    let acknowledged = acknowledged.lock().unwrap().clone();
+    assert!(
+        acknowledged.len() >= KILL_AFTER,
+        "only {} acknowledged",
+        acknowledged.len()
+    );
+
+    let restarted = Petrel::start_with(&petrel.config_path, &petrel.data_dir, &[]);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let mut seen: HashMap<String, usize> = HashMap::new();
+    loop {
+        seen.clear();
+        for file in maildir_messages(&restarted.data_dir, "localhost", "crash") {
+            let text = String::from_utf8_lossy(&file);
+            if let Some(tag) = text.lines().find_map(|l| l.strip_prefix("X-Tag: ")) {
+                *seen.entry(tag.to_owned()).or_default() += 1;
+            }
+        }
+        let missing = acknowledged
+            .iter()
+            .filter(|t| !seen.contains_key(*t))
+            .count();
+        if missing == 0 || Instant::now() > deadline {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let lost: Vec<&String> = acknowledged
+        .iter()
+        .filter(|t| !seen.contains_key(*t))
+        .collect();
+    let duplicates = seen.values().filter(|&&n| n > 1).count();
+    let unacknowledged_but_delivered = seen.keys().filter(|t| !acknowledged.contains(t)).count();
+    eprintln!(
+        "crash test: {} acknowledged, {} lost, {} duplicated, {} delivered without a 250 (killed between fsync and reply)",
+        acknowledged.len(),
+        lost.len(),
+        duplicates,
+        unacknowledged_but_delivered
+    );
+    assert!(
+        lost.is_empty(),
+        "lost after SIGKILL: {lost:?}\n{}",
+        restarted.log_text()
+    );
+}
+
+/// One strace line: which thread, and the rest.
+fn split_pid(line: &str) -> (&str, &str) {
+    match line.strip_prefix("[pid ") {
+        Some(rest) => rest
+            .split_once("] ")
+            .map_or(("main", line), |(pid, rest)| (pid, rest)),
+        None => line
+            .split_once(' ')
+            .map_or(("main", line), |(pid, rest)| (pid, rest)),
+    }
+}
+
+#[test]
+fn strace_shows_fsyncs_before_the_250() {
+    let scratch = Scratch::new("strace");
+    let data_dir = scratch.0.join("data");
+    let config_path = scratch.0.join("petrel.toml");
+    std::fs::write(&config_path, crate::harness::config_text(&data_dir, "")).unwrap();
+    let trace_path = scratch.0.join("trace.txt");
+    let trace_arg = trace_path.display().to_string();
+    let petrel = Petrel::start_with(
+        &config_path,
+        &data_dir,
+        &[
+            "strace",
+            "-f",
+            "-y",
+            "-s",
+            "80",
+            "-o",
+            &trace_arg,
+            "-e",
+            "trace=fsync,fdatasync,rename,renameat,renameat2,write,sendto,writev",
+        ],
+    );
+    let mut client = RawClient::connect(petrel.address);
+    client.reply();
+    client.command("EHLO strace.test");
+    let reply = client.send_message(
+        "a@example.test",
+        &["traced@localhost"],
+        b"Subject: traced\r\n\r\nhello\r\n",
+    );
+    assert!(reply.starts_with("250 2.0.0 queued as "), "{reply}");
+    let id = reply.trim_end().rsplit(' ').next().unwrap().to_owned();
+    client.command("QUIT");
+    drop(petrel);
+    let trace = std::fs::read_to_string(&trace_path).unwrap();
+
+    // Completed syscalls in order: a call may be split into "<unfinished ...>" and
+    // "<... resumed>" lines; it counts as completed at its resumed line.
+    let mut pending: HashMap<String, String> = HashMap::new();
+    let mut completed: Vec<String> = Vec::new();
+    for line in trace.lines() {
+        let (pid, rest) = split_pid(line);
+        if let Some(call) = rest.strip_suffix(" <unfinished ...>") {
+            pending.insert(pid.to_owned(), call.to_owned());
+        } else if rest.starts_with("<... ") {
+            let start = pending.remove(pid).unwrap_or_default();
+            completed.push(format!("{start} {rest}"));
+        } else {
+            completed.push(rest.to_owned());
+        }
+    }
+    let position = |what: &dyn Fn(&str) -> bool| completed.iter().position(|c| what(c));
+    let reply_at = position(&|c: &str| {
+        (c.starts_with("write(") || c.starts_with("sendto(")) && c.contains("250 2.0.0 queued as")
+    })
+    .unwrap_or_else(|| panic!("no 250 written in:\n{trace}"));
+    let message_fsync =
+        position(&|c: &str| c.contains("fsync(") && c.contains(&format!("{id}.msg")));
+    let envelope_fsync =
+        position(&|c: &str| c.contains("fsync(") && c.contains(&format!("{id}.env")));
+    let bucket = &id[..2];
+    let directory_fsync = position(&|c: &str| {
+        c.contains("fsync(") && c.contains(&format!("/queue/active/{bucket}>"))
+    });
+    let rename = position(&|c: &str| c.starts_with("rename") && c.contains(&format!("{id}.env")));
+    for (name, at) in [
+        ("message fsync", message_fsync),
+        ("envelope fsync", envelope_fsync),
+        ("rename into active/", rename),
+        ("queue directory fsync", directory_fsync),
+    ] {
+        let at = at.unwrap_or_else(|| panic!("no {name} for {id} in:\n{trace}"));
+        assert!(at < reply_at, "{name} came after the 250:\n{trace}");
+    }
+    assert!(
+        rename < directory_fsync,
+        "the directory fsync must follow the rename"
+    );
+}

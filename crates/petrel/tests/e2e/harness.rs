@@ -1,0 +1,268 @@
+//! Test harness: starts a real `petrel serve` on a loopback port 0 with its own data_dir, finds
+//! its port from the `listening on` log line, and reads what landed in its Maildirs. A tiny raw
+//! SMTP client lets tests send exact bytes.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::mpsc;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+static NEXT_DIR: AtomicU32 = AtomicU32::new(0);
+
+/// A scratch directory removed when dropped.
+pub struct Scratch(pub PathBuf);
+
+impl Scratch {
+    pub fn new(name: &str) -> Scratch {
+        let dir = std::env::temp_dir().join(format!(
+            "petrel-e2e-{}-{}-{}",
+            std::process::id(),
+            NEXT_DIR.fetch_add(1, Ordering::Relaxed),
+            name
+        ));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        Scratch(dir)
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// The configuration every test starts from; `extra` is appended (tables after the top keys).
+pub fn config_text(data_dir: &Path, extra: &str) -> String {
+    format!(
+        "hostname = \"mx.test\"\ndata_dir = \"{}\"\n\n[[listener]]\naddress = \"127.0.0.1:0\"\n\n[local]\ndomains = [\"localhost\", \"example.test\"]\n\n{extra}\n",
+        data_dir.display()
+    )
+}
+
+/// A running petrel.
+pub struct Petrel {
+    pub child: Child,
+    pub address: SocketAddr,
+    pub data_dir: PathBuf,
+    pub config_path: PathBuf,
+    pub log: Arc<Mutex<Vec<String>>>,
+}
+
+impl Petrel {
+    /// Starts petrel with the base configuration plus `extra` in `dir`.
+    pub fn start(dir: &Path, extra: &str) -> Petrel {
+        let data_dir = dir.join("data");
+        let config_path = dir.join("petrel.toml");
+        std::fs::write(&config_path, config_text(&data_dir, extra)).unwrap();
+        Petrel::start_with(&config_path, &data_dir, &[])
+    }
+
+    /// Starts `petrel serve --config FILE`, prefixed by `wrapper` (e.g. strace) when given.
+    pub fn start_with(config_path: &Path, data_dir: &Path, wrapper: &[&str]) -> Petrel {
+        let binary = env!("CARGO_BIN_EXE_petrel");
+        let mut command = match wrapper.split_first() {
+            Some((program, args)) => {
+                let mut command = Command::new(program);
+                command.args(args).arg(binary);
+                command
+            }
+            None => Command::new(binary),
+        };
+        command
+            .args(["serve", "--log-format", "human", "--config"])
+            .arg(config_path)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
+        let mut child = command.spawn().expect("start petrel");
+        let stderr = child.stderr.take().unwrap();
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let (found, address_rx) = mpsc::channel();
+        let log_writer = log.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines() {
+                let Ok(line) = line else { break };
+                if let Some(rest) = line.split("listening on ").nth(1) {
+                    let address = rest.split(' ').next().unwrap_or("").to_owned();
+                    let _ = found.send(address);
+                }
+                log_writer.lock().unwrap().push(line);
+            }
+        });
+        let address = match address_rx.recv_timeout(Duration::from_secs(60)) {
+            Ok(address) => address.parse().expect("listening address"),
+            Err(_) => {
+                let _ = child.kill();
+                panic!("petrel did not start: {:?}", log.lock().unwrap());
+            }
+        };
+        Petrel {
+            child,
+            address,
+            data_dir: data_dir.to_path_buf(),
+            config_path: config_path.to_path_buf(),
+            log,
+        }
+    }
+
+    /// Files in `mail/<domain>/<user>/new/`, contents sorted by file name.
+    pub fn maildir(&self, domain: &str, user: &str) -> Vec<Vec<u8>> {
+        maildir_messages(&self.data_dir, domain, user)
+    }
+
+    /// Waits until the Maildir holds `count` messages (bounded), then returns them.
+    pub fn wait_for_maildir(&self, domain: &str, user: &str, count: usize) -> Vec<Vec<u8>> {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let messages = self.maildir(domain, user);
+            if messages.len() >= count || Instant::now() > deadline {
+                return messages;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Sends a signal by name to the petrel process (only the process this test started).
+    pub fn signal(&self, name: &str) {
+        let status = Command::new("kill")
+            .args([&format!("-{name}"), &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success());
+    }
+
+    /// Waits (bounded) for the process to exit and returns its exit code.
+    pub fn wait_exit(&mut self) -> Option<i32> {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status.code();
+            }
+            if Instant::now() > deadline {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    pub fn log_text(&self) -> String {
+        self.log.lock().unwrap().join("\n")
+    }
+}
+
+impl Drop for Petrel {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+pub fn maildir_messages(data_dir: &Path, domain: &str, user: &str) -> Vec<Vec<u8>> {
+    let new = data_dir.join("mail").join(domain).join(user).join("new");
+    let Ok(entries) = std::fs::read_dir(new) else {
+        return Vec::new();
+    };
+    let mut paths: Vec<PathBuf> = entries.filter_map(|e| e.ok().map(|e| e.path())).collect();
+    paths.sort();
+    paths.iter().filter_map(|p| std::fs::read(p).ok()).collect()
+}
+
+/// Splits a Maildir file into its trace header lines (Return-Path, Delivered-To, Received with
+/// its folded lines) and the rest, checking the trace lines are those three fields.
+pub fn strip_trace(file: &[u8]) -> (String, Vec<u8>) {
+    let text = String::from_utf8_lossy(file);
+    let mut trace = String::new();
+    let mut offset = 0;
+    for line in text.split_inclusive('\n') {
+        let is_trace = line.starts_with("Return-Path: ")
+            || line.starts_with("Delivered-To: ")
+            || line.starts_with("Received: ")
+            || (line.starts_with('\t') && trace.contains("Received: "));
+        if !is_trace {
+            break;
+        }
+        trace.push_str(line);
+        offset += line.len();
+    }
+    assert!(trace.starts_with("Return-Path: <"), "{trace}");
+    assert_eq!(trace.matches("Received: ").count(), 1, "{trace}");
+    (trace, file[offset..].to_vec())
+}
+
+/// A raw SMTP client over loopback.
+pub struct RawClient {
+    pub stream: TcpStream,
+    reader: BufReader<TcpStream>,
+}
+
+impl RawClient {
+    pub fn connect(address: SocketAddr) -> RawClient {
+        let stream = TcpStream::connect(address).unwrap();
+        stream
+            .set_read_timeout(Some(Duration::from_secs(60)))
+            .unwrap();
+        let reader = BufReader::new(stream.try_clone().unwrap());
+        RawClient { stream, reader }
+    }
+
+    /// Connects, or `None` when nothing listens.
+    pub fn try_connect(address: SocketAddr) -> Option<RawClient> {
+        TcpStream::connect(address)
+            .ok()
+            .map(|_| RawClient::connect(address))
+    }
+
+    /// Reads one whole reply (all its lines).
+    pub fn reply(&mut self) -> String {
+        let mut reply = String::new();
+        loop {
+            let mut line = String::new();
+            if self.reader.read_line(&mut line).unwrap_or(0) == 0 {
+                return reply;
+            }
+            reply.push_str(&line);
+            if line.as_bytes().get(3) != Some(&b'-') {
+                return reply;
+            }
+        }
+    }
+
+    pub fn send(&mut self, bytes: &[u8]) {
+        self.stream.write_all(bytes).unwrap();
+    }
+
+    /// Sends one command line and returns its reply.
+    pub fn command(&mut self, line: &str) -> String {
+        self.send(format!("{line}\r\n").as_bytes());
+        self.reply()
+    }
+
+    /// True when the server closed the connection.
+    pub fn is_closed(&mut self) -> bool {
+        let mut byte = [0u8; 1];
+        matches!(self.reader.read(&mut byte), Ok(0) | Err(_))
+    }
+
+    /// Sends one message in one transaction; returns the final reply.
+    pub fn send_message(&mut self, from: &str, to: &[&str], content: &[u8]) -> String {
+        let reply = self.command(&format!("MAIL FROM:<{from}>"));
+        if !reply.starts_with("250") {
+            return reply;
+        }
+        for rcpt in to {
+            self.command(&format!("RCPT TO:<{rcpt}>"));
+        }
+        let reply = self.command("DATA");
+        if !reply.starts_with("354") {
+            return reply;
+        }
+        self.send(content);
+        self.send(b".\r\n");
+        self.reply()
+    }
+}

@@ -1,0 +1,324 @@
+//! `Spool`: the [`Queue`] on files, readable with `ls` and `cat`.
+//!
+//! Layout under the root:
+//! ```text
+//! lock                            held (flock) by the one open Spool
+//! tmp/<id>.msg, tmp/<id>.env      being received; purged by Spool::open
+//! active/<bucket>/<id>.msg        the message bytes exactly as given (immutable)
+//! active/<bucket>/<id>.env        the envelope record (crate::record), rewritten by update
+//! hold/                           held by an operator (created; unused for now)
+//! corrupt/                        unreadable entries, never deleted, with <name>.reason
+//! ```
+//!
+//! Durability contract of `store` (the 250 of the receiver waits for it): write and fsync
+//! `tmp/<id>.msg`, write and fsync `tmp/<id>.env`, rename the message and then the envelope into
+//! `active/<bucket>/`, and return only after an fsync of that directory which began after the
+//! renames. The directory fsync is a group commit: every concurrent caller fsyncs its own
+//! files, and the directory fsyncs are shared through the [`crate::dirsync`] thread
+//! `petrel-dirsync`, so a burst of N stores costs N file fsyncs but only a few directory fsyncs.
+//! Because the envelope is renamed last, an `.msg` without `.env` in `active/` is an interrupted
+//! store; `open` moves it to `corrupt/` (see `recovery`). `update` writes a new record in `tmp/`,
+//! fsyncs it, renames it over the old one and group-commits the directory; `remove` unlinks the
+//! envelope first, then the message, and group-commits too (so a delivered message does not
+//! come back after a crash).
+//!
+//! One `Spool` per root at a time: `open` takes an exclusive lock on `<root>/lock`, because it
+//! purges `tmp/` and quarantines half-stored entries, which would destroy the work of another
+//! live spool. The caller must not update or remove one id from two threads at once (the
+//! scheduler owns a message while it works on it).
+//!
+//! Failure policy: every IO error is returned (ENOSPC/EDQUOT as `QueueError::NoSpace`); a
+//! failed store removes what it created, best-effort, and no id is returned. Nothing in
+//! `active/` is ever deleted except by `remove`; unreadable entries go to `corrupt/`. Handles
+//! untrusted bytes only as opaque message content; ids are validated before becoming paths.
+
+mod files;
+mod recovery;
+
+use std::collections::BTreeSet;
+use std::fs::{self, File};
+use std::io;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Mutex, PoisonError};
+use std::time::SystemTime;
+
+use crate::dirsync::{DirectorySyncer, sync_directory};
+use crate::envelope::Envelope;
+use crate::error::QueueError;
+use crate::id::QueueId;
+use crate::{NewMessage, Queue, record};
+use files::{create_new_file, create_private_dir, remove_if_present, remove_quietly};
+
+pub(crate) const TMP_DIR: &str = "tmp";
+pub(crate) const ACTIVE_DIR: &str = "active";
+pub(crate) const HOLD_DIR: &str = "hold";
+pub(crate) const CORRUPT_DIR: &str = "corrupt";
+pub(crate) const MESSAGE_SUFFIX: &str = "msg";
+pub(crate) const ENVELOPE_SUFFIX: &str = "env";
+
+/// How many fresh ids `store` tries before giving up on a collision.
+const MAX_ID_ATTEMPTS: usize = 16;
+
+/// What [`Spool::open`] found and did.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct OpenReport {
+    /// Entries removed from `tmp/` (receives that never finished).
+    pub purged_tmp: usize,
+    /// Messages in `active/` with a readable envelope.
+    pub active: usize,
+    /// `(file name, reason)` of every file moved to `corrupt/`.
+    pub quarantined: Vec<(String, String)>,
+}
+
+/// The file spool: a [`Queue`] whose states are directories.
+#[derive(Debug)]
+pub struct Spool {
+    root: PathBuf,
+    syncer: DirectorySyncer,
+    /// Buckets whose directory entry in `active/` is known to be durable.
+    durable_buckets: Mutex<BTreeSet<String>>,
+    /// Makes the temporary names of concurrent updates unique.
+    update_sequence: AtomicU64,
+    /// Holds the exclusive lock on `<root>/lock` while the spool is open.
+    _lock: File,
+}
+
+impl Spool {
+    /// Opens (creating if needed) the spool at `root`: purges `tmp/`, moves unusable entries
+    /// of `active/` to `corrupt/` and starts the directory syncer thread.
+    ///
+    /// # Errors
+    /// `QueueError::Io` when a directory cannot be created or read, the syncer thread cannot
+    /// start, or another `Spool` holds the root (`ErrorKind::WouldBlock`).
+    pub fn open(root: PathBuf) -> Result<(Spool, OpenReport), QueueError> {
+        fs::create_dir_all(&root)?;
+        let lock = files::lock_spool(&root)?;
+        let mut is_created = false;
+        for dir in [TMP_DIR, ACTIVE_DIR, HOLD_DIR, CORRUPT_DIR] {
+            is_created |= create_private_dir(&root.join(dir))?;
+        }
+        if is_created {
+            sync_directory(&root)?;
+        }
+        let purged_tmp = recovery::purge_tmp(&root.join(TMP_DIR))?;
+        let scan = recovery::scan_active(&root)?;
+        // Makes the bucket entries found durable, so stores into them need no fsync of active/.
+        sync_directory(&root.join(ACTIVE_DIR))?;
+        let spool = Spool {
+            root,
+            syncer: DirectorySyncer::start()?,
+            durable_buckets: Mutex::new(scan.buckets),
+            update_sequence: AtomicU64::new(0),
+            _lock: lock,
+        };
+        let report = OpenReport {
+            purged_tmp,
+            active: scan.active,
+            quarantined: scan.quarantined,
+        };
+        Ok((spool, report))
+    }
+
+    /// The root directory of the spool.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// Where the message bytes of `id` live while it is active.
+    pub fn message_path(&self, id: &QueueId) -> PathBuf {
+        self.bucket_dir(id).join(format!("{id}.{MESSAGE_SUFFIX}"))
+    }
+
+    /// Where the envelope record of `id` lives while it is active.
+    pub fn envelope_path(&self, id: &QueueId) -> PathBuf {
+        self.bucket_dir(id).join(format!("{id}.{ENVELOPE_SUFFIX}"))
+    }
+
+    /// How many shared directory fsync passes the syncer has completed (for tests and metrics).
+    pub fn directory_sync_passes(&self) -> u64 {
+        self.syncer.passes()
+    }
+
+    fn bucket_dir(&self, id: &QueueId) -> PathBuf {
+        self.root.join(ACTIVE_DIR).join(id.bucket())
+    }
+
+    fn tmp_path(&self, id: &QueueId, suffix: &str) -> PathBuf {
+        self.root.join(TMP_DIR).join(format!("{id}.{suffix}"))
+    }
+
+    /// Creates `active/<bucket>/` if needed and makes its entry durable before anyone uses it.
+    fn ensure_bucket(&self, id: &QueueId) -> io::Result<PathBuf> {
+        let dir = self.bucket_dir(id);
+        let mut durable = self
+            .durable_buckets
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        if !durable.contains(id.bucket()) {
+            create_private_dir(&dir)?;
+            sync_directory(&self.root.join(ACTIVE_DIR))?;
+            durable.insert(id.bucket().to_owned());
+        }
+        Ok(dir)
+    }
+
+    /// Picks a fresh id and creates `tmp/<id>.msg` for it; `create_new` makes the id ours.
+    fn reserve_id(&self) -> Result<(QueueId, File), QueueError> {
+        for _ in 0..MAX_ID_ATTEMPTS {
+            let id = QueueId::generate(SystemTime::now());
+            let file = match create_new_file(&self.tmp_path(&id, MESSAGE_SUFFIX)) {
+                Ok(file) => file,
+                Err(error) if error.kind() == io::ErrorKind::AlreadyExists => continue,
+                Err(error) => return Err(error.into()),
+            };
+            // A clock stepped backwards could repeat an id that is still queued.
+            if self.message_path(&id).exists() || self.envelope_path(&id).exists() {
+                remove_quietly(&self.tmp_path(&id, MESSAGE_SUFFIX));
+                continue;
+            }
+            return Ok((id, file));
+        }
+        Err(QueueError::Io(io::Error::new(
+            io::ErrorKind::AlreadyExists,
+            "no unused queue id found",
+        )))
+    }
+
+    /// The part of `store` after the id is reserved; the caller cleans up on error.
+    fn store_reserved(
+        &self,
+        id: &QueueId,
+        message_file: File,
+        envelope: &Envelope,
+        message: &NewMessage<'_>,
+    ) -> io::Result<()> {
+        let header = (message.header)(id);
+        files::write_and_sync(message_file, &[header.as_bytes(), message.content])?;
+        let envelope_tmp = self.tmp_path(id, ENVELOPE_SUFFIX);
+        files::write_new_file(&envelope_tmp, &record::encode(id, envelope))?;
+        let bucket_dir = self.ensure_bucket(id)?;
+        fs::rename(self.tmp_path(id, MESSAGE_SUFFIX), self.message_path(id))?;
+        fs::rename(&envelope_tmp, self.envelope_path(id))?;
+        self.syncer.sync(&bucket_dir)
+    }
+}
+
+impl Queue for Spool {
+    fn store(&self, envelope: &Envelope, message: &NewMessage<'_>) -> Result<QueueId, QueueError> {
+        let (id, message_file) = self.reserve_id()?;
+        if let Err(error) = self.store_reserved(&id, message_file, envelope, message) {
+            // Envelope first: an active .msg without .env is harmless (quarantined at open).
+            for path in [
+                self.envelope_path(&id),
+                self.message_path(&id),
+                self.tmp_path(&id, ENVELOPE_SUFFIX),
+                self.tmp_path(&id, MESSAGE_SUFFIX),
+            ] {
+                remove_quietly(&path);
+            }
+            return Err(error.into());
+        }
+        Ok(id)
+    }
+
+    fn list(&self) -> Result<Vec<QueueId>, QueueError> {
+        let mut ids = Vec::new();
+        for bucket in fs::read_dir(self.root.join(ACTIVE_DIR))? {
+            let bucket = bucket?;
+            if !bucket.file_type()?.is_dir() {
+                continue;
+            }
+            let bucket_name = bucket.file_name();
+            for entry in fs::read_dir(bucket.path())? {
+                let name = entry?.file_name();
+                let id = name
+                    .to_str()
+                    .and_then(|name| name.strip_suffix(ENVELOPE_SUFFIX))
+                    .and_then(|stem| stem.strip_suffix('.'))
+                    .and_then(QueueId::parse)
+                    .filter(|id| bucket_name.to_str() == Some(id.bucket()));
+                ids.extend(id);
+            }
+        }
+        ids.sort();
+        Ok(ids)
+    }
+
+    fn load(&self, id: &QueueId) -> Result<Envelope, QueueError> {
+        let bytes = read_entry(id, &self.envelope_path(id))?;
+        let corrupt = |reason: String| QueueError::Corrupt {
+            id: id.to_string(),
+            reason,
+        };
+        let (named, envelope) =
+            record::decode(&bytes).map_err(|error| corrupt(error.to_string()))?;
+        if named != *id {
+            return Err(corrupt(format!("envelope names another id {named}")));
+        }
+        Ok(envelope)
+    }
+
+    fn read_message(&self, id: &QueueId) -> Result<Vec<u8>, QueueError> {
+        read_entry(id, &self.message_path(id))
+    }
+
+    fn update(&self, id: &QueueId, envelope: &Envelope) -> Result<(), QueueError> {
+        let envelope_path = self.envelope_path(id);
+        if let Err(error) = fs::symlink_metadata(&envelope_path) {
+            return Err(not_found_or(id, error));
+        }
+        let sequence = self.update_sequence.fetch_add(1, Ordering::Relaxed);
+        let tmp = self
+            .root
+            .join(TMP_DIR)
+            .join(format!("{id}.update-{sequence}"));
+        let renamed = files::write_new_file(&tmp, &record::encode(id, envelope))
+            .and_then(|()| fs::rename(&tmp, &envelope_path));
+        if let Err(error) = renamed {
+            remove_quietly(&tmp);
+            return Err(error.into());
+        }
+        Ok(self.syncer.sync(&self.bucket_dir(id))?)
+    }
+
+    fn remove(&self, id: &QueueId) -> Result<(), QueueError> {
+        let had_envelope = remove_if_present(&self.envelope_path(id))?;
+        let had_message = remove_if_present(&self.message_path(id))?;
+        if !had_envelope && !had_message {
+            return Err(QueueError::NotFound(id.to_string()));
+        }
+        Ok(self.syncer.sync(&self.bucket_dir(id))?)
+    }
+
+    fn quarantine(&self, id: &QueueId, reason: &str) -> Result<(), QueueError> {
+        let mut is_moved = false;
+        for path in [self.envelope_path(id), self.message_path(id)] {
+            match fs::symlink_metadata(&path) {
+                Ok(_) => {
+                    recovery::move_to_corrupt(&self.root, &path, reason)?;
+                    is_moved = true;
+                }
+                Err(error) if error.kind() == io::ErrorKind::NotFound => {}
+                Err(error) => return Err(error.into()),
+            }
+        }
+        if !is_moved {
+            return Err(QueueError::NotFound(id.to_string()));
+        }
+        Ok(self.syncer.sync(&self.bucket_dir(id))?)
+    }
+}
+
+/// Reads a file of entry `id`; a missing file is `QueueError::NotFound`.
+fn read_entry(id: &QueueId, path: &Path) -> Result<Vec<u8>, QueueError> {
+    fs::read(path).map_err(|error| not_found_or(id, error))
+}
+
+fn not_found_or(id: &QueueId, error: io::Error) -> QueueError {
+    if error.kind() == io::ErrorKind::NotFound {
+        QueueError::NotFound(id.to_string())
+    } else {
+        error.into()
+    }
+}

@@ -1,0 +1,125 @@
+//! The connection driver: runs one `proto` server session over a TCP stream.
+//!
+//! Reads with the idle timeout (S-SESS-13), writes pending replies whenever the session has
+//! drained its input (S-PIPE-2), answers MAIL/RCPT from the policy and stores messages through
+//! `receive`. Watches the server's lifecycle for shutdown (S-SESS-9). Handles an untrusted peer:
+//! IO errors end this session only; a dropped connection abandons its open transaction
+//! (S-SESS-14).
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use petrel_proto::{Event, ServerSession};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tracing::{debug, info, warn};
+
+use crate::receive::store_message;
+use crate::{Lifecycle, Server};
+
+/// Octets read from the socket at once.
+const READ_BUFFER_BYTES: usize = 8192;
+
+/// Serves one client until QUIT, 421, timeout or disconnect.
+pub async fn serve_connection(
+    server: Arc<Server>,
+    mut stream: TcpStream,
+    peer: SocketAddr,
+    session_id: u64,
+) {
+    let client = peer.ip();
+    let settings = server.settings.borrow().clone();
+    let mut session = ServerSession::new(settings.session_for(client));
+    let mut lifecycle = server.lifecycle.clone();
+    let mut buffer = vec![0u8; READ_BUFFER_BYTES];
+    debug!(session = session_id, %peer, "connected");
+    loop {
+        match session.poll() {
+            Event::NeedInput => {
+                if write_output(&mut stream, &mut session).await.is_err() {
+                    return;
+                }
+                let idle = server.settings.borrow().idle_timeout;
+                tokio::select! {
+                    read = tokio::time::timeout(idle, stream.read(&mut buffer)) => match read {
+                        Err(_) => {
+                            info!(session = session_id, %peer, "idle timeout");
+                            session.idle_timeout();
+                        }
+                        Ok(Ok(0)) | Ok(Err(_)) => {
+                            debug!(session = session_id, %peer, "disconnected");
+                            return;
+                        }
+                        Ok(Ok(count)) => session.receive(&buffer[..count]),
+                    },
+                    changed = lifecycle.changed() => {
+                        let phase = if changed.is_ok() { *lifecycle.borrow() } else { Lifecycle::Stopping };
+                        apply_lifecycle(&mut session, phase);
+                    }
+                }
+            }
+            Event::Mail(request) => {
+                debug!(session = session_id, reverse_path = %request.reverse_path, "MAIL");
+                session.accept();
+            }
+            Event::Rcpt(request) => {
+                let decision = server
+                    .settings
+                    .borrow()
+                    .policy
+                    .check_recipient(client, &request.forward_path);
+                match decision {
+                    Ok(()) => session.accept(),
+                    Err(reply) => {
+                        info!(session = session_id, %peer, recipient = %request.forward_path, reply = %reply, "recipient refused");
+                        session.refuse(reply);
+                    }
+                }
+            }
+            Event::Message(message) => {
+                let hostname = settings.session.hostname.clone();
+                let sender = message.reverse_path.to_string();
+                let count = message.recipients.len();
+                let size = message.content.len();
+                let stored = store_message(server.queue.clone(), message, client, &hostname).await;
+                match (&stored.queue_id, &stored.error) {
+                    (Some(id), _) => {
+                        info!(session = session_id, queue_id = %id, %peer, sender = %sender, recipients = count, size, "queued");
+                        (server.on_queued)(id.clone());
+                    }
+                    (None, error) => {
+                        warn!(session = session_id, %peer, error = ?error, reply = %stored.reply, "message not queued");
+                    }
+                }
+                session.finish_message(stored.reply);
+                if *lifecycle.borrow() != Lifecycle::Running {
+                    apply_lifecycle(&mut session, *lifecycle.borrow());
+                }
+            }
+            Event::Close => {
+                let _ = write_output(&mut stream, &mut session).await;
+                let _ = stream.shutdown().await;
+                debug!(session = session_id, %peer, "closed");
+                return;
+            }
+        }
+    }
+}
+
+fn apply_lifecycle(session: &mut ServerSession, phase: Lifecycle) {
+    match phase {
+        Lifecycle::Running => {}
+        Lifecycle::Draining => {
+            session.begin_shutdown();
+        }
+        Lifecycle::Stopping => session.end_shutdown(),
+    }
+}
+
+async fn write_output(stream: &mut TcpStream, session: &mut ServerSession) -> std::io::Result<()> {
+    let output = session.take_output();
+    if output.is_empty() {
+        return Ok(());
+    }
+    stream.write_all(&output).await
+}

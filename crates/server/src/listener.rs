@@ -1,0 +1,60 @@
+//! The accept loop of one listener: a bounded number of concurrent sessions
+//! (`limits.max_connections`), each in its own task, until the server drains.
+//!
+//! A client over the limit gets 421 4.7.0 and is closed. Accept errors (such as running out of
+//! file descriptors) are logged and retried after a pause; they never end the listener.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use petrel_proto::standard;
+use tokio::io::AsyncWriteExt;
+use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
+use tracing::warn;
+
+use crate::connection::serve_connection;
+use crate::{Lifecycle, Server};
+
+static NEXT_SESSION_ID: AtomicU64 = AtomicU64::new(1);
+
+/// Accepts connections until the lifecycle leaves `Running`. `connections` holds one permit
+/// per session allowed at once, shared by all listeners; the caller waits for them to return.
+pub async fn run_listener(listener: TcpListener, server: Arc<Server>, connections: Arc<Semaphore>) {
+    let mut lifecycle = server.lifecycle.clone();
+    loop {
+        if *lifecycle.borrow() != Lifecycle::Running {
+            return;
+        }
+        let accepted = tokio::select! {
+            accepted = listener.accept() => accepted,
+            _ = lifecycle.changed() => continue,
+        };
+        let (mut stream, peer) = match accepted {
+            Ok(pair) => pair,
+            Err(error) => {
+                warn!(%error, "accept failed");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                continue;
+            }
+        };
+        let _ = stream.set_nodelay(true);
+        let Ok(permit) = connections.clone().try_acquire_owned() else {
+            warn!(%peer, "too many connections");
+            tokio::spawn(async move {
+                let mut out = Vec::new();
+                standard::TOO_MANY_CONNECTIONS.reply().render(&mut out);
+                let _ = stream.write_all(&out).await;
+                let _ = stream.shutdown().await;
+            });
+            continue;
+        };
+        let session_id = NEXT_SESSION_ID.fetch_add(1, Ordering::Relaxed);
+        let server = server.clone();
+        tokio::spawn(async move {
+            serve_connection(server, stream, peer, session_id).await;
+            drop(permit);
+        });
+    }
+}

@@ -1,0 +1,105 @@
+//! The receiving policy (RFC 5321 §3.6, SMTP-CONFORMANCE.md S-SESS-12, S-TXN-9): which
+//! recipients are ours, which clients may relay, and the Maildir-safety rule for local parts.
+//!
+//! Pure: decisions take the client address and the parsed path, and return a complete `Reply`
+//! when they refuse. Handles peer-supplied addresses (already parsed by `proto`).
+
+use std::collections::HashSet;
+use std::net::IpAddr;
+
+use petrel_proto::address::{Domain, ForwardPath, mailbox_folder};
+use petrel_proto::{Reply, standard};
+
+use crate::network::IpNetwork;
+
+/// What the operator configured about recipients and relaying.
+#[derive(Debug, Clone, Default)]
+pub struct Policy {
+    /// Domains delivered here (lower-case).
+    pub local_domains: Vec<String>,
+    /// `alice+tag` -> `alice` when this is `+`.
+    pub recipient_delimiter: Option<String>,
+    /// When set, the only local parts (lower-case, without tag) that exist; postmaster always.
+    pub mailboxes: Option<HashSet<String>>,
+    /// Clients that may relay to other domains.
+    pub relay_networks: Vec<IpNetwork>,
+}
+
+impl Policy {
+    /// True when `domain` is one of ours.
+    pub fn is_local_domain(&self, domain: &Domain) -> bool {
+        self.local_domains.iter().any(|local| domain.is(local))
+    }
+
+    /// True when `client` may relay.
+    pub fn is_relay_client(&self, client: IpAddr) -> bool {
+        self.relay_networks.iter().any(|n| n.contains(client))
+    }
+
+    /// Decides one RCPT.
+    ///
+    /// # Errors
+    /// The reply refusing the recipient: 550 5.1.3 (a local part that cannot be a folder),
+    /// 550 5.1.1 (no such mailbox), 554 5.7.1 (relaying denied).
+    pub fn check_recipient(&self, client: IpAddr, path: &ForwardPath) -> Result<(), Reply> {
+        let mailbox = match path {
+            ForwardPath::Postmaster => return Ok(()),
+            ForwardPath::Mailbox(mailbox) => mailbox,
+        };
+        if !self.is_local_domain(&mailbox.domain) {
+            return if self.is_relay_client(client) {
+                Ok(())
+            } else {
+                Err(standard::RELAY_DENIED.reply())
+            };
+        }
+        let content = mailbox.local_part_content();
+        let folder = mailbox_folder(&content, self.recipient_delimiter.as_deref())
+            .ok_or_else(|| standard::MAILBOX_NAME_NOT_ALLOWED.reply())?;
+        if folder == "postmaster" {
+            return Ok(());
+        }
+        match &self.mailboxes {
+            Some(mailboxes) if !mailboxes.contains(&folder) => Err(standard::NO_SUCH_USER.reply()),
+            _ => Ok(()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use petrel_proto::address::parse_forward_path;
+
+    fn policy() -> Policy {
+        Policy {
+            local_domains: vec!["example.org".into()],
+            recipient_delimiter: Some("+".into()),
+            mailboxes: Some(["alice".to_owned()].into_iter().collect()),
+            relay_networks: vec![IpNetwork::parse("127.0.0.0/8").unwrap()],
+        }
+    }
+
+    fn check(client: &str, path: &str) -> Result<(), u16> {
+        let path = parse_forward_path(path).unwrap();
+        policy()
+            .check_recipient(client.parse().unwrap(), &path)
+            .map_err(|r| r.code)
+    }
+
+    #[test]
+    fn s_sess_12_postmaster_always() {
+        assert_eq!(check("192.0.2.1", "<Postmaster>"), Ok(()));
+        assert_eq!(check("192.0.2.1", "<POSTMASTER@Example.ORG>"), Ok(()));
+    }
+
+    #[test]
+    fn s_txn_9_local_mailboxes_and_relay() {
+        assert_eq!(check("192.0.2.1", "<Alice+news@example.org>"), Ok(()));
+        assert_eq!(check("192.0.2.1", "<bob@example.org>"), Err(550));
+        assert_eq!(check("192.0.2.1", "<\".\"@example.org>"), Err(550));
+        assert_eq!(check("192.0.2.1", "<\"a/b\"@example.org>"), Err(550));
+        assert_eq!(check("192.0.2.1", "<x@elsewhere.example>"), Err(554));
+        assert_eq!(check("127.0.0.1", "<x@elsewhere.example>"), Ok(()));
+    }
+}

@@ -1,0 +1,122 @@
+//! Receiving a finished message: the envelope record, the `Received:` header (S-TRACE-1,
+//! S-TRACE-2), and the durable store, whose success alone earns the 250 (S-DATA-6).
+//!
+//! The store runs on a blocking thread; the reply is 250 with the queue id only after the queue
+//! says the message, its envelope and the directory entry are on disk. Storage errors become
+//! 452 4.3.1 (no space) or 451 4.3.0 and never stop the server.
+
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use petrel_proto::address::ForwardPath;
+use petrel_proto::trace::{ReceivedFields, received_header};
+use petrel_proto::{Message, Reply, standard};
+use petrel_queue::{Envelope, NewMessage, Queue, QueueError, QueueId, Recipient, RecipientState};
+
+/// The outcome of storing one message.
+pub struct Stored {
+    pub reply: Reply,
+    pub queue_id: Option<QueueId>,
+    pub error: Option<QueueError>,
+}
+
+/// Stores `message` from `client`; returns the reply to give.
+pub async fn store_message(
+    queue: Arc<dyn Queue>,
+    message: Message,
+    client: IpAddr,
+    hostname: &str,
+) -> Stored {
+    let unix_seconds = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let envelope = envelope_of(&message, client, unix_seconds);
+    let hostname = hostname.to_owned();
+    let result = tokio::task::spawn_blocking(move || {
+        let header = |id: &QueueId| trace_header(&message, client, &hostname, id, unix_seconds);
+        let new_message = NewMessage {
+            header: &header,
+            content: &message.content,
+        };
+        queue.store(&envelope, &new_message)
+    })
+    .await;
+    match result {
+        Ok(Ok(queue_id)) => Stored {
+            reply: standard::QUEUED.with_text(format!("queued as {queue_id}")),
+            queue_id: Some(queue_id),
+            error: None,
+        },
+        Ok(Err(error)) => Stored {
+            reply: if matches!(error, QueueError::NoSpace) {
+                standard::INSUFFICIENT_STORAGE.reply()
+            } else {
+                standard::LOCAL_ERROR.reply()
+            },
+            queue_id: None,
+            error: Some(error),
+        },
+        Err(_) => Stored {
+            reply: standard::LOCAL_ERROR.reply(),
+            queue_id: None,
+            error: None,
+        },
+    }
+}
+
+fn trace_header(
+    message: &Message,
+    client: IpAddr,
+    hostname: &str,
+    queue_id: &QueueId,
+    unix_seconds: u64,
+) -> String {
+    let with = match (message.is_esmtp, message.parameters.is_smtputf8) {
+        (_, true) => "UTF8SMTP",
+        (true, false) => "ESMTP",
+        (false, false) => "SMTP",
+    };
+    let only_recipient = match message.recipients.as_slice() {
+        [only] => Some(only.forward_path.to_string()),
+        _ => None,
+    };
+    received_header(&ReceivedFields {
+        helo: &message.helo,
+        client_ip: &client.to_string(),
+        by: hostname,
+        with,
+        queue_id: queue_id.as_str(),
+        for_recipient: only_recipient.as_deref(),
+        unix_seconds: i64::try_from(unix_seconds).unwrap_or(i64::MAX),
+    })
+}
+
+fn envelope_of(message: &Message, client: IpAddr, unix_seconds: u64) -> Envelope {
+    Envelope {
+        arrival_unix_seconds: unix_seconds,
+        client_address: client.to_string(),
+        client_helo: message.helo.clone(),
+        reverse_path: message.reverse_path.to_string(),
+        body: message.parameters.body,
+        is_smtputf8: message.parameters.is_smtputf8,
+        ret: message.parameters.ret,
+        envelope_id: message.parameters.envelope_id.clone(),
+        recipients: message
+            .recipients
+            .iter()
+            .map(|rcpt| Recipient {
+                address: match &rcpt.forward_path {
+                    ForwardPath::Postmaster => "Postmaster".to_owned(),
+                    ForwardPath::Mailbox(mailbox) => mailbox.to_string(),
+                },
+                notify: rcpt.parameters.notify,
+                original_recipient: rcpt.parameters.original_recipient.clone(),
+                state: RecipientState::Pending,
+                attempts: 0,
+                next_attempt_unix_seconds: 0,
+                last_reply: None,
+            })
+            .collect(),
+    }
+}
