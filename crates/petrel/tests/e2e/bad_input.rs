@@ -148,7 +148,6 @@ fn hostile_local_parts_refused_at_rcpt() {
         ("<\"../../etc\"@localhost>", "550 5.1.3"),
         ("<\"a/b\"@localhost>", "550 5.1.3"),
         ("<.hidden@localhost>", "501 5.1.3"),
-        ("<x@elsewhere.example>", "554 5.7.1"),
     ] {
         let reply = client.command(&format!("RCPT TO:{path}"));
         assert!(reply.starts_with(expected), "{path}: {reply}");
