@@ -56,7 +56,7 @@ fn transcript(steps: &[(&str, &str)]) -> Vec<Message> {
     messages
 }
 
-const EHLO_REPLY: &str = "250-mx.test Hello c.test\r\n250-PIPELINING\r\n250-SIZE 1000\r\n250-8BITMIME\r\n250-SMTPUTF8\r\n250-ENHANCEDSTATUSCODES\r\n250-CHUNKING\r\n250-DSN\r\n250 HELP\r\n";
+const EHLO_REPLY: &str = "250-mx.test Hello c.test\r\n250-PIPELINING\r\n250-SIZE 1000\r\n250-8BITMIME\r\n250-SMTPUTF8\r\n250-ENHANCEDSTATUSCODES\r\n250-CHUNKING\r\n250 DSN\r\n";
 
 #[test]
 fn s_sess_1_2_4_7_a_whole_session() {

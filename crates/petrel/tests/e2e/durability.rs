@@ -199,3 +199,52 @@ fn strace_shows_fsyncs_before_the_250() {
         "the directory fsync must follow the rename"
     );
 }
+
+#[test]
+fn full_disk_answers_452_and_keeps_serving() {
+    // The queue lives on a 256 KiB tmpfs, mounted in a private user and mount namespace so the
+    // test needs no root: a message larger than the space left cannot be stored.
+    let scratch = Scratch::new("diskfull");
+    let data_dir = scratch.0.join("data");
+    let queue_dir = data_dir.join("queue");
+    std::fs::create_dir_all(&queue_dir).unwrap();
+    let config_path = scratch.0.join("petrel.toml");
+    std::fs::write(&config_path, crate::harness::config_text(&data_dir, "")).unwrap();
+    let queue_arg = queue_dir.display().to_string();
+    let petrel = Petrel::start_with(
+        &config_path,
+        &data_dir,
+        &[
+            "unshare",
+            "--user",
+            "--map-root-user",
+            "--mount",
+            "sh",
+            "-c",
+            "mount -t tmpfs -o size=256k tmpfs \"$0\" && exec \"$@\"",
+            &queue_arg,
+        ],
+    );
+    let mut client = RawClient::connect(petrel.address);
+    client.reply();
+    client.command("EHLO full.test");
+    let line = format!("{}\r\n", "z".repeat(998));
+    let big = format!("Subject: big\r\n\r\n{}", line.repeat(400));
+    let reply = client.send_message("a@example.test", &["full@localhost"], big.as_bytes());
+    // S-DATA-10: no storage is 452 4.3.1, a transient refusal; nothing is queued.
+    assert_eq!(
+        reply,
+        "452 4.3.1 Insufficient system storage, try again later\r\n",
+        "{}",
+        petrel.log_text()
+    );
+    let reply = client.send_message(
+        "a@example.test",
+        &["full@localhost"],
+        b"Subject: small\r\n\r\nfits\r\n",
+    );
+    assert!(reply.starts_with("250 2.0.0 queued as"), "{reply}");
+    let delivered = petrel.wait_for_maildir("localhost", "full", 1);
+    assert_eq!(delivered.len(), 1);
+    assert!(String::from_utf8_lossy(&delivered[0]).contains("Subject: small"));
+}

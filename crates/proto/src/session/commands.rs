@@ -84,7 +84,6 @@ impl ServerSession {
                 "ENHANCEDSTATUSCODES".to_owned(),
                 "CHUNKING".to_owned(),
                 "DSN".to_owned(),
-                "HELP".to_owned(),
             ]);
         }
         self.send(standard::HELLO.with_lines(lines));
