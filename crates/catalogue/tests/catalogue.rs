@@ -1,0 +1,321 @@
+//! The reference's completeness and quality checks: every registry code and every basic code
+//! is there in both languages, every field is written for its code (no text shared word for
+//! word between two codes, no English left in the Indonesian texts), classes match codes, and
+//! every reply petrel can emit has its entries. One test per data group, so a group can be
+//! checked on its own (`cargo test -p petrel-catalogue group_x6`).
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::collections::{BTreeSet, HashMap};
+
+use petrel_catalogue::data::{self, CodeFacts, CodeText, CodesFile, TextFile};
+use petrel_catalogue::{Catalogue, Lang};
+
+/// Basic reply codes the reference must cover (ENHANCED-STATUS-CODES.md).
+const BASIC: &[&str] = &[
+    "211", "214", "220", "221", "235", "250", "251", "252", "334", "354", "421", "432", "450",
+    "451", "452", "454", "455", "500", "501", "502", "503", "504", "521", "530", "534", "535",
+    "538", "550", "551", "552", "553", "554", "555", "556",
+];
+
+/// The IANA registry of enhanced status codes, as subject.detail, and the group that holds it.
+const REGISTRY: &[(&str, &[&str])] = &[
+    (
+        "x0-x1",
+        &[
+            "0.0", "1.0", "1.1", "1.2", "1.3", "1.4", "1.5", "1.6", "1.7", "1.8", "1.9", "1.10",
+        ],
+    ),
+    (
+        "x2-x3",
+        &[
+            "2.0", "2.1", "2.2", "2.3", "2.4", "3.0", "3.1", "3.2", "3.3", "3.4", "3.5", "3.6",
+        ],
+    ),
+    (
+        "x4-x5",
+        &[
+            "4.0", "4.1", "4.2", "4.3", "4.4", "4.5", "4.6", "4.7", "5.0", "5.1", "5.2", "5.3",
+            "5.4", "5.5", "5.6",
+        ],
+    ),
+    (
+        "x6",
+        &[
+            "6.0", "6.1", "6.2", "6.3", "6.4", "6.5", "6.6", "6.7", "6.8", "6.9",
+        ],
+    ),
+    (
+        "x7a",
+        &[
+            "7.0", "7.1", "7.2", "7.3", "7.4", "7.5", "7.6", "7.7", "7.8", "7.9", "7.10", "7.11",
+            "7.12", "7.13", "7.14",
+        ],
+    ),
+    (
+        "x7b",
+        &[
+            "7.15", "7.16", "7.17", "7.18", "7.19", "7.20", "7.21", "7.22", "7.23", "7.24", "7.25",
+            "7.26", "7.27", "7.28", "7.29", "7.30",
+        ],
+    ),
+];
+
+/// Lower-case English words that must not appear in an Indonesian text.
+const ENGLISH_WORDS: &[&str] = &[
+    "the",
+    "and",
+    "is",
+    "are",
+    "this",
+    "that",
+    "with",
+    "your",
+    "you",
+    "will",
+    "should",
+    "cannot",
+    "which",
+    "when",
+    "has",
+    "have",
+    "not",
+    "does",
+    "for",
+    "of",
+    "to",
+    "be",
+    "it",
+    "or",
+    "if",
+    "can",
+    "was",
+    "were",
+    "must",
+    "mail",
+    "message",
+    "sender",
+    "recipient",
+    "please",
+];
+
+fn load_group(group: &str) -> (Vec<CodeFacts>, Vec<CodeText>, Vec<CodeText>) {
+    let find = |files: &[(&'static str, &'static str)]| {
+        files
+            .iter()
+            .find(|(g, _)| *g == group)
+            .map(|(_, t)| *t)
+            .unwrap()
+    };
+    let codes: CodesFile = data::parse("codes", group, find(&data::CODES)).unwrap();
+    let english: TextFile = data::parse("en", group, find(&data::ENGLISH)).unwrap();
+    let indonesian: TextFile = data::parse("id", group, find(&data::INDONESIAN)).unwrap();
+    (codes.code, english.text, indonesian.text)
+}
+
+fn fields(text: &CodeText) -> [(&'static str, &str); 7] {
+    [
+        ("title", &text.title),
+        ("meaning", &text.meaning),
+        ("when", &text.when),
+        ("fix_sender", &text.fix_sender),
+        ("fix_admin", &text.fix_admin),
+        ("who_acts", &text.who_acts),
+        ("retry", &text.retry),
+    ]
+}
+
+fn expected_class(code: &str) -> &'static str {
+    match code.as_bytes().first() {
+        Some(b'2') => "positive",
+        Some(b'3') => "intermediate",
+        Some(b'4') => "transient",
+        _ => "permanent",
+    }
+}
+
+fn check_group(group: &str) {
+    let (codes, english, indonesian) = load_group(group);
+    assert!(!codes.is_empty(), "data/codes/{group}.toml is empty");
+    let code_set: BTreeSet<&str> = codes.iter().map(|c| c.code.as_str()).collect();
+    assert_eq!(
+        code_set.len(),
+        codes.len(),
+        "{group}: a code is listed twice"
+    );
+    for facts in &codes {
+        let code = &facts.code;
+        let is_basic = code.len() == 3 && code.bytes().all(|b| b.is_ascii_digit());
+        let is_enhanced = code.split('.').count() == 3
+            && code
+                .split('.')
+                .all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()));
+        assert!(is_basic || is_enhanced, "{group}: {code:?} is not a code");
+        assert_eq!(
+            facts.class,
+            expected_class(code),
+            "{code}: class must match the first digit"
+        );
+        assert!(
+            [
+                "sender",
+                "sender-admin",
+                "recipient",
+                "recipient-admin",
+                "client",
+                "nobody"
+            ]
+            .contains(&facts.actor.as_str()),
+            "{code}: actor {:?}",
+            facts.actor
+        );
+        assert!(
+            ["yes", "no", "after-fix"].contains(&facts.retry.as_str()),
+            "{code}: retry {:?}",
+            facts.retry
+        );
+        assert!(
+            facts.rfc.starts_with("RFC ") || facts.rfc.starts_with("IANA"),
+            "{code}: rfc {:?}",
+            facts.rfc
+        );
+    }
+    for (lang, texts) in [("en", &english), ("id", &indonesian)] {
+        let text_set: BTreeSet<&str> = texts.iter().map(|t| t.code.as_str()).collect();
+        assert_eq!(
+            text_set, code_set,
+            "data/{lang}/{group}.toml must have a text for exactly the codes of data/codes/{group}.toml"
+        );
+        for text in texts.iter() {
+            for (name, value) in fields(text) {
+                let minimum = if name == "title" { 3 } else { 25 };
+                assert!(
+                    value.trim().chars().count() >= minimum,
+                    "{lang} {}: {name} is too short: {value:?}",
+                    text.code
+                );
+            }
+        }
+    }
+    let english_by_code: HashMap<&str, &CodeText> =
+        english.iter().map(|t| (t.code.as_str(), t)).collect();
+    for text in &indonesian {
+        let en = english_by_code[text.code.as_str()];
+        for ((name, id_value), (_, en_value)) in fields(text).into_iter().zip(fields(en)) {
+            if name != "title" {
+                assert_ne!(
+                    id_value.trim(),
+                    en_value.trim(),
+                    "id {}: {name} is the English text",
+                    text.code
+                );
+            }
+            for word in id_value.split(|c: char| !c.is_alphanumeric()) {
+                assert!(
+                    !ENGLISH_WORDS.contains(&word),
+                    "id {}: {name} has the English word {word:?}: {id_value:?}",
+                    text.code
+                );
+            }
+        }
+    }
+    if let Some((_, subjects)) = REGISTRY.iter().find(|(g, _)| *g == group) {
+        for subject in *subjects {
+            let found = ["2", "4", "5"]
+                .iter()
+                .any(|class| code_set.contains(format!("{class}.{subject}").as_str()));
+            assert!(found, "{group}: no entry for X.{subject} in any class");
+        }
+    }
+    if group == "basic" {
+        for code in BASIC {
+            assert!(code_set.contains(code), "basic: {code} is missing");
+        }
+    }
+}
+
+#[test]
+fn group_basic() {
+    check_group("basic");
+}
+#[test]
+fn group_x0_x1() {
+    check_group("x0-x1");
+}
+#[test]
+fn group_x2_x3() {
+    check_group("x2-x3");
+}
+#[test]
+fn group_x4_x5() {
+    check_group("x4-x5");
+}
+#[test]
+fn group_x6() {
+    check_group("x6");
+}
+#[test]
+fn group_x7a() {
+    check_group("x7a");
+}
+#[test]
+fn group_x7b() {
+    check_group("x7b");
+}
+
+/// No field is shared word for word between two codes, in either language.
+#[test]
+fn every_text_is_written_for_its_code() {
+    let catalogue = Catalogue::get().unwrap();
+    for lang in [Lang::En, Lang::Id] {
+        let mut seen: HashMap<String, String> = HashMap::new();
+        for entry in catalogue.entries() {
+            for (name, value) in fields(entry.text(lang)) {
+                let key = value.trim().to_lowercase();
+                if let Some(other) = seen.insert(key, format!("{} {name}", entry.facts.code)) {
+                    panic!(
+                        "{} {}: {name} repeats {other} word for word: {value:?}",
+                        lang.as_str(),
+                        entry.facts.code
+                    );
+                }
+            }
+        }
+    }
+}
+
+/// Every reply petrel can emit has its basic and enhanced code in the reference.
+#[test]
+fn every_reply_petrel_sends_is_explained() {
+    let catalogue = Catalogue::get().unwrap();
+    for template in petrel_proto::standard::ALL {
+        assert!(
+            catalogue.entry(&template.code.to_string()).is_some(),
+            "{}: {} missing",
+            template.name,
+            template.code
+        );
+        if let Some(enhanced) = template.enhanced {
+            assert!(
+                catalogue.entry(&enhanced.to_string()).is_some(),
+                "{}: {enhanced} missing",
+                template.name
+            );
+        }
+    }
+}
+
+/// Related codes point at entries that exist.
+#[test]
+fn related_codes_exist() {
+    let catalogue = Catalogue::get().unwrap();
+    for entry in catalogue.entries() {
+        for related in &entry.facts.related {
+            assert!(
+                catalogue.entry(related).is_some(),
+                "{} relates to unknown {related}",
+                entry.facts.code
+            );
+        }
+    }
+}
