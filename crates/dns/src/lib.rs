@@ -1,0 +1,212 @@
+//! petrel-dns: the resolver shared by receiving (null-MX checks at MAIL and RCPT) and delivery
+//! (MX routing), with typed answers that keep apart what RFC 5321 §5.1 and RFC 7505 treat
+//! differently: MX records, a null MX, no MX at all (implicit MX), a name that does not exist,
+//! and a temporary failure.
+//!
+//! Built on hickory-resolver, pointed at `dns.nameservers` (ip:port, so tests can run a server
+//! on loopback) or at the system configuration; its cache keeps answers within their TTL.
+//! Names are queried fully qualified (no search domains, C-ROUTE-6). Handles untrusted DNS
+//! answers; never panics.
+
+#[cfg(feature = "test-responder")]
+pub mod responder;
+
+use std::net::{IpAddr, SocketAddr};
+use std::time::Duration;
+
+use hickory_resolver::config::{NameServerConfig, ResolverConfig, ResolverOpts};
+use hickory_resolver::name_server::TokioConnectionProvider;
+use hickory_resolver::proto::ProtoErrorKind;
+use hickory_resolver::proto::op::ResponseCode;
+use hickory_resolver::proto::xfer::Protocol;
+use hickory_resolver::{ResolveError, TokioResolver};
+
+/// One MX record.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MxRecord {
+    pub preference: u16,
+    /// The exchange host, lower-case, without the final dot; empty for ".".
+    pub exchange: String,
+}
+
+/// What the DNS says about a domain's mail exchangers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MxAnswer {
+    /// One or more MX records (possibly with a "." among real ones, C-NULLMX-3).
+    Records(Vec<MxRecord>),
+    /// Exactly one MX, preference 0, exchange ".": the domain accepts no mail (RFC 7505 §3).
+    NullMx,
+    /// The domain exists but has no MX: the implicit MX is the domain itself (C-ROUTE-2).
+    NoMx,
+    /// The domain does not exist (NXDOMAIN).
+    NoSuchDomain,
+}
+
+impl MxAnswer {
+    /// Classifies a set of MX records (RFC 7505 §3: a null MX is the only record).
+    pub fn from_records(records: Vec<MxRecord>) -> MxAnswer {
+        match records.as_slice() {
+            [] => MxAnswer::NoMx,
+            [only] if only.exchange.is_empty() && only.preference == 0 => MxAnswer::NullMx,
+            _ => MxAnswer::Records(records),
+        }
+    }
+}
+
+/// What the DNS says about a host's addresses.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AddressAnswer {
+    Addresses(Vec<IpAddr>),
+    /// The name exists but has no A or AAAA record.
+    NoAddresses,
+    NoSuchDomain,
+}
+
+/// A lookup that could not be answered now (SERVFAIL, timeout, no server): retry later (4.4.3).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TemporaryFailure(pub String);
+
+impl std::fmt::Display for TemporaryFailure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "temporary DNS failure: {}", self.0)
+    }
+}
+
+impl std::error::Error for TemporaryFailure {}
+
+/// The resolver.
+#[derive(Clone)]
+pub struct Resolver {
+    inner: TokioResolver,
+}
+
+impl std::fmt::Debug for Resolver {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Resolver")
+    }
+}
+
+impl Resolver {
+    /// A resolver asking `nameservers` (UDP, then TCP on truncation), or the system's
+    /// configuration when the list is empty. Call inside a Tokio runtime.
+    ///
+    /// # Errors
+    /// When the system configuration cannot be read.
+    pub fn new(nameservers: &[SocketAddr], timeout: Duration) -> Result<Resolver, String> {
+        let mut options = ResolverOpts::default();
+        options.timeout = timeout;
+        options.attempts = 2;
+        options.ndots = 0;
+        let builder = if nameservers.is_empty() {
+            TokioResolver::builder_tokio()
+                .map_err(|e| format!("cannot read the system DNS configuration: {e}"))?
+        } else {
+            let mut config = ResolverConfig::new();
+            for address in nameservers {
+                config.add_name_server(NameServerConfig::new(*address, Protocol::Udp));
+                config.add_name_server(NameServerConfig::new(*address, Protocol::Tcp));
+            }
+            TokioResolver::builder_with_config(config, TokioConnectionProvider::default())
+        };
+        Ok(Resolver {
+            inner: builder.with_options(options).build(),
+        })
+    }
+
+    /// The MX answer for `domain` (an A-label or U-label name, without a final dot).
+    ///
+    /// # Errors
+    /// `TemporaryFailure` for SERVFAIL, timeouts and unreachable servers.
+    pub async fn mx(&self, domain: &str) -> Result<MxAnswer, TemporaryFailure> {
+        match self.inner.mx_lookup(fully_qualified(domain)).await {
+            Ok(lookup) => Ok(MxAnswer::from_records(
+                lookup
+                    .iter()
+                    .map(|mx| MxRecord {
+                        preference: mx.preference(),
+                        exchange: host_name(&mx.exchange().to_ascii()),
+                    })
+                    .collect(),
+            )),
+            Err(error) => match negative(&error) {
+                Some(Negative::NoSuchDomain) => Ok(MxAnswer::NoSuchDomain),
+                Some(Negative::NoRecords) => Ok(MxAnswer::NoMx),
+                None => Err(TemporaryFailure(error.to_string())),
+            },
+        }
+    }
+
+    /// The A and AAAA addresses of `host`, in the resolver's order.
+    ///
+    /// # Errors
+    /// `TemporaryFailure` for SERVFAIL, timeouts and unreachable servers.
+    pub async fn addresses(&self, host: &str) -> Result<AddressAnswer, TemporaryFailure> {
+        match self.inner.lookup_ip(fully_qualified(host)).await {
+            Ok(lookup) => {
+                let addresses: Vec<IpAddr> = lookup.iter().collect();
+                Ok(if addresses.is_empty() {
+                    AddressAnswer::NoAddresses
+                } else {
+                    AddressAnswer::Addresses(addresses)
+                })
+            }
+            Err(error) => match negative(&error) {
+                Some(Negative::NoSuchDomain) => Ok(AddressAnswer::NoSuchDomain),
+                Some(Negative::NoRecords) => Ok(AddressAnswer::NoAddresses),
+                None => Err(TemporaryFailure(error.to_string())),
+            },
+        }
+    }
+}
+
+enum Negative {
+    NoSuchDomain,
+    NoRecords,
+}
+
+/// Tells an authoritative "no" (NXDOMAIN, or NOERROR with no records) from a failure.
+fn negative(error: &ResolveError) -> Option<Negative> {
+    match error.proto().map(|proto| proto.kind()) {
+        Some(ProtoErrorKind::NoRecordsFound { response_code, .. }) => match *response_code {
+            ResponseCode::NXDomain => Some(Negative::NoSuchDomain),
+            ResponseCode::NoError => Some(Negative::NoRecords),
+            _ => None,
+        },
+        _ => None,
+    }
+}
+
+fn fully_qualified(name: &str) -> String {
+    let trimmed = name.trim_end_matches('.');
+    format!("{trimmed}.")
+}
+
+fn host_name(name: &str) -> String {
+    name.trim_end_matches('.').to_ascii_lowercase()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn mx(preference: u16, exchange: &str) -> MxRecord {
+        MxRecord {
+            preference,
+            exchange: exchange.into(),
+        }
+    }
+
+    #[test]
+    fn s_nullmx_1_only_a_lone_zero_dot_is_null() {
+        assert_eq!(MxAnswer::from_records(vec![mx(0, "")]), MxAnswer::NullMx);
+        assert_eq!(MxAnswer::from_records(vec![]), MxAnswer::NoMx);
+        assert!(matches!(
+            MxAnswer::from_records(vec![mx(10, "")]),
+            MxAnswer::Records(_)
+        ));
+        assert!(matches!(
+            MxAnswer::from_records(vec![mx(0, ""), mx(10, "mx.example")]),
+            MxAnswer::Records(_)
+        ));
+    }
+}

@@ -1,0 +1,56 @@
+//! The resolver against a real DNS server on loopback (the test responder): every kind of MX
+//! answer the routing rules tell apart (RFC 7505 §3, RFC 5321 §5.1).
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::time::Duration;
+
+use petrel_dns::responder::{Responder, ZoneEntry};
+use petrel_dns::{AddressAnswer, MxAnswer, MxRecord, Resolver};
+
+fn zone() -> Vec<ZoneEntry> {
+    vec![
+        ZoneEntry::Mx("nullmx.test", 0, "."),
+        ZoneEntry::Mx("mx.test", 10, "mail.mx.test"),
+        ZoneEntry::A("mail.mx.test", "127.0.0.1".parse().unwrap()),
+        ZoneEntry::A("aonly.test", "127.0.0.2".parse().unwrap()),
+        ZoneEntry::Mx("mixed.test", 0, "."),
+        ZoneEntry::Mx("mixed.test", 20, "mail.mx.test"),
+        ZoneEntry::ServFail("servfail.test"),
+    ]
+}
+
+#[tokio::test]
+async fn typed_answers() {
+    let responder = Responder::start(zone()).unwrap();
+    let resolver = Resolver::new(&[responder.address], Duration::from_secs(2)).unwrap();
+    assert_eq!(resolver.mx("nullmx.test").await, Ok(MxAnswer::NullMx));
+    assert_eq!(
+        resolver.mx("MX.test").await,
+        Ok(MxAnswer::Records(vec![MxRecord {
+            preference: 10,
+            exchange: "mail.mx.test".into()
+        }]))
+    );
+    assert_eq!(resolver.mx("aonly.test").await, Ok(MxAnswer::NoMx));
+    assert_eq!(
+        resolver.mx("nonexistent.test").await,
+        Ok(MxAnswer::NoSuchDomain)
+    );
+    let Ok(MxAnswer::Records(mixed)) = resolver.mx("mixed.test").await else {
+        panic!("mixed")
+    };
+    assert_eq!(mixed.len(), 2);
+    assert!(
+        resolver.mx("servfail.test").await.is_err(),
+        "SERVFAIL is a temporary failure"
+    );
+    assert_eq!(
+        resolver.addresses("aonly.test").await,
+        Ok(AddressAnswer::Addresses(vec!["127.0.0.2".parse().unwrap()]))
+    );
+    assert_eq!(
+        resolver.addresses("gone.test").await,
+        Ok(AddressAnswer::NoSuchDomain)
+    );
+}
