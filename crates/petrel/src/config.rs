@@ -36,6 +36,32 @@ pub struct Config {
     pub relay: RelayConfig,
     #[serde(default)]
     pub limits: LimitsConfig,
+    #[serde(default)]
+    pub dns: DnsConfig,
+}
+
+/// `[dns]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DnsConfig {
+    /// `ip:port` of the servers to ask; empty means the system configuration.
+    #[serde(default)]
+    pub nameservers: Vec<SocketAddr>,
+    #[serde(default = "default_dns_timeout", deserialize_with = "duration")]
+    pub timeout: Duration,
+}
+
+impl Default for DnsConfig {
+    fn default() -> DnsConfig {
+        DnsConfig {
+            nameservers: Vec::new(),
+            timeout: default_dns_timeout(),
+        }
+    }
+}
+
+fn default_dns_timeout() -> Duration {
+    Duration::from_secs(5)
 }
 
 /// One `[[listener]]`.
@@ -90,13 +116,32 @@ impl Default for LocalConfig {
 }
 
 /// `[policy]`.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PolicyConfig {
+    #[serde(default = "yes")]
+    pub reject_null_mx_recipient: bool,
+    #[serde(default = "yes")]
+    pub reject_null_mx_sender: bool,
     #[serde(default, deserialize_with = "bare_newline")]
     pub bare_newline: BareNewline,
     #[serde(default, deserialize_with = "networks")]
     pub bare_newline_normalize_networks: Vec<IpNetwork>,
+}
+
+impl Default for PolicyConfig {
+    fn default() -> PolicyConfig {
+        PolicyConfig {
+            reject_null_mx_recipient: true,
+            reject_null_mx_sender: true,
+            bare_newline: BareNewline::Reject,
+            bare_newline_normalize_networks: Vec::new(),
+        }
+    }
+}
+
+fn yes() -> bool {
+    true
 }
 
 /// `[relay]`.
@@ -272,6 +317,8 @@ impl Config {
                 relay_networks: self.relay.networks.clone(),
             },
             bare_newline_normalize_networks: self.policy.bare_newline_normalize_networks.clone(),
+            reject_null_mx_recipient: self.policy.reject_null_mx_recipient,
+            reject_null_mx_sender: self.policy.reject_null_mx_sender,
         })
     }
 

@@ -37,6 +37,7 @@ pub fn run(source: Source) -> Result<(), String> {
 async fn serve(source: Source, config: Config) -> Result<(), String> {
     info!(config = %source, hostname = %config.hostname, data_dir = %config.data_dir.display(), "starting");
     let queue = open_spool(config.data_dir.join("queue")).await?;
+    let resolver = petrel_dns::Resolver::new(&config.dns.nameservers, config.dns.timeout)?;
     let mut listeners = Vec::new();
     for listener in &config.listener {
         let bound = TcpListener::bind(listener.address)
@@ -62,6 +63,7 @@ async fn serve(source: Source, config: Config) -> Result<(), String> {
     let connections = Arc::new(Semaphore::new(max_connections));
     let server = Arc::new(Server {
         settings: server_settings_rx,
+        resolver: resolver.clone(),
         queue,
         on_queued: Arc::new(move |id| {
             let _ = queued_tx.send(id);

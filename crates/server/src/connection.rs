@@ -6,16 +6,18 @@
 //! IO errors end this session only; a dropped connection abandons its open transaction
 //! (S-SESS-14).
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 
-use petrel_proto::{Event, ServerSession};
+use petrel_proto::address::ForwardPath;
+use petrel_proto::{Event, Reply, ServerSession};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tracing::{debug, info, warn};
 
+use crate::nullmx::{check_recipient, check_sender};
 use crate::receive::store_message;
-use crate::{Lifecycle, Server};
+use crate::{Lifecycle, Server, ServerSettings};
 
 /// Octets read from the socket at once.
 const READ_BUFFER_BYTES: usize = 8192;
@@ -59,16 +61,18 @@ pub async fn serve_connection(
                 }
             }
             Event::Mail(request) => {
-                debug!(session = session_id, reverse_path = %request.reverse_path, "MAIL");
-                session.accept();
+                let settings = server.settings.borrow().clone();
+                match check_sender(&server.resolver, &settings, &request.reverse_path).await {
+                    Ok(()) => session.accept(),
+                    Err(reply) => {
+                        info!(session = session_id, %peer, sender = %request.reverse_path, reply = %reply, "sender refused");
+                        session.refuse(reply);
+                    }
+                }
             }
             Event::Rcpt(request) => {
-                let decision = server
-                    .settings
-                    .borrow()
-                    .policy
-                    .check_recipient(client, &request.forward_path);
-                match decision {
+                let settings = server.settings.borrow().clone();
+                match decide_recipient(&server, &settings, client, &request.forward_path).await {
                     Ok(()) => session.accept(),
                     Err(reply) => {
                         info!(session = session_id, %peer, recipient = %request.forward_path, reply = %reply, "recipient refused");
@@ -104,6 +108,17 @@ pub async fn serve_connection(
             }
         }
     }
+}
+
+/// Local and relay policy first, then the null-MX check of a relayed domain.
+async fn decide_recipient(
+    server: &Server,
+    settings: &ServerSettings,
+    client: IpAddr,
+    path: &ForwardPath,
+) -> Result<(), Reply> {
+    settings.policy.check_recipient(client, path)?;
+    check_recipient(&server.resolver, settings, path).await
 }
 
 fn apply_lifecycle(session: &mut ServerSession, phase: Lifecycle) {

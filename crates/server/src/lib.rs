@@ -8,6 +8,7 @@
 pub mod connection;
 pub mod listener;
 pub mod network;
+pub mod nullmx;
 pub mod policy;
 pub mod receive;
 
@@ -31,6 +32,10 @@ pub struct ServerSettings {
     pub policy: Policy,
     /// Clients whose bare CR/LF is normalised although the policy rejects (S-SMUG-2).
     pub bare_newline_normalize_networks: Vec<IpNetwork>,
+    /// RCPT to a relayed domain with a null MX: 556 5.1.10 (S-NULLMX-4).
+    pub reject_null_mx_recipient: bool,
+    /// MAIL FROM a domain with a null MX: 550 5.7.27 (S-NULLMX-5).
+    pub reject_null_mx_sender: bool,
 }
 
 impl ServerSettings {
@@ -64,6 +69,7 @@ pub type QueuedHook = Arc<dyn Fn(QueueId) + Send + Sync>;
 /// What every connection shares.
 pub struct Server {
     pub settings: watch::Receiver<Arc<ServerSettings>>,
+    pub resolver: petrel_dns::Resolver,
     pub queue: Arc<dyn Queue>,
     pub on_queued: QueuedHook,
     pub lifecycle: watch::Receiver<Lifecycle>,

@@ -67,7 +67,8 @@ fn sigkill_under_load_loses_no_acknowledged_message() {
         acknowledged.len()
     );
 
-    let restarted = Petrel::start_with(&petrel.config_path, &petrel.data_dir, &[]);
+    let mut restarted = Petrel::start_with(&petrel.config_path, &petrel.data_dir, &[]);
+    restarted.dns = petrel.dns.clone();
     let deadline = Instant::now() + Duration::from_secs(60);
     let mut seen: HashMap<String, usize> = HashMap::new();
     loop {
@@ -109,14 +110,11 @@ fn sigkill_under_load_loses_no_acknowledged_message() {
 
 /// One strace line: which thread, and the rest.
 fn split_pid(line: &str) -> (&str, &str) {
-    match line.strip_prefix("[pid ") {
-        Some(rest) => rest
-            .split_once("] ")
-            .map_or(("main", line), |(pid, rest)| (pid, rest)),
-        None => line
-            .split_once(' ')
-            .map_or(("main", line), |(pid, rest)| (pid, rest)),
-    }
+    let (pid, rest) = match line.strip_prefix("[pid ") {
+        Some(rest) => rest.split_once(']').unwrap_or(("main", line)),
+        None => line.split_once(' ').unwrap_or(("main", line)),
+    };
+    (pid.trim(), rest.trim_start())
 }
 
 #[test]
@@ -124,7 +122,12 @@ fn strace_shows_fsyncs_before_the_250() {
     let scratch = Scratch::new("strace");
     let data_dir = scratch.0.join("data");
     let config_path = scratch.0.join("petrel.toml");
-    std::fs::write(&config_path, crate::harness::config_text(&data_dir, "")).unwrap();
+    let dns = crate::harness::test_dns();
+    std::fs::write(
+        &config_path,
+        crate::harness::config_text(&data_dir, dns.address, ""),
+    )
+    .unwrap();
     let trace_path = scratch.0.join("trace.txt");
     let trace_arg = trace_path.display().to_string();
     let petrel = Petrel::start_with(
@@ -153,7 +156,23 @@ fn strace_shows_fsyncs_before_the_250() {
     assert!(reply.starts_with("250 2.0.0 queued as "), "{reply}");
     let id = reply.trim_end().rsplit(' ').next().unwrap().to_owned();
     client.command("QUIT");
-    drop(petrel);
+    // Stop petrel itself (the traced process, whose PID starts the trace) with SIGTERM, so it
+    // exits cleanly and strace, exiting with it, has written the whole trace.
+    let mut petrel = petrel;
+    let first = std::fs::read_to_string(&trace_path).unwrap();
+    let traced_pid = first.split_whitespace().next().unwrap().to_owned();
+    assert!(
+        traced_pid.bytes().all(|b| b.is_ascii_digit()),
+        "{traced_pid}"
+    );
+    assert!(
+        std::process::Command::new("kill")
+            .args(["-TERM", &traced_pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    assert_eq!(petrel.wait_exit(), Some(0));
     let trace = std::fs::read_to_string(&trace_path).unwrap();
 
     // Completed syscalls in order: a call may be split into "<unfinished ...>" and
@@ -209,7 +228,12 @@ fn full_disk_answers_452_and_keeps_serving() {
     let queue_dir = data_dir.join("queue");
     std::fs::create_dir_all(&queue_dir).unwrap();
     let config_path = scratch.0.join("petrel.toml");
-    std::fs::write(&config_path, crate::harness::config_text(&data_dir, "")).unwrap();
+    let dns = crate::harness::test_dns();
+    std::fs::write(
+        &config_path,
+        crate::harness::config_text(&data_dir, dns.address, ""),
+    )
+    .unwrap();
     let queue_arg = queue_dir.display().to_string();
     let petrel = Petrel::start_with(
         &config_path,

@@ -11,6 +11,8 @@ use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use petrel_dns::responder::{Responder, ZoneEntry};
+
 static NEXT_DIR: AtomicU32 = AtomicU32::new(0);
 
 /// A scratch directory removed when dropped.
@@ -36,10 +38,29 @@ impl Drop for Scratch {
     }
 }
 
+/// The DNS zone every test petrel sees (served on loopback by the test responder).
+pub fn test_zone() -> Vec<ZoneEntry> {
+    vec![
+        ZoneEntry::Mx("nullmx.test", 0, "."),
+        ZoneEntry::Mx("relay.test", 10, "mx.relay.test"),
+        ZoneEntry::A("mx.relay.test", "127.0.0.1".parse().unwrap()),
+        ZoneEntry::A("aonly.test", "127.0.0.1".parse().unwrap()),
+        ZoneEntry::Mx("mixed.test", 0, "."),
+        ZoneEntry::Mx("mixed.test", 10, "mx.relay.test"),
+        ZoneEntry::Mx("example.net", 10, "mx.relay.test"),
+        ZoneEntry::ServFail("servfail.test"),
+    ]
+}
+
+/// Starts a DNS responder serving `test_zone()`.
+pub fn test_dns() -> Responder {
+    Responder::start(test_zone()).unwrap()
+}
+
 /// The configuration every test starts from; `extra` is appended (tables after the top keys).
-pub fn config_text(data_dir: &Path, extra: &str) -> String {
+pub fn config_text(data_dir: &Path, dns: SocketAddr, extra: &str) -> String {
     format!(
-        "hostname = \"mx.test\"\ndata_dir = \"{}\"\n\n[[listener]]\naddress = \"127.0.0.1:0\"\n\n[local]\ndomains = [\"localhost\", \"example.test\"]\n\n{extra}\n",
+        "hostname = \"mx.test\"\ndata_dir = \"{}\"\n\n[[listener]]\naddress = \"127.0.0.1:0\"\n\n[local]\ndomains = [\"localhost\", \"example.test\"]\n\n[dns]\nnameservers = [\"{dns}\"]\ntimeout = \"2s\"\n\n{extra}\n",
         data_dir.display()
     )
 }
@@ -51,15 +72,20 @@ pub struct Petrel {
     pub data_dir: PathBuf,
     pub config_path: PathBuf,
     pub log: Arc<Mutex<Vec<String>>>,
+    /// The DNS server this petrel asks, when the harness started one.
+    pub dns: Option<Arc<Responder>>,
 }
 
 impl Petrel {
     /// Starts petrel with the base configuration plus `extra` in `dir`.
     pub fn start(dir: &Path, extra: &str) -> Petrel {
+        let dns = Arc::new(test_dns());
         let data_dir = dir.join("data");
         let config_path = dir.join("petrel.toml");
-        std::fs::write(&config_path, config_text(&data_dir, extra)).unwrap();
-        Petrel::start_with(&config_path, &data_dir, &[])
+        std::fs::write(&config_path, config_text(&data_dir, dns.address, extra)).unwrap();
+        let mut petrel = Petrel::start_with(&config_path, &data_dir, &[]);
+        petrel.dns = Some(dns);
+        petrel
     }
 
     /// Starts `petrel serve --config FILE`, prefixed by `wrapper` (e.g. strace) when given.
@@ -107,6 +133,7 @@ impl Petrel {
             data_dir: data_dir.to_path_buf(),
             config_path: config_path.to_path_buf(),
             log,
+            dns: None,
         }
     }
 

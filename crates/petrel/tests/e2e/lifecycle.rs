@@ -48,7 +48,7 @@ fn sighup_reloads_mailboxes_without_dropping_sessions() {
     let data_dir = petrel.data_dir.clone();
     std::fs::write(
         &petrel.config_path,
-        crate::harness::config_text(&data_dir, "")
+        crate::harness::config_text(&data_dir, petrel.dns.as_ref().unwrap().address, "")
             .replace("[local]\n", "[local]\nmailboxes = [\"alice\"]\n"),
     )
     .unwrap();

@@ -102,6 +102,10 @@ replies! {
     DATA_LINE_TOO_LONG = 554 [5, 6, 0] "Message refused: a line exceeds the maximum length";
     /// Too many Received headers (S-DATA-12).
     MAIL_LOOP = 554 [5, 4, 6] "Too many hops: mail loop detected";
+    /// The recipient's domain publishes a null MX (S-NULLMX-4, RFC 7505 §4.1).
+    NULL_MX_RECIPIENT = 556 [5, 1, 10] "Recipient domain does not accept mail (null MX)";
+    /// The sender's domain publishes a null MX (S-NULLMX-5, RFC 7505 §4.1).
+    NULL_MX_SENDER = 550 [5, 7, 27] "Sender domain does not accept mail (null MX)";
     /// Unknown MAIL/RCPT parameter (S-TXN-7).
     UNKNOWN_PARAMETER = 555 [5, 5, 4] "Unrecognized MAIL or RCPT parameter";
     /// AUTH when not offered on this listener.

@@ -1,0 +1,114 @@
+//! Null MX at MAIL and RCPT (RFC 7505 §4.1; SMTP-CONFORMANCE.md S-NULLMX-4, S-NULLMX-5): a
+//! relayed recipient whose domain publishes a null MX gets 556 5.1.10, a sender whose domain
+//! publishes one gets 550 5.7.27, and a DNS failure during the check gives 451 4.4.3, never a
+//! silent accept.
+//!
+//! The decisions are pure functions of the DNS answer; `check_*` do the lookup. Our own domains,
+//! our host name and single-label names (which public DNS cannot hold) are not looked up.
+
+use petrel_dns::{MxAnswer, Resolver, TemporaryFailure};
+use petrel_proto::address::{Domain, ForwardPath, ReversePath};
+use petrel_proto::{Reply, standard};
+
+use crate::ServerSettings;
+
+/// The refusal a sender domain's MX answer calls for.
+///
+/// # Errors
+/// 550 5.7.27 for a null MX, 451 4.4.3 for a failed lookup.
+pub fn sender_decision(answer: &Result<MxAnswer, TemporaryFailure>) -> Result<(), Reply> {
+    match answer {
+        Ok(MxAnswer::NullMx) => Err(standard::NULL_MX_SENDER.reply()),
+        Ok(_) => Ok(()),
+        Err(_) => Err(standard::LOOKUP_FAILED.reply()),
+    }
+}
+
+/// The refusal a relayed recipient domain's MX answer calls for.
+///
+/// # Errors
+/// 556 5.1.10 for a null MX, 451 4.4.3 for a failed lookup.
+pub fn recipient_decision(answer: &Result<MxAnswer, TemporaryFailure>) -> Result<(), Reply> {
+    match answer {
+        Ok(MxAnswer::NullMx) => Err(standard::NULL_MX_RECIPIENT.reply()),
+        Ok(_) => Ok(()),
+        Err(_) => Err(standard::LOOKUP_FAILED.reply()),
+    }
+}
+
+/// The domain to look up, or `None` when it needs no check.
+fn checked_domain<'a>(domain: &'a Domain, settings: &ServerSettings) -> Option<&'a str> {
+    let Domain::Name(name) = domain else {
+        return None;
+    };
+    let is_ours = settings.policy.is_local_domain(domain) || domain.is(&settings.session.hostname);
+    (!is_ours && name.contains('.')).then_some(name.as_str())
+}
+
+/// Checks MAIL FROM's domain when `policy.reject_null_mx_sender` is on.
+///
+/// # Errors
+/// The reply refusing the sender.
+pub async fn check_sender(
+    resolver: &Resolver,
+    settings: &ServerSettings,
+    path: &ReversePath,
+) -> Result<(), Reply> {
+    let ReversePath::Mailbox(mailbox) = path else {
+        return Ok(());
+    };
+    if !settings.reject_null_mx_sender {
+        return Ok(());
+    }
+    match checked_domain(&mailbox.domain, settings) {
+        Some(domain) => sender_decision(&resolver.mx(domain).await),
+        None => Ok(()),
+    }
+}
+
+/// Checks a relayed recipient's domain when `policy.reject_null_mx_recipient` is on.
+///
+/// # Errors
+/// The reply refusing the recipient.
+pub async fn check_recipient(
+    resolver: &Resolver,
+    settings: &ServerSettings,
+    path: &ForwardPath,
+) -> Result<(), Reply> {
+    let ForwardPath::Mailbox(mailbox) = path else {
+        return Ok(());
+    };
+    if !settings.reject_null_mx_recipient {
+        return Ok(());
+    }
+    match checked_domain(&mailbox.domain, settings) {
+        Some(domain) => recipient_decision(&resolver.mx(domain).await),
+        None => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn s_nullmx_4_5_decisions() {
+        let failure = Err(TemporaryFailure("SERVFAIL".into()));
+        assert_eq!(
+            recipient_decision(&Ok(MxAnswer::NullMx))
+                .unwrap_err()
+                .to_line(),
+            "556 5.1.10 Recipient domain does not accept mail (null MX)"
+        );
+        assert_eq!(
+            sender_decision(&Ok(MxAnswer::NullMx))
+                .unwrap_err()
+                .to_line(),
+            "550 5.7.27 Sender domain does not accept mail (null MX)"
+        );
+        assert_eq!(recipient_decision(&failure).unwrap_err().code, 451);
+        assert_eq!(sender_decision(&failure).unwrap_err().code, 451);
+        assert!(recipient_decision(&Ok(MxAnswer::NoMx)).is_ok());
+        assert!(recipient_decision(&Ok(MxAnswer::NoSuchDomain)).is_ok());
+    }
+}
