@@ -5,6 +5,7 @@
 //! the queue only after every copy it owes is durable.
 
 pub mod maildir;
+pub mod mxplan;
 pub mod scheduler;
 
 pub use scheduler::{DeliverySettings, Scheduler};

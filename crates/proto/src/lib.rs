@@ -6,6 +6,7 @@
 
 pub mod address;
 pub mod chunk;
+pub mod client;
 pub mod command;
 pub mod data;
 pub mod params;

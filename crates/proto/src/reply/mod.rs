@@ -4,6 +4,7 @@
 //! Every reply petrel sends is a named `Template` in `standard`; call sites never spell codes.
 //! Rendering is pure and total: texts are sanitised so a reply is always valid SMTP.
 
+pub mod parse;
 pub mod standard;
 
 use std::fmt;

@@ -1,5 +1,5 @@
-//! Scenarios for petrel-proto's server session: golden transcripts (client bytes in, server
-//! bytes out) citing SMTP-CONFORMANCE.md ids, and property tests over input split at any byte.
+//! The server session: golden transcripts (client bytes in, server bytes out) citing
+//! SMTP-CONFORMANCE.md ids, property tests over input split at any byte, the fuzz corpus.
 
 use petrel_proto::address::ForwardPath;
 use petrel_proto::data::BareNewline;
@@ -20,7 +20,7 @@ fn drive(config: SessionConfig, chunks: &[&[u8]]) -> (Vec<String>, Vec<Message>)
     (outputs, messages)
 }
 
-fn run(session: &mut ServerSession, messages: &mut Vec<Message>) {
+pub fn run(session: &mut ServerSession, messages: &mut Vec<Message>) {
     loop {
         match session.poll() {
             Event::NeedInput | Event::Close => return,

@@ -1,0 +1,241 @@
+//! The MX plan (RFC 5321 §5.1, RFC 7505; SMTP-CONFORMANCE.md §11-12): from a domain's MX answer
+//! to the ordered list of hosts to try, or the reason there is none.
+//!
+//! Pure: the DNS answer and the shuffle come in as arguments, so tests are deterministic.
+//! A lone `0 .` is a permanent failure with status 5.1.10 and no connection (C-NULLMX-2); no MX
+//! means the implicit MX, the domain itself (C-ROUTE-2); NXDOMAIN is permanent 5.1.2
+//! (C-ROUTE-1); a temporary DNS failure is transient 4.4.3; records are sorted by preference
+//! with equal ones shuffled (C-ROUTE-3); a "." beside real records is skipped (C-NULLMX-3); we
+//! as one of the hosts drop that host and every less preferred one (C-ROUTE-5).
+
+use std::net::IpAddr;
+
+use petrel_dns::{MxAnswer, TemporaryFailure};
+use petrel_proto::EnhancedCode;
+
+/// A host to try, in order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PlannedHost {
+    pub name: String,
+    pub preference: u16,
+}
+
+/// Why a domain cannot be tried now.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NoRoute {
+    pub is_permanent: bool,
+    pub status: EnhancedCode,
+    pub reason: String,
+}
+
+/// The hosts of one destination, most preferred first.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MxPlan {
+    Hosts(Vec<PlannedHost>),
+    /// `user@[192.0.2.1]`: connect to the address, no MX lookup (C-ROUTE-7).
+    Literal(IpAddr),
+    Fail(NoRoute),
+}
+
+/// Plans delivery to `domain` from its MX answer. `shuffle` reorders a run of hosts of equal
+/// preference (pass a random shuffle in production, the identity in tests). `is_our_name` says
+/// whether a host name is ours (our `hostname`).
+pub fn plan(
+    domain: &str,
+    answer: &Result<MxAnswer, TemporaryFailure>,
+    is_our_name: &dyn Fn(&str) -> bool,
+    shuffle: &mut dyn FnMut(&mut [PlannedHost]),
+) -> MxPlan {
+    let records = match answer {
+        Err(failure) => {
+            return fail(
+                false,
+                EnhancedCode::new(4, 4, 3),
+                format!("MX lookup for {domain} failed: {}", failure.0),
+            );
+        }
+        Ok(MxAnswer::NullMx) => {
+            return fail(
+                true,
+                EnhancedCode::new(5, 1, 10),
+                format!("{domain} publishes a null MX: it accepts no mail (RFC 7505)"),
+            );
+        }
+        Ok(MxAnswer::NoSuchDomain) => {
+            return fail(
+                true,
+                EnhancedCode::new(5, 1, 2),
+                format!("{domain} does not exist (NXDOMAIN)"),
+            );
+        }
+        Ok(MxAnswer::NoMx) => {
+            return MxPlan::Hosts(vec![PlannedHost {
+                name: domain.to_ascii_lowercase(),
+                preference: 0,
+            }]);
+        }
+        Ok(MxAnswer::Records(records)) => records,
+    };
+    let mut hosts: Vec<PlannedHost> = records
+        .iter()
+        .filter(|r| !r.exchange.is_empty())
+        .map(|r| PlannedHost {
+            name: r.exchange.clone(),
+            preference: r.preference,
+        })
+        .collect();
+    hosts.sort_by_key(|h| h.preference);
+    let mut start = 0;
+    while start < hosts.len() {
+        let end = hosts[start..]
+            .iter()
+            .position(|h| h.preference != hosts[start].preference)
+            .map_or(hosts.len(), |offset| start + offset);
+        shuffle(&mut hosts[start..end]);
+        start = end;
+    }
+    let hosts = drop_self(hosts, |host| is_our_name(&host.name));
+    if hosts.is_empty() {
+        return fail(
+            true,
+            EnhancedCode::new(5, 4, 4),
+            format!("no MX host of {domain} is usable: the best one is this server (mail loop)"),
+        );
+    }
+    MxPlan::Hosts(hosts)
+}
+
+/// Drops the first host that is us and every host not more preferred than it (C-ROUTE-5).
+pub fn drop_self<T: Clone>(hosts: Vec<T>, is_self: impl Fn(&T) -> bool) -> Vec<T>
+where
+    T: HasPreference,
+{
+    match hosts.iter().position(&is_self) {
+        Some(index) => {
+            let limit = hosts[index].preference();
+            hosts
+                .into_iter()
+                .filter(|h| h.preference() < limit)
+                .collect()
+        }
+        None => hosts,
+    }
+}
+
+/// Anything ordered by MX preference.
+pub trait HasPreference {
+    fn preference(&self) -> u16;
+}
+
+impl HasPreference for PlannedHost {
+    fn preference(&self) -> u16 {
+        self.preference
+    }
+}
+
+fn fail(is_permanent: bool, status: EnhancedCode, reason: String) -> MxPlan {
+    MxPlan::Fail(NoRoute {
+        is_permanent,
+        status,
+        reason,
+    })
+}
+
+/// Parses the address of an address literal (`192.0.2.1`, `IPv6:2001:db8::1`).
+pub fn literal_address(literal: &str) -> Option<IpAddr> {
+    match literal.get(..5) {
+        Some(tag) if tag.eq_ignore_ascii_case("IPv6:") => literal[5..].parse().ok(),
+        _ => literal.parse().ok(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use petrel_dns::MxRecord;
+
+    fn records(list: &[(u16, &str)]) -> Result<MxAnswer, TemporaryFailure> {
+        Ok(MxAnswer::from_records(
+            list.iter()
+                .map(|(p, e)| MxRecord {
+                    preference: *p,
+                    exchange: (*e).into(),
+                })
+                .collect(),
+        ))
+    }
+
+    fn names(plan: &MxPlan) -> Vec<String> {
+        match plan {
+            MxPlan::Hosts(hosts) => hosts.iter().map(|h| h.name.clone()).collect(),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    fn status(plan: &MxPlan) -> String {
+        match plan {
+            MxPlan::Fail(no_route) => format!("{} {}", no_route.status, no_route.is_permanent),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    fn plan_of(answer: &Result<MxAnswer, TemporaryFailure>) -> MxPlan {
+        plan(
+            "example.org",
+            answer,
+            &|name| name == "mx.us.example",
+            &mut |_| {},
+        )
+    }
+
+    #[test]
+    fn c_nullmx_2_null_mx_fails_permanently_with_5_1_10() {
+        assert_eq!(status(&plan_of(&records(&[(0, "")]))), "5.1.10 true");
+    }
+
+    #[test]
+    fn c_route_1_2_nxdomain_temporary_and_implicit() {
+        assert_eq!(status(&plan_of(&Ok(MxAnswer::NoSuchDomain))), "5.1.2 true");
+        assert_eq!(
+            status(&plan_of(&Err(TemporaryFailure("SERVFAIL".into())))),
+            "4.4.3 false"
+        );
+        assert_eq!(names(&plan_of(&Ok(MxAnswer::NoMx))), ["example.org"]);
+    }
+
+    #[test]
+    fn c_route_3_sorted_and_equal_preferences_shuffled() {
+        let answer = records(&[(20, "c"), (10, "b"), (10, "a"), (5, "z")]);
+        let plan = plan("example.org", &answer, &|_| false, &mut |run| run.reverse());
+        assert_eq!(names(&plan), ["z", "a", "b", "c"]);
+    }
+
+    #[test]
+    fn c_nullmx_3_dot_beside_real_records_skipped() {
+        assert_eq!(
+            names(&plan_of(&records(&[(0, ""), (10, "mx.example")]))),
+            ["mx.example"]
+        );
+    }
+
+    #[test]
+    fn c_route_5_we_and_less_preferred_dropped() {
+        let answer = records(&[(10, "a"), (20, "mx.us.example"), (20, "b"), (30, "c")]);
+        assert_eq!(names(&plan_of(&answer)), ["a"]);
+        let answer = records(&[(10, "mx.us.example"), (20, "b")]);
+        assert_eq!(status(&plan_of(&answer)), "5.4.4 true");
+    }
+
+    #[test]
+    fn c_route_7_literals() {
+        assert_eq!(
+            literal_address("192.0.2.1"),
+            Some("192.0.2.1".parse().unwrap())
+        );
+        assert_eq!(
+            literal_address("IPv6:2001:db8::1"),
+            Some("2001:db8::1".parse().unwrap())
+        );
+        assert_eq!(literal_address("nonsense"), None);
+    }
+}

@@ -1,0 +1,507 @@
+//! The client session state machine (RFC 5321 §3-4, RFC 2920 PIPELINING, RFC 1870 SIZE,
+//! RFC 6152 8BITMIME, RFC 6531 SMTPUTF8, RFC 3461 DSN), the sending side of `session`.
+//!
+//! Sans-IO: the driver writes `take_output`, feeds the server's bytes with `receive`, and calls
+//! `poll`. After the greeting and EHLO (HELO when EHLO is refused) the session is `Ready`; the
+//! driver `send`s one transaction at a time and gets one result with a reply per recipient,
+//! then may send another on the same connection, or `quit`. Only parameters of advertised
+//! extensions are sent (S-TXN-8); content is normalised to CR LF and dot-stuffed (S-SMUG-4).
+//! Replies from the server are untrusted: malformed ones end the session with an error.
+
+use std::collections::VecDeque;
+
+use crate::data::dot_stuff;
+use crate::params::{Body, MailParameters, RcptParameters};
+use crate::reply::Reply;
+use crate::reply::parse::{ReplyError, parse_reply};
+use crate::{EnhancedCode, xtext};
+
+/// What the server offered in its EHLO reply.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Capabilities {
+    pub is_esmtp: bool,
+    pub pipelining: bool,
+    /// SIZE's limit; `Some(0)` means no fixed limit.
+    pub size_bytes: Option<u64>,
+    pub eight_bit_mime: bool,
+    pub smtputf8: bool,
+    pub chunking: bool,
+    pub dsn: bool,
+    pub starttls: bool,
+    pub enhanced_status_codes: bool,
+    /// Every keyword line, as offered.
+    pub keywords: Vec<String>,
+}
+
+impl Capabilities {
+    fn from_ehlo(reply: &Reply) -> Capabilities {
+        let mut capabilities = Capabilities {
+            is_esmtp: true,
+            ..Capabilities::default()
+        };
+        for line in reply.lines.iter().skip(1) {
+            let mut words = line.split_whitespace();
+            let keyword = words.next().unwrap_or("").to_ascii_uppercase();
+            match keyword.as_str() {
+                "PIPELINING" => capabilities.pipelining = true,
+                "SIZE" => {
+                    capabilities.size_bytes =
+                        Some(words.next().and_then(|w| w.parse().ok()).unwrap_or(0))
+                }
+                "8BITMIME" => capabilities.eight_bit_mime = true,
+                "SMTPUTF8" => capabilities.smtputf8 = true,
+                "CHUNKING" => capabilities.chunking = true,
+                "DSN" => capabilities.dsn = true,
+                "STARTTLS" => capabilities.starttls = true,
+                "ENHANCEDSTATUSCODES" => capabilities.enhanced_status_codes = true,
+                _ => {}
+            }
+            capabilities.keywords.push(line.clone());
+        }
+        capabilities
+    }
+}
+
+/// One message to send.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Outgoing {
+    /// Without brackets; empty for the null reverse path.
+    pub reverse_path: String,
+    pub parameters: MailParameters,
+    pub recipients: Vec<(String, RcptParameters)>,
+    /// The message; any line ends, normalised to CR LF when sent.
+    pub content: Vec<u8>,
+}
+
+/// Why a message cannot go to this server at all (checked before MAIL).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Unsendable {
+    pub status: EnhancedCode,
+    pub reason: String,
+}
+
+/// The result of one transaction.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TransactionResult {
+    pub mail: Reply,
+    /// One per recipient, in order: its RCPT reply when that refused it, else the reply to the
+    /// content (or to DATA when DATA was refused).
+    pub recipients: Vec<Reply>,
+}
+
+/// Why the session cannot go on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SessionFailure {
+    /// The greeting was not 220 (e.g. 421, 521, 554): try the next host (C-521-2).
+    Greeting(Reply),
+    /// Both EHLO and HELO were refused.
+    Hello(Reply),
+    /// The server sent something that is not a reply.
+    Protocol(String),
+}
+
+/// What the driver must do next.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ClientEvent {
+    /// Write `take_output`, then read and `receive` more.
+    NeedInput,
+    /// Send a transaction or quit.
+    Ready,
+    /// A transaction ended; the session is ready again.
+    Sent(TransactionResult),
+    Failed(SessionFailure),
+    /// QUIT was answered; close the connection.
+    Closed,
+}
+
+/// What the session waits for now, so the driver can pick the timeout (C-TIME-1).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Waiting {
+    Greeting,
+    Hello,
+    Mail,
+    Rcpt,
+    Data,
+    DataEnd,
+    Quit,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Expect {
+    Greeting,
+    Ehlo,
+    Helo,
+    Mail,
+    Rcpt(usize),
+    Data,
+    Content,
+    Rset,
+    Quit,
+}
+
+#[derive(Debug)]
+struct Transaction {
+    message: Outgoing,
+    mail: Option<Reply>,
+    recipients: Vec<Option<Reply>>,
+    data: Option<Reply>,
+}
+
+/// One client session.
+#[derive(Debug)]
+pub struct ClientSession {
+    helo_name: String,
+    input: Vec<u8>,
+    output: Vec<u8>,
+    expected: VecDeque<Expect>,
+    capabilities: Capabilities,
+    transaction: Option<Transaction>,
+    event: Option<ClientEvent>,
+    /// Set once the session failed or quit: nothing more happens on it.
+    is_over: bool,
+}
+
+impl ClientSession {
+    /// A session that will greet with `helo_name`; it first waits for the server's greeting.
+    pub fn new(helo_name: &str) -> ClientSession {
+        ClientSession {
+            helo_name: helo_name.to_owned(),
+            input: Vec::new(),
+            output: Vec::new(),
+            expected: VecDeque::from([Expect::Greeting]),
+            capabilities: Capabilities::default(),
+            transaction: None,
+            event: None,
+            is_over: false,
+        }
+    }
+
+    /// What the server offered.
+    pub fn capabilities(&self) -> &Capabilities {
+        &self.capabilities
+    }
+
+    /// Adds bytes read from the server.
+    pub fn receive(&mut self, bytes: &[u8]) {
+        self.input.extend_from_slice(bytes);
+    }
+
+    /// Takes the commands waiting to be written.
+    pub fn take_output(&mut self) -> Vec<u8> {
+        std::mem::take(&mut self.output)
+    }
+
+    /// What reply the session waits for, if any.
+    pub fn waiting(&self) -> Option<Waiting> {
+        self.expected.front().map(|expect| match expect {
+            Expect::Greeting => Waiting::Greeting,
+            Expect::Ehlo | Expect::Helo | Expect::Rset => Waiting::Hello,
+            Expect::Mail => Waiting::Mail,
+            Expect::Rcpt(_) => Waiting::Rcpt,
+            Expect::Data => Waiting::Data,
+            Expect::Content => Waiting::DataEnd,
+            Expect::Quit => Waiting::Quit,
+        })
+    }
+
+    /// Checks whether `message` can go to this server (C-8BIT-2, C-UTF8-3, RFC 1870).
+    ///
+    /// # Errors
+    /// The DSN status and reason when it cannot.
+    pub fn check(&self, message: &Outgoing) -> Result<(), Unsendable> {
+        let caps = &self.capabilities;
+        let needs_utf8 = message.parameters.is_smtputf8
+            || !message.reverse_path.is_ascii()
+            || message.recipients.iter().any(|(r, _)| !r.is_ascii());
+        if needs_utf8 && !caps.smtputf8 {
+            return Err(Unsendable {
+                status: EnhancedCode::new(5, 6, 7),
+                reason: "the message needs SMTPUTF8, which the receiving server does not offer"
+                    .into(),
+            });
+        }
+        let is_eight_bit =
+            message.parameters.body == Body::EightBitMime || !message.content.is_ascii();
+        if is_eight_bit && !caps.eight_bit_mime {
+            return Err(Unsendable {
+                status: EnhancedCode::new(5, 6, 3),
+                reason:
+                    "the message has 8-bit content and the receiving server does not offer 8BITMIME"
+                        .into(),
+            });
+        }
+        if let Some(limit) = caps.size_bytes.filter(|l| *l > 0)
+            && message.content.len() as u64 > limit
+        {
+            return Err(Unsendable {
+                status: EnhancedCode::new(5, 3, 4),
+                reason: format!(
+                    "the message ({} octets) is over the receiving server's SIZE limit of {limit}",
+                    message.content.len()
+                ),
+            });
+        }
+        Ok(())
+    }
+
+    /// Starts a transaction; call only after `Ready` (or `Sent`), and after `check`.
+    pub fn send(&mut self, message: Outgoing) {
+        let count = message.recipients.len();
+        self.push_line(&mail_command(&self.capabilities, &message));
+        self.expected.push_back(Expect::Mail);
+        if self.capabilities.pipelining {
+            for index in 0..count {
+                self.push_line(&rcpt_command(&self.capabilities, &message, index));
+                self.expected.push_back(Expect::Rcpt(index));
+            }
+            self.push_line("DATA");
+            self.expected.push_back(Expect::Data);
+        }
+        self.transaction = Some(Transaction {
+            message,
+            mail: None,
+            recipients: vec![None; count],
+            data: None,
+        });
+    }
+
+    /// Ends the session politely.
+    pub fn quit(&mut self) {
+        self.push_line("QUIT");
+        self.expected.push_back(Expect::Quit);
+    }
+
+    /// Processes replies until input runs out or something happens.
+    pub fn poll(&mut self) -> ClientEvent {
+        loop {
+            if let Some(event) = self.event.take() {
+                if matches!(event, ClientEvent::Failed(_) | ClientEvent::Closed) {
+                    self.is_over = true;
+                }
+                return event;
+            }
+            if self.is_over {
+                return ClientEvent::Closed;
+            }
+            let Some(&expect) = self.expected.front() else {
+                return ClientEvent::Ready;
+            };
+            let (reply, used) = match parse_reply(&self.input) {
+                Ok(Some(found)) => found,
+                Ok(None) => return ClientEvent::NeedInput,
+                Err(ReplyError::TooLong) => return self.protocol_error("reply too long".into()),
+                Err(ReplyError::Malformed(line)) => {
+                    return self.protocol_error(format!("not an SMTP reply: {line:?}"));
+                }
+            };
+            self.input.drain(..used);
+            self.expected.pop_front();
+            self.on_reply(expect, reply);
+        }
+    }
+
+    fn protocol_error(&mut self, reason: String) -> ClientEvent {
+        self.expected.clear();
+        self.is_over = true;
+        ClientEvent::Failed(SessionFailure::Protocol(reason))
+    }
+
+    fn on_reply(&mut self, expect: Expect, reply: Reply) {
+        match expect {
+            Expect::Greeting if reply.code == 220 => self.hello("EHLO", Expect::Ehlo),
+            Expect::Greeting => self.fail(SessionFailure::Greeting(reply)),
+            Expect::Ehlo if reply.code == 250 => {
+                self.capabilities = Capabilities::from_ehlo(&reply);
+                self.event = Some(ClientEvent::Ready);
+            }
+            Expect::Ehlo if reply.is_permanent() => self.hello("HELO", Expect::Helo),
+            Expect::Ehlo | Expect::Helo if reply.code != 250 => {
+                self.fail(SessionFailure::Hello(reply))
+            }
+            Expect::Ehlo | Expect::Helo => {
+                self.capabilities = Capabilities::default();
+                self.event = Some(ClientEvent::Ready);
+            }
+            Expect::Mail => self.on_mail(reply),
+            Expect::Rcpt(index) => self.on_rcpt(index, reply),
+            Expect::Data => self.on_data(reply),
+            Expect::Content => {
+                if let Some(transaction) = &mut self.transaction {
+                    transaction.data = Some(reply);
+                }
+                self.finish();
+            }
+            Expect::Rset => {}
+            Expect::Quit => self.event = Some(ClientEvent::Closed),
+        }
+    }
+
+    fn hello(&mut self, verb: &str, expect: Expect) {
+        let line = format!("{verb} {}", self.helo_name);
+        self.push_line(&line);
+        self.expected.push_back(expect);
+    }
+
+    fn fail(&mut self, failure: SessionFailure) {
+        self.expected.clear();
+        self.event = Some(ClientEvent::Failed(failure));
+    }
+
+    fn on_mail(&mut self, reply: Reply) {
+        let is_ok = reply.code == 250;
+        let Some(transaction) = &mut self.transaction else {
+            return;
+        };
+        transaction.mail = Some(reply);
+        if !self.capabilities.pipelining {
+            if is_ok {
+                let line = rcpt_command(&self.capabilities, &transaction.message, 0);
+                self.push_line(&line);
+                self.expected.push_back(Expect::Rcpt(0));
+            } else {
+                self.finish();
+            }
+        }
+    }
+
+    fn on_rcpt(&mut self, index: usize, reply: Reply) {
+        let Some(transaction) = &mut self.transaction else {
+            return;
+        };
+        if let Some(slot) = transaction.recipients.get_mut(index) {
+            *slot = Some(reply);
+        }
+        if self.capabilities.pipelining {
+            return;
+        }
+        let next = index + 1;
+        if next < transaction.recipients.len() {
+            let line = rcpt_command(&self.capabilities, &transaction.message, next);
+            self.push_line(&line);
+            self.expected.push_back(Expect::Rcpt(next));
+        } else if self.has_accepted_recipient() {
+            self.push_line("DATA");
+            self.expected.push_back(Expect::Data);
+        } else {
+            self.push_line("RSET");
+            self.expected.push_back(Expect::Rset);
+            self.finish();
+        }
+    }
+
+    fn on_data(&mut self, reply: Reply) {
+        if reply.code == 354 {
+            let content = match &self.transaction {
+                // RFC 2920 §3.1: a 354 after every RCPT failed still needs an end of data.
+                Some(t)
+                    if self.has_accepted_recipient()
+                        && t.mail.as_ref().is_some_and(|m| m.code == 250) =>
+                {
+                    dot_stuff(&t.message.content)
+                }
+                _ => b".\r\n".to_vec(),
+            };
+            self.output.extend_from_slice(&content);
+            self.expected.push_back(Expect::Content);
+            return;
+        }
+        if let Some(transaction) = &mut self.transaction {
+            transaction.data = Some(reply);
+        }
+        self.finish();
+    }
+
+    fn has_accepted_recipient(&self) -> bool {
+        self.transaction.as_ref().is_some_and(|t| {
+            t.recipients
+                .iter()
+                .any(|r| r.as_ref().is_some_and(|r| r.code == 250 || r.code == 251))
+        })
+    }
+
+    /// Builds the result: each recipient gets its RCPT refusal, or the MAIL refusal, or the
+    /// reply that ended the data.
+    fn finish(&mut self) {
+        let Some(transaction) = self.transaction.take() else {
+            return;
+        };
+        let fallback = Reply {
+            code: 451,
+            enhanced: Some(EnhancedCode::new(4, 4, 2)),
+            lines: vec!["no reply received".into()],
+        };
+        let mail = transaction.mail.unwrap_or_else(|| fallback.clone());
+        let recipients = transaction
+            .recipients
+            .into_iter()
+            .map(|rcpt| {
+                if mail.code != 250 {
+                    return mail.clone();
+                }
+                match rcpt {
+                    Some(reply) if reply.code == 250 || reply.code == 251 => {
+                        transaction.data.clone().unwrap_or_else(|| fallback.clone())
+                    }
+                    Some(reply) => reply,
+                    None => fallback.clone(),
+                }
+            })
+            .collect();
+        self.event = Some(ClientEvent::Sent(TransactionResult { mail, recipients }));
+    }
+
+    fn push_line(&mut self, line: &str) {
+        self.output.extend_from_slice(line.as_bytes());
+        self.output.extend_from_slice(b"\r\n");
+    }
+}
+
+/// `MAIL FROM:<path>` with the parameters the server's extensions allow (S-TXN-8).
+fn mail_command(caps: &Capabilities, message: &Outgoing) -> String {
+    let mut line = format!("MAIL FROM:<{}>", message.reverse_path);
+    if caps.size_bytes.is_some() {
+        line.push_str(&format!(" SIZE={}", message.content.len()));
+    }
+    if caps.eight_bit_mime
+        && (message.parameters.body == Body::EightBitMime || !message.content.is_ascii())
+    {
+        line.push_str(" BODY=8BITMIME");
+    }
+    if caps.smtputf8
+        && (message.parameters.is_smtputf8
+            || !message.reverse_path.is_ascii()
+            || message.recipients.iter().any(|(r, _)| !r.is_ascii()))
+    {
+        line.push_str(" SMTPUTF8");
+    }
+    if caps.dsn {
+        if let Some(ret) = message.parameters.ret {
+            line.push_str(&format!(" RET={}", ret.as_str()));
+        }
+        if let Some(envid) = &message.parameters.envelope_id {
+            line.push_str(&format!(" ENVID={}", xtext::encode(envid.as_bytes())));
+        }
+    }
+    line
+}
+
+/// `RCPT TO:<path>` with DSN parameters when the server offers DSN.
+fn rcpt_command(caps: &Capabilities, message: &Outgoing, index: usize) -> String {
+    let Some((address, parameters)) = message.recipients.get(index) else {
+        return "RSET".into();
+    };
+    let mut line = format!("RCPT TO:<{address}>");
+    if caps.dsn {
+        if let Some(notify) = parameters.notify {
+            line.push_str(&format!(" NOTIFY={}", notify.render()));
+        }
+        if let Some(orcpt) = &parameters.original_recipient {
+            line.push_str(&format!(
+                " ORCPT={};{}",
+                orcpt.address_type,
+                xtext::encode(orcpt.address.as_bytes())
+            ));
+        }
+    }
+    line
+}
