@@ -106,10 +106,7 @@ pub fn plan(
 }
 
 /// Drops the first host that is us and every host not more preferred than it (C-ROUTE-5).
-pub fn drop_self<T: Clone>(hosts: Vec<T>, is_self: impl Fn(&T) -> bool) -> Vec<T>
-where
-    T: HasPreference,
-{
+pub fn drop_self<T: HasPreference>(hosts: Vec<T>, is_self: impl Fn(&T) -> bool) -> Vec<T> {
     match hosts.iter().position(&is_self) {
         Some(index) => {
             let limit = hosts[index].preference();
