@@ -33,6 +33,9 @@ pub struct Envelope {
     pub envelope_id: Option<String>,
     /// The recipients in the order RCPT accepted them.
     pub recipients: Vec<Recipient>,
+    /// What happened to the message, one line per event, oldest first: each delivery attempt
+    /// with the DNS answer, the host tried, the reply and the decision taken.
+    pub history: Vec<String>,
 }
 
 /// One forward path of the envelope and its delivery status.
@@ -53,6 +56,10 @@ pub struct Recipient {
     pub next_attempt_unix_seconds: u64,
     /// The last reply text seen for this recipient, on one line.
     pub last_reply: Option<String>,
+    /// The enhanced status of the last outcome (e.g. `5.1.10`), for the DSN's `Status:`.
+    pub status: Option<String>,
+    /// The host that gave `last_reply`, for the DSN's `Remote-MTA:`.
+    pub remote_mta: Option<String>,
 }
 
 impl Recipient {
@@ -66,6 +73,8 @@ impl Recipient {
             attempts: 0,
             next_attempt_unix_seconds: 0,
             last_reply: None,
+            status: None,
+            remote_mta: None,
         }
     }
 }
@@ -148,6 +157,7 @@ mod tests {
                 Recipient::new("a@example.org"),
                 Recipient::new("b@example.org"),
             ],
+            history: Vec::new(),
         };
         envelope.recipients[0].state = RecipientState::Delivered;
         let pending: Vec<usize> = envelope.pending().map(|(index, _)| index).collect();

@@ -90,6 +90,9 @@ pub fn encode(id: &QueueId, envelope: &Envelope) -> Vec<u8> {
     for recipient in &envelope.recipients {
         push_line(&mut out, "rcpt", &encode_recipient(recipient));
     }
+    for event in &envelope.history {
+        push_line(&mut out, "history", &escape(event));
+    }
     out.push_str("end\n");
     out.into_bytes()
 }
@@ -133,6 +136,14 @@ fn encode_recipient(recipient: &Recipient) -> String {
     if let Some(reply) = &recipient.last_reply {
         line.push_str(" reply=");
         line.push_str(&escape(reply));
+    }
+    if let Some(status) = &recipient.status {
+        line.push_str(" status=");
+        line.push_str(&escape(status));
+    }
+    if let Some(remote_mta) = &recipient.remote_mta {
+        line.push_str(" remote-mta=");
+        line.push_str(&escape(remote_mta));
     }
     line
 }
@@ -190,6 +201,7 @@ struct Fields {
     ret: Option<Ret>,
     envelope_id: Option<String>,
     recipients: Vec<Recipient>,
+    history: Vec<String>,
 }
 
 /// Parses a record written by [`encode`].
@@ -279,6 +291,12 @@ fn parse_line(fields: &mut Fields, line: &str) -> Result<(), String> {
             fields.recipients.push(parse_recipient(value)?);
             Ok(())
         }
+        "history" => {
+            fields
+                .history
+                .push(unescape(value).ok_or("malformed history line")?);
+            Ok(())
+        }
         _ => Err(format!("unknown key {key:?}")),
     }
 }
@@ -293,6 +311,8 @@ fn parse_recipient(value: &str) -> Result<Recipient, String> {
     let mut notify = None;
     let mut original_recipient = None;
     let mut reply = None;
+    let mut status = None;
+    let mut remote_mta = None;
     for word in words {
         let (key, value) = word
             .split_once('=')
@@ -307,6 +327,8 @@ fn parse_recipient(value: &str) -> Result<Recipient, String> {
             "notify" => set_once(&mut notify, parse_notify(value), key)?,
             "orcpt" => set_once(&mut original_recipient, parse_orcpt(value), key)?,
             "reply" => set_once(&mut reply, unescape(value), key)?,
+            "status" => set_once(&mut status, unescape(value), key)?,
+            "remote-mta" => set_once(&mut remote_mta, unescape(value), key)?,
             _ => return Err(format!("unknown recipient attribute {key:?}")),
         }
     }
@@ -319,6 +341,8 @@ fn parse_recipient(value: &str) -> Result<Recipient, String> {
         attempts: attempts.ok_or_else(|| missing("attempts"))?,
         next_attempt_unix_seconds: next.ok_or_else(|| missing("next"))?,
         last_reply: reply,
+        status,
+        remote_mta,
     })
 }
 
@@ -345,6 +369,7 @@ fn finish(fields: Fields) -> Result<(QueueId, Envelope), String> {
         ret: fields.ret,
         envelope_id: fields.envelope_id,
         recipients: fields.recipients,
+        history: fields.history,
     };
     Ok((id, envelope))
 }

@@ -45,6 +45,7 @@ fn sample() -> (QueueId, Envelope) {
         ret: Some(Ret::Headers),
         envelope_id: Some("abc+def=1".into()),
         recipients: vec![Recipient::new("Postmaster"), second],
+        history: vec!["attempt 1: 451 4.4.1 no answer; retry".into()],
     };
     (id, envelope)
 }
@@ -140,6 +141,8 @@ fn generate_envelope(g: &mut Generator) -> Envelope {
             attempts: g.next() as u32,
             next_attempt_unix_seconds: g.next(),
             last_reply: g.maybe_text(),
+            status: g.maybe_text(),
+            remote_mta: g.maybe_text(),
         })
         .collect();
     Envelope {
@@ -156,6 +159,7 @@ fn generate_envelope(g: &mut Generator) -> Envelope {
         ret: [None, Some(Ret::Full), Some(Ret::Headers)][g.below(3) as usize],
         envelope_id: g.maybe_text(),
         recipients,
+        history: (0..g.below(3)).map(|_| g.text()).collect(),
     }
 }
 
@@ -229,14 +233,14 @@ fn damaged_records_name_the_line() {
             8,
             "twice",
         ),
-        (good.replace("\nid 0654A1B2C3D4E0001", ""), 12, "missing id"),
+        (good.replace("\nid 0654A1B2C3D4E0001", ""), 13, "missing id"),
         (good.replace(" state=pending attempts=0", ""), 11, "state"),
         (
             format!("{good}rcpt x state=pending attempts=0 next=0\n"),
-            14,
+            15,
             "after end",
         ),
-        (good.replace("end\n", ""), 13, "truncated"),
+        (good.replace("end\n", ""), 14, "truncated"),
     ];
     for (text, line, reason) in cases {
         let error = decode_text(&text).unwrap_err();

@@ -116,7 +116,16 @@ fn envelope_of(message: &Message, client: IpAddr, unix_seconds: u64) -> Envelope
                 attempts: 0,
                 next_attempt_unix_seconds: 0,
                 last_reply: None,
+                status: None,
+                remote_mta: None,
             })
             .collect(),
+        history: vec![format!(
+            "{} received from {} ({}) with {} recipient(s)",
+            petrel_proto::trace::rfc5322_date(i64::try_from(unix_seconds).unwrap_or(i64::MAX)),
+            message.helo,
+            client,
+            message.recipients.len()
+        )],
     }
 }
