@@ -4,8 +4,10 @@
 //! Depends on proto and queue, never on server (they meet only in the queue). A message leaves
 //! the queue only after every copy it owes is durable.
 
+pub mod dsn;
 pub mod maildir;
 pub mod mxplan;
+pub mod schedule;
 pub mod scheduler;
 
 pub use scheduler::{DeliverySettings, Scheduler};

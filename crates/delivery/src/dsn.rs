@@ -1,0 +1,244 @@
+//! Delivery status notifications (RFC 3464, RFC 6522, RFC 5321 §6.1; SMTP-CONFORMANCE.md §14):
+//! one multipart/report per message covering all its failed recipients, with a human part that
+//! says in plain words what each reply means and what the sender can do.
+//!
+//! Pure: the time, the ids and the explanation lookup come in as arguments. The caller decides
+//! who gets a bounce (never the null sender, C-BOUNCE-1; NOTIFY honoured, C-DSN-2).
+
+use petrel_proto::params::{OriginalRecipient, Ret};
+use petrel_proto::trace::rfc5322_date;
+
+/// The Action of a per-recipient report.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Action {
+    Failed,
+    Delayed,
+}
+
+impl Action {
+    fn as_str(self) -> &'static str {
+        match self {
+            Action::Failed => "failed",
+            Action::Delayed => "delayed",
+        }
+    }
+}
+
+/// One recipient the report is about.
+#[derive(Debug, Clone)]
+pub struct ReportedRecipient<'a> {
+    pub address: &'a str,
+    pub original: Option<&'a OriginalRecipient>,
+    pub action: Action,
+    /// Enhanced status, e.g. `5.1.10`.
+    pub status: &'a str,
+    /// The remote reply, one line, when there was one.
+    pub diagnostic: Option<&'a str>,
+    pub remote_mta: Option<&'a str>,
+}
+
+/// Plain-language help for a status: (what it means, what the sender can do).
+pub type Explain<'a> = &'a dyn Fn(&str) -> Option<(String, String)>;
+
+/// Everything a report is built from.
+pub struct Report<'a> {
+    pub hostname: &'a str,
+    pub queue_id: &'a str,
+    /// The original reverse path, who gets the report.
+    pub to: &'a str,
+    pub envelope_id: Option<&'a str>,
+    pub ret: Option<Ret>,
+    pub arrival_unix_seconds: i64,
+    pub now_unix_seconds: i64,
+    /// For delayed reports: until when we keep trying.
+    pub retry_until_unix_seconds: Option<i64>,
+    pub recipients: Vec<ReportedRecipient<'a>>,
+    /// The original message (CR LF).
+    pub message: &'a [u8],
+    pub explain: Explain<'a>,
+}
+
+/// Renders the report as a message ready to queue (CR LF line ends).
+pub fn compose(report: &Report<'_>) -> Vec<u8> {
+    let boundary = format!("{}/{}", report.queue_id, report.hostname);
+    let is_delay = report
+        .recipients
+        .iter()
+        .all(|r| r.action == Action::Delayed);
+    let subject = if is_delay {
+        "Delayed Mail (still being retried)"
+    } else {
+        "Undelivered Mail Returned to Sender"
+    };
+    let mut out = String::new();
+    out.push_str(&format!(
+        "From: Mail Delivery System <MAILER-DAEMON@{}>\r\n",
+        report.hostname
+    ));
+    out.push_str(&format!("To: <{}>\r\n", report.to));
+    out.push_str(&format!("Subject: {subject}\r\n"));
+    out.push_str(&format!(
+        "Date: {}\r\n",
+        rfc5322_date(report.now_unix_seconds)
+    ));
+    out.push_str(&format!(
+        "Message-ID: <{}.dsn@{}>\r\n",
+        report.queue_id, report.hostname
+    ));
+    out.push_str("MIME-Version: 1.0\r\nAuto-Submitted: auto-replied\r\n");
+    out.push_str(&format!(
+        "Content-Type: multipart/report; report-type=delivery-status;\r\n\tboundary=\"{boundary}\"\r\n\r\n"
+    ));
+    out.push_str("This is a MIME-encapsulated message.\r\n\r\n");
+    out.push_str(&format!("--{boundary}\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: 8bit\r\n\r\n"));
+    out.push_str(&human_part(report, is_delay));
+    out.push_str(&format!(
+        "\r\n--{boundary}\r\nContent-Type: message/delivery-status\r\n\r\n"
+    ));
+    out.push_str(&status_part(report));
+    out.push_str(&format!("\r\n--{boundary}\r\n"));
+    let mut bytes = out.into_bytes();
+    if report.ret == Some(Ret::Full) {
+        bytes.extend_from_slice(b"Content-Type: message/rfc822\r\n\r\n");
+        bytes.extend_from_slice(report.message);
+    } else {
+        bytes.extend_from_slice(b"Content-Type: text/rfc822-headers\r\n\r\n");
+        bytes.extend_from_slice(header_section(report.message));
+    }
+    if !bytes.ends_with(b"\r\n") {
+        bytes.extend_from_slice(b"\r\n");
+    }
+    bytes.extend_from_slice(format!("\r\n--{boundary}--\r\n").as_bytes());
+    bytes
+}
+
+fn human_part(report: &Report<'_>, is_delay: bool) -> String {
+    let mut text = format!("This is the mail system at {}.\r\n\r\n", report.hostname);
+    if is_delay {
+        text.push_str("Your message has not been delivered yet to the recipients below. It is still\r\nbeing retried; you do not need to send it again.\r\n");
+        if let Some(until) = report.retry_until_unix_seconds {
+            text.push_str(&format!(
+                "We will keep trying until {}.\r\n",
+                rfc5322_date(until)
+            ));
+        }
+    } else {
+        text.push_str("Your message could not be delivered to the recipients below. It will not be\r\nretried. The reason for each, and what you can do:\r\n");
+    }
+    for recipient in &report.recipients {
+        text.push_str(&format!("\r\n<{}>\r\n", recipient.address));
+        match recipient.diagnostic {
+            Some(reply) => text.push_str(&format!("    The receiving server said: {reply}\r\n")),
+            None => text.push_str(&format!("    Status: {}\r\n", recipient.status)),
+        }
+        if let Some((meaning, fix)) = (report.explain)(recipient.status) {
+            text.push_str(&format!("    What it means: {meaning}\r\n"));
+            text.push_str(&format!("    What you can do: {fix}\r\n"));
+        }
+    }
+    text
+}
+
+fn status_part(report: &Report<'_>) -> String {
+    let mut text = format!("Reporting-MTA: dns; {}\r\n", report.hostname);
+    if let Some(envid) = report.envelope_id {
+        text.push_str(&format!("Original-Envelope-Id: {envid}\r\n"));
+    }
+    text.push_str(&format!(
+        "Arrival-Date: {}\r\n",
+        rfc5322_date(report.arrival_unix_seconds)
+    ));
+    for recipient in &report.recipients {
+        text.push_str("\r\n");
+        text.push_str(&format!(
+            "Final-Recipient: rfc822; {}\r\n",
+            recipient.address
+        ));
+        if let Some(original) = recipient.original {
+            text.push_str(&format!(
+                "Original-Recipient: {}; {}\r\n",
+                original.address_type, original.address
+            ));
+        }
+        text.push_str(&format!("Action: {}\r\n", recipient.action.as_str()));
+        text.push_str(&format!("Status: {}\r\n", recipient.status));
+        if let Some(mta) = recipient.remote_mta {
+            text.push_str(&format!("Remote-MTA: dns; {mta}\r\n"));
+        }
+        if let Some(reply) = recipient.diagnostic {
+            text.push_str(&format!("Diagnostic-Code: smtp; {reply}\r\n"));
+        }
+        text.push_str(&format!(
+            "Last-Attempt-Date: {}\r\n",
+            rfc5322_date(report.now_unix_seconds)
+        ));
+        if recipient.action == Action::Delayed
+            && let Some(until) = report.retry_until_unix_seconds
+        {
+            text.push_str(&format!("Will-Retry-Until: {}\r\n", rfc5322_date(until)));
+        }
+    }
+    text
+}
+
+/// The header section of a message, up to and including its blank line.
+fn header_section(message: &[u8]) -> &[u8] {
+    message
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .map_or(message, |end| &message[..end + 4])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn c_bounce_3_4_5_structure() {
+        let original = OriginalRecipient {
+            address_type: "rfc822".into(),
+            address: "b@example.net".into(),
+        };
+        let explain = |status: &str| {
+            (status == "5.1.10").then(|| {
+                (
+                    "The domain takes no mail.".to_owned(),
+                    "Use another address.".to_owned(),
+                )
+            })
+        };
+        let report = Report {
+            hostname: "mx.test",
+            queue_id: "ABC",
+            to: "a@example.org",
+            envelope_id: Some("env-1"),
+            ret: None,
+            arrival_unix_seconds: 0,
+            now_unix_seconds: 60,
+            retry_until_unix_seconds: None,
+            recipients: vec![ReportedRecipient {
+                address: "b@nullmx.test",
+                original: Some(&original),
+                action: Action::Failed,
+                status: "5.1.10",
+                diagnostic: None,
+                remote_mta: None,
+            }],
+            message: b"Subject: hello\r\nFrom: a@example.org\r\n\r\nsecret body\r\n",
+            explain: &explain,
+        };
+        let text = String::from_utf8(compose(&report)).unwrap();
+        assert!(text.contains("Content-Type: multipart/report; report-type=delivery-status;"));
+        assert!(text.contains("Auto-Submitted: auto-replied\r\n"));
+        assert!(text.contains("Reporting-MTA: dns; mx.test\r\nOriginal-Envelope-Id: env-1\r\nArrival-Date: Thu, 1 Jan 1970 00:00:00 +0000\r\n"));
+        assert!(text.contains("Final-Recipient: rfc822; b@nullmx.test\r\nOriginal-Recipient: rfc822; b@example.net\r\nAction: failed\r\nStatus: 5.1.10\r\n"));
+        assert!(text.contains("What it means: The domain takes no mail."));
+        assert!(text.contains("Content-Type: text/rfc822-headers\r\n\r\nSubject: hello\r\n"));
+        assert!(!text.contains("secret body"), "RET absent: headers only");
+        assert!(text.ends_with("--ABC/mx.test--\r\n"));
+        assert!(
+            !text.contains("\n\n") && !text.replace("\r\n", "").contains('\n'),
+            "CR LF only"
+        );
+    }
+}
