@@ -5,8 +5,11 @@
 //! the queue only after every copy it owes is durable.
 
 pub mod dsn;
+pub mod local;
 pub mod maildir;
 pub mod mxplan;
+pub mod outcome;
+pub mod remote;
 pub mod schedule;
 pub mod scheduler;
 

@@ -1,30 +1,35 @@
 //! The scheduler: walks the queue and delivers what is due, a bounded number of messages at
-//! once. Local recipients go to Maildir; a message leaves the queue once no recipient is
-//! pending. Remote recipients stay pending until the SMTP client of issue 3 exists.
+//! once. Local recipients go to Maildir; remote ones are grouped by domain and sent through
+//! `remote`, at most `concurrency_per_domain` at once per domain. Each outcome is recorded
+//! with the recipient (state, status, reply, next attempt) and in the message's history; a
+//! 5xx is final and never retried, also not after a restart, because the state is on disk.
+//! Failed recipients get one DSN per message (never for the null sender, C-BOUNCE-1, C-RETRY-5).
 //!
-//! New messages arrive by id from the receiving side (through the binary's wiring); a periodic
-//! rescan picks up what was queued before a restart and what failed transiently. A record that
-//! cannot be read is moved to `corrupt/` and logged, never deleted. Delivery and queue updates
-//! run on blocking threads.
+//! New messages arrive by id; deferred ones are woken at their next attempt, and a periodic
+//! rescan picks up what an earlier run left. A record that cannot be read is moved to
+//! `corrupt/`, never deleted.
 
-use std::collections::HashSet;
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use petrel_proto::address::{Domain, mailbox_folder, parse_mailbox};
+use petrel_dns::Resolver;
+use petrel_proto::address::{Domain, parse_mailbox};
 use petrel_queue::{Envelope, Queue, QueueError, QueueId, RecipientState};
 use tokio::sync::{Semaphore, mpsc, watch};
 use tracing::{error, info, warn};
 
-use crate::maildir::{MaildirCopy, deliver};
+use crate::local::deliver_local_recipients;
+use crate::outcome::{apply_remote_outcomes, bounce_for};
+use crate::remote::{RemoteSettings, deliver};
+use crate::schedule::RetryPolicy;
 
 /// Messages delivered at once.
 const MAX_IN_FLIGHT: usize = 32;
 /// How often the whole queue is walked for what is due.
-const RESCAN_INTERVAL: Duration = Duration::from_secs(30);
-/// Wait before retrying a recipient whose local delivery failed.
-const LOCAL_RETRY_SECONDS: u64 = 60;
+const RESCAN_INTERVAL: Duration = Duration::from_secs(60);
 
 /// What delivery needs from the configuration; replaced whole on reload.
 #[derive(Debug, Clone)]
@@ -35,27 +40,51 @@ pub struct DeliverySettings {
     /// Lower-case local domains; the first receives mail for a bare `Postmaster`.
     pub local_domains: Vec<String>,
     pub recipient_delimiter: Option<String>,
+    /// TCP port of remote MX hosts.
+    pub port: u16,
+    pub retry: RetryPolicy,
+    pub concurrency_per_domain: usize,
+    /// Our listeners, to recognise ourselves among a domain's MX hosts.
+    pub own_addresses: Vec<SocketAddr>,
 }
 
 /// Runs deliveries until told to stop.
 pub struct Scheduler {
+    context: Arc<Context>,
+}
+
+struct Context {
     queue: Arc<dyn Queue>,
+    resolver: Resolver,
     settings: watch::Receiver<Arc<DeliverySettings>>,
-    in_flight: Arc<Mutex<HashSet<QueueId>>>,
+    in_flight: Mutex<HashSet<QueueId>>,
     slots: Arc<Semaphore>,
+    domains: Mutex<HashMap<String, Arc<Semaphore>>>,
+    /// Messages with a wake-up timer running, so each has at most one.
+    waking: Mutex<HashSet<QueueId>>,
+    /// Feeds ids back into the scheduler (bounces, wake-ups).
+    requeue: mpsc::UnboundedSender<QueueId>,
 }
 
 impl Scheduler {
-    /// A scheduler over `queue`.
+    /// A scheduler over `queue`; `requeue` must feed the receiver later given to `run`.
     pub fn new(
         queue: Arc<dyn Queue>,
+        resolver: Resolver,
         settings: watch::Receiver<Arc<DeliverySettings>>,
+        requeue: mpsc::UnboundedSender<QueueId>,
     ) -> Scheduler {
         Scheduler {
-            queue,
-            settings,
-            in_flight: Arc::new(Mutex::new(HashSet::new())),
-            slots: Arc::new(Semaphore::new(MAX_IN_FLIGHT)),
+            context: Arc::new(Context {
+                queue,
+                resolver,
+                settings,
+                in_flight: Mutex::new(HashSet::new()),
+                slots: Arc::new(Semaphore::new(MAX_IN_FLIGHT)),
+                domains: Mutex::new(HashMap::new()),
+                waking: Mutex::new(HashSet::new()),
+                requeue,
+            }),
         }
     }
 
@@ -80,11 +109,11 @@ impl Scheduler {
                 break;
             }
         }
-        let _ = self.slots.acquire_many(MAX_IN_FLIGHT as u32).await;
+        let _ = self.context.slots.acquire_many(MAX_IN_FLIGHT as u32).await;
     }
 
     async fn rescan(&self) {
-        let queue = self.queue.clone();
+        let queue = self.context.queue.clone();
         match tokio::task::spawn_blocking(move || queue.list()).await {
             Ok(Ok(ids)) => {
                 for id in ids {
@@ -98,20 +127,18 @@ impl Scheduler {
 
     /// Starts delivering `id` unless it is already in progress; waits for a free slot.
     async fn start(&self, id: QueueId) {
-        let Ok(permit) = self.slots.clone().acquire_owned().await else {
+        let Ok(permit) = self.context.slots.clone().acquire_owned().await else {
             return;
         };
-        if let Ok(mut in_flight) = self.in_flight.lock()
+        if let Ok(mut in_flight) = self.context.in_flight.lock()
             && !in_flight.insert(id.clone())
         {
             return;
         }
-        let queue = self.queue.clone();
-        let settings = self.settings.borrow().clone();
-        let in_flight = self.in_flight.clone();
-        tokio::task::spawn_blocking(move || {
-            deliver_message(queue.as_ref(), &settings, &id);
-            if let Ok(mut in_flight) = in_flight.lock() {
+        let context = self.context.clone();
+        tokio::spawn(async move {
+            process(&context, &id).await;
+            if let Ok(mut in_flight) = context.in_flight.lock() {
                 in_flight.remove(&id);
             }
             drop(permit);
@@ -119,111 +146,200 @@ impl Scheduler {
     }
 }
 
-/// Delivers what is due of one message and records the result.
-fn deliver_message(queue: &dyn Queue, settings: &DeliverySettings, id: &QueueId) {
-    let mut envelope = match queue.load(id) {
-        Ok(envelope) => envelope,
-        Err(QueueError::NotFound(_)) => return,
-        Err(error) => return quarantine(queue, id, &error),
-    };
-    let now = unix_now();
-    if !envelope.pending().any(|(_, r)| {
-        r.next_attempt_unix_seconds <= now && local_target(settings, &r.address).is_some()
-    }) {
-        return;
-    }
-    let message = match queue.read_message(id) {
-        Ok(message) => message,
-        Err(error) => return quarantine(queue, id, &error),
-    };
-    deliver_local_recipients(settings, id, &mut envelope, &message, now);
-    let result = if envelope.is_finished() {
-        queue.remove(id)
-    } else {
-        queue.update(id, &envelope)
-    };
-    if let Err(error) = result {
-        error!(queue_id = %id, %error, "cannot record the delivery; the message stays queued");
-    }
+async fn blocking<T: Send + 'static>(work: impl FnOnce() -> T + Send + 'static) -> Option<T> {
+    tokio::task::spawn_blocking(work).await.ok()
 }
 
-fn deliver_local_recipients(
+/// Delivers what is due of one message and records the results.
+async fn process(context: &Arc<Context>, id: &QueueId) {
+    let queue = context.queue.clone();
+    let load_id = id.clone();
+    let mut envelope = match blocking(move || queue.load(&load_id)).await {
+        Some(Ok(envelope)) => envelope,
+        Some(Err(QueueError::NotFound(_))) | None => return,
+        Some(Err(error)) => return quarantine(context, id, &error).await,
+    };
+    let now = unix_now();
+    if !envelope
+        .pending()
+        .any(|(_, r)| r.next_attempt_unix_seconds <= now)
+    {
+        return wake_later(context, id, &envelope);
+    }
+    let queue = context.queue.clone();
+    let read_id = id.clone();
+    let message = match blocking(move || queue.read_message(&read_id)).await {
+        Some(Ok(message)) => Arc::new(message),
+        Some(Err(error)) => return quarantine(context, id, &error).await,
+        None => return,
+    };
+    let settings = context.settings.borrow().clone();
+    let before: Vec<RecipientState> = envelope.recipients.iter().map(|r| r.state).collect();
+    let (local_settings, local_id, local_message) = (settings.clone(), id.clone(), message.clone());
+    envelope = match blocking(move || {
+        deliver_local_recipients(
+            &local_settings,
+            &local_id,
+            &mut envelope,
+            &local_message,
+            now,
+        );
+        envelope
+    })
+    .await
+    {
+        Some(envelope) => envelope,
+        None => return,
+    };
+    deliver_remote(context, &settings, id, &mut envelope, &message, now).await;
+    let bounce = bounce_for(&settings, id, &envelope, &before, &message, unix_now());
+    record(context, id, envelope, bounce).await;
+}
+
+/// Sends the due remote recipients, one transaction per domain.
+async fn deliver_remote(
+    context: &Context,
     settings: &DeliverySettings,
     id: &QueueId,
     envelope: &mut Envelope,
     message: &[u8],
     now: u64,
 ) {
-    let reverse_path = envelope.reverse_path.clone();
-    for recipient in &mut envelope.recipients {
-        if recipient.state != RecipientState::Pending || recipient.next_attempt_unix_seconds > now {
+    let mut by_domain: BTreeMap<String, Vec<usize>> = BTreeMap::new();
+    for (index, recipient) in envelope.pending() {
+        if recipient.next_attempt_unix_seconds > now
+            || crate::local::local_target(settings, &recipient.address).is_some()
+        {
             continue;
         }
-        let Some((domain, folder)) = local_target(settings, &recipient.address) else {
-            continue;
-        };
-        recipient.attempts = recipient.attempts.saturating_add(1);
-        let copy = MaildirCopy {
-            mail_root: &settings.mail_root,
-            domain: &domain,
-            folder: &folder,
-            reverse_path: &reverse_path,
-            delivered_to: &recipient.address,
-            hostname: &settings.hostname,
-            message,
-        };
-        match deliver(&copy) {
-            Ok(path) => {
-                info!(queue_id = %id, recipient = %recipient.address, path = %path.display(), "delivered to Maildir");
-                recipient.state = RecipientState::Delivered;
-                recipient.last_reply = Some(format!("delivered to {}", path.display()));
+        let domain = match parse_mailbox(&recipient.address).map(|m| m.domain) {
+            // A local domain's address that has no Maildir folder stays for an operator.
+            Ok(Domain::Name(name))
+                if settings.local_domains.contains(&name.to_ascii_lowercase()) =>
+            {
+                continue;
             }
-            Err(error) => {
-                warn!(queue_id = %id, recipient = %recipient.address, %error, "Maildir delivery failed; will retry");
-                recipient.next_attempt_unix_seconds = now + LOCAL_RETRY_SECONDS;
-                recipient.last_reply = Some(format!("Maildir write failed: {error}"));
-            }
-        }
+            Ok(Domain::Name(name)) => name.to_ascii_lowercase(),
+            Ok(literal @ Domain::AddressLiteral(_)) => literal.to_string(),
+            Err(_) => continue,
+        };
+        by_domain.entry(domain).or_default().push(index);
     }
-}
-
-/// The (domain, folder) of a local recipient, or `None` for a remote or unusable address.
-fn local_target(settings: &DeliverySettings, address: &str) -> Option<(String, String)> {
-    if address.eq_ignore_ascii_case("Postmaster") {
-        let domain = settings
-            .local_domains
-            .first()
-            .cloned()
-            .unwrap_or_else(|| settings.hostname.to_lowercase());
-        return Some((domain, "postmaster".to_owned()));
-    }
-    let mailbox = parse_mailbox(address).ok()?;
-    let Domain::Name(name) = &mailbox.domain else {
-        return None;
+    let remote = RemoteSettings {
+        helo_name: settings.hostname.clone(),
+        port: settings.port,
+        own_addresses: settings.own_addresses.clone(),
+        connect_timeout: Duration::from_secs(30),
     };
-    let domain = name.to_lowercase();
-    if !settings.local_domains.contains(&domain) {
-        return None;
+    for (domain, indexes) in by_domain {
+        let outgoing = crate::outcome::outgoing(envelope, &indexes, message);
+        let limit = domain_slot(context, &domain, settings.concurrency_per_domain);
+        let _permit = limit.acquire_owned().await;
+        let attempt = deliver(&context.resolver, &remote, &domain, &outgoing).await;
+        for line in &attempt.history {
+            info!(queue_id = %id, %domain, "{line}");
+        }
+        apply_remote_outcomes(settings, envelope, &indexes, &attempt, unix_now());
     }
-    let folder = mailbox_folder(
-        &mailbox.local_part_content(),
-        settings.recipient_delimiter.as_deref(),
-    )?;
-    Some((domain, folder))
 }
 
-fn quarantine(queue: &dyn Queue, id: &QueueId, error: &QueueError) {
+fn domain_slot(context: &Context, domain: &str, limit: usize) -> Arc<Semaphore> {
+    match context.domains.lock() {
+        Ok(mut domains) => domains
+            .entry(domain.to_owned())
+            .or_insert_with(|| Arc::new(Semaphore::new(limit.max(1))))
+            .clone(),
+        Err(_) => Arc::new(Semaphore::new(limit.max(1))),
+    }
+}
+
+/// Writes the new state, queues the bounce, and removes the message once nothing is pending.
+async fn record(
+    context: &Arc<Context>,
+    id: &QueueId,
+    envelope: Envelope,
+    bounce: Option<(Envelope, Vec<u8>)>,
+) {
+    let queue = context.queue.clone();
+    let record_id = id.clone();
+    let finished = envelope.is_finished();
+    let wake = envelope.clone();
+    let result = blocking(move || {
+        let bounce_id = match bounce {
+            Some((bounce_envelope, content)) => Some(queue.store(
+                &bounce_envelope,
+                &petrel_queue::NewMessage::without_header(&content),
+            )?),
+            None => None,
+        };
+        if finished {
+            queue.remove(&record_id)?;
+        } else {
+            queue.update(&record_id, &envelope)?;
+        }
+        Ok::<_, QueueError>(bounce_id)
+    })
+    .await;
+    match result {
+        Some(Ok(bounce_id)) => {
+            if let Some(bounce_id) = bounce_id {
+                info!(queue_id = %id, bounce = %bounce_id, "delivery status notification queued");
+                let _ = context.requeue.send(bounce_id);
+            }
+            if finished {
+                info!(queue_id = %id, "removed from the queue: every recipient is done");
+            } else {
+                wake_later(context, id, &wake);
+            }
+        }
+        Some(Err(error)) => {
+            error!(queue_id = %id, %error, "cannot record the delivery; the message stays queued")
+        }
+        None => error!(queue_id = %id, "recording task failed"),
+    }
+}
+
+/// Feeds `id` back in when its earliest pending recipient is due.
+fn wake_later(context: &Arc<Context>, id: &QueueId, envelope: &Envelope) {
+    let Some(next) = envelope
+        .pending()
+        .map(|(_, r)| r.next_attempt_unix_seconds)
+        .min()
+    else {
+        return;
+    };
+    let is_new = context
+        .waking
+        .lock()
+        .is_ok_and(|mut waking| waking.insert(id.clone()));
+    if !is_new {
+        return;
+    }
+    let delay = Duration::from_secs(next.saturating_sub(unix_now()));
+    let (context, id) = (context.clone(), id.clone());
+    tokio::spawn(async move {
+        tokio::time::sleep(delay).await;
+        if let Ok(mut waking) = context.waking.lock() {
+            waking.remove(&id);
+        }
+        let _ = context.requeue.send(id);
+    });
+}
+
+async fn quarantine(context: &Context, id: &QueueId, error: &QueueError) {
     if error.is_transient() {
         warn!(queue_id = %id, %error, "cannot read the message now; will retry");
         return;
     }
     error!(queue_id = %id, %error, "unreadable queue entry moved to corrupt/");
-    if let Err(error) = queue.quarantine(id, &error.to_string()) {
-        error!(queue_id = %id, %error, "cannot move the entry to corrupt/");
+    let (queue, id, reason) = (context.queue.clone(), id.clone(), error.to_string());
+    if let Some(Err(error)) = blocking(move || queue.quarantine(&id, &reason)).await {
+        error!(%error, "cannot move the entry to corrupt/");
     }
 }
 
-fn unix_now() -> u64 {
+/// Seconds since the Unix epoch.
+pub fn unix_now() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_secs())

@@ -11,6 +11,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use petrel_delivery::DeliverySettings;
+use petrel_delivery::schedule::RetryPolicy;
 use petrel_proto::SessionConfig;
 use petrel_proto::data::BareNewline;
 use petrel_server::ServerSettings;
@@ -38,6 +39,35 @@ pub struct Config {
     pub limits: LimitsConfig,
     #[serde(default)]
     pub dns: DnsConfig,
+    #[serde(default)]
+    pub delivery: DeliveryConfig,
+}
+
+/// `[delivery]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DeliveryConfig {
+    /// TCP port used to reach remote MX hosts.
+    pub port: u16,
+    /// Waits between attempts; then the last one repeats.
+    #[serde(deserialize_with = "durations")]
+    pub retry: Vec<Duration>,
+    /// Then the recipient fails with 4.4.7.
+    #[serde(deserialize_with = "duration")]
+    pub max_age: Duration,
+    pub concurrency_per_domain: usize,
+}
+
+impl Default for DeliveryConfig {
+    fn default() -> DeliveryConfig {
+        let policy = RetryPolicy::default();
+        DeliveryConfig {
+            port: 25,
+            retry: policy.intervals,
+            max_age: policy.max_age,
+            concurrency_per_domain: 20,
+        }
+    }
 }
 
 /// `[dns]`.
@@ -322,13 +352,20 @@ impl Config {
         })
     }
 
-    /// What delivery needs.
-    pub fn delivery_settings(&self) -> Arc<DeliverySettings> {
+    /// What delivery needs; `own_addresses` are the bound listeners.
+    pub fn delivery_settings(&self, own_addresses: &[SocketAddr]) -> Arc<DeliverySettings> {
         Arc::new(DeliverySettings {
             hostname: self.hostname.clone(),
             mail_root: self.data_dir.join("mail"),
             local_domains: self.local_domains(),
             recipient_delimiter: self.delimiter(),
+            port: self.delivery.port,
+            retry: RetryPolicy {
+                intervals: self.delivery.retry.clone(),
+                max_age: self.delivery.max_age,
+            },
+            concurrency_per_domain: self.delivery.concurrency_per_domain,
+            own_addresses: own_addresses.to_vec(),
         })
     }
 
@@ -384,6 +421,21 @@ fn networks<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Vec<IpNetwork>
     texts
         .iter()
         .map(|text| IpNetwork::parse(text).map_err(serde::de::Error::custom))
+        .collect()
+}
+
+fn durations<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Vec<Duration>, D::Error> {
+    let texts = Vec::<String>::deserialize(deserializer)?;
+    if texts.is_empty() {
+        return Err(serde::de::Error::custom("needs at least one interval"));
+    }
+    texts
+        .iter()
+        .map(|text| {
+            humantime::parse_duration(text).map_err(|e| {
+                serde::de::Error::custom(format!("{text:?} is not a duration like \"5m\": {e}"))
+            })
+        })
         .collect()
 }
 

@@ -39,6 +39,7 @@ async fn serve(source: Source, config: Config) -> Result<(), String> {
     let queue = open_spool(config.data_dir.join("queue")).await?;
     let resolver = petrel_dns::Resolver::new(&config.dns.nameservers, config.dns.timeout)?;
     let mut listeners = Vec::new();
+    let mut own_addresses = Vec::new();
     for listener in &config.listener {
         let bound = TcpListener::bind(listener.address)
             .await
@@ -48,15 +49,22 @@ async fn serve(source: Source, config: Config) -> Result<(), String> {
             .map_err(|e| format!("cannot read the address of {}: {e}", listener.address))?;
         info!("listening on {address} ({})", listener.protocol.as_str());
         listeners.push(bound);
+        own_addresses.push(address);
     }
 
     let (server_settings, server_settings_rx) = watch::channel(config.server_settings());
-    let (delivery_settings, delivery_settings_rx) = watch::channel(config.delivery_settings());
+    let (delivery_settings, delivery_settings_rx) =
+        watch::channel(config.delivery_settings(&own_addresses));
     let (lifecycle, lifecycle_rx) = watch::channel(Lifecycle::Running);
     let (stop_delivery, stop_delivery_rx) = watch::channel(false);
     let (queued_tx, queued_rx) = mpsc::unbounded_channel();
 
-    let scheduler = Scheduler::new(queue.clone(), delivery_settings_rx);
+    let scheduler = Scheduler::new(
+        queue.clone(),
+        resolver.clone(),
+        delivery_settings_rx,
+        queued_tx.clone(),
+    );
     let delivery = tokio::spawn(scheduler.run(queued_rx, stop_delivery_rx));
 
     let max_connections = config.limits.max_connections;
@@ -76,6 +84,7 @@ async fn serve(source: Source, config: Config) -> Result<(), String> {
 
     let grace = wait_for_stop(
         &source,
+        &own_addresses,
         config.limits.shutdown_grace,
         &server_settings,
         &delivery_settings,
@@ -126,6 +135,7 @@ async fn open_spool(root: PathBuf) -> Result<Arc<dyn Queue>, String> {
 /// Waits for SIGTERM or SIGINT, reloading on SIGHUP; returns the shutdown grace period.
 async fn wait_for_stop(
     source: &Source,
+    own_addresses: &[std::net::SocketAddr],
     mut grace: Duration,
     server_settings: &watch::Sender<Arc<petrel_server::ServerSettings>>,
     delivery_settings: &watch::Sender<Arc<petrel_delivery::DeliverySettings>>,
@@ -141,7 +151,7 @@ async fn wait_for_stop(
             _ = hangup.recv() => match config::load(source) {
                 Ok(config) => {
                     server_settings.send_replace(config.server_settings());
-                    delivery_settings.send_replace(config.delivery_settings());
+                    delivery_settings.send_replace(config.delivery_settings(own_addresses));
                     grace = config.limits.shutdown_grace;
                     info!(config = %source, "configuration reloaded (listeners and data_dir change only at restart)");
                 }

@@ -1,0 +1,419 @@
+//! Remote delivery of one message to one destination domain: the MX plan, address lookups,
+//! connecting to each host in turn, and running `proto`'s client session over the socket with
+//! the timeouts of C-TIME-1. Returns one outcome per recipient and the history lines that say
+//! what was tried.
+//!
+//! Remote servers are untrusted: their replies are parsed by `proto`; IO errors and timeouts
+//! become transient outcomes. A null MX or NXDOMAIN fails at once and nothing is connected to
+//! (C-NULLMX-2, C-ROUTE-1); a refused greeting or a connection failure moves on to the next host
+//! (C-521-2, C-ROUTE-4).
+
+use std::net::{IpAddr, SocketAddr};
+use std::time::Duration;
+
+use petrel_dns::{AddressAnswer, Resolver};
+use petrel_proto::EnhancedCode;
+use petrel_proto::client::{
+    ClientEvent, ClientSession, Outgoing, SessionFailure, TransactionResult, Waiting,
+};
+use petrel_proto::reply::Reply;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::time::timeout;
+
+use crate::mxplan::{MxPlan, PlannedHost, literal_address, plan};
+
+/// What remote delivery needs to know.
+#[derive(Debug, Clone)]
+pub struct RemoteSettings {
+    pub helo_name: String,
+    /// TCP port of remote MX hosts (25).
+    pub port: u16,
+    /// Our own listeners: an MX host at one of these is us (C-ROUTE-5).
+    pub own_addresses: Vec<SocketAddr>,
+    pub connect_timeout: Duration,
+}
+
+/// The outcome for one recipient.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Outcome {
+    pub is_success: bool,
+    pub is_permanent: bool,
+    /// Enhanced status (from the reply, or ours when there was none).
+    pub status: EnhancedCode,
+    /// The remote reply on one line, or our description of what failed.
+    pub detail: String,
+    pub remote_mta: Option<String>,
+}
+
+/// Outcomes (one per recipient, in order) and the history of the attempt.
+#[derive(Debug, Clone)]
+pub struct Attempt {
+    pub outcomes: Vec<Outcome>,
+    pub history: Vec<String>,
+}
+
+/// Delivers `message` to its recipients, all at `domain` (a name, or `[literal]`).
+pub async fn deliver(
+    resolver: &Resolver,
+    settings: &RemoteSettings,
+    domain: &str,
+    message: &Outgoing,
+) -> Attempt {
+    let mut history = Vec::new();
+    let count = message.recipients.len();
+    let hosts = match domain.strip_prefix('[').and_then(|d| d.strip_suffix(']')) {
+        Some(literal) => match literal_address(literal) {
+            Some(address) => vec![(domain.to_owned(), vec![address])],
+            None => {
+                return all(
+                    count,
+                    failure(true, (5, 1, 2), format!("bad address literal {domain}")),
+                    history,
+                );
+            }
+        },
+        None => {
+            let answer = resolver.mx(domain).await;
+            history.push(format!("DNS MX {domain}: {}", describe_answer(&answer)));
+            let is_our_name = |name: &str| name.eq_ignore_ascii_case(&settings.helo_name);
+            match plan(domain, &answer, &is_our_name, &mut shuffle) {
+                MxPlan::Fail(no_route) => {
+                    history.push(format!("no connection attempted: {}", no_route.reason));
+                    let outcome = Outcome {
+                        is_success: false,
+                        is_permanent: no_route.is_permanent,
+                        status: no_route.status,
+                        detail: no_route.reason,
+                        remote_mta: None,
+                    };
+                    return all(count, outcome, history);
+                }
+                MxPlan::Literal(address) => vec![(domain.to_owned(), vec![address])],
+                MxPlan::Hosts(hosts) => resolve_hosts(resolver, hosts, &mut history).await,
+            }
+        }
+    };
+    for (host, addresses) in hosts {
+        for address in addresses {
+            let target = SocketAddr::new(address, settings.port);
+            if settings.own_addresses.contains(&target) {
+                history.push(format!("{host} [{address}] is this server: it and less preferred hosts are skipped (mail loop)"));
+                return all(
+                    count,
+                    failure(
+                        true,
+                        (5, 4, 4),
+                        format!("the best MX host of {domain} is this server (mail loop)"),
+                    ),
+                    history,
+                );
+            }
+            match try_host(settings, &host, target, message, &mut history).await {
+                HostResult::Done(outcomes) => return Attempt { outcomes, history },
+                HostResult::NextHost => {}
+            }
+        }
+    }
+    history.push("no host could be reached; will retry".to_owned());
+    all(
+        count,
+        failure(false, (4, 4, 1), format!("no MX host of {domain} answered")),
+        history,
+    )
+}
+
+enum HostResult {
+    Done(Vec<Outcome>),
+    NextHost,
+}
+
+async fn resolve_hosts(
+    resolver: &Resolver,
+    hosts: Vec<PlannedHost>,
+    history: &mut Vec<String>,
+) -> Vec<(String, Vec<IpAddr>)> {
+    let mut resolved = Vec::new();
+    for host in hosts {
+        match resolver.addresses(&host.name).await {
+            Ok(AddressAnswer::Addresses(addresses)) => {
+                history.push(format!(
+                    "{} (preference {}): {:?}",
+                    host.name, host.preference, addresses
+                ));
+                resolved.push((host.name, addresses));
+            }
+            Ok(other) => history.push(format!("{}: no address ({other:?})", host.name)),
+            Err(failure) => history.push(format!("{}: {failure}", host.name)),
+        }
+    }
+    resolved
+}
+
+/// Runs one session with one host.
+async fn try_host(
+    settings: &RemoteSettings,
+    host: &str,
+    target: SocketAddr,
+    message: &Outgoing,
+    history: &mut Vec<String>,
+) -> HostResult {
+    let stream = match timeout(settings.connect_timeout, TcpStream::connect(target)).await {
+        Ok(Ok(stream)) => stream,
+        Ok(Err(error)) => {
+            history.push(format!("connect {host} [{target}]: {error}"));
+            return HostResult::NextHost;
+        }
+        Err(_) => {
+            history.push(format!("connect {host} [{target}]: timed out"));
+            return HostResult::NextHost;
+        }
+    };
+    let mut driver = Driver {
+        stream,
+        session: ClientSession::new(&settings.helo_name),
+        buffer: vec![0u8; 8192],
+    };
+    let mta = format!("{host} [{}]", target.ip());
+    match driver.run(message).await {
+        Ok(Step::Sent(result)) => {
+            history.push(format!(
+                "{mta}: MAIL {}; {}",
+                result.mail.to_line(),
+                summarize(&result)
+            ));
+            HostResult::Done(
+                result
+                    .recipients
+                    .iter()
+                    .map(|reply| from_reply(reply, &mta))
+                    .collect(),
+            )
+        }
+        Ok(Step::Unsendable(status, reason)) => {
+            history.push(format!("{mta}: {reason}"));
+            HostResult::Done(vec![
+                failure_at(true, status, reason, &mta);
+                message.recipients.len()
+            ])
+        }
+        Ok(Step::Failed(SessionFailure::Greeting(reply) | SessionFailure::Hello(reply))) => {
+            history.push(format!(
+                "{mta}: refused the session: {}; trying the next host",
+                reply.to_line()
+            ));
+            HostResult::NextHost
+        }
+        Ok(Step::Failed(SessionFailure::Protocol(reason))) => {
+            history.push(format!(
+                "{mta}: protocol error: {reason}; trying the next host"
+            ));
+            HostResult::NextHost
+        }
+        Err(reason)
+            if driver
+                .session
+                .waiting()
+                .is_some_and(|w| matches!(w, Waiting::Greeting | Waiting::Hello)) =>
+        {
+            history.push(format!("{mta}: {reason}; trying the next host"));
+            HostResult::NextHost
+        }
+        Err(reason) => {
+            // Lost mid-transaction: the outcome is unknown, so retry later (C-RETRY-3).
+            history.push(format!(
+                "{mta}: {reason} during the transaction; will retry"
+            ));
+            HostResult::Done(vec![
+                failure_at(
+                    false,
+                    EnhancedCode::new(4, 4, 2),
+                    format!("connection to {mta} lost: {reason}"),
+                    &mta
+                );
+                message.recipients.len()
+            ])
+        }
+    }
+}
+
+enum Step {
+    Sent(TransactionResult),
+    Unsendable(EnhancedCode, String),
+    Failed(SessionFailure),
+}
+
+struct Driver {
+    stream: TcpStream,
+    session: ClientSession,
+    buffer: Vec<u8>,
+}
+
+impl Driver {
+    async fn run(&mut self, message: &Outgoing) -> Result<Step, String> {
+        let mut is_sent = false;
+        loop {
+            match self.session.poll() {
+                ClientEvent::NeedInput => self.exchange().await?,
+                ClientEvent::Ready if !is_sent => {
+                    if let Err(refusal) = self.session.check(message) {
+                        self.session.quit();
+                        let _ = self.flush().await;
+                        return Ok(Step::Unsendable(refusal.status, refusal.reason));
+                    }
+                    self.session.send(message.clone());
+                    is_sent = true;
+                }
+                ClientEvent::Ready | ClientEvent::Closed => {
+                    return Err("session ended early".into());
+                }
+                ClientEvent::Sent(result) => {
+                    self.session.quit();
+                    let _ = timeout(Duration::from_secs(10), self.finish()).await;
+                    return Ok(Step::Sent(result));
+                }
+                ClientEvent::Failed(failure) => {
+                    let _ = self.stream.shutdown().await;
+                    return Ok(Step::Failed(failure));
+                }
+            }
+        }
+    }
+
+    /// Writes what is pending and reads the next bytes, within the stage's timeout.
+    async fn exchange(&mut self) -> Result<(), String> {
+        self.flush().await?;
+        let limit = stage_timeout(self.session.waiting());
+        match timeout(limit, self.stream.read(&mut self.buffer)).await {
+            Err(_) => Err(format!("no reply within {}s", limit.as_secs())),
+            Ok(Err(error)) => Err(format!("read error: {error}")),
+            Ok(Ok(0)) => Err("connection closed by the server".into()),
+            Ok(Ok(count)) => {
+                self.session.receive(&self.buffer[..count]);
+                Ok(())
+            }
+        }
+    }
+
+    async fn flush(&mut self) -> Result<(), String> {
+        let output = self.session.take_output();
+        if output.is_empty() {
+            return Ok(());
+        }
+        match timeout(Duration::from_secs(180), self.stream.write_all(&output)).await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(error)) => Err(format!("write error: {error}")),
+            Err(_) => Err("write timed out".into()),
+        }
+    }
+
+    /// Sends QUIT and reads its reply, best-effort.
+    async fn finish(&mut self) {
+        while let ClientEvent::NeedInput = self.session.poll() {
+            if self.exchange().await.is_err() {
+                break;
+            }
+        }
+        let _ = self.stream.shutdown().await;
+    }
+}
+
+/// C-TIME-1: greeting 5 min, MAIL 5, RCPT 5, DATA 2, end of data 10.
+fn stage_timeout(waiting: Option<Waiting>) -> Duration {
+    let minutes = match waiting {
+        Some(Waiting::Data) => 2,
+        Some(Waiting::DataEnd) => 10,
+        Some(Waiting::Quit) => 1,
+        _ => 5,
+    };
+    Duration::from_secs(minutes * 60)
+}
+
+fn from_reply(reply: &Reply, mta: &str) -> Outcome {
+    let class = u8::try_from(reply.code / 100).unwrap_or(4);
+    Outcome {
+        is_success: reply.code < 300,
+        is_permanent: reply.code >= 500,
+        status: reply.enhanced.unwrap_or(EnhancedCode::new(class, 0, 0)),
+        detail: reply.to_line(),
+        remote_mta: Some(mta.to_owned()),
+    }
+}
+
+fn summarize(result: &TransactionResult) -> String {
+    result
+        .recipients
+        .iter()
+        .map(Reply::to_line)
+        .collect::<Vec<_>>()
+        .join(" | ")
+}
+
+fn failure(
+    is_permanent: bool,
+    (class, subject, detail): (u8, u16, u16),
+    reason: String,
+) -> Outcome {
+    Outcome {
+        is_success: false,
+        is_permanent,
+        status: EnhancedCode::new(class, subject, detail),
+        detail: reason,
+        remote_mta: None,
+    }
+}
+
+fn failure_at(is_permanent: bool, status: EnhancedCode, reason: String, mta: &str) -> Outcome {
+    Outcome {
+        is_success: false,
+        is_permanent,
+        status,
+        detail: reason,
+        remote_mta: Some(mta.to_owned()),
+    }
+}
+
+fn all(count: usize, outcome: Outcome, history: Vec<String>) -> Attempt {
+    Attempt {
+        outcomes: vec![outcome; count],
+        history,
+    }
+}
+
+fn describe_answer(answer: &Result<petrel_dns::MxAnswer, petrel_dns::TemporaryFailure>) -> String {
+    match answer {
+        Ok(petrel_dns::MxAnswer::Records(records)) => records
+            .iter()
+            .map(|r| {
+                format!(
+                    "{} {}",
+                    r.preference,
+                    if r.exchange.is_empty() {
+                        "."
+                    } else {
+                        &r.exchange
+                    }
+                )
+            })
+            .collect::<Vec<_>>()
+            .join(", "),
+        Ok(petrel_dns::MxAnswer::NullMx) => "0 . (null MX)".into(),
+        Ok(petrel_dns::MxAnswer::NoMx) => "no MX (implicit MX: the domain's own addresses)".into(),
+        Ok(petrel_dns::MxAnswer::NoSuchDomain) => "NXDOMAIN".into(),
+        Err(failure) => failure.to_string(),
+    }
+}
+
+/// Shuffles a run of equal-preference hosts (C-ROUTE-3) with a cheap clock-seeded generator.
+fn shuffle(hosts: &mut [PlannedHost]) {
+    let mut state = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0x9e37_79b9, |d| d.subsec_nanos() as u64 | 1);
+    for index in (1..hosts.len()).rev() {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        let other = usize::try_from(state % (index as u64 + 1)).unwrap_or(0);
+        hosts.swap(index, other);
+    }
+}
