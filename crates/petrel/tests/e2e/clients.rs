@@ -75,7 +75,7 @@ fn swaks() {
         ])
         .args(["--from", "ana@example.test", "--to", "carla@localhost"])
         .arg("--data")
-        .arg(&file)
+        .arg(format!("@{}", file.display()))
         .output()
         .expect("swaks is installed (.ci/run installs it)");
     assert!(

@@ -42,6 +42,9 @@ impl Drop for Scratch {
 pub fn test_zone() -> Vec<ZoneEntry> {
     vec![
         ZoneEntry::Mx("nullmx.test", 0, "."),
+        // Stands in for the null-MX domain's web server: a client that fell back to the
+        // domain's address (which RFC 7505 forbids) would connect here.
+        ZoneEntry::A("nullmx.test", "127.0.0.1".parse().unwrap()),
         ZoneEntry::Mx("relay.test", 10, "mx.relay.test"),
         ZoneEntry::A("mx.relay.test", "127.0.0.1".parse().unwrap()),
         ZoneEntry::A("aonly.test", "127.0.0.1".parse().unwrap()),
@@ -59,9 +62,28 @@ pub fn test_dns() -> Responder {
 
 /// The configuration every test starts from; `extra` is appended (tables after the top keys).
 pub fn config_text(data_dir: &Path, dns: SocketAddr, extra: &str) -> String {
+    config_for(
+        data_dir,
+        dns,
+        "mx.test",
+        &["localhost", "example.test"],
+        extra,
+    )
+}
+
+/// A configuration with its own host name and local domains.
+pub fn config_for(
+    data_dir: &Path,
+    dns: SocketAddr,
+    hostname: &str,
+    domains: &[&str],
+    extra: &str,
+) -> String {
+    let domains: Vec<String> = domains.iter().map(|d| format!("\"{d}\"")).collect();
     format!(
-        "hostname = \"mx.test\"\ndata_dir = \"{}\"\n\n[[listener]]\naddress = \"127.0.0.1:0\"\n\n[local]\ndomains = [\"localhost\", \"example.test\"]\n\n[dns]\nnameservers = [\"{dns}\"]\ntimeout = \"2s\"\n\n{extra}\n",
-        data_dir.display()
+        "hostname = \"{hostname}\"\ndata_dir = \"{}\"\n\n[[listener]]\naddress = \"127.0.0.1:0\"\n\n[local]\ndomains = [{}]\n\n[dns]\nnameservers = [\"{dns}\"]\ntimeout = \"2s\"\n\n{extra}\n",
+        data_dir.display(),
+        domains.join(", ")
     )
 }
 
@@ -83,6 +105,21 @@ impl Petrel {
         let data_dir = dir.join("data");
         let config_path = dir.join("petrel.toml");
         std::fs::write(&config_path, config_text(&data_dir, dns.address, extra)).unwrap();
+        let mut petrel = Petrel::start_with(&config_path, &data_dir, &[]);
+        petrel.dns = Some(dns);
+        petrel
+    }
+
+    /// Starts petrel with its own host name and local domains.
+    pub fn start_for(dir: &Path, hostname: &str, domains: &[&str], extra: &str) -> Petrel {
+        let dns = Arc::new(test_dns());
+        let data_dir = dir.join("data");
+        let config_path = dir.join("petrel.toml");
+        std::fs::write(
+            &config_path,
+            config_for(&data_dir, dns.address, hostname, domains, extra),
+        )
+        .unwrap();
         let mut petrel = Petrel::start_with(&config_path, &data_dir, &[]);
         petrel.dns = Some(dns);
         petrel

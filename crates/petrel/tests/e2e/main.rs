@@ -7,6 +7,8 @@
 mod bad_input;
 mod clients;
 mod durability;
+mod fakemx;
 mod harness;
 mod lifecycle;
 mod nullmx;
+mod relay;
