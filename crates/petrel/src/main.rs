@@ -6,6 +6,8 @@
 
 mod config;
 mod logging;
+mod probe;
+mod send;
 mod serve;
 
 use std::path::PathBuf;
@@ -47,6 +49,10 @@ enum Command {
     Serve,
     /// Check the configuration and print what it says.
     CheckConfig,
+    /// Send one message to a server and print the transcript.
+    Send(send::SendArgs),
+    /// Show what would happen if petrel sent to ADDRESS now (MX, hosts, greeting, MAIL, RCPT; never DATA).
+    Probe(probe::ProbeArgs),
 }
 
 fn main() -> ExitCode {
@@ -64,6 +70,8 @@ fn main() -> ExitCode {
             serve::run(source)
         }
         Command::CheckConfig => check_config(&source),
+        Command::Send(args) => send::run(&args),
+        Command::Probe(args) => probe::run(&source, &args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
