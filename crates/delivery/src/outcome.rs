@@ -163,6 +163,7 @@ pub fn bounce_for(
         ret: None,
         envelope_id: None,
         recipients: vec![Recipient::new(envelope.reverse_path.clone())],
+        message_id: Some(format!("<{id}.dsn@{}>", settings.hostname)),
         history: vec![format!(
             "{} delivery status notification for {id} ({} recipient(s) failed)",
             rfc5322_date(i64::try_from(now).unwrap_or(0)),

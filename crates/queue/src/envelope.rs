@@ -33,6 +33,8 @@ pub struct Envelope {
     pub envelope_id: Option<String>,
     /// The recipients in the order RCPT accepted them.
     pub recipients: Vec<Recipient>,
+    /// The `Message-ID:` of the content, so `queue show` can find the message by it.
+    pub message_id: Option<String>,
     /// What happened to the message, one line per event, oldest first: each delivery attempt
     /// with the DNS answer, the host tried, the reply and the decision taken.
     pub history: Vec<String>,
@@ -157,6 +159,7 @@ mod tests {
                 Recipient::new("a@example.org"),
                 Recipient::new("b@example.org"),
             ],
+            message_id: None,
             history: Vec::new(),
         };
         envelope.recipients[0].state = RecipientState::Delivered;

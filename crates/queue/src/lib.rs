@@ -25,6 +25,15 @@ pub use id::QueueId;
 pub use record::RecordError;
 pub use spool::{OpenReport, Spool};
 
+/// Where a queued message is: being delivered, held by an operator, or finished (only its
+/// envelope and history are kept).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Place {
+    Active,
+    Held,
+    Done,
+}
+
 /// A message to store: a header rendered once the queue id is known (the receiver's
 /// `Received:` field names the id), then the content exactly as received.
 pub struct NewMessage<'a> {
@@ -89,6 +98,48 @@ pub trait Queue: Send + Sync {
     /// # Errors
     /// `QueueError::NotFound` when neither file exists, `QueueError::Io` otherwise.
     fn remove(&self, id: &QueueId) -> Result<(), QueueError>;
+
+    /// The ids in `place`, sorted.
+    ///
+    /// # Errors
+    /// `QueueError::Io` when the place cannot be read.
+    fn list_in(&self, place: Place) -> Result<Vec<QueueId>, QueueError>;
+
+    /// Reads the envelope of `id` in `place`.
+    ///
+    /// # Errors
+    /// As [`Queue::load`].
+    fn load_in(&self, id: &QueueId, place: Place) -> Result<Envelope, QueueError>;
+
+    /// Reads the message of `id` in `place` (a finished message has none left).
+    ///
+    /// # Errors
+    /// As [`Queue::read_message`].
+    fn read_message_in(&self, id: &QueueId, place: Place) -> Result<Vec<u8>, QueueError>;
+
+    /// Sets `id` aside: it stays queued but is never scheduled until released.
+    ///
+    /// # Errors
+    /// `QueueError::NotFound` when `id` is not active, `QueueError::Io` otherwise.
+    fn hold(&self, id: &QueueId) -> Result<(), QueueError>;
+
+    /// Puts a held message back into delivery.
+    ///
+    /// # Errors
+    /// `QueueError::NotFound` when `id` is not held, `QueueError::Io` otherwise.
+    fn release(&self, id: &QueueId) -> Result<(), QueueError>;
+
+    /// Ends a message: its envelope (with history) is kept in `done/`, the rest removed.
+    ///
+    /// # Errors
+    /// `QueueError::Io`; then the message is still active.
+    fn archive(&self, id: &QueueId, envelope: &Envelope) -> Result<(), QueueError>;
+
+    /// Removes kept histories older than `keep`; returns how many went.
+    ///
+    /// # Errors
+    /// `QueueError::Io`.
+    fn purge_history(&self, keep: std::time::Duration) -> Result<usize, QueueError>;
 
     /// Moves both files of `id` into `corrupt/` for a human to look at, with `reason`.
     ///

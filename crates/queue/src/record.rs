@@ -90,6 +90,9 @@ pub fn encode(id: &QueueId, envelope: &Envelope) -> Vec<u8> {
     for recipient in &envelope.recipients {
         push_line(&mut out, "rcpt", &encode_recipient(recipient));
     }
+    if let Some(message_id) = &envelope.message_id {
+        push_line(&mut out, "message-id", &escape(message_id));
+    }
     for event in &envelope.history {
         push_line(&mut out, "history", &escape(event));
     }
@@ -201,6 +204,7 @@ struct Fields {
     ret: Option<Ret>,
     envelope_id: Option<String>,
     recipients: Vec<Recipient>,
+    message_id: Option<String>,
     history: Vec<String>,
 }
 
@@ -291,6 +295,7 @@ fn parse_line(fields: &mut Fields, line: &str) -> Result<(), String> {
             fields.recipients.push(parse_recipient(value)?);
             Ok(())
         }
+        "message-id" => set_once(&mut fields.message_id, unescape(value), key),
         "history" => {
             fields
                 .history
@@ -369,6 +374,7 @@ fn finish(fields: Fields) -> Result<(QueueId, Envelope), String> {
         ret: fields.ret,
         envelope_id: fields.envelope_id,
         recipients: fields.recipients,
+        message_id: fields.message_id,
         history: fields.history,
     };
     Ok((id, envelope))

@@ -45,6 +45,7 @@ fn sample() -> (QueueId, Envelope) {
         ret: Some(Ret::Headers),
         envelope_id: Some("abc+def=1".into()),
         recipients: vec![Recipient::new("Postmaster"), second],
+        message_id: None,
         history: vec!["attempt 1: 451 4.4.1 no answer; retry".into()],
     };
     (id, envelope)
@@ -159,6 +160,7 @@ fn generate_envelope(g: &mut Generator) -> Envelope {
         ret: [None, Some(Ret::Full), Some(Ret::Headers)][g.below(3) as usize],
         envelope_id: g.maybe_text(),
         recipients,
+        message_id: g.maybe_text(),
         history: (0..g.below(3)).map(|_| g.text()).collect(),
     }
 }

@@ -6,7 +6,8 @@
 //! tmp/<id>.msg, tmp/<id>.env      being received; purged by Spool::open
 //! active/<bucket>/<id>.msg        the message bytes exactly as given (immutable)
 //! active/<bucket>/<id>.env        the envelope record (crate::record), rewritten by update
-//! hold/                           held by an operator (created; unused for now)
+//! hold/<id>.msg, hold/<id>.env    held by an operator: kept, never scheduled
+//! done/<id>.env                   envelope and history of a finished message (keep_history)
 //! corrupt/                        unreadable entries, never deleted, with <name>.reason
 //! ```
 //!
@@ -33,6 +34,7 @@
 //! untrusted bytes only as opaque message content; ids are validated before becoming paths.
 
 mod files;
+mod places;
 mod recovery;
 
 use std::collections::BTreeSet;
@@ -47,7 +49,7 @@ use crate::dirsync::{DirectorySyncer, sync_directory};
 use crate::envelope::Envelope;
 use crate::error::QueueError;
 use crate::id::QueueId;
-use crate::{NewMessage, Queue, record};
+use crate::{NewMessage, Place, Queue, record};
 use files::{create_new_file, create_private_dir, remove_if_present, remove_quietly};
 
 pub(crate) const TMP_DIR: &str = "tmp";
@@ -95,7 +97,7 @@ impl Spool {
         fs::create_dir_all(&root)?;
         let lock = files::lock_spool(&root)?;
         let mut is_created = false;
-        for dir in [TMP_DIR, ACTIVE_DIR, HOLD_DIR, CORRUPT_DIR] {
+        for dir in [TMP_DIR, ACTIVE_DIR, HOLD_DIR, CORRUPT_DIR, places::DONE_DIR] {
             is_created |= create_private_dir(&root.join(dir))?;
         }
         if is_created {
@@ -246,7 +248,11 @@ impl Queue for Spool {
     }
 
     fn load(&self, id: &QueueId) -> Result<Envelope, QueueError> {
-        let bytes = read_entry(id, &self.envelope_path(id))?;
+        self.load_in(id, Place::Active)
+    }
+
+    fn load_in(&self, id: &QueueId, place: Place) -> Result<Envelope, QueueError> {
+        let bytes = places::read_in(self, id, place, ENVELOPE_SUFFIX)?;
         let corrupt = |reason: String| QueueError::Corrupt {
             id: id.to_string(),
             reason,
@@ -261,6 +267,30 @@ impl Queue for Spool {
 
     fn read_message(&self, id: &QueueId) -> Result<Vec<u8>, QueueError> {
         read_entry(id, &self.message_path(id))
+    }
+
+    fn read_message_in(&self, id: &QueueId, place: Place) -> Result<Vec<u8>, QueueError> {
+        places::read_in(self, id, place, MESSAGE_SUFFIX)
+    }
+
+    fn list_in(&self, place: Place) -> Result<Vec<QueueId>, QueueError> {
+        self.list_place(place)
+    }
+
+    fn hold(&self, id: &QueueId) -> Result<(), QueueError> {
+        self.move_entry(id, Place::Active, Place::Held)
+    }
+
+    fn release(&self, id: &QueueId) -> Result<(), QueueError> {
+        self.move_entry(id, Place::Held, Place::Active)
+    }
+
+    fn archive(&self, id: &QueueId, envelope: &Envelope) -> Result<(), QueueError> {
+        self.archive_entry(id, envelope)
+    }
+
+    fn purge_history(&self, keep: std::time::Duration) -> Result<usize, QueueError> {
+        self.purge_done(keep)
     }
 
     fn update(&self, id: &QueueId, envelope: &Envelope) -> Result<(), QueueError> {

@@ -63,6 +63,7 @@ fn envelope() -> Envelope {
         ret: None,
         envelope_id: Some("id=1 +x".into()),
         recipients: vec![Recipient::new("b\u{fc}ro@example.org"), second],
+        message_id: Some("<a1@example.org>".into()),
         history: vec!["received; from \"x\" = y".into()],
     }
 }

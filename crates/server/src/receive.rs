@@ -120,6 +120,7 @@ fn envelope_of(message: &Message, client: IpAddr, unix_seconds: u64) -> Envelope
                 remote_mta: None,
             })
             .collect(),
+        message_id: header_value(&message.content, "message-id"),
         history: vec![format!(
             "{} received from {} ({}) with {} recipient(s)",
             petrel_proto::trace::rfc5322_date(i64::try_from(unix_seconds).unwrap_or(i64::MAX)),
@@ -128,4 +129,27 @@ fn envelope_of(message: &Message, client: IpAddr, unix_seconds: u64) -> Envelope
             message.recipients.len()
         )],
     }
+}
+
+/// The value of the first header field called `name` (case-insensitive), unfolded and trimmed.
+fn header_value(content: &[u8], name: &str) -> Option<String> {
+    let text = String::from_utf8_lossy(content);
+    let mut lines = text
+        .split("\r\n")
+        .take_while(|line| !line.is_empty())
+        .peekable();
+    while let Some(line) = lines.next() {
+        let Some((field, value)) = line.split_once(':') else {
+            continue;
+        };
+        if field.trim().eq_ignore_ascii_case(name) {
+            let mut value = value.trim().to_owned();
+            while let Some(next) = lines.next_if(|l| l.starts_with([' ', '\t'])) {
+                value.push(' ');
+                value.push_str(next.trim());
+            }
+            return Some(value).filter(|v| !v.is_empty());
+        }
+    }
+    None
 }
