@@ -4,6 +4,7 @@
 //! Depends on proto and queue, never on server (they meet only in the queue). A message leaves
 //! the queue only after every copy it owes is durable.
 
+pub mod control;
 pub mod dsn;
 pub mod local;
 pub mod maildir;

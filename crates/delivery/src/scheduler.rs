@@ -46,6 +46,8 @@ pub struct DeliverySettings {
     pub concurrency_per_domain: usize,
     /// Our listeners, to recognise ourselves among a domain's MX hosts.
     pub own_addresses: Vec<SocketAddr>,
+    /// How long the history of a finished message is kept for `queue show`.
+    pub keep_history: Duration,
 }
 
 /// Runs deliveries until told to stop.
@@ -57,7 +59,7 @@ struct Context {
     queue: Arc<dyn Queue>,
     resolver: Resolver,
     settings: watch::Receiver<Arc<DeliverySettings>>,
-    in_flight: Mutex<HashSet<QueueId>>,
+    in_flight: Arc<Mutex<HashSet<QueueId>>>,
     slots: Arc<Semaphore>,
     domains: Mutex<HashMap<String, Arc<Semaphore>>>,
     /// Messages with a wake-up timer running, so each has at most one.
@@ -79,7 +81,7 @@ impl Scheduler {
                 queue,
                 resolver,
                 settings,
-                in_flight: Mutex::new(HashSet::new()),
+                in_flight: Arc::new(Mutex::new(HashSet::new())),
                 slots: Arc::new(Semaphore::new(MAX_IN_FLIGHT)),
                 domains: Mutex::new(HashMap::new()),
                 waking: Mutex::new(HashSet::new()),
@@ -112,7 +114,24 @@ impl Scheduler {
         let _ = self.context.slots.acquire_many(MAX_IN_FLIGHT as u32).await;
     }
 
+    /// The operator's handle on this scheduler's queue (hold, flush, ...).
+    pub fn control(&self) -> crate::control::Control {
+        crate::control::Control::new(
+            self.context.queue.clone(),
+            self.context.settings.clone(),
+            self.context.in_flight.clone(),
+            Some(self.context.requeue.clone()),
+        )
+    }
+
     async fn rescan(&self) {
+        let queue = self.context.queue.clone();
+        let keep = self.context.settings.borrow().keep_history;
+        match tokio::task::spawn_blocking(move || queue.purge_history(keep)).await {
+            Ok(Ok(purged)) if purged > 0 => info!(purged, "old message histories removed"),
+            Ok(Err(error)) => warn!(%error, "cannot purge old histories"),
+            _ => {}
+        }
         let queue = self.context.queue.clone();
         match tokio::task::spawn_blocking(move || queue.list()).await {
             Ok(Ok(ids)) => {
@@ -146,7 +165,31 @@ impl Scheduler {
     }
 }
 
-async fn blocking<T: Send + 'static>(work: impl FnOnce() -> T + Send + 'static) -> Option<T> {
+/// Stores the bounce (if any), then updates or archives the message; returns the bounce's id.
+pub(crate) async fn save(
+    queue: Arc<dyn Queue>,
+    id: QueueId,
+    envelope: Envelope,
+    bounce: Option<(Envelope, Vec<u8>)>,
+) -> Option<Result<Option<QueueId>, QueueError>> {
+    blocking(move || {
+        let bounce_id = match bounce {
+            Some((bounce_envelope, content)) => {
+                Some(queue.store(&bounce_envelope, &petrel_queue::NewMessage::without_header(&content))?)
+            }
+            None => None,
+        };
+        if envelope.is_finished() {
+            queue.archive(&id, &envelope)?;
+        } else {
+            queue.update(&id, &envelope)?;
+        }
+        Ok(bounce_id)
+    })
+    .await
+}
+
+pub(crate) async fn blocking<T: Send + 'static>(work: impl FnOnce() -> T + Send + 'static) -> Option<T> {
     tokio::task::spawn_blocking(work).await.ok()
 }
 

@@ -1,0 +1,240 @@
+//! The operator's handle on the queue (`petrel queue flush | hold | release | delete | bounce`):
+//! each works on a message only while no delivery holds it (the scheduler's in-flight set is
+//! the per-message lock), so an operator never races a delivery in progress. Without a running
+//! daemon the same handle works on the spool alone.
+//!
+//! Deleting keeps the history (`done/`); bouncing fails every pending recipient with 5.0.0 and
+//! sends the sender one DSN, as a failed delivery would.
+
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use petrel_queue::{Place, Queue, QueueError, QueueId, RecipientState};
+use tokio::sync::{mpsc, watch};
+
+use crate::outcome::bounce_for;
+use crate::scheduler::{DeliverySettings, blocking, save, unix_now};
+
+/// How long an operator's command waits for a delivery in progress to finish.
+const CLAIM_WAIT: Duration = Duration::from_secs(60);
+
+/// The operator's handle.
+#[derive(Clone)]
+pub struct Control {
+    queue: Arc<dyn Queue>,
+    settings: watch::Receiver<Arc<DeliverySettings>>,
+    in_flight: Arc<Mutex<HashSet<QueueId>>>,
+    requeue: Option<mpsc::UnboundedSender<QueueId>>,
+}
+
+/// Holds a message against deliveries until dropped.
+struct Claim {
+    in_flight: Arc<Mutex<HashSet<QueueId>>>,
+    id: QueueId,
+}
+
+impl Drop for Claim {
+    fn drop(&mut self) {
+        if let Ok(mut in_flight) = self.in_flight.lock() {
+            in_flight.remove(&self.id);
+        }
+    }
+}
+
+impl Control {
+    /// A handle sharing the scheduler's in-flight set (or a fresh one without a daemon).
+    pub fn new(
+        queue: Arc<dyn Queue>,
+        settings: watch::Receiver<Arc<DeliverySettings>>,
+        in_flight: Arc<Mutex<HashSet<QueueId>>>,
+        requeue: Option<mpsc::UnboundedSender<QueueId>>,
+    ) -> Control {
+        Control {
+            queue,
+            settings,
+            in_flight,
+            requeue,
+        }
+    }
+
+    /// The queue behind the handle.
+    pub fn queue(&self) -> &Arc<dyn Queue> {
+        &self.queue
+    }
+
+    async fn claim(&self, id: &QueueId) -> Result<Claim, String> {
+        let deadline = Instant::now() + CLAIM_WAIT;
+        loop {
+            let is_claimed = self.in_flight.lock().is_ok_and(|mut set| set.insert(id.clone()));
+            if is_claimed {
+                return Ok(Claim {
+                    in_flight: self.in_flight.clone(),
+                    id: id.clone(),
+                });
+            }
+            if Instant::now() > deadline {
+                return Err(format!("{id} is being delivered right now; try again"));
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Sets the message aside.
+    ///
+    /// # Errors
+    /// A sentence for the operator.
+    pub async fn hold(&self, id: &QueueId) -> Result<String, String> {
+        let _claim = self.claim(id).await?;
+        self.run(id, |queue, id| queue.hold(id)).await?;
+        Ok(format!("{id} held: it stays queued and is not delivered until released"))
+    }
+
+    /// Puts a held message back and delivers it now.
+    ///
+    /// # Errors
+    /// A sentence for the operator.
+    pub async fn release(&self, id: &QueueId) -> Result<String, String> {
+        let claim = self.claim(id).await?;
+        self.run(id, |queue, id| queue.release(id)).await?;
+        drop(claim);
+        self.wake(id);
+        Ok(format!("{id} released"))
+    }
+
+    /// Removes the message (active or held) without delivering it; its history is kept.
+    ///
+    /// # Errors
+    /// A sentence for the operator.
+    pub async fn delete(&self, id: &QueueId) -> Result<String, String> {
+        let _claim = self.claim(id).await?;
+        let place = self.place_of(id).await?;
+        let note = format!("{} deleted by the operator", petrel_proto::trace::rfc5322_date(unix_now() as i64));
+        self.run(id, move |queue, id| {
+            if place == Place::Held {
+                queue.release(id)?;
+            }
+            let mut envelope = queue.load(id)?;
+            for recipient in &mut envelope.recipients {
+                if recipient.state == RecipientState::Pending {
+                    recipient.state = RecipientState::Failed;
+                    recipient.last_reply = Some("deleted by the operator".into());
+                }
+            }
+            envelope.history.push(note);
+            queue.archive(id, &envelope)
+        })
+        .await?;
+        Ok(format!("{id} deleted (its history stays for queue show)"))
+    }
+
+    /// Fails every pending recipient now and tells the sender.
+    ///
+    /// # Errors
+    /// A sentence for the operator.
+    pub async fn bounce(&self, id: &QueueId) -> Result<String, String> {
+        let _claim = self.claim(id).await?;
+        if self.place_of(id).await? == Place::Held {
+            self.run(id, |queue, id| queue.release(id)).await?;
+        }
+        let queue = self.queue.clone();
+        let load_id = id.clone();
+        let mut envelope = blocking(move || queue.load(&load_id))
+            .await
+            .ok_or("the queue task failed")?
+            .map_err(|e| describe(id, &e))?;
+        let message = self.queue.read_message(id).unwrap_or_default();
+        let before: Vec<RecipientState> = envelope.recipients.iter().map(|r| r.state).collect();
+        for recipient in &mut envelope.recipients {
+            if recipient.state == RecipientState::Pending {
+                recipient.state = RecipientState::Failed;
+                recipient.status = Some("5.0.0".into());
+                recipient.last_reply = Some("returned to the sender by the mail administrator".into());
+            }
+        }
+        let now = unix_now();
+        envelope.history.push(format!("{} bounced by the operator", petrel_proto::trace::rfc5322_date(now as i64)));
+        let settings = self.settings.borrow().clone();
+        let bounce = bounce_for(&settings, id, &envelope, &before, &message, now);
+        match save(self.queue.clone(), id.clone(), envelope, bounce).await {
+            Some(Ok(Some(bounce_id))) => {
+                self.wake(&bounce_id);
+                Ok(format!("{id} bounced; notification {bounce_id} queued for the sender"))
+            }
+            Some(Ok(None)) => Ok(format!("{id} bounced (no notification: null sender or NOTIFY)")),
+            Some(Err(error)) => Err(describe(id, &error)),
+            None => Err("the queue task failed".into()),
+        }
+    }
+
+    /// Makes every pending recipient due now: of `id`, or of every active message.
+    ///
+    /// # Errors
+    /// A sentence for the operator.
+    pub async fn flush(&self, id: Option<&QueueId>) -> Result<String, String> {
+        let ids = match id {
+            Some(id) => vec![id.clone()],
+            None => {
+                let queue = self.queue.clone();
+                blocking(move || queue.list()).await.ok_or("the queue task failed")?.map_err(|e| e.to_string())?
+            }
+        };
+        let mut count = 0;
+        for id in &ids {
+            let _claim = self.claim(id).await?;
+            self.run(id, |queue, id| {
+                let mut envelope = queue.load(id)?;
+                for recipient in &mut envelope.recipients {
+                    if recipient.state == RecipientState::Pending {
+                        recipient.next_attempt_unix_seconds = 0;
+                    }
+                }
+                queue.update(id, &envelope)
+            })
+            .await?;
+            count += 1;
+        }
+        for id in &ids {
+            self.wake(id);
+        }
+        Ok(format!("{count} message(s) due now"))
+    }
+
+    async fn place_of(&self, id: &QueueId) -> Result<Place, String> {
+        for place in [Place::Active, Place::Held] {
+            let queue = self.queue.clone();
+            let probe = id.clone();
+            if let Some(Ok(_)) = blocking(move || queue.load_in(&probe, place)).await {
+                return Ok(place);
+            }
+        }
+        Err(format!("{id} is not in the queue"))
+    }
+
+    async fn run(
+        &self,
+        id: &QueueId,
+        work: impl FnOnce(&dyn Queue, &QueueId) -> Result<(), QueueError> + Send + 'static,
+    ) -> Result<(), String> {
+        let queue = self.queue.clone();
+        let work_id = id.clone();
+        match blocking(move || work(queue.as_ref(), &work_id)).await {
+            Some(Ok(())) => Ok(()),
+            Some(Err(error)) => Err(describe(id, &error)),
+            None => Err("the queue task failed".into()),
+        }
+    }
+
+    fn wake(&self, id: &QueueId) {
+        if let Some(requeue) = &self.requeue {
+            let _ = requeue.send(id.clone());
+        }
+    }
+}
+
+fn describe(id: &QueueId, error: &QueueError) -> String {
+    match error {
+        QueueError::NotFound(_) => format!("{id} is not in the queue"),
+        other => format!("{id}: {other}"),
+    }
+}
