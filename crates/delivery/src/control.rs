@@ -66,7 +66,10 @@ impl Control {
     async fn claim(&self, id: &QueueId) -> Result<Claim, String> {
         let deadline = Instant::now() + CLAIM_WAIT;
         loop {
-            let is_claimed = self.in_flight.lock().is_ok_and(|mut set| set.insert(id.clone()));
+            let is_claimed = self
+                .in_flight
+                .lock()
+                .is_ok_and(|mut set| set.insert(id.clone()));
             if is_claimed {
                 return Ok(Claim {
                     in_flight: self.in_flight.clone(),
@@ -87,7 +90,9 @@ impl Control {
     pub async fn hold(&self, id: &QueueId) -> Result<String, String> {
         let _claim = self.claim(id).await?;
         self.run(id, |queue, id| queue.hold(id)).await?;
-        Ok(format!("{id} held: it stays queued and is not delivered until released"))
+        Ok(format!(
+            "{id} held: it stays queued and is not delivered until released"
+        ))
     }
 
     /// Puts a held message back and delivers it now.
@@ -109,7 +114,10 @@ impl Control {
     pub async fn delete(&self, id: &QueueId) -> Result<String, String> {
         let _claim = self.claim(id).await?;
         let place = self.place_of(id).await?;
-        let note = format!("{} deleted by the operator", petrel_proto::trace::rfc5322_date(unix_now() as i64));
+        let note = format!(
+            "{} deleted by the operator",
+            petrel_proto::trace::rfc5322_date(unix_now() as i64)
+        );
         self.run(id, move |queue, id| {
             if place == Place::Held {
                 queue.release(id)?;
@@ -149,19 +157,27 @@ impl Control {
             if recipient.state == RecipientState::Pending {
                 recipient.state = RecipientState::Failed;
                 recipient.status = Some("5.0.0".into());
-                recipient.last_reply = Some("returned to the sender by the mail administrator".into());
+                recipient.last_reply =
+                    Some("returned to the sender by the mail administrator".into());
             }
         }
         let now = unix_now();
-        envelope.history.push(format!("{} bounced by the operator", petrel_proto::trace::rfc5322_date(now as i64)));
+        envelope.history.push(format!(
+            "{} bounced by the operator",
+            petrel_proto::trace::rfc5322_date(now as i64)
+        ));
         let settings = self.settings.borrow().clone();
         let bounce = bounce_for(&settings, id, &envelope, &before, &message, now);
         match save(self.queue.clone(), id.clone(), envelope, bounce).await {
             Some(Ok(Some(bounce_id))) => {
                 self.wake(&bounce_id);
-                Ok(format!("{id} bounced; notification {bounce_id} queued for the sender"))
+                Ok(format!(
+                    "{id} bounced; notification {bounce_id} queued for the sender"
+                ))
             }
-            Some(Ok(None)) => Ok(format!("{id} bounced (no notification: null sender or NOTIFY)")),
+            Some(Ok(None)) => Ok(format!(
+                "{id} bounced (no notification: null sender or NOTIFY)"
+            )),
             Some(Err(error)) => Err(describe(id, &error)),
             None => Err("the queue task failed".into()),
         }
@@ -176,7 +192,10 @@ impl Control {
             Some(id) => vec![id.clone()],
             None => {
                 let queue = self.queue.clone();
-                blocking(move || queue.list()).await.ok_or("the queue task failed")?.map_err(|e| e.to_string())?
+                blocking(move || queue.list())
+                    .await
+                    .ok_or("the queue task failed")?
+                    .map_err(|e| e.to_string())?
             }
         };
         let mut count = 0;

@@ -174,9 +174,10 @@ pub(crate) async fn save(
 ) -> Option<Result<Option<QueueId>, QueueError>> {
     blocking(move || {
         let bounce_id = match bounce {
-            Some((bounce_envelope, content)) => {
-                Some(queue.store(&bounce_envelope, &petrel_queue::NewMessage::without_header(&content))?)
-            }
+            Some((bounce_envelope, content)) => Some(queue.store(
+                &bounce_envelope,
+                &petrel_queue::NewMessage::without_header(&content),
+            )?),
             None => None,
         };
         if envelope.is_finished() {
@@ -189,7 +190,9 @@ pub(crate) async fn save(
     .await
 }
 
-pub(crate) async fn blocking<T: Send + 'static>(work: impl FnOnce() -> T + Send + 'static) -> Option<T> {
+pub(crate) async fn blocking<T: Send + 'static>(
+    work: impl FnOnce() -> T + Send + 'static,
+) -> Option<T> {
     tokio::task::spawn_blocking(work).await.ok()
 }
 
@@ -296,33 +299,16 @@ fn domain_slot(context: &Context, domain: &str, limit: usize) -> Arc<Semaphore> 
     }
 }
 
-/// Writes the new state, queues the bounce, and removes the message once nothing is pending.
+/// Writes the new state, queues the bounce, and archives the message once nothing is pending.
 async fn record(
     context: &Arc<Context>,
     id: &QueueId,
     envelope: Envelope,
     bounce: Option<(Envelope, Vec<u8>)>,
 ) {
-    let queue = context.queue.clone();
-    let record_id = id.clone();
     let finished = envelope.is_finished();
     let wake = envelope.clone();
-    let result = blocking(move || {
-        let bounce_id = match bounce {
-            Some((bounce_envelope, content)) => Some(queue.store(
-                &bounce_envelope,
-                &petrel_queue::NewMessage::without_header(&content),
-            )?),
-            None => None,
-        };
-        if finished {
-            queue.remove(&record_id)?;
-        } else {
-            queue.update(&record_id, &envelope)?;
-        }
-        Ok::<_, QueueError>(bounce_id)
-    })
-    .await;
+    let result = save(context.queue.clone(), id.clone(), envelope, bounce).await;
     match result {
         Some(Ok(bounce_id)) => {
             if let Some(bounce_id) = bounce_id {
@@ -330,7 +316,7 @@ async fn record(
                 let _ = context.requeue.send(bounce_id);
             }
             if finished {
-                info!(queue_id = %id, "removed from the queue: every recipient is done");
+                info!(queue_id = %id, "finished: every recipient is done; history kept in done/");
             } else {
                 wake_later(context, id, &wake);
             }

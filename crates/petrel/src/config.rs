@@ -41,6 +41,32 @@ pub struct Config {
     pub dns: DnsConfig,
     #[serde(default)]
     pub delivery: DeliveryConfig,
+    #[serde(default)]
+    pub queue: QueueConfig,
+}
+
+/// `[queue]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct QueueConfig {
+    /// How long `queue show` can find a delivered or bounced message.
+    #[serde(deserialize_with = "duration")]
+    pub keep_history: Duration,
+    /// "spool" (files under data_dir); "postgres" comes later.
+    pub backend: String,
+    pub postgres_url: Option<String>,
+    pub node_name: Option<String>,
+}
+
+impl Default for QueueConfig {
+    fn default() -> QueueConfig {
+        QueueConfig {
+            keep_history: Duration::from_secs(7 * 24 * 3600),
+            backend: "spool".into(),
+            postgres_url: None,
+            node_name: None,
+        }
+    }
 }
 
 /// `[delivery]`.
@@ -298,6 +324,12 @@ impl Config {
                 ));
             }
         }
+        if self.queue.backend != "spool" {
+            return Err(format!(
+                "queue.backend: {:?} is not available in this version; use \"spool\"",
+                self.queue.backend
+            ));
+        }
         if self.limits.max_recipients < 100 {
             return Err("limits.max_recipients: must be at least 100 (RFC 5321 §4.5.3.1.8)".into());
         }
@@ -366,6 +398,7 @@ impl Config {
             },
             concurrency_per_domain: self.delivery.concurrency_per_domain,
             own_addresses: own_addresses.to_vec(),
+            keep_history: self.queue.keep_history,
         })
     }
 

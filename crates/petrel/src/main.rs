@@ -7,6 +7,8 @@
 mod config;
 mod logging;
 mod probe;
+mod queue_cli;
+mod queue_view;
 mod send;
 mod serve;
 
@@ -49,6 +51,9 @@ enum Command {
     Serve,
     /// Check the configuration and print what it says.
     CheckConfig,
+    /// Look at and act on the queue (works with or without a running daemon).
+    #[command(subcommand)]
+    Queue(queue_cli::QueueCommand),
     /// Send one message to a server and print the transcript.
     Send(send::SendArgs),
     /// Show what would happen if petrel sent to ADDRESS now (MX, hosts, greeting, MAIL, RCPT; never DATA).
@@ -70,6 +75,7 @@ fn main() -> ExitCode {
             serve::run(source)
         }
         Command::CheckConfig => check_config(&source),
+        Command::Queue(command) => queue_cli::run(&source, &command),
         Command::Send(args) => send::run(&args),
         Command::Probe(args) => probe::run(&source, &args),
     };

@@ -65,6 +65,11 @@ async fn serve(source: Source, config: Config) -> Result<(), String> {
         delivery_settings_rx,
         queued_tx.clone(),
     );
+    let control_path = config.data_dir.join("control.sock");
+    let control = tokio::spawn(crate::queue_cli::serve_control(
+        control_path.clone(),
+        scheduler.control(),
+    ));
     let delivery = tokio::spawn(scheduler.run(queued_rx, stop_delivery_rx));
 
     let max_connections = config.limits.max_connections;
@@ -108,6 +113,8 @@ async fn serve(source: Source, config: Config) -> Result<(), String> {
     {
         warn!("deliveries still running at exit; they resume at the next start");
     }
+    control.abort();
+    let _ = std::fs::remove_file(&control_path);
     info!("stopped");
     Ok(())
 }

@@ -11,4 +11,5 @@ mod fakemx;
 mod harness;
 mod lifecycle;
 mod nullmx;
+mod queue_tools;
 mod relay;

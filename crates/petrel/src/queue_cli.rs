@@ -1,0 +1,214 @@
+//! `petrel queue list | show | flush | hold | release | delete | bounce`: the operator's view of
+//! the queue and the hands on it. A running daemon is reached through `<data_dir>/control.sock`
+//! (so no command races a delivery in progress); without one the spool is opened directly.
+//!
+//! Output is for people (and `--json` for scripts); queue ids and Message-IDs typed by people
+//! are validated before use.
+
+use std::io::{BufRead, BufReader, Write};
+use std::os::unix::net::UnixStream;
+use std::sync::{Arc, Mutex};
+
+use clap::Subcommand;
+use petrel_delivery::control::Control;
+use petrel_queue::spool::Spool;
+use petrel_queue::{Place, QueueId};
+use tokio::sync::watch;
+
+use crate::config::{self, Source};
+use crate::queue_view;
+
+/// The queue subcommands.
+#[derive(Debug, Clone, Subcommand)]
+pub enum QueueCommand {
+    /// One line per queued message: id, age, size, sender, recipients with state, next attempt.
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Envelope, headers and history of a message, by queue id or Message-ID.
+    Show {
+        id: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Retry now: one message, or all.
+    Flush { id: Option<String> },
+    /// Set a message aside; it is not delivered until released.
+    Hold { id: String },
+    /// Deliver a held message again.
+    Release { id: String },
+    /// Remove a message without delivering it (its history is kept).
+    Delete { id: String },
+    /// Fail a message now and send the sender a notification.
+    Bounce { id: String },
+}
+
+impl QueueCommand {
+    /// The request line sent to a running daemon.
+    fn to_line(&self) -> String {
+        let flag = |json: bool| if json { " --json" } else { "" };
+        match self {
+            QueueCommand::List { json } => format!("list{}", flag(*json)),
+            QueueCommand::Show { id, json } => format!("show {id}{}", flag(*json)),
+            QueueCommand::Flush { id } => format!("flush {}", id.as_deref().unwrap_or(""))
+                .trim_end()
+                .to_owned(),
+            QueueCommand::Hold { id } => format!("hold {id}"),
+            QueueCommand::Release { id } => format!("release {id}"),
+            QueueCommand::Delete { id } => format!("delete {id}"),
+            QueueCommand::Bounce { id } => format!("bounce {id}"),
+        }
+    }
+
+    /// Parses a request line from a client of the control socket.
+    pub fn parse_line(line: &str) -> Option<QueueCommand> {
+        let mut words = line.split_whitespace();
+        let verb = words.next()?;
+        let rest: Vec<&str> = words.collect();
+        let json = rest.contains(&"--json");
+        let argument = rest
+            .iter()
+            .find(|w| **w != "--json")
+            .map(|w| (*w).to_owned());
+        Some(match verb {
+            "list" => QueueCommand::List { json },
+            "show" => QueueCommand::Show {
+                id: argument?,
+                json,
+            },
+            "flush" => QueueCommand::Flush { id: argument },
+            "hold" => QueueCommand::Hold { id: argument? },
+            "release" => QueueCommand::Release { id: argument? },
+            "delete" => QueueCommand::Delete { id: argument? },
+            "bounce" => QueueCommand::Bounce { id: argument? },
+            _ => return None,
+        })
+    }
+}
+
+/// Runs a queue command, through the daemon when one runs.
+///
+/// # Errors
+/// A sentence for the operator.
+pub fn run(source: &Source, command: &QueueCommand) -> Result<(), String> {
+    let config = config::load(source)?;
+    let socket = config.data_dir.join("control.sock");
+    if let Ok(stream) = UnixStream::connect(&socket) {
+        return through_daemon(stream, command);
+    }
+    let root = config.data_dir.join("queue");
+    let (spool, _) = Spool::open(root.clone()).map_err(|e| match e {
+        petrel_queue::QueueError::Io(io) if io.kind() == std::io::ErrorKind::WouldBlock => format!(
+            "the queue {} is in use by a running petrel, but {} does not answer",
+            root.display(),
+            socket.display()
+        ),
+        other => format!("cannot open the queue {}: {other}", root.display()),
+    })?;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| format!("cannot start the runtime: {e}"))?;
+    let (_settings_tx, settings) = watch::channel(config.delivery_settings(&[]));
+    let control = Control::new(
+        Arc::new(spool),
+        settings,
+        Arc::new(Mutex::new(Default::default())),
+        None,
+    );
+    let output = runtime.block_on(execute(&control, command))?;
+    print!("{output}");
+    Ok(())
+}
+
+fn through_daemon(mut stream: UnixStream, command: &QueueCommand) -> Result<(), String> {
+    let fail = |e: std::io::Error| format!("the running petrel did not answer: {e}");
+    writeln!(stream, "{}", command.to_line()).map_err(fail)?;
+    let mut reader = BufReader::new(stream);
+    let mut status = String::new();
+    reader.read_line(&mut status).map_err(fail)?;
+    let mut body = String::new();
+    std::io::Read::read_to_string(&mut reader, &mut body).map_err(fail)?;
+    match status.trim_end() {
+        "ok" => {
+            print!("{body}");
+            Ok(())
+        }
+        _ => Err(body.trim_end().to_owned()),
+    }
+}
+
+/// Executes a command against the queue; the text to print, or the error.
+///
+/// # Errors
+/// A sentence for the operator.
+pub async fn execute(control: &Control, command: &QueueCommand) -> Result<String, String> {
+    match command {
+        QueueCommand::List { json } => queue_view::list(control.queue().as_ref(), *json),
+        QueueCommand::Show { id, json } => queue_view::show(control.queue().as_ref(), id, *json),
+        QueueCommand::Flush { id } => match id {
+            Some(id) => control.flush(Some(&parse_id(id)?)).await,
+            None => control.flush(None).await,
+        },
+        QueueCommand::Hold { id } => control.hold(&parse_id(id)?).await,
+        QueueCommand::Release { id } => control.release(&parse_id(id)?).await,
+        QueueCommand::Delete { id } => control.delete(&parse_id(id)?).await,
+        QueueCommand::Bounce { id } => control.bounce(&parse_id(id)?).await,
+    }
+    .map(|text| {
+        if text.ends_with('\n') {
+            text
+        } else {
+            format!("{text}\n")
+        }
+    })
+}
+
+fn parse_id(text: &str) -> Result<QueueId, String> {
+    QueueId::parse(&text.to_ascii_uppercase()).ok_or_else(|| {
+        format!("{text:?} is not a queue id (17 hexadecimal digits, as `petrel queue list` shows)")
+    })
+}
+
+/// Serves the control socket of a running daemon until the task is dropped.
+pub async fn serve_control(path: std::path::PathBuf, control: Control) -> std::io::Result<()> {
+    let _ = std::fs::remove_file(&path);
+    let listener = tokio::net::UnixListener::bind(&path)?;
+    loop {
+        let (stream, _) = listener.accept().await?;
+        let control = control.clone();
+        tokio::spawn(async move {
+            let _ = answer(stream, &control).await;
+        });
+    }
+}
+
+async fn answer(stream: tokio::net::UnixStream, control: &Control) -> std::io::Result<()> {
+    use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt};
+    let (reader, mut writer) = stream.into_split();
+    let mut line = String::new();
+    tokio::io::BufReader::new(reader)
+        .take(4096)
+        .read_line(&mut line)
+        .await?;
+    let result = match QueueCommand::parse_line(&line) {
+        Some(command) => execute(control, &command).await,
+        None => Err(format!("unknown request {:?}", line.trim_end())),
+    };
+    let response = match result {
+        Ok(text) => format!("ok\n{text}"),
+        Err(text) => format!("error\n{text}\n"),
+    };
+    writer.write_all(response.as_bytes()).await?;
+    writer.shutdown().await
+}
+
+/// Where a message is, for the views.
+pub fn place_name(place: Place) -> &'static str {
+    match place {
+        Place::Active => "queued",
+        Place::Held => "held",
+        Place::Done => "finished",
+    }
+}
