@@ -5,6 +5,7 @@
 //! exit status.
 
 mod config;
+mod explain;
 mod logging;
 mod probe;
 mod queue_cli;
@@ -51,6 +52,8 @@ enum Command {
     Serve,
     /// Check the configuration and print what it says.
     CheckConfig,
+    /// Explain a reply code, an enhanced status code or a whole reply line; two codes are compared.
+    Explain(explain::ExplainArgs),
     /// Look at and act on the queue (works with or without a running daemon).
     #[command(subcommand)]
     Queue(queue_cli::QueueCommand),
@@ -68,6 +71,9 @@ fn main() -> ExitCode {
         Level::Info => tracing::Level::INFO,
         Level::Debug => tracing::Level::DEBUG,
     };
+    if let Command::Explain(args) = &cli.command {
+        return explain::run(args);
+    }
     let source = config::locate(cli.config.as_deref());
     let result = match cli.command {
         Command::Serve => {
@@ -75,6 +81,7 @@ fn main() -> ExitCode {
             serve::run(source)
         }
         Command::CheckConfig => check_config(&source),
+        Command::Explain(_) => Ok(()),
         Command::Queue(command) => queue_cli::run(&source, &command),
         Command::Send(args) => send::run(&args),
         Command::Probe(args) => probe::run(&source, &args),

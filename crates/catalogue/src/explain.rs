@@ -1,0 +1,300 @@
+//! Reading what a person typed (`556`, `5.1.10`, or a whole reply line such as
+//! `556 5.1.10 <x@y>: domain does not accept mail`) and finding what the reference says: the
+//! entries, a warning when the parts disagree (550 with 4.2.2) or a code is not registered, the
+//! nearest known codes for an unknown one, and the differences between two codes.
+//!
+//! Handles text from people and from logs; never panics.
+
+use crate::{Catalogue, Entry, Lang};
+
+/// What was asked about.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Query {
+    /// The text as given.
+    pub text: String,
+    pub basic: Option<String>,
+    pub enhanced: Option<String>,
+}
+
+/// Parses a basic code, an enhanced code, or a reply line (basic code, then maybe an enhanced
+/// code). `None` when the text starts with neither.
+pub fn parse_query(text: &str) -> Option<Query> {
+    let trimmed = text.trim();
+    let mut words = trimmed.split(|c: char| c.is_whitespace() || c == '-');
+    let first = words.next()?;
+    let query = |basic: Option<&str>, enhanced: Option<&str>| Query {
+        text: trimmed.to_owned(),
+        basic: basic.map(str::to_owned),
+        enhanced: enhanced.map(str::to_owned),
+    };
+    if is_basic(first) {
+        let second = words.next().filter(|w| is_enhanced(w));
+        return Some(query(Some(first), second));
+    }
+    is_enhanced(first).then(|| query(None, Some(first)))
+}
+
+fn is_basic(word: &str) -> bool {
+    word.len() == 3
+        && word.bytes().all(|b| b.is_ascii_digit())
+        && (b'2'..=b'5').contains(&word.as_bytes()[0])
+}
+
+fn is_enhanced(word: &str) -> bool {
+    let parts: Vec<&str> = word.split('.').collect();
+    parts.len() == 3
+        && parts
+            .iter()
+            .all(|p| !p.is_empty() && p.len() <= 3 && p.bytes().all(|b| b.is_ascii_digit()))
+        && matches!(parts[0], "2" | "4" | "5")
+}
+
+/// What the reference says about a query.
+#[derive(Debug, Clone)]
+pub struct Explanation<'a> {
+    pub query: Query,
+    pub basic: Option<&'a Entry>,
+    pub enhanced: Option<&'a Entry>,
+    /// Sentences flagging a mismatch or an unregistered code, in the asked language.
+    pub warnings: Vec<String>,
+}
+
+/// Looks a query up; `Err` with the nearest known codes when nothing is known.
+///
+/// # Errors
+/// The nearest codes of the reference, when neither part of the query is in it.
+pub fn explain<'a>(
+    catalogue: &'a Catalogue,
+    query: &Query,
+    lang: Lang,
+) -> Result<Explanation<'a>, Vec<String>> {
+    let basic = query.basic.as_deref().and_then(|c| catalogue.entry(c));
+    let enhanced = query.enhanced.as_deref().and_then(|c| catalogue.entry(c));
+    if basic.is_none() && enhanced.is_none() {
+        let code = query
+            .enhanced
+            .as_deref()
+            .or(query.basic.as_deref())
+            .unwrap_or("");
+        return Err(nearest(catalogue, code));
+    }
+    let mut warnings = Vec::new();
+    for code in [&query.basic, &query.enhanced].into_iter().flatten() {
+        if catalogue.entry(code).is_none() {
+            warnings.push(match lang {
+                Lang::En => format!("{code} is not a registered code: the sending software made it up, or it is a typing error. Nearest known: {}.", nearest(catalogue, code).join(", ")),
+                Lang::Id => format!("{code} bukan kode terdaftar: perangkat lunak pengirim mengarangnya, atau ada salah ketik. Kode terdekat yang dikenal: {}.", nearest(catalogue, code).join(", ")),
+            });
+        }
+    }
+    if let (Some(basic), Some(enhanced)) = (&query.basic, &query.enhanced)
+        && basic.as_bytes().first() != enhanced.as_bytes().first()
+    {
+        warnings.push(match lang {
+            Lang::En => format!("The two parts disagree: {basic} is a {} reply but {enhanced} is a {} status. Clients act on the basic code's first digit ({basic}), so treat the reply as {}; the server that sent it is misconfigured.", class_word(basic, lang), class_word(enhanced, lang), class_word(basic, lang)),
+            Lang::Id => format!("Kedua bagian tidak cocok: {basic} adalah balasan {} tetapi {enhanced} adalah status {}. Klien bertindak menurut digit pertama kode dasar ({basic}), jadi anggap balasan itu {}; server pengirimnya salah konfigurasi.", class_word(basic, lang), class_word(enhanced, lang), class_word(basic, lang)),
+        });
+    }
+    Ok(Explanation {
+        query: query.clone(),
+        basic,
+        enhanced,
+        warnings,
+    })
+}
+
+fn class_word(code: &str, lang: Lang) -> &'static str {
+    let class = match code.as_bytes().first() {
+        Some(b'2') => "positive",
+        Some(b'3') => "intermediate",
+        Some(b'4') => "transient",
+        _ => "permanent",
+    };
+    labels(lang).class(class)
+}
+
+/// The known codes nearest to `code`: same class and subject first, then same basic family.
+pub fn nearest(catalogue: &Catalogue, code: &str) -> Vec<String> {
+    let mut scored: Vec<(usize, &str)> = catalogue
+        .entries()
+        .map(|e| (distance(code, &e.facts.code), e.facts.code.as_str()))
+        .collect();
+    scored.sort();
+    scored
+        .into_iter()
+        .take(5)
+        .map(|(_, c)| c.to_owned())
+        .collect()
+}
+
+/// A distance between codes: differing parts weigh by position, then digits.
+fn distance(a: &str, b: &str) -> usize {
+    let parts_a: Vec<&str> = a.split('.').collect();
+    let parts_b: Vec<&str> = b.split('.').collect();
+    if parts_a.len() != parts_b.len() {
+        return 1000 + a.len().abs_diff(b.len());
+    }
+    parts_a
+        .iter()
+        .zip(&parts_b)
+        .enumerate()
+        .map(|(index, (x, y))| {
+            let weight = [100, 10, 1].get(index).copied().unwrap_or(1);
+            let numeric = |s: &str| s.parse::<usize>().unwrap_or(usize::MAX / 4);
+            if parts_a.len() == 1 {
+                numeric(x).abs_diff(numeric(y))
+            } else if x == y {
+                0
+            } else {
+                weight * (1 + numeric(x).abs_diff(numeric(y)).min(9))
+            }
+        })
+        .sum()
+}
+
+/// One row of a comparison.
+#[derive(Debug, Clone)]
+pub struct Difference {
+    pub label: &'static str,
+    pub first: String,
+    pub second: String,
+}
+
+/// The key differences between two entries (class, who acts, retry, RFC).
+pub fn compare(first: &Entry, second: &Entry, lang: Lang) -> Vec<Difference> {
+    let labels = labels(lang);
+    let row = |label, a: String, b: String| Difference {
+        label,
+        first: a,
+        second: b,
+    };
+    vec![
+        row(
+            labels.class_label,
+            labels.class(&first.facts.class).to_owned(),
+            labels.class(&second.facts.class).to_owned(),
+        ),
+        row(
+            labels.who_acts,
+            first.text(lang).who_acts.clone(),
+            second.text(lang).who_acts.clone(),
+        ),
+        row(
+            labels.retry,
+            first.text(lang).retry.clone(),
+            second.text(lang).retry.clone(),
+        ),
+        row(
+            labels.rfc,
+            first.facts.rfc.clone(),
+            second.facts.rfc.clone(),
+        ),
+    ]
+}
+
+/// The words around the entries, per language.
+#[derive(Debug, Clone, Copy)]
+pub struct Labels {
+    pub meaning: &'static str,
+    pub when: &'static str,
+    pub fix_sender: &'static str,
+    pub fix_admin: &'static str,
+    pub who_acts: &'static str,
+    pub retry: &'static str,
+    pub rfc: &'static str,
+    pub class_label: &'static str,
+    pub related: &'static str,
+    pub when_each: &'static str,
+    pub differences: &'static str,
+    pub unknown: &'static str,
+    positive: &'static str,
+    intermediate: &'static str,
+    transient: &'static str,
+    permanent: &'static str,
+}
+
+impl Labels {
+    /// A class name in this language.
+    pub fn class(&self, class: &str) -> &'static str {
+        match class {
+            "positive" => self.positive,
+            "intermediate" => self.intermediate,
+            "transient" => self.transient,
+            _ => self.permanent,
+        }
+    }
+}
+
+/// The labels of `lang`.
+pub fn labels(lang: Lang) -> Labels {
+    match lang {
+        Lang::En => Labels {
+            meaning: "What it means",
+            when: "When you see it",
+            fix_sender: "What the sender can do",
+            fix_admin: "What an administrator can do",
+            who_acts: "Who must act",
+            retry: "Does retrying help",
+            rfc: "Defined in",
+            class_label: "Class",
+            related: "Related codes",
+            when_each: "When each applies",
+            differences: "Key differences",
+            unknown: "Unknown code",
+            positive: "positive (success)",
+            intermediate: "intermediate (go on)",
+            transient: "transient (temporary failure)",
+            permanent: "permanent (failure)",
+        },
+        Lang::Id => Labels {
+            meaning: "Artinya",
+            when: "Kapan muncul",
+            fix_sender: "Yang dapat dilakukan pengirim",
+            fix_admin: "Yang dapat dilakukan administrator",
+            who_acts: "Siapa yang harus bertindak",
+            retry: "Apakah mencoba lagi membantu",
+            rfc: "Didefinisikan di",
+            class_label: "Kelas",
+            related: "Kode terkait",
+            when_each: "Kapan masing-masing berlaku",
+            differences: "Perbedaan utama",
+            unknown: "Kode tidak dikenal",
+            positive: "positif (berhasil)",
+            intermediate: "perantara (lanjutkan)",
+            transient: "sementara (gagal untuk saat ini)",
+            permanent: "permanen (gagal)",
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn queries() {
+        let q = parse_query("556 5.1.10 <x@y>: domain does not accept mail").unwrap();
+        assert_eq!(
+            (q.basic.as_deref(), q.enhanced.as_deref()),
+            (Some("556"), Some("5.1.10"))
+        );
+        let q = parse_query("550-5.7.1 relay denied").unwrap();
+        assert_eq!(
+            (q.basic.as_deref(), q.enhanced.as_deref()),
+            (Some("550"), Some("5.7.1"))
+        );
+        assert_eq!(
+            parse_query("4.2.2").unwrap().enhanced.as_deref(),
+            Some("4.2.2")
+        );
+        assert!(parse_query("hello").is_none());
+        assert!(parse_query("999").is_none());
+        assert!(parse_query("6.1.1").is_none());
+    }
+
+    #[test]
+    fn distance_prefers_same_class_and_subject() {
+        assert!(distance("5.1.11", "5.1.10") < distance("5.1.11", "5.2.1"));
+        assert!(distance("557", "556") < distance("557", "221"));
+    }
+}

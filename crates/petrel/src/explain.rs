@@ -1,0 +1,204 @@
+//! `petrel explain CODE [CODE]`: what a reply code, an enhanced status code or a whole reply
+//! line means, when you see it, how to fix it; two codes side by side with their key
+//! differences. `--lang id` for Indonesian, `--json` for scripts; exit 2 for an unknown code,
+//! with the nearest known ones.
+
+use std::process::ExitCode;
+
+use clap::Args;
+use petrel_catalogue::explain::{Explanation, compare, explain, labels, parse_query};
+use petrel_catalogue::{Catalogue, Entry, Lang};
+use serde_json::json;
+
+/// Arguments of `petrel explain`.
+#[derive(Debug, Args)]
+pub struct ExplainArgs {
+    /// A code (556, 5.1.10) or a whole reply line in quotes; give two to compare.
+    #[arg(required = true, num_args = 1..=2)]
+    codes: Vec<String>,
+    /// Language: en or id.
+    #[arg(long, default_value = "en")]
+    lang: String,
+    /// Print JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+/// Runs the command; exit 2 for an unknown code.
+pub fn run(args: &ExplainArgs) -> ExitCode {
+    match explain_all(args) {
+        Ok(text) => {
+            print!("{text}");
+            ExitCode::SUCCESS
+        }
+        Err((code, message)) => {
+            eprintln!("petrel: {message}");
+            ExitCode::from(code)
+        }
+    }
+}
+
+fn explain_all(args: &ExplainArgs) -> Result<String, (u8, String)> {
+    let lang =
+        Lang::parse(&args.lang).ok_or((1, format!("--lang {:?}: use en or id", args.lang)))?;
+    let catalogue =
+        Catalogue::get().map_err(|e| (1, format!("the reference does not load: {e}")))?;
+    let mut explanations = Vec::new();
+    for code in &args.codes {
+        let Some(query) = parse_query(code) else {
+            return Err((
+                2,
+                format!("{code:?} is not a reply code, an enhanced status code or a reply line"),
+            ));
+        };
+        let explanation = explain(catalogue, &query, lang).map_err(|nearest| {
+            (
+                2,
+                format!(
+                    "{}: {code}. Nearest known codes: {}",
+                    labels(lang).unknown,
+                    nearest.join(", ")
+                ),
+            )
+        })?;
+        explanations.push(explanation);
+    }
+    Ok(match (args.json, explanations.as_slice()) {
+        (true, [one]) => format!("{:#}\n", explanation_json(one, lang)),
+        (true, [first, second]) => {
+            let value = json!({"first": explanation_json(first, lang), "second": explanation_json(second, lang), "differences": differences_json(first, second, lang)});
+            format!("{value:#}\n")
+        }
+        (false, [one]) => render(one, lang),
+        (false, [first, second]) => render_comparison(first, second, lang),
+        _ => String::new(),
+    })
+}
+
+/// The entry a comparison uses for one side: the enhanced one if given, else the basic one.
+fn main_entry<'a>(explanation: &Explanation<'a>) -> Option<&'a Entry> {
+    explanation.enhanced.or(explanation.basic)
+}
+
+fn render(explanation: &Explanation<'_>, lang: Lang) -> String {
+    let mut out = String::new();
+    for warning in &explanation.warnings {
+        out.push_str(&format!("! {warning}\n\n"));
+    }
+    for entry in [explanation.basic, explanation.enhanced]
+        .into_iter()
+        .flatten()
+    {
+        out.push_str(&render_entry(entry, lang));
+        out.push('\n');
+    }
+    out
+}
+
+fn render_entry(entry: &Entry, lang: Lang) -> String {
+    let labels = labels(lang);
+    let text = entry.text(lang);
+    let mut out = format!("{} {}\n", entry.facts.code, text.title);
+    out.push_str(&format!(
+        "  {}: {}   {}: {}\n",
+        labels.class_label,
+        labels.class(&entry.facts.class),
+        labels.rfc,
+        entry.facts.rfc
+    ));
+    for (label, value) in [
+        (labels.meaning, &text.meaning),
+        (labels.when, &text.when),
+        (labels.fix_sender, &text.fix_sender),
+        (labels.fix_admin, &text.fix_admin),
+        (labels.who_acts, &text.who_acts),
+        (labels.retry, &text.retry),
+    ] {
+        out.push_str(&format!("  {label}:\n    {value}\n"));
+    }
+    if !entry.facts.related.is_empty() {
+        out.push_str(&format!(
+            "  {}: {}\n",
+            labels.related,
+            entry.facts.related.join(", ")
+        ));
+    }
+    out
+}
+
+fn render_comparison(first: &Explanation<'_>, second: &Explanation<'_>, lang: Lang) -> String {
+    let labels = labels(lang);
+    let (Some(a), Some(b)) = (main_entry(first), main_entry(second)) else {
+        return String::new();
+    };
+    let mut out = format!(
+        "{} {}\n    vs\n{} {}\n\n{}:\n",
+        a.facts.code,
+        a.text(lang).title,
+        b.facts.code,
+        b.text(lang).title,
+        labels.differences
+    );
+    for row in compare(a, b, lang) {
+        out.push_str(&format!(
+            "  {}\n    {}: {}\n    {}: {}\n",
+            row.label, a.facts.code, row.first, b.facts.code, row.second
+        ));
+    }
+    out.push_str(&format!(
+        "\n{}:\n  {}: {}\n  {}: {}\n\n",
+        labels.when_each,
+        a.facts.code,
+        a.text(lang).when,
+        b.facts.code,
+        b.text(lang).when
+    ));
+    out.push_str(&render(first, lang));
+    out.push_str(&render(second, lang));
+    out
+}
+
+fn entry_json(entry: &Entry, lang: Lang) -> serde_json::Value {
+    let text = entry.text(lang);
+    json!({
+        "code": entry.facts.code,
+        "title": text.title,
+        "class": entry.facts.class,
+        "rfc": entry.facts.rfc,
+        "actor": entry.facts.actor,
+        "retry_helps": entry.facts.retry,
+        "meaning": text.meaning,
+        "when": text.when,
+        "fix_sender": text.fix_sender,
+        "fix_admin": text.fix_admin,
+        "who_acts": text.who_acts,
+        "retry": text.retry,
+        "related": entry.facts.related,
+    })
+}
+
+fn explanation_json(explanation: &Explanation<'_>, lang: Lang) -> serde_json::Value {
+    json!({
+        "query": explanation.query.text,
+        "lang": lang.as_str(),
+        "basic": explanation.basic.map(|e| entry_json(e, lang)),
+        "enhanced": explanation.enhanced.map(|e| entry_json(e, lang)),
+        "warnings": explanation.warnings,
+    })
+}
+
+fn differences_json(
+    first: &Explanation<'_>,
+    second: &Explanation<'_>,
+    lang: Lang,
+) -> serde_json::Value {
+    match (main_entry(first), main_entry(second)) {
+        (Some(a), Some(b)) => json!(
+            compare(a, b, lang)
+                .iter()
+                .map(|d| json!({"label": d.label, "first": d.first, "second": d.second}))
+                .collect::<Vec<_>>()
+        ),
+        _ => json!([]),
+    }
+}
