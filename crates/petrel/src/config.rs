@@ -43,6 +43,15 @@ pub struct Config {
     pub delivery: DeliveryConfig,
     #[serde(default)]
     pub queue: QueueConfig,
+    /// `[http]`: when present, the reference pages (and later /metrics) are served.
+    pub http: Option<HttpConfig>,
+}
+
+/// `[http]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HttpConfig {
+    pub address: SocketAddr,
 }
 
 /// `[queue]`.

@@ -12,6 +12,7 @@ mod queue_cli;
 mod queue_view;
 mod send;
 mod serve;
+mod web;
 
 use std::path::PathBuf;
 use std::process::ExitCode;

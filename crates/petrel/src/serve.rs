@@ -52,6 +52,17 @@ async fn serve(source: Source, config: Config) -> Result<(), String> {
         own_addresses.push(address);
     }
 
+    let http = match &config.http {
+        Some(http) => {
+            let bound = TcpListener::bind(http.address)
+                .await
+                .map_err(|e| format!("cannot listen on {} (http.address): {e}", http.address))?;
+            let address = bound.local_addr().map_err(|e| format!("cannot read the http address: {e}"))?;
+            info!("listening on {address} (http)");
+            Some(tokio::spawn(crate::web::serve(bound)))
+        }
+        None => None,
+    };
     let (server_settings, server_settings_rx) = watch::channel(config.server_settings());
     let (delivery_settings, delivery_settings_rx) =
         watch::channel(config.delivery_settings(&own_addresses));
@@ -114,6 +125,9 @@ async fn serve(source: Source, config: Config) -> Result<(), String> {
         warn!("deliveries still running at exit; they resume at the next start");
     }
     control.abort();
+    if let Some(http) = http {
+        http.abort();
+    }
     let _ = std::fs::remove_file(&control_path);
     info!("stopped");
     Ok(())
