@@ -121,6 +121,16 @@ impl Catalogue {
     }
 }
 
+/// The short English title of a reply, for log lines: the enhanced code's title when the
+/// reference has it, else the basic code's; `None` when it has neither.
+pub fn short_title(code: u16, enhanced: Option<&str>) -> Option<String> {
+    let catalogue = Catalogue::get().ok()?;
+    enhanced
+        .and_then(|e| catalogue.entry(e))
+        .or_else(|| catalogue.entry(&code.to_string()))
+        .map(|entry| entry.english.title.clone())
+}
+
 fn texts(dir: &str, files: &[(&str, &str)]) -> Result<BTreeMap<String, CodeText>, String> {
     let mut texts = BTreeMap::new();
     for (group, text) in files {

@@ -65,7 +65,7 @@ pub async fn serve_connection(
                 match check_sender(&server.resolver, &settings, &request.reverse_path).await {
                     Ok(()) => session.accept(),
                     Err(reply) => {
-                        info!(session = session_id, %peer, sender = %request.reverse_path, reply = %reply, "sender refused");
+                        info!(session = session_id, %peer, sender = %request.reverse_path, reply = %reply, meaning = %title(&reply), "sender refused");
                         session.refuse(reply);
                     }
                 }
@@ -75,7 +75,7 @@ pub async fn serve_connection(
                 match decide_recipient(&server, &settings, client, &request.forward_path).await {
                     Ok(()) => session.accept(),
                     Err(reply) => {
-                        info!(session = session_id, %peer, recipient = %request.forward_path, reply = %reply, "recipient refused");
+                        info!(session = session_id, %peer, recipient = %request.forward_path, reply = %reply, meaning = %title(&reply), "recipient refused");
                         session.refuse(reply);
                     }
                 }
@@ -92,7 +92,7 @@ pub async fn serve_connection(
                         (server.on_queued)(id.clone());
                     }
                     (None, error) => {
-                        warn!(session = session_id, %peer, error = ?error, reply = %stored.reply, "message not queued");
+                        warn!(session = session_id, %peer, error = ?error, reply = %stored.reply, meaning = %title(&stored.reply), "message not queued");
                     }
                 }
                 session.finish_message(stored.reply);
@@ -119,6 +119,12 @@ async fn decide_recipient(
 ) -> Result<(), Reply> {
     settings.policy.check_recipient(client, path)?;
     check_recipient(&server.resolver, settings, path).await
+}
+
+/// The reference's short title of a reply, for log lines.
+fn title(reply: &Reply) -> String {
+    let enhanced = reply.enhanced.map(|e| e.to_string());
+    petrel_catalogue::short_title(reply.code, enhanced.as_deref()).unwrap_or_default()
 }
 
 fn apply_lifecycle(session: &mut ServerSession, phase: Lifecycle) {
