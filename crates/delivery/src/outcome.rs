@@ -25,6 +25,7 @@ pub fn outgoing(envelope: &Envelope, indexes: &[usize], message: &[u8]) -> Outgo
             is_smtputf8: envelope.is_smtputf8,
             ret: envelope.ret,
             envelope_id: envelope.envelope_id.clone(),
+            auth: None,
         },
         recipients: indexes
             .iter()

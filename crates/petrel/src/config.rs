@@ -17,6 +17,7 @@ use petrel_proto::data::BareNewline;
 use petrel_server::ServerSettings;
 use petrel_server::network::IpNetwork;
 use petrel_server::policy::Policy;
+use petrel_server::users::UserStore;
 use serde::{Deserialize, Deserializer};
 
 /// The whole file.
@@ -45,6 +46,26 @@ pub struct Config {
     pub queue: QueueConfig,
     /// `[http]`: when present, the reference pages (and later /metrics) are served.
     pub http: Option<HttpConfig>,
+    /// `[tls]`: when present, STARTTLS is offered and `submissions` listeners work.
+    pub tls: Option<TlsConfig>,
+    #[serde(default)]
+    pub auth: AuthConfig,
+}
+
+/// `[tls]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsConfig {
+    pub certificate: PathBuf,
+    pub private_key: PathBuf,
+}
+
+/// `[auth]`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuthConfig {
+    /// One `name:argon2-hash` per line; `petrel user add NAME` writes it.
+    pub users_file: Option<PathBuf>,
 }
 
 /// `[http]`.
@@ -149,6 +170,15 @@ pub enum Protocol {
 }
 
 impl Protocol {
+    /// The server's own name for the protocol.
+    pub fn server_protocol(self) -> petrel_server::Protocol {
+        match self {
+            Protocol::Smtp => petrel_server::Protocol::Smtp,
+            Protocol::Submission => petrel_server::Protocol::Submission,
+            Protocol::Submissions => petrel_server::Protocol::Submissions,
+        }
+    }
+
     /// The name used in the configuration and in logs.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -325,9 +355,9 @@ impl Config {
             return Err("listener: at least one [[listener]] is needed".into());
         }
         for listener in &self.listener {
-            if listener.protocol != Protocol::Smtp {
+            if listener.protocol != Protocol::Smtp && self.tls.is_none() {
                 return Err(format!(
-                    "listener {}: protocol \"{}\" needs TLS and AUTH, which this version does not have yet; use \"smtp\"",
+                    "listener {}: protocol \"{}\" needs a [tls] certificate and key (AUTH is only offered inside TLS)",
                     listener.address,
                     listener.protocol.as_str()
                 ));
@@ -363,9 +393,28 @@ impl Config {
         Ok(())
     }
 
-    /// What sessions need.
-    pub fn server_settings(&self) -> Arc<ServerSettings> {
-        Arc::new(ServerSettings {
+    /// What sessions need; reads the certificate, key and users file.
+    ///
+    /// # Errors
+    /// A message naming the file that could not be used.
+    pub fn server_settings(&self) -> Result<Arc<ServerSettings>, String> {
+        let tls = match &self.tls {
+            Some(tls) => Some(crate::tls::server_config(
+                &tls.certificate,
+                &tls.private_key,
+            )?),
+            None => None,
+        };
+        let users = match &self.auth.users_file {
+            Some(path) => {
+                let text = std::fs::read_to_string(path)
+                    .map_err(|e| format!("auth.users_file {}: {e}", path.display()))?;
+                UserStore::parse(&text)
+                    .map_err(|e| format!("auth.users_file {}: {e}", path.display()))?
+            }
+            None => UserStore::default(),
+        };
+        Ok(Arc::new(ServerSettings {
             session: SessionConfig {
                 hostname: self.hostname.clone(),
                 max_message_bytes: self.limits.max_message_bytes,
@@ -375,6 +424,7 @@ impl Config {
                 max_errors: self.limits.max_errors,
                 max_received_headers: 100,
                 bare_newline: self.policy.bare_newline,
+                ..SessionConfig::default()
             },
             idle_timeout: self.limits.idle_timeout,
             policy: Policy {
@@ -390,7 +440,9 @@ impl Config {
             bare_newline_normalize_networks: self.policy.bare_newline_normalize_networks.clone(),
             reject_null_mx_recipient: self.policy.reject_null_mx_recipient,
             reject_null_mx_sender: self.policy.reject_null_mx_sender,
-        })
+            tls,
+            users: Arc::new(users),
+        }))
     }
 
     /// What delivery needs; `own_addresses` are the bound listeners.

@@ -12,6 +12,8 @@ mod queue_cli;
 mod queue_view;
 mod send;
 mod serve;
+mod tls;
+mod users;
 mod web;
 
 use std::path::PathBuf;
@@ -58,6 +60,9 @@ enum Command {
     /// Look at and act on the queue (works with or without a running daemon).
     #[command(subcommand)]
     Queue(queue_cli::QueueCommand),
+    /// Manage the users who may AUTH (auth.users_file); the password is read from stdin.
+    #[command(subcommand)]
+    User(users::UserCommand),
     /// Send one message to a server and print the transcript.
     Send(send::SendArgs),
     /// Show what would happen if petrel sent to ADDRESS now (MX, hosts, greeting, MAIL, RCPT; never DATA).
@@ -84,6 +89,7 @@ fn main() -> ExitCode {
         Command::CheckConfig => check_config(&source),
         Command::Explain(_) => Ok(()),
         Command::Queue(command) => queue_cli::run(&source, &command),
+        Command::User(command) => users::run(&source, &command),
         Command::Send(args) => send::run(&args),
         Command::Probe(args) => probe::run(&source, &args),
     };

@@ -48,7 +48,7 @@ async fn serve(source: Source, config: Config) -> Result<(), String> {
             .local_addr()
             .map_err(|e| format!("cannot read the address of {}: {e}", listener.address))?;
         info!("listening on {address} ({})", listener.protocol.as_str());
-        listeners.push(bound);
+        listeners.push((bound, listener.protocol.server_protocol()));
         own_addresses.push(address);
     }
 
@@ -57,13 +57,15 @@ async fn serve(source: Source, config: Config) -> Result<(), String> {
             let bound = TcpListener::bind(http.address)
                 .await
                 .map_err(|e| format!("cannot listen on {} (http.address): {e}", http.address))?;
-            let address = bound.local_addr().map_err(|e| format!("cannot read the http address: {e}"))?;
+            let address = bound
+                .local_addr()
+                .map_err(|e| format!("cannot read the http address: {e}"))?;
             info!("listening on {address} (http)");
             Some(tokio::spawn(crate::web::serve(bound)))
         }
         None => None,
     };
-    let (server_settings, server_settings_rx) = watch::channel(config.server_settings());
+    let (server_settings, server_settings_rx) = watch::channel(config.server_settings()?);
     let (delivery_settings, delivery_settings_rx) =
         watch::channel(config.delivery_settings(&own_addresses));
     let (lifecycle, lifecycle_rx) = watch::channel(Lifecycle::Running);
@@ -94,8 +96,13 @@ async fn serve(source: Source, config: Config) -> Result<(), String> {
         }),
         lifecycle: lifecycle_rx,
     });
-    for listener in listeners {
-        tokio::spawn(run_listener(listener, server.clone(), connections.clone()));
+    for (listener, protocol) in listeners {
+        tokio::spawn(run_listener(
+            listener,
+            protocol,
+            server.clone(),
+            connections.clone(),
+        ));
     }
 
     let grace = wait_for_stop(
@@ -169,9 +176,9 @@ async fn wait_for_stop(
         tokio::select! {
             _ = terminate.recv() => return Ok(grace),
             _ = interrupt.recv() => return Ok(grace),
-            _ = hangup.recv() => match config::load(source) {
-                Ok(config) => {
-                    server_settings.send_replace(config.server_settings());
+            _ = hangup.recv() => match config::load(source).and_then(|c| c.server_settings().map(|s| (c, s))) {
+                Ok((config, settings)) => {
+                    server_settings.send_replace(settings);
                     delivery_settings.send_replace(config.delivery_settings(own_addresses));
                     grace = config.limits.shutdown_grace;
                     info!(config = %source, "configuration reloaded (listeners and data_dir change only at restart)");

@@ -34,7 +34,11 @@ pub enum Command<'a> {
     /// EXPN and TURN: recognised, not implemented (S-SESS-8).
     NotImplemented,
     StartTls,
-    Auth,
+    /// `AUTH mechanism [initial-response]` (RFC 4954 §4).
+    Auth {
+        mechanism: &'a str,
+        initial: Option<&'a str>,
+    },
 }
 
 /// Why a command line was refused.
@@ -95,7 +99,15 @@ pub fn parse_command(line: &str) -> Result<Command<'_>, CommandError> {
         "VRFY" if has_argument => Ok(Command::Vrfy),
         "VRFY" => Err(CommandError::Syntax),
         "EXPN" | "TURN" => Ok(Command::NotImplemented),
-        "AUTH" => Ok(Command::Auth),
+        "AUTH" => {
+            let mut words = rest.split(' ').filter(|w| !w.is_empty());
+            let mechanism = words.next().ok_or(CommandError::Syntax)?;
+            let initial = words.next();
+            if words.next().is_some() {
+                return Err(CommandError::Syntax);
+            }
+            Ok(Command::Auth { mechanism, initial })
+        }
         _ => Err(CommandError::Unrecognised),
     }
 }

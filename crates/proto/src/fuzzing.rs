@@ -74,9 +74,14 @@ pub fn bdat_decoder(input: &[u8]) {
 }
 
 /// Runs a whole server session over the input, cut into chunks at every 0xff byte, accepting
-/// every MAIL and RCPT and queueing every message; every reply line must be well formed.
+/// every MAIL and RCPT, queueing every message, completing every STARTTLS and accepting the
+/// password "secret"; every reply line must be well formed.
 pub fn server_session(input: &[u8]) {
-    let mut session = ServerSession::new(SessionConfig::default());
+    let mut session = ServerSession::new(SessionConfig {
+        can_start_tls: true,
+        offers_auth: true,
+        ..SessionConfig::default()
+    });
     let mut output = session.take_output();
     for chunk in input.split(|&b| b == 0xff) {
         session.receive(chunk);
@@ -85,6 +90,11 @@ pub fn server_session(input: &[u8]) {
                 Event::NeedInput | Event::Close => break,
                 Event::Mail(_) | Event::Rcpt(_) => session.accept(),
                 Event::Message(_) => session.finish_message(standard::QUEUED.reply()),
+                Event::StartTls => session.tls_started(),
+                Event::Auth(credentials) if credentials.password == "secret" => {
+                    session.accept_auth(&credentials.username)
+                }
+                Event::Auth(_) => session.refuse_auth(false),
             }
         }
         output.extend(session.take_output());

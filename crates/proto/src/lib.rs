@@ -5,12 +5,14 @@
 //! untrusted peer bytes and must never panic: malformed input becomes a `Reply`.
 
 pub mod address;
+pub mod base64;
 pub mod chunk;
 pub mod client;
 pub mod command;
 pub mod data;
 pub mod params;
 pub mod reply;
+pub mod sasl;
 pub mod session;
 pub mod trace;
 pub mod xtext;

@@ -136,6 +136,8 @@ pub struct MailParameters {
     pub ret: Option<Ret>,
     /// ENVID, decoded from xtext.
     pub envelope_id: Option<String>,
+    /// `AUTH=` (RFC 4954 §5): the submitter's identity, decoded; `<>` for an unknown one.
+    pub auth: Option<String>,
 }
 
 /// The parameters of one RCPT command.
@@ -215,7 +217,13 @@ pub fn parse_mail_parameters<'a>(
                     .ok_or_else(|| ParamError::Invalid("ENVID is not valid xtext".into()))?;
                 set_once(&mut params.envelope_id, decoded, "ENVID")?;
             }
-            ("SIZE" | "BODY" | "RET" | "ENVID", None) | ("SMTPUTF8", Some(_)) => {
+            ("AUTH", Some(value)) => {
+                let decoded = xtext::decode(value)
+                    .and_then(|bytes| String::from_utf8(bytes).ok())
+                    .ok_or_else(|| ParamError::Invalid("AUTH is not valid xtext".into()))?;
+                set_once(&mut params.auth, decoded, "AUTH")?;
+            }
+            ("SIZE" | "BODY" | "RET" | "ENVID" | "AUTH", None) | ("SMTPUTF8", Some(_)) => {
                 return Err(ParamError::Invalid(format!(
                     "{upper} has a malformed value"
                 )));
@@ -305,6 +313,7 @@ mod tests {
                 is_smtputf8: true,
                 ret: Some(Ret::Headers),
                 envelope_id: Some("a+b".into()),
+                auth: None,
             })
         );
     }

@@ -1,112 +1,243 @@
-//! The connection driver: runs one `proto` server session over a TCP stream.
+//! The connection driver: runs one `proto` server session over a TCP or TLS stream.
 //!
 //! Reads with the idle timeout (S-SESS-13), writes pending replies whenever the session has
-//! drained its input (S-PIPE-2), answers MAIL/RCPT from the policy and stores messages through
-//! `receive`. Watches the server's lifecycle for shutdown (S-SESS-9). Handles an untrusted peer:
-//! IO errors end this session only; a dropped connection abandons its open transaction
-//! (S-SESS-14).
+//! drained its input (S-PIPE-2), runs the STARTTLS handshake when the session asks (S-TLS-1..3),
+//! checks AUTH credentials on a blocking thread (argon2), answers MAIL/RCPT from the policy and
+//! stores messages through `receive`. Watches the server's lifecycle for shutdown (S-SESS-9).
+//! Handles an untrusted peer: IO errors end this session only; a dropped connection abandons
+//! its open transaction (S-SESS-14).
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 
-use petrel_proto::address::ForwardPath;
-use petrel_proto::{Event, Reply, ServerSession};
+use petrel_proto::address::{ForwardPath, ReversePath};
+use petrel_proto::sasl::Credentials;
+use petrel_proto::{Event, Reply, ServerSession, standard};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
 use tracing::{debug, info, warn};
 
 use crate::nullmx::{check_recipient, check_sender};
 use crate::receive::store_message;
-use crate::{Lifecycle, Server, ServerSettings};
+use crate::stream::Stream;
+use crate::users::owns_sender;
+use crate::{Lifecycle, Protocol, Server, ServerSettings};
 
 /// Octets read from the socket at once.
 const READ_BUFFER_BYTES: usize = 8192;
 
+/// One client's connection.
+struct Connection {
+    server: Arc<Server>,
+    stream: Stream,
+    peer: SocketAddr,
+    session_id: u64,
+    protocol: Protocol,
+    session: ServerSession,
+}
+
 /// Serves one client until QUIT, 421, timeout or disconnect.
 pub async fn serve_connection(
     server: Arc<Server>,
-    mut stream: TcpStream,
+    stream: Stream,
     peer: SocketAddr,
     session_id: u64,
+    protocol: Protocol,
 ) {
-    let client = peer.ip();
     let settings = server.settings.borrow().clone();
-    let mut session = ServerSession::new(settings.session_for(client));
-    let mut lifecycle = server.lifecycle.clone();
-    let mut buffer = vec![0u8; READ_BUFFER_BYTES];
-    debug!(session = session_id, %peer, "connected");
-    loop {
-        match session.poll() {
-            Event::NeedInput => {
-                if write_output(&mut stream, &mut session).await.is_err() {
+    let session = ServerSession::new(settings.session_for(peer.ip(), protocol));
+    let mut connection = Connection {
+        server,
+        stream,
+        peer,
+        session_id,
+        protocol,
+        session,
+    };
+    debug!(session = session_id, %peer, protocol = protocol.as_str(), "connected");
+    connection.run().await;
+}
+
+impl Connection {
+    async fn run(&mut self) {
+        let mut lifecycle = self.server.lifecycle.clone();
+        let mut buffer = vec![0u8; READ_BUFFER_BYTES];
+        let (session_id, peer) = (self.session_id, self.peer);
+        loop {
+            match self.session.poll() {
+                Event::NeedInput => {
+                    if self.write_output().await.is_err() {
+                        return;
+                    }
+                    let idle = self.server.settings.borrow().idle_timeout;
+                    tokio::select! {
+                        read = tokio::time::timeout(idle, self.stream.read(&mut buffer)) => match read {
+                            Err(_) => {
+                                info!(session = session_id, %peer, "idle timeout");
+                                self.session.idle_timeout();
+                            }
+                            Ok(Ok(0)) | Ok(Err(_)) => {
+                                debug!(session = session_id, %peer, "disconnected");
+                                return;
+                            }
+                            Ok(Ok(count)) => self.session.receive(&buffer[..count]),
+                        },
+                        changed = lifecycle.changed() => {
+                            let phase = if changed.is_ok() { *lifecycle.borrow() } else { Lifecycle::Stopping };
+                            apply_lifecycle(&mut self.session, phase);
+                        }
+                    }
+                }
+                Event::Mail(request) => self.mail(&request.reverse_path).await,
+                Event::Rcpt(request) => self.rcpt(&request.forward_path).await,
+                Event::Message(message) => {
+                    self.message(message).await;
+                    if *lifecycle.borrow() != Lifecycle::Running {
+                        apply_lifecycle(&mut self.session, *lifecycle.borrow());
+                    }
+                }
+                Event::StartTls => {
+                    if !self.start_tls().await {
+                        return;
+                    }
+                }
+                Event::Auth(credentials) => self.auth(credentials).await,
+                Event::Close => {
+                    let _ = self.write_output().await;
+                    let _ = self.stream.shutdown().await;
+                    debug!(session = session_id, %peer, "closed");
                     return;
                 }
-                let idle = server.settings.borrow().idle_timeout;
-                tokio::select! {
-                    read = tokio::time::timeout(idle, stream.read(&mut buffer)) => match read {
-                        Err(_) => {
-                            info!(session = session_id, %peer, "idle timeout");
-                            session.idle_timeout();
-                        }
-                        Ok(Ok(0)) | Ok(Err(_)) => {
-                            debug!(session = session_id, %peer, "disconnected");
-                            return;
-                        }
-                        Ok(Ok(count)) => session.receive(&buffer[..count]),
-                    },
-                    changed = lifecycle.changed() => {
-                        let phase = if changed.is_ok() { *lifecycle.borrow() } else { Lifecycle::Stopping };
-                        apply_lifecycle(&mut session, phase);
-                    }
-                }
-            }
-            Event::Mail(request) => {
-                let settings = server.settings.borrow().clone();
-                match check_sender(&server.resolver, &settings, &request.reverse_path).await {
-                    Ok(()) => session.accept(),
-                    Err(reply) => {
-                        info!(session = session_id, %peer, sender = %request.reverse_path, reply = %reply, meaning = %title(&reply), "sender refused");
-                        session.refuse(reply);
-                    }
-                }
-            }
-            Event::Rcpt(request) => {
-                let settings = server.settings.borrow().clone();
-                match decide_recipient(&server, &settings, client, &request.forward_path).await {
-                    Ok(()) => session.accept(),
-                    Err(reply) => {
-                        info!(session = session_id, %peer, recipient = %request.forward_path, reply = %reply, meaning = %title(&reply), "recipient refused");
-                        session.refuse(reply);
-                    }
-                }
-            }
-            Event::Message(message) => {
-                let hostname = settings.session.hostname.clone();
-                let sender = message.reverse_path.to_string();
-                let count = message.recipients.len();
-                let size = message.content.len();
-                let stored = store_message(server.queue.clone(), message, client, &hostname).await;
-                match (&stored.queue_id, &stored.error) {
-                    (Some(id), _) => {
-                        info!(session = session_id, queue_id = %id, %peer, sender = %sender, recipients = count, size, "queued");
-                        (server.on_queued)(id.clone());
-                    }
-                    (None, error) => {
-                        warn!(session = session_id, %peer, error = ?error, reply = %stored.reply, meaning = %title(&stored.reply), "message not queued");
-                    }
-                }
-                session.finish_message(stored.reply);
-                if *lifecycle.borrow() != Lifecycle::Running {
-                    apply_lifecycle(&mut session, *lifecycle.borrow());
-                }
-            }
-            Event::Close => {
-                let _ = write_output(&mut stream, &mut session).await;
-                let _ = stream.shutdown().await;
-                debug!(session = session_id, %peer, "closed");
-                return;
             }
         }
+    }
+
+    async fn mail(&mut self, path: &ReversePath) {
+        let settings = self.server.settings.borrow().clone();
+        let decision = match (
+            self.protocol.is_submission(),
+            self.session.authenticated_as(),
+        ) {
+            (true, Some(user))
+                if !owns_sender(
+                    user,
+                    &path.to_string(),
+                    &settings.policy.local_domains,
+                    settings.policy.recipient_delimiter.as_deref(),
+                ) =>
+            {
+                Err(standard::SENDER_NOT_OWNED.reply())
+            }
+            _ => check_sender(&self.server.resolver, &settings, path).await,
+        };
+        match decision {
+            Ok(()) => self.session.accept(),
+            Err(reply) => {
+                info!(session = self.session_id, peer = %self.peer, sender = %path, reply = %reply, meaning = %title(&reply), "sender refused");
+                self.session.refuse(reply);
+            }
+        }
+    }
+
+    async fn rcpt(&mut self, path: &ForwardPath) {
+        let settings = self.server.settings.borrow().clone();
+        let is_authenticated = self.session.authenticated_as().is_some();
+        match decide_recipient(
+            &self.server,
+            &settings,
+            self.peer.ip(),
+            is_authenticated,
+            path,
+        )
+        .await
+        {
+            Ok(()) => self.session.accept(),
+            Err(reply) => {
+                info!(session = self.session_id, peer = %self.peer, recipient = %path, reply = %reply, meaning = %title(&reply), "recipient refused");
+                self.session.refuse(reply);
+            }
+        }
+    }
+
+    async fn message(&mut self, message: petrel_proto::Message) {
+        let hostname = self.server.settings.borrow().session.hostname.clone();
+        let (sender, count, size) = (
+            message.reverse_path.to_string(),
+            message.recipients.len(),
+            message.content.len(),
+        );
+        let is_submission = self.protocol.is_submission();
+        let stored = store_message(
+            self.server.queue.clone(),
+            message,
+            self.peer.ip(),
+            &hostname,
+            is_submission,
+        )
+        .await;
+        match (&stored.queue_id, &stored.error) {
+            (Some(id), _) => {
+                info!(session = self.session_id, queue_id = %id, peer = %self.peer, sender = %sender, recipients = count, size, tls = ?self.stream.tls_summary(), user = ?self.session.authenticated_as(), "queued");
+                (self.server.on_queued)(id.clone());
+            }
+            (None, error) => {
+                warn!(session = self.session_id, peer = %self.peer, error = ?error, reply = %stored.reply, meaning = %title(&stored.reply), "message not queued");
+            }
+        }
+        self.session.finish_message(stored.reply);
+    }
+
+    /// Sends the 220, runs the handshake, swaps the stream; false when the session must end.
+    async fn start_tls(&mut self) -> bool {
+        if self.write_output().await.is_err() {
+            return false;
+        }
+        let Some(config) = self.server.settings.borrow().tls.clone() else {
+            return false;
+        };
+        let Stream::Plain(tcp) = std::mem::replace(&mut self.stream, Stream::Upgrading) else {
+            return false;
+        };
+        match tokio_rustls::TlsAcceptor::from(config).accept(tcp).await {
+            Ok(tls) => {
+                self.stream = Stream::Tls(Box::new(tls));
+                info!(session = self.session_id, peer = %self.peer, tls = ?self.stream.tls_summary(), "STARTTLS");
+                self.session.tls_started();
+                true
+            }
+            Err(error) => {
+                info!(session = self.session_id, peer = %self.peer, %error, "TLS handshake failed");
+                false
+            }
+        }
+    }
+
+    async fn auth(&mut self, credentials: Credentials) {
+        let users = self.server.settings.borrow().users.clone();
+        let Credentials {
+            username, password, ..
+        } = credentials;
+        let user = username.clone();
+        let verified = tokio::task::spawn_blocking(move || users.verify(&user, &password)).await;
+        match verified {
+            Ok(true) => {
+                info!(session = self.session_id, peer = %self.peer, user = %username, "authenticated");
+                self.session.accept_auth(&username);
+            }
+            Ok(false) => {
+                info!(session = self.session_id, peer = %self.peer, user = %username, "authentication failed");
+                self.session.refuse_auth(false);
+            }
+            Err(_) => self.session.refuse_auth(true),
+        }
+    }
+
+    async fn write_output(&mut self) -> std::io::Result<()> {
+        let output = self.session.take_output();
+        if output.is_empty() {
+            return Ok(());
+        }
+        self.stream.write_all(&output).await?;
+        self.stream.flush().await
     }
 }
 
@@ -115,9 +246,12 @@ async fn decide_recipient(
     server: &Server,
     settings: &ServerSettings,
     client: IpAddr,
+    is_authenticated: bool,
     path: &ForwardPath,
 ) -> Result<(), Reply> {
-    settings.policy.check_recipient(client, path)?;
+    settings
+        .policy
+        .check_recipient(client, is_authenticated, path)?;
     check_recipient(&server.resolver, settings, path).await
 }
 
@@ -135,12 +269,4 @@ fn apply_lifecycle(session: &mut ServerSession, phase: Lifecycle) {
         }
         Lifecycle::Stopping => session.end_shutdown(),
     }
-}
-
-async fn write_output(stream: &mut TcpStream, session: &mut ServerSession) -> std::io::Result<()> {
-    let output = session.take_output();
-    if output.is_empty() {
-        return Ok(());
-    }
-    stream.write_all(&output).await
 }

@@ -11,6 +11,8 @@ pub mod network;
 pub mod nullmx;
 pub mod policy;
 pub mod receive;
+pub mod stream;
+pub mod users;
 
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -36,12 +38,48 @@ pub struct ServerSettings {
     pub reject_null_mx_recipient: bool,
     /// MAIL FROM a domain with a null MX: 550 5.7.27 (S-NULLMX-5).
     pub reject_null_mx_sender: bool,
+    /// The certificate and key for STARTTLS and implicit TLS, when `[tls]` is configured.
+    pub tls: Option<Arc<rustls::ServerConfig>>,
+    /// Who may AUTH.
+    pub users: Arc<users::UserStore>,
+}
+
+/// What a listener speaks (shared/INTERFACE.md).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Protocol {
+    /// Port 25: STARTTLS when configured, AUTH optional.
+    Smtp,
+    /// Port 587: STARTTLS, AUTH required before MAIL (RFC 6409).
+    Submission,
+    /// Port 465: implicit TLS, AUTH required (RFC 8314).
+    Submissions,
+}
+
+impl Protocol {
+    /// True for the submission protocols (AUTH required, Date and Message-ID added).
+    pub fn is_submission(self) -> bool {
+        self != Protocol::Smtp
+    }
+
+    /// The name used in configuration and logs.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Protocol::Smtp => "smtp",
+            Protocol::Submission => "submission",
+            Protocol::Submissions => "submissions",
+        }
+    }
 }
 
 impl ServerSettings {
-    /// The session configuration for a client at `client`.
-    pub fn session_for(&self, client: IpAddr) -> SessionConfig {
+    /// The session configuration for a client at `client` on a `protocol` listener.
+    pub fn session_for(&self, client: IpAddr, protocol: Protocol) -> SessionConfig {
         let mut session = self.session.clone();
+        let has_tls = self.tls.is_some();
+        session.is_tls = protocol == Protocol::Submissions;
+        session.can_start_tls = has_tls && protocol != Protocol::Submissions;
+        session.offers_auth = has_tls && (protocol.is_submission() || !self.users.is_empty());
+        session.requires_auth = protocol.is_submission();
         if self
             .bare_newline_normalize_networks
             .iter()

@@ -15,13 +15,40 @@ use tokio::sync::Semaphore;
 use tracing::warn;
 
 use crate::connection::serve_connection;
-use crate::{Lifecycle, Server};
+use crate::stream::Stream;
+use crate::{Lifecycle, Protocol, Server};
+
+/// Implicit TLS (RFC 8314) handshakes before the greeting; other protocols start in plaintext.
+async fn open_stream(
+    server: &Server,
+    stream: tokio::net::TcpStream,
+    protocol: Protocol,
+) -> Option<Stream> {
+    if protocol != Protocol::Submissions {
+        return Some(Stream::Plain(stream));
+    }
+    let config = server.settings.borrow().tls.clone()?;
+    let handshake = tokio_rustls::TlsAcceptor::from(config).accept(stream);
+    match tokio::time::timeout(Duration::from_secs(30), handshake).await {
+        Ok(Ok(tls)) => Some(Stream::Tls(Box::new(tls))),
+        Ok(Err(error)) => {
+            tracing::info!(%error, "implicit TLS handshake failed");
+            None
+        }
+        Err(_) => None,
+    }
+}
 
 static NEXT_SESSION_ID: AtomicU64 = AtomicU64::new(1);
 
 /// Accepts connections until the lifecycle leaves `Running`. `connections` holds one permit
 /// per session allowed at once, shared by all listeners; the caller waits for them to return.
-pub async fn run_listener(listener: TcpListener, server: Arc<Server>, connections: Arc<Semaphore>) {
+pub async fn run_listener(
+    listener: TcpListener,
+    protocol: Protocol,
+    server: Arc<Server>,
+    connections: Arc<Semaphore>,
+) {
     let mut lifecycle = server.lifecycle.clone();
     loop {
         if *lifecycle.borrow() != Lifecycle::Running {
@@ -53,7 +80,9 @@ pub async fn run_listener(listener: TcpListener, server: Arc<Server>, connection
         let session_id = NEXT_SESSION_ID.fetch_add(1, Ordering::Relaxed);
         let server = server.clone();
         tokio::spawn(async move {
-            serve_connection(server, stream, peer, session_id).await;
+            if let Some(stream) = open_stream(&server, stream, protocol).await {
+                serve_connection(server, stream, peer, session_id, protocol).await;
+            }
             drop(permit);
         });
     }

@@ -41,13 +41,18 @@ impl Policy {
     /// # Errors
     /// The reply refusing the recipient: 550 5.1.3 (a local part that cannot be a folder),
     /// 550 5.1.1 (no such mailbox), 554 5.7.1 (relaying denied).
-    pub fn check_recipient(&self, client: IpAddr, path: &ForwardPath) -> Result<(), Reply> {
+    pub fn check_recipient(
+        &self,
+        client: IpAddr,
+        is_authenticated: bool,
+        path: &ForwardPath,
+    ) -> Result<(), Reply> {
         let mailbox = match path {
             ForwardPath::Postmaster => return Ok(()),
             ForwardPath::Mailbox(mailbox) => mailbox,
         };
         if !self.is_local_domain(&mailbox.domain) {
-            return if self.is_relay_client(client) {
+            return if is_authenticated || self.is_relay_client(client) {
                 Ok(())
             } else {
                 Err(standard::RELAY_DENIED.reply())
@@ -83,7 +88,7 @@ mod tests {
     fn check(client: &str, path: &str) -> Result<(), u16> {
         let path = parse_forward_path(path).unwrap();
         policy()
-            .check_recipient(client.parse().unwrap(), &path)
+            .check_recipient(client.parse().unwrap(), false, &path)
             .map_err(|r| r.code)
     }
 
@@ -101,5 +106,12 @@ mod tests {
         assert_eq!(check("192.0.2.1", "<\"a/b\"@example.org>"), Err(550));
         assert_eq!(check("192.0.2.1", "<x@elsewhere.example>"), Err(554));
         assert_eq!(check("127.0.0.1", "<x@elsewhere.example>"), Ok(()));
+        let path = parse_forward_path("<x@elsewhere.example>").unwrap();
+        assert!(
+            policy()
+                .check_recipient("192.0.2.1".parse().unwrap(), true, &path)
+                .is_ok(),
+            "authenticated users relay"
+        );
     }
 }

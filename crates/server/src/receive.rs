@@ -24,13 +24,17 @@ pub struct Stored {
 /// Stores `message` from `client`; returns the reply to give.
 pub async fn store_message(
     queue: Arc<dyn Queue>,
-    message: Message,
+    mut message: Message,
     client: IpAddr,
     hostname: &str,
+    is_submission: bool,
 ) -> Stored {
     let unix_seconds = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_secs());
+    if is_submission {
+        complete_submission(&mut message, hostname, unix_seconds);
+    }
     let envelope = envelope_of(&message, client, unix_seconds);
     let hostname = hostname.to_owned();
     let result = tokio::task::spawn_blocking(move || {
@@ -72,11 +76,21 @@ fn trace_header(
     queue_id: &QueueId,
     unix_seconds: u64,
 ) -> String {
-    let with = match (message.is_esmtp, message.parameters.is_smtputf8) {
+    let base = match (message.is_esmtp, message.parameters.is_smtputf8) {
         (_, true) => "UTF8SMTP",
         (true, false) => "ESMTP",
         (false, false) => "SMTP",
     };
+    // RFC 3848 and RFC 6531 §3.7: S for TLS, A for AUTH (ESMTPS, ESMTPA, ESMTPSA, UTF8SMTPSA).
+    let with = format!(
+        "{base}{}{}",
+        if message.is_tls { "S" } else { "" },
+        if message.authenticated_as.is_some() {
+            "A"
+        } else {
+            ""
+        }
+    );
     let only_recipient = match message.recipients.as_slice() {
         [only] => Some(only.forward_path.to_string()),
         _ => None,
@@ -85,7 +99,7 @@ fn trace_header(
         helo: &message.helo,
         client_ip: &client.to_string(),
         by: hostname,
-        with,
+        with: &with,
         queue_id: queue_id.as_str(),
         for_recipient: only_recipient.as_deref(),
         unix_seconds: i64::try_from(unix_seconds).unwrap_or(i64::MAX),
@@ -128,6 +142,25 @@ fn envelope_of(message: &Message, client: IpAddr, unix_seconds: u64) -> Envelope
             client,
             message.recipients.len()
         )],
+    }
+}
+
+/// Submission adds a missing `Date:` and `Message-ID:` (RFC 6409 §8.2-8.3, S-SUB-3).
+fn complete_submission(message: &mut Message, hostname: &str, unix_seconds: u64) {
+    let mut added = String::new();
+    if header_value(&message.content, "date").is_none() {
+        let date =
+            petrel_proto::trace::rfc5322_date(i64::try_from(unix_seconds).unwrap_or(i64::MAX));
+        added.push_str(&format!("Date: {date}\r\n"));
+    }
+    if header_value(&message.content, "message-id").is_none() {
+        let unique = QueueId::generate(SystemTime::now());
+        added.push_str(&format!("Message-ID: <{unique}@{hostname}>\r\n"));
+    }
+    if !added.is_empty() {
+        let mut content = added.into_bytes();
+        content.extend_from_slice(&message.content);
+        message.content = content;
     }
 }
 

@@ -110,6 +110,34 @@ replies! {
     UNKNOWN_PARAMETER = 555 [5, 5, 4] "Unrecognized MAIL or RCPT parameter";
     /// AUTH when not offered on this listener.
     AUTH_NOT_OFFERED = 503 [5, 5, 1] "Authentication not enabled";
+    /// STARTTLS accepted (S-TLS-1).
+    READY_TO_START_TLS = 220 [2, 0, 0] "Ready to start TLS";
+    /// Bytes were pipelined after STARTTLS (S-TLS-2, CVE-2011-0411): refused after the handshake.
+    STARTTLS_INJECTION = 421 [4, 7, 0] "Commands sent with STARTTLS were discarded; closing transmission channel";
+    /// AUTH succeeded (S-AUTH-3).
+    AUTH_OK = 235 [2, 7, 0] "Authentication successful";
+    /// A SASL challenge (S-AUTH-2); the text is the base64 challenge.
+    AUTH_CHALLENGE = 334 "";
+    /// Wrong credentials, unknown user alike (S-AUTH-3).
+    AUTH_FAILED = 535 [5, 7, 8] "Authentication credentials invalid";
+    /// AUTH outside TLS (S-AUTH-8).
+    AUTH_NEEDS_TLS = 538 [5, 7, 11] "Encryption required for requested authentication mechanism";
+    /// The credential store could not be read (S-AUTH-3).
+    AUTH_TEMPORARY = 454 [4, 7, 0] "Temporary authentication failure";
+    /// Unknown mechanism (S-AUTH-2).
+    AUTH_MECHANISM_UNKNOWN = 504 [5, 5, 4] "Unrecognized authentication mechanism";
+    /// The client answered `*` (S-AUTH-2).
+    AUTH_CANCELLED = 501 [5, 7, 0] "Authentication cancelled";
+    /// A response that is not base64 (S-AUTH-2).
+    AUTH_BAD_BASE64 = 501 [5, 5, 2] "Invalid base64 data";
+    /// An AUTH line over 12,288 octets (S-AUTH-5).
+    AUTH_LINE_TOO_LONG = 500 [5, 5, 6] "Authentication exchange line is too long";
+    /// MAIL before AUTH on submission (S-SUB-1, S-AUTH-4).
+    AUTH_REQUIRED = 530 [5, 7, 0] "Authentication required";
+    /// Five failed AUTH in one session (S-AUTH-9).
+    TOO_MANY_AUTH_FAILURES = 421 [4, 7, 0] "Too many authentication failures, closing transmission channel";
+    /// Submission with a sender the user does not own (S-SUB-2).
+    SENDER_NOT_OWNED = 553 [5, 7, 1] "Sender address not owned by the authenticated user";
 }
 
 #[cfg(test)]

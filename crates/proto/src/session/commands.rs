@@ -52,8 +52,8 @@ impl ServerSession {
             Command::Vrfy => self.ok(standard::CANNOT_VERIFY),
             Command::Help => self.ok(standard::HELP),
             Command::NotImplemented => self.fail(standard::NOT_IMPLEMENTED),
-            Command::StartTls => self.fail(standard::TLS_NOT_AVAILABLE),
-            Command::Auth => self.fail(standard::AUTH_NOT_OFFERED),
+            Command::StartTls => self.start_tls(),
+            Command::Auth { mechanism, initial } => self.auth(mechanism, initial),
         }
     }
 
@@ -62,7 +62,7 @@ impl ServerSession {
         Step::Continue
     }
 
-    fn fail(&mut self, template: Template) -> Step {
+    pub(super) fn fail(&mut self, template: Template) -> Step {
         self.send(template.reply());
         Step::Continue
     }
@@ -76,6 +76,12 @@ impl ServerSession {
         });
         let mut lines = vec![format!("{} Hello {name}", self.config.hostname)];
         if is_esmtp {
+            if self.config.can_start_tls && !self.is_tls {
+                lines.push("STARTTLS".to_owned());
+            }
+            if self.config.offers_auth && self.is_tls {
+                lines.push(format!("AUTH {}", crate::sasl::MECHANISMS));
+            }
             lines.extend([
                 "PIPELINING".to_owned(),
                 format!("SIZE {}", self.config.max_message_bytes),
@@ -94,6 +100,9 @@ impl ServerSession {
     fn mail(&mut self, path: &str, parameters: &str) -> Step {
         if self.helo.is_none() || self.transaction.is_some() {
             return self.fail(standard::BAD_SEQUENCE);
+        }
+        if self.config.requires_auth && self.authenticated_as.is_none() {
+            return self.fail(standard::AUTH_REQUIRED);
         }
         let reverse_path = match parse_reverse_path(path) {
             Ok(path) => path,

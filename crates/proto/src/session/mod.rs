@@ -10,6 +10,7 @@
 //! end only at CR LF (S-LINE-1, S-SMUG-3); bytes sent after DATA before our 354 end the session
 //! (S-SMUG-5).
 
+mod auth;
 mod commands;
 
 use crate::address::{ForwardPath, ReversePath};
@@ -17,6 +18,7 @@ use crate::chunk::BareNewlineFilter;
 use crate::data::{BareNewline, DataDecoder};
 use crate::params::{MailParameters, RcptParameters};
 use crate::reply::{Reply, Template, standard};
+use crate::sasl::{Credentials, SaslExchange};
 
 /// Limits and names a session needs, fixed before it starts.
 #[derive(Debug, Clone)]
@@ -37,6 +39,14 @@ pub struct SessionConfig {
     pub max_received_headers: usize,
     /// Bare CR/LF in content (S-SMUG-2).
     pub bare_newline: BareNewline,
+    /// The session runs inside TLS from its start (implicit TLS, RFC 8314).
+    pub is_tls: bool,
+    /// STARTTLS is offered: a certificate is configured (RFC 3207).
+    pub can_start_tls: bool,
+    /// AUTH is offered, inside TLS only (RFC 4954, S-AUTH-8).
+    pub offers_auth: bool,
+    /// MAIL needs AUTH first (submission, S-SUB-1).
+    pub requires_auth: bool,
 }
 
 impl Default for SessionConfig {
@@ -50,6 +60,10 @@ impl Default for SessionConfig {
             max_errors: 20,
             max_received_headers: 100,
             bare_newline: BareNewline::Reject,
+            is_tls: false,
+            can_start_tls: false,
+            offers_auth: false,
+            requires_auth: false,
         }
     }
 }
@@ -77,6 +91,10 @@ pub struct Message {
     pub parameters: MailParameters,
     pub recipients: Vec<RcptRequest>,
     pub content: Vec<u8>,
+    /// Whether the message came over TLS, and as whom the client authenticated (Received's
+    /// "with" ESMTPS/ESMTPA/ESMTPSA, RFC 3848).
+    pub is_tls: bool,
+    pub authenticated_as: Option<String>,
 }
 
 /// What the driver must do next.
@@ -90,6 +108,10 @@ pub enum Event {
     Rcpt(RcptRequest),
     /// Store it, then answer with `finish_message`.
     Message(Message),
+    /// Write `take_output()`, run the TLS handshake, then call `tls_started` (RFC 3207).
+    StartTls,
+    /// Check the credentials, then answer with `accept_auth` or `refuse_auth` (RFC 4954).
+    Auth(Credentials),
     /// Write `take_output()`, then close the connection.
     Close,
 }
@@ -123,8 +145,16 @@ struct Chunking {
 #[derive(Debug)]
 enum Phase {
     Command,
-    /// Skipping the rest of an over-long command line up to its CR LF (S-LINE-6).
-    LongLine,
+    /// Skipping the rest of an over-long command line up to its CR LF, then this reply
+    /// (S-LINE-6; 500 5.5.6 for AUTH lines, S-AUTH-5).
+    LongLine(Template),
+    /// Skipping an over-long SASL response line.
+    LongSaslLine,
+    /// Between 220 Ready to start TLS and the driver's `tls_started`.
+    AwaitTls,
+    /// Reading SASL responses.
+    Sasl(SaslExchange),
+    AwaitAuth,
     Data(DataDecoder),
     /// Reading a BDAT chunk's octets; `failure` when they are to be dropped.
     Bdat {
@@ -152,6 +182,11 @@ pub struct ServerSession {
     errors: u32,
     is_shutting_down: bool,
     data_content: Vec<u8>,
+    is_tls: bool,
+    /// Input arrived after STARTTLS before the handshake: refused after it (S-TLS-2).
+    is_tls_injected: bool,
+    authenticated_as: Option<String>,
+    auth_failures: u32,
 }
 
 impl ServerSession {
@@ -168,7 +203,12 @@ impl ServerSession {
             errors: 0,
             is_shutting_down: false,
             data_content: Vec::new(),
+            is_tls: false,
+            is_tls_injected: false,
+            authenticated_as: None,
+            auth_failures: 0,
         };
+        session.is_tls = session.config.is_tls;
         let greeting = format!("{} ESMTP", session.config.hostname);
         standard::GREETING
             .with_text(greeting)
@@ -208,7 +248,10 @@ impl ServerSession {
                 // The driver owes `finish_message`; nothing is read meanwhile.
                 Phase::AwaitMessage => Step::NeedInput,
                 Phase::Command => self.poll_command(),
-                Phase::LongLine => self.poll_long_line(),
+                Phase::LongLine(_) => self.poll_long_line(),
+                Phase::LongSaslLine => self.poll_long_sasl_line(),
+                Phase::AwaitTls | Phase::AwaitAuth => Step::NeedInput,
+                Phase::Sasl(_) => self.poll_sasl(),
                 Phase::Data(_) => self.poll_data(),
                 Phase::Bdat { .. } => self.poll_bdat(),
             };
@@ -273,7 +316,7 @@ impl ServerSession {
     /// transaction may finish it, then gets 421 4.3.2 (S-SESS-9). Returns true if closed now.
     pub fn begin_shutdown(&mut self) -> bool {
         self.is_shutting_down = true;
-        if self.transaction.is_none() && matches!(self.phase, Phase::Command | Phase::LongLine) {
+        if self.transaction.is_none() && matches!(self.phase, Phase::Command | Phase::LongLine(_)) {
             self.close_with(standard::SHUTTING_DOWN.reply());
         }
         self.is_closed()
@@ -310,17 +353,18 @@ impl ServerSession {
     /// Finds the next CR LF-terminated line in the input.
     fn poll_command(&mut self) -> Step {
         let pending = &self.input[self.consumed..];
+        let (limit, too_long) = command_line_limit(pending, self.config.max_command_line_bytes);
         let Some(end) = find_crlf(pending) else {
-            if pending.len() >= self.config.max_command_line_bytes {
+            if pending.len() >= limit {
                 self.skip_to_trailing_cr();
-                self.phase = Phase::LongLine;
+                self.phase = Phase::LongLine(too_long);
             }
             return Step::NeedInput;
         };
         let line_start = self.consumed;
         self.consumed += end + 2;
-        if end + 2 > self.config.max_command_line_bytes {
-            self.send(standard::LINE_TOO_LONG.reply());
+        if end + 2 > limit {
+            self.send(too_long.reply());
             return Step::Continue;
         }
         let line = self.input[line_start..line_start + end].to_vec();
@@ -331,8 +375,11 @@ impl ServerSession {
         match find_crlf(&self.input[self.consumed..]) {
             Some(end) => {
                 self.consumed += end + 2;
-                self.phase = Phase::Command;
-                self.send(standard::LINE_TOO_LONG.reply());
+                let reply = match std::mem::replace(&mut self.phase, Phase::Command) {
+                    Phase::LongLine(template) => template,
+                    _ => standard::LINE_TOO_LONG,
+                };
+                self.send(reply.reply());
                 Step::Continue
             }
             None => {
@@ -402,17 +449,33 @@ impl ServerSession {
             parameters: transaction.parameters.clone(),
             recipients: std::mem::take(&mut transaction.recipients),
             content,
+            is_tls: self.is_tls,
+            authenticated_as: self.authenticated_as.clone(),
         };
         self.phase = Phase::AwaitMessage;
         Step::Event(Event::Message(message))
     }
 }
 
-/// What one step of `poll` came to.
+/// What one step of `poll` came to. Lives only on the stack between two calls; boxing the
+/// event would cost an allocation per command for nothing.
+#[allow(clippy::large_enum_variant)]
 enum Step {
     Continue,
     NeedInput,
     Event(Event),
+}
+
+/// Longest line including CR LF, and the reply when over it: AUTH lines may carry a
+/// 12,288-octet response and get 500 5.5.6 beyond (S-AUTH-5); others 500 5.5.2 (S-LINE-6).
+fn command_line_limit(pending: &[u8], max_command_line_bytes: usize) -> (usize, Template) {
+    let is_auth = pending.len() >= 5 && pending[..5].eq_ignore_ascii_case(b"AUTH ");
+    if is_auth {
+        let limit = max_command_line_bytes.max(auth::MAX_AUTH_LINE_BYTES + 2);
+        (limit, standard::AUTH_LINE_TOO_LONG)
+    } else {
+        (max_command_line_bytes, standard::LINE_TOO_LONG)
+    }
 }
 
 /// The index of the first CR LF, if any.

@@ -35,6 +35,11 @@ pub fn run(session: &mut ServerSession, messages: &mut Vec<Message>) {
                 messages.push(message);
                 session.finish_message(standard::QUEUED.with_text("queued as TEST"));
             }
+            Event::StartTls => session.tls_started(),
+            Event::Auth(credentials) if credentials.password == "secret" => {
+                session.accept_auth(&credentials.username)
+            }
+            Event::Auth(_) => session.refuse_auth(false),
         }
     }
 }

@@ -1,0 +1,147 @@
+//! STARTTLS and AUTH in the server session (SMTP-CONFORMANCE.md §8-9): golden transcripts with
+//! the driver's handshake simulated by `tls_started`.
+
+use petrel_proto::base64;
+use petrel_proto::{ServerSession, SessionConfig};
+
+use crate::server::run;
+
+fn submission() -> SessionConfig {
+    SessionConfig {
+        hostname: "mx.test".into(),
+        can_start_tls: true,
+        offers_auth: true,
+        requires_auth: true,
+        ..SessionConfig::default()
+    }
+}
+
+fn exchange(session: &mut ServerSession, input: &str) -> String {
+    session.receive(input.as_bytes());
+    run(session, &mut Vec::new());
+    String::from_utf8_lossy(&session.take_output()).into_owned()
+}
+
+#[test]
+fn s_tls_1_2_3_starttls_injection_and_reset() {
+    let mut session = ServerSession::new(submission());
+    session.take_output();
+    let ehlo = exchange(&mut session, "EHLO c.test\r\n");
+    assert!(
+        ehlo.contains("250-STARTTLS\r\n") && !ehlo.contains("AUTH"),
+        "AUTH only inside TLS: {ehlo}"
+    );
+    // S-TLS-2: the RSET pipelined with STARTTLS is never answered; the session ends after the
+    // handshake.
+    let reply = exchange(&mut session, "STARTTLS\r\nRSET\r\n");
+    assert_eq!(
+        reply,
+        "220 2.0.0 Ready to start TLS\r\n421 4.7.0 Commands sent with STARTTLS were discarded; closing transmission channel\r\n"
+    );
+    assert!(session.is_closed());
+}
+
+#[test]
+fn s_auth_1_to_9_exchange() {
+    let mut session = ServerSession::new(submission());
+    session.take_output();
+    exchange(&mut session, "EHLO c.test\r\n");
+    assert_eq!(
+        exchange(&mut session, "AUTH PLAIN AGFsaWNlAHNlY3JldA==\r\n"),
+        "538 5.7.11 Encryption required for requested authentication mechanism\r\n"
+    );
+    assert_eq!(
+        exchange(&mut session, "MAIL FROM:<alice@mx.test>\r\n"),
+        "530 5.7.0 Authentication required\r\n"
+    );
+    assert_eq!(
+        exchange(&mut session, "STARTTLS extra\r\n"),
+        "501 5.5.4 Syntax error in parameters or arguments\r\n"
+    );
+    assert_eq!(
+        exchange(&mut session, "STARTTLS\r\n"),
+        "220 2.0.0 Ready to start TLS\r\n"
+    );
+    // S-TLS-3: after TLS nothing is remembered; EHLO first.
+    assert_eq!(
+        exchange(&mut session, "AUTH PLAIN\r\n"),
+        "503 5.5.1 Bad sequence of commands\r\n"
+    );
+    let ehlo = exchange(&mut session, "EHLO c.test\r\n");
+    assert!(
+        ehlo.contains("250-AUTH PLAIN LOGIN\r\n") && !ehlo.contains("STARTTLS"),
+        "{ehlo}"
+    );
+    assert_eq!(
+        exchange(&mut session, "STARTTLS\r\n"),
+        "503 5.5.1 Bad sequence of commands\r\n"
+    );
+    assert_eq!(
+        exchange(&mut session, "AUTH CRAM-MD5\r\n"),
+        "504 5.5.4 Unrecognized authentication mechanism\r\n"
+    );
+    assert_eq!(exchange(&mut session, "AUTH PLAIN\r\n"), "334 \r\n");
+    assert_eq!(
+        exchange(&mut session, "*\r\n"),
+        "501 5.7.0 Authentication cancelled\r\n"
+    );
+    assert_eq!(
+        exchange(&mut session, "AUTH LOGIN\r\n"),
+        "334 VXNlcm5hbWU6\r\n"
+    );
+    assert_eq!(
+        exchange(&mut session, "not base64!\r\n"),
+        "501 5.5.2 Invalid base64 data\r\n"
+    );
+    let wrong = format!("AUTH PLAIN {}\r\n", base64::encode(b"\0alice\0wrong"));
+    assert_eq!(
+        exchange(&mut session, &wrong),
+        "535 5.7.8 Authentication credentials invalid\r\n"
+    );
+    let long = format!("AUTH PLAIN {}\r\n", "A".repeat(12_300));
+    assert_eq!(
+        exchange(&mut session, &long),
+        "500 5.5.6 Authentication exchange line is too long\r\n"
+    );
+    let right = format!("AUTH PLAIN {}\r\n", base64::encode(b"\0alice\0secret"));
+    assert_eq!(
+        exchange(&mut session, &right),
+        "235 2.7.0 Authentication successful\r\n"
+    );
+    assert_eq!(session.authenticated_as(), Some("alice"));
+    assert_eq!(
+        exchange(&mut session, &right),
+        "503 5.5.1 Bad sequence of commands\r\n"
+    );
+    assert_eq!(
+        exchange(&mut session, "MAIL FROM:<alice@mx.test> AUTH=<>\r\n"),
+        "250 2.1.0 Sender OK\r\n"
+    );
+}
+
+#[test]
+fn s_auth_5_long_sasl_response_and_s_auth_9_failures() {
+    let mut session = ServerSession::new(SessionConfig {
+        is_tls: true,
+        ..submission()
+    });
+    session.take_output();
+    exchange(&mut session, "EHLO c.test\r\n");
+    exchange(&mut session, "AUTH PLAIN\r\n");
+    let long = format!("{}\r\n", "A".repeat(12_400));
+    assert_eq!(
+        exchange(&mut session, &long),
+        "500 5.5.6 Authentication exchange line is too long\r\n"
+    );
+    let wrong = format!("AUTH PLAIN {}\r\n", base64::encode(b"\0alice\0wrong"));
+    for _ in 0..4 {
+        assert_eq!(
+            exchange(&mut session, &wrong),
+            "535 5.7.8 Authentication credentials invalid\r\n"
+        );
+    }
+    assert_eq!(
+        exchange(&mut session, &wrong),
+        "535 5.7.8 Authentication credentials invalid\r\n421 4.7.0 Too many authentication failures, closing transmission channel\r\n"
+    );
+}
