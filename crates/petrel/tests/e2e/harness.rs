@@ -214,6 +214,29 @@ impl Petrel {
         }
     }
 
+    /// The address of the first listener of `protocol` (smtp, submission, submissions, http),
+    /// from its `listening on ADDR (PROTOCOL)` log line.
+    pub fn listener(&self, protocol: &str) -> SocketAddr {
+        let suffix = format!(" ({protocol})");
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let found = self.log.lock().unwrap().iter().find_map(|line| {
+                let rest = line.split("listening on ").nth(1)?;
+                rest.ends_with(&suffix)
+                    .then(|| rest.split(' ').next().unwrap_or("").parse().ok())?
+            });
+            if let Some(address) = found {
+                return address;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "no {protocol} listener in:\n{}",
+                self.log_text()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
     pub fn log_text(&self) -> String {
         self.log.lock().unwrap().join("\n")
     }

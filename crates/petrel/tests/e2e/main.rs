@@ -13,3 +13,4 @@ mod lifecycle;
 mod nullmx;
 mod queue_tools;
 mod relay;
+mod tls;
