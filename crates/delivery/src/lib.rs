@@ -13,5 +13,6 @@ pub mod outcome;
 pub mod remote;
 pub mod schedule;
 pub mod scheduler;
+pub mod tls;
 
 pub use scheduler::{DeliverySettings, Scheduler};

@@ -17,11 +17,11 @@ use petrel_proto::client::{
     ClientEvent, ClientSession, Outgoing, SessionFailure, TransactionResult, Waiting,
 };
 use petrel_proto::reply::Reply;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::time::timeout;
 
 use crate::mxplan::{MxPlan, PlannedHost, literal_address, plan};
+use crate::tls::{Transport, handshake};
 
 /// What remote delivery needs to know.
 #[derive(Debug, Clone)]
@@ -150,7 +150,8 @@ async fn resolve_hosts(
     resolved
 }
 
-/// Runs one session with one host.
+/// Runs one session with one host: opportunistic STARTTLS first; when the TLS handshake fails,
+/// once more in plaintext, as no policy requires TLS yet (C-TLS-6).
 async fn try_host(
     settings: &RemoteSettings,
     host: &str,
@@ -158,24 +159,79 @@ async fn try_host(
     message: &Outgoing,
     history: &mut Vec<String>,
 ) -> HostResult {
+    match try_session(settings, host, target, message, history, true).await {
+        Err(reason) if reason.starts_with("TLS handshake") => {
+            history.push(format!(
+                "{host} [{}]: {reason}; trying again without TLS",
+                target.ip()
+            ));
+            try_session(settings, host, target, message, history, false)
+                .await
+                .unwrap_or_else(|reason| lost(host, target, message, history, &reason))
+        }
+        Err(reason) => lost(host, target, message, history, &reason),
+        Ok(result) => result,
+    }
+}
+
+/// The connection was lost after the greeting: the outcome is unknown, retry later (C-RETRY-3).
+fn lost(
+    host: &str,
+    target: SocketAddr,
+    message: &Outgoing,
+    history: &mut Vec<String>,
+    reason: &str,
+) -> HostResult {
+    let mta = format!("{host} [{}]", target.ip());
+    history.push(format!(
+        "{mta}: {reason} during the transaction; will retry"
+    ));
+    let outcome = failure_at(
+        false,
+        EnhancedCode::new(4, 4, 2),
+        format!("connection to {mta} lost: {reason}"),
+        &mta,
+    );
+    HostResult::Done(vec![outcome; message.recipients.len()])
+}
+
+/// One connection and session; `Err` when the connection was lost after the greeting.
+async fn try_session(
+    settings: &RemoteSettings,
+    host: &str,
+    target: SocketAddr,
+    message: &Outgoing,
+    history: &mut Vec<String>,
+    wants_tls: bool,
+) -> Result<HostResult, String> {
     let stream = match timeout(settings.connect_timeout, TcpStream::connect(target)).await {
         Ok(Ok(stream)) => stream,
         Ok(Err(error)) => {
             history.push(format!("connect {host} [{target}]: {error}"));
-            return HostResult::NextHost;
+            return Ok(HostResult::NextHost);
         }
         Err(_) => {
             history.push(format!("connect {host} [{target}]: timed out"));
-            return HostResult::NextHost;
+            return Ok(HostResult::NextHost);
         }
     };
     let mut driver = Driver {
-        stream,
-        session: ClientSession::new(&settings.helo_name),
+        transport: Some(Transport::Plain(stream)),
+        session: if wants_tls {
+            ClientSession::with_starttls(&settings.helo_name)
+        } else {
+            ClientSession::new(&settings.helo_name)
+        },
         buffer: vec![0u8; 8192],
+        host: host.to_owned(),
+        tls_note: None,
     };
     let mta = format!("{host} [{}]", target.ip());
-    match driver.run(message).await {
+    let result = driver.run(message).await;
+    if let Some(note) = driver.tls_note.take() {
+        history.push(format!("{mta}: {note}"));
+    }
+    Ok(match result {
         Ok(Step::Sent(result)) => {
             history.push(format!(
                 "{mta}: MAIL {}; {}",
@@ -200,7 +256,7 @@ async fn try_host(
         Ok(Step::Failed(SessionFailure::Greeting(reply) | SessionFailure::Hello(reply))) => {
             history.push(format!(
                 "{mta}: refused the session: {}; trying the next host",
-                reply.to_line()
+                explained(&reply)
             ));
             HostResult::NextHost
         }
@@ -214,27 +270,14 @@ async fn try_host(
             if driver
                 .session
                 .waiting()
-                .is_some_and(|w| matches!(w, Waiting::Greeting | Waiting::Hello)) =>
+                .is_some_and(|w| matches!(w, Waiting::Greeting)) =>
         {
             history.push(format!("{mta}: {reason}; trying the next host"));
             HostResult::NextHost
         }
-        Err(reason) => {
-            // Lost mid-transaction: the outcome is unknown, so retry later (C-RETRY-3).
-            history.push(format!(
-                "{mta}: {reason} during the transaction; will retry"
-            ));
-            HostResult::Done(vec![
-                failure_at(
-                    false,
-                    EnhancedCode::new(4, 4, 2),
-                    format!("connection to {mta} lost: {reason}"),
-                    &mta
-                );
-                message.recipients.len()
-            ])
-        }
-    }
+        // Lost after the greeting: the outcome is unknown, so retry later (C-RETRY-3).
+        Err(reason) => return Err(reason),
+    })
 }
 
 enum Step {
@@ -244,9 +287,13 @@ enum Step {
 }
 
 struct Driver {
-    stream: TcpStream,
+    /// `None` only while STARTTLS swaps the stream.
+    transport: Option<Transport>,
     session: ClientSession,
     buffer: Vec<u8>,
+    host: String,
+    /// What happened with TLS, for the history.
+    tls_note: Option<String>,
 }
 
 impl Driver {
@@ -273,10 +320,31 @@ impl Driver {
                     return Ok(Step::Sent(result));
                 }
                 ClientEvent::Failed(failure) => {
-                    let _ = self.stream.shutdown().await;
+                    if let Some(transport) = &mut self.transport {
+                        transport.shutdown().await;
+                    }
                     return Ok(Step::Failed(failure));
                 }
+                ClientEvent::StartTls => self.start_tls().await?,
             }
+        }
+    }
+
+    /// Runs the TLS handshake after 220 to STARTTLS; a failure ends this connection (C-TLS-6).
+    async fn start_tls(&mut self) -> Result<(), String> {
+        self.flush().await?;
+        let Some(Transport::Plain(tcp)) = self.transport.take() else {
+            return Err("STARTTLS on a connection already in TLS".into());
+        };
+        match timeout(Duration::from_secs(60), handshake(tcp, &self.host)).await {
+            Ok(Ok(transport)) => {
+                self.tls_note = transport.summary().map(|s| format!("STARTTLS: {s}"));
+                self.transport = Some(transport);
+                self.session.tls_started();
+                Ok(())
+            }
+            Ok(Err(error)) => Err(format!("TLS handshake failed: {error}")),
+            Err(_) => Err("TLS handshake timed out".into()),
         }
     }
 
@@ -284,7 +352,10 @@ impl Driver {
     async fn exchange(&mut self) -> Result<(), String> {
         self.flush().await?;
         let limit = stage_timeout(self.session.waiting());
-        match timeout(limit, self.stream.read(&mut self.buffer)).await {
+        let Some(transport) = &mut self.transport else {
+            return Err("no connection".into());
+        };
+        match timeout(limit, transport.read(&mut self.buffer)).await {
             Err(_) => Err(format!("no reply within {}s", limit.as_secs())),
             Ok(Err(error)) => Err(format!("read error: {error}")),
             Ok(Ok(0)) => Err("connection closed by the server".into()),
@@ -300,7 +371,10 @@ impl Driver {
         if output.is_empty() {
             return Ok(());
         }
-        match timeout(Duration::from_secs(180), self.stream.write_all(&output)).await {
+        let Some(transport) = &mut self.transport else {
+            return Err("no connection".into());
+        };
+        match timeout(Duration::from_secs(180), transport.write_all(&output)).await {
             Ok(Ok(())) => Ok(()),
             Ok(Err(error)) => Err(format!("write error: {error}")),
             Err(_) => Err("write timed out".into()),
@@ -314,7 +388,9 @@ impl Driver {
                 break;
             }
         }
-        let _ = self.stream.shutdown().await;
+        if let Some(transport) = &mut self.transport {
+            transport.shutdown().await;
+        }
     }
 }
 
@@ -344,9 +420,18 @@ fn summarize(result: &TransactionResult) -> String {
     result
         .recipients
         .iter()
-        .map(Reply::to_line)
+        .map(explained)
         .collect::<Vec<_>>()
         .join(" | ")
+}
+
+/// A reply line with the reference's short title, for history and logs.
+fn explained(reply: &Reply) -> String {
+    let enhanced = reply.enhanced.map(|e| e.to_string());
+    match petrel_catalogue::short_title(reply.code, enhanced.as_deref()) {
+        Some(title) => format!("{} ({title})", reply.to_line()),
+        None => reply.to_line(),
+    }
 }
 
 fn failure(

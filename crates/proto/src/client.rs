@@ -110,6 +110,8 @@ pub enum ClientEvent {
     /// A transaction ended; the session is ready again.
     Sent(TransactionResult),
     Failed(SessionFailure),
+    /// The server said 220 to STARTTLS: run the TLS handshake, then call `tls_started`.
+    StartTls,
     /// QUIT was answered; close the connection.
     Closed,
 }
@@ -136,6 +138,7 @@ enum Expect {
     Data,
     Content,
     Rset,
+    StartTls,
     Quit,
 }
 
@@ -159,6 +162,9 @@ pub struct ClientSession {
     event: Option<ClientEvent>,
     /// Set once the session failed or quit: nothing more happens on it.
     is_over: bool,
+    /// Ask for STARTTLS when the server offers it (opportunistic TLS, RFC 3207).
+    wants_tls: bool,
+    is_tls: bool,
 }
 
 impl ClientSession {
@@ -173,7 +179,29 @@ impl ClientSession {
             transaction: None,
             event: None,
             is_over: false,
+            wants_tls: false,
+            is_tls: false,
         }
+    }
+
+    /// A session that upgrades to TLS with STARTTLS whenever the server offers it.
+    pub fn with_starttls(helo_name: &str) -> ClientSession {
+        ClientSession {
+            wants_tls: true,
+            ..ClientSession::new(helo_name)
+        }
+    }
+
+    /// True once the session runs inside TLS.
+    pub fn is_tls(&self) -> bool {
+        self.is_tls
+    }
+
+    /// The handshake after STARTTLS succeeded: greet again, inside TLS (RFC 3207 §4.2).
+    pub fn tls_started(&mut self) {
+        self.is_tls = true;
+        self.capabilities = Capabilities::default();
+        self.hello("EHLO", Expect::Ehlo);
     }
 
     /// What the server offered.
@@ -195,7 +223,7 @@ impl ClientSession {
     pub fn waiting(&self) -> Option<Waiting> {
         self.expected.front().map(|expect| match expect {
             Expect::Greeting => Waiting::Greeting,
-            Expect::Ehlo | Expect::Helo | Expect::Rset => Waiting::Hello,
+            Expect::Ehlo | Expect::Helo | Expect::Rset | Expect::StartTls => Waiting::Hello,
             Expect::Mail => Waiting::Mail,
             Expect::Rcpt(_) => Waiting::Rcpt,
             Expect::Data => Waiting::Data,
@@ -312,8 +340,16 @@ impl ClientSession {
             Expect::Greeting => self.fail(SessionFailure::Greeting(reply)),
             Expect::Ehlo if reply.code == 250 => {
                 self.capabilities = Capabilities::from_ehlo(&reply);
-                self.event = Some(ClientEvent::Ready);
+                if self.wants_tls && !self.is_tls && self.capabilities.starttls {
+                    self.push_line("STARTTLS");
+                    self.expected.push_back(Expect::StartTls);
+                } else {
+                    self.event = Some(ClientEvent::Ready);
+                }
             }
+            // A refused STARTTLS leaves the session usable in plaintext (C-TLS-6).
+            Expect::StartTls if reply.code == 220 => self.event = Some(ClientEvent::StartTls),
+            Expect::StartTls => self.event = Some(ClientEvent::Ready),
             Expect::Ehlo if reply.is_permanent() => self.hello("HELO", Expect::Helo),
             Expect::Ehlo | Expect::Helo if reply.code != 250 => {
                 self.fail(SessionFailure::Hello(reply))

@@ -284,3 +284,54 @@ fn s_tls_2_starttls_injection_gets_no_reply_to_the_pipelined_command() {
 }
 
 use rustls::pki_types::pem::PemObject;
+
+#[test]
+fn c_tls_6_relay_upgrades_with_starttls_and_records_it() {
+    let scratch_b = Scratch::new("tls-relay-b");
+    let tls = make_certificate(&scratch_b.0);
+    let extra = format!(
+        "[tls]\ncertificate = \"{}\"\nprivate_key = \"{}\"\n",
+        tls.cert.display(),
+        tls.key.display()
+    );
+    let b = Petrel::start_for(&scratch_b.0, "mx.relay.test", &["relay.test"], &extra);
+    let scratch_a = Scratch::new("tls-relay-a");
+    let a = Petrel::start(
+        &scratch_a.0,
+        &format!("[delivery]\nport = {}\n", b.address.port()),
+    );
+    let mut client = crate::harness::RawClient::connect(a.address);
+    client.reply();
+    client.command("EHLO tls-relay.test");
+    let reply = client.send_message(
+        "sender@localhost",
+        &["user@relay.test"],
+        b"Message-ID: <tls-relay@client.test>\r\nSubject: relayed over TLS\r\n\r\nhi\r\n",
+    );
+    assert!(reply.starts_with("250 2.0.0 queued as"), "{reply}");
+    let delivered = b.wait_for_maildir("relay.test", "user", 1);
+    assert_eq!(delivered.len(), 1, "{}", a.log_text());
+    assert!(
+        String::from_utf8_lossy(&delivered[0]).contains("by mx.relay.test (petrel) with ESMTPS id")
+    );
+    // Outbound TLS is in the message's history: protocol, cipher, and that the certificate was
+    // not verified (opportunistic).
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let output = Command::new(env!("CARGO_BIN_EXE_petrel"))
+            .args(["queue", "show", "tls-relay@client.test", "--config"])
+            .arg(&a.config_path)
+            .output()
+            .unwrap();
+        let show = String::from_utf8_lossy(&output.stdout).into_owned();
+        if show.contains("STARTTLS: TLSv1_3") {
+            assert!(show.contains("certificate not verified"), "{show}");
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no TLS in the history:\n{show}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+}
