@@ -9,10 +9,9 @@ use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use petrel_proto::address::ForwardPath;
 use petrel_proto::trace::{ReceivedFields, received_header};
 use petrel_proto::{Message, Reply, standard};
-use petrel_queue::{Envelope, NewMessage, Queue, QueueError, QueueId, Recipient, RecipientState};
+use petrel_queue::{Envelope, NewMessage, Queue, QueueError, QueueId, Recipient};
 
 /// The outcome of storing one message.
 pub struct Stored {
@@ -120,18 +119,9 @@ fn envelope_of(message: &Message, client: IpAddr, unix_seconds: u64) -> Envelope
             .recipients
             .iter()
             .map(|rcpt| Recipient {
-                address: match &rcpt.forward_path {
-                    ForwardPath::Postmaster => "Postmaster".to_owned(),
-                    ForwardPath::Mailbox(mailbox) => mailbox.to_string(),
-                },
                 notify: rcpt.parameters.notify,
                 original_recipient: rcpt.parameters.original_recipient.clone(),
-                state: RecipientState::Pending,
-                attempts: 0,
-                next_attempt_unix_seconds: 0,
-                last_reply: None,
-                status: None,
-                remote_mta: None,
+                ..Recipient::new(rcpt.forward_path.to_string())
             })
             .collect(),
         message_id: header_value(&message.content, "message-id"),

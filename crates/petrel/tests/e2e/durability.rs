@@ -120,19 +120,11 @@ fn split_pid(line: &str) -> (&str, &str) {
 #[test]
 fn strace_shows_fsyncs_before_the_250() {
     let scratch = Scratch::new("strace");
-    let data_dir = scratch.0.join("data");
-    let config_path = scratch.0.join("petrel.toml");
-    let dns = crate::harness::test_dns();
-    std::fs::write(
-        &config_path,
-        crate::harness::config_text(&data_dir, dns.address, ""),
-    )
-    .unwrap();
     let trace_path = scratch.0.join("trace.txt");
     let trace_arg = trace_path.display().to_string();
-    let petrel = Petrel::start_with(
-        &config_path,
-        &data_dir,
+    let petrel = Petrel::start_wrapped(
+        &scratch.0,
+        "",
         &[
             "strace",
             "-f",
@@ -224,20 +216,12 @@ fn full_disk_answers_452_and_keeps_serving() {
     // The queue lives on a 256 KiB tmpfs, mounted in a private user and mount namespace so the
     // test needs no root: a message larger than the space left cannot be stored.
     let scratch = Scratch::new("diskfull");
-    let data_dir = scratch.0.join("data");
-    let queue_dir = data_dir.join("queue");
+    let queue_dir = scratch.0.join("data").join("queue");
     std::fs::create_dir_all(&queue_dir).unwrap();
-    let config_path = scratch.0.join("petrel.toml");
-    let dns = crate::harness::test_dns();
-    std::fs::write(
-        &config_path,
-        crate::harness::config_text(&data_dir, dns.address, ""),
-    )
-    .unwrap();
     let queue_arg = queue_dir.display().to_string();
-    let petrel = Petrel::start_with(
-        &config_path,
-        &data_dir,
+    let petrel = Petrel::start_wrapped(
+        &scratch.0,
+        "",
         &[
             "unshare",
             "--user",

@@ -101,11 +101,16 @@ pub struct Petrel {
 impl Petrel {
     /// Starts petrel with the base configuration plus `extra` in `dir`.
     pub fn start(dir: &Path, extra: &str) -> Petrel {
+        Petrel::start_wrapped(dir, extra, &[])
+    }
+
+    /// Starts petrel under `wrapper` (strace, unshare...) with the base configuration.
+    pub fn start_wrapped(dir: &Path, extra: &str, wrapper: &[&str]) -> Petrel {
         let dns = Arc::new(test_dns());
         let data_dir = dir.join("data");
         let config_path = dir.join("petrel.toml");
         std::fs::write(&config_path, config_text(&data_dir, dns.address, extra)).unwrap();
-        let mut petrel = Petrel::start_with(&config_path, &data_dir, &[]);
+        let mut petrel = Petrel::start_with(&config_path, &data_dir, wrapper);
         petrel.dns = Some(dns);
         petrel
     }
