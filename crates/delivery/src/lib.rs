@@ -10,6 +10,7 @@ pub mod local;
 pub mod maildir;
 pub mod mxplan;
 pub mod outcome;
+pub mod pool;
 pub mod remote;
 pub mod schedule;
 pub mod scheduler;

@@ -21,6 +21,7 @@ use tokio::net::TcpStream;
 use tokio::time::timeout;
 
 use crate::mxplan::{MxPlan, PlannedHost, literal_address, plan};
+use crate::pool::Pool;
 use crate::tls::{Transport, handshake};
 
 /// What remote delivery needs to know.
@@ -57,11 +58,15 @@ pub struct Attempt {
 pub async fn deliver(
     resolver: &Resolver,
     settings: &RemoteSettings,
+    pool: &Pool,
     domain: &str,
     message: &Outgoing,
 ) -> Attempt {
     let mut history = Vec::new();
     let count = message.recipients.len();
+    if let Some(outcomes) = reuse(pool, domain, message, &mut history).await {
+        return Attempt { outcomes, history };
+    }
     let hosts = match domain.strip_prefix('[').and_then(|d| d.strip_suffix(']')) {
         Some(literal) => match literal_address(literal) {
             Some(address) => vec![(domain.to_owned(), vec![address])],
@@ -109,7 +114,7 @@ pub async fn deliver(
                     history,
                 );
             }
-            match try_host(settings, &host, target, message, &mut history).await {
+            match try_host(settings, pool, domain, &host, target, message, &mut history).await {
                 HostResult::Done(outcomes) => return Attempt { outcomes, history },
                 HostResult::NextHost => {}
             }
@@ -154,18 +159,27 @@ async fn resolve_hosts(
 /// once more in plaintext, as no policy requires TLS yet (C-TLS-6).
 async fn try_host(
     settings: &RemoteSettings,
+    pool: &Pool,
+    domain: &str,
     host: &str,
     target: SocketAddr,
     message: &Outgoing,
     history: &mut Vec<String>,
 ) -> HostResult {
-    match try_session(settings, host, target, message, history, true).await {
+    let connection = Connection {
+        settings,
+        pool,
+        domain,
+        host,
+        target,
+    };
+    match try_session(&connection, message, history, true).await {
         Err(reason) if reason.starts_with("TLS handshake") => {
             history.push(format!(
                 "{host} [{}]: {reason}; trying again without TLS",
                 target.ip()
             ));
-            try_session(settings, host, target, message, history, false)
+            try_session(&connection, message, history, false)
                 .await
                 .unwrap_or_else(|reason| lost(host, target, message, history, &reason))
         }
@@ -195,15 +209,65 @@ fn lost(
     HostResult::Done(vec![outcome; message.recipients.len()])
 }
 
+/// Where one connection goes.
+struct Connection<'a> {
+    settings: &'a RemoteSettings,
+    pool: &'a Pool,
+    domain: &'a str,
+    host: &'a str,
+    target: SocketAddr,
+}
+
+/// Keeps a session for reuse only after a transaction every recipient of which succeeded: a
+/// server that refused something gets a fresh connection next time.
+fn keep_if_clean(pool: &Pool, domain: &str, driver: Driver, result: &TransactionResult) {
+    if result.mail.code == 250 && result.recipients.iter().all(|r| r.code < 300) {
+        pool.put(domain, driver);
+    }
+}
+
+/// Sends over a kept session to `domain`, if there is one that still works.
+async fn reuse(
+    pool: &Pool,
+    domain: &str,
+    message: &Outgoing,
+    history: &mut Vec<String>,
+) -> Option<Vec<Outcome>> {
+    let mut driver = pool.take(domain)?;
+    let mta = driver.mta.clone();
+    match driver.run(message).await {
+        Ok(Step::Sent(result)) => {
+            history.push(format!(
+                "{mta} (connection reused): MAIL {}; {}",
+                result.mail.to_line(),
+                summarize(&result)
+            ));
+            let outcomes = result
+                .recipients
+                .iter()
+                .map(|reply| from_reply(reply, &mta))
+                .collect();
+            keep_if_clean(pool, domain, driver, &result);
+            Some(outcomes)
+        }
+        _ => None,
+    }
+}
+
 /// One connection and session; `Err` when the connection was lost after the greeting.
 async fn try_session(
-    settings: &RemoteSettings,
-    host: &str,
-    target: SocketAddr,
+    connection: &Connection<'_>,
     message: &Outgoing,
     history: &mut Vec<String>,
     wants_tls: bool,
 ) -> Result<HostResult, String> {
+    let Connection {
+        settings,
+        pool,
+        domain,
+        host,
+        target,
+    } = *connection;
     let stream = match timeout(settings.connect_timeout, TcpStream::connect(target)).await {
         Ok(Ok(stream)) => stream,
         Ok(Err(error)) => {
@@ -224,9 +288,10 @@ async fn try_session(
         },
         buffer: vec![0u8; 8192],
         host: host.to_owned(),
+        mta: format!("{host} [{}]", target.ip()),
         tls_note: None,
     };
-    let mta = format!("{host} [{}]", target.ip());
+    let mta = driver.mta.clone();
     let result = driver.run(message).await;
     if let Some(note) = driver.tls_note.take() {
         history.push(format!("{mta}: {note}"));
@@ -238,13 +303,13 @@ async fn try_session(
                 result.mail.to_line(),
                 summarize(&result)
             ));
-            HostResult::Done(
-                result
-                    .recipients
-                    .iter()
-                    .map(|reply| from_reply(reply, &mta))
-                    .collect(),
-            )
+            let outcomes = result
+                .recipients
+                .iter()
+                .map(|reply| from_reply(reply, &mta))
+                .collect();
+            keep_if_clean(pool, domain, driver, &result);
+            HostResult::Done(outcomes)
         }
         Ok(Step::Unsendable(status, reason)) => {
             history.push(format!("{mta}: {reason}"));
@@ -286,7 +351,9 @@ enum Step {
     Failed(SessionFailure),
 }
 
-struct Driver {
+pub(crate) struct Driver {
+    /// `host [address]`, for the history.
+    mta: String,
     /// `None` only while STARTTLS swaps the stream.
     transport: Option<Transport>,
     session: ClientSession,
@@ -314,11 +381,8 @@ impl Driver {
                 ClientEvent::Ready | ClientEvent::Closed => {
                     return Err("session ended early".into());
                 }
-                ClientEvent::Sent(result) => {
-                    self.session.quit();
-                    let _ = timeout(Duration::from_secs(10), self.finish()).await;
-                    return Ok(Step::Sent(result));
-                }
+                // The session stays open and ready: the caller pools it or quits it.
+                ClientEvent::Sent(result) => return Ok(Step::Sent(result)),
                 ClientEvent::Failed(failure) => {
                     if let Some(transport) = &mut self.transport {
                         transport.shutdown().await;
@@ -378,18 +442,6 @@ impl Driver {
             Ok(Ok(())) => Ok(()),
             Ok(Err(error)) => Err(format!("write error: {error}")),
             Err(_) => Err("write timed out".into()),
-        }
-    }
-
-    /// Sends QUIT and reads its reply, best-effort.
-    async fn finish(&mut self) {
-        while let ClientEvent::NeedInput = self.session.poll() {
-            if self.exchange().await.is_err() {
-                break;
-            }
-        }
-        if let Some(transport) = &mut self.transport {
-            transport.shutdown().await;
         }
     }
 }

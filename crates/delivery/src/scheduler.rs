@@ -62,6 +62,8 @@ struct Context {
     in_flight: Arc<Mutex<HashSet<QueueId>>>,
     slots: Arc<Semaphore>,
     domains: Mutex<HashMap<String, Arc<Semaphore>>>,
+    /// Idle outbound sessions, reused by the next message to the same domain.
+    pool: crate::pool::Pool,
     /// Messages with a wake-up timer running, so each has at most one.
     waking: Mutex<HashSet<QueueId>>,
     /// Feeds ids back into the scheduler (bounces, wake-ups).
@@ -85,6 +87,7 @@ impl Scheduler {
                 slots: Arc::new(Semaphore::new(MAX_IN_FLIGHT)),
                 domains: Mutex::new(HashMap::new()),
                 waking: Mutex::new(HashSet::new()),
+                pool: crate::pool::Pool::default(),
                 requeue,
             }),
         }
@@ -125,6 +128,7 @@ impl Scheduler {
     }
 
     async fn rescan(&self) {
+        self.context.pool.sweep();
         let queue = self.context.queue.clone();
         let keep = self.context.settings.borrow().keep_history;
         match tokio::task::spawn_blocking(move || queue.purge_history(keep)).await {
@@ -281,7 +285,14 @@ async fn deliver_remote(
         let outgoing = crate::outcome::outgoing(envelope, &indexes, message);
         let limit = domain_slot(context, &domain, settings.concurrency_per_domain);
         let _permit = limit.acquire_owned().await;
-        let attempt = deliver(&context.resolver, &remote, &domain, &outgoing).await;
+        let attempt = deliver(
+            &context.resolver,
+            &remote,
+            &context.pool,
+            &domain,
+            &outgoing,
+        )
+        .await;
         for line in &attempt.history {
             info!(queue_id = %id, %domain, "{line}");
         }
