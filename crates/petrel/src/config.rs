@@ -112,6 +112,9 @@ pub struct DeliveryConfig {
     #[serde(deserialize_with = "duration")]
     pub max_age: Duration,
     pub concurrency_per_domain: usize,
+    /// Outbound STARTTLS: "opportunistic" (the only one so far); "required" and "verify" come
+    /// with MTA-STS and DANE.
+    pub tls: String,
 }
 
 impl Default for DeliveryConfig {
@@ -122,6 +125,7 @@ impl Default for DeliveryConfig {
             retry: policy.intervals,
             max_age: policy.max_age,
             concurrency_per_domain: 20,
+            tls: "opportunistic".into(),
         }
     }
 }
@@ -362,6 +366,12 @@ impl Config {
                     listener.protocol.as_str()
                 ));
             }
+        }
+        if self.delivery.tls != "opportunistic" {
+            return Err(format!(
+                "delivery.tls: {:?} is not available in this version; use \"opportunistic\"",
+                self.delivery.tls
+            ));
         }
         if self.queue.backend != "spool" {
             return Err(format!(
