@@ -11,6 +11,7 @@ mod probe;
 mod queue_cli;
 mod queue_view;
 mod send;
+mod sendmail;
 mod serve;
 mod tls;
 mod users;
@@ -70,6 +71,43 @@ enum Command {
 }
 
 fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().collect();
+    let invoked_as = args
+        .first()
+        .and_then(|a| std::path::Path::new(a).file_name())
+        .and_then(|n| n.to_str())
+        .unwrap_or("petrel")
+        .to_owned();
+    let traditional = match (invoked_as.as_str(), args.get(1).map(String::as_str)) {
+        ("sendmail", _) => Some(("sendmail", &args[1..])),
+        ("mailq", _) => Some(("mailq", &args[1..])),
+        (_, Some("sendmail")) => Some(("sendmail", &args[2..])),
+        (_, Some("mailq")) => Some(("mailq", &args[2..])),
+        _ => None,
+    };
+    if let Some((command, rest)) = traditional {
+        let result = if command == "sendmail" {
+            sendmail::sendmail(rest)
+        } else {
+            let config = rest
+                .iter()
+                .position(|a| a == "--config")
+                .and_then(|i| rest.get(i + 1))
+                .map(std::path::PathBuf::from);
+            queue_cli::run(
+                &config::locate(config.as_deref()),
+                &queue_cli::QueueCommand::List { json: false },
+            )
+        };
+        return match result {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(message) => {
+                eprintln!("{invoked_as}: {message}");
+                // sysexits EX_TEMPFAIL: callers such as cron retry or report.
+                ExitCode::from(75)
+            }
+        };
+    }
     let cli = Cli::parse();
     let level = match cli.log_level {
         Level::Error => tracing::Level::ERROR,

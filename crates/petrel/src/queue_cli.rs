@@ -171,30 +171,48 @@ fn parse_id(text: &str) -> Result<QueueId, String> {
     })
 }
 
-/// Serves the control socket of a running daemon until the task is dropped.
-pub async fn serve_control(path: std::path::PathBuf, control: Control) -> std::io::Result<()> {
+/// What the daemon's control socket serves: the queue commands and local submission.
+#[derive(Clone)]
+pub struct ControlService {
+    pub control: Control,
+    pub hostname: String,
+    pub max_message_bytes: u64,
+    /// Hands stored messages to the scheduler.
+    pub queued: tokio::sync::mpsc::UnboundedSender<QueueId>,
+}
+
+/// Serves the control socket of a running daemon until the task is dropped. The socket is
+/// private to the daemon's user (mode 0600).
+pub async fn serve_control(
+    path: std::path::PathBuf,
+    service: ControlService,
+) -> std::io::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
     let _ = std::fs::remove_file(&path);
     let listener = tokio::net::UnixListener::bind(&path)?;
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))?;
     loop {
         let (stream, _) = listener.accept().await?;
-        let control = control.clone();
+        let service = service.clone();
         tokio::spawn(async move {
-            let _ = answer(stream, &control).await;
+            let _ = answer(stream, &service).await;
         });
     }
 }
 
-async fn answer(stream: tokio::net::UnixStream, control: &Control) -> std::io::Result<()> {
+async fn answer(stream: tokio::net::UnixStream, service: &ControlService) -> std::io::Result<()> {
     use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt};
     let (reader, mut writer) = stream.into_split();
+    let mut reader = tokio::io::BufReader::new(reader);
     let mut line = String::new();
-    tokio::io::BufReader::new(reader)
-        .take(4096)
-        .read_line(&mut line)
-        .await?;
-    let result = match QueueCommand::parse_line(&line) {
-        Some(command) => execute(control, &command).await,
-        None => Err(format!("unknown request {:?}", line.trim_end())),
+    (&mut reader).take(65_536).read_line(&mut line).await?;
+    let result = if let Some(envelope) = line.strip_prefix("submit ") {
+        submit(service, envelope, &mut reader).await
+    } else {
+        match QueueCommand::parse_line(&line) {
+            Some(command) => execute(&service.control, &command).await,
+            None => Err(format!("unknown request {:?}", line.trim_end())),
+        }
     };
     let response = match result {
         Ok(text) => format!("ok\n{text}"),
@@ -202,6 +220,57 @@ async fn answer(stream: tokio::net::UnixStream, control: &Control) -> std::io::R
     };
     writer.write_all(response.as_bytes()).await?;
     writer.shutdown().await
+}
+
+/// `submit <sender> <recipient>...` (xtext), a line with the content's length, the content:
+/// stored like a submission, then handed to delivery.
+async fn submit(
+    service: &ControlService,
+    envelope: &str,
+    reader: &mut (impl tokio::io::AsyncBufRead + Unpin),
+) -> Result<String, String> {
+    use tokio::io::{AsyncBufReadExt, AsyncReadExt};
+    let mut words = envelope.split_whitespace().map(|w| {
+        petrel_proto::xtext::decode(w)
+            .and_then(|b| String::from_utf8(b).ok())
+            .ok_or_else(|| format!("{w:?} is not xtext"))
+    });
+    let sender = words.next().transpose()?.unwrap_or_default();
+    let recipients: Vec<String> = words.collect::<Result<_, _>>()?;
+    let mut length = String::new();
+    (&mut *reader)
+        .take(32)
+        .read_line(&mut length)
+        .await
+        .map_err(|e| e.to_string())?;
+    let length: u64 = length
+        .trim()
+        .parse()
+        .map_err(|_| "bad content length".to_owned())?;
+    if length > service.max_message_bytes {
+        return Err(format!(
+            "the message ({length} octets) is over limits.max_message_bytes"
+        ));
+    }
+    let mut content = Vec::new();
+    (&mut *reader)
+        .take(length)
+        .read_to_end(&mut content)
+        .await
+        .map_err(|e| e.to_string())?;
+    let message = crate::sendmail::local_message(&sender, &recipients, content)?;
+    let client = std::net::IpAddr::from([127, 0, 0, 1]);
+    let queue = service.control.queue().clone();
+    let stored =
+        petrel_server::receive::store_message(queue, message, client, &service.hostname, true)
+            .await;
+    match stored.queue_id {
+        Some(id) => {
+            let _ = service.queued.send(id.clone());
+            Ok(format!("queued as {id}"))
+        }
+        None => Err(format!("not queued: {}", stored.reply.to_line())),
+    }
 }
 
 /// Where a message is, for the views.

@@ -81,7 +81,12 @@ async fn serve(source: Source, config: Config) -> Result<(), String> {
     let control_path = config.data_dir.join("control.sock");
     let control = tokio::spawn(crate::queue_cli::serve_control(
         control_path.clone(),
-        scheduler.control(),
+        crate::queue_cli::ControlService {
+            control: scheduler.control(),
+            hostname: config.hostname.clone(),
+            max_message_bytes: config.limits.max_message_bytes,
+            queued: queued_tx.clone(),
+        },
     ));
     let delivery = tokio::spawn(scheduler.run(queued_rx, stop_delivery_rx));
 

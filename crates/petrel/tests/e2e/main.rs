@@ -13,4 +13,5 @@ mod lifecycle;
 mod nullmx;
 mod queue_tools;
 mod relay;
+mod sendmail;
 mod tls;
