@@ -26,7 +26,8 @@ use clap::{Parser, Subcommand, ValueEnum};
 #[command(
     name = "petrel",
     version,
-    about = "A mail transfer agent that explains every reply"
+    about = "A mail transfer agent that explains every reply",
+    after_help = "Also: petrel sendmail [-t] [-i] [-f SENDER] [RECIPIENT...] and petrel mailq, the\ntraditional interfaces (also when the binary is invoked as sendmail or mailq)."
 )]
 struct Cli {
     /// Configuration file (else $PETREL_CONFIG, ./petrel.toml, /etc/petrel/petrel.toml, or the embedded defaults).
