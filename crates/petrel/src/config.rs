@@ -270,6 +270,8 @@ pub struct LimitsConfig {
     #[serde(deserialize_with = "duration")]
     pub shutdown_grace: Duration,
     pub max_connections: usize,
+    /// Relay networks are exempt.
+    pub max_connections_per_ip: usize,
     pub max_command_line_bytes: usize,
     pub max_data_line_bytes: usize,
     pub max_errors: u32,
@@ -283,6 +285,7 @@ impl Default for LimitsConfig {
             idle_timeout: Duration::from_secs(300),
             shutdown_grace: Duration::from_secs(30),
             max_connections: 10_000,
+            max_connections_per_ip: 50,
             max_command_line_bytes: 2048,
             max_data_line_bytes: 65_536,
             max_errors: 20,
@@ -452,6 +455,7 @@ impl Config {
             reject_null_mx_sender: self.policy.reject_null_mx_sender,
             tls,
             users: Arc::new(users),
+            max_connections_per_ip: self.limits.max_connections_per_ip.max(1),
         }))
     }
 

@@ -100,6 +100,7 @@ async fn serve(source: Source, config: Config) -> Result<(), String> {
             let _ = queued_tx.send(id);
         }),
         lifecycle: lifecycle_rx,
+        per_ip: Arc::default(),
     });
     for (listener, protocol) in listeners {
         tokio::spawn(run_listener(

@@ -9,6 +9,7 @@ pub mod connection;
 pub mod listener;
 pub mod network;
 pub mod nullmx;
+pub mod per_ip;
 pub mod policy;
 pub mod receive;
 pub mod stream;
@@ -42,6 +43,8 @@ pub struct ServerSettings {
     pub tls: Option<Arc<rustls::ServerConfig>>,
     /// Who may AUTH.
     pub users: Arc<users::UserStore>,
+    /// Sessions one client address may hold at once (relay networks exempt).
+    pub max_connections_per_ip: usize,
 }
 
 /// What a listener speaks (shared/INTERFACE.md).
@@ -111,4 +114,6 @@ pub struct Server {
     pub queue: Arc<dyn Queue>,
     pub on_queued: QueuedHook,
     pub lifecycle: watch::Receiver<Lifecycle>,
+    /// Open sessions per client address.
+    pub per_ip: Arc<per_ip::PerIp>,
 }

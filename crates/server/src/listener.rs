@@ -58,7 +58,7 @@ pub async fn run_listener(
             accepted = listener.accept() => accepted,
             _ = lifecycle.changed() => continue,
         };
-        let (mut stream, peer) = match accepted {
+        let (stream, peer) = match accepted {
             Ok(pair) => pair,
             Err(error) => {
                 warn!(%error, "accept failed");
@@ -69,13 +69,26 @@ pub async fn run_listener(
         let _ = stream.set_nodelay(true);
         let Ok(permit) = connections.clone().try_acquire_owned() else {
             warn!(%peer, "too many connections");
-            tokio::spawn(async move {
-                let mut out = Vec::new();
-                standard::TOO_MANY_CONNECTIONS.reply().render(&mut out);
-                let _ = stream.write_all(&out).await;
-                let _ = stream.shutdown().await;
-            });
+            refuse(stream, standard::TOO_MANY_CONNECTIONS.reply());
             continue;
+        };
+        let ip_slot = {
+            let settings = server.settings.borrow();
+            if settings.policy.is_relay_client(peer.ip()) {
+                None
+            } else {
+                match server
+                    .per_ip
+                    .acquire(peer.ip(), settings.max_connections_per_ip)
+                {
+                    Some(slot) => Some(slot),
+                    None => {
+                        warn!(%peer, "too many connections from this address");
+                        refuse(stream, standard::TOO_MANY_CONNECTIONS_FROM_ADDRESS.reply());
+                        continue;
+                    }
+                }
+            }
         };
         let session_id = NEXT_SESSION_ID.fetch_add(1, Ordering::Relaxed);
         let server = server.clone();
@@ -84,6 +97,17 @@ pub async fn run_listener(
                 serve_connection(server, stream, peer, session_id, protocol).await;
             }
             drop(permit);
+            drop(ip_slot);
         });
     }
+}
+
+/// Answers a connection that gets no session with `reply` and closes it, in its own task.
+fn refuse(mut stream: tokio::net::TcpStream, reply: petrel_proto::Reply) {
+    tokio::spawn(async move {
+        let mut out = Vec::new();
+        reply.render(&mut out);
+        let _ = stream.write_all(&out).await;
+        let _ = stream.shutdown().await;
+    });
 }

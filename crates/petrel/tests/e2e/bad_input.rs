@@ -182,3 +182,26 @@ fn relay_refused_from_outside_relay_networks() {
         "250 2.1.5 Recipient OK\r\n"
     );
 }
+
+#[test]
+fn max_connections_per_ip_for_clients_outside_relay_networks() {
+    let scratch = Scratch::new("per-ip");
+    let petrel = Petrel::start(
+        &scratch.0,
+        "[relay]\nnetworks = [\"192.0.2.0/24\"]\n\n[limits]\nmax_connections_per_ip = 3\n",
+    );
+    let mut held: Vec<RawClient> = (0..3).map(|_| RawClient::connect(petrel.address)).collect();
+    for client in &mut held {
+        assert!(client.reply().starts_with("220 "));
+    }
+    let mut fourth = RawClient::connect(petrel.address);
+    assert_eq!(
+        fourth.reply(),
+        "421 4.7.0 Too many connections from your address, try again later\r\n"
+    );
+    // A slot frees when a session ends.
+    held.pop().unwrap().command("QUIT");
+    std::thread::sleep(Duration::from_millis(200));
+    let mut again = RawClient::connect(petrel.address);
+    assert!(again.reply().starts_with("220 "));
+}

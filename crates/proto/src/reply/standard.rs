@@ -56,6 +56,8 @@ replies! {
     TOO_MANY_ERRORS = 421 [4, 7, 0] "Too many errors, closing transmission channel";
     /// Over `limits.max_connections`: greeting refused, then close.
     TOO_MANY_CONNECTIONS = 421 [4, 7, 0] "Too many connections, try again later";
+    /// Over `limits.max_connections_per_ip`: greeting refused, then close.
+    TOO_MANY_CONNECTIONS_FROM_ADDRESS = 421 [4, 7, 0] "Too many connections from your address, try again later";
     /// Local error while storing (S-DATA-10).
     LOCAL_ERROR = 451 [4, 3, 0] "Local error in processing, try again later";
     /// A lookup the decision needs failed (S-TXN-9).
