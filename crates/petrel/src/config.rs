@@ -4,20 +4,13 @@
 //! The only module that reads settings files or the environment. Every error names the file,
 //! the line and the key or value at fault; an unknown key is an error.
 
-use std::collections::HashSet;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::time::Duration;
 
-use petrel_delivery::DeliverySettings;
 use petrel_delivery::schedule::RetryPolicy;
-use petrel_proto::SessionConfig;
 use petrel_proto::data::BareNewline;
-use petrel_server::ServerSettings;
 use petrel_server::network::IpNetwork;
-use petrel_server::policy::Policy;
-use petrel_server::users::UserStore;
 use serde::{Deserialize, Deserializer};
 
 /// The whole file.
@@ -404,89 +397,6 @@ impl Config {
             }
         }
         Ok(())
-    }
-
-    /// What sessions need; reads the certificate, key and users file.
-    ///
-    /// # Errors
-    /// A message naming the file that could not be used.
-    pub fn server_settings(&self) -> Result<Arc<ServerSettings>, String> {
-        let tls = match &self.tls {
-            Some(tls) => Some(crate::tls::server_config(
-                &tls.certificate,
-                &tls.private_key,
-            )?),
-            None => None,
-        };
-        let users = match &self.auth.users_file {
-            Some(path) => {
-                let text = std::fs::read_to_string(path)
-                    .map_err(|e| format!("auth.users_file {}: {e}", path.display()))?;
-                UserStore::parse(&text)
-                    .map_err(|e| format!("auth.users_file {}: {e}", path.display()))?
-            }
-            None => UserStore::default(),
-        };
-        Ok(Arc::new(ServerSettings {
-            session: SessionConfig {
-                hostname: self.hostname.clone(),
-                max_message_bytes: self.limits.max_message_bytes,
-                max_recipients: self.limits.max_recipients,
-                max_command_line_bytes: self.limits.max_command_line_bytes,
-                max_data_line_bytes: self.limits.max_data_line_bytes,
-                max_errors: self.limits.max_errors,
-                max_received_headers: 100,
-                bare_newline: self.policy.bare_newline,
-                ..SessionConfig::default()
-            },
-            idle_timeout: self.limits.idle_timeout,
-            policy: Policy {
-                local_domains: self.local_domains(),
-                recipient_delimiter: self.delimiter(),
-                mailboxes: self.local.mailboxes.as_ref().map(|list| {
-                    list.iter()
-                        .map(|m| m.to_lowercase())
-                        .collect::<HashSet<_>>()
-                }),
-                relay_networks: self.relay.networks.clone(),
-            },
-            bare_newline_normalize_networks: self.policy.bare_newline_normalize_networks.clone(),
-            reject_null_mx_recipient: self.policy.reject_null_mx_recipient,
-            reject_null_mx_sender: self.policy.reject_null_mx_sender,
-            tls,
-            users: Arc::new(users),
-            max_connections_per_ip: self.limits.max_connections_per_ip.max(1),
-        }))
-    }
-
-    /// What delivery needs; `own_addresses` are the bound listeners.
-    pub fn delivery_settings(&self, own_addresses: &[SocketAddr]) -> Arc<DeliverySettings> {
-        Arc::new(DeliverySettings {
-            hostname: self.hostname.clone(),
-            mail_root: self.data_dir.join("mail"),
-            local_domains: self.local_domains(),
-            recipient_delimiter: self.delimiter(),
-            port: self.delivery.port,
-            retry: RetryPolicy {
-                intervals: self.delivery.retry.clone(),
-                max_age: self.delivery.max_age,
-            },
-            concurrency_per_domain: self.delivery.concurrency_per_domain,
-            own_addresses: own_addresses.to_vec(),
-            keep_history: self.queue.keep_history,
-        })
-    }
-
-    fn local_domains(&self) -> Vec<String> {
-        self.local
-            .domains
-            .iter()
-            .map(|d| d.to_lowercase())
-            .collect()
-    }
-
-    fn delimiter(&self) -> Option<String> {
-        Some(self.local.recipient_delimiter.clone()).filter(|d| !d.is_empty())
     }
 }
 

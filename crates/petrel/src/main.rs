@@ -13,6 +13,7 @@ mod queue_view;
 mod send;
 mod sendmail;
 mod serve;
+mod settings;
 mod tls;
 mod users;
 mod web;
