@@ -195,6 +195,8 @@ pub struct LocalConfig {
     #[serde(default = "default_delimiter")]
     pub recipient_delimiter: String,
     pub mailboxes: Option<Vec<String>>,
+    /// `name: target, target` lines (see the `aliases` module of petrel-server).
+    pub aliases: Option<PathBuf>,
 }
 
 impl Default for LocalConfig {
@@ -203,6 +205,7 @@ impl Default for LocalConfig {
             domains: default_local_domains(),
             recipient_delimiter: default_delimiter(),
             mailboxes: None,
+            aliases: None,
         }
     }
 }

@@ -177,6 +177,8 @@ pub struct ControlService {
     pub control: Control,
     pub hostname: String,
     pub max_message_bytes: u64,
+    /// For alias expansion of submitted mail.
+    pub settings: tokio::sync::watch::Receiver<Arc<petrel_server::ServerSettings>>,
     /// Hands stored messages to the scheduler.
     pub queued: tokio::sync::mpsc::UnboundedSender<QueueId>,
 }
@@ -261,9 +263,14 @@ async fn submit(
     let message = crate::sendmail::local_message(&sender, &recipients, content)?;
     let client = std::net::IpAddr::from([127, 0, 0, 1]);
     let queue = service.control.queue().clone();
-    let stored =
-        petrel_server::receive::store_message(queue, message, client, &service.hostname, true)
-            .await;
+    let settings = service.settings.borrow().clone();
+    let context = petrel_server::receive::Receiving {
+        client,
+        hostname: &service.hostname,
+        is_submission: true,
+        policy: &settings.policy,
+    };
+    let stored = petrel_server::receive::store_message(queue, message, &context).await;
     match stored.queue_id {
         Some(id) => {
             let _ = service.queued.send(id.clone());

@@ -182,14 +182,14 @@ async fn into_spool(
     let root = config.data_dir.join("queue");
     let (spool, _) = petrel_queue::spool::Spool::open(root.clone())
         .map_err(|e| format!("cannot open the queue {}: {e}", root.display()))?;
-    let stored = petrel_server::receive::store_message(
-        Arc::new(spool),
-        message,
-        std::net::IpAddr::from([127, 0, 0, 1]),
-        &config.hostname,
-        true,
-    )
-    .await;
+    let settings = config.server_settings()?;
+    let context = petrel_server::receive::Receiving {
+        client: std::net::IpAddr::from([127, 0, 0, 1]),
+        hostname: &config.hostname,
+        is_submission: true,
+        policy: &settings.policy,
+    };
+    let stored = petrel_server::receive::store_message(Arc::new(spool), message, &context).await;
     match stored.queue_id {
         Some(id) => {
             eprintln!("queued as {id}; petrel delivers it when it runs");

@@ -86,6 +86,7 @@ async fn serve(source: Source, config: Config) -> Result<(), String> {
             hostname: config.hostname.clone(),
             max_message_bytes: config.limits.max_message_bytes,
             queued: queued_tx.clone(),
+            settings: server_settings_rx.clone(),
         },
     ));
     let delivery = tokio::spawn(scheduler.run(queued_rx, stop_delivery_rx));

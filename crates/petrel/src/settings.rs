@@ -10,6 +10,7 @@ use petrel_delivery::DeliverySettings;
 use petrel_delivery::schedule::RetryPolicy;
 use petrel_proto::SessionConfig;
 use petrel_server::ServerSettings;
+use petrel_server::aliases::Aliases;
 use petrel_server::policy::Policy;
 use petrel_server::users::UserStore;
 
@@ -27,6 +28,15 @@ impl Config {
                 &tls.private_key,
             )?),
             None => None,
+        };
+        let aliases = match &self.local.aliases {
+            Some(path) => {
+                let text = std::fs::read_to_string(path)
+                    .map_err(|e| format!("local.aliases {}: {e}", path.display()))?;
+                Aliases::parse(&text)
+                    .map_err(|e| format!("local.aliases {}: {e}", path.display()))?
+            }
+            None => Aliases::default(),
         };
         let users = match &self.auth.users_file {
             Some(path) => {
@@ -59,6 +69,7 @@ impl Config {
                         .collect::<HashSet<_>>()
                 }),
                 relay_networks: self.relay.networks.clone(),
+                aliases: Arc::new(aliases),
             },
             bare_newline_normalize_networks: self.policy.bare_newline_normalize_networks.clone(),
             reject_null_mx_recipient: self.policy.reject_null_mx_recipient,

@@ -17,7 +17,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tracing::{debug, info, warn};
 
 use crate::nullmx::{check_recipient, check_sender};
-use crate::receive::store_message;
+use crate::receive::{Receiving, store_message};
 use crate::stream::Stream;
 use crate::users::owns_sender;
 use crate::{Lifecycle, Protocol, Server, ServerSettings};
@@ -166,14 +166,14 @@ impl Connection {
             message.content.len(),
         );
         let is_submission = self.protocol.is_submission();
-        let stored = store_message(
-            self.server.queue.clone(),
-            message,
-            self.peer.ip(),
-            &hostname,
+        let settings = self.server.settings.borrow().clone();
+        let context = Receiving {
+            client: self.peer.ip(),
+            hostname: &hostname,
             is_submission,
-        )
-        .await;
+            policy: &settings.policy,
+        };
+        let stored = store_message(self.server.queue.clone(), message, &context).await;
         match (&stored.queue_id, &stored.error) {
             (Some(id), _) => {
                 info!(session = self.session_id, queue_id = %id, peer = %self.peer, sender = %sender, recipients = count, size, tls = ?self.stream.tls_summary(), user = ?self.session.authenticated_as(), "queued");

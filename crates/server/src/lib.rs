@@ -5,6 +5,7 @@
 //! Depends on proto and queue, never on delivery (they meet only in the queue). Handles
 //! untrusted peers: no peer input may panic a task or stop other sessions.
 
+pub mod aliases;
 pub mod connection;
 pub mod listener;
 pub mod network;

@@ -6,10 +6,12 @@
 
 use std::collections::HashSet;
 use std::net::IpAddr;
+use std::sync::Arc;
 
-use petrel_proto::address::{Domain, ForwardPath, mailbox_folder};
+use petrel_proto::address::{Domain, ForwardPath, mailbox_folder, parse_mailbox};
 use petrel_proto::{Reply, standard};
 
+use crate::aliases::Aliases;
 use crate::network::IpNetwork;
 
 /// What the operator configured about recipients and relaying.
@@ -23,6 +25,8 @@ pub struct Policy {
     pub mailboxes: Option<HashSet<String>>,
     /// Clients that may relay to other domains.
     pub relay_networks: Vec<IpNetwork>,
+    /// `local.aliases`.
+    pub aliases: Arc<Aliases>,
 }
 
 impl Policy {
@@ -61,13 +65,45 @@ impl Policy {
         let content = mailbox.local_part_content();
         let folder = mailbox_folder(&content, self.recipient_delimiter.as_deref())
             .ok_or_else(|| standard::MAILBOX_NAME_NOT_ALLOWED.reply())?;
-        if folder == "postmaster" {
-            return Ok(());
+        let domain = mailbox.domain.to_string();
+        let is_mailbox = self.mailboxes.as_ref().is_none_or(|m| m.contains(&folder));
+        let is_alias = self.aliases.targets(&folder, &domain, is_mailbox).is_some();
+        if is_mailbox || is_alias || folder == "postmaster" || folder == "abuse" {
+            Ok(())
+        } else {
+            Err(standard::NO_SUCH_USER.reply())
         }
-        match &self.mailboxes {
-            Some(mailboxes) if !mailboxes.contains(&folder) => Err(standard::NO_SUCH_USER.reply()),
-            _ => Ok(()),
+    }
+
+    /// For an address of ours: its folder, its domain, and whether that mailbox exists.
+    pub fn local_address(&self, address: &str) -> Option<(String, String, bool)> {
+        if address.eq_ignore_ascii_case("Postmaster") {
+            return Some((
+                "postmaster".into(),
+                self.local_domains.first()?.clone(),
+                true,
+            ));
         }
+        let mailbox = parse_mailbox(address).ok()?;
+        if !self.is_local_domain(&mailbox.domain) {
+            return None;
+        }
+        let folder = mailbox_folder(
+            &mailbox.local_part_content(),
+            self.recipient_delimiter.as_deref(),
+        )?;
+        let exists = self.mailboxes.as_ref().is_none_or(|m| m.contains(&folder))
+            || folder == "postmaster"
+            || folder == "abuse";
+        Some((folder, mailbox.domain.to_string().to_lowercase(), exists))
+    }
+
+    /// The final recipients of `address` after alias expansion.
+    pub fn expand(&self, address: &str) -> Vec<String> {
+        if self.aliases.is_empty() {
+            return vec![address.to_owned()];
+        }
+        self.aliases.expand(address, &|a| self.local_address(a))
     }
 }
 
@@ -82,6 +118,7 @@ mod tests {
             recipient_delimiter: Some("+".into()),
             mailboxes: Some(["alice".to_owned()].into_iter().collect()),
             relay_networks: vec![IpNetwork::parse("127.0.0.0/8").unwrap()],
+            aliases: Arc::new(Aliases::parse("team: alice\n").unwrap()),
         }
     }
 
@@ -102,6 +139,16 @@ mod tests {
     fn s_txn_9_local_mailboxes_and_relay() {
         assert_eq!(check("192.0.2.1", "<Alice+news@example.org>"), Ok(()));
         assert_eq!(check("192.0.2.1", "<bob@example.org>"), Err(550));
+        assert_eq!(
+            check("192.0.2.1", "<team@example.org>"),
+            Ok(()),
+            "an alias exists"
+        );
+        assert_eq!(
+            check("192.0.2.1", "<abuse@example.org>"),
+            Ok(()),
+            "abuse always exists"
+        );
         assert_eq!(check("192.0.2.1", "<\".\"@example.org>"), Err(550));
         assert_eq!(check("192.0.2.1", "<\"a/b\"@example.org>"), Err(550));
         assert_eq!(check("192.0.2.1", "<x@elsewhere.example>"), Err(554));

@@ -13,6 +13,8 @@ use petrel_proto::trace::{ReceivedFields, received_header};
 use petrel_proto::{Message, Reply, standard};
 use petrel_queue::{Envelope, NewMessage, Queue, QueueError, QueueId, Recipient};
 
+use crate::policy::Policy;
+
 /// The outcome of storing one message.
 pub struct Stored {
     pub reply: Reply,
@@ -24,17 +26,21 @@ pub struct Stored {
 pub async fn store_message(
     queue: Arc<dyn Queue>,
     mut message: Message,
-    client: IpAddr,
-    hostname: &str,
-    is_submission: bool,
+    context: &Receiving<'_>,
 ) -> Stored {
+    let Receiving {
+        client,
+        hostname,
+        is_submission,
+        policy,
+    } = *context;
     let unix_seconds = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_secs());
     if is_submission {
         complete_submission(&mut message, hostname, unix_seconds);
     }
-    let envelope = envelope_of(&message, client, unix_seconds);
+    let envelope = envelope_of(&message, client, policy, unix_seconds);
     let hostname = hostname.to_owned();
     let result = tokio::task::spawn_blocking(move || {
         let header = |id: &QueueId| trace_header(&message, client, &hostname, id, unix_seconds);
@@ -105,7 +111,7 @@ fn trace_header(
     })
 }
 
-fn envelope_of(message: &Message, client: IpAddr, unix_seconds: u64) -> Envelope {
+fn envelope_of(message: &Message, client: IpAddr, policy: &Policy, unix_seconds: u64) -> Envelope {
     Envelope {
         arrival_unix_seconds: unix_seconds,
         client_address: client.to_string(),
@@ -115,15 +121,12 @@ fn envelope_of(message: &Message, client: IpAddr, unix_seconds: u64) -> Envelope
         is_smtputf8: message.parameters.is_smtputf8,
         ret: message.parameters.ret,
         envelope_id: message.parameters.envelope_id.clone(),
-        recipients: message
-            .recipients
-            .iter()
-            .map(|rcpt| Recipient {
-                notify: rcpt.parameters.notify,
-                original_recipient: rcpt.parameters.original_recipient.clone(),
-                ..Recipient::new(rcpt.forward_path.to_string())
-            })
-            .collect(),
+        recipients: unique(
+            message
+                .recipients
+                .iter()
+                .flat_map(|rcpt| expanded(policy, rcpt)),
+        ),
         message_id: header_value(&message.content, "message-id"),
         history: vec![format!(
             "{} received from {} ({}) with {} recipient(s)",
@@ -133,6 +136,54 @@ fn envelope_of(message: &Message, client: IpAddr, unix_seconds: u64) -> Envelope
             message.recipients.len()
         )],
     }
+}
+
+/// What a message is received with.
+#[derive(Debug, Clone, Copy)]
+pub struct Receiving<'a> {
+    pub client: IpAddr,
+    pub hostname: &'a str,
+    /// Submission (587/465, local submission): Date and Message-ID are added when missing.
+    pub is_submission: bool,
+    /// For alias expansion.
+    pub policy: &'a Policy,
+}
+
+/// The queue recipients of one RCPT: itself, or its aliases' final targets, each remembering
+/// the address the client gave (ORCPT, RFC 3461 §4.2) when it differs.
+fn expanded(policy: &Policy, rcpt: &petrel_proto::session::RcptRequest) -> Vec<Recipient> {
+    let address = rcpt.forward_path.to_string();
+    policy
+        .expand(&address)
+        .into_iter()
+        .map(|target| {
+            let original = rcpt.parameters.original_recipient.clone().or_else(|| {
+                (target != address).then(|| petrel_proto::params::OriginalRecipient {
+                    address_type: "rfc822".into(),
+                    address: address.clone(),
+                })
+            });
+            Recipient {
+                notify: rcpt.parameters.notify,
+                original_recipient: original,
+                ..Recipient::new(target)
+            }
+        })
+        .collect()
+}
+
+/// Each address once (an alias and a direct RCPT may name the same mailbox).
+fn unique(recipients: impl Iterator<Item = Recipient>) -> Vec<Recipient> {
+    let mut out: Vec<Recipient> = Vec::new();
+    for recipient in recipients {
+        if !out
+            .iter()
+            .any(|r| r.address.eq_ignore_ascii_case(&recipient.address))
+        {
+            out.push(recipient);
+        }
+    }
+    out
 }
 
 /// Submission adds a missing `Date:` and `Message-ID:` (RFC 6409 §8.2-8.3, S-SUB-3).

@@ -205,3 +205,71 @@ fn max_connections_per_ip_for_clients_outside_relay_networks() {
     let mut again = RawClient::connect(petrel.address);
     assert!(again.reply().starts_with("220 "));
 }
+
+#[test]
+fn aliases_expand_to_local_and_remote_and_unknown_names_are_refused() {
+    let scratch = Scratch::new("aliases");
+    let aliases = scratch.0.join("aliases");
+    std::fs::write(
+        &aliases,
+        "team: alice, ops\nops: carol\npostmaster: alice\n",
+    )
+    .unwrap();
+    let dns = crate::harness::test_dns();
+    let config = crate::harness::config_text(&scratch.0.join("data"), dns.address, "").replace(
+        "[local]\n",
+        &format!(
+            "[local]\naliases = \"{}\"\nmailboxes = [\"alice\", \"carol\"]\n",
+            aliases.display()
+        ),
+    );
+    let config_path = scratch.0.join("petrel.toml");
+    std::fs::write(&config_path, config).unwrap();
+    let petrel = Petrel::start_with(&config_path, &scratch.0.join("data"), &[]);
+    let mut client = RawClient::connect(petrel.address);
+    client.reply();
+    client.command("EHLO alias.test");
+    client.command("MAIL FROM:<a@example.test>");
+    assert!(
+        client
+            .command("RCPT TO:<team@localhost>")
+            .starts_with("250"),
+        "an alias exists"
+    );
+    assert_eq!(
+        client.command("RCPT TO:<stranger@localhost>"),
+        "550 5.1.1 No such user here\r\n"
+    );
+    assert!(client.command("RCPT TO:<Postmaster>").starts_with("250"));
+    assert!(client.command("DATA").starts_with("354"));
+    client.send(b"Subject: to the team\r\n\r\nhello\r\n.\r\n");
+    assert!(client.reply().starts_with("250 2.0.0 queued as"));
+    // team -> alice + ops -> carol; postmaster -> alice (once).
+    assert_eq!(petrel.wait_for_maildir("localhost", "alice", 1).len(), 1);
+    assert_eq!(petrel.wait_for_maildir("localhost", "carol", 1).len(), 1);
+    std::thread::sleep(Duration::from_millis(200));
+    assert_eq!(
+        petrel.maildir("localhost", "alice").len(),
+        1,
+        "alice gets one copy"
+    );
+    assert!(petrel.maildir("localhost", "team").is_empty());
+    // Nothing is left pending: every expanded address was delivered.
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let output = std::process::Command::new(env!("CARGO_BIN_EXE_petrel"))
+            .args(["queue", "list", "--config"])
+            .arg(&config_path)
+            .output()
+            .unwrap();
+        if String::from_utf8_lossy(&output.stdout).contains("the queue is empty") {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{}",
+            String::from_utf8_lossy(&output.stdout)
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
