@@ -1,8 +1,149 @@
 //! The `[http]` server of `petrel serve`: the reply-code reference as web pages.
+//!
+//! A small HTTP/1.1 server written by hand over tokio: one request per connection (GET or
+//! HEAD), its head read within 16 KiB and 10 seconds, the answer sent with Content-Length and
+//! `Connection: close`. The pages are server-rendered HTML that needs no JavaScript, in
+//! English or (with `?lang=id`) Indonesian. See `pages.rs` for which path shows what.
 
-use tokio::net::TcpListener;
+mod compare;
+mod entry;
+mod html;
+mod http;
+mod pages;
+mod words;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::Semaphore;
+use tracing::{debug, warn};
+
+use http::{MAX_HEAD, Method, Response};
+
+/// How long a client may take to send its request head.
+const HEAD_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long sending the answer may take.
+const WRITE_TIMEOUT: Duration = Duration::from_secs(30);
+/// How many connections are served at once; more wait in the listen queue.
+const MAX_CONNECTIONS: usize = 256;
 
 /// Serves HTTP on `listener` until the task is dropped.
 pub async fn serve(listener: TcpListener) {
-    let _ = listener;
+    let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));
+    loop {
+        let Ok(slot) = slots.clone().acquire_owned().await else {
+            return;
+        };
+        match listener.accept().await {
+            Ok((stream, _peer)) => {
+                tokio::spawn(async move {
+                    handle(stream).await;
+                    drop(slot);
+                });
+            }
+            Err(error) => {
+                // Out of file descriptors and the like: wait instead of spinning.
+                warn!(%error, "http: cannot accept a connection");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+    }
+}
+
+/// Reads one request from `stream`, answers it and closes the connection.
+async fn handle(mut stream: TcpStream) {
+    let (response, head_only) =
+        match tokio::time::timeout(HEAD_TIMEOUT, read_head(&mut stream)).await {
+            Err(_) => (
+                Some(pages::refused(408, "the request head took too long")),
+                false,
+            ),
+            Ok(Head::Closed) => (None, false),
+            Ok(Head::TooLarge) => (
+                Some(pages::refused(
+                    431,
+                    "the request head is larger than 16 KiB",
+                )),
+                false,
+            ),
+            Ok(Head::Complete(bytes)) => match http::parse_head(&bytes) {
+                Ok(request) => {
+                    let response = pages::respond(&request);
+                    debug!(path = %request.path, status = response.status, "http request");
+                    (Some(response), request.method == Method::Head)
+                }
+                Err(rejection) => (
+                    Some(pages::refused(rejection.status, rejection.reason)),
+                    false,
+                ),
+            },
+        };
+    if let Some(response) = response {
+        send(&mut stream, &response, head_only).await;
+    }
+}
+
+/// What reading a request head gave.
+enum Head {
+    /// The head, up to and including its empty line.
+    Complete(Vec<u8>),
+    /// More than `MAX_HEAD` bytes without an empty line.
+    TooLarge,
+    /// The client closed (or the connection failed) before sending anything.
+    Closed,
+}
+
+async fn read_head(stream: &mut TcpStream) -> Head {
+    let mut buffer = Vec::with_capacity(1024);
+    let mut chunk = [0u8; 4096];
+    loop {
+        let read = match stream.read(&mut chunk).await {
+            Ok(0) | Err(_) if buffer.iter().all(u8::is_ascii_whitespace) => {
+                return Head::Closed;
+            }
+            // A partial head, then the end: answer it (it fails to parse, so a 400).
+            Ok(0) | Err(_) => return Head::Complete(buffer),
+            Ok(read) => read,
+        };
+        buffer.extend_from_slice(&chunk[..read]);
+        match http::head_end(&buffer) {
+            Some(end) if end <= MAX_HEAD => {
+                buffer.truncate(end);
+                return Head::Complete(buffer);
+            }
+            Some(_) => return Head::TooLarge,
+            None => {}
+        }
+        if buffer.len() > MAX_HEAD {
+            return Head::TooLarge;
+        }
+    }
+}
+
+/// Writes `response`, closes our side, and lets the client's remaining bytes drain briefly so
+/// the close does not reset the connection before the client has read the answer.
+async fn send(stream: &mut TcpStream, response: &Response, head_only: bool) {
+    let bytes = response.to_bytes(head_only);
+    let written = tokio::time::timeout(WRITE_TIMEOUT, async {
+        stream.write_all(&bytes).await?;
+        stream.flush().await?;
+        stream.shutdown().await
+    })
+    .await;
+    if !matches!(written, Ok(Ok(()))) {
+        return;
+    }
+    let _ = tokio::time::timeout(Duration::from_secs(2), async {
+        let mut sink = [0u8; 4096];
+        let mut drained = 0usize;
+        while drained < 64 * 1024 {
+            match stream.read(&mut sink).await {
+                Ok(0) | Err(_) => break,
+                Ok(read) => drained += read,
+            }
+        }
+    })
+    .await;
 }

@@ -117,6 +117,19 @@ fn split_pid(line: &str) -> (&str, &str) {
     (pid.trim(), rest.trim_start())
 }
 
+/// Sends SIGKILL to a process this test started (by PID) unless disarmed.
+struct KillOnDrop(Option<String>);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        if let Some(pid) = &self.0 {
+            let _ = std::process::Command::new("kill")
+                .args(["-KILL", pid])
+                .status();
+        }
+    }
+}
+
 #[test]
 fn strace_shows_fsyncs_before_the_250() {
     let scratch = Scratch::new("strace");
@@ -137,6 +150,12 @@ fn strace_shows_fsyncs_before_the_250() {
             "trace=fsync,fdatasync,rename,renameat,renameat2,write,sendto,writev",
         ],
     );
+    // The traced petrel is strace's child; make sure it never outlives a failing test.
+    let strace_pid = petrel.child.id();
+    let children =
+        std::fs::read_to_string(format!("/proc/{strace_pid}/task/{strace_pid}/children")).unwrap();
+    let traced_pid = children.split_whitespace().next().unwrap().to_owned();
+    let mut guard = KillOnDrop(Some(traced_pid.clone()));
     let mut client = RawClient::connect(petrel.address);
     client.reply();
     client.command("EHLO strace.test");
@@ -151,12 +170,6 @@ fn strace_shows_fsyncs_before_the_250() {
     // Stop petrel itself (the traced process, whose PID starts the trace) with SIGTERM, so it
     // exits cleanly and strace, exiting with it, has written the whole trace.
     let mut petrel = petrel;
-    let first = std::fs::read_to_string(&trace_path).unwrap();
-    let traced_pid = first.split_whitespace().next().unwrap().to_owned();
-    assert!(
-        traced_pid.bytes().all(|b| b.is_ascii_digit()),
-        "{traced_pid}"
-    );
     assert!(
         std::process::Command::new("kill")
             .args(["-TERM", &traced_pid])
@@ -165,6 +178,7 @@ fn strace_shows_fsyncs_before_the_250() {
             .success()
     );
     assert_eq!(petrel.wait_exit(), Some(0));
+    guard.0 = None;
     let trace = std::fs::read_to_string(&trace_path).unwrap();
 
     // Completed syscalls in order: a call may be split into "<unfinished ...>" and

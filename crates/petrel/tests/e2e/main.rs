@@ -15,3 +15,5 @@ mod queue_tools;
 mod relay;
 mod sendmail;
 mod tls;
+mod tools;
+mod web;

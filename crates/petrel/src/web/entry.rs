@@ -1,0 +1,192 @@
+//! One entry of the reference as HTML: its title, class, every text under its label, the
+//! defining RFCs as links to rfc-editor.org (with the section anchor when one is given), the
+//! related codes with "compare" links. Also the numeric order of codes (5.1.2 before 5.1.10).
+
+use petrel_catalogue::explain::labels;
+use petrel_catalogue::{Entry, Lang};
+
+use super::html::{Ctx, code_link, escape, paragraphs};
+use super::words::{actor, retry, words};
+
+/// The IANA registry of enhanced status codes, linked from entries that cite it.
+const IANA: &str = "https://www.iana.org/assignments/smtp-enhanced-status-codes/";
+
+/// A key that orders codes by their numbers: 250 < 354, 5.1.2 < 5.1.10.
+pub fn code_key(code: &str) -> Vec<u32> {
+    code.split('.')
+        .map(|part| part.parse().unwrap_or(u32::MAX))
+        .collect()
+}
+
+/// Renders `entry` as an `<article>`, its heading at `level` (2 or 3), its parts one below.
+pub fn article(ctx: &Ctx<'_>, entry: &Entry, level: u8) -> String {
+    let labels = labels(ctx.lang);
+    let text = entry.text(ctx.lang);
+    let facts = &entry.facts;
+    let sub = level + 1;
+    let mut out = format!(
+        "<article class=\"entry\" id=\"code-{id}\">\n<h{level}><code>{code}</code> {title}</h{level}>\n\
+         <dl class=\"facts\"><dt>{class_label}</dt><dd>{class}</dd><dt>{rfc_label}</dt><dd>{rfc}</dd></dl>\n",
+        id = escape(&facts.code.replace('.', "-")),
+        code = escape(&facts.code),
+        title = escape(&text.title),
+        class_label = labels.class_label,
+        class = escape(labels.class(&facts.class)),
+        rfc_label = labels.rfc,
+        rfc = rfc_links(&facts.rfc),
+    );
+    for (label, value) in [
+        (labels.meaning, &text.meaning),
+        (labels.when, &text.when),
+        (labels.fix_sender, &text.fix_sender),
+        (labels.fix_admin, &text.fix_admin),
+    ] {
+        out.push_str(&format!(
+            "<h{sub}>{label}</h{sub}>\n{}\n",
+            paragraphs(value)
+        ));
+    }
+    for (label, tag, value) in [
+        (
+            labels.who_acts,
+            actor(ctx.lang, &facts.actor),
+            &text.who_acts,
+        ),
+        (labels.retry, retry(ctx.lang, &facts.retry), &text.retry),
+    ] {
+        out.push_str(&format!(
+            "<h{sub}>{label}</h{sub}>\n<p><span class=\"tag\">{}</span> {}</p>\n",
+            escape(&tag),
+            escape(value.trim())
+        ));
+    }
+    out.push_str(&related(ctx, entry, sub));
+    out.push_str("</article>\n");
+    out
+}
+
+/// The related codes, each with its title and a link comparing it with `entry`.
+fn related(ctx: &Ctx<'_>, entry: &Entry, level: u8) -> String {
+    if entry.facts.related.is_empty() {
+        return String::new();
+    }
+    let catalogue = petrel_catalogue::Catalogue::get().ok();
+    let compare = words(ctx.lang).compare;
+    let mut out = format!(
+        "<h{level}>{}</h{level}>\n<ul class=\"codes\">\n",
+        labels(ctx.lang).related
+    );
+    for code in &entry.facts.related {
+        let known = catalogue.and_then(|c| c.entry(code));
+        let title = known.map_or("", |e| e.text(ctx.lang).title.as_str());
+        let compare_link = if known.is_some() {
+            format!(
+                " · <a href=\"{}\">{compare}</a>",
+                ctx.href(&format!("/compare/{}/{code}", entry.facts.code))
+            )
+        } else {
+            String::new()
+        };
+        out.push_str(&format!(
+            "<li>{}{compare_link}</li>\n",
+            code_link(ctx, code, title)
+        ));
+    }
+    out.push_str("</ul>\n");
+    out
+}
+
+/// The text of `facts.rfc` with every `RFC NNNN` (and its `§x.y`) as a link to
+/// rfc-editor.org; a bare `§x.y` after one links into the same RFC. Escaped.
+pub fn rfc_links(text: &str) -> String {
+    let mut out = String::new();
+    let mut rest = text;
+    let mut current: Option<String> = None;
+    while !rest.is_empty() {
+        if let Some((number, section, used)) = rfc_reference(rest) {
+            out.push_str(&rfc_anchor(&number, section.as_deref(), &rest[..used]));
+            current = Some(number);
+            rest = &rest[used..];
+        } else if let (Some(number), Some((section, used))) = (&current, section_reference(rest)) {
+            out.push_str(&rfc_anchor(number, Some(&section), &rest[..used]));
+            rest = &rest[used..];
+        } else if let Some(after) = rest.strip_prefix("IANA registry") {
+            out.push_str(&format!("<a href=\"{IANA}\">IANA registry</a>"));
+            rest = after;
+        } else {
+            let mut chars = rest.chars();
+            if let Some(c) = chars.next() {
+                out.push_str(&escape(c.encode_utf8(&mut [0; 4])));
+            }
+            rest = chars.as_str();
+        }
+    }
+    out
+}
+
+fn rfc_anchor(number: &str, section: Option<&str>, shown: &str) -> String {
+    let fragment = section.map_or(String::new(), |s| format!("#section-{s}"));
+    format!(
+        "<a href=\"https://www.rfc-editor.org/rfc/rfc{number}{fragment}\">{}</a>",
+        escape(shown)
+    )
+}
+
+/// At the start of `text`: `RFC NNNN` with an optional ` §x.y`; (number, section, bytes used).
+fn rfc_reference(text: &str) -> Option<(String, Option<String>, usize)> {
+    let after = text
+        .get(..3)
+        .filter(|p| p.eq_ignore_ascii_case("rfc"))
+        .map(|_| &text[3..])?;
+    let spaces = after.len() - after.trim_start_matches(' ').len();
+    let digits = leading(&after[spaces..], |c| c.is_ascii_digit());
+    if digits == 0 || digits > 5 {
+        return None;
+    }
+    let number = after[spaces..spaces + digits].to_owned();
+    let used = 3 + spaces + digits;
+    let tail = &text[used..];
+    let gap = tail.len() - tail.trim_start_matches(' ').len();
+    match section_reference(&tail[gap..]) {
+        Some((section, more)) => Some((number, Some(section), used + gap + more)),
+        None => Some((number, None, used)),
+    }
+}
+
+/// At the start of `text`: `§x.y` (maybe `§ x.y`); (section, bytes used).
+fn section_reference(text: &str) -> Option<(String, usize)> {
+    let after = text.strip_prefix('§')?;
+    let spaces = after.len() - after.trim_start_matches(' ').len();
+    let body = &after[spaces..];
+    let mut length = leading(body, |c| c.is_ascii_digit() || c == '.');
+    while body[..length].ends_with('.') {
+        length -= 1;
+    }
+    if length == 0 {
+        return None;
+    }
+    Some((body[..length].to_owned(), '§'.len_utf8() + spaces + length))
+}
+
+/// How many bytes at the start of `text` satisfy `accept` (ASCII only).
+fn leading(text: &str, accept: impl Fn(char) -> bool) -> usize {
+    text.find(|c: char| !accept(c)).unwrap_or(text.len())
+}
+
+/// The index of a class in the order positive, intermediate, transient, permanent.
+pub fn class_rank(class: &str) -> usize {
+    match class {
+        "positive" => 0,
+        "intermediate" => 1,
+        "transient" => 2,
+        _ => 3,
+    }
+}
+
+/// The class names in order, as `facts.class` spells them.
+pub const CLASSES: [&str; 4] = ["positive", "intermediate", "transient", "permanent"];
+
+/// An entry's title in `lang`, for lists.
+pub fn title(entry: &Entry, lang: Lang) -> &str {
+    entry.text(lang).title.as_str()
+}

@@ -1,0 +1,214 @@
+//! The frame every reference page shares: HTML escaping, links that keep the chosen language,
+//! the page layout (header with the search form and the language switch) and its small
+//! inline style sheet, readable on a phone. No JavaScript anywhere.
+
+use petrel_catalogue::Lang;
+
+use super::http::{encode, encode_path};
+use super::words::words;
+
+/// Escapes text for HTML content and quoted attribute values.
+pub fn escape(text: &str) -> String {
+    let mut out = String::with_capacity(text.len() + text.len() / 8);
+    for c in text.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            _ => out.push(c),
+        }
+    }
+    out
+}
+
+/// What a page is rendered for: the language and the request's path and query.
+#[derive(Debug, Clone, Copy)]
+pub struct Ctx<'a> {
+    pub lang: Lang,
+    /// The decoded path of the request.
+    pub path: &'a str,
+    /// The decoded query of the request.
+    pub query: &'a [(String, String)],
+}
+
+impl Ctx<'_> {
+    /// An internal link to `path` (decoded) keeping the language, escaped for an attribute.
+    pub fn href(&self, path: &str) -> String {
+        self.href_with(path, &[])
+    }
+
+    /// An internal link to `path` (decoded) with query `params`, keeping the language, escaped
+    /// for an attribute.
+    pub fn href_with(&self, path: &str, params: &[(&str, &str)]) -> String {
+        escape(&self.location_with(path, params))
+    }
+
+    /// A Location value (not escaped for HTML) for `path` with `params`, keeping the language.
+    pub fn location_with(&self, path: &str, params: &[(&str, &str)]) -> String {
+        let mut all: Vec<(&str, &str)> = params.to_vec();
+        if self.lang == Lang::Id {
+            all.push(("lang", "id"));
+        }
+        with_query(&encode_path(path), &all)
+    }
+
+    /// A link to the page being shown in `lang`, keeping the rest of its query.
+    pub fn switch_href(&self, lang: Lang) -> String {
+        let mut params: Vec<(&str, &str)> = self
+            .query
+            .iter()
+            .filter(|(key, _)| key != "lang")
+            .map(|(key, value)| (key.as_str(), value.as_str()))
+            .collect();
+        if lang == Lang::Id {
+            params.push(("lang", "id"));
+        }
+        escape(&with_query(&encode_path(self.path), &params))
+    }
+
+    /// A hidden field carrying the language into a form, or nothing for English.
+    pub fn lang_field(&self) -> &'static str {
+        match self.lang {
+            Lang::En => "",
+            Lang::Id => "<input type=\"hidden\" name=\"lang\" value=\"id\">",
+        }
+    }
+}
+
+fn with_query(path: &str, params: &[(&str, &str)]) -> String {
+    let query: Vec<String> = params
+        .iter()
+        .map(|(key, value)| format!("{}={}", encode(key), encode(value)))
+        .collect();
+    if query.is_empty() {
+        path.to_owned()
+    } else {
+        format!("{path}?{}", query.join("&"))
+    }
+}
+
+/// A link to a code's page: `<a href=…><code>CODE</code> title</a>`; no title when empty.
+pub fn code_link(ctx: &Ctx<'_>, code: &str, title: &str) -> String {
+    let href = ctx.href(&format!("/codes/{code}"));
+    let code = escape(code);
+    if title.is_empty() {
+        format!("<a href=\"{href}\"><code>{code}</code></a>")
+    } else {
+        format!(
+            "<a href=\"{href}\"><code>{code}</code> {}</a>",
+            escape(title)
+        )
+    }
+}
+
+/// Turns a text from the data files into paragraphs, split at blank lines.
+pub fn paragraphs(text: &str) -> String {
+    text.split("\n\n")
+        .map(str::trim)
+        .filter(|p| !p.is_empty())
+        .map(|p| format!("<p>{}</p>", escape(p)))
+        .collect()
+}
+
+/// A whole page: `title` in the tab, `body` (HTML) in the main part.
+pub fn page(ctx: &Ctx<'_>, title: &str, body: &str) -> String {
+    let words = words(ctx.lang);
+    let lang = ctx.lang.as_str();
+    let (en_current, id_current) = match ctx.lang {
+        Lang::En => (" aria-current=\"true\"", ""),
+        Lang::Id => ("", " aria-current=\"true\""),
+    };
+    let query = if ctx.path == "/search" {
+        escape(
+            ctx.query
+                .iter()
+                .find(|(k, _)| k == "q")
+                .map_or("", |(_, v)| v.as_str()),
+        )
+    } else {
+        String::new()
+    };
+    format!(
+        "<!DOCTYPE html>\n<html lang=\"{lang}\">\n<head>\n<meta charset=\"utf-8\">\n\
+         <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n\
+         <title>{title} · {site}</title>\n<style>{STYLE}</style>\n</head>\n<body>\n\
+         <header>\n<p class=\"site\"><a href=\"{home}\">{site}</a></p>\n\
+         <nav class=\"lang\" aria-label=\"{language}\">\
+         <a href=\"{en}\" hreflang=\"en\" lang=\"en\"{en_current}>English</a> · \
+         <a href=\"{id}\" hreflang=\"id\" lang=\"id\"{id_current}>Bahasa Indonesia</a></nav>\n\
+         <form class=\"search\" action=\"/search\" method=\"get\" role=\"search\">\
+         <label for=\"q\">{search_label}</label> \
+         <span class=\"row\"><input id=\"q\" name=\"q\" type=\"search\" value=\"{query}\" placeholder=\"{hint}\">{lang_field} \
+         <button type=\"submit\">{search}</button></span></form>\n</header>\n\
+         <main>\n{body}\n</main>\n<footer><p>{footer}</p></footer>\n</body>\n</html>\n",
+        title = escape(title),
+        site = words.site,
+        home = ctx.href("/codes/"),
+        language = words.language,
+        en = ctx.switch_href(Lang::En),
+        id = ctx.switch_href(Lang::Id),
+        search_label = words.search_label,
+        hint = words.search_hint,
+        lang_field = ctx.lang_field(),
+        search = words.search,
+        footer = words.footer,
+    )
+}
+
+/// The style sheet: one column, system fonts, tables that stack on a narrow screen.
+const STYLE: &str = "
+:root{color-scheme:light dark;--fg:#1d2430;--bg:#fdfdfb;--muted:#5b6472;--line:#d5d9e0;--accent:#0b5cad;--soft:#eef3f9;--warn:#fff4d6;--warnline:#d9a400}
+@media (prefers-color-scheme:dark){:root{--fg:#e4e7ec;--bg:#16191e;--muted:#a3abb8;--line:#39404b;--accent:#7cb7ff;--soft:#1f2630;--warn:#3a3114;--warnline:#b38a00}}
+*{box-sizing:border-box}
+body{margin:0;font:17px/1.55 system-ui,-apple-system,'Segoe UI',Roboto,'Noto Sans',sans-serif;color:var(--fg);background:var(--bg)}
+header,main,footer{max-width:62rem;margin:0 auto;padding:0 1rem}
+header{padding-top:.75rem;border-bottom:1px solid var(--line);display:flex;flex-wrap:wrap;gap:.25rem 1.5rem;align-items:baseline}
+.site{margin:0;font-weight:700;font-size:1.15rem;flex:1 1 auto}
+.site a{color:var(--fg);text-decoration:none}
+nav.lang{font-size:.95rem}
+nav.lang a[aria-current]{font-weight:700;color:var(--fg);text-decoration:none}
+form.search{flex:1 1 100%;margin:.5rem 0 .75rem}
+form.search label{display:block;font-size:.9rem;color:var(--muted)}
+.row{display:flex;gap:.5rem;flex-wrap:wrap}
+input,button{font:inherit;padding:.35rem .6rem;border:1px solid var(--line);border-radius:.35rem;background:var(--bg);color:var(--fg)}
+input[type=search],input[name=b]{flex:1 1 12rem;min-width:0}
+button{background:var(--accent);color:var(--bg);border-color:var(--accent);cursor:pointer}
+a{color:var(--accent)}
+code{font-family:ui-monospace,'SFMono-Regular',Menlo,Consolas,monospace;font-size:.95em;font-weight:600}
+h1{font-size:1.6rem;line-height:1.25;margin:1.25rem 0 .75rem}
+h2{font-size:1.3rem;margin:1.75rem 0 .5rem;border-bottom:1px solid var(--line);padding-bottom:.2rem}
+h3{font-size:1.08rem;margin:1.25rem 0 .25rem}
+h4{font-size:1rem;margin:1rem 0 .25rem;color:var(--muted)}
+p{margin:.35rem 0 .75rem}
+ul.codes{list-style:none;padding:0;margin:0 0 1rem;columns:2 22rem;column-gap:2rem}
+ul.codes li{break-inside:avoid;padding:.15rem 0 .15rem 4.6em;text-indent:-4.6em}
+ul.codes a{text-decoration:none}ul.codes a:hover{text-decoration:underline}
+ul.codes code{display:inline-block;min-width:4.55em;text-indent:0}
+.facts{display:grid;grid-template-columns:max-content 1fr;gap:.2rem 1rem;margin:.5rem 0 1rem;padding:.6rem .8rem;background:var(--soft);border-radius:.4rem}
+.facts dt{font-weight:600}.facts dd{margin:0}
+.tag{display:inline-block;font-size:.85rem;font-weight:600;padding:0 .45rem;border:1px solid var(--line);border-radius:1rem;background:var(--soft)}
+.warning{background:var(--warn);border-left:4px solid var(--warnline);padding:.5rem .8rem;margin:.75rem 0;border-radius:.25rem}
+.line{font-family:ui-monospace,Menlo,Consolas,monospace;background:var(--soft);padding:.4rem .6rem;border-radius:.3rem;overflow-wrap:anywhere}
+form.compare{margin:1rem 0;padding:.6rem .8rem;border:1px solid var(--line);border-radius:.4rem}
+form.compare label{display:block;font-weight:600;margin-bottom:.25rem}
+table.cmp{width:100%;border-collapse:collapse;margin:.5rem 0 1rem;table-layout:fixed}
+table.cmp th,table.cmp td{text-align:left;vertical-align:top;padding:.45rem .6rem;border-bottom:1px solid var(--line)}
+table.cmp thead th{background:var(--soft)}
+table.cmp thead td{width:20%}
+table.cmp th[scope=row]{font-weight:600}
+.pair{display:grid;grid-template-columns:repeat(auto-fit,minmax(17rem,1fr));gap:0 2rem}
+.pair article h3:first-child{margin-top:.5rem}
+footer{margin-top:2rem;border-top:1px solid var(--line);color:var(--muted);font-size:.9rem}
+@media (max-width:40rem){
+body{font-size:16px}
+table.cmp,table.cmp tbody,table.cmp tr,table.cmp th,table.cmp td{display:block;width:auto}
+table.cmp thead{display:none}
+table.cmp tr{border-bottom:2px solid var(--line);padding:.3rem 0}
+table.cmp thead td,table.cmp th[scope=row]{width:auto}
+table.cmp th[scope=row]{border:0;padding-bottom:0}
+table.cmp td{border:0;padding-top:.15rem}
+table.cmp td::before{content:attr(data-label);display:block;font-size:.85rem;color:var(--muted);font-weight:600}
+}
+";

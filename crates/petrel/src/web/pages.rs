@@ -1,0 +1,373 @@
+//! The pages of the reference and which path shows which: the index of all codes by class,
+//! the search (a code or a reply line goes straight to its page), one page per code, a page
+//! for a whole reply line (basic and enhanced code with the warnings of `explain`), and the
+//! 404 pages that offer the nearest known codes. Comparisons live in `compare.rs`.
+
+use petrel_catalogue::explain::{Explanation, Query, explain, labels, nearest, parse_query};
+use petrel_catalogue::{Catalogue, Entry, Lang};
+
+use super::compare;
+use super::entry::{CLASSES, article, class_rank, code_key, title};
+use super::html::{Ctx, code_link, escape, page};
+use super::http::{Request, Response};
+use super::words::{subject, words};
+
+/// Answers a parsed GET or HEAD request (the caller drops the body for HEAD).
+pub fn respond(request: &Request) -> Response {
+    let lang = request
+        .param("lang")
+        .and_then(Lang::parse)
+        .unwrap_or(Lang::En);
+    let ctx = Ctx {
+        lang,
+        path: &request.path,
+        query: &request.query,
+    };
+    let catalogue = match Catalogue::get() {
+        Ok(catalogue) => catalogue,
+        Err(message) => return broken(&ctx, &message),
+    };
+    let segments: Vec<&str> = request.path.split('/').skip(1).collect();
+    match segments.as_slice() {
+        [""] | ["codes"] => Response::redirect(&ctx.location_with("/codes/", &[])),
+        ["codes", ""] => Response::html(200, index(&ctx, catalogue)),
+        ["codes", code] => code_page(&ctx, catalogue, code),
+        ["search"] => search(&ctx, catalogue, request.param("q").unwrap_or("")),
+        ["reply", basic, enhanced] => {
+            reply_page(&ctx, catalogue, basic, enhanced, request.param("line"))
+        }
+        ["compare"] | ["compare", ""] => {
+            compare::form_page(&ctx, request.param("a"), request.param("b"))
+        }
+        ["compare", first] => compare::form_page(&ctx, Some(first), None),
+        ["compare", first, second] => compare::compare_page(&ctx, catalogue, first, second),
+        _ => not_found(&ctx),
+    }
+}
+
+/// The index: basic codes, then enhanced codes, each grouped by class.
+fn index(ctx: &Ctx<'_>, catalogue: &Catalogue) -> String {
+    let words = words(ctx.lang);
+    let mut entries: Vec<&Entry> = catalogue.entries().collect();
+    entries.sort_by_key(|e| code_key(&e.facts.code));
+    let (enhanced, basic): (Vec<&Entry>, Vec<&Entry>) = entries
+        .into_iter()
+        .partition(|e| e.facts.code.contains('.'));
+    let mut body = format!("<h1>{}</h1>\n<p>{}</p>\n", words.site, words.intro);
+    body.push_str(&format!(
+        "<h2 id=\"basic\">{}</h2>\n{}",
+        words.basic_codes,
+        class_groups(ctx, &basic, false)
+    ));
+    body.push_str(&format!(
+        "<h2 id=\"enhanced\">{}</h2>\n{}",
+        words.enhanced_codes,
+        class_groups(ctx, &enhanced, true)
+    ));
+    page(ctx, words.site, &body)
+}
+
+/// The entries of one kind under a heading per class (and, for enhanced codes, per subject).
+fn class_groups(ctx: &Ctx<'_>, entries: &[&Entry], enhanced: bool) -> String {
+    if entries.is_empty() {
+        return format!("<p>{}</p>\n", words(ctx.lang).no_codes);
+    }
+    let labels = labels(ctx.lang);
+    let mut out = String::new();
+    for (rank, class) in CLASSES.iter().enumerate() {
+        let group: Vec<&Entry> = entries
+            .iter()
+            .copied()
+            .filter(|e| class_rank(&e.facts.class) == rank)
+            .collect();
+        let Some(first) = group.first() else { continue };
+        let digit = first.facts.code.get(..1).unwrap_or("");
+        let pattern = if enhanced {
+            format!("{digit}.x.x")
+        } else {
+            format!("{digit}xx")
+        };
+        out.push_str(&format!(
+            "<h3 id=\"{}-{class}\"><code>{}</code> {}</h3>\n",
+            if enhanced { "enhanced" } else { "basic" },
+            escape(&pattern),
+            escape(labels.class(class))
+        ));
+        if enhanced {
+            out.push_str(&subject_groups(ctx, &group));
+        } else {
+            out.push_str(&code_list(ctx, &group));
+        }
+    }
+    out
+}
+
+/// Enhanced codes under a heading per subject (the middle number).
+fn subject_groups(ctx: &Ctx<'_>, group: &[&Entry]) -> String {
+    let mut out = String::new();
+    let mut start = 0;
+    while let Some(first) = group.get(start) {
+        let subject_of = |e: &Entry| e.facts.code.split('.').nth(1).unwrap_or("").to_owned();
+        let current = subject_of(first);
+        let length = group[start..]
+            .iter()
+            .take_while(|e| subject_of(e) == current)
+            .count()
+            .max(1);
+        out.push_str(&format!(
+            "<h4>{}</h4>\n{}",
+            escape(&subject(ctx.lang, &current)),
+            code_list(ctx, &group[start..start + length])
+        ));
+        start += length;
+    }
+    out
+}
+
+/// A list of links to codes with their titles.
+pub fn code_list(ctx: &Ctx<'_>, entries: &[&Entry]) -> String {
+    let items: String = entries
+        .iter()
+        .map(|e| {
+            format!(
+                "<li>{}</li>\n",
+                code_link(ctx, &e.facts.code, title(e, ctx.lang))
+            )
+        })
+        .collect();
+    format!("<ul class=\"codes\">\n{items}</ul>\n")
+}
+
+/// One code's page, or a 404 with the nearest known codes.
+fn code_page(ctx: &Ctx<'_>, catalogue: &Catalogue, code: &str) -> Response {
+    let Some(entry) = catalogue.entry(code) else {
+        return unknown_codes(ctx, catalogue, &[code]);
+    };
+    let text = entry.text(ctx.lang);
+    let mut body = article(ctx, entry, 1);
+    body.push_str(&compare::form(ctx, Some(&entry.facts.code), None));
+    body.push_str(&format!(
+        "<p><a href=\"{}\">{}</a></p>\n",
+        ctx.href("/codes/"),
+        words(ctx.lang).all_codes
+    ));
+    let title = format!("{} {}", entry.facts.code, text.title);
+    Response::html(200, page(ctx, &title, &body))
+}
+
+/// The search: a code or a reply line redirects to its page; other text lists the entries
+/// whose code or title contains it.
+fn search(ctx: &Ctx<'_>, catalogue: &Catalogue, q: &str) -> Response {
+    let words = words(ctx.lang);
+    let q = q.trim();
+    if let Some(query) = parse_query(q) {
+        let location = match (&query.basic, &query.enhanced) {
+            (Some(basic), Some(enhanced)) => {
+                ctx.location_with(&format!("/reply/{basic}/{enhanced}"), &[("line", q)])
+            }
+            (Some(code), None) | (None, Some(code)) => {
+                ctx.location_with(&format!("/codes/{code}"), &[])
+            }
+            (None, None) => ctx.location_with("/codes/", &[]),
+        };
+        return Response::redirect(&location);
+    }
+    if q.is_empty() {
+        let body = format!(
+            "<h1>{}</h1>\n<p>{}</p>\n",
+            words.search, words.type_something
+        );
+        return Response::html(200, page(ctx, words.search, &body));
+    }
+    let mut body = format!("<h1>{} “{}”</h1>\n", words.results_for, escape(q));
+    let needle = q.to_lowercase();
+    let mut matches: Vec<&Entry> = catalogue
+        .entries()
+        .filter(|e| {
+            e.facts.code.contains(&needle)
+                || e.english.title.to_lowercase().contains(&needle)
+                || e.indonesian.title.to_lowercase().contains(&needle)
+        })
+        .collect();
+    matches.sort_by_key(|e| code_key(&e.facts.code));
+    if !matches.is_empty() {
+        body.push_str(&code_list(ctx, &matches));
+    } else if q.bytes().all(|b| b.is_ascii_digit() || b == b'.') {
+        // Looks like a code the reference does not have: offer the nearest ones.
+        let near: Vec<&Entry> = nearest(catalogue, q)
+            .iter()
+            .filter_map(|c| catalogue.entry(c))
+            .collect();
+        body.push_str(&format!(
+            "<p>{}</p>\n<h2>{}</h2>\n{}",
+            words.no_results,
+            words.nearest,
+            code_list(ctx, &near)
+        ));
+    } else {
+        body.push_str(&format!(
+            "<p>{}</p>\n<p>{}</p>\n",
+            words.no_results, words.type_something
+        ));
+    }
+    Response::html(200, page(ctx, &format!("{} {q}", words.search), &body))
+}
+
+/// A reply line's page: both entries and the warnings of `explain`.
+fn reply_page(
+    ctx: &Ctx<'_>,
+    catalogue: &Catalogue,
+    basic: &str,
+    enhanced: &str,
+    line: Option<&str>,
+) -> Response {
+    let parsed = parse_query(&format!("{basic} {enhanced}"));
+    let Some(query) = parsed
+        .filter(|q| q.basic.as_deref() == Some(basic) && q.enhanced.as_deref() == Some(enhanced))
+    else {
+        return not_found(ctx);
+    };
+    let line = line.map(str::trim).filter(|l| !l.is_empty());
+    let query = Query {
+        text: line.unwrap_or(&query.text).to_owned(),
+        ..query
+    };
+    let explanation = match explain(catalogue, &query, ctx.lang) {
+        Ok(explanation) => explanation,
+        Err(_) => return unknown_codes(ctx, catalogue, &[basic, enhanced]),
+    };
+    let words = words(ctx.lang);
+    let mut body = format!(
+        "<h1>{} <code>{} {}</code></h1>\n",
+        words.reply_line,
+        escape(basic),
+        escape(enhanced)
+    );
+    if let Some(line) = line {
+        body.push_str(&format!("<p class=\"line\">{}</p>\n", escape(line)));
+    }
+    body.push_str(&format!("<p>{}</p>\n", words.reply_parts));
+    body.push_str(&reply_notes(ctx, &explanation));
+    for entry in [explanation.basic, explanation.enhanced]
+        .into_iter()
+        .flatten()
+    {
+        body.push_str(&article(ctx, entry, 2));
+    }
+    let title = format!("{} {basic} {enhanced}", words.reply_line);
+    Response::html(200, page(ctx, &title, &body))
+}
+
+/// The warnings of an explanation, and a link comparing its two entries when it has both.
+fn reply_notes(ctx: &Ctx<'_>, explanation: &Explanation<'_>) -> String {
+    let words = words(ctx.lang);
+    let mut out = String::new();
+    for warning in &explanation.warnings {
+        out.push_str(&format!(
+            "<p class=\"warning\" role=\"note\"><strong>{}:</strong> {}</p>\n",
+            words.warning,
+            escape(warning)
+        ));
+    }
+    if let (Some(first), Some(second)) = (explanation.basic, explanation.enhanced) {
+        out.push_str(&format!(
+            "<p><a href=\"{}\">{} <code>{}</code> {} <code>{}</code></a></p>\n",
+            ctx.href(&format!(
+                "/compare/{}/{}",
+                first.facts.code, second.facts.code
+            )),
+            words.compare,
+            escape(&first.facts.code),
+            words.and,
+            escape(&second.facts.code)
+        ));
+    }
+    out
+}
+
+/// A 404 for codes the reference does not have, each with its nearest known codes.
+pub fn unknown_codes(ctx: &Ctx<'_>, catalogue: &Catalogue, codes: &[&str]) -> Response {
+    let labels = labels(ctx.lang);
+    let words = words(ctx.lang);
+    let mut unknown: Vec<&str> = codes
+        .iter()
+        .copied()
+        .filter(|c| catalogue.entry(c).is_none())
+        .collect();
+    unknown.dedup();
+    let shown: Vec<String> = unknown
+        .iter()
+        .map(|c| format!("<code>{}</code>", escape(c)))
+        .collect();
+    let mut body = format!("<h1>{}: {}</h1>\n", labels.unknown, shown.join(", "));
+    for (code, shown) in unknown.iter().zip(&shown) {
+        let heading = if unknown.len() > 1 {
+            format!("{}: {shown}", words.nearest)
+        } else {
+            words.nearest.to_owned()
+        };
+        let near: Vec<&Entry> = nearest(catalogue, code)
+            .iter()
+            .filter_map(|c| catalogue.entry(c))
+            .collect();
+        body.push_str(&format!("<h2>{heading}</h2>\n"));
+        if near.is_empty() {
+            body.push_str(&format!("<p>{}</p>\n", words.no_codes));
+        } else {
+            body.push_str(&code_list(ctx, &near));
+        }
+    }
+    body.push_str(&format!(
+        "<p><a href=\"{}\">{}</a></p>\n",
+        ctx.href("/codes/"),
+        words.all_codes
+    ));
+    let title = format!("{}: {}", labels.unknown, unknown.join(", "));
+    Response::html(404, page(ctx, &title, &body))
+}
+
+/// The 404 for a path that shows nothing.
+pub fn not_found(ctx: &Ctx<'_>) -> Response {
+    let words = words(ctx.lang);
+    let body = format!(
+        "<h1>{}</h1>\n<p>{}</p>\n<p><a href=\"{}\">{}</a></p>\n",
+        words.not_found,
+        words.not_found_text,
+        ctx.href("/codes/"),
+        words.all_codes
+    );
+    Response::html(404, page(ctx, words.not_found, &body))
+}
+
+/// The 500 when the embedded reference does not parse.
+fn broken(ctx: &Ctx<'_>, message: &str) -> Response {
+    let words = words(ctx.lang);
+    let body = format!(
+        "<h1>{}</h1>\n<p class=\"line\">{}</p>\n",
+        words.broken,
+        escape(message)
+    );
+    Response::html(500, page(ctx, words.broken, &body))
+}
+
+/// The page for a request the server refused (400, 405, 408, 431, 505), in English: the
+/// request may not have been readable enough to know the language.
+pub fn refused(status: u16, reason: &str) -> Response {
+    let ctx = Ctx {
+        lang: Lang::En,
+        path: "/codes/",
+        query: &[],
+    };
+    let heading = format!("{status} {}", super::http::reason(status));
+    let body = format!(
+        "<h1>{}</h1>\n<p>{}.</p>\n<p><a href=\"/codes/\">{}</a></p>\n",
+        escape(&heading),
+        escape(reason),
+        words(Lang::En).all_codes
+    );
+    let mut response = Response::html(status, page(&ctx, &heading, &body));
+    if status == 405 {
+        response.headers.push(("Allow", "GET, HEAD".to_owned()));
+    }
+    response
+}

@@ -1,0 +1,352 @@
+//! The reply-code reference over HTTP (`[http]` of `petrel serve`): the pages answered to a raw
+//! HTTP/1.1 client (status codes, languages, the 404 with the nearest codes, a garbage request
+//! that gets 400 while the server keeps serving), and what a reader sees of the comparison
+//! page in a real headless Chromium with JavaScript off.
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use petrel_catalogue::explain::{labels, nearest};
+use petrel_catalogue::{Catalogue, Lang};
+
+use crate::harness::{Petrel, Scratch};
+
+const HTTP: &str = "[http]\naddress = \"127.0.0.1:0\"\n";
+
+/// Starts petrel with `[http]` and returns it with the address of its web server, read from
+/// the `listening on 127.0.0.1:PORT (http)` log line.
+fn start(scratch: &Scratch) -> (Petrel, SocketAddr) {
+    let petrel = Petrel::start(&scratch.0, HTTP);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let log = petrel.log_text();
+        let address = log.lines().find_map(|line| {
+            let rest = line.split("listening on ").nth(1)?;
+            let address = rest.strip_suffix(" (http)")?;
+            address.parse().ok()
+        });
+        if let Some(address) = address {
+            return (petrel, address);
+        }
+        assert!(Instant::now() < deadline, "no http listener in:\n{log}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// A response as a raw client sees it.
+struct Reply {
+    status: u16,
+    head: String,
+    body: String,
+}
+
+/// Sends `bytes` as they are and reads the whole answer (the server closes after it).
+fn raw(address: SocketAddr, bytes: &[u8]) -> Reply {
+    let mut stream = TcpStream::connect(address).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(30)))
+        .unwrap();
+    stream.write_all(bytes).unwrap();
+    let mut answer = Vec::new();
+    stream.read_to_end(&mut answer).unwrap();
+    let text = String::from_utf8(answer).unwrap();
+    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+    let status = head
+        .strip_prefix("HTTP/1.1 ")
+        .and_then(|rest| rest.get(..3))
+        .and_then(|code| code.parse().ok())
+        .unwrap_or_else(|| panic!("not an HTTP/1.1 answer: {text:?}"));
+    if !bytes.starts_with(b"HEAD ") {
+        let length = format!("Content-Length: {}\r\n", body.len());
+        assert!(head.contains(&length), "{head}\nbody of {}", body.len());
+    }
+    assert!(head.contains("Connection: close\r\n"), "{head}");
+    Reply {
+        status,
+        head: head.to_owned(),
+        body: body.to_owned(),
+    }
+}
+
+fn get(address: SocketAddr, target: &str) -> Reply {
+    let request =
+        format!("GET {target} HTTP/1.1\r\nHost: {address}\r\nUser-Agent: petrel-e2e\r\n\r\n");
+    raw(address, request.as_bytes())
+}
+
+/// What a reader sees of a page: the text of its body, tags dropped, the few entities the
+/// pages use decoded, white space collapsed.
+fn visible_text(html: &str) -> String {
+    let body = html.split("<body").nth(1).unwrap_or(html);
+    let mut text = String::new();
+    let mut in_tag = false;
+    for c in body.chars() {
+        match c {
+            '<' => in_tag = true,
+            '>' if in_tag => {
+                in_tag = false;
+                text.push(' ');
+            }
+            _ if !in_tag => text.push(c),
+            _ => {}
+        }
+    }
+    let text = text
+        .replace("&lt;", "<")
+        .replace("&gt;", ">")
+        .replace("&quot;", "\"")
+        .replace("&#39;", "'")
+        .replace("&nbsp;", " ")
+        .replace("&amp;", "&");
+    collapse(&text)
+}
+
+fn collapse(text: &str) -> String {
+    text.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+fn title(code: &str, lang: Lang) -> String {
+    let catalogue = Catalogue::get().unwrap();
+    let entry = catalogue
+        .entry(code)
+        .unwrap_or_else(|| panic!("the reference has no {code}"));
+    collapse(&entry.text(lang).title)
+}
+
+#[test]
+fn web_pages_over_http() {
+    let scratch = Scratch::new("web-http");
+    let (_petrel, address) = start(&scratch);
+
+    let root = get(address, "/");
+    assert_eq!(root.status, 302, "{}", root.head);
+    assert!(root.head.contains("\r\nLocation: /codes/"), "{}", root.head);
+
+    let page = get(address, "/codes/556");
+    assert_eq!(page.status, 200, "{}", page.body);
+    assert!(page.body.contains("<html lang=\"en\">"));
+    assert!(visible_text(&page.body).contains(&title("556", Lang::En)));
+    assert!(
+        page.body.contains("href=\"/codes/556?lang=id\""),
+        "language switch"
+    );
+
+    let page = get(address, "/codes/5.1.10?lang=id");
+    assert_eq!(page.status, 200, "{}", page.body);
+    assert!(page.body.contains("<html lang=\"id\">"));
+    assert!(visible_text(&page.body).contains(&title("5.1.10", Lang::Id)));
+    assert!(
+        page.body.contains("href=\"/codes/?lang=id\""),
+        "links keep the language"
+    );
+
+    let page = get(address, "/compare/354/556");
+    assert_eq!(page.status, 200, "{}", page.body);
+    let text = visible_text(&page.body);
+    for needle in [
+        "354",
+        "556",
+        labels(Lang::En).differences,
+        &title("354", Lang::En),
+        &title("556", Lang::En),
+    ] {
+        assert!(text.contains(needle), "{needle:?} missing from {text}");
+    }
+
+    let page = get(address, "/codes/9.9.9");
+    assert_eq!(page.status, 404, "{}", page.body);
+    let near = nearest(Catalogue::get().unwrap(), "9.9.9");
+    assert!(!near.is_empty());
+    for code in &near {
+        assert!(
+            page.body.contains(&format!("href=\"/codes/{code}\"")),
+            "{code} not offered in {}",
+            page.body
+        );
+    }
+
+    let garbage = raw(address, b"\x16\x03\x01 this is not HTTP\r\n\r\n");
+    assert_eq!(garbage.status, 400, "{}", garbage.body);
+    assert_eq!(raw(address, b"GARBAGE\r\n\r\n").status, 400);
+    assert_eq!(get(address, "/codes/5.7.27").status, 200, "still serving");
+}
+
+#[test]
+fn web_protocol_edges() {
+    let scratch = Scratch::new("web-edges");
+    let (_petrel, address) = start(&scratch);
+
+    let head = raw(address, b"HEAD /codes/556 HTTP/1.1\r\nHost: x\r\n\r\n");
+    assert_eq!(head.status, 200);
+    assert!(head.body.is_empty());
+    assert!(
+        !head.head.contains("Content-Length: 0\r\n"),
+        "{}",
+        head.head
+    );
+    let post = raw(address, b"POST /codes/556 HTTP/1.1\r\nHost: x\r\n\r\n");
+    assert_eq!(post.status, 405);
+    assert!(post.head.contains("\r\nAllow: GET, HEAD"), "{}", post.head);
+    assert_eq!(raw(address, b"GET /%zz HTTP/1.0\r\n\r\n").status, 400);
+    assert_eq!(
+        raw(address, b"GET / HTTP/1.1\r\n\r\n").status,
+        400,
+        "no Host"
+    );
+    let mut big = b"GET / HTTP/1.1\r\nHost: x\r\nX-Big: ".to_vec();
+    big.extend(std::iter::repeat_n(b'a', 20 * 1024));
+    big.extend_from_slice(b"\r\n\r\n");
+    assert_eq!(raw(address, &big).status, 431);
+    assert_eq!(get(address, "/nowhere").status, 404);
+}
+
+#[test]
+fn web_search_and_reply_lines() {
+    let scratch = Scratch::new("web-search");
+    let (_petrel, address) = start(&scratch);
+
+    // Percent-decoded path; a reply line in the search goes to its page.
+    assert_eq!(get(address, "/codes/5%2E1%2E10").status, 200);
+    let search = get(
+        address,
+        "/search?q=556+5.1.10+%3Cx%40y%3E%3A+no+mail&lang=id",
+    );
+    assert_eq!(search.status, 302, "{}", search.head);
+    assert!(
+        search
+            .head
+            .contains("\r\nLocation: /reply/556/5.1.10?line="),
+        "{}",
+        search.head
+    );
+    let location = search
+        .head
+        .lines()
+        .find_map(|l| l.strip_prefix("Location: "))
+        .unwrap();
+    assert!(location.ends_with("lang=id"), "{location}");
+    let reply = get(address, location);
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    let text = visible_text(&reply.body);
+    assert!(text.contains(&title("556", Lang::Id)), "{text}");
+    assert!(text.contains(&title("5.1.10", Lang::Id)), "{text}");
+    assert!(text.contains("556 5.1.10 <x@y>: no mail"), "{text}");
+    assert!(!reply.body.contains("<x@y>"), "escaped");
+    let search = get(address, "/search?q=5.7.27");
+    assert!(
+        search.head.lines().any(|l| l == "Location: /codes/5.7.27"),
+        "{}",
+        search.head
+    );
+
+    // Text from the query string comes back escaped.
+    let search = get(address, "/search?q=%3Cscript%3Ealert(1)%3C%2Fscript%3E");
+    assert_eq!(search.status, 200);
+    assert!(!search.body.contains("<script>"));
+    assert!(search.body.contains("&lt;script&gt;"));
+}
+
+/// Runs Chromium headless with JavaScript off on `url` and returns the dumped DOM; kills it
+/// by its PID after 60 seconds.
+///
+/// JavaScript is turned off the way a reader does it, in the settings of a fresh profile
+/// (`javascript: 2`, block). `--blink-settings=scriptEnabled=false` cannot be used: with it,
+/// the new headless mode of Chromium (which reads the DOM by evaluating a script) dumps
+/// nothing and still exits 0.
+fn chromium_dom(scratch: &Path, name: &str, url: &str) -> String {
+    let profile = scratch.join(format!("profile-{name}"));
+    std::fs::create_dir_all(profile.join("Default")).unwrap();
+    std::fs::write(
+        profile.join("Default").join("Preferences"),
+        r#"{"profile":{"default_content_setting_values":{"javascript":2}}}"#,
+    )
+    .unwrap();
+    let dom_path = scratch.join(format!("{name}.html"));
+    let log_path = scratch.join(format!("{name}.log"));
+    let mut child = Command::new("/usr/bin/chromium")
+        .args([
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-quic",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+        ])
+        .arg(format!("--user-data-dir={}", profile.display()))
+        .args(["--dump-dom", url])
+        .stdin(Stdio::null())
+        .stdout(std::fs::File::create(&dom_path).unwrap())
+        .stderr(std::fs::File::create(&log_path).unwrap())
+        .spawn()
+        .expect("chromium is installed at /usr/bin/chromium (.ci/run installs it)");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!(
+                "chromium did not finish in 60 s:\n{}",
+                std::fs::read_to_string(&log_path).unwrap_or_default()
+            );
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let dom = std::fs::read_to_string(&dom_path).unwrap();
+    assert!(
+        status.success() && dom.contains("</html>"),
+        "chromium {status}:\n{}",
+        std::fs::read_to_string(&log_path).unwrap_or_default()
+    );
+    dom
+}
+
+#[test]
+fn web_compare_page_in_chromium_without_javascript() {
+    let scratch = Scratch::new("web-chromium");
+    // JavaScript is really off in this Chromium: a page's script does not run.
+    let probe = chromium_dom(
+        &scratch.0,
+        "probe",
+        "data:text/html,<p id=x>static</p><script>x.textContent='script ran'</script>",
+    );
+    assert!(
+        probe.contains(">static</p>") && !probe.contains(">script ran</p>"),
+        "{probe}"
+    );
+    let (_petrel, address) = start(&scratch);
+    for (lang, suffix) in [(Lang::En, ""), (Lang::Id, "?lang=id")] {
+        let url = format!("http://{address}/compare/354/556{suffix}");
+        let dom = chromium_dom(&scratch.0, lang.as_str(), &url);
+        assert!(
+            dom.contains(&format!("<html lang=\"{}\">", lang.as_str())),
+            "{dom}"
+        );
+        let text = visible_text(&dom);
+        for needle in [
+            title("354", lang),
+            title("556", lang),
+            labels(lang).differences.to_owned(),
+            labels(lang).when_each.to_owned(),
+            "English".to_owned(),
+            "Bahasa Indonesia".to_owned(),
+        ] {
+            assert!(
+                text.contains(&needle),
+                "{lang:?}: {needle:?} missing from {text}"
+            );
+        }
+        let other = match lang {
+            Lang::En => labels(Lang::Id).differences,
+            Lang::Id => labels(Lang::En).differences,
+        };
+        assert!(!text.contains(other), "{lang:?}: {other:?} in {text}");
+    }
+}
