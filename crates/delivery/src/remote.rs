@@ -237,21 +237,34 @@ async fn reuse(
     let mta = driver.mta.clone();
     match driver.run(message).await {
         Ok(Step::Sent(result)) => {
-            history.push(format!(
-                "{mta} (connection reused): MAIL {}; {}",
-                result.mail.to_line(),
-                summarize(&result)
-            ));
-            let outcomes = result
-                .recipients
-                .iter()
-                .map(|reply| from_reply(reply, &mta))
-                .collect();
-            keep_if_clean(pool, domain, driver, &result);
-            Some(outcomes)
+            let label = format!("{mta} (connection reused)");
+            Some(sent(pool, domain, driver, &result, &label, history))
         }
         _ => None,
     }
+}
+
+/// Records a finished transaction, keeps a clean session for reuse, and gives the outcomes.
+fn sent(
+    pool: &Pool,
+    domain: &str,
+    driver: Driver,
+    result: &TransactionResult,
+    label: &str,
+    history: &mut Vec<String>,
+) -> Vec<Outcome> {
+    history.push(format!(
+        "{label}: MAIL {}; {}",
+        result.mail.to_line(),
+        summarize(result)
+    ));
+    let outcomes = result
+        .recipients
+        .iter()
+        .map(|reply| from_reply(reply, &driver.mta))
+        .collect();
+    keep_if_clean(pool, domain, driver, result);
+    outcomes
 }
 
 /// One connection and session; `Err` when the connection was lost after the greeting.
@@ -298,18 +311,7 @@ async fn try_session(
     }
     Ok(match result {
         Ok(Step::Sent(result)) => {
-            history.push(format!(
-                "{mta}: MAIL {}; {}",
-                result.mail.to_line(),
-                summarize(&result)
-            ));
-            let outcomes = result
-                .recipients
-                .iter()
-                .map(|reply| from_reply(reply, &mta))
-                .collect();
-            keep_if_clean(pool, domain, driver, &result);
-            HostResult::Done(outcomes)
+            HostResult::Done(sent(pool, domain, driver, &result, &mta, history))
         }
         Ok(Step::Unsendable(status, reason)) => {
             history.push(format!("{mta}: {reason}"));

@@ -403,7 +403,8 @@ impl Config {
     }
 }
 
-fn system_hostname() -> String {
+/// This system's host name (a valid domain name), else "localhost".
+pub fn system_hostname() -> String {
     std::fs::read_to_string("/proc/sys/kernel/hostname")
         .ok()
         .map(|name| name.trim().to_owned())

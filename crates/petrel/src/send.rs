@@ -75,7 +75,10 @@ pub fn run(args: &SendArgs) -> Result<(), String> {
     } else {
         format!("{}:25", args.server)
     };
-    let helo = args.helo.clone().unwrap_or_else(system_hostname);
+    let helo = args
+        .helo
+        .clone()
+        .unwrap_or_else(crate::config::system_hostname);
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -253,15 +256,6 @@ fn verdict(message: &Outgoing, result: &TransactionResult) -> Result<(), String>
         message.recipients.len(),
         refused.join("; ")
     ))
-}
-
-/// This system's host name, for EHLO.
-fn system_hostname() -> String {
-    std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .ok()
-        .map(|name| name.trim().to_owned())
-        .filter(|name| petrel_proto::address::is_domain_name(name))
-        .unwrap_or_else(|| "localhost".to_owned())
 }
 
 /// A reply's code, title and meaning from the reference.
