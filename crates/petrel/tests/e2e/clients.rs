@@ -3,7 +3,7 @@
 
 use std::process::Command;
 
-use crate::harness::{Petrel, Scratch, strip_trace};
+use crate::harness::{Petrel, Scratch, run_with_stdin, strip_trace};
 
 /// A message with lines that start with "." and "..", a lone ".." line, and UTF-8.
 const BODY_CRLF: &str = "From: Ana <ana@example.test>\r\nTo: bo@localhost\r\nSubject: =?UTF-8?B?w6k=?=\r\nMIME-Version: 1.0\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: 8bit\r\n\r\n.starts with a dot\r\n..starts with two\r\n..\r\n.\r\nGrüße, Ἀθηνᾶ ✓\r\nlast line\r\n";
@@ -141,17 +141,4 @@ fn lettre() {
         &lf(&String::from_utf8(expected).unwrap()),
         "ana@example.test",
     );
-}
-
-fn run_with_stdin(command: &mut Command, input: &[u8]) -> std::process::Output {
-    use std::io::Write;
-    use std::process::Stdio;
-    let mut child = command
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child.stdin.take().unwrap().write_all(input).unwrap();
-    child.wait_with_output().unwrap()
 }

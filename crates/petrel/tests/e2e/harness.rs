@@ -358,3 +358,15 @@ impl RawClient {
         self.reply()
     }
 }
+
+/// Runs `command` with `input` on its standard input and collects its output.
+pub fn run_with_stdin(command: &mut Command, input: &[u8]) -> std::process::Output {
+    let mut child = command
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(input).unwrap();
+    child.wait_with_output().unwrap()
+}

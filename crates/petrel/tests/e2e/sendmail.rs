@@ -1,10 +1,9 @@
 //! `petrel sendmail` and `mailq` as cron and scripts use them: through a running daemon, as a
 //! program called `sendmail` (a symlink), and into the spool when no daemon runs.
 
-use std::io::Write;
-use std::process::{Command, Stdio};
+use std::process::Command;
 
-use crate::harness::{Petrel, Scratch};
+use crate::harness::{Petrel, Scratch, run_with_stdin};
 
 fn run(
     program: &std::path::Path,
@@ -12,16 +11,12 @@ fn run(
     config: &std::path::Path,
     input: &[u8],
 ) -> (bool, String) {
-    let mut child = Command::new(program)
-        .args(args)
-        .env("PETREL_CONFIG", config)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child.stdin.take().unwrap().write_all(input).unwrap();
-    let output = child.wait_with_output().unwrap();
+    let output = run_with_stdin(
+        Command::new(program)
+            .args(args)
+            .env("PETREL_CONFIG", config),
+        input,
+    );
     (
         output.status.success(),
         format!(
