@@ -14,12 +14,12 @@ pub mod responder;
 use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
-use hickory_resolver::config::{NameServerConfig, ResolverConfig, ResolverOpts};
-use hickory_resolver::name_server::TokioConnectionProvider;
-use hickory_resolver::proto::ProtoErrorKind;
+use hickory_resolver::TokioResolver;
+use hickory_resolver::config::{ConnectionConfig, NameServerConfig, ResolverConfig, ResolverOpts};
+use hickory_resolver::net::runtime::TokioRuntimeProvider;
+use hickory_resolver::net::{DnsError, NetError};
 use hickory_resolver::proto::op::ResponseCode;
-use hickory_resolver::proto::xfer::Protocol;
-use hickory_resolver::{ResolveError, TokioResolver};
+use hickory_resolver::proto::rr::RData;
 
 /// One MX record.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -101,16 +101,27 @@ impl Resolver {
             TokioResolver::builder_tokio()
                 .map_err(|e| format!("cannot read the system DNS configuration: {e}"))?
         } else {
-            let mut config = ResolverConfig::new();
+            let mut config = ResolverConfig::default();
             for address in nameservers {
-                config.add_name_server(NameServerConfig::new(*address, Protocol::Udp));
-                config.add_name_server(NameServerConfig::new(*address, Protocol::Tcp));
+                let mut udp = ConnectionConfig::udp();
+                udp.port = address.port();
+                let mut tcp = ConnectionConfig::tcp();
+                tcp.port = address.port();
+                config.add_name_server(NameServerConfig::new(address.ip(), true, vec![udp, tcp]));
             }
-            TokioResolver::builder_with_config(config, TokioConnectionProvider::default())
+            TokioResolver::builder_with_config(config, TokioRuntimeProvider::default())
         };
-        Ok(Resolver {
-            inner: builder.with_options(options).build(),
-        })
+        let inner = builder
+            .with_options(options)
+            .build()
+            .map_err(|e| format!("cannot start the DNS resolver: {e}"))?;
+        Ok(Resolver { inner })
+    }
+
+    /// The underlying hickory resolver, shared with SPF, DKIM and DMARC checks so that they ask
+    /// the same servers and share one cache.
+    pub fn hickory(&self) -> &TokioResolver {
+        &self.inner
     }
 
     /// The MX answer for `domain` (an A-label or U-label name, without a final dot).
@@ -121,10 +132,14 @@ impl Resolver {
         match self.inner.mx_lookup(fully_qualified(domain)).await {
             Ok(lookup) => Ok(MxAnswer::from_records(
                 lookup
+                    .answers()
                     .iter()
-                    .map(|mx| MxRecord {
-                        preference: mx.preference(),
-                        exchange: host_name(&mx.exchange().to_ascii()),
+                    .filter_map(|record| match &record.data {
+                        RData::MX(mx) => Some(MxRecord {
+                            preference: mx.preference,
+                            exchange: host_name(&mx.exchange.to_ascii()),
+                        }),
+                        _ => None,
                     })
                     .collect(),
             )),
@@ -165,9 +180,9 @@ enum Negative {
 }
 
 /// Tells an authoritative "no" (NXDOMAIN, or NOERROR with no records) from a failure.
-fn negative(error: &ResolveError) -> Option<Negative> {
-    match error.proto().map(|proto| proto.kind()) {
-        Some(ProtoErrorKind::NoRecordsFound { response_code, .. }) => match *response_code {
+fn negative(error: &NetError) -> Option<Negative> {
+    match error {
+        NetError::Dns(DnsError::NoRecordsFound(no_records)) => match no_records.response_code {
             ResponseCode::NXDomain => Some(Negative::NoSuchDomain),
             ResponseCode::NoError => Some(Negative::NoRecords),
             _ => None,

@@ -1,6 +1,6 @@
 //! A small authoritative DNS server for tests (feature `test-responder`): serves a fixed zone
 //! over UDP and TCP on 127.0.0.1, port 0. It can answer what dnsmasq cannot: a null MX and a
-//! SERVFAIL. Names it does not know are NXDOMAIN; known names without the asked type answer
+//! SERVFAIL. It also serves TXT records (SPF, DKIM keys, DMARC). Names it does not know are NXDOMAIN; known names without the asked type answer
 //! NOERROR with no records.
 //!
 //! Test-only code; it still never panics on a malformed query (it is dropped).
@@ -13,7 +13,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use hickory_resolver::proto::op::{Message, MessageType, OpCode, ResponseCode};
-use hickory_resolver::proto::rr::rdata::{A, AAAA, MX};
+use hickory_resolver::proto::rr::rdata::{A, AAAA, MX, TXT};
 use hickory_resolver::proto::rr::{Name, RData, Record, RecordType};
 
 /// One entry of the test zone.
@@ -22,6 +22,9 @@ pub enum ZoneEntry {
     Mx(&'static str, u16, &'static str),
     A(&'static str, Ipv4Addr),
     Aaaa(&'static str, Ipv6Addr),
+    /// A TXT record (SPF, DKIM keys, DMARC policies); strings over 255 octets are split into
+    /// several character-strings, as a zone file would hold them.
+    Txt(String, String),
     /// Every query for this name answers SERVFAIL.
     ServFail(&'static str),
 }
@@ -129,28 +132,24 @@ fn serve_tcp(listener: &TcpListener, zone: &[ZoneEntry], stop: &AtomicBool, quer
 
 fn answer(query_bytes: &[u8], zone: &[ZoneEntry]) -> Option<Vec<u8>> {
     let query = Message::from_vec(query_bytes).ok()?;
-    let question = query.queries().first()?.clone();
+    let question = query.queries.first()?.clone();
     let asked = question.name().to_lowercase().to_ascii();
     let asked = asked.trim_end_matches('.');
-    let mut response = Message::new();
-    response
-        .set_id(query.id())
-        .set_message_type(MessageType::Response)
-        .set_op_code(OpCode::Query)
-        .set_authoritative(true)
-        .set_recursion_desired(query.recursion_desired())
-        .set_recursion_available(true)
-        .add_query(question.clone());
+    let mut response = Message::new(query.metadata.id, MessageType::Response, OpCode::Query);
+    response.metadata.authoritative = true;
+    response.metadata.recursion_desired = query.metadata.recursion_desired;
+    response.metadata.recursion_available = true;
+    response.add_query(question.clone());
     let names: HashSet<&str> = zone.iter().map(entry_name).collect();
     let is_servfail = zone
         .iter()
         .any(|e| matches!(e, ZoneEntry::ServFail(n) if n.eq_ignore_ascii_case(asked)));
     if is_servfail {
-        response.set_response_code(ResponseCode::ServFail);
+        response.metadata.response_code = ResponseCode::ServFail;
     } else if !names.iter().any(|n| n.eq_ignore_ascii_case(asked)) {
-        response.set_response_code(ResponseCode::NXDomain);
+        response.metadata.response_code = ResponseCode::NXDomain;
     } else {
-        response.set_response_code(ResponseCode::NoError);
+        response.metadata.response_code = ResponseCode::NoError;
         for entry in zone {
             if let Some(record) = record_for(entry, asked, question.query_type()) {
                 response.add_answer(record);
@@ -160,12 +159,13 @@ fn answer(query_bytes: &[u8], zone: &[ZoneEntry]) -> Option<Vec<u8>> {
     response.to_vec().ok()
 }
 
-fn entry_name(entry: &ZoneEntry) -> &'static str {
+fn entry_name(entry: &ZoneEntry) -> &str {
     match entry {
         ZoneEntry::Mx(name, ..)
         | ZoneEntry::A(name, _)
         | ZoneEntry::Aaaa(name, _)
         | ZoneEntry::ServFail(name) => name,
+        ZoneEntry::Txt(name, _) => name,
     }
 }
 
@@ -185,7 +185,23 @@ fn record_for(entry: &ZoneEntry, asked: &str, kind: RecordType) -> Option<Record
         }
         (ZoneEntry::A(_, address), RecordType::A) => RData::A(A(*address)),
         (ZoneEntry::Aaaa(_, address), RecordType::AAAA) => RData::AAAA(AAAA(*address)),
+        (ZoneEntry::Txt(_, text), RecordType::TXT) => RData::TXT(TXT::new(character_strings(text))),
         _ => return None,
     };
     Some(Record::from_rdata(owner, 60, rdata))
+}
+
+/// Splits `text` into character-strings of at most 255 octets (RFC 1035 §3.3), on character
+/// boundaries.
+fn character_strings(text: &str) -> Vec<String> {
+    let mut strings = vec![String::new()];
+    for c in text.chars() {
+        if strings.last().is_some_and(|s| s.len() + c.len_utf8() > 255) {
+            strings.push(String::new());
+        }
+        if let Some(last) = strings.last_mut() {
+            last.push(c);
+        }
+    }
+    strings
 }
