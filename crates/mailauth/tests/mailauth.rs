@@ -2,6 +2,8 @@
 //! test responder): keys made by `generate`, published as TXT records, messages signed by
 //! `Signer` and checked by `Verifier`; SPF and DMARC records for pass, fail and none.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 use std::net::IpAddr;
 use std::time::Duration;
 
