@@ -4,7 +4,7 @@
 //! RSA keys are 2048 bits by default (RFC 8301 §3.2 asks for at least 1024 and recommends 2048;
 //! ring, which signs, takes 2048 to 4096), written
 //! PKCS#1; their public key is published as a SubjectPublicKeyInfo, the form every verifier
-//! reads (opendkim, dkimpy, mail-auth). Ed25519 keys are PKCS#8.
+//! reads (opendkim, dkimpy, mail-auth). Ed25519 keys are PKCS#8 v1 (RFC 8410).
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
@@ -75,11 +75,31 @@ pub fn generate(algorithm: KeyAlgorithm) -> Result<GeneratedKey, Error> {
                 DkimKeyPair::generate_ed25519().map_err(|e| Error::Generate(e.to_string()))?;
             let (private, public) = pair.into_inner();
             Ok(GeneratedKey {
-                private_key_pem: pem("PRIVATE KEY", &private),
+                private_key_pem: pem("PRIVATE KEY", &ed25519_pkcs8_v1(&private)?),
                 txt_record: format!("v=DKIM1; k=ed25519; p={}", STANDARD.encode(public)),
             })
         }
     }
+}
+
+/// The PKCS#8 v1 form of an Ed25519 key (RFC 8410 §7), which openssl and other signers read;
+/// ring makes v2 (with the public key), which some of them refuse.
+fn ed25519_pkcs8_v1(v2: &[u8]) -> Result<Vec<u8>, Error> {
+    const PREFIX: [u8; 16] = [
+        0x30, 0x2e, 0x02, 0x01, 0x00, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x04, 0x22, 0x04,
+        0x20,
+    ];
+    const V2_PREFIX_AFTER_HEADER: [u8; 14] = [
+        0x02, 0x01, 0x01, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x04, 0x22, 0x04, 0x20,
+    ];
+    let seed = v2
+        .get(2..16)
+        .filter(|p| *p == V2_PREFIX_AFTER_HEADER)
+        .and_then(|_| v2.get(16..48))
+        .ok_or_else(|| Error::Generate("unexpected Ed25519 PKCS#8 layout".into()))?;
+    let mut v1 = PREFIX.to_vec();
+    v1.extend_from_slice(seed);
+    Ok(v1)
 }
 
 /// PEM armour (RFC 7468): base64 in lines of 64 characters.

@@ -43,6 +43,24 @@ pub struct Config {
     pub tls: Option<TlsConfig>,
     #[serde(default)]
     pub auth: AuthConfig,
+    /// `[[dkim]]`: one signing key per domain.
+    #[serde(default)]
+    pub dkim: Vec<DkimConfig>,
+}
+
+/// One `[[dkim]]` table: mail whose From: domain is `domain` is signed with this key.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DkimConfig {
+    pub domain: String,
+    #[serde(default = "default_dkim_selector")]
+    pub selector: String,
+    pub private_key: PathBuf,
+}
+
+/// The selector `petrel dkim keygen` and `[[dkim]]` use when none is given.
+pub fn default_dkim_selector() -> String {
+    "petrel".into()
 }
 
 /// `[tls]`.
@@ -222,6 +240,12 @@ pub struct PolicyConfig {
     pub bare_newline: BareNewline,
     #[serde(default, deserialize_with = "networks")]
     pub bare_newline_normalize_networks: Vec<IpNetwork>,
+    /// SPF, DKIM and DMARC checks of port-25 mail, reported in Authentication-Results.
+    #[serde(default = "yes")]
+    pub verify_authentication: bool,
+    /// Refuse (550 5.7.1) mail that fails DMARC when the From: domain says `p=reject`.
+    #[serde(default)]
+    pub dmarc_reject: bool,
 }
 
 impl Default for PolicyConfig {
@@ -231,6 +255,8 @@ impl Default for PolicyConfig {
             reject_null_mx_sender: true,
             bare_newline: BareNewline::Reject,
             bare_newline_normalize_networks: Vec::new(),
+            verify_authentication: true,
+            dmarc_reject: false,
         }
     }
 }
@@ -397,6 +423,29 @@ impl Config {
         for domain in &self.local.domains {
             if !petrel_proto::address::is_domain_name(domain) {
                 return Err(format!("local.domains: {domain:?} is not a domain name"));
+            }
+        }
+        for (index, dkim) in self.dkim.iter().enumerate() {
+            if !petrel_proto::address::is_domain_name(&dkim.domain) {
+                return Err(format!(
+                    "dkim.domain: {:?} is not a domain name",
+                    dkim.domain
+                ));
+            }
+            if !petrel_proto::address::is_domain_name(&dkim.selector) {
+                return Err(format!(
+                    "dkim.selector: {:?} is not a DNS name",
+                    dkim.selector
+                ));
+            }
+            if self.dkim[..index]
+                .iter()
+                .any(|d| d.domain.eq_ignore_ascii_case(&dkim.domain))
+            {
+                return Err(format!(
+                    "dkim: {} has two [[dkim]] tables; one key per domain",
+                    dkim.domain
+                ));
             }
         }
         Ok(())

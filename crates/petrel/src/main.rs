@@ -5,6 +5,7 @@
 //! exit status.
 
 mod config;
+mod dkim;
 mod explain;
 mod logging;
 mod probe;
@@ -66,6 +67,9 @@ enum Command {
     /// Manage the users who may AUTH (auth.users_file); the password is read from stdin.
     #[command(subcommand)]
     User(users::UserCommand),
+    /// DKIM keys: `petrel dkim keygen DOMAIN` writes a key and prints the DNS record to publish.
+    #[command(subcommand)]
+    Dkim(dkim::DkimCommand),
     /// Send one message to a server and print the transcript.
     Send(send::SendArgs),
     /// Show what would happen if petrel sent to ADDRESS now (MX, hosts, greeting, MAIL, RCPT; never DATA).
@@ -130,6 +134,7 @@ fn main() -> ExitCode {
         Command::Explain(_) => Ok(()),
         Command::Queue(command) => queue_cli::run(&source, &command),
         Command::User(command) => users::run(&source, &command),
+        Command::Dkim(command) => dkim::run(&source, &command),
         Command::Send(args) => send::run(&args),
         Command::Probe(args) => probe::run(&source, &args),
     };
@@ -162,5 +167,15 @@ fn check_config(source: &config::Source) -> Result<(), String> {
         .map(ToString::to_string)
         .collect();
     println!("relay.networks = {}", networks.join(", "));
+    for dkim in &config.dkim {
+        println!(
+            "dkim = {} (selector {}, key {})",
+            dkim.domain,
+            dkim.selector,
+            dkim.private_key.display()
+        );
+    }
+    // The files the configuration names: certificate and key, users, aliases, DKIM keys.
+    config.server_settings()?;
     Ok(())
 }

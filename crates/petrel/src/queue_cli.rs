@@ -269,6 +269,7 @@ async fn submit(
         hostname: &service.hostname,
         is_submission: true,
         policy: &settings.policy,
+        authentication: petrel_server::receive::Authentication::Sign(&settings.dkim),
     };
     let stored = petrel_server::receive::store_message(queue, message, &context).await;
     match stored.queue_id {

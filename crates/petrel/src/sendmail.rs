@@ -188,6 +188,7 @@ async fn into_spool(
         hostname: &config.hostname,
         is_submission: true,
         policy: &settings.policy,
+        authentication: petrel_server::receive::Authentication::Sign(&settings.dkim),
     };
     let stored = petrel_server::receive::store_message(Arc::new(spool), message, &context).await;
     match stored.queue_id {

@@ -96,6 +96,7 @@ async fn serve(source: Source, config: Config) -> Result<(), String> {
     let server = Arc::new(Server {
         settings: server_settings_rx,
         resolver: resolver.clone(),
+        verifier: petrel_mailauth::Verifier::new(&resolver),
         queue,
         on_queued: Arc::new(move |id| {
             let _ = queued_tx.send(id);

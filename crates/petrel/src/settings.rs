@@ -1,6 +1,6 @@
 //! From the configuration to the plain settings structs of `server` and `delivery`, built
 //! once at start and again on SIGHUP. Reads the files the configuration names (certificate,
-//! key, users file) and says which one failed.
+//! key, users file, DKIM keys) and says which one failed.
 
 use std::collections::HashSet;
 use std::net::SocketAddr;
@@ -47,6 +47,7 @@ impl Config {
             }
             None => UserStore::default(),
         };
+        let dkim = self.dkim_signer()?;
         Ok(Arc::new(ServerSettings {
             session: SessionConfig {
                 hostname: self.hostname.clone(),
@@ -77,7 +78,23 @@ impl Config {
             tls,
             users: Arc::new(users),
             max_connections_per_ip: self.limits.max_connections_per_ip.max(1),
+            dkim: Arc::new(dkim),
+            verify_authentication: self.policy.verify_authentication,
+            dmarc_reject: self.policy.dmarc_reject,
         }))
+    }
+
+    /// The `[[dkim]]` keys, read from their files.
+    fn dkim_signer(&self) -> Result<petrel_mailauth::Signer, String> {
+        let mut keys = Vec::new();
+        for dkim in &self.dkim {
+            let pem = std::fs::read(&dkim.private_key)
+                .map_err(|e| format!("dkim.private_key {}: {e}", dkim.private_key.display()))?;
+            let key = petrel_mailauth::DkimKey::from_pem(&dkim.domain, &dkim.selector, &pem)
+                .map_err(|e| format!("dkim.private_key {}: {e}", dkim.private_key.display()))?;
+            keys.push(key);
+        }
+        Ok(petrel_mailauth::Signer::new(keys))
     }
 
     /// What delivery needs; `own_addresses` are the bound listeners.

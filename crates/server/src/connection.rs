@@ -3,7 +3,8 @@
 //! Reads with the idle timeout (S-SESS-13), writes pending replies whenever the session has
 //! drained its input (S-PIPE-2), runs the STARTTLS handshake when the session asks (S-TLS-1..3),
 //! checks AUTH credentials on a blocking thread (argon2), answers MAIL/RCPT from the policy and
-//! stores messages through `receive`. Watches the server's lifecycle for shutdown (S-SESS-9).
+//! stores messages through `receive`, signed (our users) or checked (the Internet). Watches the
+//! server's lifecycle for shutdown (S-SESS-9).
 //! Handles an untrusted peer: IO errors end this session only; a dropped connection abandons
 //! its open transaction (S-SESS-14).
 
@@ -17,7 +18,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tracing::{debug, info, warn};
 
 use crate::nullmx::{check_recipient, check_sender};
-use crate::receive::{Receiving, store_message};
+use crate::receive::{Authentication, Receiving, store_message};
 use crate::stream::Stream;
 use crate::users::owns_sender;
 use crate::{Lifecycle, Protocol, Server, ServerSettings};
@@ -167,23 +168,42 @@ impl Connection {
         );
         let is_submission = self.protocol.is_submission();
         let settings = self.server.settings.borrow().clone();
+        let authentication = self.authentication_step(&settings);
         let context = Receiving {
             client: self.peer.ip(),
             hostname: &hostname,
             is_submission,
             policy: &settings.policy,
+            authentication,
         };
         let stored = store_message(self.server.queue.clone(), message, &context).await;
+        let checks = stored.authentication.as_deref().unwrap_or("");
         match (&stored.queue_id, &stored.error) {
             (Some(id), _) => {
-                info!(session = self.session_id, queue_id = %id, peer = %self.peer, sender = %sender, recipients = count, size, tls = ?self.stream.tls_summary(), user = ?self.session.authenticated_as(), "queued");
+                info!(session = self.session_id, queue_id = %id, peer = %self.peer, sender = %sender, recipients = count, size, tls = ?self.stream.tls_summary(), user = ?self.session.authenticated_as(), authentication = checks, "queued");
                 (self.server.on_queued)(id.clone());
             }
             (None, error) => {
-                warn!(session = self.session_id, peer = %self.peer, error = ?error, reply = %stored.reply, meaning = %title(&stored.reply), "message not queued");
+                warn!(session = self.session_id, peer = %self.peer, sender = %sender, error = ?error, authentication = checks, reply = %stored.reply, meaning = %title(&stored.reply), "message not queued");
             }
         }
         self.session.finish_message(stored.reply);
+    }
+
+    /// Our own users' mail is signed; mail from the Internet on port 25 is checked.
+    fn authentication_step<'a>(&'a self, settings: &'a ServerSettings) -> Authentication<'a> {
+        let is_ours = self.session.authenticated_as().is_some()
+            || settings.policy.is_relay_client(self.peer.ip());
+        if is_ours {
+            Authentication::Sign(&settings.dkim)
+        } else if self.protocol == Protocol::Smtp && settings.verify_authentication {
+            Authentication::Verify {
+                verifier: &self.server.verifier,
+                dmarc_reject: settings.dmarc_reject,
+            }
+        } else {
+            Authentication::None
+        }
     }
 
     /// Sends the 220, runs the handshake, swaps the stream; false when the session must end.

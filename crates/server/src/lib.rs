@@ -46,6 +46,14 @@ pub struct ServerSettings {
     pub users: Arc<users::UserStore>,
     /// Sessions one client address may hold at once (relay networks exempt).
     pub max_connections_per_ip: usize,
+    /// DKIM keys by signing domain (`[[dkim]]`); mail from authenticated users, relay networks
+    /// and local submission is signed when its From: domain has one.
+    pub dkim: Arc<petrel_mailauth::Signer>,
+    /// Port-25 mail from other clients gets SPF, DKIM and DMARC checks and an
+    /// Authentication-Results header (`policy.verify_authentication`, on by default).
+    pub verify_authentication: bool,
+    /// Refuse (550 5.7.1) what DMARC says to reject (`policy.dmarc_reject`, off by default).
+    pub dmarc_reject: bool,
 }
 
 /// What a listener speaks (shared/INTERFACE.md).
@@ -112,6 +120,8 @@ pub type QueuedHook = Arc<dyn Fn(QueueId) + Send + Sync>;
 pub struct Server {
     pub settings: watch::Receiver<Arc<ServerSettings>>,
     pub resolver: petrel_dns::Resolver,
+    /// SPF, DKIM and DMARC checks, on the same resolver.
+    pub verifier: petrel_mailauth::Verifier,
     pub queue: Arc<dyn Queue>,
     pub on_queued: QueuedHook,
     pub lifecycle: watch::Receiver<Lifecycle>,

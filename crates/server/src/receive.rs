@@ -1,5 +1,7 @@
 //! Receiving a finished message: the envelope record, the `Received:` header (S-TRACE-1,
-//! S-TRACE-2), and the durable store, whose success alone earns the 250 (S-DATA-6).
+//! S-TRACE-2), the message authentication step (a DKIM signature for mail we send out, or SPF,
+//! DKIM and DMARC results in `Authentication-Results:` for mail from the Internet), and the
+//! durable store, whose success alone earns the 250 (S-DATA-6).
 //!
 //! The store runs on a blocking thread; the reply is 250 with the queue id only after the queue
 //! says the message, its envelope and the directory entry are on disk. Storage errors become
@@ -20,6 +22,24 @@ pub struct Stored {
     pub reply: Reply,
     pub queue_id: Option<QueueId>,
     pub error: Option<QueueError>,
+    /// What the authentication step did, for the log line (`dkim=signed d=... s=...`,
+    /// `spf=pass dkim=none dmarc=pass`, or why signing failed).
+    pub authentication: Option<String>,
+}
+
+/// The authentication step a message gets.
+#[derive(Debug, Clone, Copy)]
+pub enum Authentication<'a> {
+    None,
+    /// Mail from an authenticated user, a relay network or local submission: signed when its
+    /// From: domain has a key.
+    Sign(&'a petrel_mailauth::Signer),
+    /// Mail from the Internet on port 25: checked, and refused when `dmarc_reject` is on and
+    /// DMARC says reject.
+    Verify {
+        verifier: &'a petrel_mailauth::Verifier,
+        dmarc_reject: bool,
+    },
 }
 
 /// Stores `message` from `client`; returns the reply to give.
@@ -33,12 +53,49 @@ pub async fn store_message(
         hostname,
         is_submission,
         policy,
+        authentication,
     } = *context;
     let unix_seconds = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_secs());
     if is_submission {
         complete_submission(&mut message, hostname, unix_seconds);
+    }
+    let mut summary = None;
+    let mut signer = None;
+    match authentication {
+        Authentication::None => {}
+        Authentication::Sign(keys) => signer = (!keys.is_empty()).then_some(keys),
+        Authentication::Verify {
+            verifier,
+            dmarc_reject,
+        } => {
+            let verdict = verify(verifier, &message, client, hostname).await;
+            summary = Some(format!(
+                "spf={} dkim={} dmarc={}",
+                verdict.spf, verdict.dkim, verdict.dmarc
+            ));
+            if dmarc_reject && verdict.is_dmarc_reject {
+                return Stored {
+                    reply: standard::DMARC_REJECT.reply(),
+                    queue_id: None,
+                    error: None,
+                    authentication: summary,
+                };
+            }
+            remove_forged_results(&mut message.content, hostname);
+            prepend(&mut message, &verdict.header);
+        }
+    }
+    if let Some(keys) = signer {
+        match keys.sign(&message.content) {
+            Some(Ok(signature)) => {
+                summary = Some(signature_summary(&signature));
+                prepend(&mut message, &signature);
+            }
+            Some(Err(error)) => summary = Some(error),
+            None => {}
+        }
     }
     let envelope = envelope_of(&message, client, policy, unix_seconds);
     let hostname = hostname.to_owned();
@@ -56,6 +113,7 @@ pub async fn store_message(
             reply: standard::QUEUED.with_text(format!("queued as {queue_id}")),
             queue_id: Some(queue_id),
             error: None,
+            authentication: summary,
         },
         Ok(Err(error)) => Stored {
             reply: if matches!(error, QueueError::NoSpace) {
@@ -65,13 +123,96 @@ pub async fn store_message(
             },
             queue_id: None,
             error: Some(error),
+            authentication: summary,
         },
         Err(_) => Stored {
             reply: standard::LOCAL_ERROR.reply(),
             queue_id: None,
             error: None,
+            authentication: summary,
         },
     }
+}
+
+/// SPF, DKIM and DMARC of a message from the Internet (RFC 8601's authserv-id: our host name).
+async fn verify(
+    verifier: &petrel_mailauth::Verifier,
+    message: &Message,
+    client: IpAddr,
+    hostname: &str,
+) -> petrel_mailauth::Verdict {
+    let mail_from = message.reverse_path.to_string();
+    let mail_from = mail_from.trim_start_matches('<').trim_end_matches('>');
+    verifier
+        .verify(&petrel_mailauth::VerifyRequest {
+            client,
+            helo: &message.helo,
+            mail_from,
+            message: &message.content,
+            authserv_id: hostname,
+        })
+        .await
+}
+
+/// `dkim=signed d=example.org s=petrel`, from a DKIM-Signature field.
+fn signature_summary(signature: &str) -> String {
+    let tag = |name: &str| {
+        signature
+            .split(';')
+            .filter_map(|part| part.trim().split_once('='))
+            .find(|(key, _)| key.trim() == name)
+            .map(|(_, value)| value.trim().to_owned())
+            .unwrap_or_default()
+    };
+    format!("dkim=signed d={} s={}", tag("d"), tag("s"))
+}
+
+/// Drops `Authentication-Results:` fields that claim our authserv-id: only we may write those,
+/// and a sender could forge a "pass" (RFC 8601 §5).
+fn remove_forged_results(content: &mut Vec<u8>, hostname: &str) {
+    let header_end = content
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .map_or(content.len(), |p| p + 2);
+    let mut kept = Vec::with_capacity(content.len());
+    let mut is_dropping = false;
+    for line in content[..header_end].split_inclusive(|b| *b == b'\n') {
+        if line.starts_with(b" ") || line.starts_with(b"\t") {
+            if !is_dropping {
+                kept.extend_from_slice(line);
+            }
+            continue;
+        }
+        is_dropping = claims_authserv_id(line, hostname);
+        if !is_dropping {
+            kept.extend_from_slice(line);
+        }
+    }
+    if kept.len() != header_end {
+        kept.extend_from_slice(&content[header_end..]);
+        *content = kept;
+    }
+}
+
+fn claims_authserv_id(line: &[u8], hostname: &str) -> bool {
+    let text = String::from_utf8_lossy(line);
+    let Some((name, value)) = text.split_once(':') else {
+        return false;
+    };
+    name.trim().eq_ignore_ascii_case("authentication-results")
+        && value
+            .split(';')
+            .next()
+            .and_then(|id| id.split_whitespace().next())
+            .is_some_and(|id| id.eq_ignore_ascii_case(hostname))
+}
+
+/// Puts a header field (with its CRLF) on top of the message.
+fn prepend(message: &mut Message, field: &str) {
+    let mut content = Vec::with_capacity(field.len() + message.content.len());
+    content.extend_from_slice(field.as_bytes());
+    content.extend_from_slice(&message.content);
+    message.content = content;
 }
 
 fn trace_header(
@@ -147,6 +288,8 @@ pub struct Receiving<'a> {
     pub is_submission: bool,
     /// For alias expansion.
     pub policy: &'a Policy,
+    /// DKIM signing or SPF/DKIM/DMARC checks.
+    pub authentication: Authentication<'a>,
 }
 
 /// The queue recipients of one RCPT: itself, or its aliases' final targets, each remembering
@@ -226,4 +369,22 @@ fn header_value(content: &[u8], name: &str) -> Option<String> {
         }
     }
     None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn forged_results_for_our_name_are_removed_and_others_kept() {
+        let mut content = b"Authentication-Results: MX.test; spf=pass\r\n\tdkim=pass\r\nAuthentication-Results: other.example; spf=fail\r\nSubject: x\r\n\r\nAuthentication-Results: mx.test; in the body\r\n".to_vec();
+        remove_forged_results(&mut content, "mx.test");
+        assert_eq!(
+            String::from_utf8(content).unwrap(),
+            "Authentication-Results: other.example; spf=fail\r\nSubject: x\r\n\r\nAuthentication-Results: mx.test; in the body\r\n"
+        );
+        let mut untouched = b"Subject: y\r\n\r\nbody\r\n".to_vec();
+        remove_forged_results(&mut untouched, "mx.test");
+        assert_eq!(untouched, b"Subject: y\r\n\r\nbody\r\n");
+    }
 }

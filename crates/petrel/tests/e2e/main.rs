@@ -1,9 +1,10 @@
 //! End-to-end tests of the `petrel` binary over loopback: real clients (Python's smtplib,
-//! swaks, curl, lettre), crash safety under SIGKILL, fsync ordering under strace, bad input,
+//! swaks, curl, lettre, dkimpy), crash safety under SIGKILL, fsync ordering under strace, bad input,
 //! signals and configuration. The one integration-test binary of this crate.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod authentication;
 mod bad_input;
 mod clients;
 mod durability;

@@ -140,6 +140,9 @@ replies! {
     TOO_MANY_AUTH_FAILURES = 421 [4, 7, 0] "Too many authentication failures, closing transmission channel";
     /// Submission with a sender the user does not own (S-SUB-2).
     SENDER_NOT_OWNED = 553 [5, 7, 1] "Sender address not owned by the authenticated user";
+    /// End of data, `policy.dmarc_reject` on: the From: domain publishes `p=reject` and the
+    /// message passed neither aligned SPF nor aligned DKIM (RFC 7489).
+    DMARC_REJECT = 550 [5, 7, 1] "Message refused by the DMARC policy of its From domain";
 }
 
 #[cfg(test)]
