@@ -46,6 +46,10 @@ pub fn deliver_local_recipients(
             Ok(path) => {
                 info!(queue_id = %id, recipient = %recipient.address, path = %path.display(), "delivered to Maildir");
                 recipient.state = RecipientState::Delivered;
+                petrel_metrics::registry().increment(
+                    petrel_metrics::RECIPIENT_OUTCOMES,
+                    &[("transport", "maildir"), ("result", "delivered")],
+                );
                 recipient.status = Some("2.0.0".into());
                 recipient.last_reply = Some(format!("delivered to Maildir {}", path.display()));
                 history.push(format!(
@@ -57,6 +61,10 @@ pub fn deliver_local_recipients(
             Err(error) => {
                 warn!(queue_id = %id, recipient = %recipient.address, %error, "Maildir delivery failed; will retry");
                 recipient.next_attempt_unix_seconds = now + LOCAL_RETRY_SECONDS;
+                petrel_metrics::registry().increment(
+                    petrel_metrics::RECIPIENT_OUTCOMES,
+                    &[("transport", "maildir"), ("result", "deferred")],
+                );
                 recipient.status = Some("4.3.0".into());
                 recipient.last_reply = Some(format!("Maildir write failed: {error}"));
                 history.push(format!(

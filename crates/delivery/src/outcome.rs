@@ -90,6 +90,15 @@ pub fn apply_remote_outcomes(
                 }
             }
         };
+        let result = match recipient.state {
+            RecipientState::Delivered => "delivered",
+            RecipientState::Failed => "bounced",
+            RecipientState::Pending => "deferred",
+        };
+        petrel_metrics::registry().increment(
+            petrel_metrics::RECIPIENT_OUTCOMES,
+            &[("transport", "smtp"), ("result", result)],
+        );
         envelope.history.push(format!(
             "{date} {}: {} -> {decision}",
             recipient.address, outcome.detail

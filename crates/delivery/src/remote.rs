@@ -303,6 +303,7 @@ async fn try_session(
         host: host.to_owned(),
         mta: format!("{host} [{}]", target.ip()),
         tls_note: None,
+        replies: petrel_metrics::replies::ReplyScanner::default(),
     };
     let mta = driver.mta.clone();
     let result = driver.run(message).await;
@@ -363,6 +364,8 @@ pub(crate) struct Driver {
     host: String,
     /// What happened with TLS, for the history.
     tls_note: Option<String>,
+    /// Counts the replies read (`/metrics`).
+    replies: petrel_metrics::replies::ReplyScanner,
 }
 
 impl Driver {
@@ -405,6 +408,10 @@ impl Driver {
         match timeout(Duration::from_secs(60), handshake(tcp, &self.host)).await {
             Ok(Ok(transport)) => {
                 self.tls_note = transport.summary().map(|s| format!("STARTTLS: {s}"));
+                petrel_metrics::registry().increment(
+                    petrel_metrics::SMTP_TLS_SESSIONS,
+                    &[("direction", "outbound")],
+                );
                 self.transport = Some(transport);
                 self.session.tls_started();
                 Ok(())
@@ -426,6 +433,13 @@ impl Driver {
             Ok(Err(error)) => Err(format!("read error: {error}")),
             Ok(Ok(0)) => Err("connection closed by the server".into()),
             Ok(Ok(count)) => {
+                let registry = petrel_metrics::registry();
+                self.replies.scan(&self.buffer[..count], |reply| {
+                    registry.increment(
+                        petrel_metrics::REMOTE_REPLIES_RECEIVED,
+                        &[("code", reply.code), ("enhanced", reply.enhanced)],
+                    );
+                });
                 self.session.receive(&self.buffer[..count]);
                 Ok(())
             }

@@ -324,6 +324,8 @@ async fn record(
         Some(Ok(bounce_id)) => {
             if let Some(bounce_id) = bounce_id {
                 info!(queue_id = %id, bounce = %bounce_id, "delivery status notification queued");
+                petrel_metrics::registry()
+                    .increment(petrel_metrics::BOUNCES_QUEUED, &[("action", "failed")]);
                 let _ = context.requeue.send(bounce_id);
             }
             if finished {

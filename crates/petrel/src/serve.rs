@@ -61,7 +61,7 @@ async fn serve(source: Source, config: Config) -> Result<(), String> {
                 .local_addr()
                 .map_err(|e| format!("cannot read the http address: {e}"))?;
             info!("listening on {address} (http)");
-            Some(tokio::spawn(crate::web::serve(bound)))
+            Some(tokio::spawn(crate::web::serve(bound, queue.clone())))
         }
         None => None,
     };

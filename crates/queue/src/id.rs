@@ -39,6 +39,13 @@ impl QueueId {
         QueueId(format!("{micros:013X}{counter:04X}"))
     }
 
+    /// When the message arrived (the id's first 13 hex digits are microseconds since the Unix
+    /// epoch).
+    pub fn arrival_unix_seconds(&self) -> Option<u64> {
+        let micros = u64::from_str_radix(self.0.get(..13)?, 16).ok()?;
+        Some(micros / 1_000_000)
+    }
+
     /// Parses an id: exactly 17 characters of `[0-9A-F]`, anything else is `None`.
     pub fn parse(text: &str) -> Option<QueueId> {
         let is_id = text.len() == QUEUE_ID_LENGTH

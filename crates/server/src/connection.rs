@@ -181,6 +181,10 @@ impl Connection {
         match (&stored.queue_id, &stored.error) {
             (Some(id), _) => {
                 info!(session = self.session_id, queue_id = %id, peer = %self.peer, sender = %sender, recipients = count, size, tls = ?self.stream.tls_summary(), user = ?self.session.authenticated_as(), authentication = checks, "queued");
+                petrel_metrics::registry().increment(
+                    petrel_metrics::MESSAGES_RECEIVED,
+                    &[("source", self.protocol.as_str())],
+                );
                 (self.server.on_queued)(id.clone());
             }
             (None, error) => {
@@ -220,6 +224,10 @@ impl Connection {
         match tokio_rustls::TlsAcceptor::from(config).accept(tcp).await {
             Ok(tls) => {
                 self.stream = Stream::Tls(Box::new(tls));
+                petrel_metrics::registry().increment(
+                    petrel_metrics::SMTP_TLS_SESSIONS,
+                    &[("direction", "inbound")],
+                );
                 info!(session = self.session_id, peer = %self.peer, tls = ?self.stream.tls_summary(), "STARTTLS");
                 self.session.tls_started();
                 true
@@ -256,6 +264,7 @@ impl Connection {
         if output.is_empty() {
             return Ok(());
         }
+        count_replies_sent(&output);
         self.stream.write_all(&output).await?;
         self.stream.flush().await
     }
@@ -273,6 +282,27 @@ async fn decide_recipient(
         .policy
         .check_recipient(client, is_authenticated, path)?;
     check_recipient(&server.resolver, settings, path).await
+}
+
+/// Counts the replies in bytes about to be written (`/metrics`): by code, and the bare-newline
+/// refusals (S-SMUG-2, S-SMUG-3) apart.
+pub fn count_replies_sent(output: &[u8]) {
+    let registry = petrel_metrics::registry();
+    petrel_metrics::replies::ReplyScanner::default().scan(output, |reply| {
+        registry.increment(
+            petrel_metrics::SMTP_REPLIES_SENT,
+            &[("code", reply.code), ("enhanced", reply.enhanced)],
+        );
+        let is_bare_newline = [
+            standard::BARE_NEWLINE_IN_DATA,
+            standard::BARE_NEWLINE_IN_COMMAND,
+        ]
+        .iter()
+        .any(|t| reply.text == t.text);
+        if is_bare_newline {
+            registry.increment(petrel_metrics::BARE_NEWLINE_REFUSALS, &[]);
+        }
+    });
 }
 
 /// The reference's short title of a reply, for log lines.

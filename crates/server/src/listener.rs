@@ -30,7 +30,13 @@ async fn open_stream(
     let config = server.settings.borrow().tls.clone()?;
     let handshake = tokio_rustls::TlsAcceptor::from(config).accept(stream);
     match tokio::time::timeout(Duration::from_secs(30), handshake).await {
-        Ok(Ok(tls)) => Some(Stream::Tls(Box::new(tls))),
+        Ok(Ok(tls)) => {
+            petrel_metrics::registry().increment(
+                petrel_metrics::SMTP_TLS_SESSIONS,
+                &[("direction", "inbound")],
+            );
+            Some(Stream::Tls(Box::new(tls)))
+        }
         Ok(Err(error)) => {
             tracing::info!(%error, "implicit TLS handshake failed");
             None
@@ -69,6 +75,7 @@ pub async fn run_listener(
         let _ = stream.set_nodelay(true);
         let Ok(permit) = connections.clone().try_acquire_owned() else {
             warn!(%peer, "too many connections");
+            limited("max_connections");
             refuse(stream, standard::TOO_MANY_CONNECTIONS.reply());
             continue;
         };
@@ -84,6 +91,7 @@ pub async fn run_listener(
                     Some(slot) => Some(slot),
                     None => {
                         warn!(%peer, "too many connections from this address");
+                        limited("max_connections_per_ip");
                         refuse(stream, standard::TOO_MANY_CONNECTIONS_FROM_ADDRESS.reply());
                         continue;
                     }
@@ -92,14 +100,24 @@ pub async fn run_listener(
         };
         let session_id = NEXT_SESSION_ID.fetch_add(1, Ordering::Relaxed);
         let server = server.clone();
+        let registry = petrel_metrics::registry();
+        let labels = [("protocol", protocol.as_str())];
+        registry.increment(petrel_metrics::SMTP_CONNECTIONS, &labels);
+        registry.add(petrel_metrics::SMTP_CONNECTIONS_OPEN, &labels, 1);
         tokio::spawn(async move {
             if let Some(stream) = open_stream(&server, stream, protocol).await {
                 serve_connection(server, stream, peer, session_id, protocol).await;
             }
+            registry.add(petrel_metrics::SMTP_CONNECTIONS_OPEN, &labels, -1);
             drop(permit);
             drop(ip_slot);
         });
     }
+}
+
+/// Counts a refusal by a named limit (`/metrics`).
+pub fn limited(limit: &str) {
+    petrel_metrics::registry().increment(petrel_metrics::RATE_LIMITED, &[("limit", limit)]);
 }
 
 /// Answers a connection that gets no session with `reply` and closes it, in its own task.
@@ -107,6 +125,7 @@ fn refuse(mut stream: tokio::net::TcpStream, reply: petrel_proto::Reply) {
     tokio::spawn(async move {
         let mut out = Vec::new();
         reply.render(&mut out);
+        crate::connection::count_replies_sent(&out);
         let _ = stream.write_all(&out).await;
         let _ = stream.shutdown().await;
     });

@@ -227,6 +227,8 @@ pub struct Response {
     /// Extra header fields (Location, Allow).
     pub headers: Vec<(&'static str, String)>,
     pub body: String,
+    /// Content-Type; HTML unless said otherwise.
+    pub content_type: &'static str,
 }
 
 impl Response {
@@ -236,6 +238,17 @@ impl Response {
             status,
             headers: Vec::new(),
             body,
+            content_type: "text/html; charset=utf-8",
+        }
+    }
+
+    /// Plain text, e.g. the Prometheus exposition format.
+    pub fn text(content_type: &'static str, body: String) -> Response {
+        Response {
+            status: 200,
+            headers: Vec::new(),
+            body,
+            content_type,
         }
     }
 
@@ -245,6 +258,7 @@ impl Response {
         Response {
             status: 302,
             headers: vec![("Location", location.to_owned())],
+            content_type: "text/html; charset=utf-8",
             body: format!(
                 "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>Found</title></head><body><p><a href=\"{escaped}\">{escaped}</a></p></body></html>\n"
             ),
@@ -254,7 +268,7 @@ impl Response {
     /// The bytes on the wire; without the body for HEAD.
     pub fn to_bytes(&self, head_only: bool) -> Vec<u8> {
         let mut head = format!("HTTP/1.1 {} {}\r\n", self.status, reason(self.status));
-        head.push_str("Content-Type: text/html; charset=utf-8\r\n");
+        let _ = write!(head, "Content-Type: {}\r\n", self.content_type);
         let _ = write!(head, "Content-Length: {}\r\n", self.body.len());
         head.push_str("Connection: close\r\n");
         head.push_str("Cache-Control: no-cache\r\n");

@@ -1,4 +1,5 @@
-//! The `[http]` server of `petrel serve`: the reply-code reference as web pages.
+//! The `[http]` server of `petrel serve`: the reply-code reference as web pages, and
+//! `/metrics` in the Prometheus text format (`metrics.rs`).
 //!
 //! A small HTTP/1.1 server written by hand over tokio: one request per connection (GET or
 //! HEAD), its head read within 16 KiB and 10 seconds, the answer sent with Content-Length and
@@ -9,6 +10,7 @@ mod compare;
 mod entry;
 mod html;
 mod http;
+mod metrics;
 mod pages;
 mod words;
 
@@ -30,7 +32,7 @@ const WRITE_TIMEOUT: Duration = Duration::from_secs(30);
 const MAX_CONNECTIONS: usize = 256;
 
 /// Serves HTTP on `listener` until the task is dropped.
-pub async fn serve(listener: TcpListener) {
+pub async fn serve(listener: TcpListener, queue: Arc<dyn petrel_queue::Queue>) {
     let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));
     loop {
         let Ok(slot) = slots.clone().acquire_owned().await else {
@@ -38,8 +40,9 @@ pub async fn serve(listener: TcpListener) {
         };
         match listener.accept().await {
             Ok((stream, _peer)) => {
+                let queue = queue.clone();
                 tokio::spawn(async move {
-                    handle(stream).await;
+                    handle(stream, queue).await;
                     drop(slot);
                 });
             }
@@ -53,7 +56,7 @@ pub async fn serve(listener: TcpListener) {
 }
 
 /// Reads one request from `stream`, answers it and closes the connection.
-async fn handle(mut stream: TcpStream) {
+async fn handle(mut stream: TcpStream, queue: Arc<dyn petrel_queue::Queue>) {
     let (response, head_only) =
         match tokio::time::timeout(HEAD_TIMEOUT, read_head(&mut stream)).await {
             Err(_) => (
@@ -70,7 +73,11 @@ async fn handle(mut stream: TcpStream) {
             ),
             Ok(Head::Complete(bytes)) => match http::parse_head(&bytes) {
                 Ok(request) => {
-                    let response = pages::respond(&request);
+                    let response = if request.path == "/metrics" {
+                        metrics::respond(queue).await
+                    } else {
+                        pages::respond(&request)
+                    };
                     debug!(path = %request.path, status = response.status, "http request");
                     (Some(response), request.method == Method::Head)
                 }

@@ -1,0 +1,230 @@
+//! petrel-metrics: the process's counters and gauges, and their rendering in the Prometheus
+//! text exposition format (version 0.0.4) for `/metrics`.
+//!
+//! std only, so that `server` and `delivery` can both count without depending on each other.
+//! One registry per process (`registry()`); a sample is a name, a few labels and a value.
+//! Names and help texts are listed in `DESCRIPTIONS`; label values are escaped, so a value a
+//! peer chose (a reply code it sent) cannot break the format. Never panics: a poisoned lock is
+//! taken over.
+
+pub mod replies;
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::sync::{Mutex, MutexGuard, OnceLock};
+
+/// Every metric petrel exports: name, type, help.
+pub const DESCRIPTIONS: &[(&str, &str, &str)] = &[
+    (
+        SMTP_CONNECTIONS,
+        "counter",
+        "SMTP sessions accepted, by listener protocol.",
+    ),
+    (
+        SMTP_CONNECTIONS_OPEN,
+        "gauge",
+        "SMTP sessions open now, by listener protocol.",
+    ),
+    (
+        SMTP_TLS_SESSIONS,
+        "counter",
+        "TLS handshakes completed, inbound (STARTTLS or implicit TLS) and outbound (STARTTLS to a remote MX).",
+    ),
+    (
+        SMTP_REPLIES_SENT,
+        "counter",
+        "Replies petrel sent to SMTP clients, by basic and enhanced code.",
+    ),
+    (
+        BARE_NEWLINE_REFUSALS,
+        "counter",
+        "Commands and messages refused for a bare CR or LF (SMTP smuggling defence).",
+    ),
+    (
+        MESSAGES_RECEIVED,
+        "counter",
+        "Messages accepted into the queue (250 after fsync), by source.",
+    ),
+    (
+        REMOTE_REPLIES_RECEIVED,
+        "counter",
+        "Replies petrel received from remote SMTP and LMTP servers, by basic and enhanced code.",
+    ),
+    (
+        RECIPIENT_OUTCOMES,
+        "counter",
+        "Delivery attempts per recipient, by transport and result (delivered, deferred, bounced).",
+    ),
+    (
+        BOUNCES_QUEUED,
+        "counter",
+        "Delivery status notifications (bounces, delay and success notices) queued, by action.",
+    ),
+    (
+        QUEUE_MESSAGES,
+        "gauge",
+        "Messages in the queue (active and held).",
+    ),
+    (
+        QUEUE_OLDEST_AGE,
+        "gauge",
+        "Age in seconds of the oldest queued message.",
+    ),
+    (
+        RATE_LIMITED,
+        "counter",
+        "Sessions and commands refused by the per-client limits, by limit.",
+    ),
+];
+
+pub const SMTP_CONNECTIONS: &str = "petrel_smtp_connections_total";
+pub const SMTP_CONNECTIONS_OPEN: &str = "petrel_smtp_connections_open";
+pub const SMTP_TLS_SESSIONS: &str = "petrel_tls_sessions_total";
+pub const SMTP_REPLIES_SENT: &str = "petrel_smtp_replies_sent_total";
+pub const BARE_NEWLINE_REFUSALS: &str = "petrel_bare_newline_refusals_total";
+pub const MESSAGES_RECEIVED: &str = "petrel_messages_received_total";
+pub const REMOTE_REPLIES_RECEIVED: &str = "petrel_remote_replies_received_total";
+pub const RECIPIENT_OUTCOMES: &str = "petrel_recipient_deliveries_total";
+pub const BOUNCES_QUEUED: &str = "petrel_dsn_queued_total";
+pub const QUEUE_MESSAGES: &str = "petrel_queue_messages";
+pub const QUEUE_OLDEST_AGE: &str = "petrel_queue_oldest_message_age_seconds";
+pub const RATE_LIMITED: &str = "petrel_rate_limited_total";
+
+type Key = (&'static str, Vec<(&'static str, String)>);
+
+/// The process's samples.
+#[derive(Debug, Default)]
+pub struct Registry {
+    samples: Mutex<BTreeMap<Key, i64>>,
+}
+
+/// The registry of this process.
+pub fn registry() -> &'static Registry {
+    static REGISTRY: OnceLock<Registry> = OnceLock::new();
+    REGISTRY.get_or_init(Registry::default)
+}
+
+impl Registry {
+    fn lock(&self) -> MutexGuard<'_, BTreeMap<Key, i64>> {
+        self.samples
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Adds `delta` (may be negative, for gauges) to the sample `name{labels}`.
+    pub fn add(&self, name: &'static str, labels: &[(&'static str, &str)], delta: i64) {
+        let key = (
+            name,
+            labels.iter().map(|(k, v)| (*k, (*v).to_owned())).collect(),
+        );
+        let mut samples = self.lock();
+        let value = samples.entry(key).or_insert(0);
+        *value = value.saturating_add(delta);
+    }
+
+    /// Adds one to a counter.
+    pub fn increment(&self, name: &'static str, labels: &[(&'static str, &str)]) {
+        self.add(name, labels, 1);
+    }
+
+    /// Sets a gauge.
+    pub fn set(&self, name: &'static str, labels: &[(&'static str, &str)], value: i64) {
+        let key = (
+            name,
+            labels.iter().map(|(k, v)| (*k, (*v).to_owned())).collect(),
+        );
+        self.lock().insert(key, value);
+    }
+
+    /// The current value of one sample (0 when never touched).
+    pub fn value(&self, name: &'static str, labels: &[(&'static str, &str)]) -> i64 {
+        let key = (
+            name,
+            labels.iter().map(|(k, v)| (*k, (*v).to_owned())).collect(),
+        );
+        self.lock().get(&key).copied().unwrap_or(0)
+    }
+
+    /// Every sample in the text exposition format, each metric under its HELP and TYPE lines.
+    pub fn render(&self) -> String {
+        let samples = self.lock();
+        let mut out = String::new();
+        for (name, kind, help) in DESCRIPTIONS {
+            let _ = writeln!(out, "# HELP {name} {help}");
+            let _ = writeln!(out, "# TYPE {name} {kind}");
+            let mut any = false;
+            for ((_, labels), value) in samples.range(range_of(name)) {
+                any = true;
+                let _ = writeln!(out, "{name}{} {value}", render_labels(labels));
+            }
+            // A counter that has not moved is still a series (0), so rate() works from the start.
+            if !any && labels_free(name) {
+                let _ = writeln!(out, "{name} 0");
+            }
+        }
+        out
+    }
+}
+
+/// Metrics that have no labels, rendered as 0 before their first sample.
+fn labels_free(name: &str) -> bool {
+    [BARE_NEWLINE_REFUSALS, QUEUE_MESSAGES, QUEUE_OLDEST_AGE].contains(&name)
+}
+
+fn range_of(name: &'static str) -> std::ops::RangeInclusive<Key> {
+    (name, Vec::new())..=(name, vec![("\u{10ffff}", String::from("\u{10ffff}"))])
+}
+
+fn render_labels(labels: &[(&'static str, String)]) -> String {
+    if labels.is_empty() {
+        return String::new();
+    }
+    let parts: Vec<String> = labels
+        .iter()
+        .map(|(key, value)| format!("{key}=\"{}\"", escape(value)))
+        .collect();
+    format!("{{{}}}", parts.join(","))
+}
+
+/// Label value escaping: backslash, double quote and line feed.
+fn escape(value: &str) -> String {
+    let mut out = String::with_capacity(value.len());
+    for c in value.chars() {
+        match c {
+            '\\' => out.push_str("\\\\"),
+            '"' => out.push_str("\\\""),
+            '\n' => out.push_str("\\n"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn renders_help_type_and_escaped_labels() {
+        let registry = Registry::default();
+        registry.increment(SMTP_REPLIES_SENT, &[("code", "250"), ("enhanced", "2.0.0")]);
+        registry.increment(SMTP_REPLIES_SENT, &[("code", "250"), ("enhanced", "2.0.0")]);
+        registry.increment(SMTP_REPLIES_SENT, &[("code", "5\"0\n0"), ("enhanced", "")]);
+        registry.add(SMTP_CONNECTIONS_OPEN, &[("protocol", "smtp")], 1);
+        registry.add(SMTP_CONNECTIONS_OPEN, &[("protocol", "smtp")], -1);
+        let text = registry.render();
+        assert!(text.contains("# TYPE petrel_smtp_replies_sent_total counter\n"));
+        assert!(
+            text.contains("petrel_smtp_replies_sent_total{code=\"250\",enhanced=\"2.0.0\"} 2\n")
+        );
+        assert!(
+            text.contains("petrel_smtp_replies_sent_total{code=\"5\\\"0\\n0\",enhanced=\"\"} 1\n")
+        );
+        assert!(text.contains("petrel_smtp_connections_open{protocol=\"smtp\"} 0\n"));
+        assert!(text.contains("petrel_bare_newline_refusals_total 0\n"));
+        assert_eq!(
+            registry.value(SMTP_REPLIES_SENT, &[("code", "250"), ("enhanced", "2.0.0")]),
+            2
+        );
+    }
+}
