@@ -294,6 +294,10 @@ pub struct LimitsConfig {
     pub max_connections: usize,
     /// Relay networks are exempt.
     pub max_connections_per_ip: usize,
+    /// Per-minute rates of one client address (0: none); relay networks are exempt.
+    pub max_connections_per_minute_per_ip: u32,
+    pub max_messages_per_minute_per_ip: u32,
+    pub max_recipients_per_minute_per_ip: u32,
     pub max_command_line_bytes: usize,
     pub max_data_line_bytes: usize,
     pub max_errors: u32,
@@ -308,6 +312,9 @@ impl Default for LimitsConfig {
             shutdown_grace: Duration::from_secs(30),
             max_connections: 10_000,
             max_connections_per_ip: 50,
+            max_connections_per_minute_per_ip: 600,
+            max_messages_per_minute_per_ip: 600,
+            max_recipients_per_minute_per_ip: 6000,
             max_command_line_bytes: 2048,
             max_data_line_bytes: 65_536,
             max_errors: 20,

@@ -103,6 +103,7 @@ async fn serve(source: Source, config: Config) -> Result<(), String> {
         }),
         lifecycle: lifecycle_rx,
         per_ip: Arc::default(),
+        rates: petrel_server::rate::RateLimiter::default(),
     });
     for (listener, protocol) in listeners {
         tokio::spawn(run_listener(

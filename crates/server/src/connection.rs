@@ -18,6 +18,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tracing::{debug, info, warn};
 
 use crate::nullmx::{check_recipient, check_sender};
+use crate::rate::RateKind;
 use crate::receive::{Authentication, Receiving, store_message};
 use crate::stream::Stream;
 use crate::users::owns_sender;
@@ -112,8 +113,34 @@ impl Connection {
         }
     }
 
+    /// False (and counted) when the client is over its per-minute rate of `kind`.
+    fn within_rate(&self, settings: &ServerSettings, kind: RateKind) -> bool {
+        let limit = match kind {
+            RateKind::Message => settings.max_messages_per_minute_per_ip,
+            RateKind::Recipient => settings.max_recipients_per_minute_per_ip,
+            RateKind::Connection => settings.max_connections_per_minute_per_ip,
+        };
+        let client = self.peer.ip();
+        if settings.policy.is_relay_client(client)
+            || self
+                .server
+                .rates
+                .allow(client, kind, limit, std::time::Instant::now())
+        {
+            return true;
+        }
+        crate::listener::limited(kind.as_str());
+        false
+    }
+
     async fn mail(&mut self, path: &ReversePath) {
         let settings = self.server.settings.borrow().clone();
+        if !self.within_rate(&settings, RateKind::Message) {
+            let reply = standard::MESSAGE_RATE_EXCEEDED.reply();
+            info!(session = self.session_id, peer = %self.peer, sender = %path, reply = %reply, meaning = %title(&reply), "message rate exceeded");
+            self.session.refuse(reply);
+            return;
+        }
         let decision = match (
             self.protocol.is_submission(),
             self.session.authenticated_as(),
@@ -141,6 +168,12 @@ impl Connection {
 
     async fn rcpt(&mut self, path: &ForwardPath) {
         let settings = self.server.settings.borrow().clone();
+        if !self.within_rate(&settings, RateKind::Recipient) {
+            let reply = standard::RECIPIENT_RATE_EXCEEDED.reply();
+            info!(session = self.session_id, peer = %self.peer, recipient = %path, reply = %reply, meaning = %title(&reply), "recipient rate exceeded");
+            self.session.refuse(reply);
+            return;
+        }
         let is_authenticated = self.session.authenticated_as().is_some();
         match decide_recipient(
             &self.server,

@@ -12,6 +12,7 @@ pub mod network;
 pub mod nullmx;
 pub mod per_ip;
 pub mod policy;
+pub mod rate;
 pub mod receive;
 pub mod stream;
 pub mod users;
@@ -46,6 +47,10 @@ pub struct ServerSettings {
     pub users: Arc<users::UserStore>,
     /// Sessions one client address may hold at once (relay networks exempt).
     pub max_connections_per_ip: usize,
+    /// Per-minute rates of one client address, 0 for none (relay networks exempt).
+    pub max_connections_per_minute_per_ip: u32,
+    pub max_messages_per_minute_per_ip: u32,
+    pub max_recipients_per_minute_per_ip: u32,
     /// DKIM keys by signing domain (`[[dkim]]`); mail from authenticated users, relay networks
     /// and local submission is signed when its From: domain has one.
     pub dkim: Arc<petrel_mailauth::Signer>,
@@ -127,4 +132,6 @@ pub struct Server {
     pub lifecycle: watch::Receiver<Lifecycle>,
     /// Open sessions per client address.
     pub per_ip: Arc<per_ip::PerIp>,
+    /// Connection, message and recipient rates per client address.
+    pub rates: rate::RateLimiter,
 }

@@ -15,6 +15,7 @@ use tokio::sync::Semaphore;
 use tracing::warn;
 
 use crate::connection::serve_connection;
+use crate::rate::RateKind;
 use crate::stream::Stream;
 use crate::{Lifecycle, Protocol, Server};
 
@@ -83,6 +84,16 @@ pub async fn run_listener(
             let settings = server.settings.borrow();
             if settings.policy.is_relay_client(peer.ip()) {
                 None
+            } else if !server.rates.allow(
+                peer.ip(),
+                RateKind::Connection,
+                settings.max_connections_per_minute_per_ip,
+                std::time::Instant::now(),
+            ) {
+                warn!(%peer, "connection rate exceeded");
+                limited(RateKind::Connection.as_str());
+                refuse(stream, standard::TOO_MANY_CONNECTIONS_PER_MINUTE.reply());
+                continue;
             } else {
                 match server
                     .per_ip

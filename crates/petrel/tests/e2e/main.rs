@@ -11,6 +11,7 @@ mod durability;
 mod fakemx;
 mod harness;
 mod lifecycle;
+mod limits;
 mod metrics;
 mod nullmx;
 mod queue_tools;

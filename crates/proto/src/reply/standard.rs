@@ -56,6 +56,12 @@ replies! {
     TOO_MANY_ERRORS = 421 [4, 7, 0] "Too many errors, closing transmission channel";
     /// Over `limits.max_connections`: greeting refused, then close.
     TOO_MANY_CONNECTIONS = 421 [4, 7, 0] "Too many connections, try again later";
+    /// Over `limits.max_connections_per_minute_per_ip`: greeting refused, then close.
+    TOO_MANY_CONNECTIONS_PER_MINUTE = 421 [4, 7, 0] "Too many connections from your address in the last minute, try again later";
+    /// MAIL over `limits.max_messages_per_minute_per_ip`.
+    MESSAGE_RATE_EXCEEDED = 450 [4, 7, 1] "Too much mail from your address, try again later";
+    /// RCPT over `limits.max_recipients_per_minute_per_ip`.
+    RECIPIENT_RATE_EXCEEDED = 450 [4, 7, 1] "Too many recipients from your address, try again later";
     /// Over `limits.max_connections_per_ip`: greeting refused, then close.
     TOO_MANY_CONNECTIONS_FROM_ADDRESS = 421 [4, 7, 0] "Too many connections from your address, try again later";
     /// Local error while storing (S-DATA-10).

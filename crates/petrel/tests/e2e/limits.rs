@@ -1,0 +1,118 @@
+//! Per-client rates (issue 7): clients on their own loopback addresses (127.0.0.2 and up, with
+//! no relay networks, so none is exempt), driven by Python's smtplib bound to that source
+//! address. The client over its message, recipient or connection rate hears 450 4.7.1 or
+//! 421 4.7.0 while another client is served, and `/metrics` counts the refusals.
+
+use std::process::Command;
+
+use crate::harness::{Petrel, Scratch};
+
+/// Runs an smtplib scenario; returns its printed lines ("CODE TEXT" per reply of interest).
+fn smtplib(port: u16, script: &str) -> Vec<String> {
+    let program = format!(
+        "import smtplib, sys\nPORT = {port}\ndef client(source):\n    return smtplib.SMTP('127.0.0.1', PORT, source_address=(source, 0), timeout=30)\n{script}"
+    );
+    let output = Command::new("python3")
+        .args(["-c", &program])
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}\n{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .map(str::to_owned)
+        .collect()
+}
+
+const SCRIPT: &str = r#"
+def mail(c, rcpts):
+    c.ehlo('client.test')
+    code, text = c.mail('sender@example.net')
+    if code != 250:
+        return '%d %s' % (code, text.decode())
+    for r in rcpts:
+        code, text = c.rcpt(r)
+        if code != 250:
+            print('rcpt %d %s' % (code, text.decode()))
+    code, text = c.data(b'Subject: rate\r\n\r\nrate\r\n')
+    return '%d %s' % (code, text.decode())
+
+# Message rate 3 a minute: the fourth MAIL from 127.0.0.2 is refused, 127.0.0.3 is served.
+c = client('127.0.0.2')
+for i in range(4):
+    print('a %s' % mail(c, ['bob@example.test']))
+c.quit()
+c = client('127.0.0.3')
+print('b %s' % mail(c, ['bob@example.test']))
+c.quit()
+# Recipient rate 5 a minute: the sixth RCPT from 127.0.0.4 is refused, the message still goes.
+c = client('127.0.0.4')
+print('c %s' % mail(c, ['r%d@example.test' % i for i in range(6)]))
+c.quit()
+# Connection rate 6 a minute: 127.0.0.5's seventh connection hears 421 at once.
+for i in range(7):
+    try:
+        c = client('127.0.0.5')
+        c.quit()
+        print('d connected')
+    except smtplib.SMTPConnectError as e:
+        print('d %d %s' % (e.smtp_code, e.smtp_error.decode()))
+"#;
+
+#[test]
+fn a_client_over_its_rate_is_refused_while_others_are_served() {
+    let scratch = Scratch::new("rates");
+    let extra = "[relay]\nnetworks = []\n\n[http]\naddress = \"127.0.0.1:0\"\n\n[limits]\nmax_messages_per_minute_per_ip = 3\nmax_recipients_per_minute_per_ip = 5\nmax_connections_per_minute_per_ip = 6\n";
+    let petrel = Petrel::start(&scratch.0, extra);
+    let lines = smtplib(petrel.address.port(), SCRIPT);
+    let a: Vec<&String> = lines.iter().filter(|l| l.starts_with("a ")).collect();
+    assert_eq!(a.len(), 4, "{lines:?}");
+    assert!(
+        a[..3].iter().all(|l| l.starts_with("a 250 2.0.0")),
+        "{lines:?}"
+    );
+    assert!(a[3].starts_with("a 450 4.7.1 Too much mail"), "{lines:?}");
+    assert!(
+        lines.iter().any(|l| l.starts_with("b 250 2.0.0")),
+        "{lines:?}"
+    );
+    let rcpt_refusals: Vec<&String> = lines.iter().filter(|l| l.starts_with("rcpt ")).collect();
+    assert_eq!(rcpt_refusals.len(), 1, "{lines:?}");
+    assert!(
+        rcpt_refusals[0].starts_with("rcpt 450 4.7.1 Too many recipients"),
+        "{lines:?}"
+    );
+    assert!(
+        lines.iter().any(|l| l.starts_with("c 250 2.0.0")),
+        "{lines:?}"
+    );
+    let d: Vec<&String> = lines.iter().filter(|l| l.starts_with("d ")).collect();
+    assert_eq!(d.len(), 7, "{lines:?}");
+    assert!(d[..6].iter().all(|l| *l == "d connected"), "{lines:?}");
+    assert!(
+        d[6].starts_with("d 421 4.7.0 Too many connections"),
+        "{lines:?}"
+    );
+    // 3 + 1 + 1 messages for bob and the five r*; the refused ones never arrived.
+    assert_eq!(petrel.wait_for_maildir("example.test", "bob", 4).len(), 4);
+    assert_eq!(petrel.wait_for_maildir("example.test", "r4", 1).len(), 1);
+    assert!(petrel.maildir("example.test", "r5").is_empty());
+    let http = petrel.listener("http");
+    let metrics = Command::new("curl")
+        .args(["-sS", &format!("http://{http}/metrics")])
+        .output()
+        .unwrap();
+    let metrics = String::from_utf8_lossy(&metrics.stdout);
+    for limit in ["message_rate", "recipient_rate", "connection_rate"] {
+        assert!(
+            metrics.contains(&format!(
+                "petrel_rate_limited_total{{limit=\"{limit}\"}} 1\n"
+            )),
+            "{limit}\n{metrics}"
+        );
+    }
+}
