@@ -5,6 +5,7 @@
 //! the queue only after every copy it owes is durable.
 
 pub mod control;
+mod driver;
 pub mod dsn;
 pub mod local;
 pub mod maildir;
@@ -12,6 +13,7 @@ pub mod mxplan;
 pub mod outcome;
 pub mod pool;
 pub mod remote;
+pub mod route;
 pub mod schedule;
 pub mod scheduler;
 pub mod tls;

@@ -9,7 +9,7 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use crate::remote::Driver;
+use crate::driver::Driver;
 
 /// How long an idle session is kept.
 const IDLE_LIMIT: Duration = Duration::from_secs(10);

@@ -14,15 +14,17 @@ use std::time::Duration;
 use petrel_dns::{AddressAnswer, Resolver};
 use petrel_proto::EnhancedCode;
 use petrel_proto::client::{
-    ClientEvent, ClientSession, Outgoing, SessionFailure, TransactionResult, Waiting,
+    ClientCredentials, ClientSession, Outgoing, SessionFailure, TransactionResult, Waiting,
 };
 use petrel_proto::reply::Reply;
 use tokio::net::TcpStream;
 use tokio::time::timeout;
 
+use crate::driver::{Driver, Step};
 use crate::mxplan::{MxPlan, PlannedHost, literal_address, plan};
 use crate::pool::Pool;
-use crate::tls::{Transport, handshake};
+use crate::route::Nexthop;
+use crate::tls::Transport;
 
 /// What remote delivery needs to know.
 #[derive(Debug, Clone)]
@@ -33,6 +35,8 @@ pub struct RemoteSettings {
     /// Our own listeners: an MX host at one of these is us (C-ROUTE-5).
     pub own_addresses: Vec<SocketAddr>,
     pub connect_timeout: Duration,
+    /// Bind outbound connections to this local address (when the families match).
+    pub source_address: Option<IpAddr>,
 }
 
 /// The outcome for one recipient.
@@ -54,12 +58,15 @@ pub struct Attempt {
     pub history: Vec<String>,
 }
 
-/// Delivers `message` to its recipients, all at `domain` (a name, or `[literal]`).
+/// Delivers `message` to its recipients, all at `domain` (a name, or `[literal]`), through
+/// `route` when the configuration gives one (relayhost, `[[delivery.route]]`), else to the
+/// domain's MX hosts.
 pub async fn deliver(
     resolver: &Resolver,
     settings: &RemoteSettings,
     pool: &Pool,
     domain: &str,
+    route: Option<&Nexthop>,
     message: &Outgoing,
 ) -> Attempt {
     let mut history = Vec::new();
@@ -67,41 +74,38 @@ pub async fn deliver(
     if let Some(outcomes) = reuse(pool, domain, message, &mut history).await {
         return Attempt { outcomes, history };
     }
-    let hosts = match domain.strip_prefix('[').and_then(|d| d.strip_suffix(']')) {
-        Some(literal) => match literal_address(literal) {
-            Some(address) => vec![(domain.to_owned(), vec![address])],
-            None => {
-                return all(
-                    count,
-                    failure(true, (5, 1, 2), format!("bad address literal {domain}")),
-                    history,
-                );
+    let (port, credentials) = match route {
+        Some(nexthop) => {
+            history.push(format!("routed to {} (configuration)", nexthop.describe()));
+            (nexthop.port, nexthop.credentials.as_ref())
+        }
+        None => (settings.port, None),
+    };
+    let (destination, is_direct) = match route {
+        Some(nexthop) if nexthop.is_mx_lookup => (nexthop.host.clone(), false),
+        Some(nexthop) => (nexthop.host.clone(), true),
+        None => (domain.to_owned(), false),
+    };
+    let hosts = if is_direct {
+        match destination.parse::<IpAddr>() {
+            Ok(address) => vec![(destination.clone(), vec![address])],
+            Err(_) => {
+                let planned = PlannedHost {
+                    name: destination.clone(),
+                    preference: 0,
+                };
+                resolve_hosts(resolver, vec![planned], &mut history).await
             }
-        },
-        None => {
-            let answer = resolver.mx(domain).await;
-            history.push(format!("DNS MX {domain}: {}", describe_answer(&answer)));
-            let is_our_name = |name: &str| name.eq_ignore_ascii_case(&settings.helo_name);
-            match plan(domain, &answer, &is_our_name, &mut shuffle) {
-                MxPlan::Fail(no_route) => {
-                    history.push(format!("no connection attempted: {}", no_route.reason));
-                    let outcome = Outcome {
-                        is_success: false,
-                        is_permanent: no_route.is_permanent,
-                        status: no_route.status,
-                        detail: no_route.reason,
-                        remote_mta: None,
-                    };
-                    return all(count, outcome, history);
-                }
-                MxPlan::Literal(address) => vec![(domain.to_owned(), vec![address])],
-                MxPlan::Hosts(hosts) => resolve_hosts(resolver, hosts, &mut history).await,
-            }
+        }
+    } else {
+        match route_by_mx(resolver, settings, &destination, count, &mut history).await {
+            Ok(hosts) => hosts,
+            Err(attempt) => return attempt,
         }
     };
     for (host, addresses) in hosts {
         for address in addresses {
-            let target = SocketAddr::new(address, settings.port);
+            let target = SocketAddr::new(address, port);
             if settings.own_addresses.contains(&target) {
                 history.push(format!("{host} [{address}] is this server: it and less preferred hosts are skipped (mail loop)"));
                 return all(
@@ -114,7 +118,15 @@ pub async fn deliver(
                     history,
                 );
             }
-            match try_host(settings, pool, domain, &host, target, message, &mut history).await {
+            let connection = Connection {
+                settings,
+                pool,
+                domain,
+                host: &host,
+                target,
+                credentials,
+            };
+            match try_host(&connection, message, &mut history).await {
                 HostResult::Done(outcomes) => return Attempt { outcomes, history },
                 HostResult::NextHost => {}
             }
@@ -123,9 +135,52 @@ pub async fn deliver(
     history.push("no host could be reached; will retry".to_owned());
     all(
         count,
-        failure(false, (4, 4, 1), format!("no MX host of {domain} answered")),
+        failure(
+            false,
+            (4, 4, 1),
+            format!("no MX host of {destination} answered"),
+        ),
         history,
     )
+}
+
+/// The hosts of `domain` by its MX records (or the literal), or the attempt that ends here
+/// (null MX, NXDOMAIN, a bad literal, a DNS failure).
+async fn route_by_mx(
+    resolver: &Resolver,
+    settings: &RemoteSettings,
+    domain: &str,
+    count: usize,
+    history: &mut Vec<String>,
+) -> Result<Vec<(String, Vec<IpAddr>)>, Attempt> {
+    if let Some(literal) = domain.strip_prefix('[').and_then(|d| d.strip_suffix(']')) {
+        return match literal_address(literal) {
+            Some(address) => Ok(vec![(domain.to_owned(), vec![address])]),
+            None => Err(all(
+                count,
+                failure(true, (5, 1, 2), format!("bad address literal {domain}")),
+                std::mem::take(history),
+            )),
+        };
+    }
+    let answer = resolver.mx(domain).await;
+    history.push(format!("DNS MX {domain}: {}", describe_answer(&answer)));
+    let is_our_name = |name: &str| name.eq_ignore_ascii_case(&settings.helo_name);
+    match plan(domain, &answer, &is_our_name, &mut shuffle) {
+        MxPlan::Fail(no_route) => {
+            history.push(format!("no connection attempted: {}", no_route.reason));
+            let outcome = Outcome {
+                is_success: false,
+                is_permanent: no_route.is_permanent,
+                status: no_route.status,
+                detail: no_route.reason,
+                remote_mta: None,
+            };
+            Err(all(count, outcome, std::mem::take(history)))
+        }
+        MxPlan::Literal(address) => Ok(vec![(domain.to_owned(), vec![address])]),
+        MxPlan::Hosts(hosts) => Ok(resolve_hosts(resolver, hosts, history).await),
+    }
 }
 
 enum HostResult {
@@ -158,28 +213,18 @@ async fn resolve_hosts(
 /// Runs one session with one host: opportunistic STARTTLS first; when the TLS handshake fails,
 /// once more in plaintext, as no policy requires TLS yet (C-TLS-6).
 async fn try_host(
-    settings: &RemoteSettings,
-    pool: &Pool,
-    domain: &str,
-    host: &str,
-    target: SocketAddr,
+    connection: &Connection<'_>,
     message: &Outgoing,
     history: &mut Vec<String>,
 ) -> HostResult {
-    let connection = Connection {
-        settings,
-        pool,
-        domain,
-        host,
-        target,
-    };
-    match try_session(&connection, message, history, true).await {
+    let (host, target) = (connection.host, connection.target);
+    match try_session(connection, message, history, true).await {
         Err(reason) if reason.starts_with("TLS handshake") => {
             history.push(format!(
                 "{host} [{}]: {reason}; trying again without TLS",
                 target.ip()
             ));
-            try_session(&connection, message, history, false)
+            try_session(connection, message, history, false)
                 .await
                 .unwrap_or_else(|reason| lost(host, target, message, history, &reason))
         }
@@ -216,6 +261,25 @@ struct Connection<'a> {
     domain: &'a str,
     host: &'a str,
     target: SocketAddr,
+    /// AUTH for a smarthost (only inside TLS).
+    credentials: Option<&'a ClientCredentials>,
+}
+
+/// Connects to `target`, from `source_address` when one of the same family is configured.
+async fn connect(settings: &RemoteSettings, target: SocketAddr) -> std::io::Result<TcpStream> {
+    let source = settings
+        .source_address
+        .filter(|s| s.is_ipv4() == target.is_ipv4());
+    let Some(source) = source else {
+        return TcpStream::connect(target).await;
+    };
+    let socket = if target.is_ipv4() {
+        tokio::net::TcpSocket::new_v4()?
+    } else {
+        tokio::net::TcpSocket::new_v6()?
+    };
+    socket.bind(SocketAddr::new(source, 0))?;
+    socket.connect(target).await
 }
 
 /// Keeps a session for reuse only after a transaction every recipient of which succeeded: a
@@ -280,8 +344,9 @@ async fn try_session(
         domain,
         host,
         target,
+        credentials,
     } = *connection;
-    let stream = match timeout(settings.connect_timeout, TcpStream::connect(target)).await {
+    let stream = match timeout(settings.connect_timeout, connect(settings, target)).await {
         Ok(Ok(stream)) => stream,
         Ok(Err(error)) => {
             history.push(format!("connect {host} [{target}]: {error}"));
@@ -294,10 +359,12 @@ async fn try_session(
     };
     let mut driver = Driver {
         transport: Some(Transport::Plain(stream)),
-        session: if wants_tls {
-            ClientSession::with_starttls(&settings.helo_name)
-        } else {
-            ClientSession::new(&settings.helo_name)
+        session: match credentials {
+            Some(credentials) => {
+                ClientSession::new(&settings.helo_name).with_auth(credentials.clone())
+            }
+            None if wants_tls => ClientSession::with_starttls(&settings.helo_name),
+            None => ClientSession::new(&settings.helo_name),
         },
         buffer: vec![0u8; 8192],
         host: host.to_owned(),
@@ -328,6 +395,34 @@ async fn try_session(
             ));
             HostResult::NextHost
         }
+        Ok(Step::Failed(SessionFailure::Auth(reply))) => {
+            let reason = format!("refused our credentials: {}", explained(&reply));
+            history.push(format!("{mta}: {reason}; will retry"));
+            let status = reply.enhanced.map_or(EnhancedCode::new(4, 7, 0), |e| {
+                EnhancedCode::new(4, e.subject, e.detail)
+            });
+            HostResult::Done(vec![
+                failure_at(
+                    false,
+                    status,
+                    format!("{mta} {reason}"),
+                    &mta
+                );
+                message.recipients.len()
+            ])
+        }
+        Ok(Step::Failed(SessionFailure::AuthUnavailable(reason))) => {
+            history.push(format!("{mta}: {reason}; will retry"));
+            HostResult::Done(vec![
+                failure_at(
+                    false,
+                    EnhancedCode::new(4, 7, 0),
+                    format!("{mta}: {reason}"),
+                    &mta
+                );
+                message.recipients.len()
+            ])
+        }
         Ok(Step::Failed(SessionFailure::Protocol(reason))) => {
             history.push(format!(
                 "{mta}: protocol error: {reason}; trying the next host"
@@ -346,131 +441,6 @@ async fn try_session(
         // Lost after the greeting: the outcome is unknown, so retry later (C-RETRY-3).
         Err(reason) => return Err(reason),
     })
-}
-
-enum Step {
-    Sent(TransactionResult),
-    Unsendable(EnhancedCode, String),
-    Failed(SessionFailure),
-}
-
-pub(crate) struct Driver {
-    /// `host [address]`, for the history.
-    mta: String,
-    /// `None` only while STARTTLS swaps the stream.
-    transport: Option<Transport>,
-    session: ClientSession,
-    buffer: Vec<u8>,
-    host: String,
-    /// What happened with TLS, for the history.
-    tls_note: Option<String>,
-    /// Counts the replies read (`/metrics`).
-    replies: petrel_metrics::replies::ReplyScanner,
-}
-
-impl Driver {
-    async fn run(&mut self, message: &Outgoing) -> Result<Step, String> {
-        let mut is_sent = false;
-        loop {
-            match self.session.poll() {
-                ClientEvent::NeedInput => self.exchange().await?,
-                ClientEvent::Ready if !is_sent => {
-                    if let Err(refusal) = self.session.check(message) {
-                        self.session.quit();
-                        let _ = self.flush().await;
-                        return Ok(Step::Unsendable(refusal.status, refusal.reason));
-                    }
-                    self.session.send(message.clone());
-                    is_sent = true;
-                }
-                ClientEvent::Ready | ClientEvent::Closed => {
-                    return Err("session ended early".into());
-                }
-                // The session stays open and ready: the caller pools it or quits it.
-                ClientEvent::Sent(result) => return Ok(Step::Sent(result)),
-                ClientEvent::Failed(failure) => {
-                    if let Some(transport) = &mut self.transport {
-                        transport.shutdown().await;
-                    }
-                    return Ok(Step::Failed(failure));
-                }
-                ClientEvent::StartTls => self.start_tls().await?,
-            }
-        }
-    }
-
-    /// Runs the TLS handshake after 220 to STARTTLS; a failure ends this connection (C-TLS-6).
-    async fn start_tls(&mut self) -> Result<(), String> {
-        self.flush().await?;
-        let Some(Transport::Plain(tcp)) = self.transport.take() else {
-            return Err("STARTTLS on a connection already in TLS".into());
-        };
-        match timeout(Duration::from_secs(60), handshake(tcp, &self.host)).await {
-            Ok(Ok(transport)) => {
-                self.tls_note = transport.summary().map(|s| format!("STARTTLS: {s}"));
-                petrel_metrics::registry().increment(
-                    petrel_metrics::SMTP_TLS_SESSIONS,
-                    &[("direction", "outbound")],
-                );
-                self.transport = Some(transport);
-                self.session.tls_started();
-                Ok(())
-            }
-            Ok(Err(error)) => Err(format!("TLS handshake failed: {error}")),
-            Err(_) => Err("TLS handshake timed out".into()),
-        }
-    }
-
-    /// Writes what is pending and reads the next bytes, within the stage's timeout.
-    async fn exchange(&mut self) -> Result<(), String> {
-        self.flush().await?;
-        let limit = stage_timeout(self.session.waiting());
-        let Some(transport) = &mut self.transport else {
-            return Err("no connection".into());
-        };
-        match timeout(limit, transport.read(&mut self.buffer)).await {
-            Err(_) => Err(format!("no reply within {}s", limit.as_secs())),
-            Ok(Err(error)) => Err(format!("read error: {error}")),
-            Ok(Ok(0)) => Err("connection closed by the server".into()),
-            Ok(Ok(count)) => {
-                let registry = petrel_metrics::registry();
-                self.replies.scan(&self.buffer[..count], |reply| {
-                    registry.increment(
-                        petrel_metrics::REMOTE_REPLIES_RECEIVED,
-                        &[("code", reply.code), ("enhanced", reply.enhanced)],
-                    );
-                });
-                self.session.receive(&self.buffer[..count]);
-                Ok(())
-            }
-        }
-    }
-
-    async fn flush(&mut self) -> Result<(), String> {
-        let output = self.session.take_output();
-        if output.is_empty() {
-            return Ok(());
-        }
-        let Some(transport) = &mut self.transport else {
-            return Err("no connection".into());
-        };
-        match timeout(Duration::from_secs(180), transport.write_all(&output)).await {
-            Ok(Ok(())) => Ok(()),
-            Ok(Err(error)) => Err(format!("write error: {error}")),
-            Err(_) => Err("write timed out".into()),
-        }
-    }
-}
-
-/// C-TIME-1: greeting 5 min, MAIL 5, RCPT 5, DATA 2, end of data 10.
-fn stage_timeout(waiting: Option<Waiting>) -> Duration {
-    let minutes = match waiting {
-        Some(Waiting::Data) => 2,
-        Some(Waiting::DataEnd) => 10,
-        Some(Waiting::Quit) => 1,
-        _ => 5,
-    };
-    Duration::from_secs(minutes * 60)
 }
 
 fn from_reply(reply: &Reply, mta: &str) -> Outcome {

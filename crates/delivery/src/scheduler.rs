@@ -48,6 +48,12 @@ pub struct DeliverySettings {
     pub own_addresses: Vec<SocketAddr>,
     /// How long the history of a finished message is kept for `queue show`.
     pub keep_history: Duration,
+    /// Smarthost and per-domain routes.
+    pub routes: crate::route::Routes,
+    /// The name we give in EHLO (`delivery.helo_name`, else the host name).
+    pub helo_name: String,
+    /// The local address outbound connections come from (`delivery.source_address`).
+    pub source_address: Option<std::net::IpAddr>,
 }
 
 /// Runs deliveries until told to stop.
@@ -276,10 +282,11 @@ async fn deliver_remote(
         by_domain.entry(domain).or_default().push(index);
     }
     let remote = RemoteSettings {
-        helo_name: settings.hostname.clone(),
+        helo_name: settings.helo_name.clone(),
         port: settings.port,
         own_addresses: settings.own_addresses.clone(),
         connect_timeout: Duration::from_secs(30),
+        source_address: settings.source_address,
     };
     for (domain, indexes) in by_domain {
         let outgoing = crate::outcome::outgoing(envelope, &indexes, message);
@@ -290,6 +297,7 @@ async fn deliver_remote(
             &remote,
             &context.pool,
             &domain,
+            settings.routes.for_domain(&domain),
             &outgoing,
         )
         .await;

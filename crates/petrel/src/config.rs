@@ -126,6 +126,26 @@ pub struct DeliveryConfig {
     /// Outbound STARTTLS: "opportunistic" (the only one so far); "required" and "verify" come
     /// with MTA-STS and DANE.
     pub tls: String,
+    /// A smarthost for all remote mail: `[host]:port` (its addresses) or `host:port` (its MX).
+    pub relayhost: Option<String>,
+    /// `user:/path/to/password-file` for AUTH at the relayhost (sent only inside TLS).
+    pub relayhost_auth: Option<String>,
+    /// `[[delivery.route]]`: a next hop per domain (and its subdomains).
+    pub route: Vec<RouteConfig>,
+    /// The EHLO name of outbound sessions (default: `hostname`).
+    pub helo_name: Option<String>,
+    /// The local address outbound connections are made from.
+    pub source_address: Option<std::net::IpAddr>,
+}
+
+/// One `[[delivery.route]]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RouteConfig {
+    pub domain: String,
+    pub nexthop: String,
+    /// `user:/path/to/password-file`, as `relayhost_auth`.
+    pub auth: Option<String>,
 }
 
 impl Default for DeliveryConfig {
@@ -137,6 +157,11 @@ impl Default for DeliveryConfig {
             max_age: policy.max_age,
             concurrency_per_domain: 20,
             tls: "opportunistic".into(),
+            relayhost: None,
+            relayhost_auth: None,
+            route: Vec::new(),
+            helo_name: None,
+            source_address: None,
         }
     }
 }

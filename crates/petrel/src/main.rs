@@ -177,5 +177,6 @@ fn check_config(source: &config::Source) -> Result<(), String> {
     }
     // The files the configuration names: certificate and key, users, aliases, DKIM keys.
     config.server_settings()?;
+    config.delivery_settings(&[])?;
     Ok(())
 }

@@ -110,7 +110,7 @@ pub fn run(source: &Source, command: &QueueCommand) -> Result<(), String> {
         .enable_all()
         .build()
         .map_err(|e| format!("cannot start the runtime: {e}"))?;
-    let (_settings_tx, settings) = watch::channel(config.delivery_settings(&[]));
+    let (_settings_tx, settings) = watch::channel(config.delivery_settings(&[])?);
     let control = Control::new(
         Arc::new(spool),
         settings,

@@ -200,6 +200,10 @@ fn failed(failure: &SessionFailure) -> String {
             format!("the server refused EHLO and HELO: {}", reply.to_line())
         }
         SessionFailure::Protocol(reason) => format!("protocol error: {reason}"),
+        SessionFailure::Auth(reply) => {
+            format!("the server refused the credentials: {}", reply.to_line())
+        }
+        SessionFailure::AuthUnavailable(reason) => reason.clone(),
     }
 }
 

@@ -67,7 +67,7 @@ async fn serve(source: Source, config: Config) -> Result<(), String> {
     };
     let (server_settings, server_settings_rx) = watch::channel(config.server_settings()?);
     let (delivery_settings, delivery_settings_rx) =
-        watch::channel(config.delivery_settings(&own_addresses));
+        watch::channel(config.delivery_settings(&own_addresses)?);
     let (lifecycle, lifecycle_rx) = watch::channel(Lifecycle::Running);
     let (stop_delivery, stop_delivery_rx) = watch::channel(false);
     let (queued_tx, queued_rx) = mpsc::unbounded_channel();
@@ -185,10 +185,14 @@ async fn wait_for_stop(
         tokio::select! {
             _ = terminate.recv() => return Ok(grace),
             _ = interrupt.recv() => return Ok(grace),
-            _ = hangup.recv() => match config::load(source).and_then(|c| c.server_settings().map(|s| (c, s))) {
-                Ok((config, settings)) => {
+            _ = hangup.recv() => match config::load(source).and_then(|c| {
+                let server = c.server_settings()?;
+                let delivery = c.delivery_settings(own_addresses)?;
+                Ok((c, server, delivery))
+            }) {
+                Ok((config, settings, delivery)) => {
                     server_settings.send_replace(settings);
-                    delivery_settings.send_replace(config.delivery_settings(own_addresses));
+                    delivery_settings.send_replace(delivery);
                     grace = config.limits.shutdown_grace;
                     info!(config = %source, "configuration reloaded (listeners and data_dir change only at restart)");
                 }

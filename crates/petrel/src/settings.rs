@@ -7,14 +7,37 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use petrel_delivery::DeliverySettings;
+use petrel_delivery::route::{Nexthop, Routes};
 use petrel_delivery::schedule::RetryPolicy;
 use petrel_proto::SessionConfig;
+use petrel_proto::client::ClientCredentials;
 use petrel_server::ServerSettings;
 use petrel_server::aliases::Aliases;
 use petrel_server::policy::Policy;
 use petrel_server::users::UserStore;
 
 use crate::config::Config;
+
+/// `user:/path/to/password-file` into credentials: the password is the file's first line.
+fn credentials(value: Option<&str>, key: &str) -> Result<Option<ClientCredentials>, String> {
+    let Some(value) = value else {
+        return Ok(None);
+    };
+    let (username, path) = value
+        .split_once(':')
+        .filter(|(user, path)| !user.is_empty() && !path.is_empty())
+        .ok_or_else(|| format!("delivery.{key}: write it as \"user:/path/to/password-file\""))?;
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| format!("delivery.{key}: cannot read the password file {path}: {e}"))?;
+    let password = text.lines().next().unwrap_or("").to_owned();
+    if password.is_empty() {
+        return Err(format!("delivery.{key}: the password file {path} is empty"));
+    }
+    Ok(Some(ClientCredentials {
+        username: username.to_owned(),
+        password,
+    }))
+}
 
 impl Config {
     /// What sessions need; reads the certificate, key and users file.
@@ -100,9 +123,16 @@ impl Config {
         Ok(petrel_mailauth::Signer::new(keys))
     }
 
-    /// What delivery needs; `own_addresses` are the bound listeners.
-    pub fn delivery_settings(&self, own_addresses: &[SocketAddr]) -> Arc<DeliverySettings> {
-        Arc::new(DeliverySettings {
+    /// What delivery needs; `own_addresses` are the bound listeners. Reads the password files
+    /// of the relayhost and routes.
+    ///
+    /// # Errors
+    /// A next hop that does not parse, a password file that cannot be read.
+    pub fn delivery_settings(
+        &self,
+        own_addresses: &[SocketAddr],
+    ) -> Result<Arc<DeliverySettings>, String> {
+        Ok(Arc::new(DeliverySettings {
             hostname: self.hostname.clone(),
             mail_root: self.data_dir.join("mail"),
             local_domains: self.local_domains(),
@@ -115,6 +145,45 @@ impl Config {
             concurrency_per_domain: self.delivery.concurrency_per_domain,
             own_addresses: own_addresses.to_vec(),
             keep_history: self.queue.keep_history,
+            routes: self.routes()?,
+            helo_name: self
+                .delivery
+                .helo_name
+                .clone()
+                .unwrap_or_else(|| self.hostname.clone()),
+            source_address: self.delivery.source_address,
+        }))
+    }
+
+    /// `delivery.relayhost` and `[[delivery.route]]`, with their credentials.
+    fn routes(&self) -> Result<Routes, String> {
+        let port = self.delivery.port;
+        let relayhost = match &self.delivery.relayhost {
+            Some(text) => {
+                let mut nexthop =
+                    Nexthop::parse(text, port).map_err(|e| format!("delivery.relayhost: {e}"))?;
+                nexthop.credentials =
+                    credentials(self.delivery.relayhost_auth.as_deref(), "relayhost_auth")?;
+                Some(nexthop)
+            }
+            None if self.delivery.relayhost_auth.is_some() => {
+                return Err("delivery.relayhost_auth is set but delivery.relayhost is not".into());
+            }
+            None => None,
+        };
+        let mut by_domain = Vec::new();
+        for route in &self.delivery.route {
+            let mut nexthop = Nexthop::parse(&route.nexthop, port)
+                .map_err(|e| format!("delivery.route {}: {e}", route.domain))?;
+            nexthop.credentials = credentials(route.auth.as_deref(), "route.auth")?;
+            by_domain.push((
+                route.domain.trim_end_matches('.').to_ascii_lowercase(),
+                nexthop,
+            ));
+        }
+        Ok(Routes {
+            relayhost,
+            by_domain,
         })
     }
 

@@ -1,5 +1,6 @@
 //! The client session state machine (RFC 5321 §3-4, RFC 2920 PIPELINING, RFC 1870 SIZE,
-//! RFC 6152 8BITMIME, RFC 6531 SMTPUTF8, RFC 3461 DSN), the sending side of `session`.
+//! RFC 6152 8BITMIME, RFC 6531 SMTPUTF8, RFC 3461 DSN, RFC 4954 AUTH in `auth.rs`), the sending
+//! side of `session`.
 //!
 //! Sans-IO: the driver writes `take_output`, feeds the server's bytes with `receive`, and calls
 //! `poll`. After the greeting and EHLO (HELO when EHLO is refused) the session is `Ready`; the
@@ -8,7 +9,11 @@
 //! extensions are sent (S-TXN-8); content is normalised to CR LF and dot-stuffed (S-SMUG-4).
 //! Replies from the server are untrusted: malformed ones end the session with an error.
 
+mod auth;
+
 use std::collections::VecDeque;
+
+pub use auth::ClientCredentials;
 
 use crate::data::dot_stuff;
 use crate::params::{Body, MailParameters, RcptParameters};
@@ -29,6 +34,8 @@ pub struct Capabilities {
     pub dsn: bool,
     pub starttls: bool,
     pub enhanced_status_codes: bool,
+    /// The SASL mechanisms of the AUTH line, upper-case.
+    pub auth_mechanisms: Vec<String>,
     /// Every keyword line, as offered.
     pub keywords: Vec<String>,
 }
@@ -55,6 +62,9 @@ impl Capabilities {
                 "STARTTLS" => capabilities.starttls = true,
                 "ENHANCEDSTATUSCODES" => capabilities.enhanced_status_codes = true,
                 _ => {}
+            }
+            if let Some(mechanisms) = auth::mechanisms(line) {
+                capabilities.auth_mechanisms.extend(mechanisms);
             }
             capabilities.keywords.push(line.clone());
         }
@@ -98,6 +108,10 @@ pub enum SessionFailure {
     Hello(Reply),
     /// The server sent something that is not a reply.
     Protocol(String),
+    /// The server refused our AUTH credentials (or the exchange went wrong).
+    Auth(Reply),
+    /// Credentials are configured but cannot be used here: no TLS, or no mechanism we speak.
+    AuthUnavailable(String),
 }
 
 /// What the driver must do next.
@@ -139,6 +153,9 @@ enum Expect {
     Content,
     Rset,
     StartTls,
+    Auth,
+    AuthLoginUser,
+    AuthLoginPassword,
     Quit,
 }
 
@@ -165,6 +182,9 @@ pub struct ClientSession {
     /// Ask for STARTTLS when the server offers it (opportunistic TLS, RFC 3207).
     wants_tls: bool,
     is_tls: bool,
+    /// AUTH credentials for a smarthost (`auth.rs`).
+    credentials: Option<ClientCredentials>,
+    is_authenticated: bool,
 }
 
 impl ClientSession {
@@ -181,6 +201,8 @@ impl ClientSession {
             is_over: false,
             wants_tls: false,
             is_tls: false,
+            credentials: None,
+            is_authenticated: false,
         }
     }
 
@@ -223,7 +245,13 @@ impl ClientSession {
     pub fn waiting(&self) -> Option<Waiting> {
         self.expected.front().map(|expect| match expect {
             Expect::Greeting => Waiting::Greeting,
-            Expect::Ehlo | Expect::Helo | Expect::Rset | Expect::StartTls => Waiting::Hello,
+            Expect::Ehlo
+            | Expect::Helo
+            | Expect::Rset
+            | Expect::StartTls
+            | Expect::Auth
+            | Expect::AuthLoginUser
+            | Expect::AuthLoginPassword => Waiting::Hello,
             Expect::Mail => Waiting::Mail,
             Expect::Rcpt(_) => Waiting::Rcpt,
             Expect::Data => Waiting::Data,
@@ -343,13 +371,21 @@ impl ClientSession {
                 if self.wants_tls && !self.is_tls && self.capabilities.starttls {
                     self.push_line("STARTTLS");
                     self.expected.push_back(Expect::StartTls);
-                } else {
+                } else if !self.start_auth() {
                     self.event = Some(ClientEvent::Ready);
                 }
             }
-            // A refused STARTTLS leaves the session usable in plaintext (C-TLS-6).
+            // A refused STARTTLS leaves the session usable in plaintext (C-TLS-6), but never
+            // for credentials.
             Expect::StartTls if reply.code == 220 => self.event = Some(ClientEvent::StartTls),
-            Expect::StartTls => self.event = Some(ClientEvent::Ready),
+            Expect::StartTls => {
+                if !self.start_auth() {
+                    self.event = Some(ClientEvent::Ready);
+                }
+            }
+            Expect::Auth | Expect::AuthLoginUser | Expect::AuthLoginPassword => {
+                self.on_auth_reply(expect, reply)
+            }
             Expect::Ehlo if reply.is_permanent() => self.hello("HELO", Expect::Helo),
             Expect::Ehlo | Expect::Helo if reply.code != 250 => {
                 self.fail(SessionFailure::Hello(reply))

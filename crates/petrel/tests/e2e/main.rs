@@ -17,6 +17,7 @@ mod nullmx;
 mod queue_tools;
 mod relay;
 mod sendmail;
+mod smarthost;
 mod tls;
 mod tools;
 mod web;

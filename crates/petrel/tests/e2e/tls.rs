@@ -11,7 +11,7 @@ use std::sync::Arc;
 
 use crate::harness::{Petrel, Scratch};
 
-struct Tls {
+pub struct Tls {
     cert: PathBuf,
     key: PathBuf,
     cert_pem: String,
@@ -38,7 +38,7 @@ fn make_certificate(dir: &Path) -> Tls {
 
 /// A petrel with [tls], a users file holding alice/secret (added through `petrel user add`),
 /// and smtp, submission and submissions listeners.
-fn start(scratch: &Scratch) -> (Petrel, Tls) {
+pub fn start(scratch: &Scratch) -> (Petrel, Tls) {
     let tls = make_certificate(&scratch.0);
     let users = scratch.0.join("users");
     let extra = format!(

@@ -1,0 +1,131 @@
+//! Outbound routing (issue 7): `delivery.relayhost` through a smarthost that requires STARTTLS
+//! and AUTH (a second petrel's submission listener, 587-style), `[[delivery.route]]` for one
+//! domain, the configured EHLO name, and a wrong password deferring the mail with the
+//! smarthost's 535 in the history.
+
+use std::time::{Duration, Instant};
+
+use crate::harness::{Petrel, RawClient, Scratch};
+
+fn send(petrel: &Petrel, to: &str, subject: &str) {
+    let mut client = RawClient::connect(petrel.address);
+    client.reply();
+    client.command("EHLO client.test");
+    let content =
+        format!("From: alice@example.test\r\nSubject: {subject}\r\n\r\nvia the smarthost\r\n");
+    let reply = client.send_message("alice@example.test", &[to], content.as_bytes());
+    assert!(reply.starts_with("250"), "{reply}");
+    client.command("QUIT");
+}
+
+/// The log once it holds `needle` (or after 30 s).
+fn wait_for_log(petrel: &Petrel, needle: &str) -> String {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !petrel.log_text().contains(needle) && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    petrel.log_text()
+}
+
+/// A sending petrel whose local domain is a.test, routing through `relayhost`.
+fn sender(scratch: &Scratch, delivery: &str) -> Petrel {
+    Petrel::start_for(
+        &scratch.0,
+        "mx.a.test",
+        &["a.test"],
+        &format!("[delivery]\nretry = [\"1h\"]\nhelo_name = \"out.a.test\"\n{delivery}"),
+    )
+}
+
+#[test]
+fn relayhost_with_starttls_and_auth() {
+    let scratch_b = Scratch::new("smarthost-b");
+    let (smarthost, _tls) = crate::tls::start(&scratch_b);
+    let submission = smarthost.listener("submission");
+    let scratch_a = Scratch::new("smarthost-a");
+    let password = scratch_a.0.join("relay-password");
+    std::fs::write(&password, "secret\n").unwrap();
+    let a = sender(
+        &scratch_a,
+        &format!(
+            "relayhost = \"[127.0.0.1]:{}\"\nrelayhost_auth = \"alice:{}\"\n",
+            submission.port(),
+            password.display()
+        ),
+    );
+    // example.test is local at the smarthost; for A it is remote, and goes through B.
+    send(&a, "bob@example.test", "smarthost");
+    let delivered = smarthost.wait_for_maildir("example.test", "bob", 1);
+    assert_eq!(
+        delivered.len(),
+        1,
+        "A:\n{}\nB:\n{}",
+        a.log_text(),
+        smarthost.log_text()
+    );
+    let text = String::from_utf8_lossy(&delivered[0]);
+    // B's Received: TLS and AUTH (ESMTPSA), from A's EHLO name.
+    assert!(text.contains("Received: from out.a.test"), "{text}");
+    assert!(text.contains("with ESMTPSA id"), "{text}");
+    // A logs the attempt's history once B has answered the end of data.
+    let log = wait_for_log(&a, "STARTTLS: TLSv1_3");
+    assert!(log.contains("routed to [127.0.0.1]:"), "{log}");
+    assert!(log.contains("STARTTLS: TLSv1_3"), "{log}");
+}
+
+#[test]
+fn a_wrong_password_defers_and_says_why() {
+    let scratch_b = Scratch::new("smarthost-bad-b");
+    let (smarthost, _tls) = crate::tls::start(&scratch_b);
+    let submission = smarthost.listener("submission");
+    let scratch_a = Scratch::new("smarthost-bad-a");
+    let password = scratch_a.0.join("relay-password");
+    std::fs::write(&password, "wrong\n").unwrap();
+    let a = sender(
+        &scratch_a,
+        &format!(
+            "relayhost = \"[127.0.0.1]:{}\"\nrelayhost_auth = \"alice:{}\"\n",
+            submission.port(),
+            password.display()
+        ),
+    );
+    send(&a, "bob@example.test", "refused");
+    let log = wait_for_log(&a, "refused our credentials");
+    assert!(log.contains("refused our credentials: 535 5.7.8"), "{log}");
+    assert!(log.contains("will retry"), "{log}");
+    assert!(smarthost.maildir("example.test", "bob").is_empty());
+    // Still queued, deferred (not bounced) for the operator to fix the password.
+    let list = std::process::Command::new(env!("CARGO_BIN_EXE_petrel"))
+        .args(["queue", "list", "--config"])
+        .arg(&a.config_path)
+        .output()
+        .unwrap();
+    let list = String::from_utf8_lossy(&list.stdout);
+    assert!(list.contains("bob@example.test"), "{list}");
+    assert!(a.maildir("a.test", "alice").is_empty());
+}
+
+#[test]
+fn a_route_for_one_domain_wins_over_mx() {
+    // relay.test's MX points at 127.0.0.1:25; the route sends it to B's port instead.
+    let scratch_b = Scratch::new("route-b");
+    let b = Petrel::start_for(&scratch_b.0, "mx.relay.test", &["relay.test"], "");
+    let scratch_a = Scratch::new("route-a");
+    let a = sender(
+        &scratch_a,
+        &format!(
+            "\n[[delivery.route]]\ndomain = \"relay.test\"\nnexthop = \"[127.0.0.1]:{}\"\n",
+            b.address.port()
+        ),
+    );
+    send(&a, "user@relay.test", "routed");
+    let delivered = b.wait_for_maildir("relay.test", "user", 1);
+    assert_eq!(
+        delivered.len(),
+        1,
+        "A:\n{}\nB:\n{}",
+        a.log_text(),
+        b.log_text()
+    );
+    assert!(String::from_utf8_lossy(&delivered[0]).contains("Received: from out.a.test"));
+}
