@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use petrel_queue::{Place, Queue, QueueError, QueueId, RecipientState};
 use tokio::sync::{mpsc, watch};
 
-use crate::outcome::bounce_for;
+use crate::outcome::notice_for;
 use crate::scheduler::{DeliverySettings, blocking, save, unix_now};
 
 /// How long an operator's command waits for a delivery in progress to finish.
@@ -167,7 +167,7 @@ impl Control {
             petrel_proto::trace::rfc5322_date(now as i64)
         ));
         let settings = self.settings.borrow().clone();
-        let bounce = bounce_for(&settings, id, &envelope, &before, &message, now);
+        let bounce = notice_for(&settings, id, &mut envelope, &before, &[], &message, now);
         match save(self.queue.clone(), id.clone(), envelope, bounce).await {
             Some(Ok(Some(bounce_id))) => {
                 self.wake(&bounce_id);

@@ -1,6 +1,7 @@
 //! Delivery status notifications (RFC 3464, RFC 6522, RFC 5321 §6.1; SMTP-CONFORMANCE.md §14):
-//! one multipart/report per message covering all its failed recipients, with a human part that
-//! says in plain words what each reply means and what the sender can do.
+//! one multipart/report per message and pass covering its recipients that failed, are delayed,
+//! were delivered or were relayed to a server without DSN (RFC 3461 §5.2.2), with a human part
+//! that says in plain words what each reply means and what the sender can do.
 //!
 //! Pure: the time, the ids and the explanation lookup come in as arguments. The caller decides
 //! who gets a bounce (never the null sender, C-BOUNCE-1; NOTIFY honoured, C-DSN-2).
@@ -13,13 +14,38 @@ use petrel_proto::trace::rfc5322_date;
 pub enum Action {
     Failed,
     Delayed,
+    /// Delivered here (Maildir, LMTP) with NOTIFY=SUCCESS.
+    Delivered,
+    /// Handed to a server that does not offer DSN, with NOTIFY=SUCCESS: our last word.
+    Relayed,
 }
 
 impl Action {
-    fn as_str(self) -> &'static str {
+    /// The `Action:` value (RFC 3464 §2.3.3).
+    pub fn as_str(self) -> &'static str {
         match self {
             Action::Failed => "failed",
             Action::Delayed => "delayed",
+            Action::Delivered => "delivered",
+            Action::Relayed => "relayed",
+        }
+    }
+
+    /// The human part's opening for the recipients with this action.
+    fn intro(self) -> &'static str {
+        match self {
+            Action::Failed => {
+                "Your message could not be delivered to the recipients below. It will not be\r\nretried. The reason for each, and what you can do:\r\n"
+            }
+            Action::Delayed => {
+                "Your message has not been delivered yet to the recipients below. It is still\r\nbeing retried; you do not need to send it again.\r\n"
+            }
+            Action::Delivered => {
+                "Your message was delivered to the recipients below, as you asked to be told.\r\n"
+            }
+            Action::Relayed => {
+                "Your message was passed on to a server that does not send delivery notices, for\r\nthe recipients below; this is the last notice you will get about them.\r\n"
+            }
         }
     }
 }
@@ -61,14 +87,13 @@ pub struct Report<'a> {
 /// Renders the report as a message ready to queue (CR LF line ends).
 pub fn compose(report: &Report<'_>) -> Vec<u8> {
     let boundary = format!("{}/{}", report.queue_id, report.hostname);
-    let is_delay = report
-        .recipients
-        .iter()
-        .all(|r| r.action == Action::Delayed);
-    let subject = if is_delay {
+    let has = |action: Action| report.recipients.iter().any(|r| r.action == action);
+    let subject = if has(Action::Failed) {
+        "Undelivered Mail Returned to Sender"
+    } else if has(Action::Delayed) {
         "Delayed Mail (still being retried)"
     } else {
-        "Undelivered Mail Returned to Sender"
+        "Successful Mail Delivery Report"
     };
     let mut out = String::new();
     out.push_str(&format!(
@@ -91,7 +116,7 @@ pub fn compose(report: &Report<'_>) -> Vec<u8> {
     ));
     out.push_str("This is a MIME-encapsulated message.\r\n\r\n");
     out.push_str(&format!("--{boundary}\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: 8bit\r\n\r\n"));
-    out.push_str(&human_part(report, is_delay));
+    out.push_str(&human_part(report));
     out.push_str(&format!(
         "\r\n--{boundary}\r\nContent-Type: message/delivery-status\r\n\r\n"
     ));
@@ -112,28 +137,45 @@ pub fn compose(report: &Report<'_>) -> Vec<u8> {
     bytes
 }
 
-fn human_part(report: &Report<'_>, is_delay: bool) -> String {
-    let mut text = format!("This is the mail system at {}.\r\n\r\n", report.hostname);
-    if is_delay {
-        text.push_str("Your message has not been delivered yet to the recipients below. It is still\r\nbeing retried; you do not need to send it again.\r\n");
-        if let Some(until) = report.retry_until_unix_seconds {
+fn human_part(report: &Report<'_>) -> String {
+    let mut text = format!("This is the mail system at {}.\r\n", report.hostname);
+    for action in [
+        Action::Failed,
+        Action::Delayed,
+        Action::Delivered,
+        Action::Relayed,
+    ] {
+        let group: Vec<&ReportedRecipient<'_>> = report
+            .recipients
+            .iter()
+            .filter(|r| r.action == action)
+            .collect();
+        if group.is_empty() {
+            continue;
+        }
+        text.push_str("\r\n");
+        text.push_str(action.intro());
+        if action == Action::Delayed
+            && let Some(until) = report.retry_until_unix_seconds
+        {
             text.push_str(&format!(
                 "We will keep trying until {}.\r\n",
                 rfc5322_date(until)
             ));
         }
-    } else {
-        text.push_str("Your message could not be delivered to the recipients below. It will not be\r\nretried. The reason for each, and what you can do:\r\n");
-    }
-    for recipient in &report.recipients {
-        text.push_str(&format!("\r\n<{}>\r\n", recipient.address));
-        match recipient.diagnostic {
-            Some(reply) => text.push_str(&format!("    The receiving server said: {reply}\r\n")),
-            None => text.push_str(&format!("    Status: {}\r\n", recipient.status)),
-        }
-        if let Some((meaning, fix)) = (report.explain)(recipient.status) {
-            text.push_str(&format!("    What it means: {meaning}\r\n"));
-            text.push_str(&format!("    What you can do: {fix}\r\n"));
+        for recipient in group {
+            text.push_str(&format!("\r\n<{}>\r\n", recipient.address));
+            match recipient.diagnostic {
+                Some(reply) => {
+                    text.push_str(&format!("    The receiving server said: {reply}\r\n"))
+                }
+                None => text.push_str(&format!("    Status: {}\r\n", recipient.status)),
+            }
+            let is_trouble = matches!(action, Action::Failed | Action::Delayed);
+            if is_trouble && let Some((meaning, fix)) = (report.explain)(recipient.status) {
+                text.push_str(&format!("    What it means: {meaning}\r\n"));
+                text.push_str(&format!("    What you can do: {fix}\r\n"));
+            }
         }
     }
     text
@@ -240,5 +282,52 @@ mod tests {
             !text.contains("\n\n") && !text.replace("\r\n", "").contains('\n'),
             "CR LF only"
         );
+    }
+
+    #[test]
+    fn c_dsn_2_success_and_delay_actions() {
+        let explain = |_: &str| Some(("means".to_owned(), "fix".to_owned()));
+        let recipient = |address, action, status| ReportedRecipient {
+            address,
+            original: None,
+            action,
+            status,
+            diagnostic: None,
+            remote_mta: None,
+        };
+        let report = Report {
+            hostname: "mx.test",
+            queue_id: "ABC",
+            to: "a@example.org",
+            envelope_id: None,
+            ret: None,
+            arrival_unix_seconds: 0,
+            now_unix_seconds: 60,
+            retry_until_unix_seconds: Some(3600),
+            recipients: vec![
+                recipient("d@example.net", Action::Delayed, "4.4.1"),
+                recipient("l@example.org", Action::Delivered, "2.0.0"),
+                recipient("r@example.net", Action::Relayed, "2.0.0"),
+            ],
+            message: b"Subject: hello\r\n\r\nbody\r\n",
+            explain: &explain,
+        };
+        let text = String::from_utf8(compose(&report)).unwrap();
+        assert!(text.contains("Subject: Delayed Mail (still being retried)\r\n"));
+        assert!(text.contains(
+            "Final-Recipient: rfc822; d@example.net\r\nAction: delayed\r\nStatus: 4.4.1\r\n"
+        ));
+        assert!(text.contains("Will-Retry-Until: Thu, 1 Jan 1970 01:00:00 +0000\r\n"));
+        assert!(text.contains("Action: delivered\r\nStatus: 2.0.0\r\n"));
+        assert!(text.contains("Action: relayed\r\nStatus: 2.0.0\r\n"));
+        // Advice only where something is wrong: once, for the delayed recipient.
+        assert_eq!(text.matches("What you can do: fix").count(), 1);
+        let only_success = Report {
+            recipients: vec![recipient("l@example.org", Action::Delivered, "2.0.0")],
+            ..report
+        };
+        let text = String::from_utf8(compose(&only_success)).unwrap();
+        assert!(text.contains("Subject: Successful Mail Delivery Report\r\n"));
+        assert!(!text.contains("Will-Retry-Until"));
     }
 }

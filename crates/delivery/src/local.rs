@@ -8,24 +8,27 @@ use petrel_proto::address::{Domain, mailbox_folder, parse_mailbox};
 use petrel_queue::{Envelope, QueueId, RecipientState};
 use tracing::{info, warn};
 
+use crate::dsn::Action;
 use crate::maildir::{MaildirCopy, deliver};
 use crate::scheduler::DeliverySettings;
 
 /// Wait before retrying a recipient whose local delivery failed.
 const LOCAL_RETRY_SECONDS: u64 = 60;
 
-/// Delivers every due local recipient of `envelope` and records each result in it.
+/// Delivers every due local recipient of `envelope` and records each result in it; returns
+/// the success notices owed (NOTIFY=SUCCESS recipients, Action: delivered).
 pub fn deliver_local_recipients(
     settings: &DeliverySettings,
     id: &QueueId,
     envelope: &mut Envelope,
     message: &[u8],
     now: u64,
-) {
+) -> Vec<(usize, Action)> {
+    let mut successes = Vec::new();
     let reverse_path = envelope.reverse_path.clone();
     let date = petrel_proto::trace::rfc5322_date(i64::try_from(now).unwrap_or(i64::MAX));
     let mut history = Vec::new();
-    for recipient in &mut envelope.recipients {
+    for (index, recipient) in envelope.recipients.iter_mut().enumerate() {
         if recipient.state != RecipientState::Pending || recipient.next_attempt_unix_seconds > now {
             continue;
         }
@@ -46,6 +49,9 @@ pub fn deliver_local_recipients(
             Ok(path) => {
                 info!(queue_id = %id, recipient = %recipient.address, path = %path.display(), "delivered to Maildir");
                 recipient.state = RecipientState::Delivered;
+                if crate::outcome::wants_success_notice(recipient) {
+                    successes.push((index, Action::Delivered));
+                }
                 petrel_metrics::registry().increment(
                     petrel_metrics::RECIPIENT_OUTCOMES,
                     &[("transport", "maildir"), ("result", "delivered")],
@@ -75,6 +81,7 @@ pub fn deliver_local_recipients(
         }
     }
     envelope.history.extend(history);
+    successes
 }
 
 /// The (domain, folder) of a local recipient, or `None` for a remote or unusable address.

@@ -1,6 +1,8 @@
 //! From outcomes to queue state: what each remote reply means for its recipient (delivered,
 //! failed for good, or retried at the schedule's next time, then failed with 4.4.7 when too
-//! old), the history line, and the bounce for recipients that failed in this pass.
+//! old), the history line, and the one delivery status notification of a pass: recipients that
+//! failed, that have waited past `delivery.delay_notice_after` (once each), and successes the
+//! sender asked for with NOTIFY=SUCCESS (RFC 3461 §5.2, SMTP-CONFORMANCE.md C-DSN-2).
 //!
 //! Pure apart from reading the reply-code reference for the bounce's explanations.
 
@@ -44,14 +46,17 @@ pub fn outgoing(envelope: &Envelope, indexes: &[usize], message: &[u8]) -> Outgo
     }
 }
 
-/// Records an attempt's outcomes in the envelope (C-RETRY-4: 4yz retries, 5yz fails).
+/// Records an attempt's outcomes in the envelope (C-RETRY-4: 4yz retries, 5yz fails); returns
+/// the success notices owed: NOTIFY=SUCCESS recipients taken by a server without DSN, which
+/// are `relayed` (a DSN-capable server got our NOTIFY and reports itself, RFC 3461 §5.2.2).
 pub fn apply_remote_outcomes(
     settings: &DeliverySettings,
     envelope: &mut Envelope,
     indexes: &[usize],
     attempt: &Attempt,
     now: u64,
-) {
+) -> Vec<(usize, Action)> {
+    let mut successes = Vec::new();
     let date = rfc5322_date(i64::try_from(now).unwrap_or(i64::MAX));
     for line in &attempt.history {
         envelope.history.push(format!("{date} {line}"));
@@ -67,6 +72,9 @@ pub fn apply_remote_outcomes(
         recipient.remote_mta.clone_from(&outcome.remote_mta);
         let decision = if outcome.is_success {
             recipient.state = RecipientState::Delivered;
+            if wants_success_notice(recipient) && !outcome.hop_has_dsn {
+                successes.push((index, Action::Relayed));
+            }
             "delivered".to_owned()
         } else if outcome.is_permanent {
             recipient.state = RecipientState::Failed;
@@ -104,30 +112,55 @@ pub fn apply_remote_outcomes(
             recipient.address, outcome.detail
         ));
     }
+    successes
 }
 
-/// The bounce for recipients that failed in this pass, unless the sender is null or their
-/// NOTIFY excludes failures.
-pub fn bounce_for(
+/// NOTIFY=SUCCESS was given (never implied, RFC 3461 §4.1).
+pub fn wants_success_notice(recipient: &Recipient) -> bool {
+    recipient.notify.is_some_and(|n| n.on_success)
+}
+
+/// The DSN of this pass: newly failed recipients (unless NOTIFY excludes failures), recipients
+/// pending past `delivery.delay_notice_after` for the first time (unless NOTIFY excludes
+/// delays; they are marked so it is sent once), and `successes`. Never to the null sender
+/// (C-BOUNCE-1).
+pub fn notice_for(
     settings: &DeliverySettings,
     id: &QueueId,
-    envelope: &Envelope,
+    envelope: &mut Envelope,
     before: &[RecipientState],
+    successes: &[(usize, Action)],
     message: &[u8],
     now: u64,
 ) -> Option<(Envelope, Vec<u8>)> {
     if envelope.reverse_path.is_empty() {
         return None;
     }
-    let newly_failed: Vec<&Recipient> = envelope
-        .recipients
-        .iter()
-        .zip(before)
-        .filter(|(r, was)| r.state == RecipientState::Failed && **was != RecipientState::Failed)
-        .map(|(r, _)| r)
-        .filter(|r| r.notify.is_none_or(|n| n.on_failure))
-        .collect();
-    if newly_failed.is_empty() {
+    let delay_due = (!settings.delay_notice_after.is_zero())
+        .then(|| envelope.arrival_unix_seconds + settings.delay_notice_after.as_secs())
+        .is_some_and(|due| now >= due);
+    let mut reported: Vec<(usize, Action)> = Vec::new();
+    for (index, (recipient, was)) in envelope.recipients.iter_mut().zip(before).enumerate() {
+        let notify = recipient.notify;
+        if recipient.state == RecipientState::Failed && *was != RecipientState::Failed {
+            if notify.is_none_or(|n| n.on_failure) {
+                reported.push((index, Action::Failed));
+            }
+        } else if recipient.state == RecipientState::Pending
+            && delay_due
+            && recipient.attempts > 0
+            && !recipient.is_delay_notified
+            && notify.is_none_or(|n| n.on_delay)
+        {
+            recipient.is_delay_notified = true;
+            reported.push((index, Action::Delayed));
+        } else if let Some((_, action)) = successes.iter().find(|(i, _)| *i == index)
+            && recipient.state == RecipientState::Delivered
+        {
+            reported.push((index, *action));
+        }
+    }
+    if reported.is_empty() {
         return None;
     }
     let explain = |status: &str| {
@@ -144,14 +177,22 @@ pub fn bounce_for(
         ret: envelope.ret,
         arrival_unix_seconds: i64::try_from(envelope.arrival_unix_seconds).unwrap_or(0),
         now_unix_seconds: i64::try_from(now).unwrap_or(0),
-        retry_until_unix_seconds: None,
-        recipients: newly_failed
+        retry_until_unix_seconds: i64::try_from(
+            envelope.arrival_unix_seconds + settings.retry.max_age.as_secs(),
+        )
+        .ok(),
+        recipients: reported
             .iter()
-            .map(|r| ReportedRecipient {
+            .filter_map(|(index, action)| Some((envelope.recipients.get(*index)?, *action)))
+            .map(|(r, action)| ReportedRecipient {
                 address: &r.address,
                 original: r.original_recipient.as_ref(),
-                action: Action::Failed,
-                status: r.status.as_deref().unwrap_or("5.0.0"),
+                action,
+                status: r.status.as_deref().unwrap_or(match action {
+                    Action::Failed => "5.0.0",
+                    Action::Delayed => "4.0.0",
+                    Action::Delivered | Action::Relayed => "2.0.0",
+                }),
                 diagnostic: r
                     .last_reply
                     .as_deref()
@@ -175,10 +216,27 @@ pub fn bounce_for(
         recipients: vec![Recipient::new(envelope.reverse_path.clone())],
         message_id: Some(format!("<{id}.dsn@{}>", settings.hostname)),
         history: vec![format!(
-            "{} delivery status notification for {id} ({} recipient(s) failed)",
+            "{} delivery status notification for {id} ({})",
             rfc5322_date(i64::try_from(now).unwrap_or(0)),
-            newly_failed.len()
+            summary(&reported)
         )],
     };
     Some((bounce, content))
+}
+
+/// `2 failed, 1 delayed`: how many recipients of each action a notice covers.
+fn summary(reported: &[(usize, Action)]) -> String {
+    let mut parts = Vec::new();
+    for action in [
+        Action::Failed,
+        Action::Delayed,
+        Action::Delivered,
+        Action::Relayed,
+    ] {
+        let count = reported.iter().filter(|(_, a)| *a == action).count();
+        if count > 0 {
+            parts.push(format!("{count} {}", action.as_str()));
+        }
+    }
+    parts.join(", ")
 }

@@ -49,6 +49,8 @@ pub struct Outcome {
     /// The remote reply on one line, or our description of what failed.
     pub detail: String,
     pub remote_mta: Option<String>,
+    /// The server that took it offers DSN, so it (not we) reports success (RFC 3461 §5.2.2).
+    pub hop_has_dsn: bool,
 }
 
 /// Outcomes (one per recipient, in order) and the history of the attempt.
@@ -175,6 +177,7 @@ async fn route_by_mx(
                 status: no_route.status,
                 detail: no_route.reason,
                 remote_mta: None,
+                hop_has_dsn: false,
             };
             Err(all(count, outcome, std::mem::take(history)))
         }
@@ -325,7 +328,10 @@ fn sent(
     let outcomes = result
         .recipients
         .iter()
-        .map(|reply| from_reply(reply, &driver.mta))
+        .map(|reply| Outcome {
+            hop_has_dsn: driver.session.capabilities().dsn,
+            ..from_reply(reply, &driver.mta)
+        })
         .collect();
     keep_if_clean(pool, domain, driver, result);
     outcomes
@@ -451,6 +457,7 @@ fn from_reply(reply: &Reply, mta: &str) -> Outcome {
         status: reply.enhanced.unwrap_or(EnhancedCode::new(class, 0, 0)),
         detail: reply.to_line(),
         remote_mta: Some(mta.to_owned()),
+        hop_has_dsn: false,
     }
 }
 
@@ -483,6 +490,7 @@ fn failure(
         status: EnhancedCode::new(class, subject, detail),
         detail: reason,
         remote_mta: None,
+        hop_has_dsn: false,
     }
 }
 
@@ -493,6 +501,7 @@ fn failure_at(is_permanent: bool, status: EnhancedCode, reason: String, mta: &st
         status,
         detail: reason,
         remote_mta: Some(mta.to_owned()),
+        hop_has_dsn: false,
     }
 }
 

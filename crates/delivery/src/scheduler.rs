@@ -21,8 +21,9 @@ use petrel_queue::{Envelope, Queue, QueueError, QueueId, RecipientState};
 use tokio::sync::{Semaphore, mpsc, watch};
 use tracing::{error, info, warn};
 
+use crate::dsn::Action;
 use crate::local::deliver_local_recipients;
-use crate::outcome::{apply_remote_outcomes, bounce_for};
+use crate::outcome::{apply_remote_outcomes, notice_for};
 use crate::remote::{RemoteSettings, deliver};
 use crate::schedule::RetryPolicy;
 
@@ -54,6 +55,8 @@ pub struct DeliverySettings {
     pub helo_name: String,
     /// The local address outbound connections come from (`delivery.source_address`).
     pub source_address: Option<std::net::IpAddr>,
+    /// A pending recipient this old gets one delay notice (DSN Action: delayed); zero: never.
+    pub delay_notice_after: Duration,
 }
 
 /// Runs deliveries until told to stop.
@@ -232,23 +235,31 @@ async fn process(context: &Arc<Context>, id: &QueueId) {
     let settings = context.settings.borrow().clone();
     let before: Vec<RecipientState> = envelope.recipients.iter().map(|r| r.state).collect();
     let (local_settings, local_id, local_message) = (settings.clone(), id.clone(), message.clone());
-    envelope = match blocking(move || {
-        deliver_local_recipients(
+    let (mut envelope, mut successes) = match blocking(move || {
+        let delivered = deliver_local_recipients(
             &local_settings,
             &local_id,
             &mut envelope,
             &local_message,
             now,
         );
-        envelope
+        (envelope, delivered)
     })
     .await
     {
-        Some(envelope) => envelope,
+        Some(done) => done,
         None => return,
     };
-    deliver_remote(context, &settings, id, &mut envelope, &message, now).await;
-    let bounce = bounce_for(&settings, id, &envelope, &before, &message, unix_now());
+    successes.extend(deliver_remote(context, &settings, id, &mut envelope, &message, now).await);
+    let bounce = notice_for(
+        &settings,
+        id,
+        &mut envelope,
+        &before,
+        &successes,
+        &message,
+        unix_now(),
+    );
     record(context, id, envelope, bounce).await;
 }
 
@@ -260,7 +271,8 @@ async fn deliver_remote(
     envelope: &mut Envelope,
     message: &[u8],
     now: u64,
-) {
+) -> Vec<(usize, Action)> {
+    let mut successes = Vec::new();
     let mut by_domain: BTreeMap<String, Vec<usize>> = BTreeMap::new();
     for (index, recipient) in envelope.pending() {
         if recipient.next_attempt_unix_seconds > now
@@ -304,8 +316,15 @@ async fn deliver_remote(
         for line in &attempt.history {
             info!(queue_id = %id, %domain, "{line}");
         }
-        apply_remote_outcomes(settings, envelope, &indexes, &attempt, unix_now());
+        successes.extend(apply_remote_outcomes(
+            settings,
+            envelope,
+            &indexes,
+            &attempt,
+            unix_now(),
+        ));
     }
+    successes
 }
 
 fn domain_slot(context: &Context, domain: &str, limit: usize) -> Arc<Semaphore> {
@@ -332,8 +351,7 @@ async fn record(
         Some(Ok(bounce_id)) => {
             if let Some(bounce_id) = bounce_id {
                 info!(queue_id = %id, bounce = %bounce_id, "delivery status notification queued");
-                petrel_metrics::registry()
-                    .increment(petrel_metrics::BOUNCES_QUEUED, &[("action", "failed")]);
+                petrel_metrics::registry().increment(petrel_metrics::BOUNCES_QUEUED, &[]);
                 let _ = context.requeue.send(bounce_id);
             }
             if finished {

@@ -58,7 +58,7 @@ pub const DESCRIPTIONS: &[(&str, &str, &str)] = &[
     (
         BOUNCES_QUEUED,
         "counter",
-        "Delivery status notifications (bounces, delay and success notices) queued, by action.",
+        "Delivery status notifications (bounces, delay and success notices) queued.",
     ),
     (
         QUEUE_MESSAGES,
@@ -168,7 +168,13 @@ impl Registry {
 
 /// Metrics that have no labels, rendered as 0 before their first sample.
 fn labels_free(name: &str) -> bool {
-    [BARE_NEWLINE_REFUSALS, QUEUE_MESSAGES, QUEUE_OLDEST_AGE].contains(&name)
+    [
+        BARE_NEWLINE_REFUSALS,
+        BOUNCES_QUEUED,
+        QUEUE_MESSAGES,
+        QUEUE_OLDEST_AGE,
+    ]
+    .contains(&name)
 }
 
 fn range_of(name: &'static str) -> std::ops::RangeInclusive<Key> {

@@ -136,6 +136,9 @@ pub struct DeliveryConfig {
     pub helo_name: Option<String>,
     /// The local address outbound connections are made from.
     pub source_address: Option<std::net::IpAddr>,
+    /// One delay notice (DSN Action: delayed) when a recipient has waited this long; "0s": none.
+    #[serde(deserialize_with = "duration")]
+    pub delay_notice_after: Duration,
 }
 
 /// One `[[delivery.route]]`.
@@ -162,6 +165,7 @@ impl Default for DeliveryConfig {
             route: Vec::new(),
             helo_name: None,
             source_address: None,
+            delay_notice_after: Duration::from_secs(4 * 3600),
         }
     }
 }

@@ -152,6 +152,7 @@ impl Config {
                 .clone()
                 .unwrap_or_else(|| self.hostname.clone()),
             source_address: self.delivery.source_address,
+            delay_notice_after: self.delivery.delay_notice_after,
         }))
     }
 

@@ -62,6 +62,8 @@ pub struct Recipient {
     pub status: Option<String>,
     /// The host that gave `last_reply`, for the DSN's `Remote-MTA:`.
     pub remote_mta: Option<String>,
+    /// A delay notice (DSN Action: delayed) went to the sender; there is only one.
+    pub is_delay_notified: bool,
 }
 
 impl Recipient {
@@ -77,6 +79,7 @@ impl Recipient {
             last_reply: None,
             status: None,
             remote_mta: None,
+            is_delay_notified: false,
         }
     }
 }

@@ -21,6 +21,7 @@
 //! never holds a space, `=`, `;` or a non-ASCII byte; an empty value leaves the key alone on its
 //! line. `ret`, `envid` and the `notify`, `orcpt`, `reply` attributes are omitted when absent.
 //! `notify=` lists the set flags in the order NEVER,SUCCESS,FAILURE,DELAY (possibly none).
+//! `delay-notified=yes` marks a recipient whose sender already got its delay notice.
 //! The last line is `end`, so a truncated file is detected.
 //!
 //! Contract: `decode(&encode(id, e)) == Ok((id, e))` for every envelope.
@@ -147,6 +148,9 @@ fn encode_recipient(recipient: &Recipient) -> String {
     if let Some(remote_mta) = &recipient.remote_mta {
         line.push_str(" remote-mta=");
         line.push_str(&escape(remote_mta));
+    }
+    if recipient.is_delay_notified {
+        line.push_str(" delay-notified=yes");
     }
     line
 }
@@ -318,6 +322,7 @@ fn parse_recipient(value: &str) -> Result<Recipient, String> {
     let mut reply = None;
     let mut status = None;
     let mut remote_mta = None;
+    let mut delay_notified = None;
     for word in words {
         let (key, value) = word
             .split_once('=')
@@ -334,6 +339,9 @@ fn parse_recipient(value: &str) -> Result<Recipient, String> {
             "reply" => set_once(&mut reply, unescape(value), key)?,
             "status" => set_once(&mut status, unescape(value), key)?,
             "remote-mta" => set_once(&mut remote_mta, unescape(value), key)?,
+            "delay-notified" => {
+                set_once(&mut delay_notified, (value == "yes").then_some(true), key)?
+            }
             _ => return Err(format!("unknown recipient attribute {key:?}")),
         }
     }
@@ -348,6 +356,7 @@ fn parse_recipient(value: &str) -> Result<Recipient, String> {
         last_reply: reply,
         status,
         remote_mta,
+        is_delay_notified: delay_notified.unwrap_or(false),
     })
 }
 

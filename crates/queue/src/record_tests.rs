@@ -144,6 +144,7 @@ fn generate_envelope(g: &mut Generator) -> Envelope {
             last_reply: g.maybe_text(),
             status: g.maybe_text(),
             remote_mta: g.maybe_text(),
+            is_delay_notified: g.flag(),
         })
         .collect();
     Envelope {

@@ -13,6 +13,7 @@ mod harness;
 mod lifecycle;
 mod limits;
 mod metrics;
+mod notices;
 mod nullmx;
 mod queue_tools;
 mod relay;
