@@ -1,6 +1,7 @@
 //! The client session state machine (RFC 5321 §3-4, RFC 2920 PIPELINING, RFC 1870 SIZE,
 //! RFC 6152 8BITMIME, RFC 6531 SMTPUTF8, RFC 3461 DSN, RFC 4954 AUTH in `auth.rs`), the sending
-//! side of `session`.
+//! side of `session`; also LMTP (RFC 2033: LHLO, and one reply per accepted recipient after
+//! the data) for handing local mail to a mailbox server.
 //!
 //! Sans-IO: the driver writes `take_output`, feeds the server's bytes with `receive`, and calls
 //! `poll`. After the greeting and EHLO (HELO when EHLO is refused) the session is `Ready`; the
@@ -10,16 +11,18 @@
 //! Replies from the server are untrusted: malformed ones end the session with an error.
 
 mod auth;
+mod commands;
 
 use std::collections::VecDeque;
 
 pub use auth::ClientCredentials;
+use commands::{mail_command, rcpt_command};
 
 use crate::data::dot_stuff;
 use crate::params::{Body, MailParameters, RcptParameters};
 use crate::reply::Reply;
 use crate::reply::parse::{ReplyError, parse_reply};
-use crate::{EnhancedCode, xtext};
+use crate::EnhancedCode;
 
 /// What the server offered in its EHLO reply.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -151,6 +154,8 @@ enum Expect {
     Rcpt(usize),
     Data,
     Content,
+    /// LMTP: the reply after the data for the recipient at this index (RFC 2033 §4.2).
+    LmtpContent(usize),
     Rset,
     StartTls,
     Auth,
@@ -165,6 +170,8 @@ struct Transaction {
     mail: Option<Reply>,
     recipients: Vec<Option<Reply>>,
     data: Option<Reply>,
+    /// LMTP: each accepted recipient's reply after the data.
+    lmtp_data: Vec<Option<Reply>>,
 }
 
 /// One client session.
@@ -185,6 +192,8 @@ pub struct ClientSession {
     /// AUTH credentials for a smarthost (`auth.rs`).
     credentials: Option<ClientCredentials>,
     is_authenticated: bool,
+    /// LMTP instead of SMTP (RFC 2033).
+    is_lmtp: bool,
 }
 
 impl ClientSession {
@@ -203,6 +212,15 @@ impl ClientSession {
             is_tls: false,
             credentials: None,
             is_authenticated: false,
+            is_lmtp: false,
+        }
+    }
+
+    /// An LMTP session (RFC 2033): LHLO, and a reply per recipient after the data.
+    pub fn lmtp(helo_name: &str) -> ClientSession {
+        ClientSession {
+            is_lmtp: true,
+            ..ClientSession::new(helo_name)
         }
     }
 
@@ -255,7 +273,7 @@ impl ClientSession {
             Expect::Mail => Waiting::Mail,
             Expect::Rcpt(_) => Waiting::Rcpt,
             Expect::Data => Waiting::Data,
-            Expect::Content => Waiting::DataEnd,
+            Expect::Content | Expect::LmtpContent(_) => Waiting::DataEnd,
             Expect::Quit => Waiting::Quit,
         })
     }
@@ -318,6 +336,7 @@ impl ClientSession {
             mail: None,
             recipients: vec![None; count],
             data: None,
+            lmtp_data: vec![None; count],
         });
     }
 
@@ -364,7 +383,10 @@ impl ClientSession {
 
     fn on_reply(&mut self, expect: Expect, reply: Reply) {
         match expect {
-            Expect::Greeting if reply.code == 220 => self.hello("EHLO", Expect::Ehlo),
+            Expect::Greeting if reply.code == 220 => {
+                let verb = if self.is_lmtp { "LHLO" } else { "EHLO" };
+                self.hello(verb, Expect::Ehlo)
+            }
             Expect::Greeting => self.fail(SessionFailure::Greeting(reply)),
             Expect::Ehlo if reply.code == 250 => {
                 self.capabilities = Capabilities::from_ehlo(&reply);
@@ -386,7 +408,9 @@ impl ClientSession {
             Expect::Auth | Expect::AuthLoginUser | Expect::AuthLoginPassword => {
                 self.on_auth_reply(expect, reply)
             }
-            Expect::Ehlo if reply.is_permanent() => self.hello("HELO", Expect::Helo),
+            Expect::Ehlo if reply.is_permanent() && !self.is_lmtp => {
+                self.hello("HELO", Expect::Helo)
+            }
             Expect::Ehlo | Expect::Helo if reply.code != 250 => {
                 self.fail(SessionFailure::Hello(reply))
             }
@@ -402,6 +426,22 @@ impl ClientSession {
                     transaction.data = Some(reply);
                 }
                 self.finish();
+            }
+            Expect::LmtpContent(index) => {
+                if let Some(slot) = self
+                    .transaction
+                    .as_mut()
+                    .and_then(|t| t.lmtp_data.get_mut(index))
+                {
+                    *slot = Some(reply);
+                }
+                if !self
+                    .expected
+                    .iter()
+                    .any(|e| matches!(e, Expect::LmtpContent(_)))
+                {
+                    self.finish();
+                }
             }
             Expect::Rset => {}
             Expect::Quit => self.event = Some(ClientEvent::Closed),
@@ -474,13 +514,32 @@ impl ClientSession {
                 _ => b".\r\n".to_vec(),
             };
             self.output.extend_from_slice(&content);
-            self.expected.push_back(Expect::Content);
+            let accepted = self.accepted_indexes();
+            if self.is_lmtp && !accepted.is_empty() {
+                for index in accepted {
+                    self.expected.push_back(Expect::LmtpContent(index));
+                }
+            } else {
+                self.expected.push_back(Expect::Content);
+            }
             return;
         }
         if let Some(transaction) = &mut self.transaction {
             transaction.data = Some(reply);
         }
         self.finish();
+    }
+
+    /// The recipients RCPT accepted, in order (each gets an LMTP reply after the data).
+    fn accepted_indexes(&self) -> Vec<usize> {
+        self.transaction.as_ref().map_or_else(Vec::new, |t| {
+            t.recipients
+                .iter()
+                .enumerate()
+                .filter(|(_, r)| r.as_ref().is_some_and(|r| r.code == 250 || r.code == 251))
+                .map(|(index, _)| index)
+                .collect()
+        })
     }
 
     fn has_accepted_recipient(&self) -> bool {
@@ -506,14 +565,15 @@ impl ClientSession {
         let recipients = transaction
             .recipients
             .into_iter()
-            .map(|rcpt| {
+            .zip(transaction.lmtp_data)
+            .map(|(rcpt, lmtp_data)| {
                 if mail.code != 250 {
                     return mail.clone();
                 }
                 match rcpt {
-                    Some(reply) if reply.code == 250 || reply.code == 251 => {
-                        transaction.data.clone().unwrap_or_else(|| fallback.clone())
-                    }
+                    Some(reply) if reply.code == 250 || reply.code == 251 => lmtp_data
+                        .or_else(|| transaction.data.clone())
+                        .unwrap_or_else(|| fallback.clone()),
                     Some(reply) => reply,
                     None => fallback.clone(),
                 }
@@ -526,54 +586,4 @@ impl ClientSession {
         self.output.extend_from_slice(line.as_bytes());
         self.output.extend_from_slice(b"\r\n");
     }
-}
-
-/// `MAIL FROM:<path>` with the parameters the server's extensions allow (S-TXN-8).
-fn mail_command(caps: &Capabilities, message: &Outgoing) -> String {
-    let mut line = format!("MAIL FROM:<{}>", message.reverse_path);
-    if caps.size_bytes.is_some() {
-        line.push_str(&format!(" SIZE={}", message.content.len()));
-    }
-    if caps.eight_bit_mime
-        && (message.parameters.body == Body::EightBitMime || !message.content.is_ascii())
-    {
-        line.push_str(" BODY=8BITMIME");
-    }
-    if caps.smtputf8
-        && (message.parameters.is_smtputf8
-            || !message.reverse_path.is_ascii()
-            || message.recipients.iter().any(|(r, _)| !r.is_ascii()))
-    {
-        line.push_str(" SMTPUTF8");
-    }
-    if caps.dsn {
-        if let Some(ret) = message.parameters.ret {
-            line.push_str(&format!(" RET={}", ret.as_str()));
-        }
-        if let Some(envid) = &message.parameters.envelope_id {
-            line.push_str(&format!(" ENVID={}", xtext::encode(envid.as_bytes())));
-        }
-    }
-    line
-}
-
-/// `RCPT TO:<path>` with DSN parameters when the server offers DSN.
-fn rcpt_command(caps: &Capabilities, message: &Outgoing, index: usize) -> String {
-    let Some((address, parameters)) = message.recipients.get(index) else {
-        return "RSET".into();
-    };
-    let mut line = format!("RCPT TO:<{address}>");
-    if caps.dsn {
-        if let Some(notify) = parameters.notify {
-            line.push_str(&format!(" NOTIFY={}", notify.render()));
-        }
-        if let Some(orcpt) = &parameters.original_recipient {
-            line.push_str(&format!(
-                " ORCPT={};{}",
-                orcpt.address_type,
-                xtext::encode(orcpt.address.as_bytes())
-            ));
-        }
-    }
-    line
 }

@@ -6,5 +6,6 @@
 
 mod client;
 mod client_auth;
+mod client_lmtp;
 mod server;
 mod tls_auth;
