@@ -130,7 +130,7 @@ impl Driver {
 }
 
 /// C-TIME-1: greeting 5 min, MAIL 5, RCPT 5, DATA 2, end of data 10.
-fn stage_timeout(waiting: Option<Waiting>) -> Duration {
+pub(crate) fn stage_timeout(waiting: Option<Waiting>) -> Duration {
     let minutes = match waiting {
         Some(Waiting::Data) => 2,
         Some(Waiting::DataEnd) => 10,

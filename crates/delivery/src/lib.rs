@@ -7,6 +7,7 @@
 pub mod control;
 mod driver;
 pub mod dsn;
+pub mod lmtp;
 pub mod local;
 pub mod maildir;
 pub mod mxplan;

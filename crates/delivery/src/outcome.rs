@@ -55,6 +55,7 @@ pub fn apply_remote_outcomes(
     indexes: &[usize],
     attempt: &Attempt,
     now: u64,
+    transport: Transport,
 ) -> Vec<(usize, Action)> {
     let mut successes = Vec::new();
     let date = rfc5322_date(i64::try_from(now).unwrap_or(i64::MAX));
@@ -72,8 +73,14 @@ pub fn apply_remote_outcomes(
         recipient.remote_mta.clone_from(&outcome.remote_mta);
         let decision = if outcome.is_success {
             recipient.state = RecipientState::Delivered;
-            if wants_success_notice(recipient) && !outcome.hop_has_dsn {
-                successes.push((index, Action::Relayed));
+            if wants_success_notice(recipient) {
+                match transport {
+                    Transport::Lmtp => successes.push((index, Action::Delivered)),
+                    Transport::Smtp if !outcome.hop_has_dsn => {
+                        successes.push((index, Action::Relayed))
+                    }
+                    Transport::Smtp => {}
+                }
             }
             "delivered".to_owned()
         } else if outcome.is_permanent {
@@ -105,7 +112,7 @@ pub fn apply_remote_outcomes(
         };
         petrel_metrics::registry().increment(
             petrel_metrics::RECIPIENT_OUTCOMES,
-            &[("transport", "smtp"), ("result", result)],
+            &[("transport", transport.as_str()), ("result", result)],
         );
         envelope.history.push(format!(
             "{date} {}: {} -> {decision}",
@@ -113,6 +120,24 @@ pub fn apply_remote_outcomes(
         ));
     }
     successes
+}
+
+/// How an attempt's outcomes were reached.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Transport {
+    /// To another MTA: success is "relayed" unless it offers DSN.
+    Smtp,
+    /// To the mailbox server: final delivery, success is "delivered".
+    Lmtp,
+}
+
+impl Transport {
+    fn as_str(self) -> &'static str {
+        match self {
+            Transport::Smtp => "smtp",
+            Transport::Lmtp => "lmtp",
+        }
+    }
 }
 
 /// NOTIFY=SUCCESS was given (never implied, RFC 3461 §4.1).

@@ -23,7 +23,7 @@ use tracing::{error, info, warn};
 
 use crate::dsn::Action;
 use crate::local::deliver_local_recipients;
-use crate::outcome::{apply_remote_outcomes, notice_for};
+use crate::outcome::{Transport, apply_remote_outcomes, notice_for};
 use crate::remote::{RemoteSettings, deliver};
 use crate::schedule::RetryPolicy;
 
@@ -57,6 +57,8 @@ pub struct DeliverySettings {
     pub source_address: Option<std::net::IpAddr>,
     /// A pending recipient this old gets one delay notice (DSN Action: delayed); zero: never.
     pub delay_notice_after: Duration,
+    /// `local.lmtp`: local mail goes to this LMTP server instead of Maildir.
+    pub lmtp: Option<crate::lmtp::LmtpAddress>,
 }
 
 /// Runs deliveries until told to stop.
@@ -235,20 +237,28 @@ async fn process(context: &Arc<Context>, id: &QueueId) {
     let settings = context.settings.borrow().clone();
     let before: Vec<RecipientState> = envelope.recipients.iter().map(|r| r.state).collect();
     let (local_settings, local_id, local_message) = (settings.clone(), id.clone(), message.clone());
-    let (mut envelope, mut successes) = match blocking(move || {
-        let delivered = deliver_local_recipients(
-            &local_settings,
-            &local_id,
-            &mut envelope,
-            &local_message,
-            now,
-        );
-        (envelope, delivered)
-    })
-    .await
-    {
-        Some(done) => done,
-        None => return,
+    let (mut envelope, mut successes) = match &settings.lmtp {
+        Some(server) => {
+            let delivered =
+                crate::lmtp::deliver_lmtp(&settings, server, id, &mut envelope, &message, now)
+                    .await;
+            (envelope, delivered)
+        }
+        None => match blocking(move || {
+            let delivered = deliver_local_recipients(
+                &local_settings,
+                &local_id,
+                &mut envelope,
+                &local_message,
+                now,
+            );
+            (envelope, delivered)
+        })
+        .await
+        {
+            Some(done) => done,
+            None => return,
+        },
     };
     successes.extend(deliver_remote(context, &settings, id, &mut envelope, &message, now).await);
     let bounce = notice_for(
@@ -322,6 +332,7 @@ async fn deliver_remote(
             &indexes,
             &attempt,
             unix_now(),
+            Transport::Smtp,
         ));
     }
     successes

@@ -244,6 +244,9 @@ pub struct LocalConfig {
     pub mailboxes: Option<Vec<String>>,
     /// `name: target, target` lines (see the `aliases` module of petrel-server).
     pub aliases: Option<PathBuf>,
+    /// Deliver local mail over LMTP (`127.0.0.1:24`, or a Unix socket `/path`) instead of
+    /// into Maildir.
+    pub lmtp: Option<String>,
 }
 
 impl Default for LocalConfig {
@@ -253,6 +256,7 @@ impl Default for LocalConfig {
             recipient_delimiter: default_delimiter(),
             mailboxes: None,
             aliases: None,
+            lmtp: None,
         }
     }
 }

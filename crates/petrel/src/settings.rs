@@ -153,6 +153,11 @@ impl Config {
                 .unwrap_or_else(|| self.hostname.clone()),
             source_address: self.delivery.source_address,
             delay_notice_after: self.delivery.delay_notice_after,
+            lmtp: self
+                .local
+                .lmtp
+                .as_deref()
+                .map(petrel_delivery::lmtp::LmtpAddress::parse),
         }))
     }
 

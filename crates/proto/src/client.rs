@@ -18,11 +18,11 @@ use std::collections::VecDeque;
 pub use auth::ClientCredentials;
 use commands::{mail_command, rcpt_command};
 
+use crate::EnhancedCode;
 use crate::data::dot_stuff;
 use crate::params::{Body, MailParameters, RcptParameters};
 use crate::reply::Reply;
 use crate::reply::parse::{ReplyError, parse_reply};
-use crate::EnhancedCode;
 
 /// What the server offered in its EHLO reply.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

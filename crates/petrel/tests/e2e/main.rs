@@ -12,6 +12,7 @@ mod fakemx;
 mod harness;
 mod lifecycle;
 mod limits;
+mod lmtp;
 mod metrics;
 mod notices;
 mod nullmx;

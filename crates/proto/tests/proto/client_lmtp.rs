@@ -6,13 +6,11 @@ use petrel_proto::params::{MailParameters, RcptParameters};
 
 fn feed(client: &mut ClientSession, reply: &str, written: &mut String) -> Option<ClientEvent> {
     client.receive(reply.as_bytes());
-    loop {
-        let event = client.poll();
-        written.push_str(&String::from_utf8_lossy(&client.take_output()));
-        match event {
-            ClientEvent::NeedInput => return None,
-            other => return Some(other),
-        }
+    let event = client.poll();
+    written.push_str(&String::from_utf8_lossy(&client.take_output()));
+    match event {
+        ClientEvent::NeedInput => None,
+        other => Some(other),
     }
 }
 
