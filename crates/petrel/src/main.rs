@@ -13,6 +13,7 @@ mod queue_cli;
 mod queue_view;
 mod send;
 mod sendmail;
+mod sendmail_bs;
 mod serve;
 mod settings;
 mod tls;

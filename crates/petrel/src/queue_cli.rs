@@ -186,13 +186,9 @@ pub struct ControlService {
 /// Serves the control socket of a running daemon until the task is dropped. The socket is
 /// private to the daemon's user (mode 0600).
 pub async fn serve_control(
-    path: std::path::PathBuf,
+    listener: tokio::net::UnixListener,
     service: ControlService,
 ) -> std::io::Result<()> {
-    use std::os::unix::fs::PermissionsExt;
-    let _ = std::fs::remove_file(&path);
-    let listener = tokio::net::UnixListener::bind(&path)?;
-    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))?;
     loop {
         let (stream, _) = listener.accept().await?;
         let service = service.clone();
@@ -200,6 +196,18 @@ pub async fn serve_control(
             let _ = answer(stream, &service).await;
         });
     }
+}
+
+/// Binds the control socket (mode 0600), replacing one a previous run left.
+///
+/// # Errors
+/// When the socket cannot be made.
+pub fn bind_control(path: &std::path::Path) -> std::io::Result<tokio::net::UnixListener> {
+    use std::os::unix::fs::PermissionsExt;
+    let _ = std::fs::remove_file(path);
+    let listener = tokio::net::UnixListener::bind(path)?;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))?;
+    Ok(listener)
 }
 
 async fn answer(stream: tokio::net::UnixStream, service: &ControlService) -> std::io::Result<()> {

@@ -5,8 +5,8 @@
 //! control socket (the daemon stores it with its usual fsyncs before answering, and delivers it
 //! at once); without a daemon it stores the message into the queue directly, the same way.
 //! Flags: -t (recipients from To/Cc/Bcc, Bcc removed), -i / -oi (a lone "." does not end the
-//! input), -f SENDER, -F NAME (ignored), other -o/-b options accepted and ignored as sendmail
-//! does.
+//! input), -f SENDER, -bs (an SMTP session on stdin/stdout, `sendmail_bs.rs`), -F NAME
+//! (ignored), other -o/-b options accepted and ignored as sendmail does.
 
 use std::io::Read;
 use std::sync::Arc;
@@ -25,6 +25,8 @@ struct Request {
     recipients: Vec<String>,
     is_from_headers: bool,
     is_dot_literal: bool,
+    /// `-bs`: speak SMTP on stdin/stdout.
+    is_smtp_session: bool,
     config: Option<std::path::PathBuf>,
 }
 
@@ -45,6 +47,7 @@ fn parse_args(args: &[String]) -> Result<Request, String> {
         match arg.as_str() {
             "-t" => request.is_from_headers = true,
             "-i" | "-oi" => request.is_dot_literal = true,
+            "-bs" => request.is_smtp_session = true,
             "--config" => request.config = Some(value("--config")?.into()),
             a if a.starts_with("-f") || a.starts_with("-r") => request.from = Some(value(&a[..2])?),
             a if a.starts_with("-F")
@@ -75,6 +78,9 @@ fn parse_args(args: &[String]) -> Result<Request, String> {
 pub fn sendmail(args: &[String]) -> Result<(), String> {
     let request = parse_args(args)?;
     let config = config::load(&config::locate(request.config.as_deref()))?;
+    if request.is_smtp_session {
+        return crate::sendmail_bs::serve(&config);
+    }
     let mut input = Vec::new();
     std::io::stdin()
         .read_to_end(&mut input)
@@ -93,15 +99,28 @@ pub fn sendmail(args: &[String]) -> Result<(), String> {
     let sender = request
         .from
         .unwrap_or_else(|| format!("{user}@{}", config.hostname));
+    submit(&config, &sender, &recipients, content)
+}
+
+/// Queues one message: through the running daemon's control socket, else into the spool.
+///
+/// # Errors
+/// What kept the message from being stored.
+pub fn submit(
+    config: &config::Config,
+    sender: &str,
+    recipients: &[String],
+    content: Vec<u8>,
+) -> Result<(), String> {
     let socket = config.data_dir.join("control.sock");
     if let Ok(stream) = std::os::unix::net::UnixStream::connect(&socket) {
-        return through_daemon(stream, &sender, &recipients, &content);
+        return through_daemon(stream, sender, recipients, &content);
     }
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .map_err(|e| e.to_string())?;
-    runtime.block_on(into_spool(&config, &sender, &recipients, content))
+    runtime.block_on(into_spool(config, sender, recipients, content))
 }
 
 /// Hands the message to the running daemon through its control socket: `submit` with the

@@ -40,6 +40,8 @@ async fn serve(source: Source, config: Config) -> Result<(), String> {
     let resolver = petrel_dns::Resolver::new(&config.dns.nameservers, config.dns.timeout)?;
     let mut listeners = Vec::new();
     let mut own_addresses = Vec::new();
+    // "listening on" is logged once everything is ready (scripts and tests wait for it).
+    let mut ready_lines = Vec::new();
     for listener in &config.listener {
         let bound = TcpListener::bind(listener.address)
             .await
@@ -47,7 +49,10 @@ async fn serve(source: Source, config: Config) -> Result<(), String> {
         let address = bound
             .local_addr()
             .map_err(|e| format!("cannot read the address of {}: {e}", listener.address))?;
-        info!("listening on {address} ({})", listener.protocol.as_str());
+        ready_lines.push(format!(
+            "listening on {address} ({})",
+            listener.protocol.as_str()
+        ));
         listeners.push((bound, listener.protocol.server_protocol()));
         own_addresses.push(address);
     }
@@ -60,7 +65,7 @@ async fn serve(source: Source, config: Config) -> Result<(), String> {
             let address = bound
                 .local_addr()
                 .map_err(|e| format!("cannot read the http address: {e}"))?;
-            info!("listening on {address} (http)");
+            ready_lines.push(format!("listening on {address} (http)"));
             Some(tokio::spawn(crate::web::serve(bound, queue.clone())))
         }
         None => None,
@@ -79,8 +84,14 @@ async fn serve(source: Source, config: Config) -> Result<(), String> {
         queued_tx.clone(),
     );
     let control_path = config.data_dir.join("control.sock");
+    let control_listener = crate::queue_cli::bind_control(&control_path).map_err(|e| {
+        format!(
+            "cannot make the control socket {}: {e}",
+            control_path.display()
+        )
+    })?;
     let control = tokio::spawn(crate::queue_cli::serve_control(
-        control_path.clone(),
+        control_listener,
         crate::queue_cli::ControlService {
             control: scheduler.control(),
             hostname: config.hostname.clone(),
@@ -112,6 +123,9 @@ async fn serve(source: Source, config: Config) -> Result<(), String> {
             server.clone(),
             connections.clone(),
         ));
+    }
+    for line in &ready_lines {
+        info!("{line}");
     }
 
     let grace = wait_for_stop(

@@ -90,3 +90,34 @@ fn sendmail_without_a_daemon_writes_the_spool_and_mailq_lists_it() {
         "a Message-ID is added"
     );
 }
+
+#[test]
+fn sendmail_bs_speaks_smtp_on_stdin_and_stdout() {
+    let scratch = Scratch::new("sendmail-bs");
+    let petrel = Petrel::start(&scratch.0, "");
+    let binary = std::path::Path::new(env!("CARGO_BIN_EXE_petrel"));
+    // Bare LF line ends, as a local program may send them; two messages in one session.
+    let session = b"EHLO app.local\nMAIL FROM:<app@localhost>\nRCPT TO:<ops@localhost>\nDATA\nSubject: from -bs\n\n..dotted\n.\nMAIL FROM:<app@localhost>\nRCPT TO:<ops@localhost>\nRCPT TO:<dev@localhost>\nDATA\nSubject: second\n\nhi\n.\nQUIT\n";
+    let (ok, output) = run(binary, &["sendmail", "-bs"], &petrel.config_path, session);
+    assert!(ok, "{output}");
+    let codes: Vec<&str> = output
+        .lines()
+        .filter(|l| l.len() >= 4 && l.as_bytes()[3] == b' ')
+        .map(|l| &l[..3])
+        .collect();
+    assert_eq!(
+        codes,
+        [
+            "220", "250", "250", "250", "354", "250", "250", "250", "250", "354", "250", "221"
+        ],
+        "{output}"
+    );
+    let ops = petrel.wait_for_maildir("localhost", "ops", 2);
+    assert_eq!(ops.len(), 2, "{}", petrel.log_text());
+    let all: String = ops
+        .iter()
+        .map(|m| String::from_utf8_lossy(m).into_owned())
+        .collect();
+    assert!(all.contains("Subject: from -bs\n\n.dotted\n"), "{all}");
+    assert_eq!(petrel.wait_for_maildir("localhost", "dev", 1).len(), 1);
+}
