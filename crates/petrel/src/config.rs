@@ -46,6 +46,17 @@ pub struct Config {
     /// `[[dkim]]`: one signing key per domain.
     #[serde(default)]
     pub dkim: Vec<DkimConfig>,
+    #[serde(default)]
+    pub privileges: PrivilegesConfig,
+}
+
+/// `[privileges]`: started as root, petrel binds its ports and then runs as `user`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PrivilegesConfig {
+    pub user: Option<String>,
+    /// Default: the user's own group.
+    pub group: Option<String>,
 }
 
 /// One `[[dkim]]` table: mail whose From: domain is `domain` is signed with this key.

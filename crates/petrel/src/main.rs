@@ -8,6 +8,7 @@ mod config;
 mod dkim;
 mod explain;
 mod logging;
+mod privileges;
 mod probe;
 mod queue_cli;
 mod queue_view;

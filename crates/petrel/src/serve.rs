@@ -36,8 +36,10 @@ pub fn run(source: Source) -> Result<(), String> {
 
 async fn serve(source: Source, config: Config) -> Result<(), String> {
     info!(config = %source, hostname = %config.hostname, data_dir = %config.data_dir.display(), "starting");
-    let queue = open_spool(config.data_dir.join("queue")).await?;
-    let resolver = petrel_dns::Resolver::new(&config.dns.nameservers, config.dns.timeout)?;
+    let identity = match &config.privileges.user {
+        Some(user) => crate::privileges::resolve(user, config.privileges.group.as_deref())?,
+        None => None,
+    };
     let mut listeners = Vec::new();
     let mut own_addresses = Vec::new();
     // "listening on" is logged once everything is ready (scripts and tests wait for it).
@@ -57,7 +59,7 @@ async fn serve(source: Source, config: Config) -> Result<(), String> {
         own_addresses.push(address);
     }
 
-    let http = match &config.http {
+    let http_listener = match &config.http {
         Some(http) => {
             let bound = TcpListener::bind(http.address)
                 .await
@@ -66,13 +68,22 @@ async fn serve(source: Source, config: Config) -> Result<(), String> {
                 .local_addr()
                 .map_err(|e| format!("cannot read the http address: {e}"))?;
             ready_lines.push(format!("listening on {address} (http)"));
-            Some(tokio::spawn(crate::web::serve(bound, queue.clone())))
+            Some(bound)
         }
         None => None,
     };
+    // Certificates, keys and password files are read before privileges are dropped.
     let (server_settings, server_settings_rx) = watch::channel(config.server_settings()?);
     let (delivery_settings, delivery_settings_rx) =
         watch::channel(config.delivery_settings(&own_addresses)?);
+    if let Some(identity) = &identity {
+        crate::privileges::give_data_dir(identity, &config.data_dir)?;
+        crate::privileges::drop_to(identity)?;
+        info!(user = %identity.user, "privileges dropped; running as {}", identity.user);
+    }
+    let queue = open_spool(config.data_dir.join("queue")).await?;
+    let resolver = petrel_dns::Resolver::new(&config.dns.nameservers, config.dns.timeout)?;
+    let http = http_listener.map(|bound| tokio::spawn(crate::web::serve(bound, queue.clone())));
     let (lifecycle, lifecycle_rx) = watch::channel(Lifecycle::Running);
     let (stop_delivery, stop_delivery_rx) = watch::channel(false);
     let (queued_tx, queued_rx) = mpsc::unbounded_channel();

@@ -7,6 +7,7 @@
 mod authentication;
 mod bad_input;
 mod clients;
+mod dist;
 mod durability;
 mod fakemx;
 mod harness;
@@ -16,6 +17,7 @@ mod lmtp;
 mod metrics;
 mod notices;
 mod nullmx;
+mod privileges;
 mod queue_tools;
 mod relay;
 mod sendmail;

@@ -12,12 +12,12 @@ use std::sync::Arc;
 use crate::harness::{Petrel, Scratch};
 
 pub struct Tls {
-    cert: PathBuf,
-    key: PathBuf,
+    pub cert: PathBuf,
+    pub key: PathBuf,
     cert_pem: String,
 }
 
-fn make_certificate(dir: &Path) -> Tls {
+pub fn make_certificate(dir: &Path) -> Tls {
     let certified = rcgen::generate_simple_self_signed(vec![
         "mx.test".to_owned(),
         "localhost".to_owned(),
