@@ -156,7 +156,7 @@ fn the_sample_configuration_serves_and_logs_json_with_queue_ids() {
         }
     }
     assert!(about_messages >= 2, "{log}");
-    assert!(log.contains(&format!("\"queue_id\":\"")), "{log}");
+    assert!(log.contains("\"queue_id\":\""), "{log}");
     assert_eq!(queue_id.len(), 17, "{reply}");
 
     let unit = dist("petrel.service");
