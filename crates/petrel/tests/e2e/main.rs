@@ -10,6 +10,7 @@ mod clients;
 mod dist;
 mod durability;
 mod fakemx;
+mod forwarding;
 mod harness;
 mod lifecycle;
 mod limits;
