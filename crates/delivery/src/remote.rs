@@ -76,6 +76,18 @@ pub async fn deliver(
     if let Some(outcomes) = reuse(pool, domain, message, &mut history).await {
         return Attempt { outcomes, history };
     }
+    if let Some(nexthop) = route.filter(|r| r.is_discard) {
+        history.push(format!("routed to {}: discarded", nexthop.describe()));
+        let outcome = Outcome {
+            is_success: true,
+            is_permanent: false,
+            status: EnhancedCode::new(2, 0, 0),
+            detail: "discarded (delivery route discard:)".into(),
+            remote_mta: None,
+            hop_has_dsn: true,
+        };
+        return all(count, outcome, history);
+    }
     let (port, credentials) = match route {
         Some(nexthop) => {
             history.push(format!("routed to {} (configuration)", nexthop.describe()));

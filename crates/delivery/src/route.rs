@@ -5,7 +5,8 @@
 //!
 //! A next hop is written as in Postfix: `[host]:port` or `[192.0.2.1]:25` connects to the host's
 //! own addresses; `host:port` (no brackets) looks up the MX records of `host` first; an IPv6
-//! address needs its brackets (`[::1]:25`). Pure: the
+//! address needs its brackets (`[::1]:25`); `discard:` accepts the mail as delivered and sends
+//! it nowhere (Postfix's discard transport, for sinks and benchmarks). Pure: the
 //! configuration's text in, plain values out.
 
 use petrel_proto::client::ClientCredentials;
@@ -20,6 +21,8 @@ pub struct Nexthop {
     pub is_mx_lookup: bool,
     /// AUTH credentials (sent only inside TLS).
     pub credentials: Option<ClientCredentials>,
+    /// `discard:`: delivered to nowhere.
+    pub is_discard: bool,
 }
 
 impl Nexthop {
@@ -29,6 +32,15 @@ impl Nexthop {
     /// A sentence naming what is wrong.
     pub fn parse(text: &str, default_port: u16) -> Result<Nexthop, String> {
         let text = text.trim();
+        if text.eq_ignore_ascii_case("discard:") || text.eq_ignore_ascii_case("discard") {
+            return Ok(Nexthop {
+                host: "discard".into(),
+                port: 0,
+                is_mx_lookup: false,
+                credentials: None,
+                is_discard: true,
+            });
+        }
         let (host, is_mx_lookup, rest) = match text.strip_prefix('[') {
             Some(inner) => {
                 let (host, rest) = inner
@@ -62,12 +74,15 @@ impl Nexthop {
             port,
             is_mx_lookup: is_mx_lookup && !is_address,
             credentials: None,
+            is_discard: false,
         })
     }
 
     /// How the history names it.
     pub fn describe(&self) -> String {
-        if self.is_mx_lookup {
+        if self.is_discard {
+            "discard:".into()
+        } else if self.is_mx_lookup {
             format!("{}:{}", self.host, self.port)
         } else {
             format!("[{}]:{}", self.host, self.port)
@@ -123,6 +138,7 @@ mod tests {
             (mx_port.host.as_str(), mx_port.port),
             ("relay.example.net", 2525)
         );
+        assert!(Nexthop::parse("discard:", 25).unwrap().is_discard);
         let address = Nexthop::parse("[10.0.0.5]:25", 25).unwrap();
         assert_eq!(
             (address.host.as_str(), address.is_mx_lookup),

@@ -129,3 +129,17 @@ fn a_route_for_one_domain_wins_over_mx() {
     );
     assert!(String::from_utf8_lossy(&delivered[0]).contains("Received: from out.a.test"));
 }
+
+#[test]
+fn a_discard_route_takes_the_mail_and_sends_it_nowhere() {
+    let scratch = Scratch::new("route-discard");
+    let a = sender(
+        &scratch,
+        "\n[[delivery.route]]\ndomain = \"relay.test\"\nnexthop = \"discard:\"\n",
+    );
+    send(&a, "user@relay.test", "discarded");
+    let log = wait_for_log(&a, "finished");
+    assert!(log.contains("routed to discard:: discarded"), "{log}");
+    // relay.test's MX (127.0.0.1:25) was never asked: no DNS MX line in the history.
+    assert!(!log.contains("DNS MX relay.test"), "{log}");
+}
