@@ -69,6 +69,17 @@ pub struct DkimConfig {
     pub private_key: PathBuf,
 }
 
+impl Config {
+    /// The spool's sync mode from `queue.sync`.
+    pub fn sync_mode(&self) -> petrel_queue::SyncMode {
+        match self.queue.sync.as_deref() {
+            Some("fsync") => petrel_queue::SyncMode::Fsync,
+            Some(_) => petrel_queue::SyncMode::Syncfs,
+            None => petrel_queue::SyncMode::default(),
+        }
+    }
+}
+
 /// The selector `petrel dkim keygen` and `[[dkim]]` use when none is given.
 pub fn default_dkim_selector() -> String {
     "petrel".into()
@@ -108,6 +119,9 @@ pub struct QueueConfig {
     pub backend: String,
     pub postgres_url: Option<String>,
     pub node_name: Option<String>,
+    /// How a store is made durable before its 250: "syncfs" (one shared syncfs(2) per group
+    /// of messages, the default on Linux) or "fsync" (each file fsynced, directories shared).
+    pub sync: Option<String>,
 }
 
 impl Default for QueueConfig {
@@ -117,6 +131,7 @@ impl Default for QueueConfig {
             backend: "spool".into(),
             postgres_url: None,
             node_name: None,
+            sync: None,
         }
     }
 }
@@ -447,6 +462,12 @@ impl Config {
             return Err(format!(
                 "delivery.tls: {:?} is not available in this version; use \"opportunistic\"",
                 self.delivery.tls
+            ));
+        }
+        if !matches!(self.queue.sync.as_deref(), None | Some("syncfs" | "fsync")) {
+            return Err(format!(
+                "queue.sync: {:?} is not \"syncfs\" or \"fsync\"",
+                self.queue.sync.as_deref().unwrap_or_default()
             ));
         }
         if self.queue.backend != "spool" {

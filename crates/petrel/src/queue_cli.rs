@@ -98,7 +98,7 @@ pub fn run(source: &Source, command: &QueueCommand) -> Result<(), String> {
         return through_daemon(stream, command);
     }
     let root = config.data_dir.join("queue");
-    let (spool, _) = Spool::open(root.clone()).map_err(|e| match e {
+    let (spool, _) = Spool::open_with(root.clone(), config.sync_mode()).map_err(|e| match e {
         petrel_queue::QueueError::Io(io) if io.kind() == std::io::ErrorKind::WouldBlock => format!(
             "the queue {} is in use by a running petrel, but {} does not answer",
             root.display(),

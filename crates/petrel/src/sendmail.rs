@@ -199,7 +199,7 @@ async fn into_spool(
 ) -> Result<(), String> {
     let message = local_message(sender, recipients, content)?;
     let root = config.data_dir.join("queue");
-    let (spool, _) = petrel_queue::spool::Spool::open(root.clone())
+    let (spool, _) = petrel_queue::spool::Spool::open_with(root.clone(), config.sync_mode())
         .map_err(|e| format!("cannot open the queue {}: {e}", root.display()))?;
     let settings = config.server_settings()?;
     let context = petrel_server::receive::Receiving {

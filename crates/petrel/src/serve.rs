@@ -81,7 +81,7 @@ async fn serve(source: Source, config: Config) -> Result<(), String> {
         crate::privileges::drop_to(identity)?;
         info!(user = %identity.user, "privileges dropped; running as {}", identity.user);
     }
-    let queue = open_spool(config.data_dir.join("queue")).await?;
+    let queue = open_spool(config.data_dir.join("queue"), config.sync_mode()).await?;
     let resolver = petrel_dns::Resolver::new(&config.dns.nameservers, config.dns.timeout)?;
     let http = http_listener.map(|bound| tokio::spawn(crate::web::serve(bound, queue.clone())));
     let (lifecycle, lifecycle_rx) = watch::channel(Lifecycle::Running);
@@ -174,9 +174,9 @@ async fn serve(source: Source, config: Config) -> Result<(), String> {
     Ok(())
 }
 
-async fn open_spool(root: PathBuf) -> Result<Arc<dyn Queue>, String> {
+async fn open_spool(root: PathBuf, mode: petrel_queue::SyncMode) -> Result<Arc<dyn Queue>, String> {
     let shown = root.display().to_string();
-    let opened = tokio::task::spawn_blocking(move || Spool::open(root))
+    let opened = tokio::task::spawn_blocking(move || Spool::open_with(root, mode))
         .await
         .map_err(|e| format!("cannot open the queue {shown}: {e}"))?
         .map_err(|e| format!("cannot open the queue {shown}: {e}"))?;

@@ -1,5 +1,7 @@
 //! Group commit of directory fsyncs: the `DirectorySyncer` and its background thread
-//! `petrel-dirsync`.
+//! `petrel-dirsync`. In `SyncMode::Syncfs` a pass is one `syncfs(2)` of the spool's
+//! filesystem instead of one fsync per directory (it covers the callers' unsynced files too);
+//! a failed syncfs fails every caller of that generation.
 //!
 //! Why: a message is durable only when its directory entry is, which needs an fsync of the
 //! directory after the rename. One directory fsync per message would cap the receive rate at the
@@ -81,17 +83,30 @@ pub(crate) struct DirectorySyncer {
     thread: Option<JoinHandle<()>>,
 }
 
+/// What one pass does.
+#[derive(Debug)]
+enum Pass {
+    /// fsync each pending directory.
+    Directories,
+    /// syncfs of the filesystem holding this open directory.
+    Filesystem(File),
+}
+
 impl DirectorySyncer {
     /// Starts the background thread.
     ///
     /// # Errors
     /// The thread could not be spawned.
-    pub(crate) fn start() -> io::Result<DirectorySyncer> {
+    pub(crate) fn start(mode: crate::SyncMode, root: &Path) -> io::Result<DirectorySyncer> {
+        let pass = match mode {
+            crate::SyncMode::Fsync => Pass::Directories,
+            crate::SyncMode::Syncfs => Pass::Filesystem(File::open(root)?),
+        };
         let shared = Arc::new(Shared::default());
         let for_thread = Arc::clone(&shared);
         let thread = thread::Builder::new()
             .name(THREAD_NAME.to_owned())
-            .spawn(move || run(&for_thread))?;
+            .spawn(move || run(&for_thread, &pass))?;
         Ok(DirectorySyncer {
             shared,
             thread: Some(thread),
@@ -162,8 +177,25 @@ impl Drop for DirectorySyncer {
     }
 }
 
+/// syncfs(2) of the filesystem that holds `directory` (Linux); elsewhere unsupported.
+fn syncfs(directory: &File) -> io::Result<()> {
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    {
+        use std::os::fd::AsRawFd;
+        nix::unistd::syncfs(directory.as_raw_fd()).map_err(io::Error::from)
+    }
+    #[cfg(not(any(target_os = "linux", target_os = "android")))]
+    {
+        let _ = directory;
+        Err(io::Error::new(
+            io::ErrorKind::Unsupported,
+            "syncfs is Linux-only",
+        ))
+    }
+}
+
 /// The background loop: one pass per batch of pending directories.
-fn run(shared: &Shared) {
+fn run(shared: &Shared, pass: &Pass) {
     let mut state = lock(&shared.state);
     loop {
         while state.pending.is_empty() && !state.is_stopping {
@@ -180,17 +212,30 @@ fn run(shared: &Shared) {
         let generation = state.started;
         drop(state);
 
-        let failures: Vec<SyncFailure> = directories
-            .into_iter()
-            .filter_map(|directory| match sync_directory(&directory) {
-                Ok(()) => None,
-                Err(error) => Some(SyncFailure {
-                    directory,
-                    kind: error.kind(),
-                    message: error.to_string(),
-                }),
-            })
-            .collect();
+        let failures: Vec<SyncFailure> = match pass {
+            Pass::Directories => directories
+                .into_iter()
+                .filter_map(|directory| match sync_directory(&directory) {
+                    Ok(()) => None,
+                    Err(error) => Some(SyncFailure {
+                        directory,
+                        kind: error.kind(),
+                        message: error.to_string(),
+                    }),
+                })
+                .collect(),
+            Pass::Filesystem(root) => match syncfs(root) {
+                Ok(()) => Vec::new(),
+                Err(error) => directories
+                    .into_iter()
+                    .map(|directory| SyncFailure {
+                        directory,
+                        kind: error.kind(),
+                        message: format!("syncfs: {error}"),
+                    })
+                    .collect(),
+            },
+        };
 
         state = lock(&shared.state);
         if !failures.is_empty() {
@@ -228,7 +273,7 @@ mod tests {
     fn concurrent_callers_share_passes_and_failures_reach_only_their_callers() {
         let dir = unique_dir("share");
         let missing = dir.join("does-not-exist");
-        let syncer = DirectorySyncer::start().unwrap();
+        let syncer = DirectorySyncer::start(crate::SyncMode::Fsync, Path::new("/")).unwrap();
         thread::scope(|scope| {
             let handles: Vec<_> = (0..32)
                 .map(|i| {
@@ -259,7 +304,7 @@ mod tests {
     #[test]
     fn drop_stops_the_thread() {
         let dir = unique_dir("drop");
-        let syncer = DirectorySyncer::start().unwrap();
+        let syncer = DirectorySyncer::start(crate::SyncMode::Fsync, Path::new("/")).unwrap();
         syncer.sync(&dir).unwrap();
         assert_eq!(syncer.passes(), 1);
         drop(syncer);

@@ -23,7 +23,7 @@ pub use envelope::{Envelope, Recipient, RecipientState};
 pub use error::QueueError;
 pub use id::QueueId;
 pub use record::RecordError;
-pub use spool::{OpenReport, Spool};
+pub use spool::{OpenReport, Spool, SyncMode};
 
 /// Where a queued message is: being delivered, held by an operator, or finished (only its
 /// envelope and history are kept).

@@ -11,12 +11,16 @@
 //! corrupt/                        unreadable entries, never deleted, with <name>.reason
 //! ```
 //!
-//! Durability contract of `store` (the 250 of the receiver waits for it): write and fsync
-//! `tmp/<id>.msg`, write and fsync `tmp/<id>.env`, rename the message and then the envelope into
-//! `active/<bucket>/`, and return only after an fsync of that directory which began after the
-//! renames. The directory fsync is a group commit: every concurrent caller fsyncs its own
-//! files, and the directory fsyncs are shared through the [`crate::dirsync`] thread
-//! `petrel-dirsync`, so a burst of N stores costs N file fsyncs but only a few directory fsyncs.
+//! Durability contract of `store` (the 250 of the receiver waits for it), in `SyncMode::Fsync`:
+//! write and fsync `tmp/<id>.msg`, write and fsync `tmp/<id>.env`, rename the message and then
+//! the envelope into `active/<bucket>/`, and return only after an fsync of that directory which
+//! began after the renames. The directory fsync is a group commit: every concurrent caller
+//! fsyncs its own files, and the directory fsyncs are shared through the [`crate::dirsync`]
+//! thread `petrel-dirsync`, so a burst of N stores costs N file fsyncs but only a few directory
+//! fsyncs. In `SyncMode::Syncfs` (the default on Linux) the files are written and renamed
+//! without their own fsyncs, and the shared pass is one `syncfs(2)` of the spool's filesystem,
+//! which makes every file's data, inode and directory entry durable at once: a burst of N
+//! stores costs a few syncfs calls in all.
 //! Because the envelope is renamed last, an `.msg` without `.env` in `active/` is an interrupted
 //! store; `open` moves it to `corrupt/` (see `recovery`). `update` writes a new record in `tmp/`,
 //! fsyncs it, renames it over the old one and group-commits the directory; `remove` unlinks the
@@ -84,6 +88,26 @@ pub struct Spool {
     update_sequence: AtomicU64,
     /// Holds the exclusive lock on `<root>/lock` while the spool is open.
     _lock: File,
+    mode: SyncMode,
+}
+
+/// How stores are made durable before they return.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SyncMode {
+    /// Each file fsynced by its writer; directory fsyncs shared.
+    Fsync,
+    /// Files written without fsync; one shared `syncfs(2)` per group of stores (Linux).
+    Syncfs,
+}
+
+impl Default for SyncMode {
+    fn default() -> SyncMode {
+        if cfg!(any(target_os = "linux", target_os = "android")) {
+            SyncMode::Syncfs
+        } else {
+            SyncMode::Fsync
+        }
+    }
 }
 
 impl Spool {
@@ -94,6 +118,14 @@ impl Spool {
     /// `QueueError::Io` when a directory cannot be created or read, the syncer thread cannot
     /// start, or another `Spool` holds the root (`ErrorKind::WouldBlock`).
     pub fn open(root: PathBuf) -> Result<(Spool, OpenReport), QueueError> {
+        Spool::open_with(root, SyncMode::default())
+    }
+
+    /// `open` with a chosen [`SyncMode`].
+    ///
+    /// # Errors
+    /// As `open`; `Syncfs` where the system has no syncfs is an `Unsupported` error.
+    pub fn open_with(root: PathBuf, mode: SyncMode) -> Result<(Spool, OpenReport), QueueError> {
         fs::create_dir_all(&root)?;
         let lock = files::lock_spool(&root)?;
         let mut is_created = false;
@@ -107,12 +139,14 @@ impl Spool {
         let scan = recovery::scan_active(&root)?;
         // Makes the bucket entries found durable, so stores into them need no fsync of active/.
         sync_directory(&root.join(ACTIVE_DIR))?;
+        let syncer = DirectorySyncer::start(mode, &root)?;
         let spool = Spool {
             root,
-            syncer: DirectorySyncer::start()?,
+            syncer,
             durable_buckets: Mutex::new(scan.buckets),
             update_sequence: AtomicU64::new(0),
             _lock: lock,
+            mode,
         };
         let report = OpenReport {
             purged_tmp,
@@ -125,6 +159,16 @@ impl Spool {
     /// The root directory of the spool.
     pub fn root(&self) -> &Path {
         &self.root
+    }
+
+    /// How stores are made durable.
+    pub fn sync_mode(&self) -> SyncMode {
+        self.mode
+    }
+
+    /// True when writers fsync their own files (else the shared syncfs pass does).
+    fn files_synced(&self) -> bool {
+        self.mode == SyncMode::Fsync
     }
 
     /// Where the message bytes of `id` live while it is active.
@@ -196,9 +240,14 @@ impl Spool {
         message: &NewMessage<'_>,
     ) -> io::Result<()> {
         let header = (message.header)(id);
-        files::write_and_sync(message_file, &[header.as_bytes(), message.content])?;
+        let is_synced = self.files_synced();
+        files::write_and_sync(
+            message_file,
+            &[header.as_bytes(), message.content],
+            is_synced,
+        )?;
         let envelope_tmp = self.tmp_path(id, ENVELOPE_SUFFIX);
-        files::write_new_file(&envelope_tmp, &record::encode(id, envelope))?;
+        files::write_new_file(&envelope_tmp, &record::encode(id, envelope), is_synced)?;
         let bucket_dir = self.ensure_bucket(id)?;
         fs::rename(self.tmp_path(id, MESSAGE_SUFFIX), self.message_path(id))?;
         fs::rename(&envelope_tmp, self.envelope_path(id))?;
@@ -303,8 +352,9 @@ impl Queue for Spool {
             .root
             .join(TMP_DIR)
             .join(format!("{id}.update-{sequence}"));
-        let renamed = files::write_new_file(&tmp, &record::encode(id, envelope))
-            .and_then(|()| fs::rename(&tmp, &envelope_path));
+        let renamed =
+            files::write_new_file(&tmp, &record::encode(id, envelope), self.files_synced())
+                .and_then(|()| fs::rename(&tmp, &envelope_path));
         if let Err(error) = renamed {
             remove_quietly(&tmp);
             return Err(error.into());

@@ -13,7 +13,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use petrel_proto::params::{Body, Notify};
 use petrel_queue::{
-    Envelope, NewMessage, Queue, QueueError, QueueId, Recipient, RecipientState, Spool,
+    Envelope, NewMessage, Queue, QueueError, QueueId, Recipient, RecipientState, Spool, SyncMode,
 };
 
 /// A unique scratch directory, removed on drop.
@@ -343,5 +343,27 @@ fn corrupt_envelope_found_by_load_is_reported() {
             assert!(error.to_string().contains("truncated"), "{error}");
         }
         other => panic!("expected Corrupt, got {other:?}"),
+    }
+}
+
+#[test]
+fn both_sync_modes_store_update_and_reopen() {
+    for mode in [SyncMode::Fsync, SyncMode::Syncfs] {
+        let dir = ScratchDir::new("modes");
+        let id = {
+            let (spool, _) = Spool::open_with(dir.path().to_path_buf(), mode).unwrap();
+            assert_eq!(spool.sync_mode(), mode);
+            let id = spool
+                .store(&envelope(), &NewMessage::without_header(MESSAGE))
+                .unwrap();
+            let mut changed = envelope();
+            changed.history.push("updated".into());
+            spool.update(&id, &changed).unwrap();
+            id
+        };
+        let (spool, report) = Spool::open_with(dir.path().to_path_buf(), mode).unwrap();
+        assert_eq!(report.active, 1, "{mode:?}");
+        assert_eq!(spool.load(&id).unwrap().history.last().unwrap(), "updated");
+        assert_eq!(spool.read_message(&id).unwrap(), MESSAGE);
     }
 }

@@ -130,14 +130,23 @@ impl Drop for KillOnDrop {
     }
 }
 
-#[test]
-fn strace_shows_fsyncs_before_the_250() {
-    let scratch = Scratch::new("strace");
+/// One completed system call of the trace: where it started and where it completed (a call
+/// may be split into "<unfinished ...>" and "<... resumed>" lines).
+struct Call {
+    started: usize,
+    finished: usize,
+    text: String,
+}
+
+/// Sends one message through a petrel under strace with `extra` configuration; returns the
+/// completed calls in order of completion, the queue id and the index of the 250's write.
+fn trace_one_message(name: &str, extra: &str) -> (Vec<Call>, String, usize, String) {
+    let scratch = Scratch::new(name);
     let trace_path = scratch.0.join("trace.txt");
     let trace_arg = trace_path.display().to_string();
     let petrel = Petrel::start_wrapped(
         &scratch.0,
-        "",
+        extra,
         &[
             "strace",
             "-f",
@@ -147,7 +156,7 @@ fn strace_shows_fsyncs_before_the_250() {
             "-o",
             &trace_arg,
             "-e",
-            "trace=fsync,fdatasync,rename,renameat,renameat2,write,sendto,writev",
+            "trace=fsync,fdatasync,syncfs,rename,renameat,renameat2,write,sendto,writev",
         ],
     );
     // The traced petrel is strace's child; make sure it never outlives a failing test.
@@ -180,27 +189,42 @@ fn strace_shows_fsyncs_before_the_250() {
     assert_eq!(petrel.wait_exit(), Some(0));
     guard.0 = None;
     let trace = std::fs::read_to_string(&trace_path).unwrap();
-
-    // Completed syscalls in order: a call may be split into "<unfinished ...>" and
-    // "<... resumed>" lines; it counts as completed at its resumed line.
-    let mut pending: HashMap<String, String> = HashMap::new();
-    let mut completed: Vec<String> = Vec::new();
-    for line in trace.lines() {
+    let mut pending: HashMap<String, (usize, String)> = HashMap::new();
+    let mut completed: Vec<Call> = Vec::new();
+    for (index, line) in trace.lines().enumerate() {
         let (pid, rest) = split_pid(line);
         if let Some(call) = rest.strip_suffix(" <unfinished ...>") {
-            pending.insert(pid.to_owned(), call.to_owned());
+            pending.insert(pid.to_owned(), (index, call.to_owned()));
         } else if rest.starts_with("<... ") {
-            let start = pending.remove(pid).unwrap_or_default();
-            completed.push(format!("{start} {rest}"));
+            let (started, start) = pending.remove(pid).unwrap_or((index, String::new()));
+            completed.push(Call {
+                started,
+                finished: index,
+                text: format!("{start} {rest}"),
+            });
         } else {
-            completed.push(rest.to_owned());
+            completed.push(Call {
+                started: index,
+                finished: index,
+                text: rest.to_owned(),
+            });
         }
     }
-    let position = |what: &dyn Fn(&str) -> bool| completed.iter().position(|c| what(c));
-    let reply_at = position(&|c: &str| {
-        (c.starts_with("write(") || c.starts_with("sendto(")) && c.contains("250 2.0.0 queued as")
-    })
-    .unwrap_or_else(|| panic!("no 250 written in:\n{trace}"));
+    let reply_at = completed
+        .iter()
+        .position(|c| {
+            (c.text.starts_with("write(") || c.text.starts_with("sendto("))
+                && c.text.contains("250 2.0.0 queued as")
+        })
+        .unwrap_or_else(|| panic!("no 250 written in:\n{trace}"));
+    (completed, id, reply_at, trace)
+}
+
+#[test]
+fn strace_shows_fsyncs_before_the_250() {
+    let (completed, id, reply_at, trace) =
+        trace_one_message("strace-fsync", "[queue]\nsync = \"fsync\"\n");
+    let position = |what: &dyn Fn(&str) -> bool| completed.iter().position(|c| what(&c.text));
     let message_fsync =
         position(&|c: &str| c.contains("fsync(") && c.contains(&format!("{id}.msg")));
     let envelope_fsync =
@@ -222,6 +246,46 @@ fn strace_shows_fsyncs_before_the_250() {
     assert!(
         rename < directory_fsync,
         "the directory fsync must follow the rename"
+    );
+}
+
+#[test]
+fn strace_shows_a_syncfs_begun_after_the_renames_before_the_250() {
+    // The default on Linux: queue.sync = "syncfs".
+    let (completed, id, reply_at, trace) = trace_one_message("strace-syncfs", "");
+    let renames: Vec<usize> = completed
+        .iter()
+        .enumerate()
+        .filter(|(_, c)| {
+            c.text.starts_with("rename")
+                && (c.text.contains(&format!("/queue/tmp/{id}.env\""))
+                    || c.text.contains(&format!("/queue/tmp/{id}.msg\"")))
+        })
+        .map(|(index, _)| index)
+        .collect();
+    assert_eq!(
+        renames.len(),
+        2,
+        "message and envelope renamed into active/:\n{trace}"
+    );
+    let last_rename_line = renames
+        .iter()
+        .map(|&index| completed[index].finished)
+        .max()
+        .unwrap();
+    let syncfs = completed
+        .iter()
+        .enumerate()
+        .find(|(_, c)| c.text.starts_with("syncfs(") && c.started > last_rename_line)
+        .map(|(index, _)| index)
+        .unwrap_or_else(|| panic!("no syncfs begun after the renames:\n{trace}"));
+    assert!(
+        syncfs < reply_at,
+        "the syncfs completed after the 250:\n{trace}"
+    );
+    assert!(
+        renames.iter().all(|&r| r < reply_at),
+        "renames after the 250:\n{trace}"
     );
 }
 

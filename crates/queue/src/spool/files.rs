@@ -2,7 +2,8 @@
 //! quiet removal, the spool lock.
 //!
 //! Contract: files are created with mode 0600 and directories 0700 (mail is private);
-//! `write_new_file` returns only after the data is fsynced.
+//! `write_new_file` with `is_synced` returns only after the data is fsynced (without, the
+//! caller's group commit makes it durable: `SyncMode::Syncfs`).
 //!
 //! Failure policy: IO errors are returned as they are; `remove_quietly` is the one place that
 //! ignores them (best-effort cleanup on a path that is already failing). Handles no untrusted
@@ -24,17 +25,17 @@ pub(crate) fn create_new_file(path: &Path) -> io::Result<File> {
     options.open(path)
 }
 
-/// Writes all of `parts`, in order, to `file` and fsyncs its data and size.
-pub(crate) fn write_and_sync(mut file: File, parts: &[&[u8]]) -> io::Result<()> {
+/// Writes all of `parts`, in order, to `file`, and fsyncs its data and size when `is_synced`.
+pub(crate) fn write_and_sync(mut file: File, parts: &[&[u8]], is_synced: bool) -> io::Result<()> {
     for part in parts {
         file.write_all(part)?;
     }
-    file.sync_all()
+    if is_synced { file.sync_all() } else { Ok(()) }
 }
 
-/// Creates `path` (which must not exist), writes `bytes` and fsyncs it.
-pub(crate) fn write_new_file(path: &Path, bytes: &[u8]) -> io::Result<()> {
-    write_and_sync(create_new_file(path)?, &[bytes])
+/// Creates `path` (which must not exist), writes `bytes` and fsyncs it when `is_synced`.
+pub(crate) fn write_new_file(path: &Path, bytes: &[u8], is_synced: bool) -> io::Result<()> {
+    write_and_sync(create_new_file(path)?, &[bytes], is_synced)
 }
 
 /// Creates directory `path` with owner-only permissions; `Ok(false)` when it already existed.

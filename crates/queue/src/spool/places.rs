@@ -92,13 +92,13 @@ impl Spool {
     ) -> Result<(), QueueError> {
         let tmp = self.root.join(TMP_DIR).join(format!("{id}.done"));
         let target = self.place_path(id, Place::Done, ENVELOPE_SUFFIX);
-        let written = write_new_file(&tmp, &record::encode(id, envelope))
+        let written = write_new_file(&tmp, &record::encode(id, envelope), self.files_synced())
             .and_then(|()| fs::rename(&tmp, &target));
         if let Err(error) = written {
             remove_quietly(&tmp);
             return Err(error.into());
         }
-        sync_directory(&self.root.join(DONE_DIR))?;
+        self.syncer.sync(&self.root.join(DONE_DIR))?;
         crate::Queue::remove(self, id)
     }
 
