@@ -160,6 +160,15 @@ impl DirectorySyncer {
         result
     }
 
+    /// Asks for a pass covering `directory` without waiting for it.
+    pub(crate) fn request(&self, directory: &Path) {
+        let mut state = lock(&self.shared.state);
+        if !state.is_stopping {
+            state.pending.insert(directory.to_path_buf());
+            self.shared.work.notify_one();
+        }
+    }
+
     /// How many directory fsync passes have completed.
     pub(crate) fn passes(&self) -> u64 {
         lock(&self.shared.state).completed
@@ -238,8 +247,11 @@ fn run(shared: &Shared, pass: &Pass) {
         };
 
         state = lock(&shared.state);
-        if !failures.is_empty() {
-            state.generations.entry(generation).or_default().failures = failures;
+        // Only a generation someone waits for keeps its failures (a `request` has no waiter).
+        if !failures.is_empty()
+            && let Some(waiting) = state.generations.get_mut(&generation)
+        {
+            waiting.failures = failures;
         }
         state.completed = generation;
         shared.done.notify_all();

@@ -20,7 +20,8 @@
 //! fsyncs. In `SyncMode::Syncfs` (the default on Linux) the files are written and renamed
 //! without their own fsyncs, and the shared pass is one `syncfs(2)` of the spool's filesystem,
 //! which makes every file's data, inode and directory entry durable at once: a burst of N
-//! stores costs a few syncfs calls in all.
+//! stores costs a few syncfs calls in all; changes after delivery (`update`, `remove`,
+//! `archive`) are then made durable by the next pass without waiting for it (see `settle`).
 //! Because the envelope is renamed last, an `.msg` without `.env` in `active/` is an interrupted
 //! store; `open` moves it to `corrupt/` (see `recovery`). `update` writes a new record in `tmp/`,
 //! fsyncs it, renames it over the old one and group-commits the directory; `remove` unlinks the
@@ -169,6 +170,21 @@ impl Spool {
     /// True when writers fsync their own files (else the shared syncfs pass does).
     fn files_synced(&self) -> bool {
         self.mode == SyncMode::Fsync
+    }
+
+    /// Makes a change after delivery (an envelope update, a removal, an archive) durable: in
+    /// `Fsync` mode now (a group-committed directory fsync); in `Syncfs` mode with the next
+    /// shared pass, without waiting for it. Losing such a change in a crash can only make a
+    /// recipient be tried again (at-least-once, RFC 5321 §6.1), never lose a message: the
+    /// message and its envelope were durable when they were stored.
+    pub(crate) fn settle(&self, directory: &Path) -> Result<(), QueueError> {
+        match self.mode {
+            SyncMode::Fsync => Ok(self.syncer.sync(directory)?),
+            SyncMode::Syncfs => {
+                self.syncer.request(directory);
+                Ok(())
+            }
+        }
     }
 
     /// Where the message bytes of `id` live while it is active.
@@ -359,7 +375,7 @@ impl Queue for Spool {
             remove_quietly(&tmp);
             return Err(error.into());
         }
-        Ok(self.syncer.sync(&self.bucket_dir(id))?)
+        self.settle(&self.bucket_dir(id))
     }
 
     fn remove(&self, id: &QueueId) -> Result<(), QueueError> {
@@ -368,7 +384,7 @@ impl Queue for Spool {
         if !had_envelope && !had_message {
             return Err(QueueError::NotFound(id.to_string()));
         }
-        Ok(self.syncer.sync(&self.bucket_dir(id))?)
+        self.settle(&self.bucket_dir(id))
     }
 
     fn quarantine(&self, id: &QueueId, reason: &str) -> Result<(), QueueError> {

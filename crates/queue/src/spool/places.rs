@@ -98,7 +98,7 @@ impl Spool {
             remove_quietly(&tmp);
             return Err(error.into());
         }
-        self.syncer.sync(&self.root.join(DONE_DIR))?;
+        self.settle(&self.root.join(DONE_DIR))?;
         crate::Queue::remove(self, id)
     }
 

@@ -1,0 +1,412 @@
+#!/usr/bin/env python3
+"""petrel against Postfix on one machine, in one run (issue 6). Started by bench/run.sh.
+
+Acceptance: Postfix's smtp-source drives petrel, a private Postfix 3.x with a real queue
+(bench/postfix, discard transport) and Postfix's smtp-sink (no storage: the protocol ceiling),
+at 1, 10 and 100 KiB, 1, 10 and 50 clients, one message per connection and many per connection;
+runs of the servers alternate and each point is the median of REPEATS runs. Both servers keep
+their durability: the 250 comes after the message is on stable storage (Postfix: cleanup's
+fsync; petrel: queue.sync, syncfs by default).
+Also: fsyncs per message (strace -f -c), end-of-DATA latency p50/p99 at 50 clients
+(bench/loadgen), delivery of N queued messages to an smtp-sink (queue held, then released,
+timed until empty), and memory per idle connection with 10,000 sessions open (petrel) and 100
+(Postfix: one smtpd process each, its process limit).
+
+Everything listens on 127.0.0.1 only; every load is bounded in count; only processes this
+script started are stopped, by PID (Postfix through `postfix -c DIR stop`).
+Output: a markdown report on stdout and in bench/results/latest.md.
+"""
+
+import json
+import os
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(HERE)
+PETREL = os.path.join(ROOT, "target", "release", "petrel")
+LOADGEN = os.path.join(HERE, "loadgen", "target", "release", "petrel-loadgen")
+INSTANCE = os.path.join(HERE, "postfix", "instance.sh")
+REPEATS = int(os.environ.get("REPEATS", "3"))
+QUICK = os.environ.get("QUICK") == "1"
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_port(port, timeout=30):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+            return
+        except OSError:
+            time.sleep(0.05)
+    raise RuntimeError(f"nothing listens on 127.0.0.1:{port}")
+
+
+def drop_caches_of_writes():
+    """Flushes dirty pages left by earlier runs, so one server's writeback is not billed to
+    the next (both servers flush their own writes before each 250)."""
+    os.sync()
+
+
+class Petrel:
+    def __init__(self, scratch, relayhost="discard:", max_connections=1000, extra=""):
+        self.dir = tempfile.mkdtemp(prefix="petrel-", dir=scratch)
+        self.port = free_port()
+        config = f"""hostname = "petrel.bench.test"
+data_dir = "{self.dir}/data"
+[[listener]]
+address = "127.0.0.1:{self.port}"
+[local]
+domains = ["localhost"]
+[policy]
+reject_null_mx_recipient = false
+reject_null_mx_sender = false
+[dns]
+nameservers = ["127.0.0.1:9"]
+[delivery]
+relayhost = "{relayhost}"
+retry = ["10m"]
+[limits]
+max_connections = {max_connections}
+max_messages_per_minute_per_ip = 0
+max_recipients_per_minute_per_ip = 0
+max_connections_per_minute_per_ip = 0
+{extra}
+"""
+        self.config = os.path.join(self.dir, "petrel.toml")
+        with open(self.config, "w") as f:
+            f.write(config)
+        self.log = open(os.path.join(self.dir, "log"), "w")
+        self.process = subprocess.Popen(
+            [PETREL, "serve", "--config", self.config],
+            stdout=subprocess.DEVNULL, stderr=self.log)
+        wait_port(self.port)
+
+    def rss_kib(self):
+        with open(f"/proc/{self.process.pid}/status") as f:
+            for line in f:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1])
+        return 0
+
+    def queue_count(self):
+        out = subprocess.run([PETREL, "queue", "list", "--json", "--config", self.config],
+                             capture_output=True, text=True).stdout
+        try:
+            return len(json.loads(out))
+        except ValueError:
+            return -1
+
+    def stop(self):
+        self.process.send_signal(signal.SIGTERM)
+        try:
+            self.process.wait(60)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+        self.log.close()
+
+
+class Postfix:
+    def __init__(self, scratch, mode="discard", sink_port=None):
+        self.dir = tempfile.mkdtemp(prefix="postfix-", dir=scratch)
+        os.chmod(self.dir, 0o755)
+        self.port = free_port()
+        args = [INSTANCE, "start", mode, self.dir, str(self.port)]
+        if sink_port:
+            args.append(str(sink_port))
+        subprocess.run(args, check=True, stdout=subprocess.DEVNULL)
+
+    def run(self, *command):
+        return subprocess.run([INSTANCE, *command, self.dir], check=True,
+                              capture_output=True, text=True).stdout
+
+    def smtpd_rss_kib(self):
+        total = 0
+        for pid in os.listdir("/proc"):
+            if not pid.isdigit():
+                continue
+            try:
+                with open(f"/proc/{pid}/cmdline", "rb") as f:
+                    cmdline = f.read().replace(b"\0", b" ").decode(errors="replace")
+                if "smtpd" not in cmdline or self.dir not in cmdline:
+                    continue
+                with open(f"/proc/{pid}/status") as f:
+                    for line in f:
+                        if line.startswith("VmRSS:"):
+                            total += int(line.split()[1])
+            except OSError:
+                continue
+        return total
+
+    def stop(self):
+        subprocess.run([INSTANCE, "stop", self.dir], stdout=subprocess.DEVNULL)
+
+
+class Sink:
+    def __init__(self):
+        self.port = free_port()
+        user = ["-u", "nobody"] if os.geteuid() == 0 else []
+        self.process = subprocess.Popen(
+            ["smtp-sink", *user, f"127.0.0.1:{self.port}", "1000"],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        wait_port(self.port)
+
+    def stop(self):
+        self.process.terminate()
+        self.process.wait()
+
+
+def smtp_source(port, clients, messages, size_kib, persistent):
+    """Seconds smtp-source takes to send `messages` of `size_kib` over `clients` sessions."""
+    args = ["smtp-source", "-l", str(size_kib * 1024), "-m", str(messages), "-s", str(clients),
+            "-f", "bench@bench.test", "-t", "user@bench.test"]
+    if persistent:
+        args.append("-d")
+    start = time.time()
+    subprocess.run(args + [f"127.0.0.1:{port}"], check=True, timeout=300,
+                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    return time.time() - start
+
+
+def message_count(size_kib, clients):
+    base = {1: 2000, 10: 2000, 100: 400}[size_kib]
+    if QUICK:
+        base //= 4
+    return max(base, clients * 2)
+
+
+def acceptance(petrel, postfix, sink):
+    rows = []
+    sizes = [10] if QUICK else [1, 10, 100]
+    clients_list = [1, 50] if QUICK else [1, 10, 50]
+    for size in sizes:
+        for clients in clients_list:
+            for persistent in (False, True):
+                count = message_count(size, clients)
+                if clients == 1:
+                    count = count // 4
+                results = {"petrel": [], "postfix": [], "sink": []}
+                for _ in range(REPEATS):
+                    for name, port in (("petrel", petrel.port), ("postfix", postfix.port),
+                                       ("sink", sink.port)):
+                        drop_caches_of_writes()
+                        seconds = smtp_source(port, clients, count, size, persistent)
+                        results[name].append(count / seconds)
+                medians = {k: statistics.median(v) for k, v in results.items()}
+                rows.append({"size_kib": size, "clients": clients,
+                             "persistent": persistent, "messages": count, **medians})
+                print(f"  {size} KiB, {clients} clients, {'many' if persistent else 'one'}"
+                      f" per connection: petrel {medians['petrel']:.0f}/s, postfix "
+                      f"{medians['postfix']:.0f}/s, sink {medians['sink']:.0f}/s",
+                      file=sys.stderr)
+    return rows
+
+
+def fsyncs_per_message(scratch):
+    """strace -f -c over a run of 1000 10-KiB messages at 50 clients, for each server."""
+    result = {}
+    messages = 1000
+    out = os.path.join(scratch, "petrel-strace.txt")
+    petrel = Petrel(scratch)
+    tracer = subprocess.Popen(["strace", "-f", "-c", "-o", out, "-e",
+                               "trace=fsync,fdatasync,syncfs,sync_file_range,msync,sync",
+                               "-p", str(petrel.process.pid)],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    time.sleep(1)
+    smtp_source(petrel.port, 50, messages, 10, True)
+    time.sleep(2)
+    tracer.send_signal(signal.SIGINT)
+    tracer.wait(30)
+    petrel.stop()
+    result["petrel"] = count_calls(out) / messages
+    counter = os.path.join(HERE, "postfix", "count-fsync.sh")
+    postfix_dir = tempfile.mkdtemp(prefix="postfix-fsync-", dir=scratch)
+    os.chmod(postfix_dir, 0o755)
+    text = subprocess.run([counter, "run", postfix_dir, str(free_port()), str(messages), "50",
+                           "10240"], capture_output=True, text=True, timeout=300).stdout
+    per_message = 0.0
+    for line in text.splitlines():
+        fields = line.split()
+        if len(fields) == 4 and fields[0] == "TOTAL" and fields[1] in (
+                "fsync", "fdatasync", "syncfs", "sync_file_range", "msync", "sync"):
+            per_message += float(fields[3])
+    result["postfix"] = per_message
+    return result
+
+
+def count_calls(strace_summary):
+    total = 0
+    with open(strace_summary) as f:
+        for line in f:
+            fields = line.split()
+            if len(fields) >= 5 and fields[-1] in ("fsync", "fdatasync", "syncfs",
+                                                    "sync_file_range", "msync", "sync"):
+                total += int(fields[3])
+    return total
+
+
+def latency(port, clients=50, messages_per_client=40):
+    out = subprocess.run([LOADGEN, "latency", f"127.0.0.1:{port}", str(clients),
+                          str(messages_per_client), "10240"],
+                         capture_output=True, text=True, timeout=300).stdout
+    return dict(kv.split("=") for kv in out.split())
+
+
+def delivery(scratch, count):
+    """N queued 10-KiB messages relayed to an smtp-sink: seconds from release to empty."""
+    out = {}
+    # petrel: the sink is not there while the messages arrive, so each is deferred; then the
+    # sink starts and `petrel queue flush` releases them all.
+    sink_port = free_port()
+    petrel = Petrel(scratch, relayhost=f"[127.0.0.1]:{sink_port}")
+    smtp_source(petrel.port, 20, count, 10, True)
+    deadline = time.time() + 120
+    while petrel.queue_count() != count and time.time() < deadline:
+        time.sleep(0.2)
+    time.sleep(2)  # the first (failed) attempts finish
+    sink = subprocess.Popen(["smtp-sink", *(["-u", "nobody"] if os.geteuid() == 0 else []),
+                             f"127.0.0.1:{sink_port}", "1000"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    wait_port(sink_port)
+    start = time.time()
+    subprocess.run([PETREL, "queue", "flush", "--config", petrel.config], check=True,
+                   capture_output=True)
+    deadline = time.time() + 300
+    while petrel.queue_count() > 0 and time.time() < deadline:
+        time.sleep(0.05)
+    out["petrel"] = count / (time.time() - start)
+    petrel.stop()
+    sink.terminate()
+    sink.wait()
+    # Postfix: held at acceptance, released, timed until its queue directories are empty.
+    sink = Sink()
+    postfix = Postfix(scratch, "sink", sink.port)
+    postfix.run("hold")
+    smtp_source(postfix.port, 20, count, 10, True)
+    time.sleep(1)
+    start = time.time()
+    postfix.run("release")
+    postfix.run("wait-empty")
+    out["postfix"] = count / (time.time() - start)
+    postfix.stop()
+    sink.stop()
+    return out
+
+
+def memory(scratch, connections):
+    out = {}
+    petrel = Petrel(scratch, max_connections=connections + 1000)
+    before = petrel.rss_kib()
+    idle = subprocess.Popen([LOADGEN, "idle", f"127.0.0.1:{petrel.port}", str(connections),
+                             "20"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    line = idle.stdout.readline()
+    time.sleep(2)
+    after = petrel.rss_kib()
+    idle.wait(120)
+    out["petrel_open"] = line.strip()
+    out["petrel_errors"] = idle.returncode
+    out["petrel_kib_per_connection"] = (after - before) / connections
+    out["petrel_rss_before_kib"] = before
+    out["petrel_rss_after_kib"] = after
+    petrel.stop()
+    postfix = Postfix(scratch)
+    base = postfix.smtpd_rss_kib()
+    idle = subprocess.Popen([LOADGEN, "idle", f"127.0.0.1:{postfix.port}", "100", "10"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    idle.stdout.readline()
+    time.sleep(2)
+    loaded = postfix.smtpd_rss_kib()
+    idle.wait(60)
+    out["postfix_kib_per_connection"] = (loaded - base) / 100
+    postfix.stop()
+    return out
+
+
+def report(machine, rows, fsyncs, lat, deliver, mem):
+    lines = [f"Machine: {machine}", ""]
+    lines.append("| size | clients | per connection | petrel msg/s | Postfix msg/s | smtp-sink "
+                 "msg/s | petrel MB/s | petrel/Postfix | petrel/smtp-sink |")
+    lines.append("|---|---|---|---|---|---|---|---|---|")
+    for r in rows:
+        mb = r["petrel"] * r["size_kib"] * 1024 / 1e6
+        lines.append(f"| {r['size_kib']} KiB | {r['clients']} | "
+                     f"{'many' if r['persistent'] else 'one'} | {r['petrel']:.0f} | "
+                     f"{r['postfix']:.0f} | {r['sink']:.0f} | {mb:.1f} | "
+                     f"{r['petrel'] / r['postfix']:.2f} | {r['petrel'] / r['sink']:.2f} |")
+    lines.append("")
+    lines.append(f"fsync-type calls per message (10 KiB, 50 clients, 1000 messages): petrel "
+                 f"{fsyncs['petrel']:.3f}, Postfix {fsyncs['postfix']:.3f}")
+    lines.append("")
+    lines.append("End-of-DATA to 250 at 50 clients, 10 KiB (bench/loadgen): "
+                 f"petrel p50 {lat['petrel']['p50_ms']} ms, p99 {lat['petrel']['p99_ms']} ms "
+                 f"({lat['petrel']['per_second']}/s); Postfix p50 {lat['postfix']['p50_ms']} ms, "
+                 f"p99 {lat['postfix']['p99_ms']} ms ({lat['postfix']['per_second']}/s)")
+    lines.append("")
+    lines.append(f"Delivery of queued 10-KiB messages to an smtp-sink: petrel "
+                 f"{deliver['petrel']:.0f}/s, Postfix {deliver['postfix']:.0f}/s, ratio "
+                 f"{deliver['petrel'] / deliver['postfix']:.2f}")
+    lines.append("")
+    lines.append(f"Memory: petrel {mem['petrel_kib_per_connection']:.1f} KiB per idle "
+                 f"connection ({mem['petrel_open']}; RSS {mem['petrel_rss_before_kib']} -> "
+                 f"{mem['petrel_rss_after_kib']} KiB); Postfix "
+                 f"{mem['postfix_kib_per_connection']:.0f} KiB per idle connection (100 open)")
+    return "\n".join(lines) + "\n"
+
+
+def main():
+    for tool in (PETREL, LOADGEN, INSTANCE):
+        if not os.path.exists(tool):
+            sys.exit(f"missing {tool}: run bench/run.sh")
+    results = os.path.join(HERE, "results")
+    os.makedirs(results, exist_ok=True)
+    scratch = tempfile.mkdtemp(prefix="run-", dir=results)
+    os.chmod(scratch, 0o755)
+    machine = (f"{os.cpu_count()} CPUs, "
+               f"{subprocess.run(['uname', '-sr'], capture_output=True, text=True).stdout.strip()}, "
+               f"{subprocess.run(['postconf', '-d', 'mail_version'], capture_output=True, text=True).stdout.strip()}")
+    print("acceptance (smtp-source):", file=sys.stderr)
+    sink = Sink()
+    petrel = Petrel(scratch)
+    postfix = Postfix(scratch)
+    try:
+        rows = acceptance(petrel, postfix, sink)
+        print("latency (loadgen):", file=sys.stderr)
+        drop_caches_of_writes()
+        lat = {"petrel": latency(petrel.port)}
+        drop_caches_of_writes()
+        lat["postfix"] = latency(postfix.port)
+    finally:
+        petrel.stop()
+        postfix.stop()
+        sink.stop()
+    print("fsyncs (strace):", file=sys.stderr)
+    fsyncs = fsyncs_per_message(scratch)
+    print("delivery:", file=sys.stderr)
+    deliver = delivery(scratch, 500 if QUICK else 2000)
+    print("memory:", file=sys.stderr)
+    mem = memory(scratch, 2000 if QUICK else 10000)
+    text = report(machine, rows, fsyncs, lat, deliver, mem)
+    with open(os.path.join(results, "latest.md"), "w") as f:
+        f.write(text)
+    with open(os.path.join(results, "latest.json"), "w") as f:
+        json.dump({"machine": machine, "acceptance": rows, "fsyncs": fsyncs, "latency": lat,
+                   "delivery": deliver, "memory": mem}, f, indent=1)
+    print(text)
+    shutil.rmtree(scratch, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
