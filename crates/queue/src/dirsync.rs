@@ -47,11 +47,28 @@ struct SyncFailure {
     message: String,
 }
 
+/// Called with the outcome of the pass that makes a directory durable.
+pub(crate) type Callback = Box<dyn FnOnce(io::Result<()>) + Send>;
+
 /// The outcome of one generation, kept while callers still have to read it.
-#[derive(Debug, Default)]
+#[derive(Default)]
 struct Generation {
     waiters: usize,
     failures: Vec<SyncFailure>,
+    /// `sync_then` callers: called by the thread once the pass is over.
+    callbacks: Vec<(PathBuf, Callback)>,
+}
+
+impl std::fmt::Debug for Generation {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "Generation({} waiting, {} callbacks, {} failures)",
+            self.waiters,
+            self.callbacks.len(),
+            self.failures.len()
+        )
+    }
 }
 
 #[derive(Debug, Default)]
@@ -160,6 +177,25 @@ impl DirectorySyncer {
         result
     }
 
+    /// Like `sync`, without waiting: `done` is called from the syncer thread with the outcome of
+    /// the first pass that began after this call (the caller's renames are done).
+    pub(crate) fn sync_then(&self, directory: &Path, done: Callback) {
+        let mut state = lock(&self.shared.state);
+        if state.is_stopping {
+            drop(state);
+            return done(Err(io::Error::other("the directory syncer has stopped")));
+        }
+        state.pending.insert(directory.to_path_buf());
+        let target = state.started + 1;
+        state
+            .generations
+            .entry(target)
+            .or_default()
+            .callbacks
+            .push((directory.to_path_buf(), done));
+        self.shared.work.notify_one();
+    }
+
     /// Asks for a pass covering `directory` without waiting for it.
     pub(crate) fn request(&self, directory: &Path) {
         let mut state = lock(&self.shared.state);
@@ -247,14 +283,46 @@ fn run(shared: &Shared, pass: &Pass) {
         };
 
         state = lock(&shared.state);
+        // Callbacks are answered now, outside the lock; waiters read the failures kept here.
+        let callbacks = state
+            .generations
+            .get_mut(&generation)
+            .map(|g| std::mem::take(&mut g.callbacks))
+            .unwrap_or_default();
+        let answers: Vec<(Callback, io::Result<()>)> = callbacks
+            .into_iter()
+            .map(|(directory, callback)| {
+                let outcome = match failures.iter().find(|f| f.directory == directory) {
+                    Some(failure) => Err(io::Error::new(
+                        failure.kind,
+                        format!(
+                            "fsync of directory {}: {}",
+                            failure.directory.display(),
+                            failure.message
+                        ),
+                    )),
+                    None => Ok(()),
+                };
+                (callback, outcome)
+            })
+            .collect();
         // Only a generation someone waits for keeps its failures (a `request` has no waiter).
-        if !failures.is_empty()
-            && let Some(waiting) = state.generations.get_mut(&generation)
-        {
-            waiting.failures = failures;
+        match state.generations.get_mut(&generation) {
+            Some(waiting) if waiting.waiters > 0 => waiting.failures = failures,
+            Some(_) => {
+                state.generations.remove(&generation);
+            }
+            None => {}
         }
         state.completed = generation;
         shared.done.notify_all();
+        if !answers.is_empty() {
+            drop(state);
+            for (callback, outcome) in answers {
+                callback(outcome);
+            }
+            state = lock(&shared.state);
+        }
     }
 }
 

@@ -34,6 +34,10 @@ pub enum Place {
     Done,
 }
 
+/// Called by `Queue::store_then` when a store is durable (or failed); must be quick (it runs on
+/// the group-commit thread), e.g. send on a channel.
+pub type StoreDone = Box<dyn FnOnce(Result<QueueId, QueueError>) + Send>;
+
 /// A message to store: a header rendered once the queue id is known (the receiver's
 /// `Received:` field names the id), then the content exactly as received.
 pub struct NewMessage<'a> {
@@ -65,6 +69,13 @@ pub trait Queue: Send + Sync {
     /// `QueueError::NoSpace` or `QueueError::Io` (both transient); what was written is removed
     /// again, best-effort, and no id is handed out.
     fn store(&self, envelope: &Envelope, message: &NewMessage<'_>) -> Result<QueueId, QueueError>;
+
+    /// `store` without waiting: returns once the files are written and in place, and calls
+    /// `done` (perhaps on another thread, from the group commit) when the message is durable,
+    /// or with the error that kept it from being so. The default waits, then calls `done`.
+    fn store_then(&self, envelope: &Envelope, message: &NewMessage<'_>, done: StoreDone) {
+        done(self.store(envelope, message));
+    }
 
     /// The ids of all active messages, sorted.
     ///

@@ -247,14 +247,15 @@ impl Spool {
         )))
     }
 
-    /// The part of `store` after the id is reserved; the caller cleans up on error.
-    fn store_reserved(
+    /// The part of `store` after the id is reserved, up to the renames into `active/`; returns
+    /// the bucket directory to group-commit. The caller cleans up on error.
+    fn write_reserved(
         &self,
         id: &QueueId,
         message_file: File,
         envelope: &Envelope,
         message: &NewMessage<'_>,
-    ) -> io::Result<()> {
+    ) -> io::Result<PathBuf> {
         let header = (message.header)(id);
         let is_synced = self.files_synced();
         files::write_and_sync(
@@ -267,26 +268,62 @@ impl Spool {
         let bucket_dir = self.ensure_bucket(id)?;
         fs::rename(self.tmp_path(id, MESSAGE_SUFFIX), self.message_path(id))?;
         fs::rename(&envelope_tmp, self.envelope_path(id))?;
-        self.syncer.sync(&bucket_dir)
+        Ok(bucket_dir)
+    }
+
+    /// Every path a store of `id` may have created, envelope first (an active .msg without
+    /// .env is harmless: it is quarantined at open).
+    fn store_paths(&self, id: &QueueId) -> [PathBuf; 4] {
+        [
+            self.envelope_path(id),
+            self.message_path(id),
+            self.tmp_path(id, ENVELOPE_SUFFIX),
+            self.tmp_path(id, MESSAGE_SUFFIX),
+        ]
     }
 }
 
 impl Queue for Spool {
     fn store(&self, envelope: &Envelope, message: &NewMessage<'_>) -> Result<QueueId, QueueError> {
         let (id, message_file) = self.reserve_id()?;
-        if let Err(error) = self.store_reserved(&id, message_file, envelope, message) {
-            // Envelope first: an active .msg without .env is harmless (quarantined at open).
-            for path in [
-                self.envelope_path(&id),
-                self.message_path(&id),
-                self.tmp_path(&id, ENVELOPE_SUFFIX),
-                self.tmp_path(&id, MESSAGE_SUFFIX),
-            ] {
+        let stored = self
+            .write_reserved(&id, message_file, envelope, message)
+            .and_then(|bucket_dir| self.syncer.sync(&bucket_dir));
+        if let Err(error) = stored {
+            for path in self.store_paths(&id) {
                 remove_quietly(&path);
             }
             return Err(error.into());
         }
         Ok(id)
+    }
+
+    fn store_then(&self, envelope: &Envelope, message: &NewMessage<'_>, done: crate::StoreDone) {
+        let (id, message_file) = match self.reserve_id() {
+            Ok(reserved) => reserved,
+            Err(error) => return done(Err(error)),
+        };
+        let paths = self.store_paths(&id);
+        match self.write_reserved(&id, message_file, envelope, message) {
+            Ok(bucket_dir) => self.syncer.sync_then(
+                &bucket_dir,
+                Box::new(move |result| match result {
+                    Ok(()) => done(Ok(id)),
+                    Err(error) => {
+                        for path in &paths {
+                            remove_quietly(path);
+                        }
+                        done(Err(error.into()));
+                    }
+                }),
+            ),
+            Err(error) => {
+                for path in &paths {
+                    remove_quietly(path);
+                }
+                done(Err(error.into()));
+            }
+        }
     }
 
     fn list(&self) -> Result<Vec<QueueId>, QueueError> {

@@ -99,15 +99,28 @@ pub async fn store_message(
     }
     let envelope = envelope_of(&message, client, policy, unix_seconds);
     let hostname = hostname.to_owned();
-    let result = tokio::task::spawn_blocking(move || {
+    // The files are written on a blocking thread, which then returns; the group commit
+    // answers on the channel once they are durable, so no thread waits for the disk.
+    let (durable, stored) = tokio::sync::oneshot::channel();
+    let written = tokio::task::spawn_blocking(move || {
         let header = |id: &QueueId| trace_header(&message, client, &hostname, id, unix_seconds);
         let new_message = NewMessage {
             header: &header,
             content: &message.content,
         };
-        queue.store(&envelope, &new_message)
+        queue.store_then(
+            &envelope,
+            &new_message,
+            Box::new(move |result| {
+                let _ = durable.send(result);
+            }),
+        );
     })
     .await;
+    let result = match written {
+        Ok(()) => stored.await.map_err(|_| ()),
+        Err(_) => Err(()),
+    };
     match result {
         Ok(Ok(queue_id)) => Stored {
             reply: standard::QUEUED.with_text(format!("queued as {queue_id}")),
