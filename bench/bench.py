@@ -141,7 +141,7 @@ class Postfix:
             try:
                 with open(f"/proc/{pid}/cmdline", "rb") as f:
                     cmdline = f.read().replace(b"\0", b" ").decode(errors="replace")
-                if "smtpd" not in cmdline or self.dir not in cmdline:
+                if not cmdline.startswith("smtpd ") or f"127.0.0.1:{self.port}" not in cmdline:
                     continue
                 with open(f"/proc/{pid}/status") as f:
                     for line in f:

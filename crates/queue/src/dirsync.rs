@@ -76,6 +76,9 @@ struct State {
     started: u64,
     completed: u64,
     pending: BTreeSet<PathBuf>,
+    /// Callers (sync, sync_then) waiting for the next pass; a pass runs only for them, and
+    /// `request`ed directories ride along.
+    pending_waiters: usize,
     generations: BTreeMap<u64, Generation>,
     is_stopping: bool,
 }
@@ -143,6 +146,7 @@ impl DirectorySyncer {
             return Err(io::Error::other("the directory syncer has stopped"));
         }
         state.pending.insert(directory.to_path_buf());
+        state.pending_waiters += 1;
         let target = state.started + 1;
         state.generations.entry(target).or_default().waiters += 1;
         self.shared.work.notify_one();
@@ -186,6 +190,7 @@ impl DirectorySyncer {
             return done(Err(io::Error::other("the directory syncer has stopped")));
         }
         state.pending.insert(directory.to_path_buf());
+        state.pending_waiters += 1;
         let target = state.started + 1;
         state
             .generations
@@ -196,12 +201,13 @@ impl DirectorySyncer {
         self.shared.work.notify_one();
     }
 
-    /// Asks for a pass covering `directory` without waiting for it.
+    /// Adds `directory` to the next pass without waiting for it or starting one: it becomes
+    /// durable with the next pass a caller waits for, or the last one when the syncer stops.
     pub(crate) fn request(&self, directory: &Path) {
         let mut state = lock(&self.shared.state);
         if !state.is_stopping {
+            // No wake-up: the next pass someone waits for (or the last, at stop) covers it.
             state.pending.insert(directory.to_path_buf());
-            self.shared.work.notify_one();
         }
     }
 
@@ -243,7 +249,7 @@ fn syncfs(directory: &File) -> io::Result<()> {
 fn run(shared: &Shared, pass: &Pass) {
     let mut state = lock(&shared.state);
     loop {
-        while state.pending.is_empty() && !state.is_stopping {
+        while state.pending_waiters == 0 && !state.is_stopping {
             state = shared
                 .work
                 .wait(state)
@@ -253,6 +259,7 @@ fn run(shared: &Shared, pass: &Pass) {
             return;
         }
         let directories = std::mem::take(&mut state.pending);
+        state.pending_waiters = 0;
         state.started += 1;
         let generation = state.started;
         drop(state);
