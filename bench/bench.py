@@ -133,7 +133,7 @@ class Postfix:
         return subprocess.run([INSTANCE, *command, self.dir], check=True,
                               capture_output=True, text=True).stdout
 
-    def smtpd_rss_kib(self):
+    def smtpd_pss_kib(self):
         total = 0
         for pid in os.listdir("/proc"):
             if not pid.isdigit():
@@ -143,9 +143,11 @@ class Postfix:
                     cmdline = f.read().replace(b"\0", b" ").decode(errors="replace")
                 if not cmdline.startswith("smtpd ") or f"127.0.0.1:{self.port}" not in cmdline:
                     continue
-                with open(f"/proc/{pid}/status") as f:
+                # Pss: each process's private memory plus its share of what they share (RSS
+                # would count the shared libraries once per smtpd).
+                with open(f"/proc/{pid}/smaps_rollup") as f:
                     for line in f:
-                        if line.startswith("VmRSS:"):
+                        if line.startswith("Pss:"):
                             total += int(line.split()[1])
             except OSError:
                 continue
@@ -323,12 +325,12 @@ def memory(scratch, connections):
     out["petrel_rss_after_kib"] = after
     petrel.stop()
     postfix = Postfix(scratch)
-    base = postfix.smtpd_rss_kib()
+    base = postfix.smtpd_pss_kib()
     idle = subprocess.Popen([LOADGEN, "idle", f"127.0.0.1:{postfix.port}", "100", "10"],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     idle.stdout.readline()
     time.sleep(2)
-    loaded = postfix.smtpd_rss_kib()
+    loaded = postfix.smtpd_pss_kib()
     idle.wait(60)
     out["postfix_kib_per_connection"] = (loaded - base) / 100
     postfix.stop()
@@ -362,7 +364,8 @@ def report(machine, rows, fsyncs, lat, deliver, mem):
     lines.append(f"Memory: petrel {mem['petrel_kib_per_connection']:.1f} KiB per idle "
                  f"connection ({mem['petrel_open']}; RSS {mem['petrel_rss_before_kib']} -> "
                  f"{mem['petrel_rss_after_kib']} KiB); Postfix "
-                 f"{mem['postfix_kib_per_connection']:.0f} KiB per idle connection (100 open)")
+                 f"{mem['postfix_kib_per_connection']:.0f} KiB per idle connection (Pss of its smtpd "
+                 "processes, 100 open)")
     return "\n".join(lines) + "\n"
 
 
