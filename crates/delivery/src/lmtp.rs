@@ -18,7 +18,7 @@ use tracing::info;
 
 use crate::dsn::Action;
 use crate::outcome::{Transport, apply_remote_outcomes, outgoing};
-use crate::remote::{Attempt, Outcome};
+use crate::remote::{Attempt, Outcome, from_reply};
 use crate::scheduler::DeliverySettings;
 
 /// Where the LMTP server listens.
@@ -86,17 +86,7 @@ pub async fn deliver_lmtp(
         Ok(result) => result
             .recipients
             .iter()
-            .map(|reply| {
-                let class = u8::try_from(reply.code / 100).unwrap_or(4);
-                Outcome {
-                    is_success: reply.code < 300,
-                    is_permanent: reply.code >= 500,
-                    status: reply.enhanced.unwrap_or(EnhancedCode::new(class, 0, 0)),
-                    detail: reply.to_line(),
-                    remote_mta: Some(label.clone()),
-                    hop_has_dsn: false,
-                }
-            })
+            .map(|reply| from_reply(reply, &label))
             .collect(),
         Err(reason) => {
             let outcome = Outcome {

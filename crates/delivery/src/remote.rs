@@ -461,7 +461,8 @@ async fn try_session(
     })
 }
 
-fn from_reply(reply: &Reply, mta: &str) -> Outcome {
+/// The outcome a reply means for its recipient, `mta` naming who gave it.
+pub(crate) fn from_reply(reply: &Reply, mta: &str) -> Outcome {
     let class = u8::try_from(reply.code / 100).unwrap_or(4);
     Outcome {
         is_success: reply.code < 300,

@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 use petrel_dns::responder::{Responder, ZoneEntry};
 
-use crate::harness::{Petrel, RawClient, Scratch, config_for, run_with_stdin, test_zone};
+use crate::harness::{Petrel, Scratch, config_for, run_with_stdin, send_one, test_zone};
 
 /// Runs `petrel dkim keygen`, returning the key file and the TXT record's value as printed.
 fn keygen(dir: &Path, domain: &str, selector: &str) -> (std::path::PathBuf, String) {
@@ -58,12 +58,7 @@ fn start(
 }
 
 fn send(petrel: &Petrel, from: &str, to: &str, content: &str) -> String {
-    let mut client = RawClient::connect(petrel.address);
-    client.reply();
-    client.command("EHLO client.test");
-    let reply = client.send_message(from, &[to], content.as_bytes());
-    client.command("QUIT");
-    reply
+    send_one(petrel.address, from, &[to], content.as_bytes())
 }
 
 fn message(from: &str, body: &str) -> String {

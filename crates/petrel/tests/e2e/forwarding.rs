@@ -6,7 +6,7 @@
 
 use std::process::Command;
 
-use crate::harness::{Petrel, RawClient, Scratch, config_for, test_dns};
+use crate::harness::{Petrel, Scratch, config_for, send_one, test_dns};
 
 /// A petrel with `aliases`; `local` is added to its `[local]` table.
 fn start(
@@ -32,16 +32,12 @@ fn start(
 }
 
 fn send(petrel: &Petrel, from: &str, to: &str) -> String {
-    let mut client = RawClient::connect(petrel.address);
-    client.reply();
-    client.command("EHLO client.test");
-    let reply = client.send_message(
+    send_one(
+        petrel.address,
         from,
         &[to],
         b"Subject: forwarded\r\n\r\nround and round\r\n",
-    );
-    client.command("QUIT");
-    reply
+    )
 }
 
 #[test]

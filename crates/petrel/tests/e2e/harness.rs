@@ -359,6 +359,16 @@ impl RawClient {
     }
 }
 
+/// One message in its own session (greeting, EHLO, the transaction, QUIT); the final reply.
+pub fn send_one(address: SocketAddr, from: &str, to: &[&str], content: &[u8]) -> String {
+    let mut client = RawClient::connect(address);
+    client.reply();
+    client.command("EHLO client.test");
+    let reply = client.send_message(from, to, content);
+    client.command("QUIT");
+    reply
+}
+
 /// Runs `command` with `input` on its standard input and collects its output.
 pub fn run_with_stdin(command: &mut Command, input: &[u8]) -> std::process::Output {
     let mut child = command

@@ -5,17 +5,18 @@
 
 use std::time::{Duration, Instant};
 
-use crate::harness::{Petrel, RawClient, Scratch};
+use crate::harness::{Petrel, Scratch, send_one};
 
 fn send(petrel: &Petrel, to: &str, subject: &str) {
-    let mut client = RawClient::connect(petrel.address);
-    client.reply();
-    client.command("EHLO client.test");
     let content =
         format!("From: alice@example.test\r\nSubject: {subject}\r\n\r\nvia the smarthost\r\n");
-    let reply = client.send_message("alice@example.test", &[to], content.as_bytes());
+    let reply = send_one(
+        petrel.address,
+        "alice@example.test",
+        &[to],
+        content.as_bytes(),
+    );
     assert!(reply.starts_with("250"), "{reply}");
-    client.command("QUIT");
 }
 
 /// The log once it holds `needle` (or after 30 s).
