@@ -181,12 +181,11 @@ fn find(queue: &dyn Queue, wanted: &str) -> Option<(QueueId, Place, Envelope)> {
     };
     let wanted = bare(wanted);
     for place in [Place::Active, Place::Held, Place::Done] {
-        for id in queue.list_in(place).ok()? {
-            if let Ok(envelope) = queue.load_in(&id, place)
-                && envelope
-                    .message_id
-                    .as_deref()
-                    .is_some_and(|m| bare(m) == wanted)
+        for (id, envelope) in queue.envelopes_in(place).ok()? {
+            if envelope
+                .message_id
+                .as_deref()
+                .is_some_and(|m| bare(m) == wanted)
             {
                 return Some((id, place, envelope));
             }

@@ -116,6 +116,19 @@ pub trait Queue: Send + Sync {
     /// `QueueError::Io` when the place cannot be read.
     fn list_in(&self, place: Place) -> Result<Vec<QueueId>, QueueError>;
 
+    /// Every readable envelope in `place` (unreadable ones are left out), for searches such as
+    /// `queue show <Message-ID>`.
+    ///
+    /// # Errors
+    /// `QueueError::Io` when the place cannot be read.
+    fn envelopes_in(&self, place: Place) -> Result<Vec<(QueueId, Envelope)>, QueueError> {
+        Ok(self
+            .list_in(place)?
+            .into_iter()
+            .filter_map(|id| self.load_in(&id, place).ok().map(|e| (id, e)))
+            .collect())
+    }
+
     /// Reads the envelope of `id` in `place`.
     ///
     /// # Errors

@@ -7,7 +7,8 @@
 //! active/<bucket>/<id>.msg        the message bytes exactly as given (immutable)
 //! active/<bucket>/<id>.env        the envelope record (crate::record), rewritten by update
 //! hold/<id>.msg, hold/<id>.env    held by an operator: kept, never scheduled
-//! done/<id>.env                   envelope and history of a finished message (keep_history)
+//! done/<YYYY-MM-DD>.history       final envelopes of the messages finished that day (keep_history)
+//! done/<id>.env                   the same, one file a message, as earlier versions wrote it
 //! corrupt/                        unreadable entries, never deleted, with <name>.reason
 //! ```
 //!
@@ -39,6 +40,7 @@
 //! untrusted bytes only as opaque message content; ids are validated before becoming paths.
 
 mod files;
+mod history;
 mod places;
 mod recovery;
 
@@ -85,6 +87,8 @@ pub struct Spool {
     syncer: DirectorySyncer,
     /// Buckets whose directory entry in `active/` is known to be durable.
     durable_buckets: Mutex<BTreeSet<String>>,
+    /// Today's history file, appended to by `archive`.
+    history: Mutex<history::HistoryLog>,
     /// Makes the temporary names of concurrent updates unique.
     update_sequence: AtomicU64,
     /// Holds the exclusive lock on `<root>/lock` while the spool is open.
@@ -145,6 +149,7 @@ impl Spool {
             root,
             syncer,
             durable_buckets: Mutex::new(scan.buckets),
+            history: Mutex::default(),
             update_sequence: AtomicU64::new(0),
             _lock: lock,
             mode,
@@ -354,7 +359,13 @@ impl Queue for Spool {
     }
 
     fn load_in(&self, id: &QueueId, place: Place) -> Result<Envelope, QueueError> {
-        let bytes = places::read_in(self, id, place, ENVELOPE_SUFFIX)?;
+        let bytes = match places::read_in(self, id, place, ENVELOPE_SUFFIX) {
+            Err(QueueError::NotFound(_)) if place == Place::Done => {
+                return history::find(&self.root.join(places::DONE_DIR), id)?
+                    .ok_or_else(|| QueueError::NotFound(id.to_string()));
+            }
+            other => other?,
+        };
         let corrupt = |reason: String| QueueError::Corrupt {
             id: id.to_string(),
             reason,
@@ -377,6 +388,10 @@ impl Queue for Spool {
 
     fn list_in(&self, place: Place) -> Result<Vec<QueueId>, QueueError> {
         self.list_place(place)
+    }
+
+    fn envelopes_in(&self, place: Place) -> Result<Vec<(QueueId, Envelope)>, QueueError> {
+        self.envelopes_of(place)
     }
 
     fn hold(&self, id: &QueueId) -> Result<(), QueueError> {

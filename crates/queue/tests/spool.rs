@@ -13,7 +13,8 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use petrel_proto::params::{Body, Notify};
 use petrel_queue::{
-    Envelope, NewMessage, Queue, QueueError, QueueId, Recipient, RecipientState, Spool, SyncMode,
+    Envelope, NewMessage, Place, Queue, QueueError, QueueId, Recipient, RecipientState, Spool,
+    SyncMode,
 };
 
 /// A unique scratch directory, removed on drop.
@@ -365,5 +366,60 @@ fn both_sync_modes_store_update_and_reopen() {
         assert_eq!(report.active, 1, "{mode:?}");
         assert_eq!(spool.load(&id).unwrap().history.last().unwrap(), "updated");
         assert_eq!(spool.read_message(&id).unwrap(), MESSAGE);
+    }
+}
+
+#[test]
+fn finished_messages_are_kept_in_the_days_history_file() {
+    for mode in [SyncMode::Syncfs, SyncMode::Fsync] {
+        let dir = ScratchDir::new("history");
+        let (spool, _) = Spool::open_with(dir.path().to_path_buf(), mode).unwrap();
+        let mut ids = Vec::new();
+        for note in ["first", "second"] {
+            let id = spool
+                .store(&envelope(), &NewMessage::without_header(MESSAGE))
+                .unwrap();
+            let mut finished = envelope();
+            finished.history.push(format!("{note} delivered"));
+            spool.archive(&id, &finished).unwrap();
+            assert!(spool.load(&id).is_err(), "gone from active/");
+            ids.push(id);
+        }
+        // One history file for the day, no file per message.
+        let done: Vec<String> = fs::read_dir(dir.path().join("done"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        assert_eq!(done.len(), 1, "{done:?}");
+        assert!(done[0].ends_with(".history"), "{done:?}");
+        // An archive of an earlier version, one file a message, is still found.
+        let old_id = QueueId::parse("0654A1B2C3D4E0001").unwrap();
+        fs::write(
+            dir.path().join("done").join(format!("{old_id}.env")),
+            petrel_queue::record::encode(&old_id, &envelope()),
+        )
+        .unwrap();
+        drop(spool);
+        let (spool, _) = Spool::open_with(dir.path().to_path_buf(), mode).unwrap();
+        for (id, note) in ids.iter().zip(["first", "second"]) {
+            let kept = spool.load_in(id, Place::Done).unwrap();
+            assert_eq!(kept.history.last().unwrap(), &format!("{note} delivered"));
+        }
+        assert!(spool.load_in(&old_id, Place::Done).is_ok());
+        let mut listed = spool.list_in(Place::Done).unwrap();
+        listed.sort();
+        let mut expected = vec![ids[0].clone(), ids[1].clone(), old_id.clone()];
+        expected.sort();
+        assert_eq!(listed, expected);
+        assert_eq!(spool.envelopes_in(Place::Done).unwrap().len(), 3);
+        // Purged whole, with the count of its records.
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        assert_eq!(
+            spool
+                .purge_history(std::time::Duration::from_millis(1))
+                .unwrap(),
+            3
+        );
+        assert!(spool.list_in(Place::Done).unwrap().is_empty());
     }
 }

@@ -1,6 +1,6 @@
 //! The spool's places besides `active/`: `hold/` (set aside by an operator, never scheduled)
-//! and `done/` (the envelope and history of a finished message, kept for `queue show` until
-//! `queue.keep_history` passes).
+//! and `done/` (the final envelope and history of a finished message, in the day's history file
+//! (`history.rs`), kept for `queue show` until `queue.keep_history` passes).
 //!
 //! Moves between places rename the envelope last into the destination and sync both
 //! directories, so a crash leaves every file somewhere (at worst one half in `corrupt/` after
@@ -11,8 +11,12 @@ use std::io;
 use std::path::PathBuf;
 use std::time::{Duration, SystemTime};
 
-use super::files::{remove_if_present, remove_quietly, write_new_file};
-use super::{ACTIVE_DIR, ENVELOPE_SUFFIX, HOLD_DIR, MESSAGE_SUFFIX, Spool, TMP_DIR, not_found_or};
+use std::collections::BTreeMap;
+use std::sync::PoisonError;
+
+use super::files::remove_if_present;
+use super::history;
+use super::{ACTIVE_DIR, ENVELOPE_SUFFIX, HOLD_DIR, MESSAGE_SUFFIX, Spool, not_found_or};
 use crate::dirsync::sync_directory;
 use crate::envelope::Envelope;
 use crate::error::QueueError;
@@ -34,8 +38,21 @@ impl Spool {
         self.place_dir(id, place).join(format!("{id}.{suffix}"))
     }
 
-    /// Ids in `place`, sorted.
+    /// Ids in `place`, sorted (for `done/`, those of the history files too).
     pub(super) fn list_place(&self, place: Place) -> Result<Vec<QueueId>, QueueError> {
+        let mut ids = self.list_files(place)?;
+        if place == Place::Done {
+            for path in history::files(&self.root.join(DONE_DIR))? {
+                ids.extend(history::records(&path)?.into_iter().map(|(id, _)| id));
+            }
+            ids.sort();
+            ids.dedup();
+        }
+        Ok(ids)
+    }
+
+    /// Ids with a `<id>.env` file in `place`, sorted.
+    fn list_files(&self, place: Place) -> Result<Vec<QueueId>, QueueError> {
         if place == Place::Active {
             return crate::Queue::list(self);
         }
@@ -84,22 +101,47 @@ impl Spool {
         Ok(())
     }
 
-    /// Keeps the envelope of a finished message in `done/` and removes it from `active/`.
+    /// Keeps the envelope of a finished message in today's `done/` history file and removes
+    /// the message from `active/`.
     pub(super) fn archive_entry(
         &self,
         id: &QueueId,
         envelope: &Envelope,
     ) -> Result<(), QueueError> {
-        let tmp = self.root.join(TMP_DIR).join(format!("{id}.done"));
-        let target = self.place_path(id, Place::Done, ENVELOPE_SUFFIX);
-        let written = write_new_file(&tmp, &record::encode(id, envelope), self.files_synced())
-            .and_then(|()| fs::rename(&tmp, &target));
-        if let Err(error) = written {
-            remove_quietly(&tmp);
-            return Err(error.into());
+        let done_dir = self.root.join(DONE_DIR);
+        let bytes = record::encode(id, envelope);
+        let is_created = self
+            .history
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .append(&done_dir, &bytes, self.files_synced())?;
+        if is_created || self.sync_mode() == crate::SyncMode::Syncfs {
+            self.settle(&done_dir)?;
         }
-        self.settle(&self.root.join(DONE_DIR))?;
         crate::Queue::remove(self, id)
+    }
+
+    /// Envelopes in `place`; for `done/`, the per-message files and the history files
+    /// (the latest record of an id wins).
+    pub(super) fn envelopes_of(
+        &self,
+        place: Place,
+    ) -> Result<Vec<(QueueId, Envelope)>, QueueError> {
+        let mut found: BTreeMap<QueueId, Envelope> = BTreeMap::new();
+        for id in self.list_files(place)? {
+            if let Ok(envelope) = crate::Queue::load_in(self, &id, place) {
+                found.insert(id, envelope);
+            }
+        }
+        if place == Place::Done {
+            // Oldest file first, so a later record of the same id replaces an earlier one.
+            for path in history::files(&self.root.join(DONE_DIR))?.iter().rev() {
+                for (id, envelope) in history::records(path)? {
+                    found.insert(id, envelope);
+                }
+            }
+        }
+        Ok(found.into_iter().collect())
     }
 
     /// Removes kept histories older than `keep`; returns how many.
@@ -111,8 +153,21 @@ impl Spool {
         for entry in fs::read_dir(self.root.join(DONE_DIR))? {
             let entry = entry?;
             let is_old = entry.metadata()?.modified().is_ok_and(|m| m < cutoff);
-            if is_old && remove_if_present(&entry.path())? {
-                purged += 1;
+            if !is_old {
+                continue;
+            }
+            let path = entry.path();
+            let is_history = path
+                .extension()
+                .is_some_and(|e| e == history::HISTORY_SUFFIX);
+            // A history file's last append is older than `keep`: so is every record in it.
+            let records = if is_history {
+                history::records(&path).map_or(1, |r| r.len())
+            } else {
+                1
+            };
+            if remove_if_present(&path)? {
+                purged += records;
             }
         }
         Ok(purged)
