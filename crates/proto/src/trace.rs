@@ -23,6 +23,12 @@ pub fn rfc5322_date(unix_seconds: i64) -> String {
     )
 }
 
+/// `YYYY-MM-DD` (UTC) of a Unix time, e.g. for files named by day.
+pub fn iso_date(unix_seconds: i64) -> String {
+    let (year, month, day) = civil_from_days(unix_seconds.div_euclid(86_400));
+    format!("{year:04}-{month:02}-{day:02}")
+}
+
 /// Days since 1970-01-01 to (year, month 1-12, day 1-31), proleptic Gregorian.
 fn civil_from_days(days: i64) -> (i64, i64, i64) {
     let z = days + 719_468;

@@ -74,7 +74,11 @@ pub(crate) fn files(done_dir: &Path) -> io::Result<Vec<PathBuf>> {
 
 /// Every readable record of one history file, in file order.
 pub(crate) fn records(path: &Path) -> io::Result<Vec<(QueueId, Envelope)>> {
-    let bytes = fs::read(path)?;
+    Ok(parse(&fs::read(path)?))
+}
+
+/// The records of a history file's bytes; a torn or damaged one is skipped.
+fn parse(bytes: &[u8]) -> Vec<(QueueId, Envelope)> {
     let mut out = Vec::new();
     let mut start = 0;
     let mut index = 0;
@@ -91,7 +95,7 @@ pub(crate) fn records(path: &Path) -> io::Result<Vec<(QueueId, Envelope)>> {
         }
         index = line_end;
     }
-    Ok(out)
+    out
 }
 
 /// The latest record of `id` in the history files, if any.
@@ -113,26 +117,10 @@ pub(crate) fn find(done_dir: &Path, id: &QueueId) -> io::Result<Option<Envelope>
     Ok(None)
 }
 
-/// `YYYY-MM-DD` (UTC) of `time` (days from the epoch to the civil date, H. Hinnant's method).
+/// `YYYY-MM-DD` (UTC) of `time`.
 fn day_name(time: SystemTime) -> String {
-    let days = time
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs() / 86_400) as i64;
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let day_of_era = z.rem_euclid(146_097);
-    let year_of_era =
-        (day_of_era - day_of_era / 1460 + day_of_era / 36_524 - day_of_era / 146_096) / 365;
-    let day_of_year = day_of_era - (365 * year_of_era + year_of_era / 4 - year_of_era / 100);
-    let month_index = (5 * day_of_year + 2) / 153;
-    let day = day_of_year - (153 * month_index + 2) / 5 + 1;
-    let month = if month_index < 10 {
-        month_index + 3
-    } else {
-        month_index - 9
-    };
-    let year = year_of_era + era * 400 + i64::from(month <= 2);
-    format!("{year:04}-{month:02}-{day:02}")
+    let seconds = time.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
+    petrel_proto::trace::iso_date(i64::try_from(seconds).unwrap_or(i64::MAX))
 }
 
 #[cfg(test)]
