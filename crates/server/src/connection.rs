@@ -113,29 +113,12 @@ impl Connection {
         }
     }
 
-    /// False (and counted) when the client is over its per-minute rate of `kind`.
-    fn within_rate(&self, settings: &ServerSettings, kind: RateKind) -> bool {
-        let limit = match kind {
-            RateKind::Message => settings.max_messages_per_minute_per_ip,
-            RateKind::Recipient => settings.max_recipients_per_minute_per_ip,
-            RateKind::Connection => settings.max_connections_per_minute_per_ip,
-        };
-        let client = self.peer.ip();
-        if settings.policy.is_relay_client(client)
-            || self
-                .server
-                .rates
-                .allow(client, kind, limit, std::time::Instant::now())
-        {
-            return true;
-        }
-        crate::listener::limited(kind.as_str());
-        false
-    }
-
     async fn mail(&mut self, path: &ReversePath) {
         let settings = self.server.settings.borrow().clone();
-        if !self.within_rate(&settings, RateKind::Message) {
+        if !self
+            .server
+            .within_rate(&settings, self.peer.ip(), RateKind::Message)
+        {
             let reply = standard::MESSAGE_RATE_EXCEEDED.reply();
             info!(session = self.session_id, peer = %self.peer, sender = %path, reply = %reply, meaning = %title(&reply), "message rate exceeded");
             self.session.refuse(reply);
@@ -168,7 +151,10 @@ impl Connection {
 
     async fn rcpt(&mut self, path: &ForwardPath) {
         let settings = self.server.settings.borrow().clone();
-        if !self.within_rate(&settings, RateKind::Recipient) {
+        if !self
+            .server
+            .within_rate(&settings, self.peer.ip(), RateKind::Recipient)
+        {
             let reply = standard::RECIPIENT_RATE_EXCEEDED.reply();
             info!(session = self.session_id, peer = %self.peer, recipient = %path, reply = %reply, meaning = %title(&reply), "recipient rate exceeded");
             self.session.refuse(reply);

@@ -89,6 +89,15 @@ impl Protocol {
 }
 
 impl ServerSettings {
+    /// The per-minute limit of `kind` (0: none).
+    pub fn per_minute_limit(&self, kind: rate::RateKind) -> u32 {
+        match kind {
+            rate::RateKind::Connection => self.max_connections_per_minute_per_ip,
+            rate::RateKind::Message => self.max_messages_per_minute_per_ip,
+            rate::RateKind::Recipient => self.max_recipients_per_minute_per_ip,
+        }
+    }
+
     /// The session configuration for a client at `client` on a `protocol` listener.
     pub fn session_for(&self, client: IpAddr, protocol: Protocol) -> SessionConfig {
         let mut session = self.session.clone();
@@ -116,6 +125,31 @@ pub enum Lifecycle {
     Draining,
     /// The grace period is over: every session gets 421 4.3.2 now.
     Stopping,
+}
+
+impl Server {
+    /// False, and counted in `/metrics`, when `client` is over its per-minute rate of `kind`;
+    /// relay networks are exempt.
+    pub fn within_rate(
+        &self,
+        settings: &ServerSettings,
+        client: IpAddr,
+        kind: rate::RateKind,
+    ) -> bool {
+        if settings.policy.is_relay_client(client)
+            || self.rates.allow(
+                client,
+                kind,
+                settings.per_minute_limit(kind),
+                std::time::Instant::now(),
+            )
+        {
+            return true;
+        }
+        petrel_metrics::registry()
+            .increment(petrel_metrics::RATE_LIMITED, &[("limit", kind.as_str())]);
+        false
+    }
 }
 
 /// Called with the id of every message stored, so delivery can start on it.

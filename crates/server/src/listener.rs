@@ -84,14 +84,8 @@ pub async fn run_listener(
             let settings = server.settings.borrow();
             if settings.policy.is_relay_client(peer.ip()) {
                 None
-            } else if !server.rates.allow(
-                peer.ip(),
-                RateKind::Connection,
-                settings.max_connections_per_minute_per_ip,
-                std::time::Instant::now(),
-            ) {
+            } else if !server.within_rate(&settings, peer.ip(), RateKind::Connection) {
                 warn!(%peer, "connection rate exceeded");
-                limited(RateKind::Connection.as_str());
                 refuse(stream, standard::TOO_MANY_CONNECTIONS_PER_MINUTE.reply());
                 continue;
             } else {
