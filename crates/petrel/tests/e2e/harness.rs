@@ -196,6 +196,20 @@ impl Petrel {
         }
     }
 
+    /// Waits for exactly one message in `user`'s Maildir, which `sender` relayed here; on
+    /// failure both logs are shown (A: the sender, B: this petrel).
+    pub fn wait_for_one_from(&self, domain: &str, user: &str, sender: &Petrel) -> Vec<Vec<u8>> {
+        let messages = self.wait_for_maildir(domain, user, 1);
+        assert_eq!(
+            messages.len(),
+            1,
+            "A:\n{}\nB:\n{}",
+            sender.log_text(),
+            self.log_text()
+        );
+        messages
+    }
+
     /// Sends a signal by name to the petrel process (only the process this test started).
     pub fn signal(&self, name: &str) {
         let status = Command::new("kill")

@@ -60,14 +60,7 @@ fn relays_to_a_second_petrel_byte_for_byte() {
     let scratch_a = Scratch::new("relay-a");
     let a = Petrel::start(&scratch_a.0, &relay_config(b.address.port(), ""));
     send(&a, "sender@localhost", &["user@relay.test"], CONTENT);
-    let delivered = b.wait_for_maildir("relay.test", "user", 1);
-    assert_eq!(
-        delivered.len(),
-        1,
-        "A:\n{}\nB:\n{}",
-        a.log_text(),
-        b.log_text()
-    );
+    let delivered = b.wait_for_one_from("relay.test", "user", &a);
     let text = String::from_utf8(delivered[0].clone()).unwrap();
     // B's trace headers, then A's Received, then exactly what the client sent.
     let expected = CONTENT.replace("\r\n", "\n");

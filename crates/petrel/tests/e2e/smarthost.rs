@@ -38,32 +38,33 @@ fn sender(scratch: &Scratch, delivery: &str) -> Petrel {
     )
 }
 
-#[test]
-fn relayhost_with_starttls_and_auth() {
-    let scratch_b = Scratch::new("smarthost-b");
+/// A smarthost (a TLS petrel with user alice/secret and a submission listener) and a petrel
+/// whose relayhost it is, logging in as alice with `password`; the scratch directories live
+/// as long as the first value.
+fn through_smarthost(name: &str, password: &str) -> ((Scratch, Scratch), Petrel, Petrel) {
+    let scratch_b = Scratch::new(&format!("{name}-b"));
     let (smarthost, _tls) = crate::tls::start(&scratch_b);
     let submission = smarthost.listener("submission");
-    let scratch_a = Scratch::new("smarthost-a");
-    let password = scratch_a.0.join("relay-password");
-    std::fs::write(&password, "secret\n").unwrap();
+    let scratch_a = Scratch::new(&format!("{name}-a"));
+    let password_file = scratch_a.0.join("relay-password");
+    std::fs::write(&password_file, format!("{password}\n")).unwrap();
     let a = sender(
         &scratch_a,
         &format!(
             "relayhost = \"[127.0.0.1]:{}\"\nrelayhost_auth = \"alice:{}\"\n",
             submission.port(),
-            password.display()
+            password_file.display()
         ),
     );
+    ((scratch_a, scratch_b), smarthost, a)
+}
+
+#[test]
+fn relayhost_with_starttls_and_auth() {
+    let (_scratches, smarthost, a) = through_smarthost("smarthost", "secret");
     // example.test is local at the smarthost; for A it is remote, and goes through B.
     send(&a, "bob@example.test", "smarthost");
-    let delivered = smarthost.wait_for_maildir("example.test", "bob", 1);
-    assert_eq!(
-        delivered.len(),
-        1,
-        "A:\n{}\nB:\n{}",
-        a.log_text(),
-        smarthost.log_text()
-    );
+    let delivered = smarthost.wait_for_one_from("example.test", "bob", &a);
     let text = String::from_utf8_lossy(&delivered[0]);
     // B's Received: TLS and AUTH (ESMTPSA), from A's EHLO name.
     assert!(text.contains("Received: from out.a.test"), "{text}");
@@ -76,20 +77,7 @@ fn relayhost_with_starttls_and_auth() {
 
 #[test]
 fn a_wrong_password_defers_and_says_why() {
-    let scratch_b = Scratch::new("smarthost-bad-b");
-    let (smarthost, _tls) = crate::tls::start(&scratch_b);
-    let submission = smarthost.listener("submission");
-    let scratch_a = Scratch::new("smarthost-bad-a");
-    let password = scratch_a.0.join("relay-password");
-    std::fs::write(&password, "wrong\n").unwrap();
-    let a = sender(
-        &scratch_a,
-        &format!(
-            "relayhost = \"[127.0.0.1]:{}\"\nrelayhost_auth = \"alice:{}\"\n",
-            submission.port(),
-            password.display()
-        ),
-    );
+    let (_scratches, smarthost, a) = through_smarthost("smarthost-bad", "wrong");
     send(&a, "bob@example.test", "refused");
     let log = wait_for_log(&a, "refused our credentials");
     assert!(log.contains("refused our credentials: 535 5.7.8"), "{log}");
@@ -120,14 +108,7 @@ fn a_route_for_one_domain_wins_over_mx() {
         ),
     );
     send(&a, "user@relay.test", "routed");
-    let delivered = b.wait_for_maildir("relay.test", "user", 1);
-    assert_eq!(
-        delivered.len(),
-        1,
-        "A:\n{}\nB:\n{}",
-        a.log_text(),
-        b.log_text()
-    );
+    let delivered = b.wait_for_one_from("relay.test", "user", &a);
     assert!(String::from_utf8_lossy(&delivered[0]).contains("Received: from out.a.test"));
 }
 
