@@ -115,19 +115,14 @@ impl Connection {
 
     async fn mail(&mut self, path: &ReversePath) {
         let settings = self.server.settings.borrow().clone();
-        if !self
+        let is_within_rate = self
             .server
-            .within_rate(&settings, self.peer.ip(), RateKind::Message)
-        {
-            let reply = standard::MESSAGE_RATE_EXCEEDED.reply();
-            info!(session = self.session_id, peer = %self.peer, sender = %path, reply = %reply, meaning = %title(&reply), "message rate exceeded");
-            self.session.refuse(reply);
-            return;
-        }
+            .within_rate(&settings, self.peer.ip(), RateKind::Message);
         let decision = match (
             self.protocol.is_submission(),
             self.session.authenticated_as(),
         ) {
+            _ if !is_within_rate => Err(standard::MESSAGE_RATE_EXCEEDED.reply()),
             (true, Some(user))
                 if !owns_sender(
                     user,
@@ -151,25 +146,23 @@ impl Connection {
 
     async fn rcpt(&mut self, path: &ForwardPath) {
         let settings = self.server.settings.borrow().clone();
-        if !self
+        let is_authenticated = self.session.authenticated_as().is_some();
+        let decision = if self
             .server
             .within_rate(&settings, self.peer.ip(), RateKind::Recipient)
         {
-            let reply = standard::RECIPIENT_RATE_EXCEEDED.reply();
-            info!(session = self.session_id, peer = %self.peer, recipient = %path, reply = %reply, meaning = %title(&reply), "recipient rate exceeded");
-            self.session.refuse(reply);
-            return;
-        }
-        let is_authenticated = self.session.authenticated_as().is_some();
-        match decide_recipient(
-            &self.server,
-            &settings,
-            self.peer.ip(),
-            is_authenticated,
-            path,
-        )
-        .await
-        {
+            decide_recipient(
+                &self.server,
+                &settings,
+                self.peer.ip(),
+                is_authenticated,
+                path,
+            )
+            .await
+        } else {
+            Err(standard::RECIPIENT_RATE_EXCEEDED.reply())
+        };
+        match decision {
             Ok(()) => self.session.accept(),
             Err(reply) => {
                 info!(session = self.session_id, peer = %self.peer, recipient = %path, reply = %reply, meaning = %title(&reply), "recipient refused");
