@@ -8,6 +8,11 @@
 //! New messages arrive by id; deferred ones are woken at their next attempt, and a periodic
 //! rescan picks up what an earlier run left. A record that cannot be read is moved to
 //! `corrupt/`, never deleted.
+//!
+//! On a shared queue (PostgreSQL, several nodes) a message is delivered only under a claim:
+//! `process` claims it first and gives the claim back when done; the rescan (every
+//! `Queue::rescan_interval`, and whenever the queue says another node left work) claims due
+//! messages no node holds, as many as there are free delivery slots.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::net::SocketAddr;
@@ -18,7 +23,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use petrel_dns::Resolver;
 use petrel_proto::address::{Domain, parse_mailbox};
 use petrel_queue::{Envelope, Queue, QueueError, QueueId, RecipientState};
-use tokio::sync::{Semaphore, mpsc, watch};
+use tokio::sync::{Notify, Semaphore, mpsc, watch};
 use tracing::{error, info, warn};
 
 use crate::dsn::Action;
@@ -29,8 +34,8 @@ use crate::schedule::RetryPolicy;
 
 /// Messages delivered at once.
 const MAX_IN_FLIGHT: usize = 32;
-/// How often the whole queue is walked for what is due.
-const RESCAN_INTERVAL: Duration = Duration::from_secs(60);
+/// How often old histories are purged.
+const PURGE_INTERVAL: Duration = Duration::from_secs(60);
 
 /// What delivery needs from the configuration; replaced whole on reload.
 #[derive(Debug, Clone)]
@@ -79,6 +84,11 @@ struct Context {
     waking: Mutex<HashSet<QueueId>>,
     /// Feeds ids back into the scheduler (bounces, wake-ups).
     requeue: mpsc::UnboundedSender<QueueId>,
+    /// A shared queue's "look for due mail now" (another node queued mail, or a full claim
+    /// left more behind).
+    wake: Arc<Notify>,
+    /// The last claim pass filled every free slot: look again when a delivery ends.
+    more: std::sync::atomic::AtomicBool,
 }
 
 impl Scheduler {
@@ -89,6 +99,9 @@ impl Scheduler {
         settings: watch::Receiver<Arc<DeliverySettings>>,
         requeue: mpsc::UnboundedSender<QueueId>,
     ) -> Scheduler {
+        let wake = Arc::new(Notify::new());
+        let notified = wake.clone();
+        queue.on_wake(Box::new(move || notified.notify_one()));
         Scheduler {
             context: Arc::new(Context {
                 queue,
@@ -100,6 +113,8 @@ impl Scheduler {
                 waking: Mutex::new(HashSet::new()),
                 pool: crate::pool::Pool::default(),
                 requeue,
+                wake,
+                more: std::sync::atomic::AtomicBool::new(false),
             }),
         }
     }
@@ -111,10 +126,19 @@ impl Scheduler {
         mut queued: mpsc::UnboundedReceiver<QueueId>,
         mut stop: watch::Receiver<bool>,
     ) {
-        let mut rescan = tokio::time::interval(RESCAN_INTERVAL);
+        let mut rescan = tokio::time::interval(self.context.queue.rescan_interval());
+        let mut last_purge: Option<tokio::time::Instant> = None;
+        let wake = self.context.wake.clone();
         loop {
             tokio::select! {
-                _ = rescan.tick() => self.rescan().await,
+                _ = rescan.tick() => {
+                    if last_purge.is_none_or(|at| at.elapsed() >= PURGE_INTERVAL) {
+                        last_purge = Some(tokio::time::Instant::now());
+                        self.purge().await;
+                    }
+                    self.rescan().await;
+                }
+                _ = wake.notified(), if self.context.queue.is_shared() => self.rescan().await,
                 id = queued.recv() => match id {
                     Some(id) => self.start(id).await,
                     None => break,
@@ -138,7 +162,7 @@ impl Scheduler {
         )
     }
 
-    async fn rescan(&self) {
+    async fn purge(&self) {
         self.context.pool.sweep();
         let queue = self.context.queue.clone();
         let keep = self.context.settings.borrow().keep_history;
@@ -147,8 +171,31 @@ impl Scheduler {
             Ok(Err(error)) => warn!(%error, "cannot purge old histories"),
             _ => {}
         }
+    }
+
+    /// Starts what is due: every active message of the spool; on a shared queue, as many
+    /// unclaimed due messages as there are free slots.
+    async fn rescan(&self) {
         let queue = self.context.queue.clone();
-        match tokio::task::spawn_blocking(move || queue.list()).await {
+        let listing = if queue.is_shared() {
+            let free = self.context.slots.available_permits();
+            if free == 0 {
+                self.context
+                    .more
+                    .store(true, std::sync::atomic::Ordering::Relaxed);
+                return;
+            }
+            let claimed = tokio::task::spawn_blocking(move || queue.claim_due(free)).await;
+            if let Ok(Ok(ids)) = &claimed {
+                self.context
+                    .more
+                    .store(ids.len() >= free, std::sync::atomic::Ordering::Relaxed);
+            }
+            claimed
+        } else {
+            tokio::task::spawn_blocking(move || queue.list()).await
+        };
+        match listing {
             Ok(Ok(ids)) => {
                 for id in ids {
                     self.start(id).await;
@@ -172,10 +219,23 @@ impl Scheduler {
         let context = self.context.clone();
         tokio::spawn(async move {
             process(&context, &id).await;
+            if context.queue.is_shared() {
+                // Whatever path `process` took, the claim ends here (a no-op once recorded).
+                let (queue, claimed) = (context.queue.clone(), id.clone());
+                if let Some(Err(error)) = blocking(move || queue.unclaim(&claimed)).await {
+                    warn!(queue_id = %id, %error, "cannot give the claim back; its lease runs out by itself");
+                }
+            }
             if let Ok(mut in_flight) = context.in_flight.lock() {
                 in_flight.remove(&id);
             }
             drop(permit);
+            if context
+                .more
+                .swap(false, std::sync::atomic::Ordering::Relaxed)
+            {
+                context.wake.notify_one();
+            }
         });
     }
 }
@@ -213,6 +273,18 @@ pub(crate) async fn blocking<T: Send + 'static>(
 
 /// Delivers what is due of one message and records the results.
 async fn process(context: &Arc<Context>, id: &QueueId) {
+    if context.queue.is_shared() {
+        let (queue, claim_id) = (context.queue.clone(), id.clone());
+        match blocking(move || queue.claim(&claim_id)).await {
+            Some(Ok(true)) => {}
+            // Another node has it, or it is no longer active.
+            Some(Ok(false)) | None => return,
+            Some(Err(error)) => {
+                warn!(queue_id = %id, %error, "cannot claim the message now; will retry");
+                return;
+            }
+        }
+    }
     let queue = context.queue.clone();
     let load_id = id.clone();
     let mut envelope = match blocking(move || queue.load(&load_id)).await {
@@ -366,7 +438,7 @@ async fn record(
                 let _ = context.requeue.send(bounce_id);
             }
             if finished {
-                info!(queue_id = %id, "finished: every recipient is done; history kept in done/");
+                info!(queue_id = %id, "finished: every recipient is done; history kept for queue show");
             } else {
                 wake_later(context, id, &wake);
             }

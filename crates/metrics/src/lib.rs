@@ -71,6 +71,31 @@ pub const DESCRIPTIONS: &[(&str, &str, &str)] = &[
         "Age in seconds of the oldest queued message.",
     ),
     (
+        QUEUE_CLAIMS,
+        "counter",
+        "Messages this node claimed for delivery from the shared PostgreSQL queue.",
+    ),
+    (
+        QUEUE_LEASE_TAKEOVERS,
+        "counter",
+        "Claims of messages whose lease another node held and let run out (that node stopped or lost the database).",
+    ),
+    (
+        QUEUE_DATABASE_OPERATIONS,
+        "counter",
+        "Queue operations on PostgreSQL, by operation.",
+    ),
+    (
+        QUEUE_DATABASE_MICROSECONDS,
+        "counter",
+        "Time spent in queue operations on PostgreSQL, in microseconds, by operation (divide by the operations for the mean latency).",
+    ),
+    (
+        QUEUE_DATABASE_ERRORS,
+        "counter",
+        "Queue operations on PostgreSQL that failed for a database or connection error, by operation.",
+    ),
+    (
         RATE_LIMITED,
         "counter",
         "Sessions and commands refused by the per-client limits, by limit.",
@@ -88,6 +113,11 @@ pub const RECIPIENT_OUTCOMES: &str = "petrel_recipient_deliveries_total";
 pub const BOUNCES_QUEUED: &str = "petrel_dsn_queued_total";
 pub const QUEUE_MESSAGES: &str = "petrel_queue_messages";
 pub const QUEUE_OLDEST_AGE: &str = "petrel_queue_oldest_message_age_seconds";
+pub const QUEUE_CLAIMS: &str = "petrel_queue_claims_total";
+pub const QUEUE_LEASE_TAKEOVERS: &str = "petrel_queue_lease_takeovers_total";
+pub const QUEUE_DATABASE_OPERATIONS: &str = "petrel_queue_database_operations_total";
+pub const QUEUE_DATABASE_MICROSECONDS: &str = "petrel_queue_database_microseconds_total";
+pub const QUEUE_DATABASE_ERRORS: &str = "petrel_queue_database_errors_total";
 pub const RATE_LIMITED: &str = "petrel_rate_limited_total";
 
 type Key = (&'static str, Vec<(&'static str, String)>);

@@ -70,6 +70,23 @@ pub struct DkimConfig {
 }
 
 impl Config {
+    /// The PostgreSQL queue's settings, when `queue.backend = "postgres"`.
+    pub fn postgres_settings(&self) -> Option<petrel_pgqueue::PgSettings> {
+        if self.queue.backend != "postgres" {
+            return None;
+        }
+        Some(petrel_pgqueue::PgSettings {
+            url: self.queue.postgres_url.clone()?,
+            node_name: self
+                .queue
+                .node_name
+                .clone()
+                .unwrap_or_else(|| self.hostname.clone()),
+            lease: self.queue.lease,
+            pool_size: self.queue.postgres_pool_size,
+        })
+    }
+
     /// The spool's sync mode from `queue.sync`.
     pub fn sync_mode(&self) -> petrel_queue::SyncMode {
         match self.queue.sync.as_deref() {
@@ -115,10 +132,18 @@ pub struct QueueConfig {
     /// How long `queue show` can find a delivered or bounced message.
     #[serde(deserialize_with = "duration")]
     pub keep_history: Duration,
-    /// "spool" (files under data_dir); "postgres" comes later.
+    /// "spool" (files under data_dir) or "postgres" (many nodes, one queue).
     pub backend: String,
+    /// The database of `backend = "postgres"`.
     pub postgres_url: Option<String>,
+    /// This node's name in the shared queue; the host name when not set. Unique per node.
     pub node_name: Option<String>,
+    /// How long a node's claim on a message lasts without renewal: a node that dies leaves its
+    /// messages to the others after this long.
+    #[serde(deserialize_with = "duration")]
+    pub lease: Duration,
+    /// Database connections a node opens at most.
+    pub postgres_pool_size: usize,
     /// How a store is made durable before its 250: "syncfs" (one shared syncfs(2) per group
     /// of messages, the default on Linux) or "fsync" (each file fsynced, directories shared).
     pub sync: Option<String>,
@@ -131,6 +156,8 @@ impl Default for QueueConfig {
             backend: "spool".into(),
             postgres_url: None,
             node_name: None,
+            lease: Duration::from_secs(60),
+            postgres_pool_size: 16,
             sync: None,
         }
     }
@@ -470,11 +497,22 @@ impl Config {
                 self.queue.sync.as_deref().unwrap_or_default()
             ));
         }
-        if self.queue.backend != "spool" {
-            return Err(format!(
-                "queue.backend: {:?} is not available in this version; use \"spool\"",
-                self.queue.backend
-            ));
+        match self.queue.backend.as_str() {
+            "spool" => {}
+            "postgres" if self.queue.postgres_url.is_none() => {
+                return Err(
+                    "queue.postgres_url: backend = \"postgres\" needs the database's URL, e.g. \"postgres://petrel@127.0.0.1:5432/petrel\"".into(),
+                );
+            }
+            "postgres" => {}
+            other => {
+                return Err(format!(
+                    "queue.backend: {other:?} is not \"spool\" or \"postgres\""
+                ));
+            }
+        }
+        if self.queue.lease < Duration::from_secs(1) {
+            return Err("queue.lease: must be at least 1s".into());
         }
         if self.limits.max_recipients < 100 {
             return Err("limits.max_recipients: must be at least 100 (RFC 5321 §4.5.3.1.8)".into());

@@ -11,6 +11,7 @@ mod logging;
 mod privileges;
 mod probe;
 mod queue_cli;
+mod queue_open;
 mod queue_view;
 mod send;
 mod sendmail;
@@ -180,5 +181,15 @@ fn check_config(source: &config::Source) -> Result<(), String> {
     // The files the configuration names: certificate and key, users, aliases, DKIM keys.
     config.server_settings()?;
     config.delivery_settings(&[])?;
+    if let Some(settings) = config.postgres_settings() {
+        let found = petrel_pgqueue::PgQueue::check(&settings.url)
+            .map_err(|e| format!("queue.postgres_url: cannot use the database: {e}"))?;
+        println!("queue = postgres, node {} ({found})", settings.node_name);
+    } else {
+        println!(
+            "queue = spool ({})",
+            config.data_dir.join("queue").display()
+        );
+    }
     Ok(())
 }

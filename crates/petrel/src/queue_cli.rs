@@ -11,7 +11,6 @@ use std::sync::{Arc, Mutex};
 
 use clap::Subcommand;
 use petrel_delivery::control::Control;
-use petrel_queue::spool::Spool;
 use petrel_queue::{Place, QueueId};
 use tokio::sync::watch;
 
@@ -97,22 +96,14 @@ pub fn run(source: &Source, command: &QueueCommand) -> Result<(), String> {
     if let Ok(stream) = UnixStream::connect(&socket) {
         return through_daemon(stream, command);
     }
-    let root = config.data_dir.join("queue");
-    let (spool, _) = Spool::open_with(root.clone(), config.sync_mode()).map_err(|e| match e {
-        petrel_queue::QueueError::Io(io) if io.kind() == std::io::ErrorKind::WouldBlock => format!(
-            "the queue {} is in use by a running petrel, but {} does not answer",
-            root.display(),
-            socket.display()
-        ),
-        other => format!("cannot open the queue {}: {other}", root.display()),
-    })?;
+    let queue = crate::queue_open::open(&config)?;
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .map_err(|e| format!("cannot start the runtime: {e}"))?;
     let (_settings_tx, settings) = watch::channel(config.delivery_settings(&[])?);
     let control = Control::new(
-        Arc::new(spool),
+        queue,
         settings,
         Arc::new(Mutex::new(Default::default())),
         None,

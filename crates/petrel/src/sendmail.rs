@@ -9,7 +9,6 @@
 //! (ignored), other -o/-b options accepted and ignored as sendmail does.
 
 use std::io::Read;
-use std::sync::Arc;
 
 use petrel_proto::address::{ForwardPath, ReversePath, parse_forward_path, parse_reverse_path};
 use petrel_proto::params::{Body, MailParameters, RcptParameters};
@@ -198,9 +197,12 @@ async fn into_spool(
     content: Vec<u8>,
 ) -> Result<(), String> {
     let message = local_message(sender, recipients, content)?;
-    let root = config.data_dir.join("queue");
-    let (spool, _) = petrel_queue::spool::Spool::open_with(root.clone(), config.sync_mode())
-        .map_err(|e| format!("cannot open the queue {}: {e}", root.display()))?;
+    let queue = {
+        let config = config.clone();
+        tokio::task::spawn_blocking(move || crate::queue_open::open(&config))
+            .await
+            .map_err(|e| format!("cannot open the queue: {e}"))??
+    };
     let settings = config.server_settings()?;
     let context = petrel_server::receive::Receiving {
         client: std::net::IpAddr::from([127, 0, 0, 1]),
@@ -209,7 +211,7 @@ async fn into_spool(
         policy: &settings.policy,
         authentication: petrel_server::receive::Authentication::Sign(&settings.dkim),
     };
-    let stored = petrel_server::receive::store_message(Arc::new(spool), message, &context).await;
+    let stored = petrel_server::receive::store_message(queue, message, &context).await;
     match stored.queue_id {
         Some(id) => {
             eprintln!("queued as {id}; petrel delivers it when it runs");

@@ -5,13 +5,11 @@
 //! Failures at start (unreadable configuration, a port in use, an unusable data_dir) end the
 //! process with a clear message; nothing after start may stop it but a signal.
 
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
 use petrel_delivery::Scheduler;
 use petrel_queue::Queue;
-use petrel_queue::spool::Spool;
 use petrel_server::listener::run_listener;
 use petrel_server::{Lifecycle, Server};
 use tokio::net::TcpListener;
@@ -81,7 +79,7 @@ async fn serve(source: Source, config: Config) -> Result<(), String> {
         crate::privileges::drop_to(identity)?;
         info!(user = %identity.user, "privileges dropped; running as {}", identity.user);
     }
-    let queue = open_spool(config.data_dir.join("queue"), config.sync_mode()).await?;
+    let queue = open_queue(&config).await?;
     let resolver = petrel_dns::Resolver::new(&config.dns.nameservers, config.dns.timeout)?;
     let http = http_listener.map(|bound| tokio::spawn(crate::web::serve(bound, queue.clone())));
     let (lifecycle, lifecycle_rx) = watch::channel(Lifecycle::Running);
@@ -174,24 +172,11 @@ async fn serve(source: Source, config: Config) -> Result<(), String> {
     Ok(())
 }
 
-async fn open_spool(root: PathBuf, mode: petrel_queue::SyncMode) -> Result<Arc<dyn Queue>, String> {
-    let shown = root.display().to_string();
-    let opened = tokio::task::spawn_blocking(move || Spool::open_with(root, mode))
+async fn open_queue(config: &Config) -> Result<Arc<dyn Queue>, String> {
+    let config = config.clone();
+    tokio::task::spawn_blocking(move || crate::queue_open::open(&config))
         .await
-        .map_err(|e| format!("cannot open the queue {shown}: {e}"))?
-        .map_err(|e| format!("cannot open the queue {shown}: {e}"))?;
-    let (spool, report) = opened;
-    info!(
-        queue = %shown,
-        active = report.active,
-        purged_tmp = report.purged_tmp,
-        quarantined = report.quarantined.len(),
-        "queue opened"
-    );
-    for (name, reason) in &report.quarantined {
-        error!(file = %name, %reason, "unreadable queue entry moved to corrupt/");
-    }
-    Ok(Arc::new(spool))
+        .map_err(|e| format!("cannot open the queue: {e}"))?
 }
 
 /// Waits for SIGTERM or SIGINT, reloading on SIGHUP; returns the shutdown grace period.

@@ -27,6 +27,16 @@ static COUNTER: AtomicU32 = AtomicU32::new(0);
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct QueueId(String);
 
+/// Starts the counter at a value derived from `node` and the process id, so that nodes
+/// sharing one queue (and restarts of one node) do not begin at the same ids.
+pub fn seed_counter(node: &str) {
+    let mut seed = std::process::id();
+    for byte in node.bytes() {
+        seed = seed.wrapping_mul(31).wrapping_add(u32::from(byte));
+    }
+    COUNTER.store(seed, Ordering::Relaxed);
+}
+
 impl QueueId {
     /// Makes a new id from the clock reading `now` and the process-wide counter.
     pub fn generate(now: SystemTime) -> QueueId {

@@ -1,0 +1,99 @@
+//! The background work of a `PgQueue` on its runtime: renewing the leases this node holds,
+//! and LISTEN on `petrel_queue` to wake the scheduler when another node queues or releases
+//! mail.
+//!
+//! Renewal runs every third of the lease, for the ids in `claimed` only, so a message this
+//! process gave back or forgot is never kept from the other nodes. The listener reconnects by
+//! itself (one second apart) and wakes the scheduler after each reconnect, because
+//! notifications sent while it was away are lost.
+//!
+//! Failure policy: errors are retried on the next tick; nothing here panics or ends the
+//! process. A node cut off from the database for longer than the lease loses its messages to
+//! the others (delivery is at least once).
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio_postgres::{AsyncMessage, NoTls};
+
+use crate::{CHANNEL, PgQueue};
+
+/// The scheduler's wake-up callbacks.
+pub(crate) type Wakers = Arc<Mutex<Vec<Box<dyn Fn() + Send + Sync>>>>;
+
+/// Starts renewal and the listener on the queue's runtime.
+pub(crate) fn start(queue: &PgQueue, config: tokio_postgres::Config) {
+    let (pool, node, claimed) = (
+        queue.pool.clone(),
+        queue.node.to_string(),
+        queue.claimed.clone(),
+    );
+    let lease = queue.lease;
+    queue.bridge.handle().spawn(async move {
+        let mut tick = tokio::time::interval((lease / 3).max(Duration::from_millis(300)));
+        loop {
+            tick.tick().await;
+            let ids: Vec<String> = match claimed.lock() {
+                Ok(claimed) => claimed.iter().map(ToString::to_string).collect(),
+                Err(_) => continue,
+            };
+            if ids.is_empty() {
+                continue;
+            }
+            if let Ok(client) = pool.get().await {
+                let _ = client
+                    .execute(
+                        "UPDATE petrel_messages
+                         SET lease_until = now() + make_interval(secs => $3)
+                         WHERE lease_owner = $1 AND id = ANY($2)",
+                        &[&node, &ids, &lease.as_secs_f64()],
+                    )
+                    .await;
+            }
+        }
+    });
+    let wakers = queue.wakers.clone();
+    queue.bridge.handle().spawn(async move {
+        loop {
+            listen(&config, &wakers).await;
+            tokio::time::sleep(Duration::from_secs(1)).await;
+        }
+    });
+}
+
+/// One LISTEN connection, until it breaks.
+async fn listen(config: &tokio_postgres::Config, wakers: &Wakers) {
+    let Ok((client, mut connection)) = config.connect(NoTls).await else {
+        return;
+    };
+    let forward = wakers.clone();
+    let driver = tokio::spawn(async move {
+        loop {
+            match std::future::poll_fn(|cx| connection.poll_message(cx)).await {
+                Some(Ok(AsyncMessage::Notification(_))) => wake(&forward),
+                Some(Ok(_)) => {}
+                Some(Err(_)) | None => break,
+            }
+        }
+    });
+    if client
+        .batch_execute(&format!("LISTEN {CHANNEL}"))
+        .await
+        .is_err()
+    {
+        driver.abort();
+        return;
+    }
+    // Whatever was announced while no one listened.
+    wake(wakers);
+    let _ = driver.await;
+    drop(client);
+}
+
+fn wake(wakers: &Wakers) {
+    if let Ok(wakers) = wakers.lock() {
+        for wake in wakers.iter() {
+            wake();
+        }
+    }
+}

@@ -1,0 +1,188 @@
+//! petrel-pgqueue: the [`Queue`] on PostgreSQL, so several petrel nodes share one queue.
+//!
+//! Contents: [`PgQueue`] (the queue: `queue`, the SQL of every operation; `leases`, lease
+//! renewal and LISTEN/NOTIFY), [`schema`] (embedded migrations, applied by `open`), the
+//! `bridge` from the synchronous trait to the asynchronous client, and [`cluster`], a private
+//! PostgreSQL cluster on loopback for tests and benchmarks.
+//! Depends on `petrel-queue` (trait, ids, envelope records), `petrel-metrics`, tokio,
+//! tokio-postgres and deadpool-postgres.
+//!
+//! Durability: a store is one INSERT committed with `synchronous_commit = on` (set for every
+//! connection), and the store's callback runs only after the commit, so the receiver's 250
+//! follows a commit that is on the database's disk. A lost database turns into
+//! `QueueError::Io` (transient: 451 4.3.0 to the client, a deferred delivery), and the pool
+//! opens new connections by itself when the database is back.
+//!
+//! Work sharing: any node may deliver any message, but only while it holds the message's
+//! lease (`lease_owner`, `lease_until`). `claim_due` takes due, unleased messages with
+//! `SELECT ... FOR UPDATE SKIP LOCKED`, so two nodes never take the same one; the holder renews
+//! its leases while it works; a node that dies stops renewing and another takes its messages
+//! over once the lease has run out. NOTIFY on `petrel_queue` (sent by stores and releases)
+//! wakes the other nodes' schedulers.
+//!
+//! Failure policy: no panics; every failure is a `QueueError`. Rows read from the database are
+//! decoded with the same untrusting record parser as spool files.
+
+#![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
+
+mod bridge;
+pub mod cluster;
+mod leases;
+mod queue;
+pub mod schema;
+
+use std::collections::HashSet;
+use std::io;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
+use petrel_queue::QueueError;
+use tokio_postgres::NoTls;
+
+use bridge::Bridge;
+
+/// The NOTIFY channel of new and released mail.
+pub(crate) const CHANNEL: &str = "petrel_queue";
+
+/// What the PostgreSQL queue needs from `[queue]`.
+#[derive(Debug, Clone)]
+pub struct PgSettings {
+    /// `queue.postgres_url`, e.g. `postgres://petrel@127.0.0.1:5432/petrel`.
+    pub url: String,
+    /// `queue.node_name`: this node's name in leases and history; unique per node.
+    pub node_name: String,
+    /// `queue.lease`: how long a claim lasts without renewal (a dead node's mail waits this
+    /// long before another node takes it over).
+    pub lease: Duration,
+    /// Database connections this node opens at most.
+    pub pool_size: usize,
+}
+
+/// What `PgQueue::open` found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OpenReport {
+    /// Schema version after the migrations.
+    pub schema_version: i32,
+    /// Active messages in the shared queue.
+    pub active: usize,
+    /// Leases this node held from an earlier run, given back.
+    pub leases_released: u64,
+}
+
+/// The queue on PostgreSQL.
+pub struct PgQueue {
+    bridge: Bridge,
+    pool: Pool,
+    node: Arc<str>,
+    lease: Duration,
+    /// Messages this process holds leases on; renewed by `leases::renew` until given back.
+    claimed: Arc<Mutex<HashSet<petrel_queue::QueueId>>>,
+    wakers: leases::Wakers,
+}
+
+impl PgQueue {
+    /// Connects, applies the migrations, gives back this node's leases of an earlier run, and
+    /// starts lease renewal and LISTEN.
+    ///
+    /// # Errors
+    /// `QueueError::Io` with the database's reason when it cannot be reached or migrated.
+    pub fn open(settings: &PgSettings) -> Result<(PgQueue, OpenReport), QueueError> {
+        let config = connection_config(&settings.url, &settings.node_name)?;
+        let bridge = Bridge::start()?;
+        let manager = Manager::from_config(
+            config.clone(),
+            NoTls,
+            ManagerConfig {
+                recycling_method: RecyclingMethod::Fast,
+            },
+        );
+        let pool = Pool::builder(manager)
+            .max_size(settings.pool_size.max(2))
+            .runtime(Runtime::Tokio1)
+            .wait_timeout(Some(Duration::from_secs(10)))
+            .create_timeout(Some(Duration::from_secs(5)))
+            .recycle_timeout(Some(Duration::from_secs(5)))
+            .build()
+            .map_err(|e| QueueError::Io(io::Error::other(format!("database pool: {e}"))))?;
+        petrel_queue::id::seed_counter(&settings.node_name);
+        let queue = PgQueue {
+            bridge,
+            pool,
+            node: Arc::from(settings.node_name.as_str()),
+            lease: settings.lease.max(Duration::from_secs(1)),
+            claimed: Arc::default(),
+            wakers: Arc::default(),
+        };
+        let report = queue.prepare()?;
+        leases::start(&queue, config);
+        Ok((queue, report))
+    }
+
+    /// Connects to `url` once and says what is there: server version and schema version.
+    ///
+    /// # Errors
+    /// `QueueError::Io` with the database's reason.
+    pub fn check(url: &str) -> Result<String, QueueError> {
+        let config = connection_config(url, "check-config")?;
+        let bridge = Bridge::start()?;
+        bridge.run(async move {
+            let (client, connection) = config.connect(NoTls).await.map_err(database_error)?;
+            let driver = tokio::spawn(connection);
+            let server: String = client
+                .query_one("SHOW server_version", &[])
+                .await
+                .and_then(|row| row.try_get(0))
+                .map_err(database_error)?;
+            let schema = schema::current_version(&client).await.unwrap_or(0);
+            drop(client);
+            let _ = driver.await;
+            Ok(format!(
+                "PostgreSQL {server}, petrel schema version {schema} of {}",
+                schema::known_versions()
+            ))
+        })
+    }
+
+    /// This node's name.
+    pub fn node_name(&self) -> &str {
+        &self.node
+    }
+}
+
+/// The connection settings: the URL, with `synchronous_commit = on` for every session (the
+/// 250 waits for a commit that is on disk, whatever the server's default) and our name.
+fn connection_config(url: &str, node: &str) -> Result<tokio_postgres::Config, QueueError> {
+    let mut config: tokio_postgres::Config = url.parse().map_err(|e| {
+        QueueError::Io(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("queue.postgres_url: {e}"),
+        ))
+    })?;
+    config
+        .options("-c synchronous_commit=on")
+        .application_name(format!("petrel {node}"))
+        .connect_timeout(Duration::from_secs(5))
+        .keepalives(true);
+    Ok(config)
+}
+
+/// A database error as a transient queue error with the server's message.
+pub(crate) fn database_error(error: tokio_postgres::Error) -> QueueError {
+    let text = match error.as_db_error() {
+        Some(db) => format!("database: {} ({})", db.message(), db.code().code()),
+        None => match std::error::Error::source(&error) {
+            Some(source) => format!("database: {error}: {source}"),
+            None => format!("database: {error}"),
+        },
+    };
+    QueueError::Io(io::Error::other(text))
+}
+
+/// A pool error (no connection could be had) as a transient queue error.
+pub(crate) fn pool_error(error: deadpool_postgres::PoolError) -> QueueError {
+    match error {
+        deadpool_postgres::PoolError::Backend(error) => database_error(error),
+        other => QueueError::Io(io::Error::other(format!("database connection: {other}"))),
+    }
+}

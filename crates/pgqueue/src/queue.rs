@@ -1,0 +1,523 @@
+//! `impl Queue for PgQueue`: every queue operation as one SQL statement (a store is one
+//! INSERT with its NOTIFY, committed before the caller hears of it), timed into `/metrics`.
+//!
+//! Places map to the `place` column; ids, envelopes and message bytes are the same values the
+//! file spool keeps (the envelope as its versioned record). A row that does not decode is
+//! `QueueError::Corrupt`, and `quarantine` moves it to place `corrupt` with the reason.
+
+use std::future::Future;
+use std::io;
+use std::time::{Duration, Instant, SystemTime};
+
+use petrel_queue::{Envelope, NewMessage, Place, Queue, QueueError, QueueId, StoreDone, record};
+
+use crate::{PgQueue, database_error, pool_error};
+
+/// The column value of a place.
+fn place_name(place: Place) -> &'static str {
+    match place {
+        Place::Active => "active",
+        Place::Held => "held",
+        Place::Done => "done",
+    }
+}
+
+/// The earliest next attempt of a pending recipient (what `claim_due` filters on).
+fn next_attempt(envelope: &Envelope) -> i64 {
+    let next = envelope
+        .pending()
+        .map(|(_, r)| r.next_attempt_unix_seconds)
+        .min()
+        .unwrap_or(0);
+    i64::try_from(next).unwrap_or(i64::MAX)
+}
+
+fn unix_now() -> i64 {
+    SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+}
+
+/// The envelope record as text (the record format is UTF-8 by construction).
+fn record_text(id: &QueueId, envelope: &Envelope) -> String {
+    String::from_utf8_lossy(&record::encode(id, envelope)).into_owned()
+}
+
+fn decode(id: &QueueId, text: &str) -> Result<Envelope, QueueError> {
+    record::decode(text.as_bytes())
+        .map(|(_, envelope)| envelope)
+        .map_err(|e| QueueError::Corrupt {
+            id: id.to_string(),
+            reason: e.to_string(),
+        })
+}
+
+fn not_found(id: &QueueId) -> QueueError {
+    QueueError::NotFound(id.to_string())
+}
+
+/// Counts one database operation and its duration for `/metrics`.
+async fn timed<T>(
+    operation: &'static str,
+    work: impl Future<Output = Result<T, QueueError>>,
+) -> Result<T, QueueError> {
+    let started = Instant::now();
+    let result = work.await;
+    let registry = petrel_metrics::registry();
+    let micros = i64::try_from(started.elapsed().as_micros()).unwrap_or(i64::MAX);
+    registry.add(
+        petrel_metrics::QUEUE_DATABASE_MICROSECONDS,
+        &[("operation", operation)],
+        micros,
+    );
+    registry.increment(
+        petrel_metrics::QUEUE_DATABASE_OPERATIONS,
+        &[("operation", operation)],
+    );
+    if result.as_ref().is_err_and(QueueError::is_transient) {
+        registry.increment(
+            petrel_metrics::QUEUE_DATABASE_ERRORS,
+            &[("operation", operation)],
+        );
+    }
+    result
+}
+
+impl PgQueue {
+    /// Runs one statement (`sql` with `params` built on the runtime) and returns its rows.
+    fn rows<P>(
+        &self,
+        operation: &'static str,
+        sql: &'static str,
+        params: P,
+    ) -> Result<Vec<tokio_postgres::Row>, QueueError>
+    where
+        P: Params,
+    {
+        let pool = self.pool.clone();
+        self.bridge.run(timed(
+            operation,
+            async move { query(&pool, sql, params).await },
+        ))
+    }
+
+    /// Runs one statement and returns how many rows it changed.
+    fn changed<P: Params>(
+        &self,
+        operation: &'static str,
+        sql: &'static str,
+        params: P,
+    ) -> Result<u64, QueueError> {
+        let pool = self.pool.clone();
+        self.bridge.run(timed(operation, async move {
+            let client = pool.get().await.map_err(pool_error)?;
+            let statement = client.prepare_cached(sql).await.map_err(database_error)?;
+            client
+                .execute(&statement, &params.refs())
+                .await
+                .map_err(database_error)
+        }))
+    }
+
+    fn lease_seconds(&self) -> f64 {
+        self.lease.as_secs_f64()
+    }
+
+    fn forget_claim(&self, id: &QueueId) {
+        if let Ok(mut claimed) = self.claimed.lock() {
+            claimed.remove(id);
+        }
+    }
+
+    fn note_claims(&self, rows: &[tokio_postgres::Row]) -> Vec<QueueId> {
+        let registry = petrel_metrics::registry();
+        let mut ids = Vec::new();
+        for row in rows {
+            let Some(id) = row
+                .try_get::<_, String>(0)
+                .ok()
+                .and_then(|text| QueueId::parse(&text))
+            else {
+                continue;
+            };
+            let previous: Option<String> = row.try_get(1).unwrap_or(None);
+            registry.increment(petrel_metrics::QUEUE_CLAIMS, &[]);
+            if previous.is_some_and(|owner| *owner != *self.node) {
+                registry.increment(petrel_metrics::QUEUE_LEASE_TAKEOVERS, &[]);
+            }
+            ids.push(id);
+        }
+        if let Ok(mut claimed) = self.claimed.lock() {
+            claimed.extend(ids.iter().cloned());
+        }
+        ids
+    }
+
+    /// At open: migrations, and the leases an earlier run of this node left behind.
+    pub(crate) fn prepare(&self) -> Result<crate::OpenReport, QueueError> {
+        let pool = self.pool.clone();
+        let node = self.node.to_string();
+        self.bridge.run(async move {
+            let mut client = pool.get().await.map_err(pool_error)?;
+            let found = crate::schema::current_version(&client).await.unwrap_or(0);
+            if found > crate::schema::known_versions() {
+                return Err(QueueError::Io(io::Error::other(format!(
+                    "the database has petrel schema version {found}, newer than this petrel's {}",
+                    crate::schema::known_versions()
+                ))));
+            }
+            crate::schema::migrate(&mut client)
+                .await
+                .map_err(database_error)?;
+            let schema_version = crate::schema::current_version(&client)
+                .await
+                .map_err(database_error)?;
+            let leases_released = client
+                .execute(
+                    "UPDATE petrel_messages SET lease_owner = NULL, lease_until = NULL
+                     WHERE lease_owner = $1",
+                    &[&node],
+                )
+                .await
+                .map_err(database_error)?;
+            let active: i64 = client
+                .query_one(
+                    "SELECT count(*) FROM petrel_messages WHERE place = 'active'",
+                    &[],
+                )
+                .await
+                .and_then(|row| row.try_get(0))
+                .map_err(database_error)?;
+            Ok(crate::OpenReport {
+                schema_version,
+                active: usize::try_from(active).unwrap_or(0),
+                leases_released,
+            })
+        })
+    }
+}
+
+/// Statement parameters owned by the future (the runtime outlives the caller's borrows).
+trait Params: Send + 'static {
+    fn refs(&self) -> Vec<&(dyn tokio_postgres::types::ToSql + Sync)>;
+}
+
+macro_rules! params_tuple {
+    ($($name:ident),*) => {
+        impl<$($name: tokio_postgres::types::ToSql + Sync + Send + 'static),*> Params for ($($name,)*) {
+            #[allow(non_snake_case)]
+            fn refs(&self) -> Vec<&(dyn tokio_postgres::types::ToSql + Sync)> {
+                let ($($name,)*) = self;
+                vec![$($name as &(dyn tokio_postgres::types::ToSql + Sync)),*]
+            }
+        }
+    };
+}
+params_tuple!(A);
+params_tuple!(A, B);
+params_tuple!(A, B, C);
+params_tuple!(A, B, C, D);
+params_tuple!(A, B, C, D, E);
+
+async fn query<P: Params>(
+    pool: &deadpool_postgres::Pool,
+    sql: &'static str,
+    params: P,
+) -> Result<Vec<tokio_postgres::Row>, QueueError> {
+    let client = pool.get().await.map_err(pool_error)?;
+    let statement = client.prepare_cached(sql).await.map_err(database_error)?;
+    client
+        .query(&statement, &params.refs())
+        .await
+        .map_err(database_error)
+}
+
+const INSERT: &str = "WITH stored AS (
+        INSERT INTO petrel_messages (id, envelope, message, next_attempt, stored_by)
+        VALUES ($1, $2, $3, $4, $5) ON CONFLICT (id) DO NOTHING RETURNING id)
+    SELECT pg_notify('petrel_queue', id) FROM stored";
+
+const CLAIM: &str = "WITH target AS (
+        SELECT id, lease_owner FROM petrel_messages
+        WHERE id = $1 AND place = 'active'
+          AND (lease_until IS NULL OR lease_until < now() OR lease_owner = $2)
+        FOR UPDATE SKIP LOCKED)
+    UPDATE petrel_messages m
+    SET lease_owner = $2, lease_until = now() + make_interval(secs => $3)
+    FROM target WHERE m.id = target.id
+    RETURNING m.id, target.lease_owner";
+
+const CLAIM_DUE: &str = "WITH due AS (
+        SELECT id, lease_owner FROM petrel_messages
+        WHERE place = 'active' AND next_attempt <= $1
+          AND (lease_until IS NULL OR lease_until < now())
+        ORDER BY next_attempt, id LIMIT $2
+        FOR UPDATE SKIP LOCKED)
+    UPDATE petrel_messages m
+    SET lease_owner = $3, lease_until = now() + make_interval(secs => $4)
+    FROM due WHERE m.id = due.id
+    RETURNING m.id, due.lease_owner";
+
+impl Queue for PgQueue {
+    fn store(&self, envelope: &Envelope, message: &NewMessage<'_>) -> Result<QueueId, QueueError> {
+        let (tx, rx) = std::sync::mpsc::sync_channel(1);
+        self.store_then(
+            envelope,
+            message,
+            Box::new(move |result| {
+                let _ = tx.send(result);
+            }),
+        );
+        rx.recv()
+            .map_err(|_| QueueError::Io(io::Error::other("the database runtime stopped")))?
+    }
+
+    fn store_then(&self, envelope: &Envelope, message: &NewMessage<'_>, done: StoreDone) {
+        let id = QueueId::generate(SystemTime::now());
+        let mut bytes = (message.header)(&id).into_bytes();
+        bytes.extend_from_slice(message.content);
+        let record = record_text(&id, envelope);
+        let next = next_attempt(envelope);
+        let (pool, node) = (self.pool.clone(), self.node.to_string());
+        self.bridge.spawn(
+            timed("store", async move {
+                let rows =
+                    query(&pool, INSERT, (id.to_string(), record, bytes, next, node)).await?;
+                if rows.is_empty() {
+                    return Err(QueueError::Io(io::Error::other(format!(
+                        "queue id {id} is taken; try again"
+                    ))));
+                }
+                Ok(id)
+            }),
+            done,
+        );
+    }
+
+    fn list(&self) -> Result<Vec<QueueId>, QueueError> {
+        self.list_in(Place::Active)
+    }
+
+    fn load(&self, id: &QueueId) -> Result<Envelope, QueueError> {
+        self.load_in(id, Place::Active)
+    }
+
+    fn read_message(&self, id: &QueueId) -> Result<Vec<u8>, QueueError> {
+        self.read_message_in(id, Place::Active)
+    }
+
+    fn update(&self, id: &QueueId, envelope: &Envelope) -> Result<(), QueueError> {
+        self.forget_claim(id);
+        let changed = self.changed(
+            "update",
+            "UPDATE petrel_messages SET envelope = $2, next_attempt = $3,
+                 lease_owner = CASE WHEN lease_owner = $4 THEN NULL ELSE lease_owner END,
+                 lease_until = CASE WHEN lease_owner = $4 THEN NULL ELSE lease_until END
+             WHERE id = $1 AND place = 'active'",
+            (
+                id.to_string(),
+                record_text(id, envelope),
+                next_attempt(envelope),
+                self.node.to_string(),
+            ),
+        )?;
+        if changed == 0 {
+            return Err(not_found(id));
+        }
+        Ok(())
+    }
+
+    fn remove(&self, id: &QueueId) -> Result<(), QueueError> {
+        self.forget_claim(id);
+        let changed = self.changed(
+            "remove",
+            "DELETE FROM petrel_messages WHERE id = $1 AND place = 'active'",
+            (id.to_string(),),
+        )?;
+        if changed == 0 {
+            return Err(not_found(id));
+        }
+        Ok(())
+    }
+
+    fn list_in(&self, place: Place) -> Result<Vec<QueueId>, QueueError> {
+        let rows = self.rows(
+            "list",
+            "SELECT id FROM petrel_messages WHERE place = $1 ORDER BY id",
+            (place_name(place),),
+        )?;
+        Ok(rows
+            .iter()
+            .filter_map(|row| row.try_get::<_, String>(0).ok())
+            .filter_map(|text| QueueId::parse(&text))
+            .collect())
+    }
+
+    fn envelopes_in(&self, place: Place) -> Result<Vec<(QueueId, Envelope)>, QueueError> {
+        let rows = self.rows(
+            "envelopes",
+            "SELECT id, envelope FROM petrel_messages WHERE place = $1 ORDER BY id",
+            (place_name(place),),
+        )?;
+        Ok(rows
+            .iter()
+            .filter_map(|row| {
+                let id = QueueId::parse(&row.try_get::<_, String>(0).ok()?)?;
+                let envelope = decode(&id, &row.try_get::<_, String>(1).ok()?).ok()?;
+                Some((id, envelope))
+            })
+            .collect())
+    }
+
+    fn load_in(&self, id: &QueueId, place: Place) -> Result<Envelope, QueueError> {
+        let rows = self.rows(
+            "load",
+            "SELECT envelope FROM petrel_messages WHERE id = $1 AND place = $2",
+            (id.to_string(), place_name(place)),
+        )?;
+        let row = rows.first().ok_or_else(|| not_found(id))?;
+        let text: String = row.try_get(0).map_err(database_error)?;
+        decode(id, &text)
+    }
+
+    fn read_message_in(&self, id: &QueueId, place: Place) -> Result<Vec<u8>, QueueError> {
+        let rows = self.rows(
+            "read",
+            "SELECT message FROM petrel_messages WHERE id = $1 AND place = $2",
+            (id.to_string(), place_name(place)),
+        )?;
+        let row = rows.first().ok_or_else(|| not_found(id))?;
+        let message: Option<Vec<u8>> = row.try_get(0).map_err(database_error)?;
+        message.ok_or_else(|| not_found(id))
+    }
+
+    fn hold(&self, id: &QueueId) -> Result<(), QueueError> {
+        self.forget_claim(id);
+        let changed = self.changed(
+            "hold",
+            "UPDATE petrel_messages SET place = 'held', lease_owner = NULL, lease_until = NULL
+             WHERE id = $1 AND place = 'active'",
+            (id.to_string(),),
+        )?;
+        if changed == 0 {
+            return Err(not_found(id));
+        }
+        Ok(())
+    }
+
+    fn release(&self, id: &QueueId) -> Result<(), QueueError> {
+        let rows = self.rows(
+            "release",
+            "WITH released AS (
+                 UPDATE petrel_messages SET place = 'active'
+                 WHERE id = $1 AND place = 'held' RETURNING id)
+             SELECT pg_notify('petrel_queue', id) FROM released",
+            (id.to_string(),),
+        )?;
+        if rows.is_empty() {
+            return Err(not_found(id));
+        }
+        Ok(())
+    }
+
+    fn archive(&self, id: &QueueId, envelope: &Envelope) -> Result<(), QueueError> {
+        self.forget_claim(id);
+        let changed = self.changed(
+            "archive",
+            "UPDATE petrel_messages SET place = 'done', envelope = $2, message = NULL,
+                 next_attempt = 0, finished_at = now(), lease_owner = NULL, lease_until = NULL
+             WHERE id = $1 AND place = 'active'",
+            (id.to_string(), record_text(id, envelope)),
+        )?;
+        if changed == 0 {
+            return Err(not_found(id));
+        }
+        Ok(())
+    }
+
+    fn purge_history(&self, keep: Duration) -> Result<usize, QueueError> {
+        let purged = self.changed(
+            "purge",
+            "DELETE FROM petrel_messages
+             WHERE place = 'done' AND finished_at < now() - make_interval(secs => $1)",
+            (keep.as_secs_f64(),),
+        )?;
+        Ok(usize::try_from(purged).unwrap_or(usize::MAX))
+    }
+
+    fn is_shared(&self) -> bool {
+        true
+    }
+
+    fn claim(&self, id: &QueueId) -> Result<bool, QueueError> {
+        if self
+            .claimed
+            .lock()
+            .is_ok_and(|claimed| claimed.contains(id))
+        {
+            return Ok(true);
+        }
+        let rows = self.rows(
+            "claim",
+            CLAIM,
+            (id.to_string(), self.node.to_string(), self.lease_seconds()),
+        )?;
+        Ok(!self.note_claims(&rows).is_empty())
+    }
+
+    fn claim_due(&self, limit: usize) -> Result<Vec<QueueId>, QueueError> {
+        let rows = self.rows(
+            "claim_due",
+            CLAIM_DUE,
+            (
+                unix_now(),
+                i64::try_from(limit).unwrap_or(i64::MAX),
+                self.node.to_string(),
+                self.lease_seconds(),
+            ),
+        )?;
+        Ok(self.note_claims(&rows))
+    }
+
+    fn unclaim(&self, id: &QueueId) -> Result<(), QueueError> {
+        let was_claimed = self
+            .claimed
+            .lock()
+            .is_ok_and(|mut claimed| claimed.remove(id));
+        if !was_claimed {
+            return Ok(());
+        }
+        self.changed(
+            "unclaim",
+            "UPDATE petrel_messages SET lease_owner = NULL, lease_until = NULL
+             WHERE id = $1 AND lease_owner = $2",
+            (id.to_string(), self.node.to_string()),
+        )?;
+        Ok(())
+    }
+
+    fn on_wake(&self, wake: Box<dyn Fn() + Send + Sync>) {
+        if let Ok(mut wakers) = self.wakers.lock() {
+            wakers.push(wake);
+        }
+    }
+
+    fn rescan_interval(&self) -> Duration {
+        (self.lease / 2).clamp(Duration::from_secs(1), Duration::from_secs(30))
+    }
+
+    fn quarantine(&self, id: &QueueId, reason: &str) -> Result<(), QueueError> {
+        self.forget_claim(id);
+        let changed = self.changed(
+            "quarantine",
+            "UPDATE petrel_messages SET place = 'corrupt', reason = $2,
+                 lease_owner = NULL, lease_until = NULL
+             WHERE id = $1 AND place IN ('active', 'held')",
+            (id.to_string(), reason.to_owned()),
+        )?;
+        if changed == 0 {
+            return Err(not_found(id));
+        }
+        Ok(())
+    }
+}

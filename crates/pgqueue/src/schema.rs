@@ -1,0 +1,90 @@
+//! The database schema, as numbered migrations embedded in the binary and applied at start.
+//!
+//! Contract: `migrate` brings any database (empty, or made by an older petrel) to the newest
+//! version, in one transaction per migration, under a transaction-level advisory lock so two
+//! nodes starting at once do not both apply it. Versions only grow; a database newer than this
+//! binary is refused (an older node must not write rows it does not understand).
+//!
+//! Tables:
+//! - `petrel_messages`: one row per message. `place` is active, held, done or corrupt;
+//!   `envelope` is the versioned envelope record of `petrel_queue::record` (sender, each
+//!   recipient's state, attempts, next attempt, last reply, and the history lines), so both
+//!   backends keep exactly the same facts; `message` the bytes as received (NULL once done);
+//!   `next_attempt` the earliest next attempt of a pending recipient (Unix seconds), which the
+//!   claim query orders and filters by; `lease_owner`/`lease_until` the node delivering it.
+//! - `petrel_schema_migrations`: the versions applied.
+
+use tokio_postgres::Client;
+
+/// The advisory lock key of migrations ("petrel" in ASCII).
+const MIGRATION_LOCK: i64 = 0x7065_7472_656c;
+
+/// The migrations, in order; index + 1 is the version.
+const MIGRATIONS: &[&str] = &["CREATE TABLE petrel_messages (
+        id            text PRIMARY KEY,
+        place         text NOT NULL DEFAULT 'active'
+                      CHECK (place IN ('active', 'held', 'done', 'corrupt')),
+        envelope      text NOT NULL,
+        message       bytea,
+        next_attempt  bigint NOT NULL DEFAULT 0,
+        lease_owner   text,
+        lease_until   timestamptz,
+        stored_at     timestamptz NOT NULL DEFAULT now(),
+        stored_by     text NOT NULL,
+        finished_at   timestamptz,
+        reason        text
+    );
+    CREATE INDEX petrel_messages_due ON petrel_messages (next_attempt) WHERE place = 'active';
+    CREATE INDEX petrel_messages_finished ON petrel_messages (finished_at) WHERE place = 'done';"];
+
+/// Applies every migration the database lacks; returns the version it is at.
+pub(crate) async fn migrate(client: &mut Client) -> Result<usize, tokio_postgres::Error> {
+    client
+        .batch_execute(
+            "CREATE TABLE IF NOT EXISTS petrel_schema_migrations (
+                version    integer PRIMARY KEY,
+                applied_at timestamptz NOT NULL DEFAULT now())",
+        )
+        .await?;
+    for (index, sql) in MIGRATIONS.iter().enumerate() {
+        let version = i32::try_from(index + 1).unwrap_or(i32::MAX);
+        let transaction = client.transaction().await?;
+        transaction
+            .execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK])
+            .await?;
+        let applied = transaction
+            .query_opt(
+                "SELECT 1 FROM petrel_schema_migrations WHERE version = $1",
+                &[&version],
+            )
+            .await?
+            .is_some();
+        if !applied {
+            transaction.batch_execute(sql).await?;
+            transaction
+                .execute(
+                    "INSERT INTO petrel_schema_migrations (version) VALUES ($1)",
+                    &[&version],
+                )
+                .await?;
+        }
+        transaction.commit().await?;
+    }
+    Ok(MIGRATIONS.len())
+}
+
+/// The newest version in the database (0 for none).
+pub(crate) async fn current_version(client: &Client) -> Result<i32, tokio_postgres::Error> {
+    let row = client
+        .query_one(
+            "SELECT coalesce(max(version), 0) FROM petrel_schema_migrations",
+            &[],
+        )
+        .await?;
+    row.try_get(0)
+}
+
+/// How many migrations this binary knows.
+pub(crate) fn known_versions() -> i32 {
+    i32::try_from(MIGRATIONS.len()).unwrap_or(i32::MAX)
+}
