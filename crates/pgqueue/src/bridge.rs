@@ -20,10 +20,11 @@ use petrel_queue::QueueError;
 /// not answer must turn into 451 4.3.0, not a client left waiting).
 pub(crate) const OPERATION_TIMEOUT: Duration = Duration::from_secs(20);
 
-/// A handle on the `petrel-pg` runtime; dropping the last clone's owner stops it.
+/// A handle on the `petrel-pg` runtime; the runtime stops once the `Bridge` is dropped and
+/// the operations it started have finished (each holds a clone of `alive`).
 pub(crate) struct Bridge {
     handle: tokio::runtime::Handle,
-    _stop: tokio::sync::oneshot::Sender<()>,
+    alive: std::sync::Arc<tokio::sync::oneshot::Sender<()>>,
 }
 
 impl Bridge {
@@ -57,7 +58,7 @@ impl Bridge {
             .map_err(|_| io::Error::other("the database runtime did not start"))??;
         Ok(Bridge {
             handle,
-            _stop: stop_tx,
+            alive: std::sync::Arc::new(stop_tx),
         })
     }
 
@@ -89,7 +90,9 @@ impl Bridge {
         T: Send + 'static,
         F: Future<Output = Result<T, QueueError>> + Send + 'static,
     {
+        let alive = self.alive.clone();
         self.handle.spawn(async move {
+            let _alive = alive;
             let result = match tokio::time::timeout(OPERATION_TIMEOUT, work).await {
                 Ok(result) => result,
                 Err(_) => Err(QueueError::Io(io::Error::new(

@@ -20,6 +20,9 @@ use std::time::{Duration, Instant};
 
 static SEQUENCE: AtomicU32 = AtomicU32::new(0);
 
+/// Present while the server runs: the shell removes the directory when it ends with it.
+const REMOVE_MARKER: &str = "petrel-remove-on-exit";
+
 /// How a running server is stopped (PostgreSQL's shutdown modes).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Shutdown {
@@ -156,6 +159,8 @@ impl Cluster {
         if let Some(pid) = self.postmaster_pid() {
             let _ = Command::new("kill").args([signal, &pid]).status();
         }
+        // The shell must not take the directory with it: this is a stop, not the end.
+        let _ = std::fs::remove_file(self.dir.join(REMOVE_MARKER));
         drop(stdin);
         child.wait()?;
         let deadline = Instant::now() + Duration::from_secs(30);
@@ -195,6 +200,7 @@ impl Cluster {
             read -r line || true
             kill -INT "$pid" 2>/dev/null
             wait "$pid"
+            if [ -f "$2/petrel-remove-on-exit" ]; then rm -rf "$2"; fi
         "#;
         let bin = self.bin.display().to_string();
         let dir = self.dir.display().to_string();
@@ -205,6 +211,8 @@ impl Cluster {
             .stdin(Stdio::piped())
             .stdout(Stdio::null())
             .stderr(Stdio::null());
+        // Removed by the shell when it ends with its stdin (a cluster in a static at exit).
+        std::fs::write(self.dir.join(REMOVE_MARKER), b"")?;
         let mut child = command.spawn()?;
         let stdin = child
             .stdin

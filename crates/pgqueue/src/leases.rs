@@ -34,7 +34,7 @@ pub(crate) fn start(queue: &PgQueue, config: tokio_postgres::Config) {
         loop {
             tick.tick().await;
             let ids: Vec<String> = match claimed.lock() {
-                Ok(claimed) => claimed.iter().map(ToString::to_string).collect(),
+                Ok(claimed) => claimed.keys().map(ToString::to_string).collect(),
                 Err(_) => continue,
             };
             if ids.is_empty() {
@@ -53,24 +53,30 @@ pub(crate) fn start(queue: &PgQueue, config: tokio_postgres::Config) {
         }
     });
     let wakers = queue.wakers.clone();
+    let own = format!("{} ", queue.node);
     queue.bridge.handle().spawn(async move {
         loop {
-            listen(&config, &wakers).await;
+            listen(&config, &wakers, &own).await;
             tokio::time::sleep(Duration::from_secs(1)).await;
         }
     });
 }
 
-/// One LISTEN connection, until it breaks.
-async fn listen(config: &tokio_postgres::Config, wakers: &Wakers) {
+/// One LISTEN connection, until it breaks. Notifications whose payload begins with `own`
+/// (this node's name and a space: mail it stored itself and delivers anyway) are ignored.
+async fn listen(config: &tokio_postgres::Config, wakers: &Wakers, own: &str) {
     let Ok((client, mut connection)) = config.connect(NoTls).await else {
         return;
     };
     let forward = wakers.clone();
+    let own = own.to_owned();
     let driver = tokio::spawn(async move {
         loop {
             match std::future::poll_fn(|cx| connection.poll_message(cx)).await {
-                Some(Ok(AsyncMessage::Notification(_))) => wake(&forward),
+                Some(Ok(AsyncMessage::Notification(note))) if !note.payload().starts_with(&own) => {
+                    wake(&forward)
+                }
+                Some(Ok(AsyncMessage::Notification(_))) => {}
                 Some(Ok(_)) => {}
                 Some(Err(_)) | None => break,
             }

@@ -17,7 +17,8 @@
 //! lease (`lease_owner`, `lease_until`). `claim_due` takes due, unleased messages with
 //! `SELECT ... FOR UPDATE SKIP LOCKED`, so two nodes never take the same one; the holder renews
 //! its leases while it works; a node that dies stops renewing and another takes its messages
-//! over once the lease has run out. NOTIFY on `petrel_queue` (sent by stores and releases)
+//! over once the lease has run out. NOTIFY on `petrel_queue` (sent by stores, which name the
+//! storing node so that it ignores its own, and by releases)
 //! wakes the other nodes' schedulers.
 //!
 //! Failure policy: no panics; every failure is a `QueueError`. Rows read from the database are
@@ -31,7 +32,7 @@ mod leases;
 mod queue;
 pub mod schema;
 
-use std::collections::HashSet;
+use std::collections::HashMap;
 use std::io;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -70,14 +71,22 @@ pub struct OpenReport {
     pub leases_released: u64,
 }
 
+/// What a claim read along with the lease: the scheduler's next two calls need it.
+#[derive(Default)]
+pub(crate) struct Fetched {
+    pub(crate) envelope: Option<String>,
+    pub(crate) message: Option<Vec<u8>>,
+}
+
 /// The queue on PostgreSQL.
 pub struct PgQueue {
     bridge: Bridge,
     pool: Pool,
     node: Arc<str>,
     lease: Duration,
-    /// Messages this process holds leases on; renewed by `leases::renew` until given back.
-    claimed: Arc<Mutex<HashSet<petrel_queue::QueueId>>>,
+    /// Messages this process holds leases on (renewed by `leases` until given back), with
+    /// the envelope and bytes the claim fetched, handed out once by `load` and `read_message`.
+    claimed: Arc<Mutex<HashMap<petrel_queue::QueueId, Fetched>>>,
     wakers: leases::Wakers,
 }
 

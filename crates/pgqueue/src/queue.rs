@@ -145,10 +145,14 @@ impl PgQueue {
             if previous.is_some_and(|owner| *owner != *self.node) {
                 registry.increment(petrel_metrics::QUEUE_LEASE_TAKEOVERS, &[]);
             }
+            let fetched = crate::Fetched {
+                envelope: row.try_get(2).ok(),
+                message: row.try_get::<_, Option<Vec<u8>>>(3).ok().flatten(),
+            };
+            if let Ok(mut claimed) = self.claimed.lock() {
+                claimed.insert(id.clone(), fetched);
+            }
             ids.push(id);
-        }
-        if let Ok(mut claimed) = self.claimed.lock() {
-            claimed.extend(ids.iter().cloned());
         }
         ids
     }
@@ -235,17 +239,19 @@ async fn query<P: Params>(
 const INSERT: &str = "WITH stored AS (
         INSERT INTO petrel_messages (id, envelope, message, next_attempt, stored_by)
         VALUES ($1, $2, $3, $4, $5) ON CONFLICT (id) DO NOTHING RETURNING id)
-    SELECT pg_notify('petrel_queue', id) FROM stored";
+    SELECT pg_notify('petrel_queue', $5 || ' ' || id) FROM stored";
 
+// FOR UPDATE without SKIP LOCKED: a claim_due of this node may hold the row for a moment, and
+// the row it leaves (leased to us) must count as ours, not be skipped.
 const CLAIM: &str = "WITH target AS (
         SELECT id, lease_owner FROM petrel_messages
         WHERE id = $1 AND place = 'active'
           AND (lease_until IS NULL OR lease_until < now() OR lease_owner = $2)
-        FOR UPDATE SKIP LOCKED)
+        FOR UPDATE)
     UPDATE petrel_messages m
     SET lease_owner = $2, lease_until = now() + make_interval(secs => $3)
     FROM target WHERE m.id = target.id
-    RETURNING m.id, target.lease_owner";
+    RETURNING m.id, target.lease_owner, m.envelope, m.message";
 
 const CLAIM_DUE: &str = "WITH due AS (
         SELECT id, lease_owner FROM petrel_messages
@@ -256,7 +262,7 @@ const CLAIM_DUE: &str = "WITH due AS (
     UPDATE petrel_messages m
     SET lease_owner = $3, lease_until = now() + make_interval(secs => $4)
     FROM due WHERE m.id = due.id
-    RETURNING m.id, due.lease_owner";
+    RETURNING m.id, due.lease_owner, m.envelope, m.message";
 
 impl Queue for PgQueue {
     fn store(&self, envelope: &Envelope, message: &NewMessage<'_>) -> Result<QueueId, QueueError> {
@@ -299,11 +305,27 @@ impl Queue for PgQueue {
     }
 
     fn load(&self, id: &QueueId) -> Result<Envelope, QueueError> {
-        self.load_in(id, Place::Active)
+        let fetched = self.claimed.lock().ok().and_then(|mut claimed| {
+            claimed
+                .get_mut(id)
+                .and_then(|fetched| fetched.envelope.take())
+        });
+        match fetched {
+            Some(text) => decode(id, &text),
+            None => self.load_in(id, Place::Active),
+        }
     }
 
     fn read_message(&self, id: &QueueId) -> Result<Vec<u8>, QueueError> {
-        self.read_message_in(id, Place::Active)
+        let fetched = self.claimed.lock().ok().and_then(|mut claimed| {
+            claimed
+                .get_mut(id)
+                .and_then(|fetched| fetched.message.take())
+        });
+        match fetched {
+            Some(message) => Ok(message),
+            None => self.read_message_in(id, Place::Active),
+        }
     }
 
     fn update(&self, id: &QueueId, envelope: &Envelope) -> Result<(), QueueError> {
@@ -453,7 +475,7 @@ impl Queue for PgQueue {
         if self
             .claimed
             .lock()
-            .is_ok_and(|claimed| claimed.contains(id))
+            .is_ok_and(|claimed| claimed.contains_key(id))
         {
             return Ok(true);
         }
@@ -483,7 +505,7 @@ impl Queue for PgQueue {
         let was_claimed = self
             .claimed
             .lock()
-            .is_ok_and(|mut claimed| claimed.remove(id));
+            .is_ok_and(|mut claimed| claimed.remove(id).is_some());
         if !was_claimed {
             return Ok(());
         }

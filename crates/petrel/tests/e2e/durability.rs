@@ -222,6 +222,9 @@ fn trace_one_message(name: &str, extra: &str) -> (Vec<Call>, String, usize, Stri
 
 #[test]
 fn strace_shows_fsyncs_before_the_250() {
+    if crate::backend::skip_on_postgres("traces the spool's file system calls") {
+        return;
+    }
     let (completed, id, reply_at, trace) =
         trace_one_message("strace-fsync", "[queue]\nsync = \"fsync\"\n");
     let position = |what: &dyn Fn(&str) -> bool| completed.iter().position(|c| what(&c.text));
@@ -251,6 +254,9 @@ fn strace_shows_fsyncs_before_the_250() {
 
 #[test]
 fn strace_shows_a_syncfs_begun_after_the_renames_before_the_250() {
+    if crate::backend::skip_on_postgres("traces the spool's file system calls") {
+        return;
+    }
     // The default on Linux: queue.sync = "syncfs".
     let (completed, id, reply_at, trace) = trace_one_message("strace-syncfs", "");
     let renames: Vec<usize> = completed
@@ -291,6 +297,11 @@ fn strace_shows_a_syncfs_begun_after_the_renames_before_the_250() {
 
 #[test]
 fn full_disk_answers_452_and_keeps_serving() {
+    if crate::backend::skip_on_postgres(
+        "fills the spool's file system; the database's full disk is its own",
+    ) {
+        return;
+    }
     // The queue lives on a 256 KiB tmpfs, mounted in a private user and mount namespace so the
     // test needs no root: a message larger than the space left cannot be stored.
     let scratch = Scratch::new("diskfull");

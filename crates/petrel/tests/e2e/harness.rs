@@ -80,6 +80,7 @@ pub fn config_for(
     extra: &str,
 ) -> String {
     let domains: Vec<String> = domains.iter().map(|d| format!("\"{d}\"")).collect();
+    let extra = crate::backend::with_queue(data_dir, extra);
     format!(
         "hostname = \"{hostname}\"\ndata_dir = \"{}\"\n\n[[listener]]\naddress = \"127.0.0.1:0\"\n\n[local]\ndomains = [{}]\n\n[dns]\nnameservers = [\"{dns}\"]\ntimeout = \"2s\"\n\n{extra}\n",
         data_dir.display(),

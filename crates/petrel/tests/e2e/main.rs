@@ -5,6 +5,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod authentication;
+mod backend;
 mod bad_input;
 mod clients;
 mod dist;
