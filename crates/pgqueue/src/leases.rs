@@ -55,8 +55,10 @@ pub(crate) fn start(queue: &PgQueue, config: tokio_postgres::Config) {
     let wakers = queue.wakers.clone();
     let own = format!("{} ", queue.node);
     queue.bridge.handle().spawn(async move {
+        let mut is_reconnect = false;
         loop {
-            listen(&config, &wakers, &own).await;
+            listen(&config, &wakers, &own, is_reconnect).await;
+            is_reconnect = true;
             tokio::time::sleep(Duration::from_secs(1)).await;
         }
     });
@@ -64,7 +66,7 @@ pub(crate) fn start(queue: &PgQueue, config: tokio_postgres::Config) {
 
 /// One LISTEN connection, until it breaks. Notifications whose payload begins with `own`
 /// (this node's name and a space: mail it stored itself and delivers anyway) are ignored.
-async fn listen(config: &tokio_postgres::Config, wakers: &Wakers, own: &str) {
+async fn listen(config: &tokio_postgres::Config, wakers: &Wakers, own: &str, is_reconnect: bool) {
     let Ok((client, mut connection)) = config.connect(NoTls).await else {
         return;
     };
@@ -90,8 +92,10 @@ async fn listen(config: &tokio_postgres::Config, wakers: &Wakers, own: &str) {
         driver.abort();
         return;
     }
-    // Whatever was announced while no one listened.
-    wake(wakers);
+    if is_reconnect {
+        // Whatever was announced while no one listened (at start the scheduler looks anyway).
+        wake(wakers);
+    }
     let _ = driver.await;
     drop(client);
 }

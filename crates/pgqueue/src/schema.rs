@@ -1,7 +1,7 @@
 //! The database schema, as numbered migrations embedded in the binary and applied at start.
 //!
 //! Contract: `migrate` brings any database (empty, or made by an older petrel) to the newest
-//! version, in one transaction per migration, under a transaction-level advisory lock so two
+//! version, in one transaction, under a transaction-level advisory lock so two
 //! nodes starting at once do not both apply it. Versions only grow; a database newer than this
 //! binary is refused (an older node must not write rows it does not understand).
 //!
@@ -37,9 +37,14 @@ const MIGRATIONS: &[&str] = &["CREATE TABLE petrel_messages (
     CREATE INDEX petrel_messages_due ON petrel_messages (next_attempt) WHERE place = 'active';
     CREATE INDEX petrel_messages_finished ON petrel_messages (finished_at) WHERE place = 'done';"];
 
-/// Applies every migration the database lacks; returns the version it is at.
+/// Applies every migration the database lacks, all in one transaction under the advisory
+/// lock (so even the migrations table is made by one node only); returns how many it knows.
 pub(crate) async fn migrate(client: &mut Client) -> Result<usize, tokio_postgres::Error> {
-    client
+    let transaction = client.transaction().await?;
+    transaction
+        .execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK])
+        .await?;
+    transaction
         .batch_execute(
             "CREATE TABLE IF NOT EXISTS petrel_schema_migrations (
                 version    integer PRIMARY KEY,
@@ -48,10 +53,6 @@ pub(crate) async fn migrate(client: &mut Client) -> Result<usize, tokio_postgres
         .await?;
     for (index, sql) in MIGRATIONS.iter().enumerate() {
         let version = i32::try_from(index + 1).unwrap_or(i32::MAX);
-        let transaction = client.transaction().await?;
-        transaction
-            .execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK])
-            .await?;
         let applied = transaction
             .query_opt(
                 "SELECT 1 FROM petrel_schema_migrations WHERE version = $1",
@@ -68,8 +69,8 @@ pub(crate) async fn migrate(client: &mut Client) -> Result<usize, tokio_postgres
                 )
                 .await?;
         }
-        transaction.commit().await?;
     }
+    transaction.commit().await?;
     Ok(MIGRATIONS.len())
 }
 

@@ -1,0 +1,361 @@
+//! The PostgreSQL queue against a real PostgreSQL (a private cluster on a loopback port,
+//! started here with initdb): the same contract run against the file spool and the database,
+//! then what only a shared queue does: disjoint claims of two nodes, a lease that runs out and
+//! is taken over, LISTEN/NOTIFY wake-ups, migrations, and a database that goes away and comes
+//! back (transient errors, never a stored id that is not there).
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
+use petrel_pgqueue::cluster::{Cluster, Shutdown};
+use petrel_pgqueue::{PgQueue, PgSettings};
+use petrel_proto::params::Body;
+use petrel_queue::spool::Spool;
+use petrel_queue::{Envelope, NewMessage, Place, Queue, QueueError, Recipient, RecipientState};
+
+fn cluster() -> std::sync::MutexGuard<'static, Cluster> {
+    static CLUSTER: OnceLock<Mutex<Cluster>> = OnceLock::new();
+    CLUSTER
+        .get_or_init(|| Mutex::new(Cluster::start().expect("a private PostgreSQL cluster")))
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+}
+
+/// A new database and its URL.
+fn database(name: &str) -> String {
+    let cluster = cluster();
+    cluster.create_database(name).unwrap();
+    cluster.url(name)
+}
+
+fn settings(url: &str, node: &str, lease: Duration) -> PgSettings {
+    PgSettings {
+        url: url.to_owned(),
+        node_name: node.to_owned(),
+        lease,
+        pool_size: 4,
+    }
+}
+
+fn envelope(recipients: &[&str]) -> Envelope {
+    Envelope {
+        arrival_unix_seconds: 1_767_225_600,
+        client_address: "127.0.0.1".into(),
+        client_helo: "client.test".into(),
+        reverse_path: "alice@example.test".into(),
+        body: Body::EightBitMime,
+        is_smtputf8: false,
+        ret: None,
+        envelope_id: None,
+        recipients: recipients.iter().map(|r| Recipient::new(*r)).collect(),
+        message_id: Some("<contract@example.test>".into()),
+        history: Vec::new(),
+    }
+}
+
+fn store(queue: &dyn Queue, content: &[u8]) -> petrel_queue::QueueId {
+    let header = |id: &petrel_queue::QueueId| format!("X-Queue-Id: {id}\r\n");
+    queue
+        .store(
+            &envelope(&["bob@example.test", "carol@example.test"]),
+            &NewMessage {
+                header: &header,
+                content,
+            },
+        )
+        .unwrap()
+}
+
+/// What every Queue must do, the same for both implementations.
+fn contract(queue: &dyn Queue) {
+    let id = store(queue, b"Subject: one\r\n\r\nbody\r\n");
+    assert_eq!(queue.list().unwrap(), vec![id.clone()]);
+    let stored = queue.read_message(&id).unwrap();
+    assert_eq!(
+        stored,
+        format!("X-Queue-Id: {id}\r\nSubject: one\r\n\r\nbody\r\n").into_bytes()
+    );
+    let mut loaded = queue.load(&id).unwrap();
+    assert_eq!(
+        loaded,
+        envelope(&["bob@example.test", "carol@example.test"])
+    );
+
+    loaded.recipients[0].state = RecipientState::Delivered;
+    loaded.recipients[1].attempts = 1;
+    loaded.recipients[1].next_attempt_unix_seconds = 4_000_000_000;
+    loaded.history.push("attempt 1: 451 4.4.1 later".into());
+    queue.update(&id, &loaded).unwrap();
+    assert_eq!(queue.load(&id).unwrap(), loaded);
+
+    queue.hold(&id).unwrap();
+    assert!(queue.list().unwrap().is_empty());
+    assert_eq!(queue.list_in(Place::Held).unwrap(), vec![id.clone()]);
+    assert!(matches!(queue.hold(&id), Err(QueueError::NotFound(_))));
+    queue.release(&id).unwrap();
+    assert!(matches!(queue.release(&id), Err(QueueError::NotFound(_))));
+    assert_eq!(queue.list().unwrap(), vec![id.clone()]);
+
+    loaded.recipients[1].state = RecipientState::Failed;
+    queue.archive(&id, &loaded).unwrap();
+    assert!(queue.list().unwrap().is_empty());
+    assert_eq!(queue.load_in(&id, Place::Done).unwrap(), loaded);
+    let done = queue.envelopes_in(Place::Done).unwrap();
+    assert_eq!(done, vec![(id.clone(), loaded.clone())]);
+    assert!(matches!(queue.load(&id), Err(QueueError::NotFound(_))));
+    assert!(matches!(
+        queue.update(&id, &loaded),
+        Err(QueueError::NotFound(_))
+    ));
+    // Kept histories younger than a day survive a purge.
+    assert_eq!(queue.purge_history(Duration::from_secs(86_400)).unwrap(), 0);
+    assert_eq!(queue.list_in(Place::Done).unwrap(), vec![id.clone()]);
+    std::thread::sleep(Duration::from_millis(1100));
+    assert!(queue.purge_history(Duration::from_secs(1)).unwrap() >= 1);
+    assert!(queue.list_in(Place::Done).unwrap().is_empty());
+
+    let second = store(queue, b"Subject: two\r\n\r\nx\r\n");
+    queue
+        .quarantine(&second, "unreadable for the test")
+        .unwrap();
+    assert!(queue.list().unwrap().is_empty());
+    assert!(matches!(
+        queue.quarantine(&second, "again"),
+        Err(QueueError::NotFound(_))
+    ));
+
+    let third = store(queue, b"Subject: three\r\n\r\nx\r\n");
+    queue.remove(&third).unwrap();
+    assert!(matches!(queue.remove(&third), Err(QueueError::NotFound(_))));
+    assert!(matches!(
+        queue.read_message(&third),
+        Err(QueueError::NotFound(_))
+    ));
+    assert!(queue.list().unwrap().is_empty());
+
+    // A burst of concurrent stores: every id handed out is there, none twice.
+    let ids: Vec<_> = std::thread::scope(|scope| {
+        let workers: Vec<_> = (0..4)
+            .map(|_| scope.spawn(|| (0..25).map(|_| store(queue, b"x\r\n")).collect::<Vec<_>>()))
+            .collect();
+        workers
+            .into_iter()
+            .flat_map(|w| w.join().unwrap())
+            .collect()
+    });
+    let mut listed = queue.list().unwrap();
+    listed.sort();
+    let mut expected = ids.clone();
+    expected.sort();
+    expected.dedup();
+    assert_eq!(expected.len(), 100);
+    assert_eq!(listed, expected);
+}
+
+#[test]
+fn the_contract_holds_for_the_spool() {
+    let root = std::env::temp_dir().join(format!("petrel-contract-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&root);
+    let (spool, _) = Spool::open(root.clone()).unwrap();
+    contract(&spool);
+    assert!(!spool.is_shared());
+    drop(spool);
+    let _ = std::fs::remove_dir_all(&root);
+}
+
+#[test]
+fn the_contract_holds_for_postgres() {
+    let url = database("contract");
+    let (queue, report) = PgQueue::open(&settings(&url, "a", Duration::from_secs(60))).unwrap();
+    assert_eq!(report.schema_version, 1);
+    assert_eq!(report.active, 0);
+    contract(&queue);
+    assert!(queue.is_shared());
+    // The rows are where an operator looks: one table, with place and the storing node.
+    let rows = cluster()
+        .psql(
+            "contract",
+            "SELECT place, stored_by, count(*) FROM petrel_messages GROUP BY 1, 2 ORDER BY 1",
+        )
+        .unwrap();
+    assert_eq!(rows.trim(), "active|a|100\ncorrupt|a|1");
+}
+
+#[test]
+fn two_nodes_claim_disjoint_messages_and_a_dead_nodes_lease_is_taken_over() {
+    let url = database("claims");
+    let (a, _) = PgQueue::open(&settings(&url, "a", Duration::from_secs(60))).unwrap();
+    let (b, _) = PgQueue::open(&settings(&url, "b", Duration::from_secs(60))).unwrap();
+    let ids: Vec<_> = (0..20).map(|_| store(&a, b"x\r\n")).collect();
+    let from_a = a.claim_due(8).unwrap();
+    let from_b = b.claim_due(100).unwrap();
+    assert_eq!(from_a.len(), 8);
+    assert_eq!(from_b.len(), 12);
+    let mut all: Vec<_> = from_a.iter().chain(&from_b).cloned().collect();
+    all.sort();
+    assert_eq!(all, ids, "every message claimed once, by one node");
+    // Held by a, so b may not take it; a's own claim holds.
+    assert!(!b.claim(&from_a[0]).unwrap());
+    assert!(a.claim(&from_a[0]).unwrap());
+    // The claim hands out what it fetched, and the message bytes are right.
+    assert_eq!(
+        a.read_message(&from_a[0]).unwrap(),
+        format!("X-Queue-Id: {}\r\nx\r\n", from_a[0]).into_bytes()
+    );
+    // Given back, it is b's to take.
+    a.unclaim(&from_a[0]).unwrap();
+    assert!(b.claim(&from_a[0]).unwrap());
+
+    // Node c claims with a 1 s lease and dies (no renewal, no unclaim).
+    let (c, _) = PgQueue::open(&settings(&url, "c", Duration::from_secs(1))).unwrap();
+    let late = store(&a, b"late\r\n");
+    assert_eq!(c.claim_due(10).unwrap(), vec![late.clone()]);
+    assert!(!a.claim(&late).unwrap(), "c's lease is fresh");
+    let takeovers = || petrel_metrics::registry().value(petrel_metrics::QUEUE_LEASE_TAKEOVERS, &[]);
+    let before = takeovers();
+    drop(c);
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let taken = loop {
+        let claimed = a.claim_due(10).unwrap();
+        if !claimed.is_empty() || Instant::now() > deadline {
+            break claimed;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    assert_eq!(taken, vec![late]);
+    assert_eq!(takeovers(), before + 1);
+}
+
+#[test]
+fn a_live_nodes_lease_is_renewed_past_its_length() {
+    let url = database("renewal");
+    let (a, _) = PgQueue::open(&settings(&url, "a", Duration::from_secs(1))).unwrap();
+    let (b, _) = PgQueue::open(&settings(&url, "b", Duration::from_secs(1))).unwrap();
+    let id = store(&a, b"x\r\n");
+    assert!(a.claim(&id).unwrap());
+    std::thread::sleep(Duration::from_millis(2500));
+    assert!(
+        !b.claim(&id).unwrap(),
+        "a still works on it, its lease was renewed"
+    );
+    a.unclaim(&id).unwrap();
+    assert!(b.claim(&id).unwrap());
+}
+
+#[test]
+fn a_store_on_one_node_wakes_the_other_but_not_itself() {
+    let url = database("notify");
+    let (a, _) = PgQueue::open(&settings(&url, "a", Duration::from_secs(60))).unwrap();
+    let (b, _) = PgQueue::open(&settings(&url, "b", Duration::from_secs(60))).unwrap();
+    let woken_a = Arc::new(AtomicUsize::new(0));
+    let woken_b = Arc::new(AtomicUsize::new(0));
+    let (count_a, count_b) = (woken_a.clone(), woken_b.clone());
+    a.on_wake(Box::new(move || {
+        count_a.fetch_add(1, Ordering::SeqCst);
+    }));
+    b.on_wake(Box::new(move || {
+        count_b.fetch_add(1, Ordering::SeqCst);
+    }));
+    // b's LISTEN may not be up yet: store again until a notification reaches it.
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while woken_b.load(Ordering::SeqCst) == 0 && Instant::now() < deadline {
+        store(&a, b"x\r\n");
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    assert!(
+        woken_b.load(Ordering::SeqCst) > 0,
+        "b was woken by a's stores"
+    );
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(
+        woken_a.load(Ordering::SeqCst),
+        0,
+        "a is not woken by its own stores"
+    );
+    // A release from any node wakes the others (and itself).
+    let id = a.list().unwrap()[0].clone();
+    while woken_a.load(Ordering::SeqCst) == 0 && Instant::now() < deadline {
+        b.hold(&id).unwrap();
+        b.release(&id).unwrap();
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    assert!(
+        woken_a.load(Ordering::SeqCst) > 0,
+        "a was woken by b's release"
+    );
+}
+
+#[test]
+fn migrations_are_applied_once_and_a_newer_schema_is_refused() {
+    let url = database("migrations");
+    let opened: Vec<_> = std::thread::scope(|scope| {
+        let workers: Vec<_> = ["m1", "m2", "m3"]
+            .into_iter()
+            .map(|node| {
+                let url = url.clone();
+                scope.spawn(move || PgQueue::open(&settings(&url, node, Duration::from_secs(60))))
+            })
+            .collect();
+        workers.into_iter().map(|w| w.join().unwrap()).collect()
+    });
+    for result in &opened {
+        assert_eq!(result.as_ref().unwrap().1.schema_version, 1);
+    }
+    drop(opened);
+    let versions = cluster()
+        .psql("migrations", "SELECT version FROM petrel_schema_migrations")
+        .unwrap();
+    assert_eq!(versions.trim(), "1");
+    assert!(
+        PgQueue::check(&url)
+            .unwrap()
+            .contains("petrel schema version 1 of 1")
+    );
+    cluster()
+        .psql(
+            "migrations",
+            "INSERT INTO petrel_schema_migrations (version) VALUES (99)",
+        )
+        .unwrap();
+    let refused = PgQueue::open(&settings(&url, "m4", Duration::from_secs(60)));
+    let message = refused.err().map(|e| e.to_string()).unwrap_or_default();
+    assert!(message.contains("schema version 99"), "{message}");
+}
+
+#[test]
+fn a_lost_database_gives_transient_errors_and_the_queue_recovers_by_itself() {
+    // A cluster of its own: the other tests keep theirs while this one goes down.
+    let mut cluster = Cluster::start().unwrap();
+    cluster.create_database("outage").unwrap();
+    let url = cluster.url("outage");
+    let (queue, _) = PgQueue::open(&settings(&url, "a", Duration::from_secs(60))).unwrap();
+    let before = store(&queue, b"before\r\n");
+    cluster.stop(Shutdown::Immediate).unwrap();
+    let header = |_: &petrel_queue::QueueId| String::new();
+    let failed = queue.store(
+        &envelope(&["bob@example.test"]),
+        &NewMessage {
+            header: &header,
+            content: b"during\r\n",
+        },
+    );
+    let error = failed.err().expect("no store without a database");
+    assert!(error.is_transient(), "{error}");
+    assert!(queue.list().err().is_some_and(|e| e.is_transient()));
+    cluster.start_again().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let listed = loop {
+        match queue.list() {
+            Ok(listed) => break listed,
+            Err(error) if Instant::now() > deadline => panic!("no recovery: {error}"),
+            Err(_) => std::thread::sleep(Duration::from_millis(200)),
+        }
+    };
+    // What was committed before the crash is there; the failed store left nothing.
+    assert_eq!(listed, vec![before]);
+    store(&queue, b"after\r\n");
+    assert_eq!(queue.list().unwrap().len(), 2);
+}
