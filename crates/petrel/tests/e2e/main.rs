@@ -8,6 +8,7 @@ mod authentication;
 mod backend;
 mod bad_input;
 mod clients;
+mod cluster;
 mod dist;
 mod durability;
 mod fakemx;

@@ -11,7 +11,7 @@ use crate::harness::{Petrel, RawClient, Scratch};
 
 /// Scrapes `/metrics` with curl and parses every sample line into `name{labels}` -> value,
 /// checking each metric has HELP and TYPE lines before its samples.
-fn scrape(petrel: &Petrel) -> HashMap<String, f64> {
+pub fn scrape(petrel: &Petrel) -> HashMap<String, f64> {
     let address = petrel.listener("http");
     let output = Command::new("curl")
         .args([
