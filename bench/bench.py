@@ -9,8 +9,9 @@ their durability: the 250 comes after the message is on stable storage (Postfix:
 fsync; petrel: queue.sync, syncfs by default).
 Also: fsyncs per message (strace -f -c), end-of-DATA latency p50/p99 at 50 clients
 (bench/loadgen), delivery of N queued messages to an smtp-sink (queue held, then released,
-timed until empty), and memory per idle connection with 10,000 sessions open (petrel) and 100
-(Postfix: one smtpd process each, its process limit).
+timed until empty), memory per idle connection with 10,000 sessions open (petrel) and 100
+(Postfix: one smtpd process each, its process limit), and the shared queue: 1, 2 and 3 petrel
+nodes on one PostgreSQL (bench/nodes.py).
 
 Everything listens on 127.0.0.1 only; every load is bounded in count; only processes this
 script started are stopped, by PID (Postfix through `postfix -c DIR stop`).
@@ -418,12 +419,17 @@ def main():
     deliver = delivery(scratch, 500 if QUICK else 2000)
     print("memory:", file=sys.stderr)
     mem = memory(scratch, 2000 if QUICK else 10000)
-    text = report(machine, rows, fsyncs, lat, deliver, mem)
+    print("shared queue (1, 2, 3 nodes on PostgreSQL):", file=sys.stderr)
+    import nodes  # bench/nodes.py; imports this file as a module of its own
+    node_count = 500 if QUICK else 2000
+    node_rows = nodes.shared_queue(scratch, messages=node_count)
+    text = report(machine, rows, fsyncs, lat, deliver, mem) + "\n" + nodes.report(
+        node_rows, messages=node_count)
     with open(os.path.join(results, "latest.md"), "w") as f:
         f.write(text)
     with open(os.path.join(results, "latest.json"), "w") as f:
         json.dump({"machine": machine, "acceptance": rows, "fsyncs": fsyncs, "latency": lat,
-                   "delivery": deliver, "memory": mem}, f, indent=1)
+                   "delivery": deliver, "memory": mem, "shared_queue": node_rows}, f, indent=1)
     print(text)
     shutil.rmtree(scratch, ignore_errors=True)
 

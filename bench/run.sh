@@ -3,7 +3,9 @@
 #   bench/run.sh            the whole table (about 10 minutes on 2 cores)
 #   QUICK=1 bench/run.sh    a smaller matrix (10 KiB only, fewer messages)
 #   REPEATS=5 bench/run.sh  more runs per point (the median is reported)
-# Installs what it needs on Debian (Postfix for smtp-source, smtp-sink and the peer, strace),
+#   ONLY=nodes bench/run.sh only the shared queue: 1, 2 and 3 nodes on one PostgreSQL
+# Installs what it needs on Debian (Postfix for smtp-source, smtp-sink and the peer, strace,
+# PostgreSQL for the shared queue),
 # builds petrel and bench/loadgen in release mode, then runs bench/bench.py, which prints the
 # markdown table (also in bench/results/latest.md). Needs root (Postfix's master does).
 set -euo pipefail
@@ -11,12 +13,15 @@ cd "$(dirname "$0")/.."
 export DEBIAN_FRONTEND=noninteractive
 sudo=""
 if [ "$(id -u)" -ne 0 ]; then sudo="sudo"; fi
-if ! command -v smtp-source >/dev/null || ! command -v strace >/dev/null; then
+if ! command -v smtp-source >/dev/null || ! command -v strace >/dev/null \
+    || ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then
   echo "postfix postfix/main_mailer_type select No configuration" | $sudo debconf-set-selections
   $sudo apt-get update -q
-  $sudo apt-get install -y -q --no-install-recommends postfix strace python3
+  # The packaged PostgreSQL service is not needed (bench/nodes.py makes its own cluster).
+  $sudo apt-get install -y -q --no-install-recommends postfix strace python3 postgresql
 fi
 cargo build --release --locked -p petrel
 (cd bench/loadgen && cargo build --release --locked)
 ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)"
+if [ "${ONLY:-}" = nodes ]; then exec python3 bench/nodes.py; fi
 exec python3 bench/bench.py

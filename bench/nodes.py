@@ -1,0 +1,137 @@
+"""The shared queue (issue 8): throughput of 1, 2 and 3 petrel nodes on one PostgreSQL, on this
+machine. Imported by bench.py (and runnable alone: python3 bench/nodes.py, after run.sh has
+built petrel).
+
+A private PostgreSQL cluster is made with initdb in the scratch directory (as the postgres
+user when run as root) and listens on a free 127.0.0.1 port only; each node count gets a
+fresh database. smtp-source drives every node at once (50 clients in all, split between the
+nodes, 10 KiB messages, many per connection); each node delivers to `discard:`. Reported:
+messages/s accepted (the 250 after the commit) and messages/s through (accepted and then
+delivered and archived by the nodes, until the shared queue is empty), median of REPEATS.
+"""
+
+import glob
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+
+import bench
+
+
+def pg_bin():
+    found = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"),
+                   key=lambda p: int(p.split("/")[4]))
+    if not found:
+        sys.exit("PostgreSQL is not installed (apt-get install postgresql)")
+    return os.path.dirname(found[-1])
+
+
+class Cluster:
+    def __init__(self, scratch):
+        self.bin = pg_bin()
+        self.as_postgres = os.geteuid() == 0
+        self.dir = tempfile.mkdtemp(prefix="pg-", dir=scratch)
+        if self.as_postgres:
+            shutil.chown(self.dir, "postgres", "postgres")
+        self.port = bench.free_port()
+        self.run("initdb", "-D", self.dir, "-U", "postgres", "-A", "trust", "-E", "UTF8",
+                 "--locale=C", "--no-instructions")
+        self.run("pg_ctl", "-D", self.dir, "-l", os.path.join(self.dir, "server.log"), "-w",
+                 "-o", f"-p {self.port} -k {self.dir} -c listen_addresses=127.0.0.1 "
+                       "-c max_connections=200", "start")
+
+    def run(self, tool, *args):
+        command = [os.path.join(self.bin, tool), *args]
+        if self.as_postgres:
+            command = ["runuser", "-u", "postgres", "--"] + command
+        subprocess.run(command, check=True, cwd="/tmp", stdout=subprocess.DEVNULL)
+
+    def create(self, name):
+        self.run("createdb", "-h", "127.0.0.1", "-p", str(self.port), "-U", "postgres", name)
+        return f"postgres://postgres@127.0.0.1:{self.port}/{name}"
+
+    def stop(self):
+        self.run("pg_ctl", "-D", self.dir, "-m", "fast", "-w", "stop")
+
+
+def split(total, parts):
+    return [total // parts + (1 if i < total % parts else 0) for i in range(parts)]
+
+
+def one_run(scratch, cluster, nodes, run_number, messages, clients):
+    url = cluster.create(f"bench_{nodes}_{run_number}")
+    petrels = [bench.Petrel(scratch, extra=f"""[queue]
+backend = "postgres"
+postgres_url = "{url}"
+node_name = "node{i}"
+""") for i in range(nodes)]
+    try:
+        bench.drop_caches_of_writes()
+        errors = []
+
+        def drive(petrel, count, sessions):
+            try:
+                bench.smtp_source(petrel.port, sessions, count, 10, True)
+            except Exception as error:  # reported below
+                errors.append(error)
+
+        threads = [threading.Thread(target=drive, args=(p, m, c))
+                   for p, m, c in zip(petrels, split(messages, nodes), split(clients, nodes))]
+        start = time.time()
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        accepted = time.time() - start
+        if errors:
+            raise errors[0]
+        bench.wait_drained(petrels[0], timeout=120)
+        through = time.time() - start
+        return messages / accepted, messages / through
+    finally:
+        for petrel in petrels:
+            petrel.stop()
+
+
+def shared_queue(scratch, messages=2000, clients=50):
+    cluster = Cluster(scratch)
+    rows = []
+    try:
+        for nodes in (1, 2, 3):
+            runs = [one_run(scratch, cluster, nodes, r, messages, clients)
+                    for r in range(bench.REPEATS)]
+            accepted = statistics.median(r[0] for r in runs)
+            through = statistics.median(r[1] for r in runs)
+            rows.append({"nodes": nodes, "accepted_per_s": accepted, "through_per_s": through})
+            print(f"  {nodes} node(s) on one PostgreSQL: accepted {accepted:.0f}/s, "
+                  f"through {through:.0f}/s", file=sys.stderr)
+    finally:
+        cluster.stop()
+    return rows
+
+
+def report(rows, messages=2000, clients=50):
+    lines = [f"Shared queue on PostgreSQL ({messages} messages of 10 KiB, {clients} clients in "
+             "all split between the nodes, many per connection, discard delivery):", "",
+             "| nodes | accepted msg/s | accepted and delivered msg/s |", "|---|---|---|"]
+    for r in rows:
+        lines.append(f"| {r['nodes']} | {r['accepted_per_s']:.0f} | {r['through_per_s']:.0f} |")
+    return "\n".join(lines) + "\n"
+
+
+if __name__ == "__main__":
+    results = os.path.join(bench.HERE, "results")
+    os.makedirs(results, exist_ok=True)
+    scratch = tempfile.mkdtemp(prefix="nodes-", dir=results)
+    os.chmod(scratch, 0o755)
+    count = 500 if bench.QUICK else 2000
+    table = report(shared_queue(scratch, messages=count), messages=count)
+    with open(os.path.join(results, "nodes.md"), "w") as f:
+        f.write(table)
+    print(table)
+    shutil.rmtree(scratch, ignore_errors=True)
