@@ -96,7 +96,7 @@ pub fn run(source: &Source, command: &QueueCommand) -> Result<(), String> {
     if let Ok(stream) = UnixStream::connect(&socket) {
         return through_daemon(stream, command);
     }
-    let queue = crate::queue_open::open(&config)?;
+    let queue = crate::queue_open::open(&config, crate::queue_open::Opener::Command)?;
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()

@@ -14,22 +14,36 @@ use tracing::{error, info};
 
 use crate::config::Config;
 
+/// Who opens the queue: the daemon (which may take back its own leases of a crashed run) or
+/// a command beside it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Opener {
+    Daemon,
+    Command,
+}
+
 /// Opens the configured queue (blocking: call it off the runtime threads).
 ///
 /// # Errors
 /// Why the queue cannot be used.
-pub fn open(config: &Config) -> Result<Arc<dyn Queue>, String> {
+pub fn open(config: &Config, opener: Opener) -> Result<Arc<dyn Queue>, String> {
     if let Some(settings) = config.postgres_settings() {
         // The mail, the control socket and the DKIM keys still live under data_dir.
         std::fs::create_dir_all(&config.data_dir)
             .map_err(|e| format!("cannot make {}: {e}", config.data_dir.display()))?;
         let (queue, report) = PgQueue::open(&settings)
             .map_err(|e| format!("cannot open the queue on PostgreSQL: {e}"))?;
+        let leases_released = match opener {
+            Opener::Daemon => queue
+                .release_leases_of_earlier_run()
+                .map_err(|e| format!("cannot open the queue on PostgreSQL: {e}"))?,
+            Opener::Command => 0,
+        };
         info!(
             node = %settings.node_name,
             schema_version = report.schema_version,
             active = report.active,
-            leases_released = report.leases_released,
+            leases_released,
             "queue opened on PostgreSQL"
         );
         return Ok(Arc::new(queue));

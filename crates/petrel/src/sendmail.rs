@@ -199,7 +199,7 @@ async fn into_spool(
     let message = local_message(sender, recipients, content)?;
     let queue = {
         let config = config.clone();
-        tokio::task::spawn_blocking(move || crate::queue_open::open(&config))
+        tokio::task::spawn_blocking(move || crate::queue_open::open(&config, crate::queue_open::Opener::Command))
             .await
             .map_err(|e| format!("cannot open the queue: {e}"))??
     };

@@ -174,7 +174,7 @@ async fn serve(source: Source, config: Config) -> Result<(), String> {
 
 async fn open_queue(config: &Config) -> Result<Arc<dyn Queue>, String> {
     let config = config.clone();
-    tokio::task::spawn_blocking(move || crate::queue_open::open(&config))
+    tokio::task::spawn_blocking(move || crate::queue_open::open(&config, crate::queue_open::Opener::Daemon))
         .await
         .map_err(|e| format!("cannot open the queue: {e}"))?
 }

@@ -67,8 +67,6 @@ pub struct OpenReport {
     pub schema_version: i32,
     /// Active messages in the shared queue.
     pub active: usize,
-    /// Leases this node held from an earlier run, given back.
-    pub leases_released: u64,
 }
 
 /// What a claim read along with the lease: the scheduler's next two calls need it.
@@ -91,8 +89,7 @@ pub struct PgQueue {
 }
 
 impl PgQueue {
-    /// Connects, applies the migrations, gives back this node's leases of an earlier run, and
-    /// starts lease renewal and LISTEN.
+    /// Connects, applies the migrations and starts lease renewal and LISTEN.
     ///
     /// # Errors
     /// `QueueError::Io` with the database's reason when it cannot be reached or migrated.
@@ -150,6 +147,26 @@ impl PgQueue {
                 "PostgreSQL {server}, petrel schema version {schema} of {}",
                 schema::known_versions()
             ))
+        })
+    }
+
+    /// Gives back the leases this node's name holds from an earlier run (a crash): only the
+    /// daemon may, at start; a `queue` command must not take a running node's leases away.
+    ///
+    /// # Errors
+    /// `QueueError::Io` when the database cannot be reached.
+    pub fn release_leases_of_earlier_run(&self) -> Result<u64, QueueError> {
+        let (pool, node) = (self.pool.clone(), self.node.to_string());
+        self.bridge.run(async move {
+            let client = pool.get().await.map_err(pool_error)?;
+            client
+                .execute(
+                    "UPDATE petrel_messages SET lease_owner = NULL, lease_until = NULL
+                     WHERE lease_owner = $1",
+                    &[&node],
+                )
+                .await
+                .map_err(database_error)
         })
     }
 

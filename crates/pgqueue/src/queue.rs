@@ -157,10 +157,9 @@ impl PgQueue {
         ids
     }
 
-    /// At open: migrations, and the leases an earlier run of this node left behind.
+    /// At open: the migrations, and what is there.
     pub(crate) fn prepare(&self) -> Result<crate::OpenReport, QueueError> {
         let pool = self.pool.clone();
-        let node = self.node.to_string();
         self.bridge.run(async move {
             let mut client = pool.get().await.map_err(pool_error)?;
             let found = crate::schema::current_version(&client).await.unwrap_or(0);
@@ -176,14 +175,6 @@ impl PgQueue {
             let schema_version = crate::schema::current_version(&client)
                 .await
                 .map_err(database_error)?;
-            let leases_released = client
-                .execute(
-                    "UPDATE petrel_messages SET lease_owner = NULL, lease_until = NULL
-                     WHERE lease_owner = $1",
-                    &[&node],
-                )
-                .await
-                .map_err(database_error)?;
             let active: i64 = client
                 .query_one(
                     "SELECT count(*) FROM petrel_messages WHERE place = 'active'",
@@ -195,7 +186,6 @@ impl PgQueue {
             Ok(crate::OpenReport {
                 schema_version,
                 active: usize::try_from(active).unwrap_or(0),
-                leases_released,
             })
         })
     }

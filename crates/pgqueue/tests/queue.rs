@@ -359,3 +359,21 @@ fn a_lost_database_gives_transient_errors_and_the_queue_recovers_by_itself() {
     store(&queue, b"after\r\n");
     assert_eq!(queue.list().unwrap().len(), 2);
 }
+
+#[test]
+fn a_restarted_node_gives_back_the_leases_of_its_earlier_run() {
+    let url = database("restart_leases");
+    let (a, _) = PgQueue::open(&settings(&url, "a", Duration::from_secs(600))).unwrap();
+    let id = store(&a, b"x\r\n");
+    assert!(a.claim(&id).unwrap());
+    drop(a);
+    // A command opening the queue under a's name leaves the lease alone...
+    let (command, _) = PgQueue::open(&settings(&url, "a", Duration::from_secs(600))).unwrap();
+    let (b, _) = PgQueue::open(&settings(&url, "b", Duration::from_secs(600))).unwrap();
+    assert!(!b.claim(&id).unwrap());
+    drop(command);
+    // ...the daemon starting again under that name gives it back at once.
+    let (restarted, _) = PgQueue::open(&settings(&url, "a", Duration::from_secs(600))).unwrap();
+    assert_eq!(restarted.release_leases_of_earlier_run().unwrap(), 1);
+    assert!(b.claim(&id).unwrap());
+}
