@@ -1,5 +1,6 @@
-//! petrel-delivery: everything that leaves the queue. For now the scheduler and local delivery
-//! into Maildir; the remote SMTP client, MX routing and bounces come with issue 3.
+//! petrel-delivery: everything that leaves the queue: the scheduler, local delivery into
+//! Maildir or over LMTP, the remote SMTP client with MX routing, retries and DSNs, and the
+//! operator's queue control.
 //!
 //! Depends on proto and queue, never on server (they meet only in the queue). A message leaves
 //! the queue only after every copy it owes is durable.
@@ -19,4 +20,4 @@ pub mod schedule;
 pub mod scheduler;
 pub mod tls;
 
-pub use scheduler::{DeliverySettings, Scheduler};
+pub use scheduler::{DeliverySettings, MAX_IN_FLIGHT, Scheduler};

@@ -33,7 +33,7 @@ use crate::remote::{RemoteSettings, deliver};
 use crate::schedule::RetryPolicy;
 
 /// Messages delivered at once.
-const MAX_IN_FLIGHT: usize = 32;
+pub const MAX_IN_FLIGHT: usize = 32;
 /// How often old histories are purged.
 const PURGE_INTERVAL: Duration = Duration::from_secs(60);
 

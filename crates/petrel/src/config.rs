@@ -84,6 +84,7 @@ impl Config {
                 .unwrap_or_else(|| self.hostname.clone()),
             lease: self.queue.lease,
             pool_size: self.queue.postgres_pool_size,
+            claim_ahead: 0,
         })
     }
 

@@ -27,7 +27,11 @@ pub enum Opener {
 /// # Errors
 /// Why the queue cannot be used.
 pub fn open(config: &Config, opener: Opener) -> Result<Arc<dyn Queue>, String> {
-    if let Some(settings) = config.postgres_settings() {
+    if let Some(mut settings) = config.postgres_settings() {
+        if opener == Opener::Daemon {
+            // New mail goes straight to this node's scheduler while it has slots free.
+            settings.claim_ahead = petrel_delivery::MAX_IN_FLIGHT;
+        }
         // The mail, the control socket and the DKIM keys still live under data_dir.
         std::fs::create_dir_all(&config.data_dir)
             .map_err(|e| format!("cannot make {}: {e}", config.data_dir.display()))?;

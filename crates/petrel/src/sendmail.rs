@@ -199,9 +199,11 @@ async fn into_spool(
     let message = local_message(sender, recipients, content)?;
     let queue = {
         let config = config.clone();
-        tokio::task::spawn_blocking(move || crate::queue_open::open(&config, crate::queue_open::Opener::Command))
-            .await
-            .map_err(|e| format!("cannot open the queue: {e}"))??
+        tokio::task::spawn_blocking(move || {
+            crate::queue_open::open(&config, crate::queue_open::Opener::Command)
+        })
+        .await
+        .map_err(|e| format!("cannot open the queue: {e}"))??
     };
     let settings = config.server_settings()?;
     let context = petrel_server::receive::Receiving {

@@ -174,9 +174,11 @@ async fn serve(source: Source, config: Config) -> Result<(), String> {
 
 async fn open_queue(config: &Config) -> Result<Arc<dyn Queue>, String> {
     let config = config.clone();
-    tokio::task::spawn_blocking(move || crate::queue_open::open(&config, crate::queue_open::Opener::Daemon))
-        .await
-        .map_err(|e| format!("cannot open the queue: {e}"))?
+    tokio::task::spawn_blocking(move || {
+        crate::queue_open::open(&config, crate::queue_open::Opener::Daemon)
+    })
+    .await
+    .map_err(|e| format!("cannot open the queue: {e}"))?
 }
 
 /// Waits for SIGTERM or SIGINT, reloading on SIGHUP; returns the shutdown grace period.

@@ -17,9 +17,10 @@
 //! lease (`lease_owner`, `lease_until`). `claim_due` takes due, unleased messages with
 //! `SELECT ... FOR UPDATE SKIP LOCKED`, so two nodes never take the same one; the holder renews
 //! its leases while it works; a node that dies stops renewing and another takes its messages
-//! over once the lease has run out. NOTIFY on `petrel_queue` (sent by stores, which name the
-//! storing node so that it ignores its own, and by releases)
-//! wakes the other nodes' schedulers.
+//! over once the lease has run out. A node that receives mail while it has delivery slots to
+//! spare stores it leased to itself and delivers it at once (no claim query); mail beyond that
+//! is stored unleased, with a NOTIFY on `petrel_queue` (as releases send) that wakes the other
+//! nodes' schedulers to take it.
 //!
 //! Failure policy: no panics; every failure is a `QueueError`. Rows read from the database are
 //! decoded with the same untrusting record parser as spool files.
@@ -58,6 +59,12 @@ pub struct PgSettings {
     pub lease: Duration,
     /// Database connections this node opens at most.
     pub pool_size: usize,
+    /// How many messages this node may hold at once and still take new mail it receives
+    /// straight into its own delivery (stored already leased to it: no claim, no NOTIFY);
+    /// beyond that, new mail is stored unleased and the other nodes are woken to take it.
+    /// The scheduler's number of deliveries at once; 0 for a process that does not deliver
+    /// (`sendmail`, `queue` commands).
+    pub claim_ahead: usize,
 }
 
 /// What `PgQueue::open` found.
@@ -85,6 +92,10 @@ pub struct PgQueue {
     /// Messages this process holds leases on (renewed by `leases` until given back), with
     /// the envelope and bytes the claim fetched, handed out once by `load` and `read_message`.
     claimed: Arc<Mutex<HashMap<petrel_queue::QueueId, Fetched>>>,
+    /// Mail this node stored leased to itself, not yet claimed by its scheduler: when it was
+    /// stored, and its envelope and bytes (see `PgSettings::claim_ahead`).
+    kept: Arc<Mutex<HashMap<petrel_queue::QueueId, (std::time::Instant, Fetched)>>>,
+    claim_ahead: usize,
     wakers: leases::Wakers,
 }
 
@@ -118,6 +129,8 @@ impl PgQueue {
             node: Arc::from(settings.node_name.as_str()),
             lease: settings.lease.max(Duration::from_secs(1)),
             claimed: Arc::default(),
+            kept: Arc::default(),
+            claim_ahead: settings.claim_ahead,
             wakers: Arc::default(),
         };
         let report = queue.prepare()?;

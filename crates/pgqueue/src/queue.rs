@@ -119,6 +119,24 @@ impl PgQueue {
         }))
     }
 
+    /// Whether new mail may be kept for this node's own delivery (see `claim_ahead`); forgets
+    /// kept mail the scheduler did not claim within half a lease (the others may take it).
+    fn has_room_to_keep(&self) -> bool {
+        if self.claim_ahead == 0 {
+            return false;
+        }
+        let held = self
+            .claimed
+            .lock()
+            .map_or(usize::MAX, |claimed| claimed.len());
+        let Ok(mut kept) = self.kept.lock() else {
+            return false;
+        };
+        let half_lease = self.lease / 2;
+        kept.retain(|_, (stored, _)| stored.elapsed() < half_lease);
+        held.saturating_add(kept.len()) < self.claim_ahead
+    }
+
     fn lease_seconds(&self) -> f64 {
         self.lease.as_secs_f64()
     }
@@ -212,6 +230,17 @@ params_tuple!(A, B);
 params_tuple!(A, B, C);
 params_tuple!(A, B, C, D);
 params_tuple!(A, B, C, D, E);
+params_tuple!(A, B, C, D, E, F);
+
+/// The id of a store whose INSERT returned `rows` (none: the id was taken by another node).
+fn stored_id(id: QueueId, rows: Vec<tokio_postgres::Row>) -> Result<QueueId, QueueError> {
+    if rows.is_empty() {
+        return Err(QueueError::Io(io::Error::other(format!(
+            "queue id {id} is taken; try again"
+        ))));
+    }
+    Ok(id)
+}
 
 async fn query<P: Params>(
     pool: &deadpool_postgres::Pool,
@@ -226,10 +255,17 @@ async fn query<P: Params>(
         .map_err(database_error)
 }
 
-const INSERT: &str = "WITH stored AS (
+/// A store for the other nodes: unleased, and announced.
+const INSERT_SHARED: &str = "WITH stored AS (
         INSERT INTO petrel_messages (id, envelope, message, next_attempt, stored_by)
         VALUES ($1, $2, $3, $4, $5) ON CONFLICT (id) DO NOTHING RETURNING id)
     SELECT pg_notify('petrel_queue', $5 || ' ' || id) FROM stored";
+
+/// A store this node delivers itself: leased to it from the start.
+const INSERT_KEPT: &str = "INSERT INTO petrel_messages
+        (id, envelope, message, next_attempt, stored_by, lease_owner, lease_until)
+    VALUES ($1, $2, $3, $4, $5, $5, now() + make_interval(secs => $6))
+    ON CONFLICT (id) DO NOTHING RETURNING id";
 
 // FOR UPDATE without SKIP LOCKED: a claim_due of this node may hold the row for a moment, and
 // the row it leaves (leased to us) must count as ours, not be skipped.
@@ -275,16 +311,35 @@ impl Queue for PgQueue {
         let record = record_text(&id, envelope);
         let next = next_attempt(envelope);
         let (pool, node) = (self.pool.clone(), self.node.to_string());
+        let (kept, lease) = (self.kept.clone(), self.lease_seconds());
+        if self.has_room_to_keep()
+            && let Ok(mut map) = self.kept.lock()
+        {
+            // Kept before the commit is known, so the scheduler finds it when told of it.
+            let fetched = crate::Fetched {
+                envelope: Some(record.clone()),
+                message: Some(bytes.clone()),
+            };
+            map.insert(id.clone(), (std::time::Instant::now(), fetched));
+            drop(map);
+            let params = (id.to_string(), record, bytes, next, node, lease);
+            return self.bridge.spawn(
+                timed("store", async move {
+                    let stored = query(&pool, INSERT_KEPT, params).await;
+                    if !matches!(&stored, Ok(rows) if !rows.is_empty())
+                        && let Ok(mut kept) = kept.lock()
+                    {
+                        kept.remove(&id);
+                    }
+                    stored_id(id, stored?)
+                }),
+                done,
+            );
+        }
         self.bridge.spawn(
             timed("store", async move {
-                let rows =
-                    query(&pool, INSERT, (id.to_string(), record, bytes, next, node)).await?;
-                if rows.is_empty() {
-                    return Err(QueueError::Io(io::Error::other(format!(
-                        "queue id {id} is taken; try again"
-                    ))));
-                }
-                Ok(id)
+                let params = (id.to_string(), record, bytes, next, node);
+                stored_id(id, query(&pool, INSERT_SHARED, params).await?)
             }),
             done,
         );
@@ -467,6 +522,17 @@ impl Queue for PgQueue {
             .lock()
             .is_ok_and(|claimed| claimed.contains_key(id))
         {
+            return Ok(true);
+        }
+        // Stored leased to us moments ago: ours without asking the database.
+        let kept = self.kept.lock().ok().and_then(|mut kept| kept.remove(id));
+        if let Some((stored, fetched)) = kept
+            && stored.elapsed() < self.lease / 2
+        {
+            if let Ok(mut claimed) = self.claimed.lock() {
+                claimed.insert(id.clone(), fetched);
+            }
+            petrel_metrics::registry().increment(petrel_metrics::QUEUE_CLAIMS, &[]);
             return Ok(true);
         }
         let rows = self.rows(

@@ -37,6 +37,7 @@ fn settings(url: &str, node: &str, lease: Duration) -> PgSettings {
         node_name: node.to_owned(),
         lease,
         pool_size: 4,
+        claim_ahead: 0,
     }
 }
 
@@ -376,4 +377,37 @@ fn a_restarted_node_gives_back_the_leases_of_its_earlier_run() {
     let (restarted, _) = PgQueue::open(&settings(&url, "a", Duration::from_secs(600))).unwrap();
     assert_eq!(restarted.release_leases_of_earlier_run().unwrap(), 1);
     assert!(b.claim(&id).unwrap());
+}
+
+#[test]
+fn a_node_keeps_the_new_mail_it_has_room_for_and_shares_the_rest() {
+    let url = database("keep");
+    let mut keeping = settings(&url, "a", Duration::from_secs(60));
+    keeping.claim_ahead = 2;
+    let (a, _) = PgQueue::open(&keeping).unwrap();
+    let (b, _) = PgQueue::open(&settings(&url, "b", Duration::from_secs(60))).unwrap();
+    let kept: Vec<_> = (0..2).map(|_| store(&a, b"kept\r\n")).collect();
+    let shared = store(&a, b"shared\r\n");
+    // The first two are a's from the start; the third is there for any node.
+    assert_eq!(b.claim_due(10).unwrap(), vec![shared]);
+    for id in &kept {
+        assert!(!b.claim(id).unwrap(), "kept by a");
+    }
+    // Leased to a in the same INSERT; the shared one is claimed by b now.
+    let owners = cluster()
+        .psql(
+            "keep",
+            "SELECT stored_by, lease_owner FROM petrel_messages ORDER BY id",
+        )
+        .unwrap();
+    assert_eq!(owners.trim(), "a|a\na|a\na|b");
+    for id in &kept {
+        assert!(a.claim(id).unwrap());
+        assert_eq!(
+            a.read_message(id).unwrap(),
+            format!("X-Queue-Id: {id}\r\nkept\r\n").into_bytes()
+        );
+    }
+    a.unclaim(&kept[0]).unwrap();
+    assert!(b.claim(&kept[0]).unwrap());
 }
