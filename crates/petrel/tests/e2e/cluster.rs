@@ -352,3 +352,57 @@ fn a_database_restart_under_load_gives_451_never_a_lost_250() {
         accepted.len()
     );
 }
+
+#[test]
+fn check_config_connects_to_the_database_and_names_what_it_found() {
+    let url = crate::backend::new_database();
+    let scratch = Scratch::new("pg-check");
+    let write = |name: &str, url: &str| {
+        let path = scratch.0.join(name);
+        std::fs::write(
+            &path,
+            format!(
+                "hostname = \"mx.test\"\ndata_dir = \"{}\"\n\n{}",
+                scratch.0.join("data").display(),
+                shared_queue(url, "mx1", "60s")
+            ),
+        )
+        .unwrap();
+        path
+    };
+    let petrel = |args: &[&str], config: &std::path::Path| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_petrel"))
+            .args(args)
+            .arg("--config")
+            .arg(config)
+            .output()
+            .unwrap()
+    };
+    let good = write("good.toml", &url);
+    let checked = petrel(&["check-config"], &good);
+    let stdout = String::from_utf8_lossy(&checked.stdout).into_owned();
+    assert!(checked.status.success(), "{stdout}");
+    assert!(
+        stdout.contains("queue = postgres, node mx1 (PostgreSQL ")
+            && stdout.contains("petrel schema version 0 of 1"),
+        "{stdout}"
+    );
+    // Nothing listens on the port of a closed listener: a clear refusal, at check and at start.
+    let closed = {
+        let probe = TcpListener::bind("127.0.0.1:0").unwrap();
+        probe.local_addr().unwrap().port()
+    };
+    let bad = write(
+        "bad.toml",
+        &format!("postgres://postgres@127.0.0.1:{closed}/petrel"),
+    );
+    for args in [&["check-config"][..], &["serve"][..]] {
+        let refused = petrel(args, &bad);
+        let stderr = String::from_utf8_lossy(&refused.stderr).into_owned();
+        assert!(!refused.status.success(), "{args:?}");
+        assert!(
+            stderr.contains("database") && stderr.contains("refused"),
+            "{args:?}: {stderr}"
+        );
+    }
+}
