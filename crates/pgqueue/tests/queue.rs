@@ -343,7 +343,7 @@ fn a_lost_database_gives_transient_errors_and_the_queue_recovers_by_itself() {
             content: b"during\r\n",
         },
     );
-    let error = failed.err().expect("no store without a database");
+    let error = failed.expect_err("no store without a database");
     assert!(error.is_transient(), "{error}");
     assert!(queue.list().err().is_some_and(|e| e.is_transient()));
     cluster.start_again().unwrap();
