@@ -285,26 +285,29 @@ async fn process(context: &Arc<Context>, id: &QueueId) {
             }
         }
     }
+    // Envelope and (when something is due) message in one trip to a blocking thread.
     let queue = context.queue.clone();
     let load_id = id.clone();
-    let mut envelope = match blocking(move || queue.load(&load_id)).await {
-        Some(Ok(envelope)) => envelope,
-        Some(Err(QueueError::NotFound(_))) | None => return,
-        Some(Err(error)) => return quarantine(context, id, &error).await,
-    };
     let now = unix_now();
-    if !envelope
-        .pending()
-        .any(|(_, r)| r.next_attempt_unix_seconds <= now)
-    {
+    let loaded = blocking(move || {
+        let envelope = queue.load(&load_id).map_err(|e| (true, e))?;
+        if !envelope
+            .pending()
+            .any(|(_, r)| r.next_attempt_unix_seconds <= now)
+        {
+            return Ok((envelope, None));
+        }
+        let message = queue.read_message(&load_id).map_err(|e| (false, e))?;
+        Ok((envelope, Some(message)))
+    })
+    .await;
+    let (mut envelope, message) = match loaded {
+        Some(Ok(loaded)) => loaded,
+        Some(Err((true, QueueError::NotFound(_)))) | None => return,
+        Some(Err((_, error))) => return quarantine(context, id, &error).await,
+    };
+    let Some(message) = message.map(Arc::new) else {
         return wake_later(context, id, &envelope);
-    }
-    let queue = context.queue.clone();
-    let read_id = id.clone();
-    let message = match blocking(move || queue.read_message(&read_id)).await {
-        Some(Ok(message)) => Arc::new(message),
-        Some(Err(error)) => return quarantine(context, id, &error).await,
-        None => return,
     };
     let settings = context.settings.borrow().clone();
     let before: Vec<RecipientState> = envelope.recipients.iter().map(|r| r.state).collect();
@@ -315,6 +318,14 @@ async fn process(context: &Arc<Context>, id: &QueueId) {
                 crate::lmtp::deliver_lmtp(&settings, server, id, &mut envelope, &message, now)
                     .await;
             (envelope, delivered)
+        }
+        // No blocking trip when no due recipient is local (relayed mail).
+        None if !envelope.pending().any(|(_, r)| {
+            r.next_attempt_unix_seconds <= now
+                && crate::local::local_target(&settings, &r.address).is_some()
+        }) =>
+        {
+            (envelope, Vec::new())
         }
         None => match blocking(move || {
             let delivered = deliver_local_recipients(

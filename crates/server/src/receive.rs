@@ -363,7 +363,16 @@ fn complete_submission(message: &mut Message, hostname: &str, unix_seconds: u64)
 
 /// The value of the first header field called `name` (case-insensitive), unfolded and trimmed.
 fn header_value(content: &[u8], name: &str) -> Option<String> {
-    let text = String::from_utf8_lossy(content);
+    // Only the header section is read (not the body: this runs several times per message).
+    let end = if content.starts_with(b"\r\n") {
+        0
+    } else {
+        content
+            .windows(4)
+            .position(|w| w == b"\r\n\r\n")
+            .map_or(content.len(), |at| at + 2)
+    };
+    let text = String::from_utf8_lossy(&content[..end]);
     let mut lines = text
         .split("\r\n")
         .take_while(|line| !line.is_empty())
