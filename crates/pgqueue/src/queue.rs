@@ -110,12 +110,7 @@ impl PgQueue {
     ) -> Result<u64, QueueError> {
         let pool = self.pool.clone();
         self.bridge.run(timed(operation, async move {
-            let client = pool.get().await.map_err(pool_error)?;
-            let statement = client.prepare_cached(sql).await.map_err(database_error)?;
-            client
-                .execute(&statement, &params.refs())
-                .await
-                .map_err(database_error)
+            execute(&pool, sql, params).await
         }))
     }
 
@@ -251,6 +246,19 @@ async fn query<P: Params>(
     let statement = client.prepare_cached(sql).await.map_err(database_error)?;
     client
         .query(&statement, &params.refs())
+        .await
+        .map_err(database_error)
+}
+
+async fn execute<P: Params>(
+    pool: &deadpool_postgres::Pool,
+    sql: &'static str,
+    params: P,
+) -> Result<u64, QueueError> {
+    let client = pool.get().await.map_err(pool_error)?;
+    let statement = client.prepare_cached(sql).await.map_err(database_error)?;
+    client
+        .execute(&statement, &params.refs())
         .await
         .map_err(database_error)
 }

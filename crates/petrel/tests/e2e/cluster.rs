@@ -52,21 +52,30 @@ fn message(subject: &str) -> Vec<u8> {
     .into_bytes()
 }
 
-#[test]
-fn two_nodes_deliver_every_message_exactly_once_and_share_the_history() {
-    let url = crate::backend::new_database();
-    let (scratch_r, scratch_a, scratch_b) = (
-        Scratch::new("cl-r"),
-        Scratch::new("cl-a"),
-        Scratch::new("cl-b"),
-    );
-    // The receiving server: a petrel of its own with the file spool.
-    let receiver = Petrel::start_for(
-        &scratch_r.0,
+/// Scratch directories for a receiver and nodes a and b.
+fn scratches(name: &str) -> (Scratch, Scratch, Scratch) {
+    (
+        Scratch::new(&format!("{name}-r")),
+        Scratch::new(&format!("{name}-a")),
+        Scratch::new(&format!("{name}-b")),
+    )
+}
+
+/// The receiving server: a petrel of its own for remote.test, with the file spool.
+fn receiving_petrel(scratch: &Scratch) -> Petrel {
+    Petrel::start_for(
+        &scratch.0,
         "mx.remote.test",
         &["remote.test"],
         "[queue]\nbackend = \"spool\"\n",
-    );
+    )
+}
+
+#[test]
+fn two_nodes_deliver_every_message_exactly_once_and_share_the_history() {
+    let url = crate::backend::new_database();
+    let (scratch_r, scratch_a, scratch_b) = scratches("cl");
+    let receiver = receiving_petrel(&scratch_r);
     let route = format!(
         "[[delivery.route]]\ndomain = \"remote.test\"\nnexthop = \"[127.0.0.1]:{}\"\n",
         receiver.address.port()
@@ -200,17 +209,8 @@ fn relay(client: TcpStream, upstream: TcpStream) {
 #[test]
 fn a_node_killed_while_delivering_leaves_its_messages_to_the_other() {
     let url = crate::backend::new_database();
-    let (scratch_r, scratch_a, scratch_b) = (
-        Scratch::new("kill-r"),
-        Scratch::new("kill-a"),
-        Scratch::new("kill-b"),
-    );
-    let receiver = Petrel::start_for(
-        &scratch_r.0,
-        "mx.remote.test",
-        &["remote.test"],
-        "[queue]\nbackend = \"spool\"\n",
-    );
+    let (scratch_r, scratch_a, scratch_b) = scratches("kill");
+    let receiver = receiving_petrel(&scratch_r);
     // a connects from 127.0.0.2 and is held at the gate; b from 127.0.0.3 goes through.
     let gate = Gate::start(receiver.address, [127, 0, 0, 2].into());
     let node = |scratch: &Scratch, name: &str, source: &str| {
