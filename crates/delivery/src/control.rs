@@ -28,16 +28,25 @@ pub struct Control {
     requeue: Option<mpsc::UnboundedSender<QueueId>>,
 }
 
-/// Holds a message against deliveries until dropped.
+/// Holds a message against deliveries until dropped: this node's (the in-flight set) and, on
+/// a shared queue, every node's (the queue's claim, given back when dropped unless the
+/// operation ended it).
 struct Claim {
     in_flight: Arc<Mutex<HashSet<QueueId>>>,
     id: QueueId,
+    shared: Option<Arc<dyn Queue>>,
 }
 
 impl Drop for Claim {
     fn drop(&mut self) {
         if let Ok(mut in_flight) = self.in_flight.lock() {
             in_flight.remove(&self.id);
+        }
+        if let Some(queue) = self.shared.take()
+            && let Ok(runtime) = tokio::runtime::Handle::try_current()
+        {
+            let id = self.id.clone();
+            runtime.spawn_blocking(move || queue.unclaim(&id));
         }
     }
 }
@@ -71,10 +80,32 @@ impl Control {
                 .lock()
                 .is_ok_and(|mut set| set.insert(id.clone()));
             if is_claimed {
-                return Ok(Claim {
+                let mut claim = Claim {
                     in_flight: self.in_flight.clone(),
                     id: id.clone(),
-                });
+                    shared: None,
+                };
+                if !self.queue.is_shared() {
+                    return Ok(claim);
+                }
+                // Another node may be delivering it: its lease says so.
+                let (queue, probe) = (self.queue.clone(), id.clone());
+                match blocking(move || queue.claim(&probe)).await {
+                    Some(Ok(true)) => {
+                        claim.shared = Some(self.queue.clone());
+                        return Ok(claim);
+                    }
+                    // Not active: held or gone, which the operation itself reports.
+                    Some(Ok(false)) if self.place_of(id).await.ok() != Some(Place::Active) => {
+                        return Ok(claim);
+                    }
+                    Some(Err(error)) => return Err(describe(id, &error)),
+                    _ => {
+                        return Err(format!(
+                            "{id} is being delivered by another node right now; try again"
+                        ));
+                    }
+                }
             }
             if Instant::now() > deadline {
                 return Err(format!("{id} is being delivered right now; try again"));

@@ -244,6 +244,25 @@ fn a_node_killed_while_delivering_leaves_its_messages_to_the_other() {
     wait_for("a to connect to the gate", 30, || {
         gate.held.load(Ordering::SeqCst) > 0
     });
+    // b's operator cannot hold a message a is delivering (a's lease says so).
+    let id = a
+        .log_text()
+        .lines()
+        .find_map(|l| {
+            l.split("queue_id=")
+                .nth(1)
+                .map(|r| r.split(' ').next().unwrap_or("").to_owned())
+        })
+        .unwrap();
+    let held = std::process::Command::new(env!("CARGO_BIN_EXE_petrel"))
+        .args(["queue", "hold", &id, "--config"])
+        .arg(&b.config_path)
+        .output()
+        .unwrap();
+    let said =
+        String::from_utf8_lossy(&held.stderr).into_owned() + &String::from_utf8_lossy(&held.stdout);
+    assert!(!held.status.success(), "{said}");
+    assert!(said.contains("being delivered by another node"), "{said}");
     a.child.kill().unwrap();
     a.child.wait().unwrap();
     wait_for("every message at the receiver", 60, || {
