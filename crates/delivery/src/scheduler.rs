@@ -34,6 +34,8 @@ use crate::schedule::RetryPolicy;
 
 /// Messages delivered at once.
 pub const MAX_IN_FLIGHT: usize = 32;
+/// How soon a message whose claim failed (the database away) is tried again.
+const RETRY_SOON: Duration = Duration::from_secs(5);
 /// How often old histories are purged.
 const PURGE_INTERVAL: Duration = Duration::from_secs(60);
 
@@ -281,7 +283,7 @@ async fn process(context: &Arc<Context>, id: &QueueId) {
             Some(Ok(false)) | None => return,
             Some(Err(error)) => {
                 warn!(queue_id = %id, %error, "cannot claim the message now; will retry");
-                return;
+                return retry_soon(context, id);
             }
         }
     }
@@ -470,6 +472,20 @@ fn wake_later(context: &Arc<Context>, id: &QueueId, envelope: &Envelope) {
     else {
         return;
     };
+    wake_in(
+        context,
+        id,
+        Duration::from_secs(next.saturating_sub(unix_now())),
+    );
+}
+
+/// Feeds `id` back in a few seconds (the queue could not be reached).
+fn retry_soon(context: &Arc<Context>, id: &QueueId) {
+    wake_in(context, id, RETRY_SOON);
+}
+
+/// Feeds `id` back after `delay`, unless a wake-up for it is already running.
+fn wake_in(context: &Arc<Context>, id: &QueueId, delay: Duration) {
     let is_new = context
         .waking
         .lock()
@@ -477,7 +493,6 @@ fn wake_later(context: &Arc<Context>, id: &QueueId, envelope: &Envelope) {
     if !is_new {
         return;
     }
-    let delay = Duration::from_secs(next.saturating_sub(unix_now()));
     let (context, id) = (context.clone(), id.clone());
     tokio::spawn(async move {
         tokio::time::sleep(delay).await;
