@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 
 use petrel_pgqueue::cluster::{Cluster, Shutdown};
 
-use crate::harness::{Petrel, Scratch, send_one};
+use crate::harness::{Petrel, Scratch, send_one, wait_until};
 
 /// The `[queue]` table of a node on `url`.
 fn shared_queue(url: &str, node: &str, lease: &str) -> String {
@@ -35,14 +35,6 @@ fn subjects(petrel: &Petrel, domain: &str, user: &str) -> BTreeMap<String, usize
         }
     }
     counts
-}
-
-fn wait_for(what: &str, seconds: u64, mut done: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(seconds);
-    while !done() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(100));
-    }
 }
 
 fn message(subject: &str) -> Vec<u8> {
@@ -107,11 +99,11 @@ fn two_nodes_deliver_every_message_exactly_once_and_share_the_history() {
         }
     }
     expected.sort();
-    wait_for("40 messages at the receiver", 60, || {
+    wait_until("40 messages at the receiver", || {
         receiver.maildir("remote.test", "user").len() >= 40
     });
     // Both queues drain; nothing comes twice.
-    wait_for("both nodes to finish", 30, || {
+    wait_until("both nodes to finish", || {
         a.log_text()
             .matches("finished: every recipient is done")
             .count()
@@ -241,7 +233,7 @@ fn a_node_killed_while_delivering_leaves_its_messages_to_the_other() {
     }
     expected.sort();
     // a is in the middle of delivering (connected, waiting for the greeting) when it dies.
-    wait_for("a to connect to the gate", 30, || {
+    wait_until("a to connect to the gate", || {
         gate.held.load(Ordering::SeqCst) > 0
     });
     // b's operator cannot hold a message a is delivering (a's lease says so).
@@ -265,7 +257,7 @@ fn a_node_killed_while_delivering_leaves_its_messages_to_the_other() {
     assert!(said.contains("being delivered by another node"), "{said}");
     a.child.kill().unwrap();
     a.child.wait().unwrap();
-    wait_for("every message at the receiver", 60, || {
+    wait_until("every message at the receiver", || {
         subjects(&receiver, "remote.test", "user").len() >= 10
     });
     let seen = subjects(&receiver, "remote.test", "user");
@@ -318,11 +310,11 @@ fn a_database_restart_under_load_gives_451_never_a_lost_250() {
             sent.lock().unwrap().push((subject, reply));
         }
     });
-    wait_for("the first 20 replies", 30, || {
+    wait_until("the first 20 replies", || {
         replies.lock().unwrap().len() >= 20
     });
     cluster.stop(Shutdown::Immediate).unwrap();
-    wait_for("a 451 while the database is away", 30, || {
+    wait_until("a 451 while the database is away", || {
         replies
             .lock()
             .unwrap()
@@ -331,7 +323,7 @@ fn a_database_restart_under_load_gives_451_never_a_lost_250() {
     });
     cluster.start_again().unwrap();
     // Load goes on until the database accepts again, then a little longer.
-    wait_for("250 again after the restart", 60, || {
+    wait_until("250 again after the restart", || {
         let replies = replies.lock().unwrap();
         let first_451 = replies.iter().position(|(_, r)| r.starts_with("451"));
         first_451.is_some_and(|at| {
@@ -356,7 +348,7 @@ fn a_database_restart_under_load_gives_451_never_a_lost_250() {
         .filter(|(_, r)| r.starts_with("250"))
         .map(|(s, _)| s)
         .collect();
-    wait_for("every accepted message in the Maildir", 60, || {
+    wait_until("every accepted message in the Maildir", || {
         let seen = subjects(&petrel, "localhost", "bob");
         accepted.iter().all(|s| seen.contains_key(*s))
     });

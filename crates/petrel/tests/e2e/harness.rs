@@ -88,6 +88,28 @@ pub fn config_for(
     )
 }
 
+/// Calls `probe` until `done` holds for its value or 30 s have passed; returns the last value
+/// (the caller asserts on it, with what it wants to show).
+pub fn poll<T>(mut probe: impl FnMut() -> T, done: impl Fn(&T) -> bool) -> T {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let value = probe();
+        if done(&value) || Instant::now() > deadline {
+            return value;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Waits until `done()` (at most 60 s), failing the test with `what` when time runs out.
+pub fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !done() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
 /// A running petrel.
 pub struct Petrel {
     pub child: Child,
@@ -187,14 +209,10 @@ impl Petrel {
 
     /// Waits until the Maildir holds `count` messages (bounded), then returns them.
     pub fn wait_for_maildir(&self, domain: &str, user: &str, count: usize) -> Vec<Vec<u8>> {
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            let messages = self.maildir(domain, user);
-            if messages.len() >= count || Instant::now() > deadline {
-                return messages;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        poll(
+            || self.maildir(domain, user),
+            |messages| messages.len() >= count,
+        )
     }
 
     /// Waits for exactly one message in `user`'s Maildir, which `sender` relayed here; on

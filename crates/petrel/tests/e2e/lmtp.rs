@@ -201,14 +201,10 @@ imap.logout()
 
 /// Waits (bounded) until `user` has `count` messages in Dovecot.
 fn wait_for_inbox(dovecot: &Dovecot, user: &str, count: usize) -> Vec<String> {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let messages = imap_inbox(dovecot.imap_port, user);
-        if messages.len() >= count || Instant::now() > deadline {
-            return messages;
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    crate::harness::poll(
+        || imap_inbox(dovecot.imap_port, user),
+        |messages| messages.len() >= count,
+    )
 }
 
 fn scratch_dir(scratch: &Scratch, name: &str) -> PathBuf {

@@ -5,7 +5,6 @@
 
 use std::collections::HashMap;
 use std::process::Command;
-use std::time::{Duration, Instant};
 
 use crate::harness::{Petrel, RawClient, Scratch};
 
@@ -60,14 +59,7 @@ fn value(samples: &HashMap<String, f64>, series: &str) -> f64 {
 
 /// Polls the metrics until `series` reaches `wanted` (deliveries finish after the 250).
 fn wait_for(petrel: &Petrel, series: &str, wanted: f64) -> HashMap<String, f64> {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let samples = scrape(petrel);
-        if value(&samples, series) >= wanted || Instant::now() > deadline {
-            return samples;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    crate::harness::poll(|| scrape(petrel), |s| value(s, series) >= wanted)
 }
 
 #[test]
@@ -195,12 +187,5 @@ fn metrics_count_what_was_sent() {
 
 /// Polls until a gauge falls to `wanted`.
 fn wait_for_gauge(petrel: &Petrel, series: &str, wanted: f64) -> HashMap<String, f64> {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let samples = scrape(petrel);
-        if value(&samples, series) <= wanted || Instant::now() > deadline {
-            return samples;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    crate::harness::poll(|| scrape(petrel), |s| value(s, series) <= wanted)
 }

@@ -6,7 +6,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use crate::fakemx::{FakeMx, Script};
-use crate::harness::{Petrel, RawClient, Scratch};
+use crate::harness::{Petrel, RawClient, Scratch, wait_until};
 
 fn queue(petrel: &Petrel, args: &[&str]) -> (bool, String) {
     let output = Command::new(env!("CARGO_BIN_EXE_petrel"))
@@ -34,14 +34,6 @@ fn send(petrel: &Petrel, to: &str, message_id: &str) -> String {
     reply.trim_end().rsplit(' ').next().unwrap().to_owned()
 }
 
-fn wait_for(what: &str, mut done: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while !done() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
 #[test]
 fn list_show_hold_release_flush_with_a_running_daemon() {
     let fake = FakeMx::start(vec![
@@ -60,7 +52,7 @@ fn list_show_hold_release_flush_with_a_running_daemon() {
         ),
     );
     let id = send(&petrel, "user@relay.test", "tools-1@client.test");
-    wait_for("the first attempt", || {
+    wait_until("the first attempt", || {
         fake.connections() == 1 && queue(&petrel, &["list"]).1.contains("deferred")
     });
     let (ok, list) = queue(&petrel, &["list"]);
@@ -92,7 +84,7 @@ fn list_show_hold_release_flush_with_a_running_daemon() {
     let (ok, released) = queue(&petrel, &["release", &id]);
     assert!(ok, "{released}");
     assert!(queue(&petrel, &["flush", &id]).0);
-    wait_for("delivery after release", || {
+    wait_until("delivery after release", || {
         fake.seen.lock().unwrap().messages.len() == 1
     });
     // Finished, it is still found by its Message-ID, with the whole story.
@@ -132,7 +124,7 @@ fn bounce_and_delete_with_and_without_a_daemon() {
     );
     let bounced = send(&petrel, "a@relay.test", "tools-2@client.test");
     let deleted = send(&petrel, "b@relay.test", "tools-3@client.test");
-    wait_for("both attempts", || {
+    wait_until("both attempts", || {
         fake.connections() >= 1 && queue(&petrel, &["list"]).1.matches("deferred").count() == 2
     });
     let (ok, text) = queue(&petrel, &["bounce", &bounced]);

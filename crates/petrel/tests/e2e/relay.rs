@@ -4,10 +4,10 @@
 //! restart while a permanent failure is never retried (C-RETRY-4).
 
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use crate::fakemx::{FakeMx, Script};
-use crate::harness::{Petrel, RawClient, Scratch};
+use crate::harness::{Petrel, RawClient, Scratch, wait_until};
 
 /// Content with lines that start with "." and "..", and 8-bit text.
 const CONTENT: &str = "From: Ana <sender@localhost>\r\nTo: user@relay.test\r\nSubject: relayed\r\n\r\n.one dot\r\n..two dots\r\n.\r\nGrüße ✓\r\nlast\r\n";
@@ -31,14 +31,6 @@ fn send(petrel: &Petrel, from: &str, to: &[&str], content: &str) -> String {
     assert!(reply.starts_with("250 2.0.0 queued as"), "{reply}");
     client.command("QUIT");
     reply.trim_end().rsplit(' ').next().unwrap().to_owned()
-}
-
-fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while !done() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(50));
-    }
 }
 
 /// The bounce that reached sender@localhost, as text.

@@ -3,8 +3,6 @@
 //! domain, the configured EHLO name, and a wrong password deferring the mail with the
 //! smarthost's 535 in the history.
 
-use std::time::{Duration, Instant};
-
 use crate::harness::{Petrel, Scratch, send_one};
 
 fn send(petrel: &Petrel, to: &str, subject: &str) {
@@ -21,11 +19,7 @@ fn send(petrel: &Petrel, to: &str, subject: &str) {
 
 /// The log once it holds `needle` (or after 30 s).
 fn wait_for_log(petrel: &Petrel, needle: &str) -> String {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while !petrel.log_text().contains(needle) && Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    petrel.log_text()
+    crate::harness::poll(|| petrel.log_text(), |log| log.contains(needle))
 }
 
 /// A sending petrel whose local domain is a.test, routing through `relayhost`.
