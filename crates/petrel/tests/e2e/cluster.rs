@@ -44,6 +44,18 @@ fn message(subject: &str) -> Vec<u8> {
     .into_bytes()
 }
 
+/// Sends one message with `subject` to user@remote.test through `petrel`; it must be taken.
+fn send_to_remote(petrel: &Petrel, subject: &str) -> String {
+    let reply = send_one(
+        petrel.address,
+        "sender@localhost",
+        &["user@remote.test"],
+        &message(subject),
+    );
+    assert!(reply.starts_with("250"), "{reply}");
+    subject.to_owned()
+}
+
 /// Scratch directories for a receiver and nodes a and b.
 fn scratches(name: &str) -> (Scratch, Scratch, Scratch) {
     (
@@ -87,15 +99,7 @@ fn two_nodes_deliver_every_message_exactly_once_and_share_the_history() {
     let mut expected = Vec::new();
     for n in 0..20 {
         for (node, petrel) in [("a", &a), ("b", &b)] {
-            let subject = format!("{node}-{n}");
-            let reply = send_one(
-                petrel.address,
-                "sender@localhost",
-                &["user@remote.test"],
-                &message(&subject),
-            );
-            assert!(reply.starts_with("250"), "{reply}");
-            expected.push(subject);
+            expected.push(send_to_remote(petrel, &format!("{node}-{n}")));
         }
     }
     expected.sort();
@@ -221,15 +225,7 @@ fn a_node_killed_while_delivering_leaves_its_messages_to_the_other() {
     let b = node(&scratch_b, "b", "127.0.0.3");
     let mut expected = Vec::new();
     for n in 0..10 {
-        let subject = format!("kill-{n}");
-        let reply = send_one(
-            a.address,
-            "sender@localhost",
-            &["user@remote.test"],
-            &message(&subject),
-        );
-        assert!(reply.starts_with("250"), "{reply}");
-        expected.push(subject);
+        expected.push(send_to_remote(&a, &format!("kill-{n}")));
     }
     expected.sort();
     // a is in the middle of delivering (connected, waiting for the greeting) when it dies.
