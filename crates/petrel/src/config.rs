@@ -90,9 +90,9 @@ impl Config {
 
     /// The spool's sync mode from `queue.sync`.
     pub fn sync_mode(&self) -> petrel_queue::SyncMode {
-        match self.queue.sync.as_deref() {
-            Some("fsync") => petrel_queue::SyncMode::Fsync,
-            Some(_) => petrel_queue::SyncMode::Syncfs,
+        match self.queue.sync {
+            Some(QueueSync::Fsync) => petrel_queue::SyncMode::Fsync,
+            Some(QueueSync::Syncfs) => petrel_queue::SyncMode::Syncfs,
             None => petrel_queue::SyncMode::default(),
         }
     }
@@ -147,7 +147,17 @@ pub struct QueueConfig {
     pub postgres_pool_size: usize,
     /// How a store is made durable before its 250: "syncfs" (one shared syncfs(2) per group
     /// of messages, the default on Linux) or "fsync" (each file fsynced, directories shared).
-    pub sync: Option<String>,
+    pub sync: Option<QueueSync>,
+}
+
+/// `queue.sync`: how the spool makes a store durable.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum QueueSync {
+    /// One shared syncfs(2) per group of stores (the default on Linux).
+    Syncfs,
+    /// Each file fsynced by its writer, directory fsyncs shared.
+    Fsync,
 }
 
 impl Default for QueueConfig {
@@ -490,12 +500,6 @@ impl Config {
             return Err(format!(
                 "delivery.tls: {:?} is not available in this version; use \"opportunistic\"",
                 self.delivery.tls
-            ));
-        }
-        if !matches!(self.queue.sync.as_deref(), None | Some("syncfs" | "fsync")) {
-            return Err(format!(
-                "queue.sync: {:?} is not \"syncfs\" or \"fsync\"",
-                self.queue.sync.as_deref().unwrap_or_default()
             ));
         }
         match self.queue.backend.as_str() {
