@@ -72,7 +72,7 @@ pub struct DkimConfig {
 impl Config {
     /// The PostgreSQL queue's settings, when `queue.backend = "postgres"`.
     pub fn postgres_settings(&self) -> Option<petrel_pgqueue::PgSettings> {
-        if self.queue.backend != "postgres" {
+        if self.queue.backend != QueueBackend::Postgres {
             return None;
         }
         Some(petrel_pgqueue::PgSettings {
@@ -134,7 +134,7 @@ pub struct QueueConfig {
     #[serde(deserialize_with = "duration")]
     pub keep_history: Duration,
     /// "spool" (files under data_dir) or "postgres" (many nodes, one queue).
-    pub backend: String,
+    pub backend: QueueBackend,
     /// The database of `backend = "postgres"`.
     pub postgres_url: Option<String>,
     /// This node's name in the shared queue; the host name when not set. Unique per node.
@@ -148,6 +148,16 @@ pub struct QueueConfig {
     /// How a store is made durable before its 250: "syncfs" (one shared syncfs(2) per group
     /// of messages, the default on Linux) or "fsync" (each file fsynced, directories shared).
     pub sync: Option<QueueSync>,
+}
+
+/// `queue.backend`: where the queue lives.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum QueueBackend {
+    /// Files under `<data_dir>/queue`.
+    Spool,
+    /// A PostgreSQL database shared by the nodes (`postgres_url`).
+    Postgres,
 }
 
 /// `queue.sync`: how the spool makes a store durable.
@@ -164,7 +174,7 @@ impl Default for QueueConfig {
     fn default() -> QueueConfig {
         QueueConfig {
             keep_history: Duration::from_secs(7 * 24 * 3600),
-            backend: "spool".into(),
+            backend: QueueBackend::Spool,
             postgres_url: None,
             node_name: None,
             lease: Duration::from_secs(60),
@@ -502,19 +512,10 @@ impl Config {
                 self.delivery.tls
             ));
         }
-        match self.queue.backend.as_str() {
-            "spool" => {}
-            "postgres" if self.queue.postgres_url.is_none() => {
-                return Err(
-                    "queue.postgres_url: backend = \"postgres\" needs the database's URL, e.g. \"postgres://petrel@127.0.0.1:5432/petrel\"".into(),
-                );
-            }
-            "postgres" => {}
-            other => {
-                return Err(format!(
-                    "queue.backend: {other:?} is not \"spool\" or \"postgres\""
-                ));
-            }
+        if self.queue.backend == QueueBackend::Postgres && self.queue.postgres_url.is_none() {
+            return Err(
+                "queue.postgres_url: backend = \"postgres\" needs the database's URL, e.g. \"postgres://petrel@127.0.0.1:5432/petrel\"".into(),
+            );
         }
         if self.queue.lease < Duration::from_secs(1) {
             return Err("queue.lease: must be at least 1s".into());
