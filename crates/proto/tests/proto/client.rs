@@ -97,7 +97,15 @@ fn all_recipients_refused_sends_no_content() {
 
 /// Feeds canned server replies to a client session.
 fn scripted(replies: &[&str]) -> (ClientSession, Vec<ClientEvent>, String) {
-    let mut client = ClientSession::new("client.test");
+    drive(ClientSession::new("client.test"), replies)
+}
+
+/// Feeds canned server replies to `client`; returns it with the events it gave and what it
+/// wrote. A StartTls event is answered as if the handshake worked.
+pub fn drive(
+    mut client: ClientSession,
+    replies: &[&str],
+) -> (ClientSession, Vec<ClientEvent>, String) {
     let mut events = Vec::new();
     let mut written = String::new();
     for reply in replies {
@@ -107,6 +115,11 @@ fn scripted(replies: &[&str]) -> (ClientSession, Vec<ClientEvent>, String) {
             written.push_str(&String::from_utf8_lossy(&client.take_output()));
             match event {
                 ClientEvent::NeedInput => break,
+                ClientEvent::StartTls => {
+                    client.tls_started();
+                    written.push_str(&String::from_utf8_lossy(&client.take_output()));
+                    break;
+                }
                 ClientEvent::Ready if events.last() == Some(&ClientEvent::Ready) => break,
                 ClientEvent::Closed => break,
                 other => events.push(other),

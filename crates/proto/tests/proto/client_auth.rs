@@ -11,29 +11,10 @@ fn credentials() -> ClientCredentials {
     }
 }
 
-/// Feeds canned replies; a StartTls event is answered as if the handshake worked.
+/// Feeds canned replies to a client with credentials (see `client::drive`).
 fn run(replies: &[&str]) -> (Vec<ClientEvent>, String) {
-    let mut client = ClientSession::new("client.test").with_auth(credentials());
-    let mut events = Vec::new();
-    let mut written = String::new();
-    for reply in replies {
-        client.receive(reply.as_bytes());
-        loop {
-            let event = client.poll();
-            written.push_str(&String::from_utf8_lossy(&client.take_output()));
-            match event {
-                ClientEvent::NeedInput => break,
-                ClientEvent::StartTls => {
-                    client.tls_started();
-                    written.push_str(&String::from_utf8_lossy(&client.take_output()));
-                    break;
-                }
-                ClientEvent::Ready if events.last() == Some(&ClientEvent::Ready) => break,
-                ClientEvent::Closed => break,
-                other => events.push(other),
-            }
-        }
-    }
+    let client = ClientSession::new("client.test").with_auth(credentials());
+    let (_, events, written) = crate::client::drive(client, replies);
     (events, written)
 }
 
