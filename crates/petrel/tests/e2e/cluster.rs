@@ -56,6 +56,17 @@ fn send_to_remote(petrel: &Petrel, subject: &str) -> String {
     subject.to_owned()
 }
 
+/// The queue id of the first message `petrel` logged as queued.
+fn first_queue_id(petrel: &Petrel) -> String {
+    petrel
+        .log_text()
+        .lines()
+        .find(|l| l.contains("queued session="))
+        .and_then(|l| l.split("queue_id=").nth(1))
+        .map(|rest| rest.split(' ').next().unwrap_or("").to_owned())
+        .unwrap()
+}
+
 /// Scratch directories for a receiver and nodes a and b.
 fn scratches(name: &str) -> (Scratch, Scratch, Scratch) {
     (
@@ -123,29 +134,13 @@ fn two_nodes_deliver_every_message_exactly_once_and_share_the_history() {
     assert!(seen.values().all(|&n| n == 1), "duplicates: {seen:?}");
 
     // Either node answers for the shared queue: b shows the history of mail a accepted.
-    let id = a
-        .log_text()
-        .lines()
-        .find(|l| l.contains("queued session=") && l.contains("queue_id="))
-        .and_then(|l| l.split("queue_id=").nth(1))
-        .map(|rest| rest.split(' ').next().unwrap_or("").to_owned())
-        .unwrap();
-    let shown = std::process::Command::new(env!("CARGO_BIN_EXE_petrel"))
-        .args(["queue", "show", &id, "--config"])
-        .arg(&b.config_path)
-        .output()
-        .unwrap();
-    let shown = String::from_utf8_lossy(&shown.stdout).into_owned();
+    let id = first_queue_id(&a);
+    let (_, shown) = b.queue(&["show", &id]);
     assert!(
         shown.contains(&id) && shown.contains("user@remote.test"),
         "{shown}"
     );
-    let listed = std::process::Command::new(env!("CARGO_BIN_EXE_petrel"))
-        .args(["queue", "list", "--config"])
-        .arg(&a.config_path)
-        .output()
-        .unwrap();
-    assert!(String::from_utf8_lossy(&listed.stdout).contains("the queue is empty"));
+    assert!(a.queue(&["list"]).1.contains("the queue is empty"));
 }
 
 /// A TCP gate in front of `target`: connections from `held_source` are accepted and kept
@@ -233,23 +228,9 @@ fn a_node_killed_while_delivering_leaves_its_messages_to_the_other() {
         gate.held.load(Ordering::SeqCst) > 0
     });
     // b's operator cannot hold a message a is delivering (a's lease says so).
-    let id = a
-        .log_text()
-        .lines()
-        .find_map(|l| {
-            l.split("queue_id=")
-                .nth(1)
-                .map(|r| r.split(' ').next().unwrap_or("").to_owned())
-        })
-        .unwrap();
-    let held = std::process::Command::new(env!("CARGO_BIN_EXE_petrel"))
-        .args(["queue", "hold", &id, "--config"])
-        .arg(&b.config_path)
-        .output()
-        .unwrap();
-    let said =
-        String::from_utf8_lossy(&held.stderr).into_owned() + &String::from_utf8_lossy(&held.stdout);
-    assert!(!held.status.success(), "{said}");
+    let id = first_queue_id(&a);
+    let (held, said) = b.queue(&["hold", &id]);
+    assert!(!held, "{said}");
     assert!(said.contains("being delivered by another node"), "{said}");
     a.child.kill().unwrap();
     a.child.wait().unwrap();

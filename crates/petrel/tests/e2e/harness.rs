@@ -275,6 +275,24 @@ impl Petrel {
         }
     }
 
+    /// Runs `petrel queue ARGS` with this petrel's configuration: whether it succeeded, and
+    /// its standard output and error together.
+    pub fn queue(&self, args: &[&str]) -> (bool, String) {
+        let output = Command::new(env!("CARGO_BIN_EXE_petrel"))
+            .args(["queue"])
+            .args(args)
+            .arg("--config")
+            .arg(&self.config_path)
+            .output()
+            .unwrap();
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        );
+        (output.status.success(), text)
+    }
+
     pub fn log_text(&self) -> String {
         self.log.lock().unwrap().join("\n")
     }

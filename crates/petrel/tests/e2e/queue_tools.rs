@@ -2,27 +2,10 @@
 //! show (by queue id and by Message-ID, with the history of attempts and explained replies),
 //! hold, release, flush, bounce, delete.
 
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use crate::fakemx::{FakeMx, Script};
 use crate::harness::{Petrel, RawClient, Scratch, wait_until};
-
-fn queue(petrel: &Petrel, args: &[&str]) -> (bool, String) {
-    let output = Command::new(env!("CARGO_BIN_EXE_petrel"))
-        .args(["queue"])
-        .args(args)
-        .arg("--config")
-        .arg(&petrel.config_path)
-        .output()
-        .unwrap();
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
-    (output.status.success(), text)
-}
 
 fn send(petrel: &Petrel, to: &str, message_id: &str) -> String {
     let mut client = RawClient::connect(petrel.address);
@@ -53,16 +36,16 @@ fn list_show_hold_release_flush_with_a_running_daemon() {
     );
     let id = send(&petrel, "user@relay.test", "tools-1@client.test");
     wait_until("the first attempt", || {
-        fake.connections() == 1 && queue(&petrel, &["list"]).1.contains("deferred")
+        fake.connections() == 1 && petrel.queue(&["list"]).1.contains("deferred")
     });
-    let (ok, list) = queue(&petrel, &["list"]);
+    let (ok, list) = petrel.queue(&["list"]);
     assert!(
         ok && list.contains(&id)
             && list.contains("user@relay.test (deferred)")
             && list.contains("next attempt"),
         "{list}"
     );
-    let (ok, show) = queue(&petrel, &["show", &id]);
+    let (ok, show) = petrel.queue(&["show", &id]);
     assert!(ok, "{show}");
     for expected in [
         "DNS MX relay.test: 10 mx.relay.test",
@@ -73,35 +56,36 @@ fn list_show_hold_release_flush_with_a_running_daemon() {
     ] {
         assert!(show.contains(expected), "missing {expected:?} in:\n{show}");
     }
-    let (ok, json) = queue(&petrel, &["list", "--json"]);
+    let (ok, json) = petrel.queue(&["list", "--json"]);
     assert!(ok && json.contains("\"state\": \"deferred\""), "{json}");
 
-    assert!(queue(&petrel, &["hold", &id]).0);
-    assert!(queue(&petrel, &["list"]).1.contains("(held)"));
-    assert!(queue(&petrel, &["flush"]).0);
+    assert!(petrel.queue(&["hold", &id]).0);
+    assert!(petrel.queue(&["list"]).1.contains("(held)"));
+    assert!(petrel.queue(&["flush"]).0);
     std::thread::sleep(Duration::from_millis(300));
     assert_eq!(fake.connections(), 1, "a held message is not delivered");
-    let (ok, released) = queue(&petrel, &["release", &id]);
+    let (ok, released) = petrel.queue(&["release", &id]);
     assert!(ok, "{released}");
-    assert!(queue(&petrel, &["flush", &id]).0);
+    assert!(petrel.queue(&["flush", &id]).0);
     wait_until("delivery after release", || {
         fake.seen.lock().unwrap().messages.len() == 1
     });
     // Finished, it is still found by its Message-ID, with the whole story.
     let deadline = Instant::now() + Duration::from_secs(20);
-    while !queue(&petrel, &["show", "<tools-1@client.test>"])
+    while !petrel
+        .queue(&["show", "<tools-1@client.test>"])
         .1
         .contains("(finished)")
     {
         assert!(
             Instant::now() < deadline,
             "{}\n{}",
-            queue(&petrel, &["show", "<tools-1@client.test>"]).1,
+            petrel.queue(&["show", "<tools-1@client.test>"]).1,
             petrel.log_text()
         );
         std::thread::sleep(Duration::from_millis(50));
     }
-    let (_, show) = queue(&petrel, &["show", "tools-1@client.test"]);
+    let (_, show) = petrel.queue(&["show", "tools-1@client.test"]);
     assert!(
         show.contains("delivered") && show.contains("250 2.0.0 Ok: queued"),
         "{show}"
@@ -125,9 +109,9 @@ fn bounce_and_delete_with_and_without_a_daemon() {
     let bounced = send(&petrel, "a@relay.test", "tools-2@client.test");
     let deleted = send(&petrel, "b@relay.test", "tools-3@client.test");
     wait_until("both attempts", || {
-        fake.connections() >= 1 && queue(&petrel, &["list"]).1.matches("deferred").count() == 2
+        fake.connections() >= 1 && petrel.queue(&["list"]).1.matches("deferred").count() == 2
     });
-    let (ok, text) = queue(&petrel, &["bounce", &bounced]);
+    let (ok, text) = petrel.queue(&["bounce", &bounced]);
     assert!(ok, "{text}");
     let dsn = petrel.wait_for_maildir("localhost", "sender", 1);
     assert_eq!(dsn.len(), 1);
@@ -135,12 +119,12 @@ fn bounce_and_delete_with_and_without_a_daemon() {
     // Without the daemon the same command works on the spool alone.
     petrel.signal("TERM");
     assert_eq!(petrel.wait_exit(), Some(0));
-    let (ok, text) = queue(&petrel, &["delete", &deleted]);
+    let (ok, text) = petrel.queue(&["delete", &deleted]);
     assert!(ok, "{text}");
-    let (ok, list) = queue(&petrel, &["list"]);
+    let (ok, list) = petrel.queue(&["list"]);
     assert!(ok && !list.contains(&deleted), "{list}");
-    let (ok, show) = queue(&petrel, &["show", &deleted]);
+    let (ok, show) = petrel.queue(&["show", &deleted]);
     assert!(ok && show.contains("deleted by the operator"), "{show}");
-    let (ok, text) = queue(&petrel, &["hold", "nonsense"]);
+    let (ok, text) = petrel.queue(&["hold", "nonsense"]);
     assert!(!ok && text.contains("is not a queue id"), "{text}");
 }

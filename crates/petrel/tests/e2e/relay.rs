@@ -288,12 +288,7 @@ fn restart_resumes_the_retry_schedule_and_never_retries_a_5xx() {
     a.signal("TERM");
     assert_eq!(a.wait_exit(), Some(0));
     // The queue as the stopped server left it (spool files or database rows alike).
-    let listing = std::process::Command::new(env!("CARGO_BIN_EXE_petrel"))
-        .args(["queue", "list", "--config"])
-        .arg(&a.config_path)
-        .output()
-        .unwrap();
-    let listing = String::from_utf8_lossy(&listing.stdout).into_owned();
+    let (_, listing) = a.queue(&["list"]);
     // The failed recipient is no longer listed; the deferred one waits for its retry.
     assert!(
         !listing.contains("gone@relay.test") && listing.contains("later@relay.test (deferred)"),
