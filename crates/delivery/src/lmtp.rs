@@ -17,7 +17,7 @@ use tokio::time::timeout;
 use tracing::info;
 
 use crate::dsn::Action;
-use crate::outcome::{Transport, apply_remote_outcomes, outgoing};
+use crate::outcome::{Transport, apply_outcomes, outgoing};
 use crate::remote::{Attempt, Outcome, from_reply};
 use crate::scheduler::DeliverySettings;
 
@@ -109,7 +109,7 @@ pub async fn deliver_lmtp(
             info!(queue_id = %id, recipient = %recipient.address, reply = %outcome.detail, "LMTP delivery");
         }
     }
-    apply_remote_outcomes(settings, envelope, &indexes, &attempt, now, Transport::Lmtp)
+    apply_outcomes(settings, envelope, &indexes, &attempt, now, Transport::Lmtp)
 }
 
 /// One LMTP session: connect, LHLO, the transaction, QUIT.

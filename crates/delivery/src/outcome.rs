@@ -49,7 +49,7 @@ pub fn outgoing(envelope: &Envelope, indexes: &[usize], message: &[u8]) -> Outgo
 /// Records an attempt's outcomes in the envelope (C-RETRY-4: 4yz retries, 5yz fails); returns
 /// the success notices owed: NOTIFY=SUCCESS recipients taken by a server without DSN, which
 /// are `relayed` (a DSN-capable server got our NOTIFY and reports itself, RFC 3461 §5.2.2).
-pub fn apply_remote_outcomes(
+pub fn apply_outcomes(
     settings: &DeliverySettings,
     envelope: &mut Envelope,
     indexes: &[usize],

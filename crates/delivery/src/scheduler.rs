@@ -28,7 +28,7 @@ use tracing::{error, info, warn};
 
 use crate::dsn::Action;
 use crate::local::deliver_local_recipients;
-use crate::outcome::{Transport, apply_remote_outcomes, notice_for};
+use crate::outcome::{Transport, apply_outcomes, notice_for};
 use crate::remote::{RemoteSettings, deliver};
 use crate::schedule::RetryPolicy;
 
@@ -411,7 +411,7 @@ async fn deliver_remote(
         for line in &attempt.history {
             info!(queue_id = %id, %domain, "{line}");
         }
-        successes.extend(apply_remote_outcomes(
+        successes.extend(apply_outcomes(
             settings,
             envelope,
             &indexes,
