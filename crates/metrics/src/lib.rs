@@ -128,6 +128,14 @@ pub struct Registry {
     samples: Mutex<BTreeMap<Key, i64>>,
 }
 
+/// The map key of the sample `name{labels}`.
+fn key(name: &'static str, labels: &[(&'static str, &str)]) -> Key {
+    (
+        name,
+        labels.iter().map(|(k, v)| (*k, (*v).to_owned())).collect(),
+    )
+}
+
 /// The registry of this process.
 pub fn registry() -> &'static Registry {
     static REGISTRY: OnceLock<Registry> = OnceLock::new();
@@ -143,10 +151,7 @@ impl Registry {
 
     /// Adds `delta` (may be negative, for gauges) to the sample `name{labels}`.
     pub fn add(&self, name: &'static str, labels: &[(&'static str, &str)], delta: i64) {
-        let key = (
-            name,
-            labels.iter().map(|(k, v)| (*k, (*v).to_owned())).collect(),
-        );
+        let key = key(name, labels);
         let mut samples = self.lock();
         let value = samples.entry(key).or_insert(0);
         *value = value.saturating_add(delta);
@@ -159,19 +164,13 @@ impl Registry {
 
     /// Sets a gauge.
     pub fn set(&self, name: &'static str, labels: &[(&'static str, &str)], value: i64) {
-        let key = (
-            name,
-            labels.iter().map(|(k, v)| (*k, (*v).to_owned())).collect(),
-        );
+        let key = key(name, labels);
         self.lock().insert(key, value);
     }
 
     /// The current value of one sample (0 when never touched).
     pub fn value(&self, name: &'static str, labels: &[(&'static str, &str)]) -> i64 {
-        let key = (
-            name,
-            labels.iter().map(|(k, v)| (*k, (*v).to_owned())).collect(),
-        );
+        let key = key(name, labels);
         self.lock().get(&key).copied().unwrap_or(0)
     }
 
