@@ -136,6 +136,18 @@ impl PgQueue {
         self.lease.as_secs_f64()
     }
 
+    /// Takes what the claim of `id` fetched (`pick` chooses envelope or message), once.
+    fn take_fetched<T>(
+        &self,
+        id: &QueueId,
+        pick: impl FnOnce(&mut crate::Fetched) -> Option<T>,
+    ) -> Option<T> {
+        self.claimed
+            .lock()
+            .ok()
+            .and_then(|mut claimed| claimed.get_mut(id).and_then(pick))
+    }
+
     fn forget_claim(&self, id: &QueueId) {
         if let Ok(mut claimed) = self.claimed.lock() {
             claimed.remove(id);
@@ -358,24 +370,14 @@ impl Queue for PgQueue {
     }
 
     fn load(&self, id: &QueueId) -> Result<Envelope, QueueError> {
-        let fetched = self.claimed.lock().ok().and_then(|mut claimed| {
-            claimed
-                .get_mut(id)
-                .and_then(|fetched| fetched.envelope.take())
-        });
-        match fetched {
+        match self.take_fetched(id, |fetched| fetched.envelope.take()) {
             Some(text) => decode(id, &text),
             None => self.load_in(id, Place::Active),
         }
     }
 
     fn read_message(&self, id: &QueueId) -> Result<Vec<u8>, QueueError> {
-        let fetched = self.claimed.lock().ok().and_then(|mut claimed| {
-            claimed
-                .get_mut(id)
-                .and_then(|fetched| fetched.message.take())
-        });
-        match fetched {
+        match self.take_fetched(id, |fetched| fetched.message.take()) {
             Some(message) => Ok(message),
             None => self.read_message_in(id, Place::Active),
         }
