@@ -221,8 +221,8 @@ impl Scheduler {
         let context = self.context.clone();
         tokio::spawn(async move {
             process(&context, &id).await;
-            if context.queue.is_shared() {
-                // Whatever path `process` took, the claim ends here (a no-op once recorded).
+            if context.queue.holds_claim(&id) {
+                // A path of `process` that recorded nothing: the claim ends here.
                 let (queue, claimed) = (context.queue.clone(), id.clone());
                 if let Some(Err(error)) = blocking(move || queue.unclaim(&claimed)).await {
                     warn!(queue_id = %id, %error, "cannot give the claim back; its lease runs out by itself");

@@ -527,11 +527,7 @@ impl Queue for PgQueue {
     }
 
     fn claim(&self, id: &QueueId) -> Result<bool, QueueError> {
-        if self
-            .claimed
-            .lock()
-            .is_ok_and(|claimed| claimed.contains_key(id))
-        {
+        if self.holds_claim(id) {
             return Ok(true);
         }
         // Stored leased to us moments ago: ours without asking the database.
@@ -565,6 +561,12 @@ impl Queue for PgQueue {
             ),
         )?;
         Ok(self.note_claims(&rows))
+    }
+
+    fn holds_claim(&self, id: &QueueId) -> bool {
+        self.claimed
+            .lock()
+            .is_ok_and(|claimed| claimed.contains_key(id))
     }
 
     fn unclaim(&self, id: &QueueId) -> Result<(), QueueError> {

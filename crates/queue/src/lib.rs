@@ -191,6 +191,11 @@ pub trait Queue: Send + Sync {
         self.list()
     }
 
+    /// Whether this process still holds a claim on `id` (answered from memory, no IO).
+    fn holds_claim(&self, _id: &QueueId) -> bool {
+        false
+    }
+
     /// Gives a claim back unchanged (the message was not due yet, or is done with elsewhere).
     ///
     /// # Errors
