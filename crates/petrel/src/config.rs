@@ -93,6 +93,7 @@ impl Config {
         match self.queue.sync {
             Some(QueueSync::Fsync) => petrel_queue::SyncMode::Fsync,
             Some(QueueSync::Syncfs) => petrel_queue::SyncMode::Syncfs,
+            Some(QueueSync::Journal) => petrel_queue::SyncMode::Journal,
             None => petrel_queue::SyncMode::default(),
         }
     }
@@ -145,8 +146,10 @@ pub struct QueueConfig {
     pub lease: Duration,
     /// Database connections a node opens at most.
     pub postgres_pool_size: usize,
-    /// How a store is made durable before its 250: "syncfs" (one shared syncfs(2) per group
-    /// of messages, the default on Linux) or "fsync" (each file fsynced, directories shared).
+    /// How a store is made durable before its 250: "journal" (one shared fdatasync of the
+    /// spool's preallocated journal per group of messages, the default on Linux), "syncfs"
+    /// (files, one shared syncfs(2) per group) or "fsync" (each file fsynced, directories
+    /// shared).
     pub sync: Option<QueueSync>,
 }
 
@@ -164,7 +167,10 @@ pub enum QueueBackend {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum QueueSync {
-    /// One shared syncfs(2) per group of stores (the default on Linux).
+    /// One shared fdatasync of the spool's journal per group of stores; messages become files
+    /// when they stay queued (the default on Linux).
+    Journal,
+    /// One shared syncfs(2) per group of stores.
     Syncfs,
     /// Each file fsynced by its writer, directory fsyncs shared.
     Fsync,

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use petrel_pgqueue::PgQueue;
 use petrel_queue::spool::Spool;
 use petrel_queue::{Queue, QueueError};
-use tracing::{error, info};
+use tracing::{error, info, warn};
 
 use crate::config::Config;
 
@@ -68,6 +68,9 @@ pub fn open(config: &Config, opener: Opener) -> Result<Arc<dyn Queue>, String> {
         quarantined = report.quarantined.len(),
         "queue opened"
     );
+    if let Some(reason) = &report.journal_unavailable {
+        warn!(queue = %shown, %reason, "no journal: stores are made durable with syncfs");
+    }
     for (name, reason) in &report.quarantined {
         error!(file = %name, %reason, "unreadable queue entry moved to corrupt/");
     }

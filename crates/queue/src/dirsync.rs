@@ -120,7 +120,9 @@ impl DirectorySyncer {
     pub(crate) fn start(mode: crate::SyncMode, root: &Path) -> io::Result<DirectorySyncer> {
         let pass = match mode {
             crate::SyncMode::Fsync => Pass::Directories,
-            crate::SyncMode::Syncfs => Pass::Filesystem(File::open(root)?),
+            crate::SyncMode::Syncfs | crate::SyncMode::Journal => {
+                Pass::Filesystem(File::open(root)?)
+            }
         };
         let shared = Arc::new(Shared::default());
         let for_thread = Arc::clone(&shared);
@@ -229,7 +231,7 @@ impl Drop for DirectorySyncer {
 }
 
 /// syncfs(2) of the filesystem that holds `directory` (Linux); elsewhere unsupported.
-fn syncfs(directory: &File) -> io::Result<()> {
+pub(crate) fn syncfs(directory: &File) -> io::Result<()> {
     #[cfg(any(target_os = "linux", target_os = "android"))]
     {
         use std::os::fd::AsRawFd;

@@ -16,6 +16,7 @@ mod dirsync;
 pub mod envelope;
 pub mod error;
 pub mod id;
+mod journal;
 pub mod record;
 pub mod spool;
 

@@ -43,13 +43,14 @@ mod files;
 mod history;
 mod places;
 mod recovery;
+mod resident;
 
 use std::collections::BTreeSet;
 use std::fs::{self, File};
 use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Mutex, PoisonError};
+use std::sync::{Arc, Mutex, PoisonError, mpsc};
 use std::time::SystemTime;
 
 use crate::dirsync::{DirectorySyncer, sync_directory};
@@ -58,6 +59,7 @@ use crate::error::QueueError;
 use crate::id::QueueId;
 use crate::{NewMessage, Place, Queue, record};
 use files::{create_new_file, create_private_dir, remove_if_present, remove_quietly};
+use resident::{Checkpoint, Residents};
 
 pub(crate) const TMP_DIR: &str = "tmp";
 pub(crate) const ACTIVE_DIR: &str = "active";
@@ -78,15 +80,22 @@ pub struct OpenReport {
     pub active: usize,
     /// `(file name, reason)` of every file moved to `corrupt/`.
     pub quarantined: Vec<(String, String)>,
+    /// `SyncMode::Journal` asked for, but its segment could not be made (a full disk): why.
+    /// The spool then works as `SyncMode::Syncfs`.
+    pub journal_unavailable: Option<String>,
 }
 
 /// The file spool: a [`Queue`] whose states are directories.
 #[derive(Debug)]
 pub struct Spool {
+    /// `SyncMode::Journal`'s checkpoint thread, stopped (after a last pass) before the rest.
+    _checkpoint: Option<Checkpoint>,
+    /// `SyncMode::Journal`: messages in memory and the journal, not yet files.
+    residents: Option<Arc<Residents>>,
     root: PathBuf,
     syncer: DirectorySyncer,
     /// Buckets whose directory entry in `active/` is known to be durable.
-    durable_buckets: Mutex<BTreeSet<String>>,
+    durable_buckets: Arc<Mutex<BTreeSet<String>>>,
     /// Today's history file, appended to by `archive`.
     history: Mutex<history::HistoryLog>,
     /// Makes the temporary names of concurrent updates unique.
@@ -103,12 +112,16 @@ pub enum SyncMode {
     Fsync,
     /// Files written without fsync; one shared `syncfs(2)` per group of stores (Linux).
     Syncfs,
+    /// Messages appended to a preallocated journal with one shared `fdatasync` per group of
+    /// stores; they become files only if still queued after a second (Linux; see
+    /// `spool/resident.rs`).
+    Journal,
 }
 
 impl Default for SyncMode {
     fn default() -> SyncMode {
         if cfg!(any(target_os = "linux", target_os = "android")) {
-            SyncMode::Syncfs
+            SyncMode::Journal
         } else {
             SyncMode::Fsync
         }
@@ -141,14 +154,34 @@ impl Spool {
             sync_directory(&root)?;
         }
         let purged_tmp = recovery::purge_tmp(&root.join(TMP_DIR))?;
+        let durable_buckets = Arc::new(Mutex::new(BTreeSet::new()));
+        // The journal first: what it restores is then scanned like every other entry.
+        let mut journal_unavailable = None;
+        let (residents, checkpoint, mode) = if mode == SyncMode::Journal {
+            match Residents::open(&root, Arc::clone(&durable_buckets))? {
+                Ok((residents, checkpoint)) => (Some(residents), Some(checkpoint), mode),
+                Err(error) => {
+                    journal_unavailable = Some(error.to_string());
+                    (None, None, SyncMode::Syncfs)
+                }
+            }
+        } else {
+            (None, None, mode)
+        };
         let scan = recovery::scan_active(&root)?;
         // Makes the bucket entries found durable, so stores into them need no fsync of active/.
         sync_directory(&root.join(ACTIVE_DIR))?;
+        durable_buckets
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .extend(scan.buckets);
         let syncer = DirectorySyncer::start(mode, &root)?;
         let spool = Spool {
+            _checkpoint: checkpoint,
+            residents,
             root,
             syncer,
-            durable_buckets: Mutex::new(scan.buckets),
+            durable_buckets,
             history: Mutex::default(),
             update_sequence: AtomicU64::new(0),
             _lock: lock,
@@ -158,6 +191,7 @@ impl Spool {
             purged_tmp,
             active: scan.active,
             quarantined: scan.quarantined,
+            journal_unavailable,
         };
         Ok((spool, report))
     }
@@ -183,9 +217,13 @@ impl Spool {
     /// recipient be tried again (at-least-once, RFC 5321 §6.1), never lose a message: the
     /// message and its envelope were durable when they were stored.
     pub(crate) fn settle(&self, directory: &Path) -> Result<(), QueueError> {
-        match self.mode {
-            SyncMode::Fsync => Ok(self.syncer.sync(directory)?),
-            SyncMode::Syncfs => {
+        match (self.mode, &self.residents) {
+            (SyncMode::Fsync, _) => Ok(self.syncer.sync(directory)?),
+            (SyncMode::Journal, Some(residents)) => {
+                residents.settle();
+                Ok(())
+            }
+            _ => {
                 self.syncer.request(directory);
                 Ok(())
             }
@@ -217,17 +255,81 @@ impl Spool {
 
     /// Creates `active/<bucket>/` if needed and makes its entry durable before anyone uses it.
     fn ensure_bucket(&self, id: &QueueId) -> io::Result<PathBuf> {
-        let dir = self.bucket_dir(id);
-        let mut durable = self
-            .durable_buckets
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner);
-        if !durable.contains(id.bucket()) {
-            create_private_dir(&dir)?;
-            sync_directory(&self.root.join(ACTIVE_DIR))?;
-            durable.insert(id.bucket().to_owned());
+        resident::ensure_bucket(&self.root, &self.durable_buckets, id)
+    }
+
+    /// The resident table when it holds `id`.
+    fn resident(&self, id: &QueueId) -> Option<&Residents> {
+        self.residents.as_deref().filter(|r| r.contains(id))
+    }
+
+    /// Makes a resident `id` files before an operation that works on files.
+    fn materialize(&self, id: &QueueId) -> Result<(), QueueError> {
+        if let Some(residents) = self.resident(id) {
+            residents.materialize_now(id)?;
         }
-        Ok(dir)
+        Ok(())
+    }
+
+    /// `SyncMode::Journal`'s store: the message goes to the journal and the resident table;
+    /// `done` runs once the journal entry is durable. Gives `message` back when it is too
+    /// large for the journal (stored as files instead).
+    fn store_in_journal<'m>(
+        &self,
+        residents: &Arc<Residents>,
+        envelope: &Envelope,
+        message: &'m NewMessage<'m>,
+        done: crate::StoreDone,
+    ) -> Option<crate::StoreDone> {
+        let header_size_guess = 1024;
+        if message.content.len() + header_size_guess > residents.journal.max_entry() {
+            return Some(done);
+        }
+        let id = match self.fresh_id(residents) {
+            Ok(id) => id,
+            Err(error) => {
+                done(Err(error));
+                return None;
+            }
+        };
+        let header = (message.header)(&id);
+        let mut bytes = Vec::with_capacity(header.len() + message.content.len());
+        bytes.extend_from_slice(header.as_bytes());
+        bytes.extend_from_slice(message.content);
+        let bytes = Arc::new(bytes);
+        residents.insert(&id, envelope, Arc::clone(&bytes));
+        let for_commit = Arc::clone(residents);
+        let committed_id = id.clone();
+        residents.journal.append(
+            id.to_string(),
+            record::encode(&id, envelope),
+            bytes,
+            Box::new(move |result| match result {
+                Ok(entry) => {
+                    for_commit.committed(&committed_id, entry);
+                    done(Ok(committed_id));
+                }
+                Err(error) => {
+                    for_commit.discard(&committed_id);
+                    done(Err(error.into()));
+                }
+            }),
+        );
+        None
+    }
+
+    /// An id neither resident nor on disk.
+    fn fresh_id(&self, residents: &Residents) -> Result<QueueId, QueueError> {
+        for _ in 0..MAX_ID_ATTEMPTS {
+            let id = QueueId::generate(SystemTime::now());
+            if !residents.contains(&id) && !self.envelope_path(&id).exists() {
+                return Ok(id);
+            }
+        }
+        Err(QueueError::Io(io::Error::new(
+            io::ErrorKind::AlreadyExists,
+            "no unused queue id found",
+        )))
     }
 
     /// Picks a fresh id and creates `tmp/<id>.msg` for it; `create_new` makes the id ours.
@@ -290,6 +392,19 @@ impl Spool {
 
 impl Queue for Spool {
     fn store(&self, envelope: &Envelope, message: &NewMessage<'_>) -> Result<QueueId, QueueError> {
+        if self.residents.is_some() {
+            let (sender, receiver) = mpsc::channel();
+            self.store_then(
+                envelope,
+                message,
+                Box::new(move |result| {
+                    let _ = sender.send(result);
+                }),
+            );
+            return receiver
+                .recv()
+                .unwrap_or_else(|_| Err(QueueError::Io(io::Error::other("the journal stopped"))));
+        }
         let (id, message_file) = self.reserve_id()?;
         let stored = self
             .write_reserved(&id, message_file, envelope, message)
@@ -304,6 +419,13 @@ impl Queue for Spool {
     }
 
     fn store_then(&self, envelope: &Envelope, message: &NewMessage<'_>, done: crate::StoreDone) {
+        let done = match &self.residents {
+            Some(residents) => match self.store_in_journal(residents, envelope, message, done) {
+                Some(done) => done,
+                None => return,
+            },
+            None => done,
+        };
         let (id, message_file) = match self.reserve_id() {
             Ok(reserved) => reserved,
             Err(error) => return done(Err(error)),
@@ -350,7 +472,11 @@ impl Queue for Spool {
                 ids.extend(id);
             }
         }
+        if let Some(residents) = &self.residents {
+            ids.extend(residents.ids());
+        }
         ids.sort();
+        ids.dedup();
         Ok(ids)
     }
 
@@ -359,6 +485,14 @@ impl Queue for Spool {
     }
 
     fn load_in(&self, id: &QueueId, place: Place) -> Result<Envelope, QueueError> {
+        if let Some(envelope) = self
+            .residents
+            .as_ref()
+            .filter(|_| place == Place::Active)
+            .and_then(|r| r.envelope(id))
+        {
+            return Ok(envelope);
+        }
         let bytes = match places::read_in(self, id, place, ENVELOPE_SUFFIX) {
             Err(QueueError::NotFound(_)) if place == Place::Done => {
                 return history::find(&self.root.join(places::DONE_DIR), id)?
@@ -379,22 +513,40 @@ impl Queue for Spool {
     }
 
     fn read_message(&self, id: &QueueId) -> Result<Vec<u8>, QueueError> {
-        read_entry(id, &self.message_path(id))
+        self.read_message_in(id, Place::Active)
     }
 
     fn read_message_in(&self, id: &QueueId, place: Place) -> Result<Vec<u8>, QueueError> {
+        if let Some(message) = self
+            .residents
+            .as_ref()
+            .filter(|_| place == Place::Active)
+            .and_then(|r| r.message(id))
+        {
+            return Ok(message.as_ref().clone());
+        }
         places::read_in(self, id, place, MESSAGE_SUFFIX)
     }
 
     fn list_in(&self, place: Place) -> Result<Vec<QueueId>, QueueError> {
+        if place == Place::Active {
+            return self.list();
+        }
         self.list_place(place)
     }
 
     fn envelopes_in(&self, place: Place) -> Result<Vec<(QueueId, Envelope)>, QueueError> {
-        self.envelopes_of(place)
+        let mut envelopes = self.envelopes_of(place)?;
+        if let Some(residents) = self.residents.as_ref().filter(|_| place == Place::Active) {
+            envelopes.extend(residents.envelopes());
+            envelopes.sort_by(|a, b| a.0.cmp(&b.0));
+            envelopes.dedup_by(|a, b| a.0 == b.0);
+        }
+        Ok(envelopes)
     }
 
     fn hold(&self, id: &QueueId) -> Result<(), QueueError> {
+        self.materialize(id)?;
         self.move_entry(id, Place::Active, Place::Held)
     }
 
@@ -411,6 +563,13 @@ impl Queue for Spool {
     }
 
     fn update(&self, id: &QueueId, envelope: &Envelope) -> Result<(), QueueError> {
+        if self
+            .residents
+            .as_ref()
+            .is_some_and(|r| r.update(id, envelope))
+        {
+            return Ok(());
+        }
         let envelope_path = self.envelope_path(id);
         if let Err(error) = fs::symlink_metadata(&envelope_path) {
             return Err(not_found_or(id, error));
@@ -431,6 +590,9 @@ impl Queue for Spool {
     }
 
     fn remove(&self, id: &QueueId) -> Result<(), QueueError> {
+        if self.residents.as_ref().is_some_and(|r| r.remove(id)) {
+            return Ok(());
+        }
         let had_envelope = remove_if_present(&self.envelope_path(id))?;
         let had_message = remove_if_present(&self.message_path(id))?;
         if !had_envelope && !had_message {
@@ -440,6 +602,7 @@ impl Queue for Spool {
     }
 
     fn quarantine(&self, id: &QueueId, reason: &str) -> Result<(), QueueError> {
+        self.materialize(id)?;
         let mut is_moved = false;
         for path in [self.envelope_path(id), self.message_path(id)] {
             match fs::symlink_metadata(&path) {
@@ -456,11 +619,6 @@ impl Queue for Spool {
         }
         Ok(self.syncer.sync(&self.bucket_dir(id))?)
     }
-}
-
-/// Reads a file of entry `id`; a missing file is `QueueError::NotFound`.
-fn read_entry(id: &QueueId, path: &Path) -> Result<Vec<u8>, QueueError> {
-    fs::read(path).map_err(|error| not_found_or(id, error))
 }
 
 fn not_found_or(id: &QueueId, error: io::Error) -> QueueError {

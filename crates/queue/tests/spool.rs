@@ -2,7 +2,8 @@
 //! recovery at open (tmp purge, quarantine of half-stored and unreadable entries), group commit
 //! under concurrency, update and remove.
 //!
-//! Each test works in its own directory under `std::env::temp_dir()`, removed at the end.
+//! The journal of `SyncMode::Journal` has its scenarios in `spool/journal.rs`, a module of this
+//! binary. Each test works in its own directory under `std::env::temp_dir()`, removed at the end.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -69,10 +70,15 @@ fn envelope() -> Envelope {
     }
 }
 
+#[path = "spool/journal.rs"]
+mod journal;
+
 const MESSAGE: &[u8] = b"Subject: hi\r\n\r\nbody\r\n.. not a dot line\r\n";
 
 fn open(dir: &ScratchDir) -> Spool {
-    Spool::open(dir.path().to_path_buf()).unwrap().0
+    Spool::open_with(dir.path().to_path_buf(), SyncMode::Syncfs)
+        .unwrap()
+        .0
 }
 
 #[test]
@@ -131,7 +137,7 @@ fn list_after_reopen() {
             .collect()
     };
     ids.sort();
-    let (spool, report) = Spool::open(dir.path().to_path_buf()).unwrap();
+    let (spool, report) = Spool::open_with(dir.path().to_path_buf(), SyncMode::Syncfs).unwrap();
     assert_eq!(report.active, 5);
     assert_eq!(report.purged_tmp, 0);
     assert!(report.quarantined.is_empty(), "{report:?}");
@@ -142,7 +148,7 @@ fn list_after_reopen() {
 fn a_second_spool_on_the_same_root_is_refused() {
     let dir = ScratchDir::new("lock");
     let spool = open(&dir);
-    match Spool::open(dir.path().to_path_buf()) {
+    match Spool::open_with(dir.path().to_path_buf(), SyncMode::Syncfs) {
         Err(QueueError::Io(error)) => assert_eq!(error.kind(), std::io::ErrorKind::WouldBlock),
         other => panic!("expected WouldBlock, got {:?}", other.map(|(_, r)| r)),
     }
@@ -158,7 +164,7 @@ fn tmp_leftovers_are_purged_on_open() {
     fs::write(tmp.join("0654A1B2C3D4E0001.msg"), MESSAGE).unwrap();
     fs::write(tmp.join("0654A1B2C3D4E0001.env"), b"petrel-envelope 1\n").unwrap();
     fs::write(tmp.join("0654A1B2C3D4E0002.update-3"), b"x").unwrap();
-    let (_spool, report) = Spool::open(dir.path().to_path_buf()).unwrap();
+    let (_spool, report) = Spool::open_with(dir.path().to_path_buf(), SyncMode::Syncfs).unwrap();
     assert_eq!(report.purged_tmp, 3);
     assert_eq!(fs::read_dir(&tmp).unwrap().count(), 0);
 }
@@ -181,7 +187,7 @@ fn garbage_envelope_is_moved_to_corrupt_on_open() {
         .unwrap();
         (id, good)
     };
-    let (spool, report) = Spool::open(dir.path().to_path_buf()).unwrap();
+    let (spool, report) = Spool::open_with(dir.path().to_path_buf(), SyncMode::Syncfs).unwrap();
     assert_eq!(report.active, 1);
     let names: Vec<&str> = report.quarantined.iter().map(|(n, _)| n.as_str()).collect();
     assert_eq!(names, [format!("{id}.env"), format!("{id}.msg")]);
@@ -215,7 +221,7 @@ fn message_without_envelope_is_moved_to_corrupt_on_open() {
         fs::remove_file(spool.envelope_path(&id)).unwrap();
         id
     };
-    let (spool, report) = Spool::open(dir.path().to_path_buf()).unwrap();
+    let (spool, report) = Spool::open_with(dir.path().to_path_buf(), SyncMode::Syncfs).unwrap();
     assert_eq!(report.active, 0);
     assert_eq!(report.quarantined.len(), 1);
     assert_eq!(report.quarantined[0].0, format!("{id}.msg"));
@@ -348,8 +354,8 @@ fn corrupt_envelope_found_by_load_is_reported() {
 }
 
 #[test]
-fn both_sync_modes_store_update_and_reopen() {
-    for mode in [SyncMode::Fsync, SyncMode::Syncfs] {
+fn every_sync_mode_stores_updates_and_reopens() {
+    for mode in [SyncMode::Fsync, SyncMode::Syncfs, SyncMode::Journal] {
         let dir = ScratchDir::new("modes");
         let id = {
             let (spool, _) = Spool::open_with(dir.path().to_path_buf(), mode).unwrap();
@@ -371,7 +377,7 @@ fn both_sync_modes_store_update_and_reopen() {
 
 #[test]
 fn finished_messages_are_kept_in_the_days_history_file() {
-    for mode in [SyncMode::Syncfs, SyncMode::Fsync] {
+    for mode in [SyncMode::Syncfs, SyncMode::Fsync, SyncMode::Journal] {
         let dir = ScratchDir::new("history");
         let (spool, _) = Spool::open_with(dir.path().to_path_buf(), mode).unwrap();
         let mut ids = Vec::new();

@@ -152,11 +152,13 @@ fn trace_one_message(name: &str, extra: &str) -> (Vec<Call>, String, usize, Stri
             "-f",
             "-y",
             "-s",
-            "80",
+            // Enough to show the queue id in a journal write (after the segment and record
+            // headers).
+            "160",
             "-o",
             &trace_arg,
             "-e",
-            "trace=fsync,fdatasync,syncfs,rename,renameat,renameat2,write,sendto,writev",
+            "trace=fsync,fdatasync,syncfs,rename,renameat,renameat2,write,pwrite64,sendto,writev",
         ],
     );
     // The traced petrel is strace's child; make sure it never outlives a failing test.
@@ -257,8 +259,8 @@ fn strace_shows_a_syncfs_begun_after_the_renames_before_the_250() {
     if crate::backend::skip_on_postgres("traces the spool's file system calls") {
         return;
     }
-    // The default on Linux: queue.sync = "syncfs".
-    let (completed, id, reply_at, trace) = trace_one_message("strace-syncfs", "");
+    let (completed, id, reply_at, trace) =
+        trace_one_message("strace-syncfs", "[queue]\nsync = \"syncfs\"\n");
     let renames: Vec<usize> = completed
         .iter()
         .enumerate()
@@ -293,6 +295,42 @@ fn strace_shows_a_syncfs_begun_after_the_renames_before_the_250() {
         renames.iter().all(|&r| r < reply_at),
         "renames after the 250:\n{trace}"
     );
+}
+
+#[test]
+fn strace_shows_the_journal_written_and_fdatasynced_before_the_250() {
+    if crate::backend::skip_on_postgres("traces the spool's file system calls") {
+        return;
+    }
+    // The default on Linux: queue.sync = "journal". The message is written into a journal
+    // segment (its body is in the pwrite) and that segment is fdatasynced, both before the 250;
+    // no file of the message is created on the way.
+    let (completed, id, reply_at, trace) = trace_one_message("strace-journal", "");
+    let segment = "/queue/journal/seg-";
+    let written = completed
+        .iter()
+        .position(|c| {
+            c.text.starts_with("pwrite64(") && c.text.contains(segment) && c.text.contains(&id)
+        })
+        .unwrap_or_else(|| panic!("no pwrite of {id} into a journal segment:\n{trace}"));
+    let synced = completed
+        .iter()
+        .enumerate()
+        .find(|(_, c)| {
+            c.text.starts_with("fdatasync(")
+                && c.text.contains(segment)
+                && c.started > completed[written].finished
+        })
+        .map(|(index, _)| index)
+        .unwrap_or_else(|| panic!("no fdatasync of the segment after the write:\n{trace}"));
+    assert!(
+        synced < reply_at,
+        "the fdatasync completed after the 250:\n{trace}"
+    );
+    let renamed_before_250 = completed[..reply_at]
+        .iter()
+        .any(|c| c.text.starts_with("rename") && c.text.contains(&id));
+    assert!(!renamed_before_250, "the 250 waited for files:\n{trace}");
 }
 
 #[test]

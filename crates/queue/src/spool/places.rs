@@ -115,7 +115,7 @@ impl Spool {
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .append(&done_dir, &bytes, self.files_synced())?;
-        if is_created || self.sync_mode() == crate::SyncMode::Syncfs {
+        if is_created || self.sync_mode() != crate::SyncMode::Fsync {
             self.settle(&done_dir)?;
         }
         crate::Queue::remove(self, id)

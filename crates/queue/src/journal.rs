@@ -1,0 +1,760 @@
+//! The write-ahead journal of `SyncMode::Journal`: a few preallocated segment files under
+//! `<spool>/journal/`, written by one thread `petrel-journal` with one `fdatasync` per batch
+//! (group commit), so the 250 of a message waits for a sequential overwrite of blocks that are
+//! already allocated: no inode, no directory entry, no file-system-wide sync.
+//!
+//! Layout: `journal/seg-<n>` of `segment_size` bytes each, zero-filled when created. A segment
+//! starts with a header (magic, a random nonce chosen each time the segment is (re)used, the
+//! sequence number of its first record); records follow back to back, 8-byte aligned:
+//! `magic, kind, nonce, seq, payload length, checksum, payload`. A record is valid only with the
+//! segment's current nonce and a matching checksum, and the reader walks a segment from its
+//! start by the lengths of valid records, stopping at the first invalid one: stale records of an
+//! earlier use (another nonce), a torn tail (bad checksum) and message bytes (never read as a
+//! header, since the walk skips payloads by length) all end the walk. The nonce is random, so a
+//! message crafted to look like a record cannot become one after a segment is reused.
+//!
+//! Kinds: an *entry* (queue id, envelope record, message bytes) makes a message durable; a
+//! *forget* (queue id) says the id needs no recovery from the journal any more (delivered, or
+//! its files became durable). Recovery takes every entry without a later forget.
+//!
+//! Space: every entry holds its segment live until `release`; segments are reused oldest first
+//! and only when nothing in them is live, so a forget is always in a segment newer than its
+//! entry and is overwritten only after it. When no segment is free and `max_segments` exist,
+//! the writer asks for a checkpoint (the spool makes its resident messages files, syncs the
+//! file system and releases them) and waits for space.
+//!
+//! Failure policy: a failed write or fdatasync fails every entry of that batch (the callers
+//! answer 451); nothing here panics. Handles untrusted bytes only as opaque payload, and parses
+//! its own files without trusting them (lengths are bounded by the segment).
+
+use std::collections::hash_map::RandomState;
+use std::collections::{BTreeMap, VecDeque};
+use std::fs::{self, File, OpenOptions};
+use std::hash::{BuildHasher, Hasher};
+use std::io::{self, Write};
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
+use std::thread::{self, JoinHandle};
+
+const THREAD_NAME: &str = "petrel-journal";
+const SEGMENT_MAGIC: u32 = 0x5045_4a53; // "PEJS"
+const RECORD_MAGIC: u32 = 0x5045_4a52; // "PEJR"
+/// Segment header: magic u32, pad u32, nonce u64, first seq u64, pad to 32.
+const SEGMENT_HEADER: u64 = 32;
+/// Record header: magic u32, kind u8 + pad 3, nonce u64, seq u64, length u32, pad u32,
+/// checksum u64.
+const RECORD_HEADER: usize = 40;
+const KIND_ENTRY: u8 = 1;
+const KIND_FORGET: u8 = 2;
+
+/// Where an entry lives, to release it when the message needs the journal no more.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct EntryRef {
+    segment: usize,
+}
+
+/// Called on the journal thread once an entry is durable (or failed).
+pub(crate) type EntryDone = Box<dyn FnOnce(io::Result<EntryRef>) + Send>;
+
+/// Called on the journal thread when it needs space: the spool should checkpoint at once.
+pub(crate) type SpaceWanted = Box<dyn Fn() + Send + Sync>;
+
+/// An entry found by recovery: not forgotten, so its message may need its files rewritten.
+#[derive(Debug)]
+pub(crate) struct Recovered {
+    pub(crate) id: String,
+    pub(crate) envelope: Vec<u8>,
+    pub(crate) message: Vec<u8>,
+}
+
+enum Pending {
+    Entry {
+        id: String,
+        envelope: Vec<u8>,
+        message: Arc<Vec<u8>>,
+        done: EntryDone,
+    },
+    Forget(String),
+}
+
+#[derive(Debug, Default, Clone, Copy)]
+struct Segment {
+    /// Entries written into it and not released.
+    live: usize,
+}
+
+#[derive(Default)]
+struct State {
+    /// Entries and forget records to write.
+    pending: Vec<Pending>,
+    /// An entry is pending: the batch needs an fdatasync.
+    has_entries: bool,
+    flush_wanted: u64,
+    flushed: u64,
+    segments: Vec<Segment>,
+    is_stopping: bool,
+}
+
+struct Shared {
+    state: Mutex<State>,
+    work: Condvar,
+    /// Wakes flush callers and a writer waiting for space.
+    changed: Condvar,
+}
+
+fn lock(shared: &Shared) -> MutexGuard<'_, State> {
+    shared.state.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// The journal: `append` makes an entry durable through the writer thread.
+pub(crate) struct Journal {
+    shared: Arc<Shared>,
+    thread: Option<JoinHandle<()>>,
+    max_entry: usize,
+}
+
+impl std::fmt::Debug for Journal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Journal(max entry {} bytes)", self.max_entry)
+    }
+}
+
+/// The sizes of a journal.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Sizes {
+    pub(crate) segment_size: u64,
+    pub(crate) max_segments: usize,
+}
+
+impl Journal {
+    /// Reads what the segments under `dir` hold (creating `dir` if needed): the entries not
+    /// forgotten, oldest first. Call `start` after their messages are safe elsewhere.
+    ///
+    /// # Errors
+    /// The directory or a segment cannot be read.
+    pub(crate) fn recover(dir: &Path) -> io::Result<(Vec<Recovered>, u64)> {
+        fs::create_dir_all(dir)?;
+        let mut records = Vec::new();
+        for path in segment_paths(dir)?.into_values() {
+            read_segment(&fs::read(&path)?, &mut records);
+        }
+        records.sort_by_key(|record| record.seq);
+        let next_seq = records.last().map_or(1, |record| record.seq + 1);
+        let mut live: BTreeMap<String, (u64, Recovered)> = BTreeMap::new();
+        for record in records {
+            match record.kind {
+                KIND_ENTRY => {
+                    if let Some((id, envelope, message)) = split_entry(&record.payload) {
+                        let entry = Recovered {
+                            id: id.clone(),
+                            envelope,
+                            message,
+                        };
+                        live.insert(id, (record.seq, entry));
+                    }
+                }
+                _ => {
+                    if let Ok(id) = String::from_utf8(record.payload) {
+                        live.remove(&id);
+                    }
+                }
+            }
+        }
+        let mut entries: Vec<(u64, Recovered)> = live.into_values().collect();
+        entries.sort_by_key(|(seq, _)| *seq);
+        Ok((entries.into_iter().map(|(_, e)| e).collect(), next_seq))
+    }
+
+    /// Invalidates every segment under `dir` (what they held is safe elsewhere now), makes the
+    /// first one when there is none, and starts the writer thread; sequence numbers continue
+    /// from `next_seq`.
+    ///
+    /// # Errors
+    /// A segment cannot be rewritten or made (no space for it), or the thread cannot start.
+    pub(crate) fn start(
+        dir: &Path,
+        sizes: Sizes,
+        next_seq: u64,
+        space_wanted: SpaceWanted,
+    ) -> io::Result<Journal> {
+        let mut files = Vec::new();
+        for (index, path) in segment_paths(dir)? {
+            if index != files.len() {
+                break;
+            }
+            let file = OpenOptions::new().read(true).write(true).open(&path)?;
+            if file.metadata()?.len() != sizes.segment_size {
+                break;
+            }
+            file.write_all_at(&[0u8; SEGMENT_HEADER as usize], 0)?;
+            file.sync_data()?;
+            files.push(file);
+        }
+        if files.is_empty() {
+            files.push(create_segment(dir, 0, sizes.segment_size)?);
+        }
+        let shared = Arc::new(Shared {
+            state: Mutex::new(State {
+                segments: vec![Segment::default(); files.len()],
+                ..State::default()
+            }),
+            work: Condvar::new(),
+            changed: Condvar::new(),
+        });
+        let mut writer = Writer {
+            shared: Arc::clone(&shared),
+            dir: dir.to_owned(),
+            sizes,
+            order: (0..files.len()).collect(),
+            files,
+            current: None,
+            position: 0,
+            nonce: 0,
+            seq: next_seq,
+            space_wanted,
+            is_out_of_space: false,
+        };
+        let thread = thread::Builder::new()
+            .name(THREAD_NAME.to_owned())
+            .spawn(move || writer.run())?;
+        let max_entry = usize::try_from(sizes.segment_size / 4).unwrap_or(usize::MAX);
+        Ok(Journal {
+            shared,
+            thread: Some(thread),
+            max_entry,
+        })
+    }
+
+    /// The largest message the journal takes; larger ones are stored as files directly.
+    pub(crate) fn max_entry(&self) -> usize {
+        self.max_entry
+    }
+
+    /// Queues an entry; `done` runs on the journal thread once it is durable.
+    pub(crate) fn append(
+        &self,
+        id: String,
+        envelope: Vec<u8>,
+        message: Arc<Vec<u8>>,
+        done: EntryDone,
+    ) {
+        let mut state = lock(&self.shared);
+        state.pending.push(Pending::Entry {
+            id,
+            envelope,
+            message,
+            done,
+        });
+        state.has_entries = true;
+        self.shared.work.notify_one();
+    }
+
+    /// Says `id` needs no recovery any more and releases its entry. The forget record is
+    /// written at once (it survives the process; a crash of the machine before the next
+    /// fdatasync may bring the message back: at-least-once), without a wait.
+    pub(crate) fn forget(&self, id: &str, entry: EntryRef) {
+        let mut state = lock(&self.shared);
+        state.pending.push(Pending::Forget(id.to_owned()));
+        release_in(&mut state, entry);
+        self.shared.work.notify_one();
+        self.shared.changed.notify_all();
+    }
+
+    /// Releases entries without forget records (their files are durable, and any later
+    /// removal of those files is the file spool's business).
+    pub(crate) fn release_all(&self, entries: &[EntryRef]) {
+        let mut state = lock(&self.shared);
+        for entry in entries {
+            release_in(&mut state, *entry);
+        }
+        self.shared.changed.notify_all();
+    }
+
+    /// Writes what is pending (forget records too) and waits for its fdatasync.
+    pub(crate) fn flush(&self) {
+        let mut state = lock(&self.shared);
+        state.flush_wanted += 1;
+        let target = state.flush_wanted;
+        self.shared.work.notify_one();
+        while state.flushed < target && !state.is_stopping {
+            state = self
+                .shared
+                .changed
+                .wait(state)
+                .unwrap_or_else(PoisonError::into_inner);
+        }
+    }
+
+    /// True when forget records wait for a batch.
+    pub(crate) fn has_pending(&self) -> bool {
+        !lock(&self.shared).pending.is_empty()
+    }
+
+    /// Segments holding live entries, and how many may exist.
+    pub(crate) fn usage(&self) -> (usize, usize) {
+        let state = lock(&self.shared);
+        let used = state.segments.iter().filter(|s| s.live > 0).count();
+        (used, state.segments.len())
+    }
+}
+
+impl Drop for Journal {
+    fn drop(&mut self) {
+        {
+            let mut state = lock(&self.shared);
+            state.is_stopping = true;
+            self.shared.work.notify_all();
+            self.shared.changed.notify_all();
+        }
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+fn release_in(state: &mut State, entry: EntryRef) {
+    if let Some(segment) = state.segments.get_mut(entry.segment) {
+        segment.live = segment.live.saturating_sub(1);
+    }
+}
+
+/// The writer thread's own state.
+struct Writer {
+    shared: Arc<Shared>,
+    dir: PathBuf,
+    sizes: Sizes,
+    files: Vec<File>,
+    /// Segments in the order they were taken into use, oldest first; the back is current.
+    order: VecDeque<usize>,
+    current: Option<usize>,
+    position: u64,
+    nonce: u64,
+    seq: u64,
+    space_wanted: SpaceWanted,
+    /// Making another segment failed (a full disk): only the existing ones are used.
+    is_out_of_space: bool,
+}
+
+/// A batch's bytes for one segment, written with one pwrite.
+struct Run {
+    segment: usize,
+    offset: u64,
+    bytes: Vec<u8>,
+}
+
+impl Writer {
+    fn run(&mut self) {
+        loop {
+            let (batch, flush_target) = {
+                let mut state = lock(&self.shared);
+                while !state.is_stopping
+                    && state.pending.is_empty()
+                    && state.flush_wanted == state.flushed
+                {
+                    state = self
+                        .shared
+                        .work
+                        .wait(state)
+                        .unwrap_or_else(PoisonError::into_inner);
+                }
+                if state.is_stopping && state.pending.is_empty() {
+                    return;
+                }
+                // Forget records alone are written without an fdatasync of their own.
+                let is_synced = state.has_entries || state.flush_wanted != state.flushed;
+                state.has_entries = false;
+                (
+                    std::mem::take(&mut state.pending),
+                    is_synced.then_some(state.flush_wanted),
+                )
+            };
+            self.write_batch(batch, flush_target.is_some());
+            let Some(flush_target) = flush_target else {
+                continue;
+            };
+            let mut state = lock(&self.shared);
+            state.flushed = state.flushed.max(flush_target);
+            self.shared.changed.notify_all();
+        }
+    }
+
+    fn write_batch(&mut self, batch: Vec<Pending>, is_synced: bool) {
+        let mut runs: Vec<Run> = Vec::new();
+        let mut written: Vec<(EntryDone, usize)> = Vec::new();
+        let mut failed: Vec<(EntryDone, io::Error)> = Vec::new();
+        for pending in batch {
+            let (kind, head, envelope, message, done) = match pending {
+                Pending::Entry {
+                    id,
+                    envelope,
+                    message,
+                    done,
+                } => (
+                    KIND_ENTRY,
+                    entry_head(&id, &envelope),
+                    envelope,
+                    Some(message),
+                    Some(done),
+                ),
+                Pending::Forget(id) => (KIND_FORGET, id.into_bytes(), Vec::new(), None, None),
+            };
+            let parts: [&[u8]; 3] = [&head, &envelope, message.as_deref().map_or(&[], |m| m)];
+            let length: usize = parts.iter().map(|p| p.len()).sum();
+            let size = record_size(length);
+            let segment = match self.place(size, &mut runs) {
+                Ok(segment) => segment,
+                Err(error) => {
+                    if let Some(done) = done {
+                        failed.push((done, error));
+                    }
+                    continue;
+                }
+            };
+            let Some(run) = runs.last_mut() else { continue };
+            encode_record(&mut run.bytes, kind, self.nonce, self.seq, &parts);
+            self.seq += 1;
+            self.position += size as u64;
+            if let Some(done) = done {
+                lock(&self.shared).segments[segment].live += 1;
+                written.push((done, segment));
+            }
+        }
+        let outcome = self.write_runs(&runs, is_synced);
+        for (done, segment) in written {
+            match &outcome {
+                Ok(()) => done(Ok(EntryRef { segment })),
+                Err(error) => {
+                    // The entries never became durable: nothing will release them.
+                    release_in(&mut lock(&self.shared), EntryRef { segment });
+                    done(Err(io::Error::new(error.kind(), error.to_string())));
+                }
+            }
+        }
+        for (done, error) in failed {
+            done(Err(error));
+        }
+    }
+
+    fn write_runs(&self, runs: &[Run], is_synced: bool) -> io::Result<()> {
+        for run in runs {
+            let file = &self.files[run.segment];
+            file.write_all_at(&run.bytes, run.offset)?;
+        }
+        if is_synced {
+            for run in runs {
+                self.files[run.segment].sync_data()?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Makes room for a record of `size` bytes in the current run, switching segments when
+    /// the current one is full; returns the segment.
+    fn place(&mut self, size: usize, runs: &mut Vec<Run>) -> io::Result<usize> {
+        let capacity = self.sizes.segment_size - SEGMENT_HEADER;
+        if size as u64 > capacity {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "entry larger than a journal segment",
+            ));
+        }
+        let fits = self
+            .current
+            .is_some_and(|_| self.position + size as u64 <= self.sizes.segment_size);
+        if !fits {
+            let segment = self.next_segment(runs)?;
+            self.current = Some(segment);
+            self.nonce = RandomState::new().build_hasher().finish() | 1;
+            let mut header = Vec::with_capacity(SEGMENT_HEADER as usize);
+            header.extend_from_slice(&SEGMENT_MAGIC.to_le_bytes());
+            header.extend_from_slice(&0u32.to_le_bytes());
+            header.extend_from_slice(&self.nonce.to_le_bytes());
+            header.extend_from_slice(&self.seq.to_le_bytes());
+            header.resize(SEGMENT_HEADER as usize, 0);
+            runs.push(Run {
+                segment,
+                offset: 0,
+                bytes: header,
+            });
+            self.position = SEGMENT_HEADER;
+        } else if runs
+            .last()
+            .is_none_or(|run| Some(run.segment) != self.current)
+        {
+            runs.push(Run {
+                segment: self.current.unwrap_or(0),
+                offset: self.position,
+                bytes: Vec::new(),
+            });
+        }
+        Ok(self.current.unwrap_or(0))
+    }
+
+    /// The segment to continue in: the oldest one when nothing in it is live, else a new file,
+    /// else (all exist and are live) waits for a checkpoint to release some.
+    fn next_segment(&mut self, runs: &[Run]) -> io::Result<usize> {
+        let mut has_asked = false;
+        loop {
+            {
+                let state = lock(&self.shared);
+                let oldest = self.order.front().copied();
+                // The current segment too, when it is the only one and nothing in it is live.
+                if let Some(oldest) = oldest
+                    && state.segments[oldest].live == 0
+                    && !runs.iter().any(|run| run.segment == oldest)
+                {
+                    self.order.pop_front();
+                    self.order.push_back(oldest);
+                    return Ok(oldest);
+                }
+                if self.files.len() < self.sizes.max_segments && !self.is_out_of_space {
+                    drop(state);
+                    let index = self.files.len();
+                    match create_segment(&self.dir, index, self.sizes.segment_size) {
+                        Ok(file) => {
+                            self.files.push(file);
+                            lock(&self.shared).segments.push(Segment::default());
+                            self.order.push_back(index);
+                            return Ok(index);
+                        }
+                        // Goes on with the segments it has, as if all were made.
+                        Err(_) => self.is_out_of_space = true,
+                    }
+                    continue;
+                }
+                if state.is_stopping {
+                    return Err(io::Error::other("the journal is stopping"));
+                }
+                if has_asked {
+                    let (next, _) = self
+                        .shared
+                        .changed
+                        .wait_timeout(state, std::time::Duration::from_millis(100))
+                        .unwrap_or_else(PoisonError::into_inner);
+                    drop(next);
+                }
+            }
+            if !has_asked {
+                (self.space_wanted)();
+                has_asked = true;
+            }
+        }
+    }
+}
+
+/// Makes `seg-<index>` of `size` zero bytes, durable with its directory entry; a partial file
+/// is removed.
+fn create_segment(dir: &Path, index: usize, size: u64) -> io::Result<File> {
+    let path = dir.join(format!("seg-{index}"));
+    let made = (|| {
+        let mut file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .open(&path)?;
+        let zeros = vec![0u8; 1 << 20];
+        let mut left = size;
+        while left > 0 {
+            let chunk = left.min(zeros.len() as u64) as usize;
+            file.write_all(&zeros[..chunk])?;
+            left -= chunk as u64;
+        }
+        file.sync_all()?;
+        File::open(dir)?.sync_all()?;
+        Ok(file)
+    })();
+    if made.is_err() {
+        let _ = fs::remove_file(&path);
+    }
+    made
+}
+
+/// `seg-<n>` files under `dir`, by n.
+fn segment_paths(dir: &Path) -> io::Result<BTreeMap<usize, PathBuf>> {
+    let mut paths = BTreeMap::new();
+    for entry in fs::read_dir(dir)? {
+        let entry = entry?;
+        let name = entry.file_name();
+        let index = name
+            .to_str()
+            .and_then(|n| n.strip_prefix("seg-"))
+            .and_then(|n| n.parse::<usize>().ok());
+        if let Some(index) = index {
+            paths.insert(index, entry.path());
+        }
+    }
+    Ok(paths)
+}
+
+/// The id and envelope lengths in front of an entry's payload.
+fn entry_head(id: &str, envelope: &[u8]) -> Vec<u8> {
+    let mut head = Vec::with_capacity(8 + id.len());
+    head.extend_from_slice(&(id.len() as u32).to_le_bytes());
+    head.extend_from_slice(&(envelope.len() as u32).to_le_bytes());
+    head.extend_from_slice(id.as_bytes());
+    head
+}
+
+fn split_entry(payload: &[u8]) -> Option<(String, Vec<u8>, Vec<u8>)> {
+    let id_length = u32_at(payload, 0)? as usize;
+    let envelope_length = u32_at(payload, 4)? as usize;
+    let id_end = 8usize.checked_add(id_length)?;
+    let envelope_end = id_end.checked_add(envelope_length)?;
+    let id = std::str::from_utf8(payload.get(8..id_end)?)
+        .ok()?
+        .to_owned();
+    let envelope = payload.get(id_end..envelope_end)?.to_vec();
+    let message = payload.get(envelope_end..)?.to_vec();
+    Some((id, envelope, message))
+}
+
+fn record_size(payload: usize) -> usize {
+    (RECORD_HEADER + payload).next_multiple_of(8)
+}
+
+fn encode_record(out: &mut Vec<u8>, kind: u8, nonce: u64, seq: u64, parts: &[&[u8]]) {
+    let length: usize = parts.iter().map(|p| p.len()).sum();
+    let start = out.len();
+    out.extend_from_slice(&RECORD_MAGIC.to_le_bytes());
+    out.extend_from_slice(&[kind, 0, 0, 0]);
+    out.extend_from_slice(&nonce.to_le_bytes());
+    out.extend_from_slice(&seq.to_le_bytes());
+    out.extend_from_slice(&(length as u32).to_le_bytes());
+    out.extend_from_slice(&0u32.to_le_bytes());
+    let mut sum = Checksum::new(&out[start..]);
+    for part in parts {
+        sum.add(part);
+    }
+    out.extend_from_slice(&sum.finish().to_le_bytes());
+    for part in parts {
+        out.extend_from_slice(part);
+    }
+    out.resize(start + record_size(length), 0);
+}
+
+struct RawRecord {
+    kind: u8,
+    seq: u64,
+    payload: Vec<u8>,
+}
+
+/// Appends the valid records of one segment's bytes to `records`.
+fn read_segment(bytes: &[u8], records: &mut Vec<RawRecord>) {
+    if u32_at(bytes, 0) != Some(SEGMENT_MAGIC) {
+        return;
+    }
+    let Some(nonce) = u64_at(bytes, 8) else {
+        return;
+    };
+    let mut position = SEGMENT_HEADER as usize;
+    loop {
+        let Some(header) = bytes.get(position..position + RECORD_HEADER) else {
+            return;
+        };
+        let is_ours = u32_at(header, 0) == Some(RECORD_MAGIC) && u64_at(header, 8) == Some(nonce);
+        let kind = header[4];
+        let (Some(seq), Some(length), Some(sum)) =
+            (u64_at(header, 16), u32_at(header, 24), u64_at(header, 32))
+        else {
+            return;
+        };
+        let length = length as usize;
+        let start = position + RECORD_HEADER;
+        let Some(payload) = start
+            .checked_add(length)
+            .and_then(|end| bytes.get(start..end))
+        else {
+            return;
+        };
+        let mut check = Checksum::new(&header[..32]);
+        check.add(payload);
+        if !is_ours || check.finish() != sum || !(kind == KIND_ENTRY || kind == KIND_FORGET) {
+            return;
+        }
+        records.push(RawRecord {
+            kind,
+            seq,
+            payload: payload.to_vec(),
+        });
+        position += record_size(length);
+    }
+}
+
+fn u32_at(bytes: &[u8], at: usize) -> Option<u32> {
+    let slice = bytes.get(at..at.checked_add(4)?)?;
+    Some(u32::from_le_bytes(slice.try_into().ok()?))
+}
+
+fn u64_at(bytes: &[u8], at: usize) -> Option<u64> {
+    let slice = bytes.get(at..at.checked_add(8)?)?;
+    Some(u64::from_le_bytes(slice.try_into().ok()?))
+}
+
+/// A fast 64-bit checksum of the bytes given in pieces (torn-write detection, not a MAC: the
+/// nonce keeps crafted records out).
+struct Checksum {
+    state: u64,
+    tail: Vec<u8>,
+}
+
+const PRIME: u64 = 0x9e37_79b9_7f4a_7c15;
+
+impl Checksum {
+    fn new(first: &[u8]) -> Checksum {
+        let mut sum = Checksum {
+            state: 0xcbf2_9ce4_8422_2325,
+            tail: Vec::new(),
+        };
+        sum.add(first);
+        sum
+    }
+
+    fn add(&mut self, mut bytes: &[u8]) {
+        if !self.tail.is_empty() {
+            let want = 8 - self.tail.len();
+            let take = want.min(bytes.len());
+            self.tail.extend_from_slice(&bytes[..take]);
+            bytes = &bytes[take..];
+            if self.tail.len() == 8 {
+                let word = u64::from_le_bytes([
+                    self.tail[0],
+                    self.tail[1],
+                    self.tail[2],
+                    self.tail[3],
+                    self.tail[4],
+                    self.tail[5],
+                    self.tail[6],
+                    self.tail[7],
+                ]);
+                self.mix(word);
+                self.tail.clear();
+            }
+        }
+        let mut chunks = bytes.chunks_exact(8);
+        for chunk in &mut chunks {
+            let mut word = [0u8; 8];
+            word.copy_from_slice(chunk);
+            self.mix(u64::from_le_bytes(word));
+        }
+        self.tail.extend_from_slice(chunks.remainder());
+    }
+
+    fn mix(&mut self, word: u64) {
+        self.state = (self.state ^ word).wrapping_mul(PRIME);
+        self.state ^= self.state >> 29;
+    }
+
+    fn finish(mut self) -> u64 {
+        let length = self.tail.len() as u64;
+        let mut word = [0u8; 8];
+        word[..self.tail.len()].copy_from_slice(&self.tail);
+        self.mix(u64::from_le_bytes(word) ^ (length << 56));
+        self.state
+    }
+}
+
+#[cfg(test)]
+#[path = "journal_tests.rs"]
+mod tests;

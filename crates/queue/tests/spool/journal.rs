@@ -1,0 +1,196 @@
+//! `SyncMode::Journal` scenarios: a stored message lives in the journal and in memory (no
+//! files), is readable, updatable and removable there, becomes files when it stays, when it is
+//! held and when the spool closes, and comes back from the journal after a crash (a child
+//! process that aborts) while a removed one does not.
+
+use std::fs;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use super::{MESSAGE, ScratchDir, envelope};
+use petrel_queue::{NewMessage, Place, Queue, QueueId, Spool, SyncMode};
+
+/// Set in the child process of the crash test: the directory to work in.
+const CHILD_DIR: &str = "PETREL_JOURNAL_TEST_CHILD";
+
+fn open(dir: &ScratchDir) -> Spool {
+    Spool::open_with(dir.path().to_path_buf(), SyncMode::Journal)
+        .unwrap()
+        .0
+}
+
+fn store(spool: &Spool, body: &[u8]) -> QueueId {
+    spool
+        .store(&envelope(), &NewMessage::without_header(body))
+        .unwrap()
+}
+
+fn files_of(dir: &ScratchDir, id: &QueueId) -> Vec<String> {
+    let mut found = Vec::new();
+    for place in ["active", "hold"] {
+        let mut stack = vec![dir.path().join(place)];
+        while let Some(path) = stack.pop() {
+            for entry in fs::read_dir(&path).into_iter().flatten().flatten() {
+                let name = entry.file_name().to_string_lossy().into_owned();
+                if entry.path().is_dir() {
+                    stack.push(entry.path());
+                } else if name.starts_with(&id.to_string()) {
+                    found.push(format!("{place}/{name}"));
+                }
+            }
+        }
+    }
+    found.sort();
+    found
+}
+
+#[test]
+fn a_stored_message_lives_in_the_journal_until_it_stays() {
+    let dir = ScratchDir::new("journal-resident");
+    let spool = open(&dir);
+    assert_eq!(spool.sync_mode(), SyncMode::Journal);
+    let id = store(&spool, MESSAGE);
+    assert!(dir.path().join("journal").join("seg-0").is_file());
+    assert_eq!(spool.list().unwrap(), vec![id.clone()]);
+    assert_eq!(spool.list_in(Place::Active).unwrap(), vec![id.clone()]);
+    assert_eq!(spool.envelopes_in(Place::Active).unwrap().len(), 1);
+    assert_eq!(spool.read_message(&id).unwrap(), MESSAGE);
+    let mut changed = envelope();
+    changed.history.push("deferred".into());
+    spool.update(&id, &changed).unwrap();
+    assert_eq!(spool.load(&id).unwrap(), changed);
+    // Still queued after the resident time: the checkpoint writes its files.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while files_of(&dir, &id).len() < 2 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let id_text = id.to_string();
+    assert_eq!(
+        files_of(&dir, &id),
+        vec![
+            format!("active/{id_text}.env"),
+            format!("active/{id_text}.msg")
+        ]
+    );
+    assert_eq!(
+        spool.load(&id).unwrap(),
+        changed,
+        "the update is in the file"
+    );
+    assert_eq!(spool.read_message(&id).unwrap(), MESSAGE);
+    spool.remove(&id).unwrap();
+    assert!(spool.list().unwrap().is_empty());
+}
+
+#[test]
+fn removed_residents_leave_no_files_and_closing_writes_the_rest() {
+    let dir = ScratchDir::new("journal-close");
+    let kept = {
+        let spool = open(&dir);
+        let gone = store(&spool, MESSAGE);
+        let kept = store(&spool, b"Subject: kept\r\n\r\nstays\r\n");
+        spool.remove(&gone).unwrap();
+        assert!(files_of(&dir, &gone).is_empty());
+        assert_eq!(spool.list().unwrap(), vec![kept.clone()]);
+        kept
+    };
+    assert_eq!(files_of(&dir, &kept).len(), 2, "closing made it files");
+    let (spool, report) = Spool::open_with(dir.path().to_path_buf(), SyncMode::Journal).unwrap();
+    assert_eq!(report.active, 1);
+    assert_eq!(
+        spool.read_message(&kept).unwrap(),
+        b"Subject: kept\r\n\r\nstays\r\n"
+    );
+}
+
+#[test]
+fn hold_and_quarantine_of_a_resident_work_on_its_files() {
+    let dir = ScratchDir::new("journal-hold");
+    let spool = open(&dir);
+    let held = store(&spool, MESSAGE);
+    spool.hold(&held).unwrap();
+    assert_eq!(spool.list_in(Place::Held).unwrap(), vec![held.clone()]);
+    assert!(spool.list().unwrap().is_empty());
+    spool.release(&held).unwrap();
+    assert_eq!(spool.list().unwrap(), vec![held.clone()]);
+    let bad = store(&spool, MESSAGE);
+    spool.quarantine(&bad, "test").unwrap();
+    assert!(spool.load(&bad).is_err());
+    assert_eq!(spool.list().unwrap(), vec![held]);
+}
+
+/// The child of the crash test: stores three messages, removes one, stores a fourth (whose
+/// commit carries the forget record) and aborts without closing the spool.
+#[test]
+fn crash_child() {
+    let Ok(dir) = std::env::var(CHILD_DIR) else {
+        return;
+    };
+    let (spool, _) = Spool::open_with(dir.into(), SyncMode::Journal).unwrap();
+    let mut ids = Vec::new();
+    for n in 0..3 {
+        ids.push(store(
+            &spool,
+            format!("Subject: {n}\r\n\r\nbody {n}\r\n").as_bytes(),
+        ));
+    }
+    spool.remove(&ids[1]).unwrap();
+    ids.push(store(&spool, b"Subject: 3\r\n\r\nbody 3\r\n"));
+    println!(
+        "IDS {}",
+        ids.iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+            .join(" ")
+    );
+    std::process::abort();
+}
+
+#[test]
+fn after_a_crash_the_journal_gives_back_what_was_acknowledged() {
+    let dir = ScratchDir::new("journal-crash");
+    let output = Command::new(std::env::current_exe().unwrap())
+        .args([
+            "--exact",
+            "journal::crash_child",
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .env(CHILD_DIR, dir.path())
+        .output()
+        .unwrap();
+    assert!(!output.status.success(), "the child aborts");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let line = stdout
+        .split_once("IDS ")
+        .and_then(|(_, rest)| rest.lines().next())
+        .unwrap_or_else(|| panic!("no ids from the child: {stdout}"));
+    let ids: Vec<QueueId> = line
+        .split(' ')
+        .map(|t| QueueId::parse(t).unwrap())
+        .collect();
+    assert_eq!(ids.len(), 4);
+    let active = dir.path().join("active");
+    let files = fs::read_dir(&active).map(|d| d.count()).unwrap_or(0);
+    assert_eq!(
+        files, 0,
+        "the child never wrote files (it lived one checkpoint at most)"
+    );
+    let (spool, report) = Spool::open_with(dir.path().to_path_buf(), SyncMode::Journal).unwrap();
+    assert_eq!(report.active, 3, "{report:?}");
+    assert_eq!(
+        spool.list().unwrap(),
+        vec![ids[0].clone(), ids[2].clone(), ids[3].clone()]
+    );
+    for n in [0, 2, 3] {
+        assert_eq!(
+            spool.read_message(&ids[n]).unwrap(),
+            format!("Subject: {n}\r\n\r\nbody {n}\r\n").as_bytes()
+        );
+        assert_eq!(spool.load(&ids[n]).unwrap(), envelope());
+    }
+    // Recovered into files; the journal starts afresh, so a second open finds the same three.
+    drop(spool);
+    let (_, report) = Spool::open_with(dir.path().to_path_buf(), SyncMode::Journal).unwrap();
+    assert_eq!(report.active, 3);
+}
