@@ -249,7 +249,9 @@ pub(crate) async fn save(
     envelope: Envelope,
     bounce: Option<(Envelope, Vec<u8>)>,
 ) -> Option<Result<Option<QueueId>, QueueError>> {
-    blocking(move || {
+    // A bounce is a store, which waits for the disk: only without one may this run here.
+    let is_inline = bounce.is_none() && queue.is_in_memory(&id);
+    let work = move || {
         let bounce_id = match bounce {
             Some((bounce_envelope, content)) => Some(queue.store(
                 &bounce_envelope,
@@ -263,14 +265,32 @@ pub(crate) async fn save(
             queue.update(&id, &envelope)?;
         }
         Ok(bounce_id)
-    })
-    .await
+    };
+    if is_inline {
+        Some(work())
+    } else {
+        blocking(work).await
+    }
 }
 
 pub(crate) async fn blocking<T: Send + 'static>(
     work: impl FnOnce() -> T + Send + 'static,
 ) -> Option<T> {
     tokio::task::spawn_blocking(work).await.ok()
+}
+
+/// `blocking`, or the work right here when the queue answers `id` from memory (a
+/// journal-resident message): a thread hop costs more than the work then.
+async fn blocking_unless_in_memory<T: Send + 'static>(
+    queue: &dyn Queue,
+    id: &QueueId,
+    work: impl FnOnce() -> T + Send + 'static,
+) -> Option<T> {
+    if queue.is_in_memory(id) {
+        Some(work())
+    } else {
+        blocking(work).await
+    }
 }
 
 /// Delivers what is due of one message and records the results.
@@ -291,7 +311,7 @@ async fn process(context: &Arc<Context>, id: &QueueId) {
     let queue = context.queue.clone();
     let load_id = id.clone();
     let now = unix_now();
-    let loaded = blocking(move || {
+    let loaded = blocking_unless_in_memory(context.queue.as_ref(), id, move || {
         let envelope = queue.load(&load_id).map_err(|e| (true, e))?;
         if !envelope
             .pending()

@@ -192,6 +192,19 @@ pub trait Queue: Send + Sync {
         self.list()
     }
 
+    /// True when `load`, `read_message`, `update`, `remove` and `archive` of `id` are answered
+    /// from memory (a journal-resident message of the spool), so a caller may make them on
+    /// its own thread instead of a blocking one. A hint: the calls stay correct either way.
+    fn is_in_memory(&self, _id: &QueueId) -> bool {
+        false
+    }
+
+    /// True when `store_then` of `size` message bytes only queues the write (the journal) and
+    /// answers through its callback, without waiting for a disk on the calling thread.
+    fn stores_in_memory(&self, _size: usize) -> bool {
+        false
+    }
+
     /// Whether this process still holds a claim on `id` (answered from memory, no IO).
     fn holds_claim(&self, _id: &QueueId) -> bool {
         false

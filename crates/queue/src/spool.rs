@@ -68,6 +68,10 @@ pub(crate) const CORRUPT_DIR: &str = "corrupt";
 pub(crate) const MESSAGE_SUFFIX: &str = "msg";
 pub(crate) const ENVELOPE_SUFFIX: &str = "env";
 
+/// Room kept for the trace header a store prepends, when deciding whether a message fits the
+/// journal.
+const HEADER_ALLOWANCE: usize = 1024;
+
 /// How many fresh ids `store` tries before giving up on a collision.
 const MAX_ID_ATTEMPTS: usize = 16;
 
@@ -281,8 +285,7 @@ impl Spool {
         message: &'m NewMessage<'m>,
         done: crate::StoreDone,
     ) -> Option<crate::StoreDone> {
-        let header_size_guess = 1024;
-        if message.content.len() + header_size_guess > residents.journal.max_entry() {
+        if message.content.len() + HEADER_ALLOWANCE > residents.journal.max_entry() {
             return Some(done);
         }
         let id = match self.fresh_id(residents) {
@@ -451,6 +454,16 @@ impl Queue for Spool {
                 done(Err(error.into()));
             }
         }
+    }
+
+    fn is_in_memory(&self, id: &QueueId) -> bool {
+        self.resident(id).is_some()
+    }
+
+    fn stores_in_memory(&self, size: usize) -> bool {
+        self.residents
+            .as_ref()
+            .is_some_and(|r| size + HEADER_ALLOWANCE <= r.journal.max_entry())
     }
 
     fn list(&self) -> Result<Vec<QueueId>, QueueError> {

@@ -101,8 +101,10 @@ pub async fn store_message(
     let hostname = hostname.to_owned();
     // The files are written on a blocking thread, which then returns; the group commit
     // answers on the channel once they are durable, so no thread waits for the disk.
+    // A queue that only queues the write (the journal) is called right here.
+    let queue_in_memory = queue.stores_in_memory(message.content.len());
     let (durable, stored) = tokio::sync::oneshot::channel();
-    let written = tokio::task::spawn_blocking(move || {
+    let store = move || {
         let header = |id: &QueueId| trace_header(&message, client, &hostname, id, unix_seconds);
         let new_message = NewMessage {
             header: &header,
@@ -115,8 +117,13 @@ pub async fn store_message(
                 let _ = durable.send(result);
             }),
         );
-    })
-    .await;
+    };
+    let written = if queue_in_memory {
+        store();
+        Ok(())
+    } else {
+        tokio::task::spawn_blocking(store).await
+    };
     let result = match written {
         Ok(()) => stored.await.map_err(|_| ()),
         Err(_) => Err(()),
