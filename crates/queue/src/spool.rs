@@ -117,7 +117,7 @@ pub enum SyncMode {
     /// Files written without fsync; one shared `syncfs(2)` per group of stores (Linux).
     Syncfs,
     /// Messages appended to a preallocated journal with one shared `fdatasync` per group of
-    /// stores; they become files only if still queued after a second (Linux; see
+    /// stores; they become files only if still queued after 30 s (Linux; see
     /// `spool/resident.rs`).
     Journal,
 }
@@ -203,6 +203,14 @@ impl Spool {
     /// The root directory of the spool.
     pub fn root(&self) -> &Path {
         &self.root
+    }
+
+    /// `SyncMode::Journal`: how long a message stays in memory and the journal before it is
+    /// written as files (30 s unless set); no effect in the other modes.
+    pub fn set_resident_for(&self, time: std::time::Duration) {
+        if let Some(residents) = &self.residents {
+            residents.set_resident_for(time);
+        }
     }
 
     /// How stores are made durable.

@@ -5,8 +5,9 @@
 //! Why: most mail leaves the queue within milliseconds of arriving. Such a message costs one
 //! shared fdatasync of the journal and nothing else on disk: no files are created, synced and
 //! unlinked for it. A message still queued after `RESIDENT_FOR` (a deferral, a hold, a slow
-//! peer) is written as the usual `active/` files by the checkpoint, which then syncs the file
-//! system once and releases its journal entries; so the spool at rest is files, as before.
+//! peer), or every resident once half the journal is in use, is written as the usual `active/`
+//! files by the checkpoint, which then syncs the file system once and releases its journal
+//! entries; closing the spool does the same for all, so the spool at rest is files, as before.
 //!
 //! Contract: a resident message is durable from the moment its store callback runs (its
 //! journal entry is fdatasynced). `update` of a resident changes the memory copy only (a crash
@@ -26,7 +27,7 @@ use std::collections::{BTreeSet, HashMap};
 use std::fs::{self, File};
 use std::io;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
@@ -39,8 +40,10 @@ use crate::id::QueueId;
 use crate::journal::{EntryRef, Journal, Recovered, Sizes};
 use crate::record;
 
-/// How long a message may stay resident before the checkpoint makes it files.
-const RESIDENT_FOR: Duration = Duration::from_secs(1);
+/// How long a message may stay resident before the checkpoint makes it files: long enough for
+/// a first attempt and a quick retry (a flush, a peer back after a moment) to need no files.
+/// Memory is bounded by the journal's size, since a full half journal makes all residents files.
+const RESIDENT_FOR: Duration = Duration::from_secs(30);
 /// How often the checkpoint thread looks.
 const CHECKPOINT_EVERY: Duration = Duration::from_millis(250);
 const THREAD_NAME: &str = "petrel-checkpoint";
@@ -85,6 +88,8 @@ pub(crate) struct Residents {
     buckets: Arc<Mutex<BTreeSet<String>>>,
     /// A change to files wants the next checkpoint's syncfs (`Spool::settle`).
     is_dirty: AtomicBool,
+    /// `RESIDENT_FOR`, or what `Spool::set_resident_for` chose, in milliseconds.
+    resident_for_ms: AtomicU64,
     wake: Arc<Wake>,
     filesystem: File,
 }
@@ -136,6 +141,7 @@ impl Residents {
             journal,
             buckets,
             is_dirty: AtomicBool::new(false),
+            resident_for_ms: AtomicU64::new(RESIDENT_FOR.as_millis() as u64),
             wake,
             filesystem,
         });
@@ -227,6 +233,12 @@ impl Residents {
         true
     }
 
+    /// How long a message stays resident before the checkpoint makes it files.
+    pub(super) fn set_resident_for(&self, time: Duration) {
+        let ms = u64::try_from(time.as_millis()).unwrap_or(u64::MAX);
+        self.resident_for_ms.store(ms, Ordering::Relaxed);
+    }
+
     /// A change to files (an update, a removal) to make durable with the next checkpoint.
     pub(super) fn settle(&self) {
         self.is_dirty.store(true, Ordering::Release);
@@ -306,11 +318,12 @@ impl Residents {
     /// file system is synced once, and their journal entries are released.
     fn checkpoint(&self, is_all: bool) {
         let now = Instant::now();
+        let resident_for = Duration::from_millis(self.resident_for_ms.load(Ordering::Relaxed));
         let due: Vec<QueueId> = self
             .table()
             .iter()
             .filter(|(_, r)| {
-                r.entry.is_some() && (is_all || now.duration_since(r.since) >= RESIDENT_FOR)
+                r.entry.is_some() && (is_all || now.duration_since(r.since) >= resident_for)
             })
             .map(|(id, _)| id.clone())
             .collect();

@@ -49,6 +49,7 @@ fn a_stored_message_lives_in_the_journal_until_it_stays() {
     let dir = ScratchDir::new("journal-resident");
     let spool = open(&dir);
     assert_eq!(spool.sync_mode(), SyncMode::Journal);
+    spool.set_resident_for(Duration::from_millis(300));
     let id = store(&spool, MESSAGE);
     assert!(dir.path().join("journal").join("seg-0").is_file());
     assert_eq!(spool.list().unwrap(), vec![id.clone()]);
