@@ -2,7 +2,8 @@
 //!
 //! Contents: the [`Queue`] trait (storage behind a small interface; the scheduler decides when,
 //! the queue only stores), [`QueueId`], the [`Envelope`] with per-recipient state, its versioned
-//! text record ([`record`]) and the file [`Spool`] with group commit of directory fsyncs.
+//! text record ([`record`]) and the file [`Spool`] with its write-ahead journal (the default:
+//! one shared fdatasync per group of messages) or group commit of directory fsyncs.
 //! Depends on std and `petrel-proto` (for the typed ESMTP parameters and xtext) only.
 //!
 //! Failure policy: no panics; every failure is a [`QueueError`] that says whether it is

@@ -10,7 +10,12 @@
 //! done/<YYYY-MM-DD>.history       final envelopes of the messages finished that day (keep_history)
 //! done/<id>.env                   the same, one file a message, as earlier versions wrote it
 //! corrupt/                        unreadable entries, never deleted, with <name>.reason
+//! journal/seg-<n>                 SyncMode::Journal's preallocated segments (crate::journal)
 //! ```
+//!
+//! In `SyncMode::Journal` (the default on Linux) `store` appends the message to the journal
+//! instead and answers after its shared fdatasync; the message lives in memory until it is
+//! delivered or, still queued, written as the files below by the checkpoint (`resident`).
 //!
 //! Durability contract of `store` (the 250 of the receiver waits for it), in `SyncMode::Fsync`:
 //! write and fsync `tmp/<id>.msg`, write and fsync `tmp/<id>.env`, rename the message and then
