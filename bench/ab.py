@@ -10,8 +10,10 @@ connection. Prints the msg/s of every round per binary. Needs what bench/run.sh 
 """
 
 import os
+import shutil
 import statistics
 import sys
+import tempfile
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import bench  # noqa: E402
@@ -26,10 +28,11 @@ def main():
     rounds = int(sys.argv[2]) if len(sys.argv) > 2 else 3
     results = os.path.join(bench.HERE, "results")
     os.makedirs(results, exist_ok=True)
+    scratch = tempfile.mkdtemp(prefix="ab-", dir=results)
     servers = {}
     for name, path in binaries.items():
         bench.PETREL = os.path.abspath(path)
-        servers[name] = bench.Petrel(results)
+        servers[name] = bench.Petrel(scratch)
     sink = bench.Sink()
     try:
         for clients, persistent, count in ROWS:
@@ -49,6 +52,7 @@ def main():
         for server in servers.values():
             server.stop()
         sink.stop()
+        shutil.rmtree(scratch, ignore_errors=True)
 
 
 if __name__ == "__main__":
