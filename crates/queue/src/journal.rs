@@ -78,6 +78,21 @@ enum Pending {
     Forget(String),
 }
 
+impl Pending {
+    /// The bytes its record takes in a segment.
+    fn size(&self) -> usize {
+        match self {
+            Pending::Entry {
+                id,
+                envelope,
+                message,
+                ..
+            } => record_size(8 + id.len() + envelope.len() + message.len()),
+            Pending::Forget(id) => record_size(id.len()),
+        }
+    }
+}
+
 #[derive(Debug, Default, Clone, Copy)]
 struct Segment {
     /// Entries written into it and not released.
@@ -140,7 +155,9 @@ impl Journal {
             read_segment(&fs::read(&path)?, &mut records);
         }
         records.sort_by_key(|record| record.seq);
-        let next_seq = records.last().map_or(1, |record| record.seq + 1);
+        let next_seq = records
+            .last()
+            .map_or(1, |record| record.seq.saturating_add(1));
         let mut live: BTreeMap<String, (u64, Recovered)> = BTreeMap::new();
         for record in records {
             match record.kind {
@@ -179,17 +196,12 @@ impl Journal {
         space_wanted: SpaceWanted,
     ) -> io::Result<Journal> {
         let mut files = Vec::new();
-        for (index, path) in segment_paths(dir)? {
-            if index != files.len() {
-                break;
+        for (index, file) in invalidate(dir)? {
+            // Used when numbered without a gap and of the size in use; the others stay
+            // invalid (and are made again when their number comes).
+            if index == files.len() && file.metadata()?.len() == sizes.segment_size {
+                files.push(file);
             }
-            let file = OpenOptions::new().read(true).write(true).open(&path)?;
-            if file.metadata()?.len() != sizes.segment_size {
-                break;
-            }
-            file.write_all_at(&[0u8; SEGMENT_HEADER as usize], 0)?;
-            file.sync_data()?;
-            files.push(file);
         }
         if files.is_empty() {
             files.push(create_segment(dir, 0, sizes.segment_size)?);
@@ -261,8 +273,8 @@ impl Journal {
         self.shared.changed.notify_all();
     }
 
-    /// Releases entries without forget records (their files are durable, and any later
-    /// removal of those files is the file spool's business).
+    /// Releases entries without forget records (tests: what a checkpoint does with forgets).
+    #[cfg(test)]
     pub(crate) fn release_all(&self, entries: &[EntryRef]) {
         let mut state = lock(&self.shared);
         for entry in entries {
@@ -271,7 +283,15 @@ impl Journal {
         self.shared.changed.notify_all();
     }
 
-    /// Writes what is pending (forget records too) and waits for its fdatasync.
+    /// Asks for a synced write of what is pending (forget records too), without waiting.
+    pub(crate) fn request_sync(&self) {
+        let mut state = lock(&self.shared);
+        state.flush_wanted += 1;
+        self.shared.work.notify_one();
+    }
+
+    /// Writes what is pending (forget records too) and waits for its fdatasync (tests).
+    #[cfg(test)]
     pub(crate) fn flush(&self) {
         let mut state = lock(&self.shared);
         state.flush_wanted += 1;
@@ -307,7 +327,11 @@ impl Drop for Journal {
             self.shared.work.notify_all();
             self.shared.changed.notify_all();
         }
-        if let Some(thread) = self.thread.take() {
+        if let Some(thread) = self.thread.take()
+            && thread.thread().id() != thread::current().id()
+        {
+            // Dropped by the writer itself (its last callback held the last owner): it ends
+            // on its own once nothing is pending.
             let _ = thread.join();
         }
     }
@@ -361,13 +385,28 @@ impl Writer {
                 if state.is_stopping && state.pending.is_empty() {
                     return;
                 }
+                // At most a segment's worth a batch, so a batch always fits in the journal
+                // next to what is live; the rest waits for the next round.
+                let mut bytes = 0usize;
+                let budget = usize::try_from(self.sizes.segment_size).unwrap_or(usize::MAX);
+                let take = state
+                    .pending
+                    .iter()
+                    .take_while(|pending| {
+                        bytes = bytes.saturating_add(pending.size());
+                        bytes <= budget
+                    })
+                    .count()
+                    .max(1);
+                let batch: Vec<Pending> = state.pending.drain(..take).collect();
                 // Forget records alone are written without an fdatasync of their own.
-                let is_synced = state.has_entries || state.flush_wanted != state.flushed;
-                state.has_entries = false;
-                (
-                    std::mem::take(&mut state.pending),
-                    is_synced.then_some(state.flush_wanted),
-                )
+                let has_entry = batch.iter().any(|p| matches!(p, Pending::Entry { .. }));
+                let is_synced = has_entry || state.flush_wanted != state.flushed;
+                state.has_entries = state
+                    .pending
+                    .iter()
+                    .any(|p| matches!(p, Pending::Entry { .. }));
+                (batch, is_synced.then_some(state.flush_wanted))
             };
             self.write_batch(batch, flush_target.is_some());
             let Some(flush_target) = flush_target else {
@@ -421,6 +460,11 @@ impl Writer {
             }
         }
         let outcome = self.write_runs(&runs, is_synced);
+        if outcome.is_err() {
+            // What follows must not come after a hole the recovery walk would stop at: the
+            // next record opens a segment with a new header.
+            self.current = None;
+        }
         for (done, segment) in written {
             match &outcome {
                 Ok(()) => done(Ok(EntryRef { segment })),
@@ -452,7 +496,7 @@ impl Writer {
     /// Makes room for a record of `size` bytes in the current run, switching segments when
     /// the current one is full; returns the segment.
     fn place(&mut self, size: usize, runs: &mut Vec<Run>) -> io::Result<usize> {
-        let capacity = self.sizes.segment_size - SEGMENT_HEADER;
+        let capacity = self.sizes.segment_size.saturating_sub(SEGMENT_HEADER);
         if size as u64 > capacity {
             return Err(io::Error::new(
                 io::ErrorKind::InvalidInput,
@@ -569,6 +613,22 @@ fn create_segment(dir: &Path, index: usize, size: u64) -> io::Result<File> {
         let _ = fs::remove_file(&path);
     }
     made
+}
+
+/// Zeroes the header of every segment under `dir` (what they held is safe elsewhere), so no
+/// later recovery reads them again; returns them open, by number.
+///
+/// # Errors
+/// A segment cannot be opened, written or synced.
+pub(crate) fn invalidate(dir: &Path) -> io::Result<Vec<(usize, File)>> {
+    let mut files = Vec::new();
+    for (index, path) in segment_paths(dir)? {
+        let file = OpenOptions::new().read(true).write(true).open(&path)?;
+        file.write_all_at(&[0u8; SEGMENT_HEADER as usize], 0)?;
+        file.sync_data()?;
+        files.push((index, file));
+    }
+    Ok(files)
 }
 
 /// `seg-<n>` files under `dir`, by n.

@@ -175,6 +175,8 @@ impl Spool {
                 }
             }
         } else {
+            // Switched away from the journal: what it still holds becomes files first.
+            resident::restore_only(&root)?;
             (None, None, mode)
         };
         let scan = recovery::scan_active(&root)?;
@@ -338,7 +340,11 @@ impl Spool {
     fn fresh_id(&self, residents: &Residents) -> Result<QueueId, QueueError> {
         for _ in 0..MAX_ID_ATTEMPTS {
             let id = QueueId::generate(SystemTime::now());
-            if !residents.contains(&id) && !self.envelope_path(&id).exists() {
+            let on_disk = [
+                self.envelope_path(&id),
+                self.place_path(&id, Place::Held, ENVELOPE_SUFFIX),
+            ];
+            if !residents.contains(&id) && !on_disk.iter().any(|path| path.exists()) {
                 return Ok(id);
             }
         }
@@ -480,7 +486,8 @@ impl Queue for Spool {
     }
 
     fn list(&self) -> Result<Vec<QueueId>, QueueError> {
-        let mut ids = Vec::new();
+        // Residents first: one written as files meanwhile is then found as files.
+        let mut ids = self.residents.as_ref().map(|r| r.ids()).unwrap_or_default();
         for bucket in fs::read_dir(self.root.join(ACTIVE_DIR))? {
             let bucket = bucket?;
             if !bucket.file_type()?.is_dir() {
@@ -497,9 +504,6 @@ impl Queue for Spool {
                     .filter(|id| bucket_name.to_str() == Some(id.bucket()));
                 ids.extend(id);
             }
-        }
-        if let Some(residents) = &self.residents {
-            ids.extend(residents.ids());
         }
         ids.sort();
         ids.dedup();
@@ -562,13 +566,8 @@ impl Queue for Spool {
     }
 
     fn envelopes_in(&self, place: Place) -> Result<Vec<(QueueId, Envelope)>, QueueError> {
-        let mut envelopes = self.envelopes_of(place)?;
-        if let Some(residents) = self.residents.as_ref().filter(|_| place == Place::Active) {
-            envelopes.extend(residents.envelopes());
-            envelopes.sort_by(|a, b| a.0.cmp(&b.0));
-            envelopes.dedup_by(|a, b| a.0 == b.0);
-        }
-        Ok(envelopes)
+        // Active: `list` and `load_in` include the residents.
+        self.envelopes_of(place)
     }
 
     fn hold(&self, id: &QueueId) -> Result<(), QueueError> {

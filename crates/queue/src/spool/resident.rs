@@ -90,6 +90,10 @@ pub(crate) struct Residents {
     is_dirty: AtomicBool,
     /// `RESIDENT_FOR`, or what `Spool::set_resident_for` chose, in milliseconds.
     resident_for_ms: AtomicU64,
+    /// Held while one message is written as files.
+    materializing: Mutex<()>,
+    /// Messages written as files whose sync failed: forgotten once a sync succeeds.
+    unsettled: Mutex<Vec<(QueueId, EntryRef)>>,
     wake: Arc<Wake>,
     filesystem: File,
 }
@@ -142,6 +146,8 @@ impl Residents {
             buckets,
             is_dirty: AtomicBool::new(false),
             resident_for_ms: AtomicU64::new(RESIDENT_FOR.as_millis() as u64),
+            materializing: Mutex::default(),
+            unsettled: Mutex::default(),
             wake,
             filesystem,
         });
@@ -192,23 +198,28 @@ impl Residents {
         self.table().contains_key(id)
     }
 
+    /// Acknowledged residents (their journal entry is durable); one still being stored is
+    /// nobody's to see yet.
     pub(super) fn ids(&self) -> Vec<QueueId> {
-        self.table().keys().cloned().collect()
-    }
-
-    pub(super) fn envelopes(&self) -> Vec<(QueueId, Envelope)> {
         self.table()
             .iter()
-            .map(|(id, resident)| (id.clone(), resident.envelope.clone()))
+            .filter(|(_, r)| r.entry.is_some())
+            .map(|(id, _)| id.clone())
             .collect()
     }
 
     pub(super) fn envelope(&self, id: &QueueId) -> Option<Envelope> {
-        self.table().get(id).map(|r| r.envelope.clone())
+        self.table()
+            .get(id)
+            .filter(|r| r.entry.is_some())
+            .map(|r| r.envelope.clone())
     }
 
     pub(super) fn message(&self, id: &QueueId) -> Option<Arc<Vec<u8>>> {
-        self.table().get(id).map(|r| Arc::clone(&r.message))
+        self.table()
+            .get(id)
+            .filter(|r| r.entry.is_some())
+            .map(|r| Arc::clone(&r.message))
     }
 
     /// Replaces the envelope of a resident; false when `id` is not resident.
@@ -244,28 +255,58 @@ impl Residents {
         self.is_dirty.store(true, Ordering::Release);
     }
 
-    /// Makes `id` files now (for an operation on files: hold, quarantine); its journal entry
-    /// stays until the files are synced. False when it is not resident.
+    /// Makes `id` files now (for an operation on files: hold, quarantine), synced. False
+    /// when it is not resident.
     ///
     /// # Errors
-    /// The files cannot be written; the message stays resident.
+    /// The files cannot be written (the message stays resident) or synced (they are, and the
+    /// journal keeps the message until a later checkpoint's sync succeeds).
     pub(super) fn materialize_now(&self, id: &QueueId) -> io::Result<bool> {
-        let Some(entry) = self.materialize(id)? else {
-            return Ok(false);
-        };
-        syncfs(&self.filesystem)?;
-        if let Some(entry) = entry {
-            self.journal.release_all(&[entry]);
+        // A concurrent update makes a pass give up; it is tried again.
+        for _ in 0..3 {
+            let Some(entry) = self.materialize(id)? else {
+                if self.contains(id) {
+                    continue;
+                }
+                return Ok(false);
+            };
+            self.settle_files(entry.into_iter().map(|e| (id.clone(), e)).collect())?;
+            return Ok(true);
         }
-        Ok(true)
+        Err(io::Error::other(
+            "the message changed while being written; try again",
+        ))
+    }
+
+    /// Syncs the file system and forgets the journal entries of messages that are files now
+    /// (with those of earlier passes whose sync failed).
+    fn settle_files(&self, written: Vec<(QueueId, EntryRef)>) -> io::Result<()> {
+        let mut unsettled = self
+            .unsettled
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        unsettled.extend(written);
+        syncfs(&self.filesystem)?;
+        for (id, entry) in unsettled.drain(..) {
+            // The files are the message's durable copy now: recovery must not restore it
+            // from the journal (it may be delivered and removed later).
+            self.journal.forget(&id.to_string(), entry);
+        }
+        Ok(())
     }
 
     /// Writes the files of resident `id` and takes it out of the table; `None` when it is not
-    /// resident (or changed while being written: it stays resident), else its entry.
+    /// resident (or changed while being written: it stays resident), else its entry. One
+    /// materialization at a time, so two never write the same id's files.
     fn materialize(&self, id: &QueueId) -> io::Result<Option<Option<EntryRef>>> {
+        let _one = self
+            .materializing
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
         let Some((envelope, message, version)) = self
             .table()
             .get(id)
+            .filter(|r| r.entry.is_some())
             .map(|r| (r.envelope.clone(), Arc::clone(&r.message), r.version))
         else {
             return Ok(None);
@@ -327,27 +368,30 @@ impl Residents {
             })
             .map(|(id, _)| id.clone())
             .collect();
-        let mut released = Vec::new();
-        for id in &due {
-            if let Ok(Some(entry)) = self.materialize(id) {
-                released.extend(entry);
+        let mut written = Vec::new();
+        for id in due {
+            if let Ok(Some(Some(entry))) = self.materialize(&id) {
+                written.push((id, entry));
             }
         }
-        if self.journal.has_pending() {
-            // Forget records of delivered residents, so a crash does not deliver them again.
-            self.journal.flush();
-        }
         let is_dirty = self.is_dirty.swap(false, Ordering::AcqRel);
-        if released.is_empty() && !is_dirty {
-            return;
-        }
-        if syncfs(&self.filesystem).is_err() {
-            // The files may not be durable: their journal entries stay (and recovery would
-            // restore them); the settled changes wait for the next pass.
+        let is_unsettled = !self
+            .unsettled
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .is_empty();
+        let is_wanted = !written.is_empty() || is_dirty || is_unsettled;
+        if is_wanted && self.settle_files(written).is_err() {
+            // The files may not be durable: their journal entries stay (recovery would
+            // restore them) and the settled changes wait for the next pass.
             self.is_dirty.store(true, Ordering::Release);
-            return;
         }
-        self.journal.release_all(&released);
+        if self.journal.has_pending() {
+            // Forget records written without a sync of their own: make them durable, so a
+            // machine crash does not deliver those messages again. Never waits, so the
+            // writer, even while it waits for space, cannot hold this thread up.
+            self.journal.request_sync();
+        }
     }
 }
 
@@ -412,6 +456,28 @@ fn write_files(
     let envelope_path = finals.pop().unwrap_or_default();
     let message_path = finals.pop().unwrap_or_default();
     Ok([message_path, envelope_path])
+}
+
+/// For a spool opened in another mode: gives every message the journal under `root` still
+/// holds its files back, syncs, and invalidates the segments (a switch away from `journal`
+/// loses nothing).
+///
+/// # Errors
+/// The journal cannot be read, a message cannot be restored, or the sync fails.
+pub(super) fn restore_only(root: &Path) -> io::Result<()> {
+    let dir = root.join(JOURNAL_DIR);
+    if !dir.is_dir() {
+        return Ok(());
+    }
+    let (entries, _) = Journal::recover(&dir)?;
+    if !entries.is_empty() {
+        for entry in &entries {
+            restore(root, entry)?;
+        }
+        syncfs(&File::open(root)?)?;
+    }
+    crate::journal::invalidate(&dir)?;
+    Ok(())
 }
 
 /// Gives a recovered entry its files back unless they are there and whole: an envelope that

@@ -10,8 +10,10 @@ use std::time::{Duration, Instant};
 use super::{MESSAGE, ScratchDir, envelope};
 use petrel_queue::{NewMessage, Place, Queue, QueueId, Spool, SyncMode};
 
-/// Set in the child process of the crash test: the directory to work in.
+/// Set in the child process of the crash tests: the directory to work in.
 const CHILD_DIR: &str = "PETREL_JOURNAL_TEST_CHILD";
+/// Set too for the child that has a message written as files and delivered first.
+const CHILD_MATERIALIZE: &str = "PETREL_JOURNAL_TEST_MATERIALIZE";
 
 fn open(dir: &ScratchDir) -> Spool {
     Spool::open_with(dir.path().to_path_buf(), SyncMode::Journal)
@@ -26,9 +28,13 @@ fn store(spool: &Spool, body: &[u8]) -> QueueId {
 }
 
 fn files_of(dir: &ScratchDir, id: &QueueId) -> Vec<String> {
+    files_under(dir.path(), id)
+}
+
+fn files_under(root: &std::path::Path, id: &QueueId) -> Vec<String> {
     let mut found = Vec::new();
     for place in ["active", "hold"] {
-        let mut stack = vec![dir.path().join(place)];
+        let mut stack = vec![root.join(place)];
         while let Some(path) = stack.pop() {
             for entry in fs::read_dir(&path).into_iter().flatten().flatten() {
                 let name = entry.file_name().to_string_lossy().into_owned();
@@ -120,14 +126,29 @@ fn hold_and_quarantine_of_a_resident_work_on_its_files() {
     assert_eq!(spool.list().unwrap(), vec![held]);
 }
 
-/// The child of the crash test: stores three messages, removes one, stores a fourth (whose
-/// commit carries the forget record) and aborts without closing the spool.
+/// The child of the crash tests: stores three messages, removes one, stores a fourth (whose
+/// commit carries the forget record) and aborts without closing the spool. With
+/// `CHILD_MATERIALIZE` set it first stores a message, waits until the checkpoint made it
+/// files and forgot its journal entry, and removes those files, as a delivery from files does.
 #[test]
 fn crash_child() {
     let Ok(dir) = std::env::var(CHILD_DIR) else {
         return;
     };
-    let (spool, _) = Spool::open_with(dir.into(), SyncMode::Journal).unwrap();
+    let root = std::path::PathBuf::from(dir);
+    let (spool, _) = Spool::open_with(root.clone(), SyncMode::Journal).unwrap();
+    if std::env::var(CHILD_MATERIALIZE).is_ok() {
+        spool.set_resident_for(Duration::from_millis(100));
+        let early = store(&spool, b"Subject: early\r\n\r\nwritten as files\r\n");
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while files_under(&root, &early).len() < 2 && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        // The checkpoint syncs and forgets right after writing the files.
+        std::thread::sleep(Duration::from_millis(300));
+        spool.set_resident_for(Duration::from_secs(3600));
+        spool.remove(&early).unwrap();
+    }
     let mut ids = Vec::new();
     for n in 0..3 {
         ids.push(store(
@@ -147,19 +168,21 @@ fn crash_child() {
     std::process::abort();
 }
 
-#[test]
-fn after_a_crash_the_journal_gives_back_what_was_acknowledged() {
-    let dir = ScratchDir::new("journal-crash");
-    let output = Command::new(std::env::current_exe().unwrap())
+/// Runs `crash_child` in a child process on `dir`; returns the four ids it printed.
+fn crash_in_child(dir: &ScratchDir, materialize: bool) -> Vec<QueueId> {
+    let mut child = Command::new(std::env::current_exe().unwrap());
+    child
         .args([
             "--exact",
             "journal::crash_child",
             "--nocapture",
             "--test-threads=1",
         ])
-        .env(CHILD_DIR, dir.path())
-        .output()
-        .unwrap();
+        .env(CHILD_DIR, dir.path());
+    if materialize {
+        child.env(CHILD_MATERIALIZE, "1");
+    }
+    let output = child.output().unwrap();
     assert!(!output.status.success(), "the child aborts");
     let stdout = String::from_utf8_lossy(&output.stdout);
     let line = stdout
@@ -171,8 +194,16 @@ fn after_a_crash_the_journal_gives_back_what_was_acknowledged() {
         .map(|t| QueueId::parse(t).unwrap())
         .collect();
     assert_eq!(ids.len(), 4);
-    let active = dir.path().join("active");
-    let files = fs::read_dir(&active).map(|d| d.count()).unwrap_or(0);
+    ids
+}
+
+#[test]
+fn after_a_crash_the_journal_gives_back_what_was_acknowledged() {
+    let dir = ScratchDir::new("journal-crash");
+    let ids = crash_in_child(&dir, false);
+    let files = fs::read_dir(dir.path().join("active"))
+        .map(|d| d.count())
+        .unwrap_or(0);
     assert_eq!(
         files, 0,
         "the child never wrote files (it lived one checkpoint at most)"
@@ -194,4 +225,39 @@ fn after_a_crash_the_journal_gives_back_what_was_acknowledged() {
     drop(spool);
     let (_, report) = Spool::open_with(dir.path().to_path_buf(), SyncMode::Journal).unwrap();
     assert_eq!(report.active, 3);
+}
+
+#[test]
+fn a_message_delivered_from_its_files_does_not_come_back_after_a_crash() {
+    let dir = ScratchDir::new("journal-crash-files");
+    let ids = crash_in_child(&dir, true);
+    let (spool, report) = Spool::open_with(dir.path().to_path_buf(), SyncMode::Journal).unwrap();
+    assert_eq!(report.active, 3, "{report:?}");
+    assert_eq!(
+        spool.list().unwrap(),
+        vec![ids[0].clone(), ids[2].clone(), ids[3].clone()]
+    );
+}
+
+#[test]
+fn a_spool_opened_in_another_mode_takes_the_journal_back_first() {
+    let dir = ScratchDir::new("journal-crash-syncfs");
+    let ids = crash_in_child(&dir, false);
+    let (spool, report) = Spool::open_with(dir.path().to_path_buf(), SyncMode::Syncfs).unwrap();
+    assert_eq!(spool.sync_mode(), SyncMode::Syncfs);
+    assert_eq!(report.active, 3, "{report:?}");
+    assert_eq!(
+        spool.list().unwrap(),
+        vec![ids[0].clone(), ids[2].clone(), ids[3].clone()]
+    );
+    drop(spool);
+    // The segments were invalidated: back in journal mode nothing is restored twice.
+    let (spool, report) = Spool::open_with(dir.path().to_path_buf(), SyncMode::Journal).unwrap();
+    assert_eq!(report.active, 3);
+    for id in [&ids[0], &ids[2], &ids[3]] {
+        spool.remove(id).unwrap();
+    }
+    drop(spool);
+    let (_, report) = Spool::open_with(dir.path().to_path_buf(), SyncMode::Journal).unwrap();
+    assert_eq!(report.active, 0);
 }
