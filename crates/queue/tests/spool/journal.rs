@@ -261,3 +261,46 @@ fn a_spool_opened_in_another_mode_takes_the_journal_back_first() {
     let (_, report) = Spool::open_with(dir.path().to_path_buf(), SyncMode::Journal).unwrap();
     assert_eq!(report.active, 0);
 }
+
+#[test]
+fn a_full_journal_makes_its_residents_files_and_stores_go_on() {
+    // 8 segments of 16 MiB: 160 messages of 1 MiB from 4 threads overflow it, with residents
+    // kept for an hour, so only the journal's pressure (the checkpoint when half is in use,
+    // and the writer waiting for a free segment) makes room.
+    let dir = ScratchDir::new("journal-full");
+    let spool = std::sync::Arc::new(open(&dir));
+    spool.set_resident_for(Duration::from_secs(3600));
+    let (sender, receiver) = std::sync::mpsc::channel();
+    for thread in 0..4 {
+        let (spool, sender) = (spool.clone(), sender.clone());
+        std::thread::spawn(move || {
+            for n in 0..40 {
+                let mut body = format!("Subject: {thread}-{n}\r\n\r\n").into_bytes();
+                body.resize(1 << 20, b'x');
+                let _ = sender.send((body.clone(), store(&spool, &body)));
+            }
+        });
+    }
+    drop(sender);
+    let mut stored = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while stored.len() < 160 {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match receiver.recv_timeout(left) {
+            Ok(one) => stored.push(one),
+            Err(error) => panic!("stores stopped after {}: {error}", stored.len()),
+        }
+    }
+    assert_eq!(spool.list().unwrap().len(), 160);
+    let segments = fs::read_dir(dir.path().join("journal")).unwrap().count();
+    assert!(segments <= 8, "{segments} segments");
+    let files = files_of(&dir, &stored[0].1);
+    assert_eq!(
+        files.len(),
+        2,
+        "the first message was made files under pressure"
+    );
+    for (body, id) in stored.iter().step_by(16) {
+        assert_eq!(&spool.read_message(id).unwrap(), body);
+    }
+}
