@@ -26,6 +26,9 @@ pub struct Control {
     settings: watch::Receiver<Arc<DeliverySettings>>,
     in_flight: Arc<Mutex<HashSet<QueueId>>>,
     requeue: Option<mpsc::UnboundedSender<QueueId>>,
+    /// The running scheduler's set of flushed messages (its own queue, not shared): a flush
+    /// marks them there instead of rewriting every envelope.
+    flushed: Option<Arc<Mutex<HashSet<QueueId>>>>,
 }
 
 /// Holds a message against deliveries until dropped: this node's (the in-flight set) and, on
@@ -64,7 +67,14 @@ impl Control {
             settings,
             in_flight,
             requeue,
+            flushed: None,
         }
+    }
+
+    /// Flushes through the running scheduler's `flushed` set (see `flush`).
+    pub(crate) fn with_flushed(mut self, flushed: Arc<Mutex<HashSet<QueueId>>>) -> Control {
+        self.flushed = Some(flushed);
+        self
     }
 
     /// The queue behind the handle.
@@ -214,7 +224,10 @@ impl Control {
         }
     }
 
-    /// Makes every pending recipient due now: of `id`, or of every active message.
+    /// Makes every pending recipient due now: of `id`, or of every active message. With a
+    /// running scheduler on a queue of its own the messages are only marked for it (the next
+    /// attempt of each is now; a restart before it keeps the old schedule), which spares a
+    /// rewrite of every envelope; otherwise the envelopes are updated.
     ///
     /// # Errors
     /// A sentence for the operator.
@@ -229,6 +242,20 @@ impl Control {
                     .map_err(|e| e.to_string())?
             }
         };
+        if let Some(flushed) = self.flushed.as_ref().filter(|_| !self.queue.is_shared()) {
+            if let Some(id) = id
+                && self.place_of(id).await? != Place::Active
+            {
+                return Err(format!("{id} is not in the queue"));
+            }
+            if let Ok(mut flushed) = flushed.lock() {
+                flushed.extend(ids.iter().cloned());
+            }
+            for id in &ids {
+                self.wake(id);
+            }
+            return Ok(format!("{} message(s) due now", ids.len()));
+        }
         let mut count = 0;
         for id in &ids {
             let _claim = self.claim(id).await?;

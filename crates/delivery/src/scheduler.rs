@@ -91,6 +91,8 @@ struct Context {
     wake: Arc<Notify>,
     /// The last claim pass filled every free slot: look again when a delivery ends.
     more: std::sync::atomic::AtomicBool,
+    /// Flushed by an operator (`Control::flush`): due now whatever their envelopes say.
+    flushed: Arc<Mutex<HashSet<QueueId>>>,
 }
 
 impl Scheduler {
@@ -117,6 +119,7 @@ impl Scheduler {
                 requeue,
                 wake,
                 more: std::sync::atomic::AtomicBool::new(false),
+                flushed: Arc::default(),
             }),
         }
     }
@@ -162,6 +165,7 @@ impl Scheduler {
             self.context.in_flight.clone(),
             Some(self.context.requeue.clone()),
         )
+        .with_flushed(self.context.flushed.clone())
     }
 
     async fn purge(&self) {
@@ -311,8 +315,20 @@ async fn process(context: &Arc<Context>, id: &QueueId) {
     let queue = context.queue.clone();
     let load_id = id.clone();
     let now = unix_now();
+    let is_flushed = context
+        .flushed
+        .lock()
+        .map(|mut flushed| flushed.remove(id))
+        .unwrap_or(false);
     let loaded = blocking_unless_in_memory(context.queue.as_ref(), id, move || {
-        let envelope = queue.load(&load_id).map_err(|e| (true, e))?;
+        let mut envelope = queue.load(&load_id).map_err(|e| (true, e))?;
+        if is_flushed {
+            for recipient in &mut envelope.recipients {
+                if recipient.state == RecipientState::Pending {
+                    recipient.next_attempt_unix_seconds = 0;
+                }
+            }
+        }
         if !envelope
             .pending()
             .any(|(_, r)| r.next_attempt_unix_seconds <= now)
