@@ -109,6 +109,8 @@ struct State {
     flushed: u64,
     segments: Vec<Segment>,
     is_stopping: bool,
+    /// The writer waits for a segment to be released (`changed` wakes it).
+    is_writer_waiting: bool,
 }
 
 struct Shared {
@@ -252,6 +254,7 @@ impl Journal {
         done: EntryDone,
     ) {
         let mut state = lock(&self.shared);
+        let is_first = state.pending.is_empty();
         state.pending.push(Pending::Entry {
             id,
             envelope,
@@ -259,7 +262,10 @@ impl Journal {
             done,
         });
         state.has_entries = true;
-        self.shared.work.notify_one();
+        // With something pending already the writer is awake or woken: no second wake-up.
+        if is_first {
+            self.shared.work.notify_one();
+        }
     }
 
     /// Says `id` needs no recovery any more and releases its entry. The forget record is
@@ -267,10 +273,14 @@ impl Journal {
     /// fdatasync may bring the message back: at-least-once), without a wait.
     pub(crate) fn forget(&self, id: &str, entry: EntryRef) {
         let mut state = lock(&self.shared);
+        if state.pending.is_empty() {
+            self.shared.work.notify_one();
+        }
         state.pending.push(Pending::Forget(id.to_owned()));
         release_in(&mut state, entry);
-        self.shared.work.notify_one();
-        self.shared.changed.notify_all();
+        if state.is_writer_waiting {
+            self.shared.changed.notify_all();
+        }
     }
 
     /// Releases entries without forget records (tests: what a checkpoint does with forgets).
@@ -571,12 +581,14 @@ impl Writer {
                     return Err(io::Error::other("the journal is stopping"));
                 }
                 if has_asked {
-                    let (next, _) = self
+                    let mut state = state;
+                    state.is_writer_waiting = true;
+                    let (mut next, _) = self
                         .shared
                         .changed
                         .wait_timeout(state, std::time::Duration::from_millis(100))
                         .unwrap_or_else(PoisonError::into_inner);
-                    drop(next);
+                    next.is_writer_waiting = false;
                 }
             }
             if !has_asked {

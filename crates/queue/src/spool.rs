@@ -107,6 +107,9 @@ pub struct Spool {
     durable_buckets: Arc<Mutex<BTreeSet<String>>>,
     /// Today's history file, appended to by `archive`.
     history: Mutex<history::HistoryLog>,
+    /// The newest id on disk at open or made since: a fresh id above it cannot be taken, so
+    /// only one that is not (a clock stepped back) is checked against the directories.
+    newest_id: Mutex<Option<QueueId>>,
     /// Makes the temporary names of concurrent updates unique.
     update_sequence: AtomicU64,
     /// Holds the exclusive lock on `<root>/lock` while the spool is open.
@@ -194,10 +197,19 @@ impl Spool {
             syncer,
             durable_buckets,
             history: Mutex::default(),
+            newest_id: Mutex::default(),
             update_sequence: AtomicU64::new(0),
             _lock: lock,
             mode,
         };
+        let newest = Queue::list(&spool)?
+            .into_iter()
+            .chain(spool.list_place(Place::Held)?)
+            .max();
+        *spool
+            .newest_id
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = newest;
         let report = OpenReport {
             purged_tmp,
             active: scan.active,
@@ -340,6 +352,20 @@ impl Spool {
     fn fresh_id(&self, residents: &Residents) -> Result<QueueId, QueueError> {
         for _ in 0..MAX_ID_ATTEMPTS {
             let id = QueueId::generate(SystemTime::now());
+            let is_newest = {
+                let mut newest = self
+                    .newest_id
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner);
+                let is_newest = newest.as_ref().is_none_or(|n| id > *n);
+                if is_newest {
+                    *newest = Some(id.clone());
+                }
+                is_newest
+            };
+            if is_newest {
+                return Ok(id);
+            }
             let on_disk = [
                 self.envelope_path(&id),
                 self.place_path(&id, Place::Held, ENVELOPE_SUFFIX),
