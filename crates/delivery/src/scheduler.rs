@@ -254,8 +254,8 @@ pub(crate) async fn save(
     bounce: Option<(Envelope, Vec<u8>)>,
 ) -> Option<Result<Option<QueueId>, QueueError>> {
     // A bounce is a store, which waits for the disk: only without one may this run here.
-    let is_inline = bounce.is_none() && queue.is_in_memory(&id);
-    let work = move || {
+    let is_here = bounce.is_none() && queue.is_in_memory(&id);
+    here_or_blocking(is_here, move || {
         let bounce_id = match bounce {
             Some((bounce_envelope, content)) => Some(queue.store(
                 &bounce_envelope,
@@ -269,12 +269,8 @@ pub(crate) async fn save(
             queue.update(&id, &envelope)?;
         }
         Ok(bounce_id)
-    };
-    if is_inline {
-        Some(work())
-    } else {
-        blocking(work).await
-    }
+    })
+    .await
 }
 
 pub(crate) async fn blocking<T: Send + 'static>(
@@ -283,14 +279,13 @@ pub(crate) async fn blocking<T: Send + 'static>(
     tokio::task::spawn_blocking(work).await.ok()
 }
 
-/// `blocking`, or the work right here when the queue answers `id` from memory (a
-/// journal-resident message): a thread hop costs more than the work then.
-async fn blocking_unless_in_memory<T: Send + 'static>(
-    queue: &dyn Queue,
-    id: &QueueId,
+/// The work right here when `is_here` (the queue answers from memory, a journal-resident
+/// message: a thread hop costs more than the work then), else `blocking`.
+async fn here_or_blocking<T: Send + 'static>(
+    is_here: bool,
     work: impl FnOnce() -> T + Send + 'static,
 ) -> Option<T> {
-    if queue.is_in_memory(id) {
+    if is_here {
         Some(work())
     } else {
         blocking(work).await
@@ -320,7 +315,7 @@ async fn process(context: &Arc<Context>, id: &QueueId) {
         .lock()
         .map(|mut flushed| flushed.remove(id))
         .unwrap_or(false);
-    let loaded = blocking_unless_in_memory(context.queue.as_ref(), id, move || {
+    let loaded = here_or_blocking(context.queue.is_in_memory(id), move || {
         let mut envelope = queue.load(&load_id).map_err(|e| (true, e))?;
         if is_flushed {
             for recipient in &mut envelope.recipients {

@@ -28,7 +28,7 @@
 //! its own files without trusting them (lengths are bounded by the segment).
 
 use std::collections::hash_map::RandomState;
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::fs::{self, File, OpenOptions};
 use std::hash::{BuildHasher, Hasher};
 use std::io::{self, Write};
@@ -103,8 +103,8 @@ struct Segment {
 struct State {
     /// Entries and forget records to write.
     pending: Vec<Pending>,
-    /// An entry is pending: the batch needs an fdatasync.
-    has_entries: bool,
+    /// Forget records were written by a batch without an fdatasync and none followed yet.
+    has_unsynced: bool,
     flush_wanted: u64,
     flushed: u64,
     segments: Vec<Segment>,
@@ -228,6 +228,7 @@ impl Journal {
             seq: next_seq,
             space_wanted,
             is_out_of_space: false,
+            unsynced: BTreeSet::new(),
         };
         let thread = thread::Builder::new()
             .name(THREAD_NAME.to_owned())
@@ -261,7 +262,6 @@ impl Journal {
             message,
             done,
         });
-        state.has_entries = true;
         // With something pending already the writer is awake or woken: no second wake-up.
         if is_first {
             self.shared.work.notify_one();
@@ -293,11 +293,14 @@ impl Journal {
         self.shared.changed.notify_all();
     }
 
-    /// Asks for a synced write of what is pending (forget records too), without waiting.
-    pub(crate) fn request_sync(&self) {
+    /// Asks for an fdatasync of the forget records written without one (so a machine crash
+    /// does not bring those messages back), without waiting; nothing when there are none.
+    pub(crate) fn sync_forgets(&self) {
         let mut state = lock(&self.shared);
-        state.flush_wanted += 1;
-        self.shared.work.notify_one();
+        if state.has_unsynced || !state.pending.is_empty() {
+            state.flush_wanted += 1;
+            self.shared.work.notify_one();
+        }
     }
 
     /// Writes what is pending (forget records too) and waits for its fdatasync (tests).
@@ -316,16 +319,13 @@ impl Journal {
         }
     }
 
-    /// True when forget records wait for a batch.
-    pub(crate) fn has_pending(&self) -> bool {
-        !lock(&self.shared).pending.is_empty()
-    }
-
-    /// Segments holding live entries, and how many may exist.
-    pub(crate) fn usage(&self) -> (usize, usize) {
-        let state = lock(&self.shared);
-        let used = state.segments.iter().filter(|s| s.live > 0).count();
-        (used, state.segments.len())
+    /// How many segments hold live entries.
+    pub(crate) fn live_segments(&self) -> usize {
+        lock(&self.shared)
+            .segments
+            .iter()
+            .filter(|s| s.live > 0)
+            .count()
     }
 }
 
@@ -368,6 +368,8 @@ struct Writer {
     space_wanted: SpaceWanted,
     /// Making another segment failed (a full disk): only the existing ones are used.
     is_out_of_space: bool,
+    /// Segments written by batches without an fdatasync since their last one.
+    unsynced: BTreeSet<usize>,
 }
 
 /// A batch's bytes for one segment, written with one pwrite.
@@ -407,32 +409,33 @@ impl Writer {
                         bytes <= budget
                     })
                     .count()
-                    .max(1);
+                    .max(1)
+                    .min(state.pending.len());
                 let batch: Vec<Pending> = state.pending.drain(..take).collect();
                 // Forget records alone are written without an fdatasync of their own.
                 let has_entry = batch.iter().any(|p| matches!(p, Pending::Entry { .. }));
                 let is_synced = has_entry || state.flush_wanted != state.flushed;
-                state.has_entries = state
-                    .pending
-                    .iter()
-                    .any(|p| matches!(p, Pending::Entry { .. }));
                 (batch, is_synced.then_some(state.flush_wanted))
             };
             self.write_batch(batch, flush_target.is_some());
+            let mut state = lock(&self.shared);
+            state.has_unsynced = !self.unsynced.is_empty();
             let Some(flush_target) = flush_target else {
                 continue;
             };
-            let mut state = lock(&self.shared);
             state.flushed = state.flushed.max(flush_target);
             self.shared.changed.notify_all();
         }
     }
 
+    /// Writes one batch; with `is_synced` fdatasyncs it and every segment an earlier batch
+    /// wrote without one.
     fn write_batch(&mut self, batch: Vec<Pending>, is_synced: bool) {
         let mut runs: Vec<Run> = Vec::new();
         let mut written: Vec<(EntryDone, usize)> = Vec::new();
         let mut failed: Vec<(EntryDone, io::Error)> = Vec::new();
         for pending in batch {
+            let size = pending.size();
             let (kind, head, envelope, message, done) = match pending {
                 Pending::Entry {
                     id,
@@ -449,8 +452,6 @@ impl Writer {
                 Pending::Forget(id) => (KIND_FORGET, id.into_bytes(), Vec::new(), None, None),
             };
             let parts: [&[u8]; 3] = [&head, &envelope, message.as_deref().map_or(&[], |m| m)];
-            let length: usize = parts.iter().map(|p| p.len()).sum();
-            let size = record_size(length);
             let segment = match self.place(size, &mut runs) {
                 Ok(segment) => segment,
                 Err(error) => {
@@ -490,15 +491,17 @@ impl Writer {
         }
     }
 
-    fn write_runs(&self, runs: &[Run], is_synced: bool) -> io::Result<()> {
+    fn write_runs(&mut self, runs: &[Run], is_synced: bool) -> io::Result<()> {
         for run in runs {
             let file = &self.files[run.segment];
             file.write_all_at(&run.bytes, run.offset)?;
+            self.unsynced.insert(run.segment);
         }
         if is_synced {
-            for run in runs {
-                self.files[run.segment].sync_data()?;
+            for &segment in &self.unsynced {
+                self.files[segment].sync_data()?;
             }
+            self.unsynced.clear();
         }
         Ok(())
     }

@@ -139,7 +139,12 @@ fn full_segments_are_reused_once_released_and_the_writer_asks_for_space() {
             .unwrap()
             .push(append(&journal, &format!("M{n}"), &body));
     }
-    assert_eq!(journal.usage(), (3, 3));
+    assert_eq!(journal.live_segments(), 3);
+    assert_eq!(
+        fs::read_dir(&dir.0).unwrap().count(),
+        3,
+        "three segments, all live"
+    );
     // The 13th waits for space: it asks, and goes on once the oldest segment is released.
     let (sender, receiver) = mpsc::channel();
     journal.append(
@@ -175,4 +180,24 @@ fn full_segments_are_reused_once_released_and_the_writer_asks_for_space() {
         3,
         "no fourth segment"
     );
+}
+
+#[test]
+fn forgets_written_without_a_sync_get_one_when_asked() {
+    let dir = Dir::new("sync-forgets");
+    let journal = start(&dir, JOURNAL_TEST_SIZES, Box::new(|| {}));
+    let a = append(&journal, "A", b"a");
+    journal.forget("A", a);
+    // The writer takes the forget alone (no fdatasync); then nothing is pending.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while !lock(&journal.shared).has_unsynced && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    assert!(lock(&journal.shared).has_unsynced);
+    journal.sync_forgets();
+    journal.flush();
+    assert!(!lock(&journal.shared).has_unsynced);
+    // The writer is still there.
+    append(&journal, "B", b"b");
+    assert_eq!(ids(&dir), vec!["B"]);
 }

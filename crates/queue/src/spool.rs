@@ -312,7 +312,7 @@ impl Spool {
         message: &'m NewMessage<'m>,
         done: crate::StoreDone,
     ) -> Option<crate::StoreDone> {
-        if message.content.len() + HEADER_ALLOWANCE > residents.journal.max_entry() {
+        if !self.stores_in_memory(message.content.len()) {
             return Some(done);
         }
         let id = match self.fresh_id(residents) {

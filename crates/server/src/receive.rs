@@ -99,9 +99,9 @@ pub async fn store_message(
     }
     let envelope = envelope_of(&message, client, policy, unix_seconds);
     let hostname = hostname.to_owned();
-    // The files are written on a blocking thread, which then returns; the group commit
-    // answers on the channel once they are durable, so no thread waits for the disk.
-    // A queue that only queues the write (the journal) is called right here.
+    // The write is started on a blocking thread (or right here when the queue only queues it:
+    // the journal), which then returns; the group commit answers on the channel once the
+    // message is durable, so no thread waits for the disk.
     let queue_in_memory = queue.stores_in_memory(message.content.len());
     let (durable, stored) = tokio::sync::oneshot::channel();
     let store = move || {

@@ -69,12 +69,18 @@ pub(super) struct Resident {
 /// The checkpoint thread's wake-up: a pass is wanted now (journal space) or the spool closes.
 #[derive(Debug, Default)]
 struct Wake {
-    state: Mutex<(bool, bool)>,
+    state: Mutex<WakeFlags>,
     condvar: Condvar,
 }
 
+#[derive(Debug, Default, Clone, Copy)]
+struct WakeFlags {
+    is_urgent: bool,
+    is_stopping: bool,
+}
+
 impl Wake {
-    fn lock(&self) -> MutexGuard<'_, (bool, bool)> {
+    fn lock(&self) -> MutexGuard<'_, WakeFlags> {
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
 }
@@ -110,14 +116,8 @@ impl Residents {
         buckets: Arc<Mutex<BTreeSet<String>>>,
     ) -> io::Result<io::Result<(Arc<Residents>, Checkpoint)>> {
         let dir = root.join(JOURNAL_DIR);
-        let (entries, next_seq) = Journal::recover(&dir)?;
         let filesystem = File::open(root)?;
-        if !entries.is_empty() {
-            for entry in &entries {
-                restore(root, entry)?;
-            }
-            syncfs(&filesystem)?;
-        }
+        let next_seq = take_back(root, &dir, &filesystem)?;
         Ok(Residents::start(root, &dir, next_seq, buckets, filesystem))
     }
 
@@ -135,7 +135,7 @@ impl Residents {
             JOURNAL_SIZES,
             next_seq,
             Box::new(move || {
-                for_journal.lock().0 = true;
+                for_journal.lock().is_urgent = true;
                 for_journal.condvar.notify_all();
             }),
         )?;
@@ -333,9 +333,12 @@ impl Residents {
 
     fn run_checkpoints(&self) {
         loop {
-            let (is_urgent, is_stopping) = {
+            let WakeFlags {
+                is_urgent,
+                is_stopping,
+            } = {
                 let mut state = self.wake.lock();
-                if !state.0 && !state.1 {
+                if !state.is_urgent && !state.is_stopping {
                     state = self
                         .wake
                         .condvar
@@ -343,11 +346,10 @@ impl Residents {
                         .map_or_else(|e| e.into_inner().0, |(s, _)| s);
                 }
                 let flags = *state;
-                state.0 = false;
+                state.is_urgent = false;
                 flags
             };
-            let (used, segments) = self.journal.usage();
-            let is_pressed = segments > 0 && used * 2 >= JOURNAL_SIZES.max_segments;
+            let is_pressed = self.journal.live_segments() * 2 >= JOURNAL_SIZES.max_segments;
             self.checkpoint(is_urgent || is_pressed || is_stopping);
             if is_stopping {
                 return;
@@ -386,12 +388,8 @@ impl Residents {
             // restore them) and the settled changes wait for the next pass.
             self.is_dirty.store(true, Ordering::Release);
         }
-        if self.journal.has_pending() {
-            // Forget records written without a sync of their own: make them durable, so a
-            // machine crash does not deliver those messages again. Never waits, so the
-            // writer, even while it waits for space, cannot hold this thread up.
-            self.journal.request_sync();
-        }
+        // Never waits, so the writer, even while it waits for space, cannot hold this up.
+        self.journal.sync_forgets();
     }
 }
 
@@ -404,7 +402,7 @@ pub(super) struct Checkpoint {
 
 impl Drop for Checkpoint {
     fn drop(&mut self) {
-        self.wake.lock().1 = true;
+        self.wake.lock().is_stopping = true;
         self.wake.condvar.notify_all();
         if let Some(thread) = self.thread.take() {
             let _ = thread.join();
@@ -469,20 +467,29 @@ pub(super) fn restore_only(root: &Path) -> io::Result<()> {
     if !dir.is_dir() {
         return Ok(());
     }
-    let (entries, _) = Journal::recover(&dir)?;
-    if !entries.is_empty() {
-        for entry in &entries {
-            restore(root, entry)?;
-        }
-        syncfs(&File::open(root)?)?;
-    }
+    take_back(root, &dir, &File::open(root)?)?;
     crate::journal::invalidate(&dir)?;
     Ok(())
 }
 
+/// Reads the journal in `dir`, gives every entry it holds its files back and syncs the file
+/// system on `filesystem` (when anything was restored); returns the next sequence number.
+fn take_back(root: &Path, dir: &Path, filesystem: &File) -> io::Result<u64> {
+    let (entries, next_seq) = Journal::recover(dir)?;
+    if !entries.is_empty() {
+        // One set for the whole recovery: each bucket directory is made (and synced) once.
+        let buckets = Mutex::new(BTreeSet::new());
+        for entry in &entries {
+            restore(root, &buckets, entry)?;
+        }
+        syncfs(filesystem)?;
+    }
+    Ok(next_seq)
+}
+
 /// Gives a recovered entry its files back unless they are there and whole: an envelope that
 /// decodes (it may be newer than the journal's) and the same message bytes.
-fn restore(root: &Path, entry: &Recovered) -> io::Result<()> {
+fn restore(root: &Path, buckets: &Mutex<BTreeSet<String>>, entry: &Recovered) -> io::Result<()> {
     let Some(id) = QueueId::parse(&entry.id) else {
         return Ok(());
     };
@@ -510,7 +517,6 @@ fn restore(root: &Path, entry: &Recovered) -> io::Result<()> {
         }
         return Ok(());
     }
-    let buckets = Mutex::new(BTreeSet::new());
-    write_files(root, &buckets, &id, &entry.envelope, &entry.message)?;
+    write_files(root, buckets, &id, &entry.envelope, &entry.message)?;
     Ok(())
 }
