@@ -197,6 +197,19 @@ fn crash_in_child(dir: &ScratchDir, materialize: bool) -> Vec<QueueId> {
     ids
 }
 
+/// Opens `dir` in `mode` after `crash_child` and checks that exactly its three acknowledged,
+/// not removed messages are there.
+fn open_after_crash(dir: &ScratchDir, mode: SyncMode, ids: &[QueueId]) -> Spool {
+    let (spool, report) = Spool::open_with(dir.path().to_path_buf(), mode).unwrap();
+    assert_eq!(spool.sync_mode(), mode);
+    assert_eq!(report.active, 3, "{report:?}");
+    assert_eq!(
+        spool.list().unwrap(),
+        vec![ids[0].clone(), ids[2].clone(), ids[3].clone()]
+    );
+    spool
+}
+
 #[test]
 fn after_a_crash_the_journal_gives_back_what_was_acknowledged() {
     let dir = ScratchDir::new("journal-crash");
@@ -208,12 +221,7 @@ fn after_a_crash_the_journal_gives_back_what_was_acknowledged() {
         files, 0,
         "the child never wrote files (it lived one checkpoint at most)"
     );
-    let (spool, report) = Spool::open_with(dir.path().to_path_buf(), SyncMode::Journal).unwrap();
-    assert_eq!(report.active, 3, "{report:?}");
-    assert_eq!(
-        spool.list().unwrap(),
-        vec![ids[0].clone(), ids[2].clone(), ids[3].clone()]
-    );
+    let spool = open_after_crash(&dir, SyncMode::Journal, &ids);
     for n in [0, 2, 3] {
         assert_eq!(
             spool.read_message(&ids[n]).unwrap(),
@@ -231,26 +239,14 @@ fn after_a_crash_the_journal_gives_back_what_was_acknowledged() {
 fn a_message_delivered_from_its_files_does_not_come_back_after_a_crash() {
     let dir = ScratchDir::new("journal-crash-files");
     let ids = crash_in_child(&dir, true);
-    let (spool, report) = Spool::open_with(dir.path().to_path_buf(), SyncMode::Journal).unwrap();
-    assert_eq!(report.active, 3, "{report:?}");
-    assert_eq!(
-        spool.list().unwrap(),
-        vec![ids[0].clone(), ids[2].clone(), ids[3].clone()]
-    );
+    open_after_crash(&dir, SyncMode::Journal, &ids);
 }
 
 #[test]
 fn a_spool_opened_in_another_mode_takes_the_journal_back_first() {
     let dir = ScratchDir::new("journal-crash-syncfs");
     let ids = crash_in_child(&dir, false);
-    let (spool, report) = Spool::open_with(dir.path().to_path_buf(), SyncMode::Syncfs).unwrap();
-    assert_eq!(spool.sync_mode(), SyncMode::Syncfs);
-    assert_eq!(report.active, 3, "{report:?}");
-    assert_eq!(
-        spool.list().unwrap(),
-        vec![ids[0].clone(), ids[2].clone(), ids[3].clone()]
-    );
-    drop(spool);
+    drop(open_after_crash(&dir, SyncMode::Syncfs, &ids));
     // The segments were invalidated: back in journal mode nothing is restored twice.
     let (spool, report) = Spool::open_with(dir.path().to_path_buf(), SyncMode::Journal).unwrap();
     assert_eq!(report.active, 3);
