@@ -10,7 +10,9 @@ use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use petrel_queue::{Place, Queue, QueueError, QueueId, RecipientState};
+use petrel_proto::status;
+use petrel_queue::status::Cause;
+use petrel_queue::{DeliveryStatus, Place, Queue, QueueError, QueueId, RecipientState, Verdict};
 use tokio::sync::{mpsc, watch};
 
 use crate::outcome::notice_for;
@@ -167,7 +169,12 @@ impl Control {
             for recipient in &mut envelope.recipients {
                 if recipient.state == RecipientState::Pending {
                     recipient.state = RecipientState::Failed;
-                    recipient.last_reply = Some("deleted by the operator".into());
+                    recipient.last = Some(DeliveryStatus::decided(
+                        Verdict::Failed,
+                        status::PERMANENT_UNDEFINED,
+                        Cause::Operator,
+                        "deleted by the operator".into(),
+                    ));
                 }
             }
             envelope.history.push(note);
@@ -197,9 +204,12 @@ impl Control {
         for recipient in &mut envelope.recipients {
             if recipient.state == RecipientState::Pending {
                 recipient.state = RecipientState::Failed;
-                recipient.status = Some("5.0.0".into());
-                recipient.last_reply =
-                    Some("returned to the sender by the mail administrator".into());
+                recipient.last = Some(DeliveryStatus::decided(
+                    Verdict::Failed,
+                    status::PERMANENT_UNDEFINED,
+                    Cause::Operator,
+                    "returned to the sender by the mail administrator".into(),
+                ));
             }
         }
         let now = unix_now();

@@ -3,17 +3,51 @@
 //! whose transaction went cleanly is kept in the pool for the next message to its domain.
 //!
 //! The server's bytes are untrusted and go to the session's parser; IO errors and timeouts are
-//! returned as strings for the history.
+//! returned as a [`Broken`]: the typed cause (lost at a stage, TLS) and words for the history.
 
 use std::time::Duration;
 
 use petrel_proto::EnhancedCode;
 use petrel_proto::client::{
-    ClientEvent, ClientSession, Outgoing, SessionFailure, TransactionResult, Waiting,
+    ClientEvent, ClientSession, Outgoing, SessionFailure, Stage, TransactionResult,
 };
+use petrel_queue::RemoteMta;
+use petrel_queue::status::{Cause, ConnectProblem, TlsProblem};
 use tokio::time::timeout;
 
 use crate::tls::{Transport, handshake};
+
+/// Why a session broke off without a result.
+#[derive(Debug, Clone)]
+pub(crate) struct Broken {
+    pub(crate) cause: Cause,
+    pub(crate) detail: String,
+}
+
+impl Broken {
+    /// The connection was lost (or timed out) at `stage`.
+    pub(crate) fn lost(stage: Option<Stage>, detail: impl Into<String>) -> Broken {
+        Broken {
+            cause: Cause::Lost(stage.unwrap_or(Stage::Quit)),
+            detail: detail.into(),
+        }
+    }
+
+    /// The connection could not be opened.
+    pub(crate) fn connect(problem: ConnectProblem, detail: impl Into<String>) -> Broken {
+        Broken {
+            cause: Cause::Connect(problem),
+            detail: detail.into(),
+        }
+    }
+
+    fn tls(detail: impl Into<String>) -> Broken {
+        Broken {
+            cause: Cause::Tls(TlsProblem::Handshake),
+            detail: detail.into(),
+        }
+    }
+}
 
 pub(crate) enum Step {
     Sent(TransactionResult),
@@ -22,13 +56,12 @@ pub(crate) enum Step {
 }
 
 pub(crate) struct Driver {
-    /// `host [address]`, for the history.
-    pub(crate) mta: String,
+    /// The host talked to (name and address), for the history and the outcome.
+    pub(crate) remote: RemoteMta,
     /// `None` only while STARTTLS swaps the stream.
     pub(crate) transport: Option<Transport>,
     pub(crate) session: ClientSession,
     pub(crate) buffer: Vec<u8>,
-    pub(crate) host: String,
     /// What happened with TLS, for the history.
     pub(crate) tls_note: Option<String>,
     /// Counts the replies read (`/metrics`).
@@ -36,7 +69,7 @@ pub(crate) struct Driver {
 }
 
 impl Driver {
-    pub(crate) async fn run(&mut self, message: &Outgoing) -> Result<Step, String> {
+    pub(crate) async fn run(&mut self, message: &Outgoing) -> Result<Step, Broken> {
         let mut is_sent = false;
         loop {
             match self.session.poll() {
@@ -51,7 +84,7 @@ impl Driver {
                     is_sent = true;
                 }
                 ClientEvent::Ready | ClientEvent::Closed => {
-                    return Err("session ended early".into());
+                    return Err(Broken::lost(self.session.waiting(), "session ended early"));
                 }
                 // The session stays open and ready: the caller pools it or quits it.
                 ClientEvent::Sent(result) => return Ok(Step::Sent(result)),
@@ -67,12 +100,12 @@ impl Driver {
     }
 
     /// Runs the TLS handshake after 220 to STARTTLS; a failure ends this connection (C-TLS-6).
-    async fn start_tls(&mut self) -> Result<(), String> {
+    async fn start_tls(&mut self) -> Result<(), Broken> {
         self.flush().await?;
         let Some(Transport::Plain(tcp)) = self.transport.take() else {
-            return Err("STARTTLS on a connection already in TLS".into());
+            return Err(Broken::tls("STARTTLS on a connection already in TLS"));
         };
-        match timeout(Duration::from_secs(60), handshake(tcp, &self.host)).await {
+        match timeout(Duration::from_secs(60), handshake(tcp, &self.remote.host)).await {
             Ok(Ok(transport)) => {
                 self.tls_note = transport.summary().map(|s| format!("STARTTLS: {s}"));
                 petrel_metrics::registry().increment(
@@ -83,22 +116,26 @@ impl Driver {
                 self.session.tls_started();
                 Ok(())
             }
-            Ok(Err(error)) => Err(format!("TLS handshake failed: {error}")),
-            Err(_) => Err("TLS handshake timed out".into()),
+            Ok(Err(error)) => Err(Broken::tls(format!("TLS handshake failed: {error}"))),
+            Err(_) => Err(Broken::tls("TLS handshake timed out")),
         }
     }
 
     /// Writes what is pending and reads the next bytes, within the stage's timeout.
-    async fn exchange(&mut self) -> Result<(), String> {
+    async fn exchange(&mut self) -> Result<(), Broken> {
         self.flush().await?;
-        let limit = stage_timeout(self.session.waiting());
+        let stage = self.session.waiting();
+        let limit = stage_timeout(stage);
         let Some(transport) = &mut self.transport else {
-            return Err("no connection".into());
+            return Err(Broken::lost(stage, "no connection"));
         };
         match timeout(limit, transport.read(&mut self.buffer)).await {
-            Err(_) => Err(format!("no reply within {}s", limit.as_secs())),
-            Ok(Err(error)) => Err(format!("read error: {error}")),
-            Ok(Ok(0)) => Err("connection closed by the server".into()),
+            Err(_) => Err(Broken::lost(
+                stage,
+                format!("no reply within {}s", limit.as_secs()),
+            )),
+            Ok(Err(error)) => Err(Broken::lost(stage, format!("read error: {error}"))),
+            Ok(Ok(0)) => Err(Broken::lost(stage, "connection closed by the server")),
             Ok(Ok(count)) => {
                 let registry = petrel_metrics::registry();
                 self.replies.scan(&self.buffer[..count], |reply| {
@@ -113,28 +150,29 @@ impl Driver {
         }
     }
 
-    async fn flush(&mut self) -> Result<(), String> {
+    async fn flush(&mut self) -> Result<(), Broken> {
         let output = self.session.take_output();
         if output.is_empty() {
             return Ok(());
         }
+        let stage = self.session.waiting();
         let Some(transport) = &mut self.transport else {
-            return Err("no connection".into());
+            return Err(Broken::lost(stage, "no connection"));
         };
         match timeout(Duration::from_secs(180), transport.write_all(&output)).await {
             Ok(Ok(())) => Ok(()),
-            Ok(Err(error)) => Err(format!("write error: {error}")),
-            Err(_) => Err("write timed out".into()),
+            Ok(Err(error)) => Err(Broken::lost(stage, format!("write error: {error}"))),
+            Err(_) => Err(Broken::lost(stage, "write timed out")),
         }
     }
 }
 
 /// C-TIME-1: greeting 5 min, MAIL 5, RCPT 5, DATA 2, end of data 10.
-pub(crate) fn stage_timeout(waiting: Option<Waiting>) -> Duration {
+pub(crate) fn stage_timeout(waiting: Option<Stage>) -> Duration {
     let minutes = match waiting {
-        Some(Waiting::Data) => 2,
-        Some(Waiting::DataEnd) => 10,
-        Some(Waiting::Quit) => 1,
+        Some(Stage::Data) => 2,
+        Some(Stage::DataEnd) => 10,
+        Some(Stage::Quit) => 1,
         _ => 5,
     };
     Duration::from_secs(minutes * 60)

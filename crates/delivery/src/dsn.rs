@@ -6,8 +6,10 @@
 //! Pure: the time, the ids and the explanation lookup come in as arguments. The caller decides
 //! who gets a bounce (never the null sender, C-BOUNCE-1; NOTIFY honoured, C-DSN-2).
 
+use petrel_proto::EnhancedCode;
 use petrel_proto::params::{OriginalRecipient, Ret};
 use petrel_proto::trace::rfc5322_date;
+use petrel_queue::DeliveryStatus;
 
 /// The Action of a per-recipient report.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -57,10 +59,10 @@ pub struct ReportedRecipient<'a> {
     pub original: Option<&'a OriginalRecipient>,
     pub action: Action,
     /// Enhanced status, e.g. `5.1.10`.
-    pub status: &'a str,
-    /// The remote reply, one line, when there was one.
-    pub diagnostic: Option<&'a str>,
-    pub remote_mta: Option<&'a str>,
+    pub status: EnhancedCode,
+    /// The outcome of the last attempt, when there was one: its reply is the
+    /// `Diagnostic-Code:`, its host the `Remote-MTA:`, its cause the human part's reason.
+    pub last: Option<&'a DeliveryStatus>,
 }
 
 /// Plain-language help for a status: (what it means, what the sender can do).
@@ -165,14 +167,23 @@ fn human_part(report: &Report<'_>) -> String {
         }
         for recipient in group {
             text.push_str(&format!("\r\n<{}>\r\n", recipient.address));
-            match recipient.diagnostic {
-                Some(reply) => {
-                    text.push_str(&format!("    The receiving server said: {reply}\r\n"))
-                }
-                None => text.push_str(&format!("    Status: {}\r\n", recipient.status)),
+            let last = recipient.last;
+            match (last.and_then(|l| l.reply.as_ref()), last) {
+                (Some(reply), _) => text.push_str(&format!(
+                    "    The receiving server said: {}\r\n",
+                    reply.to_line()
+                )),
+                (None, Some(last)) if action != Action::Delivered => text.push_str(&format!(
+                    "    Status: {} ({}): {}\r\n",
+                    recipient.status,
+                    last.cause.describe(),
+                    last.detail
+                )),
+                (None, _) => text.push_str(&format!("    Status: {}\r\n", recipient.status)),
             }
             let is_trouble = matches!(action, Action::Failed | Action::Delayed);
-            if is_trouble && let Some((meaning, fix)) = (report.explain)(recipient.status) {
+            let status = recipient.status.to_string();
+            if is_trouble && let Some((meaning, fix)) = (report.explain)(&status) {
                 text.push_str(&format!("    What it means: {meaning}\r\n"));
                 text.push_str(&format!("    What you can do: {fix}\r\n"));
             }
@@ -204,11 +215,12 @@ fn status_part(report: &Report<'_>) -> String {
         }
         text.push_str(&format!("Action: {}\r\n", recipient.action.as_str()));
         text.push_str(&format!("Status: {}\r\n", recipient.status));
-        if let Some(mta) = recipient.remote_mta {
-            text.push_str(&format!("Remote-MTA: dns; {mta}\r\n"));
+        let last = recipient.last;
+        if let Some(mta) = last.and_then(|l| l.remote_mta.as_ref()) {
+            text.push_str(&format!("Remote-MTA: dns; {}\r\n", mta.host));
         }
-        if let Some(reply) = recipient.diagnostic {
-            text.push_str(&format!("Diagnostic-Code: smtp; {reply}\r\n"));
+        if let Some(reply) = last.and_then(|l| l.reply.as_ref()) {
+            text.push_str(&format!("Diagnostic-Code: smtp; {}\r\n", reply.to_line()));
         }
         text.push_str(&format!(
             "Last-Attempt-Date: {}\r\n",
@@ -262,9 +274,8 @@ mod tests {
                 address: "b@nullmx.test",
                 original: Some(&original),
                 action: Action::Failed,
-                status: "5.1.10",
-                diagnostic: None,
-                remote_mta: None,
+                status: petrel_proto::status::NULL_MX,
+                last: None,
             }],
             message: b"Subject: hello\r\nFrom: a@example.org\r\n\r\nsecret body\r\n",
             explain: &explain,
@@ -287,13 +298,12 @@ mod tests {
     #[test]
     fn c_dsn_2_success_and_delay_actions() {
         let explain = |_: &str| Some(("means".to_owned(), "fix".to_owned()));
-        let recipient = |address, action, status| ReportedRecipient {
+        let recipient = |address, action, status: &str| ReportedRecipient {
             address,
             original: None,
             action,
-            status,
-            diagnostic: None,
-            remote_mta: None,
+            status: EnhancedCode::parse(status).unwrap(),
+            last: None,
         };
         let report = Report {
             hostname: "mx.test",

@@ -9,16 +9,20 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use petrel_proto::EnhancedCode;
-use petrel_proto::client::{ClientEvent, ClientSession, Outgoing, TransactionResult};
-use petrel_queue::{Envelope, QueueId, RecipientState};
+use petrel_proto::client::{
+    ClientEvent, ClientSession, Outgoing, SessionFailure, Stage, TransactionResult,
+};
+use petrel_proto::status;
+use petrel_queue::status::{Cause, ConnectProblem};
+use petrel_queue::{DeliveryStatus, Envelope, QueueId, RecipientState, RemoteMta, Verdict};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::time::timeout;
 use tracing::info;
 
+use crate::driver::Broken;
 use crate::dsn::Action;
 use crate::outcome::{Transport, apply_outcomes, outgoing};
-use crate::remote::{Attempt, Outcome, from_reply};
+use crate::remote::{Attempt, Outcome, connect_problem};
 use crate::scheduler::DeliverySettings;
 
 /// Where the LMTP server listens.
@@ -82,22 +86,28 @@ pub async fn deliver_lmtp(
         }
     }
     let label = format!("LMTP {}", server.describe());
+    let mta = RemoteMta {
+        host: label.clone(),
+        address: None,
+    };
     let outcomes = match send(settings, server, &message).await {
         Ok(result) => result
             .recipients
             .iter()
-            .map(|reply| from_reply(reply, &label))
+            .map(|decided| {
+                let status =
+                    DeliveryStatus::from_reply(&decided.reply, decided.stage, Some(mta.clone()));
+                Outcome::of(status)
+            })
             .collect(),
-        Err(reason) => {
-            let outcome = Outcome {
-                is_success: false,
-                is_permanent: false,
-                status: EnhancedCode::new(4, 4, 1),
-                detail: format!("{label}: {reason}"),
-                remote_mta: Some(label.clone()),
-                hop_has_dsn: false,
+        Err(broken) => {
+            let code = match broken.cause {
+                Cause::Connect(_) => status::NO_ANSWER_FROM_HOST,
+                _ => status::BAD_CONNECTION,
             };
-            vec![outcome; indexes.len()]
+            let detail = format!("{label}: {}", broken.detail);
+            let outcome = DeliveryStatus::decided(Verdict::Deferred, code, broken.cause, detail);
+            vec![Outcome::of(outcome.at(mta)); indexes.len()]
         }
     };
     let attempt = Attempt {
@@ -106,7 +116,7 @@ pub async fn deliver_lmtp(
     };
     for (index, outcome) in indexes.iter().zip(&attempt.outcomes) {
         if let Some(recipient) = envelope.recipients.get(*index) {
-            info!(queue_id = %id, recipient = %recipient.address, reply = %outcome.detail, "LMTP delivery");
+            info!(queue_id = %id, recipient = %recipient.address, outcome = outcome.status.verdict.as_str(), status = %outcome.status.code, cause = %outcome.status.cause.to_word(), reply = %outcome.status.detail, "LMTP delivery");
         }
     }
     apply_outcomes(settings, envelope, &indexes, &attempt, now, Transport::Lmtp)
@@ -117,22 +127,24 @@ async fn send(
     settings: &DeliverySettings,
     server: &LmtpAddress,
     message: &Outgoing,
-) -> Result<TransactionResult, String> {
+) -> Result<TransactionResult, Broken> {
     let connect = Duration::from_secs(30);
     let session = ClientSession::lmtp(&settings.helo_name);
+    let timed_out = |_| Broken::connect(ConnectProblem::Timeout, "connect timed out");
+    let failed = |e: std::io::Error| Broken::connect(connect_problem(&e), format!("connect: {e}"));
     match server {
         LmtpAddress::Tcp(address) => {
             let stream = timeout(connect, tokio::net::TcpStream::connect(address.as_str()))
                 .await
-                .map_err(|_| "connect timed out".to_owned())?
-                .map_err(|e| format!("connect: {e}"))?;
+                .map_err(timed_out)?
+                .map_err(failed)?;
             converse(stream, session, message).await
         }
         LmtpAddress::Unix(path) => {
             let stream = timeout(connect, tokio::net::UnixStream::connect(path))
                 .await
-                .map_err(|_| "connect timed out".to_owned())?
-                .map_err(|e| format!("connect: {e}"))?;
+                .map_err(timed_out)?
+                .map_err(failed)?;
             converse(stream, session, message).await
         }
     }
@@ -142,24 +154,29 @@ async fn converse<S: AsyncRead + AsyncWrite + Unpin>(
     mut stream: S,
     mut session: ClientSession,
     message: &Outgoing,
-) -> Result<TransactionResult, String> {
+) -> Result<TransactionResult, Broken> {
     let mut buffer = vec![0u8; 8192];
     let mut is_sent = false;
     loop {
+        let stage = session.waiting();
+        let lost = |detail: String| Broken::lost(stage, detail);
         match session.poll() {
             ClientEvent::NeedInput => {
                 let output = session.take_output();
                 stream
                     .write_all(&output)
                     .await
-                    .map_err(|e| format!("write: {e}"))?;
-                let limit = crate::driver::stage_timeout(session.waiting());
+                    .map_err(|e| lost(format!("write: {e}")))?;
+                let stage = session.waiting();
+                let limit = crate::driver::stage_timeout(stage);
                 let count = timeout(limit, stream.read(&mut buffer))
                     .await
-                    .map_err(|_| format!("no reply within {}s", limit.as_secs()))?
-                    .map_err(|e| format!("read: {e}"))?;
+                    .map_err(|_| {
+                        Broken::lost(stage, format!("no reply within {}s", limit.as_secs()))
+                    })?
+                    .map_err(|e| Broken::lost(stage, format!("read: {e}")))?;
                 if count == 0 {
-                    return Err("the LMTP server closed the connection".into());
+                    return Err(Broken::lost(stage, "the LMTP server closed the connection"));
                 }
                 session.receive(&buffer[..count]);
             }
@@ -173,9 +190,24 @@ async fn converse<S: AsyncRead + AsyncWrite + Unpin>(
                 let _ = stream.shutdown().await;
                 return Ok(result);
             }
-            ClientEvent::Failed(failure) => return Err(format!("{failure:?}")),
-            ClientEvent::Ready | ClientEvent::Closed => return Err("session ended early".into()),
-            ClientEvent::StartTls => return Err("unexpected STARTTLS".into()),
+            ClientEvent::Failed(failure) => {
+                let (cause, detail) = match failure {
+                    SessionFailure::Greeting(reply) => {
+                        (Cause::Reply(Stage::Greeting), reply.to_line())
+                    }
+                    SessionFailure::Hello(reply) | SessionFailure::Auth(reply) => {
+                        (Cause::Reply(Stage::Hello), reply.to_line())
+                    }
+                    SessionFailure::Protocol(reason) | SessionFailure::AuthUnavailable(reason) => {
+                        (Cause::Malformed(stage.unwrap_or(Stage::Hello)), reason)
+                    }
+                };
+                return Err(Broken { cause, detail });
+            }
+            ClientEvent::Ready | ClientEvent::Closed => {
+                return Err(lost("session ended early".into()));
+            }
+            ClientEvent::StartTls => return Err(lost("unexpected STARTTLS".into())),
         }
     }
 }

@@ -5,7 +5,9 @@
 //! caller records the state.
 
 use petrel_proto::address::{Domain, mailbox_folder, parse_mailbox};
-use petrel_queue::{Envelope, QueueId, RecipientState};
+use petrel_proto::status;
+use petrel_queue::status::Cause;
+use petrel_queue::{DeliveryStatus, Envelope, QueueId, RecipientState, Verdict};
 use tracing::{info, warn};
 
 use crate::dsn::Action;
@@ -52,12 +54,14 @@ pub fn deliver_local_recipients(
                 if crate::outcome::wants_success_notice(recipient) {
                     successes.push((index, Action::Delivered));
                 }
-                petrel_metrics::registry().increment(
-                    petrel_metrics::RECIPIENT_OUTCOMES,
-                    &[("transport", "maildir"), ("result", "delivered")],
+                let last = DeliveryStatus::decided(
+                    Verdict::Delivered,
+                    status::DELIVERED,
+                    Cause::Mailbox,
+                    format!("delivered to Maildir {}", path.display()),
                 );
-                recipient.status = Some("2.0.0".into());
-                recipient.last_reply = Some(format!("delivered to Maildir {}", path.display()));
+                crate::outcome::count("maildir", &last);
+                recipient.last = Some(last);
                 history.push(format!(
                     "{date} {}: delivered to Maildir {}",
                     recipient.address,
@@ -67,12 +71,14 @@ pub fn deliver_local_recipients(
             Err(error) => {
                 warn!(queue_id = %id, recipient = %recipient.address, %error, "Maildir delivery failed; will retry");
                 recipient.next_attempt_unix_seconds = now + LOCAL_RETRY_SECONDS;
-                petrel_metrics::registry().increment(
-                    petrel_metrics::RECIPIENT_OUTCOMES,
-                    &[("transport", "maildir"), ("result", "deferred")],
+                let last = DeliveryStatus::decided(
+                    Verdict::Deferred,
+                    status::MAIL_SYSTEM_TRANSIENT,
+                    Cause::Mailbox,
+                    format!("Maildir write failed: {error}"),
                 );
-                recipient.status = Some("4.3.0".into());
-                recipient.last_reply = Some(format!("Maildir write failed: {error}"));
+                crate::outcome::count("maildir", &last);
+                recipient.last = Some(last);
                 history.push(format!(
                     "{date} {}: Maildir write failed ({error}); retry in {LOCAL_RETRY_SECONDS}s",
                     recipient.address

@@ -10,8 +10,10 @@
 
 use std::net::IpAddr;
 
-use petrel_dns::{MxAnswer, TemporaryFailure};
-use petrel_proto::EnhancedCode;
+use petrel_dns::{FailureKind, MxAnswer, TemporaryFailure};
+use petrel_proto::{EnhancedCode, status};
+use petrel_queue::status::{Cause, DnsProblem, RouteProblem};
+use petrel_queue::{DeliveryStatus, Verdict};
 
 /// A host to try, in order.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -20,21 +22,14 @@ pub struct PlannedHost {
     pub preference: u16,
 }
 
-/// Why a domain cannot be tried now.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct NoRoute {
-    pub is_permanent: bool,
-    pub status: EnhancedCode,
-    pub reason: String,
-}
-
 /// The hosts of one destination, most preferred first.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum MxPlan {
     Hosts(Vec<PlannedHost>),
     /// `user@[192.0.2.1]`: connect to the address, no MX lookup (C-ROUTE-7).
     Literal(IpAddr),
-    Fail(NoRoute),
+    /// The domain cannot be tried now: the outcome for every recipient, no connection made.
+    Fail(DeliveryStatus),
 }
 
 /// Plans delivery to `domain` from its MX answer. `shuffle` reorders a run of hosts of equal
@@ -49,22 +44,25 @@ pub fn plan(
     let records = match answer {
         Err(failure) => {
             return fail(
-                false,
-                EnhancedCode::new(4, 4, 3),
-                format!("MX lookup for {domain} failed: {}", failure.0),
+                Verdict::Deferred,
+                status::DIRECTORY_SERVER_FAILURE,
+                Cause::Dns(dns_problem(failure.kind)),
+                format!("MX lookup for {domain} failed: {failure}"),
             );
         }
         Ok(MxAnswer::NullMx) => {
             return fail(
-                true,
-                EnhancedCode::new(5, 1, 10),
+                Verdict::Failed,
+                status::NULL_MX,
+                Cause::Dns(DnsProblem::NullMx),
                 format!("{domain} publishes a null MX: it accepts no mail (RFC 7505)"),
             );
         }
         Ok(MxAnswer::NoSuchDomain) => {
             return fail(
-                true,
-                EnhancedCode::new(5, 1, 2),
+                Verdict::Failed,
+                status::BAD_DESTINATION_SYSTEM,
+                Cause::Dns(DnsProblem::NoSuchDomain),
                 format!("{domain} does not exist (NXDOMAIN)"),
             );
         }
@@ -97,8 +95,9 @@ pub fn plan(
     let hosts = drop_self(hosts, |host| is_our_name(&host.name));
     if hosts.is_empty() {
         return fail(
-            true,
-            EnhancedCode::new(5, 4, 4),
+            Verdict::Failed,
+            status::UNABLE_TO_ROUTE,
+            Cause::Route(RouteProblem::MailLoop),
             format!("no MX host of {domain} is usable: the best one is this server (mail loop)"),
         );
     }
@@ -130,12 +129,18 @@ impl HasPreference for PlannedHost {
     }
 }
 
-fn fail(is_permanent: bool, status: EnhancedCode, reason: String) -> MxPlan {
-    MxPlan::Fail(NoRoute {
-        is_permanent,
-        status,
-        reason,
-    })
+fn fail(verdict: Verdict, code: EnhancedCode, cause: Cause, reason: String) -> MxPlan {
+    MxPlan::Fail(DeliveryStatus::decided(verdict, code, cause, reason))
+}
+
+/// The record's name for how a DNS lookup failed.
+pub fn dns_problem(kind: FailureKind) -> DnsProblem {
+    match kind {
+        FailureKind::ServFail => DnsProblem::ServFail,
+        FailureKind::Refused => DnsProblem::Refused,
+        FailureKind::Timeout => DnsProblem::Timeout,
+        FailureKind::Other => DnsProblem::Other,
+    }
 }
 
 /// Parses the address of an address literal (`192.0.2.1`, `IPv6:2001:db8::1`).
@@ -171,7 +176,7 @@ mod tests {
 
     fn status(plan: &MxPlan) -> String {
         match plan {
-            MxPlan::Fail(no_route) => format!("{} {}", no_route.status, no_route.is_permanent),
+            MxPlan::Fail(outcome) => format!("{} {}", outcome.code, outcome.verdict.as_str()),
             other => panic!("{other:?}"),
         }
     }
@@ -187,16 +192,29 @@ mod tests {
 
     #[test]
     fn c_nullmx_2_null_mx_fails_permanently_with_5_1_10() {
-        assert_eq!(status(&plan_of(&records(&[(0, "")]))), "5.1.10 true");
+        assert_eq!(status(&plan_of(&records(&[(0, "")]))), "5.1.10 failed");
     }
 
     #[test]
     fn c_route_1_2_nxdomain_temporary_and_implicit() {
-        assert_eq!(status(&plan_of(&Ok(MxAnswer::NoSuchDomain))), "5.1.2 true");
         assert_eq!(
-            status(&plan_of(&Err(TemporaryFailure("SERVFAIL".into())))),
-            "4.4.3 false"
+            status(&plan_of(&Ok(MxAnswer::NoSuchDomain))),
+            "5.1.2 failed"
         );
+        assert_eq!(
+            status(&plan_of(&Err(TemporaryFailure::new(
+                FailureKind::ServFail,
+                "test"
+            )))),
+            "4.4.3 deferred"
+        );
+        let MxPlan::Fail(servfail) =
+            plan_of(&Err(TemporaryFailure::new(FailureKind::ServFail, "x")))
+        else {
+            panic!("a SERVFAIL plans no hosts");
+        };
+        assert_eq!(servfail.cause, Cause::Dns(DnsProblem::ServFail));
+        assert!(servfail.detail.contains("SERVFAIL"), "{}", servfail.detail);
         assert_eq!(names(&plan_of(&Ok(MxAnswer::NoMx))), ["example.org"]);
     }
 
@@ -220,7 +238,7 @@ mod tests {
         let answer = records(&[(10, "a"), (20, "mx.us.example"), (20, "b"), (30, "c")]);
         assert_eq!(names(&plan_of(&answer)), ["a"]);
         let answer = records(&[(10, "mx.us.example"), (20, "b")]);
-        assert_eq!(status(&plan_of(&answer)), "5.4.4 true");
+        assert_eq!(status(&plan_of(&answer)), "5.4.4 failed");
     }
 
     #[test]

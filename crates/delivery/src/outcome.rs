@@ -9,8 +9,10 @@
 use petrel_catalogue::{Catalogue, Lang};
 use petrel_proto::client::Outgoing;
 use petrel_proto::params::{MailParameters, RcptParameters};
+use petrel_proto::status;
 use petrel_proto::trace::rfc5322_date;
-use petrel_queue::{Envelope, QueueId, Recipient, RecipientState};
+use petrel_queue::status::Cause;
+use petrel_queue::{DeliveryStatus, Envelope, QueueId, Recipient, RecipientState, Verdict};
 
 use crate::dsn::{Action, Report, ReportedRecipient, compose};
 use crate::remote::Attempt;
@@ -68,58 +70,90 @@ pub fn apply_outcomes(
             continue;
         };
         recipient.attempts = recipient.attempts.saturating_add(1);
-        recipient.last_reply = Some(outcome.detail.clone());
-        recipient.status = Some(outcome.status.to_string());
-        recipient.remote_mta.clone_from(&outcome.remote_mta);
-        let decision = if outcome.is_success {
-            recipient.state = RecipientState::Delivered;
-            if wants_success_notice(recipient) {
-                match transport {
-                    Transport::Lmtp => successes.push((index, Action::Delivered)),
-                    Transport::Smtp if !outcome.hop_has_dsn => {
-                        successes.push((index, Action::Relayed))
+        let mut last = outcome.status.clone();
+        let summary = last.summary();
+        let decision = match last.verdict {
+            Verdict::Delivered => {
+                recipient.state = RecipientState::Delivered;
+                if wants_success_notice(recipient) {
+                    match transport {
+                        Transport::Lmtp => successes.push((index, Action::Delivered)),
+                        Transport::Smtp if !outcome.hop_has_dsn => {
+                            successes.push((index, Action::Relayed))
+                        }
+                        Transport::Smtp => {}
                     }
-                    Transport::Smtp => {}
                 }
+                "delivered".to_owned()
             }
-            "delivered".to_owned()
-        } else if outcome.is_permanent {
-            recipient.state = RecipientState::Failed;
-            "failed permanently; not retried".to_owned()
-        } else {
-            match settings
-                .retry
-                .after_failure(arrival, recipient.attempts, now)
-            {
-                RetryDecision::RetryAt(next) => {
-                    recipient.next_attempt_unix_seconds = next;
-                    format!(
-                        "deferred; retry at {}",
-                        rfc5322_date(i64::try_from(next).unwrap_or(i64::MAX))
-                    )
-                }
-                RetryDecision::Expire => {
-                    recipient.state = RecipientState::Failed;
-                    recipient.status = Some("4.4.7".into());
-                    "failed: the message is older than delivery.max_age (4.4.7)".to_owned()
+            Verdict::Failed => {
+                recipient.state = RecipientState::Failed;
+                "failed permanently; not retried".to_owned()
+            }
+            Verdict::Deferred => {
+                match settings
+                    .retry
+                    .after_failure(arrival, recipient.attempts, now)
+                {
+                    RetryDecision::RetryAt(next) => {
+                        recipient.next_attempt_unix_seconds = next;
+                        format!(
+                            "deferred; retry at {}",
+                            rfc5322_date(i64::try_from(next).unwrap_or(i64::MAX))
+                        )
+                    }
+                    RetryDecision::Expire => {
+                        recipient.state = RecipientState::Failed;
+                        last = expired(last);
+                        "failed: the message is older than delivery.max_age (4.4.7)".to_owned()
+                    }
                 }
             }
         };
-        let result = match recipient.state {
-            RecipientState::Delivered => "delivered",
-            RecipientState::Failed => "bounced",
-            RecipientState::Pending => "deferred",
-        };
-        petrel_metrics::registry().increment(
-            petrel_metrics::RECIPIENT_OUTCOMES,
-            &[("transport", transport.as_str()), ("result", result)],
-        );
+        count(transport.as_str(), &last);
+        recipient.last = Some(last);
         envelope.history.push(format!(
-            "{date} {}: {} -> {decision}",
-            recipient.address, outcome.detail
+            "{date} {}: {summary} -> {decision}",
+            recipient.address
         ));
     }
     successes
+}
+
+/// A deferral past `delivery.max_age` becomes a failure with 4.4.7 (C-RETRY-2); the reply and
+/// host of the last attempt stay for the DSN's `Diagnostic-Code:` and `Remote-MTA:`.
+fn expired(last: DeliveryStatus) -> DeliveryStatus {
+    DeliveryStatus {
+        verdict: Verdict::Failed,
+        code: status::DELIVERY_TIME_EXPIRED,
+        cause: Cause::Expired,
+        detail: format!("too old to retry; last attempt: {}", last.summary()),
+        ..last
+    }
+}
+
+/// Counts the outcome for `/metrics`: every attempt by result, and what was not delivered by
+/// its typed cause.
+pub(crate) fn count(transport: &str, last: &DeliveryStatus) {
+    let registry = petrel_metrics::registry();
+    let result = match last.verdict {
+        Verdict::Delivered => "delivered",
+        Verdict::Failed => "bounced",
+        Verdict::Deferred => "deferred",
+    };
+    registry.increment(
+        petrel_metrics::RECIPIENT_OUTCOMES,
+        &[("transport", transport), ("result", result)],
+    );
+    if last.verdict != Verdict::Delivered {
+        registry.increment(
+            petrel_metrics::DELIVERY_PROBLEMS,
+            &[
+                ("verdict", last.verdict.as_str()),
+                ("cause", &last.cause.to_word()),
+            ],
+        );
+    }
 }
 
 /// How an attempt's outcomes were reached.
@@ -213,16 +247,15 @@ pub fn notice_for(
                 address: &r.address,
                 original: r.original_recipient.as_ref(),
                 action,
-                status: r.status.as_deref().unwrap_or(match action {
-                    Action::Failed => "5.0.0",
-                    Action::Delayed => "4.0.0",
-                    Action::Delivered | Action::Relayed => "2.0.0",
-                }),
-                diagnostic: r
-                    .last_reply
-                    .as_deref()
-                    .filter(|reply| reply.as_bytes().first().is_some_and(u8::is_ascii_digit)),
-                remote_mta: r.remote_mta.as_deref(),
+                status: r.last.as_ref().map_or(
+                    match action {
+                        Action::Failed => status::PERMANENT_UNDEFINED,
+                        Action::Delayed => status::TRANSIENT_UNDEFINED,
+                        Action::Delivered | Action::Relayed => status::DELIVERED,
+                    },
+                    |last| last.code,
+                ),
+                last: r.last.as_ref(),
             })
             .collect(),
         message,

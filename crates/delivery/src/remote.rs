@@ -12,16 +12,18 @@ use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
 use petrel_dns::{AddressAnswer, Resolver};
-use petrel_proto::EnhancedCode;
 use petrel_proto::client::{
-    ClientCredentials, ClientSession, Outgoing, SessionFailure, TransactionResult, Waiting,
+    ClientCredentials, ClientSession, Outgoing, SessionFailure, Stage, TransactionResult,
 };
 use petrel_proto::reply::Reply;
+use petrel_proto::{EnhancedCode, status};
+use petrel_queue::status::{Cause, ConnectProblem, DnsProblem, RouteProblem};
+use petrel_queue::{DeliveryStatus, RemoteMta, Verdict};
 use tokio::net::TcpStream;
 use tokio::time::timeout;
 
-use crate::driver::{Driver, Step};
-use crate::mxplan::{MxPlan, PlannedHost, literal_address, plan};
+use crate::driver::{Broken, Driver, Step};
+use crate::mxplan::{MxPlan, PlannedHost, dns_problem, literal_address, plan};
 use crate::pool::Pool;
 use crate::route::Nexthop;
 use crate::tls::Transport;
@@ -42,15 +44,19 @@ pub struct RemoteSettings {
 /// The outcome for one recipient.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Outcome {
-    pub is_success: bool,
-    pub is_permanent: bool,
-    /// Enhanced status (from the reply, or ours when there was none).
-    pub status: EnhancedCode,
-    /// The remote reply on one line, or our description of what failed.
-    pub detail: String,
-    pub remote_mta: Option<String>,
+    pub status: DeliveryStatus,
     /// The server that took it offers DSN, so it (not we) reports success (RFC 3461 §5.2.2).
     pub hop_has_dsn: bool,
+}
+
+impl Outcome {
+    /// `status`, from a hop without DSN.
+    pub fn of(status: DeliveryStatus) -> Outcome {
+        Outcome {
+            status,
+            hop_has_dsn: false,
+        }
+    }
 }
 
 /// Outcomes (one per recipient, in order) and the history of the attempt.
@@ -79,11 +85,12 @@ pub async fn deliver(
     if let Some(nexthop) = route.filter(|r| r.is_discard) {
         history.push(format!("routed to {}: discarded", nexthop.describe()));
         let outcome = Outcome {
-            is_success: true,
-            is_permanent: false,
-            status: EnhancedCode::new(2, 0, 0),
-            detail: "discarded (delivery route discard:)".into(),
-            remote_mta: None,
+            status: DeliveryStatus::decided(
+                Verdict::Delivered,
+                status::DELIVERED,
+                Cause::Route(RouteProblem::Discarded),
+                "discarded (delivery route discard:)".into(),
+            ),
             hop_has_dsn: true,
         };
         return all(count, outcome, history);
@@ -100,6 +107,8 @@ pub async fn deliver(
         Some(nexthop) => (nexthop.host.clone(), true),
         None => (domain.to_owned(), false),
     };
+    // Why the last host could not be used: what a deferral says when none could.
+    let mut last_problem = Cause::Connect(ConnectProblem::Other);
     let hosts = if is_direct {
         match destination.parse::<IpAddr>() {
             Ok(address) => vec![(destination.clone(), vec![address])],
@@ -108,12 +117,16 @@ pub async fn deliver(
                     name: destination.clone(),
                     preference: 0,
                 };
-                resolve_hosts(resolver, vec![planned], &mut history).await
+                resolve_hosts(resolver, vec![planned], &mut history, &mut last_problem).await
             }
         }
     } else {
-        match route_by_mx(resolver, settings, &destination, count, &mut history).await {
-            Ok(hosts) => hosts,
+        let routed = route_by_mx(resolver, settings, &destination, count, &mut history);
+        match routed.await {
+            Ok((hosts, problem)) => {
+                last_problem = problem.unwrap_or(last_problem);
+                hosts
+            }
             Err(attempt) => return attempt,
         }
     };
@@ -122,15 +135,13 @@ pub async fn deliver(
             let target = SocketAddr::new(address, port);
             if settings.own_addresses.contains(&target) {
                 history.push(format!("{host} [{address}] is this server: it and less preferred hosts are skipped (mail loop)"));
-                return all(
-                    count,
-                    failure(
-                        true,
-                        (5, 4, 4),
-                        format!("the best MX host of {domain} is this server (mail loop)"),
-                    ),
-                    history,
+                let outcome = DeliveryStatus::decided(
+                    Verdict::Failed,
+                    status::UNABLE_TO_ROUTE,
+                    Cause::Route(RouteProblem::MailLoop),
+                    format!("the best MX host of {domain} is this server (mail loop)"),
                 );
+                return all(count, Outcome::of(outcome), history);
             }
             let connection = Connection {
                 settings,
@@ -142,21 +153,25 @@ pub async fn deliver(
             };
             match try_host(&connection, message, &mut history).await {
                 HostResult::Done(outcomes) => return Attempt { outcomes, history },
-                HostResult::NextHost => {}
+                HostResult::NextHost(problem) => last_problem = problem,
             }
         }
     }
     history.push("no host could be reached; will retry".to_owned());
-    all(
-        count,
-        failure(
-            false,
-            (4, 4, 1),
-            format!("no MX host of {destination} answered"),
-        ),
-        history,
-    )
+    let outcome = DeliveryStatus::decided(
+        Verdict::Deferred,
+        match last_problem {
+            Cause::Dns(_) => status::DIRECTORY_SERVER_FAILURE,
+            _ => status::NO_ANSWER_FROM_HOST,
+        },
+        last_problem,
+        format!("no MX host of {destination} answered"),
+    );
+    all(count, Outcome::of(outcome), history)
 }
+
+/// Hosts to try with their addresses, and why hosts were left out when some were.
+type Hosts = (Vec<(String, Vec<IpAddr>)>, Option<Cause>);
 
 /// The hosts of `domain` by its MX records (or the literal), or the attempt that ends here
 /// (null MX, NXDOMAIN, a bad literal, a DNS failure).
@@ -166,47 +181,59 @@ async fn route_by_mx(
     domain: &str,
     count: usize,
     history: &mut Vec<String>,
-) -> Result<Vec<(String, Vec<IpAddr>)>, Attempt> {
+) -> Result<Hosts, Attempt> {
     if let Some(literal) = domain.strip_prefix('[').and_then(|d| d.strip_suffix(']')) {
         return match literal_address(literal) {
-            Some(address) => Ok(vec![(domain.to_owned(), vec![address])]),
-            None => Err(all(
-                count,
-                failure(true, (5, 1, 2), format!("bad address literal {domain}")),
-                std::mem::take(history),
-            )),
+            Some(address) => Ok((vec![(domain.to_owned(), vec![address])], None)),
+            None => {
+                let outcome = DeliveryStatus::decided(
+                    Verdict::Failed,
+                    status::BAD_DESTINATION_SYSTEM,
+                    Cause::Route(RouteProblem::BadLiteral),
+                    format!("bad address literal {domain}"),
+                );
+                Err(all(count, Outcome::of(outcome), std::mem::take(history)))
+            }
         };
     }
     let answer = resolver.mx(domain).await;
     history.push(format!("DNS MX {domain}: {}", describe_answer(&answer)));
     let is_our_name = |name: &str| name.eq_ignore_ascii_case(&settings.helo_name);
     match plan(domain, &answer, &is_our_name, &mut shuffle) {
-        MxPlan::Fail(no_route) => {
-            history.push(format!("no connection attempted: {}", no_route.reason));
-            let outcome = Outcome {
-                is_success: false,
-                is_permanent: no_route.is_permanent,
-                status: no_route.status,
-                detail: no_route.reason,
-                remote_mta: None,
-                hop_has_dsn: false,
-            };
-            Err(all(count, outcome, std::mem::take(history)))
+        MxPlan::Fail(outcome) => {
+            history.push(format!(
+                "no connection attempted: {} ({})",
+                outcome.detail,
+                outcome.cause.describe()
+            ));
+            Err(all(count, Outcome::of(outcome), std::mem::take(history)))
         }
-        MxPlan::Literal(address) => Ok(vec![(domain.to_owned(), vec![address])]),
-        MxPlan::Hosts(hosts) => Ok(resolve_hosts(resolver, hosts, history).await),
+        MxPlan::Literal(address) => Ok((vec![(domain.to_owned(), vec![address])], None)),
+        MxPlan::Hosts(hosts) => {
+            let mut problem = None;
+            let mut last = Cause::Connect(ConnectProblem::Other);
+            let resolved = resolve_hosts(resolver, hosts, history, &mut last).await;
+            if resolved.is_empty() {
+                problem = Some(last);
+            }
+            Ok((resolved, problem))
+        }
     }
 }
 
 enum HostResult {
     Done(Vec<Outcome>),
-    NextHost,
+    /// This host could not be used, for this reason; try the next.
+    NextHost(Cause),
 }
 
+/// The addresses of each host; `last_problem` becomes why the last host without an address
+/// had none.
 async fn resolve_hosts(
     resolver: &Resolver,
     hosts: Vec<PlannedHost>,
     history: &mut Vec<String>,
+    last_problem: &mut Cause,
 ) -> Vec<(String, Vec<IpAddr>)> {
     let mut resolved = Vec::new();
     for host in hosts {
@@ -218,8 +245,17 @@ async fn resolve_hosts(
                 ));
                 resolved.push((host.name, addresses));
             }
-            Ok(other) => history.push(format!("{}: no address ({other:?})", host.name)),
-            Err(failure) => history.push(format!("{}: {failure}", host.name)),
+            Ok(other) => {
+                *last_problem = Cause::Dns(match other {
+                    AddressAnswer::NoSuchDomain => DnsProblem::NoSuchDomain,
+                    _ => DnsProblem::NoAddress,
+                });
+                history.push(format!("{}: no address ({other:?})", host.name));
+            }
+            Err(failure) => {
+                *last_problem = Cause::Dns(dns_problem(failure.kind));
+                history.push(format!("{}: {failure}", host.name));
+            }
         }
     }
     resolved
@@ -232,41 +268,41 @@ async fn try_host(
     message: &Outgoing,
     history: &mut Vec<String>,
 ) -> HostResult {
-    let (host, target) = (connection.host, connection.target);
+    let mta = connection.remote_mta();
     match try_session(connection, message, history, true).await {
-        Err(reason) if reason.starts_with("TLS handshake") => {
+        Err(broken) if matches!(broken.cause, Cause::Tls(_)) => {
             history.push(format!(
-                "{host} [{}]: {reason}; trying again without TLS",
-                target.ip()
+                "{mta}: {}; trying again without TLS",
+                broken.detail
             ));
             try_session(connection, message, history, false)
                 .await
-                .unwrap_or_else(|reason| lost(host, target, message, history, &reason))
+                .unwrap_or_else(|broken| lost(&mta, message, history, broken))
         }
-        Err(reason) => lost(host, target, message, history, &reason),
+        Err(broken) => lost(&mta, message, history, broken),
         Ok(result) => result,
     }
 }
 
 /// The connection was lost after the greeting: the outcome is unknown, retry later (C-RETRY-3).
 fn lost(
-    host: &str,
-    target: SocketAddr,
+    mta: &RemoteMta,
     message: &Outgoing,
     history: &mut Vec<String>,
-    reason: &str,
+    broken: Broken,
 ) -> HostResult {
-    let mta = format!("{host} [{}]", target.ip());
     history.push(format!(
-        "{mta}: {reason} during the transaction; will retry"
+        "{mta}: {} during the transaction; will retry",
+        broken.detail
     ));
-    let outcome = failure_at(
-        false,
-        EnhancedCode::new(4, 4, 2),
-        format!("connection to {mta} lost: {reason}"),
-        &mta,
-    );
-    HostResult::Done(vec![outcome; message.recipients.len()])
+    let outcome = DeliveryStatus::decided(
+        Verdict::Deferred,
+        status::BAD_CONNECTION,
+        broken.cause,
+        format!("connection to {mta} lost: {}", broken.detail),
+    )
+    .at(mta.clone());
+    HostResult::Done(vec![Outcome::of(outcome); message.recipients.len()])
 }
 
 /// Where one connection goes.
@@ -278,6 +314,15 @@ struct Connection<'a> {
     target: SocketAddr,
     /// AUTH for a smarthost (only inside TLS).
     credentials: Option<&'a ClientCredentials>,
+}
+
+impl Connection<'_> {
+    fn remote_mta(&self) -> RemoteMta {
+        RemoteMta {
+            host: self.host.to_owned(),
+            address: Some(self.target.ip()),
+        }
+    }
 }
 
 /// Connects to `target`, from `source_address` when one of the same family is configured.
@@ -300,7 +345,7 @@ async fn connect(settings: &RemoteSettings, target: SocketAddr) -> std::io::Resu
 /// Keeps a session for reuse only after a transaction every recipient of which succeeded: a
 /// server that refused something gets a fresh connection next time.
 fn keep_if_clean(pool: &Pool, domain: &str, driver: Driver, result: &TransactionResult) {
-    if result.mail.code == 250 && result.recipients.iter().all(|r| r.code < 300) {
+    if result.mail.code == 250 && result.recipients.iter().all(|r| r.reply.code < 300) {
         pool.put(domain, driver);
     }
 }
@@ -313,10 +358,9 @@ async fn reuse(
     history: &mut Vec<String>,
 ) -> Option<Vec<Outcome>> {
     let mut driver = pool.take(domain)?;
-    let mta = driver.mta.clone();
     match driver.run(message).await {
         Ok(Step::Sent(result)) => {
-            let label = format!("{mta} (connection reused)");
+            let label = format!("{} (connection reused)", driver.remote);
             Some(sent(pool, domain, driver, &result, &label, history))
         }
         _ => None,
@@ -340,9 +384,13 @@ fn sent(
     let outcomes = result
         .recipients
         .iter()
-        .map(|reply| Outcome {
+        .map(|decided| Outcome {
+            status: DeliveryStatus::from_reply(
+                &decided.reply,
+                decided.stage,
+                Some(driver.remote.clone()),
+            ),
             hop_has_dsn: driver.session.capabilities().dsn,
-            ..from_reply(reply, &driver.mta)
         })
         .collect();
     keep_if_clean(pool, domain, driver, result);
@@ -355,7 +403,7 @@ async fn try_session(
     message: &Outgoing,
     history: &mut Vec<String>,
     wants_tls: bool,
-) -> Result<HostResult, String> {
+) -> Result<HostResult, Broken> {
     let Connection {
         settings,
         pool,
@@ -368,11 +416,15 @@ async fn try_session(
         Ok(Ok(stream)) => stream,
         Ok(Err(error)) => {
             history.push(format!("connect {host} [{target}]: {error}"));
-            return Ok(HostResult::NextHost);
+            return Ok(HostResult::NextHost(Cause::Connect(connect_problem(
+                &error,
+            ))));
         }
         Err(_) => {
             history.push(format!("connect {host} [{target}]: timed out"));
-            return Ok(HostResult::NextHost);
+            return Ok(HostResult::NextHost(Cause::Connect(
+                ConnectProblem::Timeout,
+            )));
         }
     };
     let mut driver = Driver {
@@ -385,92 +437,94 @@ async fn try_session(
             None => ClientSession::new(&settings.helo_name),
         },
         buffer: vec![0u8; 8192],
-        host: host.to_owned(),
-        mta: format!("{host} [{}]", target.ip()),
+        remote: connection.remote_mta(),
         tls_note: None,
         replies: petrel_metrics::replies::ReplyScanner::default(),
     };
-    let mta = driver.mta.clone();
+    let mta = driver.remote.clone();
+    let count = message.recipients.len();
     let result = driver.run(message).await;
     if let Some(note) = driver.tls_note.take() {
         history.push(format!("{mta}: {note}"));
     }
     Ok(match result {
         Ok(Step::Sent(result)) => {
-            HostResult::Done(sent(pool, domain, driver, &result, &mta, history))
+            let label = mta.to_string();
+            HostResult::Done(sent(pool, domain, driver, &result, &label, history))
         }
-        Ok(Step::Unsendable(status, reason)) => {
+        Ok(Step::Unsendable(code, reason)) => {
             history.push(format!("{mta}: {reason}"));
-            HostResult::Done(vec![
-                failure_at(true, status, reason, &mta);
-                message.recipients.len()
-            ])
+            let cause = Cause::Route(RouteProblem::Unsupported);
+            let outcome = DeliveryStatus::decided(Verdict::Failed, code, cause, reason).at(mta);
+            HostResult::Done(vec![Outcome::of(outcome); count])
         }
-        Ok(Step::Failed(SessionFailure::Greeting(reply) | SessionFailure::Hello(reply))) => {
+        Ok(Step::Failed(SessionFailure::Greeting(reply))) => {
             history.push(format!(
                 "{mta}: refused the session: {}; trying the next host",
                 explained(&reply)
             ));
-            HostResult::NextHost
+            HostResult::NextHost(Cause::Reply(Stage::Greeting))
+        }
+        Ok(Step::Failed(SessionFailure::Hello(reply))) => {
+            history.push(format!(
+                "{mta}: refused the session: {}; trying the next host",
+                explained(&reply)
+            ));
+            HostResult::NextHost(Cause::Reply(Stage::Hello))
         }
         Ok(Step::Failed(SessionFailure::Auth(reply))) => {
             let reason = format!("refused our credentials: {}", explained(&reply));
             history.push(format!("{mta}: {reason}; will retry"));
-            let status = reply.enhanced.map_or(EnhancedCode::new(4, 7, 0), |e| {
-                EnhancedCode::new(4, e.subject, e.detail)
-            });
-            HostResult::Done(vec![
-                failure_at(
-                    false,
-                    status,
-                    format!("{mta} {reason}"),
-                    &mta
-                );
-                message.recipients.len()
-            ])
+            let refused = DeliveryStatus::from_reply(&reply, Stage::Hello, Some(mta));
+            let outcome = DeliveryStatus {
+                verdict: Verdict::Deferred,
+                code: reply
+                    .enhanced
+                    .map_or(status::SECURITY_TRANSIENT, EnhancedCode::as_transient),
+                ..refused
+            };
+            HostResult::Done(vec![Outcome::of(outcome); count])
         }
         Ok(Step::Failed(SessionFailure::AuthUnavailable(reason))) => {
             history.push(format!("{mta}: {reason}; will retry"));
-            HostResult::Done(vec![
-                failure_at(
-                    false,
-                    EnhancedCode::new(4, 7, 0),
-                    format!("{mta}: {reason}"),
-                    &mta
-                );
-                message.recipients.len()
-            ])
+            let outcome = DeliveryStatus::decided(
+                Verdict::Deferred,
+                status::SECURITY_TRANSIENT,
+                Cause::AuthUnavailable,
+                format!("{mta}: {reason}"),
+            )
+            .at(mta);
+            HostResult::Done(vec![Outcome::of(outcome); count])
         }
         Ok(Step::Failed(SessionFailure::Protocol(reason))) => {
             history.push(format!(
                 "{mta}: protocol error: {reason}; trying the next host"
             ));
-            HostResult::NextHost
+            let stage = driver.session.waiting().unwrap_or(Stage::Greeting);
+            HostResult::NextHost(Cause::Malformed(stage))
         }
-        Err(reason)
+        Err(broken)
             if driver
                 .session
                 .waiting()
-                .is_some_and(|w| matches!(w, Waiting::Greeting)) =>
+                .is_some_and(|w| matches!(w, Stage::Greeting)) =>
         {
-            history.push(format!("{mta}: {reason}; trying the next host"));
-            HostResult::NextHost
+            history.push(format!("{mta}: {}; trying the next host", broken.detail));
+            HostResult::NextHost(broken.cause)
         }
         // Lost after the greeting: the outcome is unknown, so retry later (C-RETRY-3).
-        Err(reason) => return Err(reason),
+        Err(broken) => return Err(broken),
     })
 }
 
-/// The outcome a reply means for its recipient, `mta` naming who gave it.
-pub(crate) fn from_reply(reply: &Reply, mta: &str) -> Outcome {
-    let class = u8::try_from(reply.code / 100).unwrap_or(4);
-    Outcome {
-        is_success: reply.code < 300,
-        is_permanent: reply.code >= 500,
-        status: reply.enhanced.unwrap_or(EnhancedCode::new(class, 0, 0)),
-        detail: reply.to_line(),
-        remote_mta: Some(mta.to_owned()),
-        hop_has_dsn: false,
+/// The record's name for why a connect failed.
+pub(crate) fn connect_problem(error: &std::io::Error) -> ConnectProblem {
+    use std::io::ErrorKind;
+    match error.kind() {
+        ErrorKind::ConnectionRefused => ConnectProblem::Refused,
+        ErrorKind::TimedOut => ConnectProblem::Timeout,
+        ErrorKind::HostUnreachable | ErrorKind::NetworkUnreachable => ConnectProblem::Unreachable,
+        _ => ConnectProblem::Other,
     }
 }
 
@@ -478,7 +532,7 @@ fn summarize(result: &TransactionResult) -> String {
     result
         .recipients
         .iter()
-        .map(explained)
+        .map(|decided| explained(&decided.reply))
         .collect::<Vec<_>>()
         .join(" | ")
 }
@@ -489,32 +543,6 @@ fn explained(reply: &Reply) -> String {
     match petrel_catalogue::short_title(reply.code, enhanced.as_deref()) {
         Some(title) => format!("{} ({title})", reply.to_line()),
         None => reply.to_line(),
-    }
-}
-
-fn failure(
-    is_permanent: bool,
-    (class, subject, detail): (u8, u16, u16),
-    reason: String,
-) -> Outcome {
-    Outcome {
-        is_success: false,
-        is_permanent,
-        status: EnhancedCode::new(class, subject, detail),
-        detail: reason,
-        remote_mta: None,
-        hop_has_dsn: false,
-    }
-}
-
-fn failure_at(is_permanent: bool, status: EnhancedCode, reason: String, mta: &str) -> Outcome {
-    Outcome {
-        is_success: false,
-        is_permanent,
-        status,
-        detail: reason,
-        remote_mta: Some(mta.to_owned()),
-        hop_has_dsn: false,
     }
 }
 

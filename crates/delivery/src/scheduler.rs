@@ -450,8 +450,29 @@ async fn deliver_remote(
             unix_now(),
             Transport::Smtp,
         ));
+        log_outcomes(id, envelope, &indexes);
     }
     successes
+}
+
+/// One log line per recipient with the typed outcome: verdict, enhanced code and cause.
+fn log_outcomes(id: &QueueId, envelope: &Envelope, indexes: &[usize]) {
+    for recipient in indexes.iter().filter_map(|&i| envelope.recipients.get(i)) {
+        let Some(last) = &recipient.last else {
+            continue;
+        };
+        let mta = last.remote_mta.as_ref().map(ToString::to_string);
+        info!(
+            queue_id = %id,
+            recipient = %recipient.address,
+            outcome = last.verdict.as_str(),
+            status = %last.code,
+            cause = %last.cause.to_word(),
+            remote_mta = mta.as_deref().unwrap_or(""),
+            detail = %last.detail,
+            "delivery outcome"
+        );
+    }
 }
 
 fn domain_slot(context: &Context, domain: &str, limit: usize) -> Arc<Semaphore> {

@@ -64,11 +64,61 @@ pub enum AddressAnswer {
 
 /// A lookup that could not be answered now (SERVFAIL, timeout, no server): retry later (4.4.3).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct TemporaryFailure(pub String);
+pub struct TemporaryFailure {
+    pub kind: FailureKind,
+    /// The resolver's own words, for logs.
+    pub detail: String,
+}
+
+/// How a lookup failed, as the delivery record and the log name it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FailureKind {
+    /// The server answered SERVFAIL (RFC 1035 §4.1.1 RCODE 2).
+    ServFail,
+    /// The server answered REFUSED (RCODE 5).
+    Refused,
+    /// No answer in time.
+    Timeout,
+    /// Anything else: no server reachable, another RCODE, a malformed answer.
+    Other,
+}
+
+impl FailureKind {
+    /// `SERVFAIL`, `REFUSED`, `timeout` or `failure`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FailureKind::ServFail => "SERVFAIL",
+            FailureKind::Refused => "REFUSED",
+            FailureKind::Timeout => "timeout",
+            FailureKind::Other => "failure",
+        }
+    }
+}
+
+impl TemporaryFailure {
+    /// A failure of `kind`, `detail` saying more.
+    pub fn new(kind: FailureKind, detail: impl Into<String>) -> TemporaryFailure {
+        TemporaryFailure {
+            kind,
+            detail: detail.into(),
+        }
+    }
+
+    fn from_error(error: &NetError) -> TemporaryFailure {
+        let kind = match error {
+            NetError::Dns(DnsError::ResponseCode(ResponseCode::ServFail)) => FailureKind::ServFail,
+            NetError::Dns(DnsError::ResponseCode(ResponseCode::Refused)) => FailureKind::Refused,
+            NetError::Timeout => FailureKind::Timeout,
+            NetError::Io(io) if io.kind() == std::io::ErrorKind::TimedOut => FailureKind::Timeout,
+            _ => FailureKind::Other,
+        };
+        TemporaryFailure::new(kind, error.to_string())
+    }
+}
 
 impl std::fmt::Display for TemporaryFailure {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "temporary DNS failure: {}", self.0)
+        write!(f, "DNS {} ({})", self.kind.as_str(), self.detail)
     }
 }
 
@@ -146,7 +196,7 @@ impl Resolver {
             Err(error) => match negative(&error) {
                 Some(Negative::NoSuchDomain) => Ok(MxAnswer::NoSuchDomain),
                 Some(Negative::NoRecords) => Ok(MxAnswer::NoMx),
-                None => Err(TemporaryFailure(error.to_string())),
+                None => Err(TemporaryFailure::from_error(&error)),
             },
         }
     }
@@ -168,7 +218,7 @@ impl Resolver {
             Err(error) => match negative(&error) {
                 Some(Negative::NoSuchDomain) => Ok(AddressAnswer::NoSuchDomain),
                 Some(Negative::NoRecords) => Ok(AddressAnswer::NoAddresses),
-                None => Err(TemporaryFailure(error.to_string())),
+                None => Err(TemporaryFailure::from_error(&error)),
             },
         }
     }

@@ -56,6 +56,11 @@ pub const DESCRIPTIONS: &[(&str, &str, &str)] = &[
         "Delivery attempts per recipient, by transport and result (delivered, deferred, bounced).",
     ),
     (
+        DELIVERY_PROBLEMS,
+        "counter",
+        "Recipients not delivered by an attempt, by verdict (deferred, failed) and typed cause (dns-servfail, connect-refused, reply-rcpt, ...).",
+    ),
+    (
         BOUNCES_QUEUED,
         "counter",
         "Delivery status notifications (bounces, delay and success notices) queued.",
@@ -110,6 +115,7 @@ pub const BARE_NEWLINE_REFUSALS: &str = "petrel_bare_newline_refusals_total";
 pub const MESSAGES_RECEIVED: &str = "petrel_messages_received_total";
 pub const REMOTE_REPLIES_RECEIVED: &str = "petrel_remote_replies_received_total";
 pub const RECIPIENT_OUTCOMES: &str = "petrel_recipient_deliveries_total";
+pub const DELIVERY_PROBLEMS: &str = "petrel_delivery_problems_total";
 pub const BOUNCES_QUEUED: &str = "petrel_dsn_queued_total";
 pub const QUEUE_MESSAGES: &str = "petrel_queue_messages";
 pub const QUEUE_OLDEST_AGE: &str = "petrel_queue_oldest_message_age_seconds";

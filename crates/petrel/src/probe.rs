@@ -258,11 +258,12 @@ impl Probe {
                     self.say(&reply.to_line());
                     self.explain_line(explain_code("556").as_ref());
                 }
-                let status = no_route.status.to_string();
-                self.say(&format!("status {status}: {}", no_route.reason));
+                let status = no_route.code.to_string();
+                let reason = format!("{} ({})", no_route.detail, no_route.cause.describe());
+                self.say(&format!("status {status}: {reason}"));
                 self.explain_line(explain_code(&status).as_ref());
                 self.say("no connection attempted");
-                let summary = format!("{} {}; no connection attempted", status, no_route.reason);
+                let summary = format!("{status} {reason}; no connection attempted");
                 self.conclude(false, Some(&status), summary);
                 None
             }

@@ -5,7 +5,7 @@
 use petrel_catalogue::{Catalogue, Lang};
 use petrel_delivery::scheduler::unix_now;
 use petrel_proto::trace::rfc5322_date;
-use petrel_queue::{Envelope, Place, Queue, QueueId, RecipientState};
+use petrel_queue::{DeliveryStatus, Envelope, Place, Queue, QueueId, RecipientState};
 use serde_json::json;
 
 use crate::queue_cli::place_name;
@@ -94,11 +94,44 @@ fn summary_json(
             "state": recipient_state(r, place, now),
             "attempts": r.attempts,
             "next_attempt": r.next_attempt_unix_seconds,
-            "status": r.status,
-            "last_reply": r.last_reply,
-            "remote_mta": r.remote_mta,
+            "last": r.last.as_ref().map(last_json),
         })).collect::<Vec<_>>(),
     })
+}
+
+/// The typed last outcome, for `--json`.
+fn last_json(last: &DeliveryStatus) -> serde_json::Value {
+    json!({
+        "outcome": last.verdict.as_str(),
+        "status": last.code.to_string(),
+        "cause": last.cause.to_word(),
+        "detail": last.detail,
+        "reply": last.reply.as_ref().map(|r| r.to_line()),
+        "remote_mta": last.remote_mta.as_ref().map(|m| m.host.clone()),
+        "remote_address": last.remote_mta.as_ref().and_then(|m| m.address).map(|a| a.to_string()),
+    })
+}
+
+/// The lines under a recipient of `queue show`: the last outcome, its cause, the reply, the
+/// host, and what the code means.
+fn describe_last(last: &DeliveryStatus) -> String {
+    let mut out = format!(
+        "      last:       {} {} ({})\n",
+        last.verdict.as_str(),
+        last.code,
+        last.cause.describe()
+    );
+    match &last.reply {
+        Some(reply) => out.push_str(&format!("      last reply: {}\n", reply.to_line())),
+        None => out.push_str(&format!("      detail:     {}\n", last.detail)),
+    }
+    if let Some(mta) = &last.remote_mta {
+        out.push_str(&format!("      remote MTA: {mta}\n"));
+    }
+    if let Some(explained) = explain(&last.code.to_string()) {
+        out.push_str(&format!("      means:      {explained}\n"));
+    }
+    out
 }
 
 /// `queue show ID` (a queue id, or a Message-ID with or without its angle brackets).
@@ -144,11 +177,8 @@ pub fn show(queue: &dyn Queue, wanted: &str, is_json: bool) -> Result<String, St
             recipient_state(recipient, place, now),
             recipient.attempts
         ));
-        if let Some(reply) = &recipient.last_reply {
-            out.push_str(&format!("      last reply: {reply}\n"));
-        }
-        if let Some(explained) = recipient.status.as_deref().and_then(explain) {
-            out.push_str(&format!("      means:      {explained}\n"));
+        if let Some(last) = &recipient.last {
+            out.push_str(&describe_last(last));
         }
     }
     if let Some(message) = &message {

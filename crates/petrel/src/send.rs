@@ -14,7 +14,7 @@ use std::time::Duration;
 use petrel_catalogue::{Catalogue, Lang};
 use petrel_proto::address::parse_mailbox;
 use petrel_proto::client::{
-    ClientEvent, ClientSession, Outgoing, SessionFailure, TransactionResult, Waiting,
+    ClientEvent, ClientSession, Outgoing, SessionFailure, Stage, TransactionResult,
 };
 use petrel_proto::params::{MailParameters, RcptParameters};
 use petrel_proto::reply::Reply;
@@ -208,11 +208,11 @@ fn failed(failure: &SessionFailure) -> String {
 }
 
 /// Prints the commands, or one line for the message content.
-fn print_output(output: &[u8], waiting: Option<Waiting>) {
+fn print_output(output: &[u8], waiting: Option<Stage>) {
     if output.is_empty() {
         return;
     }
-    if waiting == Some(Waiting::DataEnd) {
+    if waiting == Some(Stage::DataEnd) {
         let octets = output.len().saturating_sub(3);
         if octets > 0 {
             println!("C: <{octets} octets of message content>");
@@ -247,8 +247,8 @@ fn verdict(message: &Outgoing, result: &TransactionResult) -> Result<(), String>
         .recipients
         .iter()
         .zip(&result.recipients)
-        .filter(|(_, reply)| reply.code >= 300)
-        .map(|((address, _), reply)| format!("<{address}>: {}", reply.to_line()))
+        .filter(|(_, decided)| decided.reply.code >= 300)
+        .map(|((address, _), decided)| format!("<{address}>: {}", decided.reply.to_line()))
         .collect();
     if refused.is_empty() {
         println!("* sent: {} recipient(s) accepted", message.recipients.len());

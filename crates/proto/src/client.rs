@@ -23,6 +23,7 @@ use crate::data::dot_stuff;
 use crate::params::{Body, MailParameters, RcptParameters};
 use crate::reply::Reply;
 use crate::reply::parse::{ReplyError, parse_reply};
+use crate::reply::status;
 
 /// What the server offered in its EHLO reply.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -97,9 +98,9 @@ pub struct Unsendable {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TransactionResult {
     pub mail: Reply,
-    /// One per recipient, in order: its RCPT reply when that refused it, else the reply to the
-    /// content (or to DATA when DATA was refused).
-    pub recipients: Vec<Reply>,
+    /// One per recipient, in order: the MAIL refusal, its RCPT reply when that refused it, else
+    /// the reply to the content (or to DATA when DATA was refused).
+    pub recipients: Vec<RecipientReply>,
 }
 
 /// Why the session cannot go on.
@@ -133,16 +134,56 @@ pub enum ClientEvent {
     Closed,
 }
 
-/// What the session waits for now, so the driver can pick the timeout (C-TIME-1).
+/// A stage of the session (RFC 5321 §4.5.3.2): what it waits for a reply to, so the driver can
+/// pick the timeout (C-TIME-1), and where a reply was given or a connection lost, for the record.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Waiting {
+pub enum Stage {
     Greeting,
+    /// EHLO or HELO, and STARTTLS and AUTH after them.
     Hello,
     Mail,
     Rcpt,
     Data,
+    /// The end of the content (`.` or the last BDAT), where the reply decides delivery.
     DataEnd,
     Quit,
+}
+
+impl Stage {
+    /// The word used in queue records and logs: `greeting`, `hello`, ..., `data-end`, `quit`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Stage::Greeting => "greeting",
+            Stage::Hello => "hello",
+            Stage::Mail => "mail",
+            Stage::Rcpt => "rcpt",
+            Stage::Data => "data",
+            Stage::DataEnd => "data-end",
+            Stage::Quit => "quit",
+        }
+    }
+
+    /// Parses the word written by [`Stage::as_str`].
+    pub fn parse(word: &str) -> Option<Stage> {
+        [
+            Stage::Greeting,
+            Stage::Hello,
+            Stage::Mail,
+            Stage::Rcpt,
+            Stage::Data,
+            Stage::DataEnd,
+            Stage::Quit,
+        ]
+        .into_iter()
+        .find(|stage| stage.as_str() == word)
+    }
+}
+
+/// The reply that decided one recipient of a transaction, and the stage that gave it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecipientReply {
+    pub stage: Stage,
+    pub reply: Reply,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -169,7 +210,7 @@ struct Transaction {
     message: Outgoing,
     mail: Option<Reply>,
     recipients: Vec<Option<Reply>>,
-    data: Option<Reply>,
+    data: Option<RecipientReply>,
     /// LMTP: each accepted recipient's reply after the data.
     lmtp_data: Vec<Option<Reply>>,
 }
@@ -260,21 +301,21 @@ impl ClientSession {
     }
 
     /// What reply the session waits for, if any.
-    pub fn waiting(&self) -> Option<Waiting> {
+    pub fn waiting(&self) -> Option<Stage> {
         self.expected.front().map(|expect| match expect {
-            Expect::Greeting => Waiting::Greeting,
+            Expect::Greeting => Stage::Greeting,
             Expect::Ehlo
             | Expect::Helo
             | Expect::Rset
             | Expect::StartTls
             | Expect::Auth
             | Expect::AuthLoginUser
-            | Expect::AuthLoginPassword => Waiting::Hello,
-            Expect::Mail => Waiting::Mail,
-            Expect::Rcpt(_) => Waiting::Rcpt,
-            Expect::Data => Waiting::Data,
-            Expect::Content | Expect::LmtpContent(_) => Waiting::DataEnd,
-            Expect::Quit => Waiting::Quit,
+            | Expect::AuthLoginPassword => Stage::Hello,
+            Expect::Mail => Stage::Mail,
+            Expect::Rcpt(_) => Stage::Rcpt,
+            Expect::Data => Stage::Data,
+            Expect::Content | Expect::LmtpContent(_) => Stage::DataEnd,
+            Expect::Quit => Stage::Quit,
         })
     }
 
@@ -289,7 +330,7 @@ impl ClientSession {
             || message.recipients.iter().any(|(r, _)| !r.is_ascii());
         if needs_utf8 && !caps.smtputf8 {
             return Err(Unsendable {
-                status: EnhancedCode::new(5, 6, 7),
+                status: status::NON_ASCII_ADDRESS_NOT_PERMITTED,
                 reason: "the message needs SMTPUTF8, which the receiving server does not offer"
                     .into(),
             });
@@ -298,7 +339,7 @@ impl ClientSession {
             message.parameters.body == Body::EightBitMime || !message.content.is_ascii();
         if is_eight_bit && !caps.eight_bit_mime {
             return Err(Unsendable {
-                status: EnhancedCode::new(5, 6, 3),
+                status: status::CONVERSION_NOT_SUPPORTED,
                 reason:
                     "the message has 8-bit content and the receiving server does not offer 8BITMIME"
                         .into(),
@@ -308,7 +349,7 @@ impl ClientSession {
             && message.content.len() as u64 > limit
         {
             return Err(Unsendable {
-                status: EnhancedCode::new(5, 3, 4),
+                status: status::MESSAGE_TOO_BIG_FOR_SYSTEM,
                 reason: format!(
                     "the message ({} octets) is over the receiving server's SIZE limit of {limit}",
                     message.content.len()
@@ -423,7 +464,10 @@ impl ClientSession {
             Expect::Data => self.on_data(reply),
             Expect::Content => {
                 if let Some(transaction) = &mut self.transaction {
-                    transaction.data = Some(reply);
+                    transaction.data = Some(RecipientReply {
+                        stage: Stage::DataEnd,
+                        reply,
+                    });
                 }
                 self.finish();
             }
@@ -525,7 +569,10 @@ impl ClientSession {
             return;
         }
         if let Some(transaction) = &mut self.transaction {
-            transaction.data = Some(reply);
+            transaction.data = Some(RecipientReply {
+                stage: Stage::Data,
+                reply,
+            });
         }
         self.finish();
     }
@@ -558,7 +605,7 @@ impl ClientSession {
         };
         let fallback = Reply {
             code: 451,
-            enhanced: Some(EnhancedCode::new(4, 4, 2)),
+            enhanced: Some(status::BAD_CONNECTION),
             lines: vec!["no reply received".into()],
         };
         let mail = transaction.mail.unwrap_or_else(|| fallback.clone());
@@ -567,16 +614,22 @@ impl ClientSession {
             .into_iter()
             .zip(transaction.lmtp_data)
             .map(|(rcpt, lmtp_data)| {
-                if mail.code != 250 {
-                    return mail.clone();
-                }
-                match rcpt {
-                    Some(reply) if reply.code == 250 || reply.code == 251 => lmtp_data
-                        .or_else(|| transaction.data.clone())
-                        .unwrap_or_else(|| fallback.clone()),
-                    Some(reply) => reply,
-                    None => fallback.clone(),
-                }
+                let (stage, reply) = if mail.code != 250 {
+                    (Stage::Mail, mail.clone())
+                } else {
+                    match rcpt {
+                        Some(reply) if reply.code == 250 || reply.code == 251 => {
+                            match (lmtp_data, &transaction.data) {
+                                (Some(reply), _) => (Stage::DataEnd, reply),
+                                (None, Some(data)) => (data.stage, data.reply.clone()),
+                                (None, None) => (Stage::DataEnd, fallback.clone()),
+                            }
+                        }
+                        Some(reply) => (Stage::Rcpt, reply),
+                        None => (Stage::Rcpt, fallback.clone()),
+                    }
+                };
+                RecipientReply { stage, reply }
             })
             .collect();
         self.event = Some(ClientEvent::Sent(TransactionResult { mail, recipients }));

@@ -17,7 +17,7 @@ pub mod session;
 pub mod trace;
 pub mod xtext;
 
-pub use reply::{EnhancedCode, Reply, Template, standard};
+pub use reply::{EnhancedCode, Reply, Template, standard, status};
 pub use session::{Event, Message, ServerSession, SessionConfig};
 #[doc(hidden)]
 pub mod fuzzing;

@@ -11,6 +11,8 @@
 
 use petrel_proto::params::{Body, Notify, OriginalRecipient, Ret};
 
+use crate::status::DeliveryStatus;
+
 /// What we know about one message apart from its bytes (RFC 5321 §2.3.1, RFC 3461 §4).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Envelope {
@@ -56,12 +58,8 @@ pub struct Recipient {
     /// Earliest time of the next attempt in seconds since the Unix epoch; 0 = as soon as
     /// possible.
     pub next_attempt_unix_seconds: u64,
-    /// The last reply text seen for this recipient, on one line.
-    pub last_reply: Option<String>,
-    /// The enhanced status of the last outcome (e.g. `5.1.10`), for the DSN's `Status:`.
-    pub status: Option<String>,
-    /// The host that gave `last_reply`, for the DSN's `Remote-MTA:`.
-    pub remote_mta: Option<String>,
+    /// The outcome of the last attempt: verdict, code, cause, reply and host.
+    pub last: Option<DeliveryStatus>,
     /// A delay notice (DSN Action: delayed) went to the sender; there is only one.
     pub is_delay_notified: bool,
 }
@@ -76,9 +74,7 @@ impl Recipient {
             state: RecipientState::Pending,
             attempts: 0,
             next_attempt_unix_seconds: 0,
-            last_reply: None,
-            status: None,
-            remote_mta: None,
+            last: None,
             is_delay_notified: false,
         }
     }

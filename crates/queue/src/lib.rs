@@ -20,12 +20,14 @@ pub mod id;
 mod journal;
 pub mod record;
 pub mod spool;
+pub mod status;
 
 pub use envelope::{Envelope, Recipient, RecipientState};
 pub use error::QueueError;
 pub use id::QueueId;
 pub use record::RecordError;
 pub use spool::{OpenReport, Spool, SyncMode};
+pub use status::{Cause, DeliveryStatus, RemoteMta, Verdict};
 
 /// Where a queued message is: being delivered, held by an operator, or finished (only its
 /// envelope and history are kept).

@@ -1,9 +1,9 @@
 //! The envelope record: the versioned, line-based text format of an `.env` file, readable with
 //! `cat`.
 //!
-//! Format (version 1), one `key value` per line, LF-terminated, ASCII only:
+//! Format (version 2), one `key value` per line, LF-terminated, ASCII only:
 //! ```text
-//! petrel-envelope 1
+//! petrel-envelope 2
 //! id 0654A1B2C3D4E0001
 //! arrival 1767225600
 //! client-address 127.0.0.1
@@ -13,9 +13,15 @@
 //! smtputf8 no
 //! ret HDRS
 //! envid abc+2Bdef
-//! rcpt bob@example.net state=pending attempts=0 next=0 notify=SUCCESS,FAILURE orcpt=rfc822;bob@example.net reply=250+202.0.0+20ok
+//! rcpt bob@example.net state=pending attempts=1 next=1767226200 notify=SUCCESS,FAILURE orcpt=rfc822;bob@example.net outcome=deferred status=4.4.3 cause=dns-servfail detail=MX+20lookup+20failed
+//! rcpt carol@example.net state=failed attempts=1 next=0 outcome=failed status=5.1.1 cause=reply-rcpt detail=550+205.1.1+20no+20such+20user reply-code=550 reply-status=5.1.1 reply-line=no+20such+20user mta=mx.example.net mta-address=192.0.2.1
 //! end
 //! ```
+//! The last outcome of a recipient (`queue::status`) is `outcome`, `status` (its enhanced
+//! code), `cause` (a `Cause` word), `detail`, then the reply that decided it, if any (its code,
+//! enhanced code and one `reply-line` per line, in order) and the host (`mta`, `mta-address`).
+//! Version 1 records (no typed outcome: `reply=`, `status=` and `remote-mta=` as text) are still
+//! read; their outcome's cause is `unknown`.
 //! Every free-text value (client address, helo, reverse path, envid, recipient address, ORCPT
 //! type and address, last reply) is written as xtext (RFC 3461 §4) with `;` also escaped, so it
 //! never holds a space, `=`, `;` or a non-ASCII byte; an empty value leaves the key alone on its
@@ -37,11 +43,14 @@ use petrel_proto::xtext;
 
 use crate::envelope::{Envelope, Recipient, RecipientState};
 use crate::id::QueueId;
+use crate::status::DeliveryStatus;
 
-/// The first line of every version-1 record.
+/// The first word of every record.
 const MAGIC: &str = "petrel-envelope";
-/// The record version this code writes and reads.
-const VERSION: &str = "1";
+/// The record version this code writes.
+const VERSION: &str = "2";
+/// The version before typed outcomes, still read.
+const VERSION_1: &str = "1";
 
 /// Why an envelope record could not be decoded.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -137,22 +146,41 @@ fn encode_recipient(recipient: &Recipient) -> String {
         line.push(';');
         line.push_str(&escape(&original.address));
     }
-    if let Some(reply) = &recipient.last_reply {
-        line.push_str(" reply=");
-        line.push_str(&escape(reply));
-    }
-    if let Some(status) = &recipient.status {
-        line.push_str(" status=");
-        line.push_str(&escape(status));
-    }
-    if let Some(remote_mta) = &recipient.remote_mta {
-        line.push_str(" remote-mta=");
-        line.push_str(&escape(remote_mta));
+    if let Some(last) = &recipient.last {
+        encode_outcome(&mut line, last);
     }
     if recipient.is_delay_notified {
         line.push_str(" delay-notified=yes");
     }
     line
+}
+
+fn encode_outcome(line: &mut String, last: &DeliveryStatus) {
+    let mut push = |key: &str, value: &str| {
+        line.push(' ');
+        line.push_str(key);
+        line.push('=');
+        line.push_str(value);
+    };
+    push("outcome", last.verdict.as_str());
+    push("status", &last.code.to_string());
+    push("cause", &last.cause.to_word());
+    push("detail", &escape(&last.detail));
+    if let Some(reply) = &last.reply {
+        push("reply-code", &reply.code.to_string());
+        if let Some(enhanced) = reply.enhanced {
+            push("reply-status", &enhanced.to_string());
+        }
+        for text in &reply.lines {
+            push("reply-line", &escape(text));
+        }
+    }
+    if let Some(remote_mta) = &last.remote_mta {
+        push("mta", &escape(&remote_mta.host));
+        if let Some(address) = remote_mta.address {
+            push("mta-address", &address.to_string());
+        }
+    }
 }
 
 const NOTIFY_WORDS: [&str; 4] = ["NEVER", "SUCCESS", "FAILURE", "DELAY"];
@@ -234,6 +262,7 @@ pub fn decode(bytes: &[u8]) -> Result<(QueueId, Envelope), RecordError> {
         ));
     };
     let mut fields = Fields::default();
+    let mut version = Version::Current;
     let mut is_ended = false;
     for (index, raw) in content.split(|b| *b == b'\n').enumerate() {
         let number = index + 1;
@@ -245,11 +274,11 @@ pub fn decode(bytes: &[u8]) -> Result<(QueueId, Envelope), RecordError> {
             .filter(|line| line.is_ascii())
             .ok_or_else(|| error(number, "line is not ASCII"))?;
         if number == 1 {
-            check_magic(line).map_err(|reason| error(number, &reason))?;
+            version = check_magic(line).map_err(|reason| error(number, &reason))?;
         } else if line == "end" {
             is_ended = true;
         } else {
-            parse_line(&mut fields, line).map_err(|reason| error(number, &reason))?;
+            parse_line(&mut fields, version, line).map_err(|reason| error(number, &reason))?;
         }
     }
     if !is_ended {
@@ -258,9 +287,10 @@ pub fn decode(bytes: &[u8]) -> Result<(QueueId, Envelope), RecordError> {
     finish(fields).map_err(|reason| error(line_count - 1, &reason))
 }
 
-fn check_magic(line: &str) -> Result<(), String> {
+fn check_magic(line: &str) -> Result<Version, String> {
     match line.split_once(' ') {
-        Some((MAGIC, VERSION)) => Ok(()),
+        Some((MAGIC, VERSION)) => Ok(Version::Current),
+        Some((MAGIC, VERSION_1)) => Ok(Version::One),
         Some((MAGIC, version)) => Err(format!("unsupported record version {version:?}")),
         _ => Err(format!(
             "not an envelope record (expected \"{MAGIC} {VERSION}\")"
@@ -276,7 +306,7 @@ fn set_once<T>(slot: &mut Option<T>, value: Option<T>, key: &str) -> Result<(), 
     Ok(())
 }
 
-fn parse_line(fields: &mut Fields, line: &str) -> Result<(), String> {
+fn parse_line(fields: &mut Fields, version: Version, line: &str) -> Result<(), String> {
     let (key, value) = line.split_once(' ').unwrap_or((line, ""));
     match key {
         "id" => set_once(&mut fields.id, QueueId::parse(value), key),
@@ -296,7 +326,7 @@ fn parse_line(fields: &mut Fields, line: &str) -> Result<(), String> {
         "ret" => set_once(&mut fields.ret, Ret::parse(value), key),
         "envid" => set_once(&mut fields.envelope_id, unescape(value), key),
         "rcpt" => {
-            fields.recipients.push(parse_recipient(value)?);
+            fields.recipients.push(parse_recipient(value, version)?);
             Ok(())
         }
         "message-id" => set_once(&mut fields.message_id, unescape(value), key),
@@ -310,7 +340,7 @@ fn parse_line(fields: &mut Fields, line: &str) -> Result<(), String> {
     }
 }
 
-fn parse_recipient(value: &str) -> Result<Recipient, String> {
+fn parse_recipient(value: &str, version: Version) -> Result<Recipient, String> {
     let mut words = value.split(' ');
     let address = words.next().unwrap_or("");
     let address = unescape(address).ok_or("malformed recipient address")?;
@@ -319,10 +349,8 @@ fn parse_recipient(value: &str) -> Result<Recipient, String> {
     let mut next = None;
     let mut notify = None;
     let mut original_recipient = None;
-    let mut reply = None;
-    let mut status = None;
-    let mut remote_mta = None;
     let mut delay_notified = None;
+    let mut outcome = OutcomeFields::default();
     for word in words {
         let (key, value) = word
             .split_once('=')
@@ -336,26 +364,22 @@ fn parse_recipient(value: &str) -> Result<Recipient, String> {
             "next" => set_once(&mut next, parse_decimal(value), key)?,
             "notify" => set_once(&mut notify, parse_notify(value), key)?,
             "orcpt" => set_once(&mut original_recipient, parse_orcpt(value), key)?,
-            "reply" => set_once(&mut reply, unescape(value), key)?,
-            "status" => set_once(&mut status, unescape(value), key)?,
-            "remote-mta" => set_once(&mut remote_mta, unescape(value), key)?,
             "delay-notified" => {
                 set_once(&mut delay_notified, (value == "yes").then_some(true), key)?
             }
-            _ => return Err(format!("unknown recipient attribute {key:?}")),
+            _ => outcome.parse(version, key, value)?,
         }
     }
     let missing = |key: &str| format!("recipient without {key}");
+    let state = state.ok_or_else(|| missing("state"))?;
     Ok(Recipient {
         address,
         notify,
         original_recipient,
-        state: state.ok_or_else(|| missing("state"))?,
+        state,
         attempts: attempts.ok_or_else(|| missing("attempts"))?,
         next_attempt_unix_seconds: next.ok_or_else(|| missing("next"))?,
-        last_reply: reply,
-        status,
-        remote_mta,
+        last: outcome.finish(version, state)?,
         is_delay_notified: delay_notified.unwrap_or(false),
     })
 }
@@ -388,6 +412,19 @@ fn finish(fields: Fields) -> Result<(QueueId, Envelope), String> {
     };
     Ok((id, envelope))
 }
+
+/// The record version being read: attributes of the recipient outcome differ.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Version {
+    /// Version 1: the outcome as text (`reply=`, `status=`, `remote-mta=`).
+    One,
+    /// Version 2: the typed outcome.
+    Current,
+}
+
+#[path = "record_outcome.rs"]
+mod outcome;
+use outcome::OutcomeFields;
 
 #[cfg(test)]
 #[path = "record_tests.rs"]

@@ -2,6 +2,9 @@
 //! property test over generated values) and refusal of damaged records.
 
 use super::*;
+use crate::status::{Cause, DnsProblem, RemoteMta, Verdict};
+use petrel_proto::client::Stage;
+use petrel_proto::{EnhancedCode, Reply};
 
 const AWKWARD: [&str; 12] = [
     "",
@@ -34,7 +37,21 @@ fn sample() -> (QueueId, Envelope) {
     second.state = RecipientState::Failed;
     second.attempts = 7;
     second.next_attempt_unix_seconds = u64::MAX;
-    second.last_reply = Some("550 5.1.1 <x@y> no such user; sorry".into());
+    second.last = Some(DeliveryStatus {
+        verdict: Verdict::Failed,
+        code: EnhancedCode::parse("5.1.1").unwrap(),
+        cause: Cause::Reply(Stage::Rcpt),
+        reply: Some(Reply {
+            code: 550,
+            enhanced: EnhancedCode::parse("5.1.1"),
+            lines: vec!["<x@y> no such user; sorry".into(), "second line".into()],
+        }),
+        remote_mta: Some(RemoteMta {
+            host: "mx.example.net".into(),
+            address: Some("2001:db8::25".parse().unwrap()),
+        }),
+        detail: "550 5.1.1 <x@y> no such user; sorry".into(),
+    });
     let envelope = Envelope {
         arrival_unix_seconds: 1_767_225_600,
         client_address: "2001:db8::1".into(),
@@ -67,9 +84,10 @@ fn sample_round_trips_and_is_readable() {
     let (id, envelope) = sample();
     assert_round_trip(&id, &envelope);
     let text = String::from_utf8(encode(&id, &envelope)).unwrap();
-    assert!(text.starts_with("petrel-envelope 1\nid 0654A1B2C3D4E0001\n"));
+    assert!(text.starts_with("petrel-envelope 2\nid 0654A1B2C3D4E0001\n"));
     assert!(text.contains("\nrcpt Postmaster state=pending attempts=0 next=0\n"));
-    assert!(text.contains(" notify=SUCCESS,FAILURE orcpt=rfc822;a+2Bb+3Dc@example.org reply="));
+    assert!(text.contains(" notify=SUCCESS,FAILURE orcpt=rfc822;a+2Bb+3Dc@example.org outcome=failed status=5.1.1 cause=reply-rcpt detail="));
+    assert!(text.contains(" reply-code=550 reply-status=5.1.1 reply-line=<x@y>+20no+20such+20user+3B+20sorry reply-line=second+20line mta=mx.example.net mta-address=2001:db8::25\n"));
     assert!(text.ends_with("\nend\n"));
 }
 
@@ -81,7 +99,12 @@ fn null_reverse_path_and_empty_values_round_trip() {
     envelope.envelope_id = Some(String::new());
     envelope.ret = None;
     envelope.recipients[0].address = String::new();
-    envelope.recipients[0].last_reply = Some(String::new());
+    envelope.recipients[0].last = Some(DeliveryStatus::decided(
+        Verdict::Deferred,
+        EnhancedCode::parse("4.4.3").unwrap(),
+        Cause::Dns(DnsProblem::ServFail),
+        String::new(),
+    ));
     envelope.recipients[0].notify = Some(Notify::default());
     envelope.recipients[1].notify = Some(Notify {
         is_never: true,
@@ -120,6 +143,32 @@ impl Generator {
     }
 }
 
+fn generate_status(g: &mut Generator) -> DeliveryStatus {
+    let causes = [
+        Cause::Reply(Stage::DataEnd),
+        Cause::Lost(Stage::Greeting),
+        Cause::Dns(DnsProblem::NoSuchDomain),
+        Cause::Unknown,
+    ];
+    DeliveryStatus {
+        verdict: [Verdict::Delivered, Verdict::Deferred, Verdict::Failed][g.below(3) as usize],
+        code: EnhancedCode::new(4, g.below(8) as u16, g.below(20) as u16),
+        cause: causes[g.below(causes.len() as u64) as usize],
+        reply: g.flag().then(|| Reply {
+            code: 200 + g.below(400) as u16,
+            enhanced: g
+                .flag()
+                .then(|| EnhancedCode::new(5, 1, g.below(12) as u16)),
+            lines: (0..g.below(3)).map(|_| g.text()).collect(),
+        }),
+        remote_mta: g.flag().then(|| RemoteMta {
+            host: g.text(),
+            address: g.flag().then(|| "192.0.2.7".parse().unwrap()),
+        }),
+        detail: g.text(),
+    }
+}
+
 fn generate_envelope(g: &mut Generator) -> Envelope {
     let recipients = (0..g.below(4))
         .map(|_| Recipient {
@@ -141,9 +190,7 @@ fn generate_envelope(g: &mut Generator) -> Envelope {
             ][g.below(3) as usize],
             attempts: g.next() as u32,
             next_attempt_unix_seconds: g.next(),
-            last_reply: g.maybe_text(),
-            status: g.maybe_text(),
-            remote_mta: g.maybe_text(),
+            last: g.flag().then(|| generate_status(g)),
             is_delay_notified: g.flag(),
         })
         .collect();
@@ -198,12 +245,12 @@ fn damaged_records_name_the_line() {
     let good = String::from_utf8(encode(&id, &envelope)).unwrap();
     let cases = [
         (
-            good.replace("petrel-envelope 1", "petrel-envelope 2"),
+            good.replace("petrel-envelope 2", "petrel-envelope 3"),
             1,
             "version",
         ),
         (
-            good.replace("petrel-envelope 1", "hello"),
+            good.replace("petrel-envelope 2", "hello"),
             1,
             "not an envelope",
         ),

@@ -14,8 +14,8 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use petrel_proto::params::{Body, Notify};
 use petrel_queue::{
-    Envelope, NewMessage, Place, Queue, QueueError, QueueId, Recipient, RecipientState, Spool,
-    SyncMode,
+    DeliveryStatus, Envelope, NewMessage, Place, Queue, QueueError, QueueId, Recipient,
+    RecipientState, Spool, SyncMode,
 };
 
 /// A unique scratch directory, removed on drop.
@@ -70,6 +70,8 @@ fn envelope() -> Envelope {
     }
 }
 
+#[path = "spool/fixtures.rs"]
+mod fixtures;
 #[path = "spool/journal.rs"]
 mod journal;
 
@@ -308,7 +310,16 @@ fn update_then_load_sees_the_change() {
     changed.recipients[0].state = RecipientState::Delivered;
     changed.recipients[1].attempts = 3;
     changed.recipients[1].next_attempt_unix_seconds = 1_767_229_200;
-    changed.recipients[1].last_reply = Some("451 4.7.1 greylisted, try again".into());
+    let greylisted = petrel_proto::Reply {
+        code: 451,
+        enhanced: petrel_proto::EnhancedCode::parse("4.7.1"),
+        lines: vec!["greylisted, try again".into()],
+    };
+    changed.recipients[1].last = Some(DeliveryStatus::from_reply(
+        &greylisted,
+        petrel_proto::client::Stage::Rcpt,
+        None,
+    ));
     spool.update(&id, &changed).unwrap();
     assert_eq!(spool.load(&id).unwrap(), changed);
     assert_eq!(spool.read_message(&id).unwrap(), MESSAGE);

@@ -93,7 +93,10 @@ mod tests {
 
     #[test]
     fn s_nullmx_4_5_decisions() {
-        let failure = Err(TemporaryFailure("SERVFAIL".into()));
+        let failure = Err(TemporaryFailure::new(
+            petrel_dns::FailureKind::ServFail,
+            "test",
+        ));
         assert_eq!(
             recipient_decision(&Ok(MxAnswer::NullMx))
                 .unwrap_err()

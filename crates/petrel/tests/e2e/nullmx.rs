@@ -2,7 +2,7 @@
 //! 556 5.1.10 (S-NULLMX-4), a sender from one gets 550 5.7.27 (S-NULLMX-5), and a DNS failure
 //! during either check is 451 4.4.3, never a silent accept.
 
-use crate::harness::{Petrel, RawClient, Scratch};
+use crate::harness::{Petrel, RawClient, Scratch, send_one, wait_until};
 
 #[test]
 fn s_nullmx_4_5_refused_at_mail_and_rcpt() {
@@ -71,4 +71,48 @@ fn null_mx_checks_can_be_turned_off() {
             .command("RCPT TO:<user@nullmx.test>")
             .starts_with("250")
     );
+}
+
+/// A DNS SERVFAIL while delivering (the RCPT check off, so the message is queued) defers the
+/// recipient with 4.4.3, and `queue show`, its JSON and the log name the cause: SERVFAIL.
+#[test]
+fn a_servfail_while_delivering_is_shown_as_servfail() {
+    let scratch = Scratch::new("servfail-delivery");
+    let petrel = Petrel::start(&scratch.0, "[policy]\nreject_null_mx_recipient = false\n");
+    let reply = send_one(
+        petrel.address,
+        "someone@localhost",
+        &["user@servfail.test"],
+        b"Subject: x\r\n\r\nbody\r\n",
+    );
+    assert!(reply.contains("250 2.0.0"), "{reply}");
+    wait_until("the deferral", || {
+        petrel.log_text().contains("delivery outcome")
+    });
+    let (_, list) = petrel.queue(&["list", "--json"]);
+    let id = list
+        .split("\"id\": \"")
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .unwrap_or_default()
+        .to_owned();
+    let (is_ok, shown) = petrel.queue(&["show", &id]);
+    assert!(is_ok, "{shown}");
+    assert!(
+        shown.contains("last:       deferred 4.4.3 (DNS SERVFAIL)"),
+        "{shown}"
+    );
+    let (_, json) = petrel.queue(&["show", &id, "--json"]);
+    assert!(json.contains("\"cause\": \"dns-servfail\""), "{json}");
+    assert!(json.contains("\"status\": \"4.4.3\""), "{json}");
+    let log = petrel.log_text();
+    let line = log
+        .lines()
+        .find(|l| l.contains("delivery outcome"))
+        .unwrap_or_default();
+    assert!(
+        line.contains("cause=dns-servfail") && line.contains("status=4.4.3"),
+        "{line}"
+    );
+    assert!(line.contains("SERVFAIL"), "{line}");
 }

@@ -6,6 +6,7 @@
 
 pub mod parse;
 pub mod standard;
+pub mod status;
 
 use std::fmt;
 
@@ -25,6 +26,21 @@ impl EnhancedCode {
             subject,
             detail,
         }
+    }
+
+    /// The class-only code `class.0.0` of a reply that carried none (RFC 3463 §3.1).
+    pub const fn undefined(class: u8) -> EnhancedCode {
+        EnhancedCode::new(class, 0, 0)
+    }
+
+    /// The same subject and detail in the transient class 4: a permanent refusal we retry.
+    pub const fn as_transient(self) -> EnhancedCode {
+        EnhancedCode::new(4, self.subject, self.detail)
+    }
+
+    /// Parses `class.subject.detail` (the class 2, 4 or 5), as records and queries spell it.
+    pub fn parse(text: &str) -> Option<EnhancedCode> {
+        parse::parse_enhanced(text).filter(|_| !text.contains(' '))
     }
 }
 

@@ -2,7 +2,7 @@
 //! and against scripted replies for the paths our server never takes (HELO fallback, refused
 //! greeting, garbage).
 
-use petrel_proto::client::{ClientEvent, ClientSession, Outgoing, SessionFailure, Waiting};
+use petrel_proto::client::{ClientEvent, ClientSession, Outgoing, SessionFailure, Stage};
 use petrel_proto::params::{Body, MailParameters, RcptParameters};
 use petrel_proto::{Message, ServerSession, SessionConfig};
 
@@ -59,7 +59,7 @@ fn s_smug_4_content_normalised_stuffed_and_delivered_with_a_result_per_recipient
     let ClientEvent::Sent(result) = pump(&mut client, &mut server, &mut messages) else {
         panic!()
     };
-    let codes: Vec<u16> = result.recipients.iter().map(|r| r.code).collect();
+    let codes: Vec<u16> = result.recipients.iter().map(|r| r.reply.code).collect();
     assert_eq!(codes, [250, 550, 250]);
     assert_eq!(messages.len(), 1);
     assert_eq!(
@@ -91,7 +91,7 @@ fn all_recipients_refused_sends_no_content() {
     let ClientEvent::Sent(result) = pump(&mut client, &mut server, &mut messages) else {
         panic!()
     };
-    assert_eq!(result.recipients[0].code, 550);
+    assert_eq!(result.recipients[0].reply.code, 550);
     assert!(messages.is_empty());
 }
 
@@ -151,7 +151,7 @@ fn helo_fallback_and_no_8bitmime_means_5_6_3() {
         String::from_utf8_lossy(&client.take_output()),
         "MAIL FROM:<a@client.test>\r\n"
     );
-    assert_eq!(client.waiting(), Some(Waiting::Mail));
+    assert_eq!(client.waiting(), Some(Stage::Mail));
 }
 
 #[test]

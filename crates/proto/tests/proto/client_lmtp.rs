@@ -61,7 +61,7 @@ fn one_reply_per_accepted_recipient_after_the_data() {
     ) else {
         panic!("no result");
     };
-    let codes: Vec<u16> = result.recipients.iter().map(|r| r.code).collect();
+    let codes: Vec<u16> = result.recipients.iter().map(|r| r.reply.code).collect();
     assert_eq!(codes, [250, 550, 452]);
 }
 
