@@ -305,6 +305,20 @@ fn every_reply_petrel_sends_is_explained() {
     }
 }
 
+/// Every enhanced status code petrel's own delivery decisions carry is in the reference, in
+/// both languages, so a DSN and `queue show` can always explain it.
+#[test]
+fn every_status_petrel_decides_is_explained() {
+    let catalogue = Catalogue::get().unwrap();
+    for code in petrel_proto::status::ALL {
+        let entry = catalogue.entry(&code.to_string());
+        let entry = entry.unwrap_or_else(|| panic!("{code} missing"));
+        for lang in [Lang::En, Lang::Id] {
+            assert!(!entry.text(lang).meaning.is_empty(), "{code} in {lang:?}");
+        }
+    }
+}
+
 /// Related codes point at entries that exist.
 #[test]
 fn related_codes_exist() {

@@ -15,7 +15,7 @@ use petrel_delivery::mxplan::{MxPlan, PlannedHost, literal_address, plan};
 use petrel_dns::{AddressAnswer, MxAnswer, Resolver, TemporaryFailure};
 use petrel_proto::address::{Domain, Mailbox, parse_mailbox};
 use petrel_proto::reply::Reply;
-use petrel_proto::standard;
+use petrel_proto::{EnhancedCode, standard, status};
 use serde::Serialize;
 
 use crate::config::{Config, Source};
@@ -175,11 +175,12 @@ impl Probe {
         }
     }
 
-    fn conclude(&mut self, accepted: bool, status: Option<&str>, summary: String) {
-        let explanation = status.and_then(explain_code);
+    fn conclude(&mut self, accepted: bool, status: Option<EnhancedCode>, summary: String) {
+        let status = status.map(|code| code.to_string());
+        let explanation = status.as_deref().and_then(explain_code);
         self.report.verdict = Verdict {
             accepted,
-            status: status.map(str::to_owned),
+            status,
             summary,
             explanation,
         };
@@ -194,14 +195,16 @@ impl Probe {
                     self.report.address
                 );
                 self.say(&format!("address: {summary}"));
-                return self.conclude(false, Some("5.1.3"), summary);
+                return self.conclude(false, Some(status::BAD_DESTINATION_MAILBOX_SYNTAX), summary);
             }
         };
         self.report.domain = Some(mailbox.domain.to_string());
         self.say(&format!("address: {mailbox} (domain {})", mailbox.domain));
         let resolver = match Resolver::new(&config.dns.nameservers, config.dns.timeout) {
             Ok(resolver) => resolver,
-            Err(error) => return self.conclude(false, Some("4.4.3"), error),
+            Err(error) => {
+                return self.conclude(false, Some(status::DIRECTORY_SERVER_FAILURE), error);
+            }
         };
         let Some(hosts) = self.route(config, &resolver, &mailbox.domain).await else {
             return;
@@ -228,7 +231,7 @@ impl Probe {
         }
         self.conclude(
             false,
-            Some("4.4.1"),
+            Some(status::NO_ANSWER_FROM_HOST),
             format!(
                 "no host of {} answered; delivery would retry later",
                 mailbox.domain
@@ -264,7 +267,7 @@ impl Probe {
                 self.explain_line(explain_code(&status).as_ref());
                 self.say("no connection attempted");
                 let summary = format!("{status} {reason}; no connection attempted");
-                self.conclude(false, Some(&status), summary);
+                self.conclude(false, Some(no_route.code), summary);
                 None
             }
             MxPlan::Literal(address) => Some(vec![(name.clone(), 0, Some(vec![address]))]),
@@ -292,7 +295,7 @@ impl Probe {
         let Some(address) = literal_address(literal) else {
             let summary = format!("[{literal}] is not a usable address literal");
             self.say(&summary);
-            self.conclude(false, Some("5.1.2"), summary);
+            self.conclude(false, Some(status::BAD_DESTINATION_SYSTEM), summary);
             return None;
         };
         self.report.mx = Some(MxReport {
@@ -400,7 +403,7 @@ impl Probe {
         if config.listener.iter().any(|l| l.address == target) {
             let summary = format!("{name} [{target}] is this server (mail loop)");
             self.connection_line(index, &summary);
-            self.conclude(false, Some("5.4.4"), summary);
+            self.conclude(false, Some(status::UNABLE_TO_ROUTE), summary);
             return HostEnd::Answered;
         }
         let mut connection = match Connection::open(target, REPLY_TIMEOUT).await {
@@ -463,7 +466,8 @@ impl Session<'_> {
                     self.host
                 );
                 self.probe.say(&summary);
-                self.probe.conclude(false, Some("4.4.2"), summary);
+                self.probe
+                    .conclude(false, Some(status::BAD_CONNECTION), summary);
             }
         }
         HostEnd::Answered
@@ -526,13 +530,12 @@ impl Session<'_> {
         let _ = self.exchange(Some("RSET")).await;
         let _ = self.exchange(Some("QUIT")).await;
         if rcpt.code < 300 {
-            let status = rcpt.enhanced.map(|e| e.to_string());
             let summary = format!(
                 "{mailbox} would be accepted by {}: {}",
                 self.host,
                 rcpt.to_line()
             );
-            self.probe.conclude(true, status.as_deref(), summary);
+            self.probe.conclude(true, rcpt.enhanced, summary);
         } else {
             self.refused("the recipient", &rcpt);
         }
@@ -546,8 +549,7 @@ impl Session<'_> {
             "permanently (delivery would bounce)"
         };
         let summary = format!("{} refused {what} {class}: {}", self.host, reply.to_line());
-        let status = reply.enhanced.map(|e| e.to_string());
-        self.probe.conclude(false, status.as_deref(), summary);
+        self.probe.conclude(false, reply.enhanced, summary);
     }
 
     /// Sends `command` (none: waits for the greeting), reads the reply, records and prints both.

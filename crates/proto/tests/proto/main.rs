@@ -7,5 +7,6 @@
 mod client;
 mod client_auth;
 mod client_lmtp;
+mod named_values;
 mod server;
 mod tls_auth;
