@@ -5,6 +5,8 @@
 //! Depends on proto and queue, never on server (they meet only in the queue). A message leaves
 //! the queue only after every copy it owes is durable.
 
+#![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
+
 pub mod control;
 mod driver;
 pub mod dsn;

@@ -298,3 +298,7 @@ fn summary(reported: &[(usize, Action)]) -> String {
     }
     parts.join(", ")
 }
+
+#[cfg(test)]
+#[path = "outcome_tests.rs"]
+mod tests;
