@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 
 use petrel_proto::status;
 use petrel_queue::status::Cause;
+use petrel_queue::sync::lock;
 use petrel_queue::{DeliveryStatus, Place, Queue, QueueError, QueueId, RecipientState, Verdict};
 use tokio::sync::{mpsc, watch};
 
@@ -44,9 +45,7 @@ struct Claim {
 
 impl Drop for Claim {
     fn drop(&mut self) {
-        if let Ok(mut in_flight) = self.in_flight.lock() {
-            in_flight.remove(&self.id);
-        }
+        lock(&self.in_flight).remove(&self.id);
         if let Some(queue) = self.shared.take()
             && let Ok(runtime) = tokio::runtime::Handle::try_current()
         {
@@ -87,10 +86,7 @@ impl Control {
     async fn claim(&self, id: &QueueId) -> Result<Claim, String> {
         let deadline = Instant::now() + CLAIM_WAIT;
         loop {
-            let is_claimed = self
-                .in_flight
-                .lock()
-                .is_ok_and(|mut set| set.insert(id.clone()));
+            let is_claimed = lock(&self.in_flight).insert(id.clone());
             if is_claimed {
                 let mut claim = Claim {
                     in_flight: self.in_flight.clone(),
@@ -258,9 +254,7 @@ impl Control {
             {
                 return Err(format!("{id} is not in the queue"));
             }
-            if let Ok(mut flushed) = flushed.lock() {
-                flushed.extend(ids.iter().cloned());
-            }
+            lock(&flushed).extend(ids.iter().cloned());
             for id in &ids {
                 self.wake(id);
             }

@@ -9,6 +9,8 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
+use petrel_queue::sync::lock;
+
 use crate::driver::Driver;
 
 /// How long an idle session is kept.
@@ -25,7 +27,7 @@ pub struct Pool {
 impl Pool {
     /// An idle session to `domain`, if a fresh one is kept.
     pub(crate) fn take(&self, domain: &str) -> Option<Driver> {
-        let mut idle = self.idle.lock().ok()?;
+        let mut idle = lock(&self.idle);
         let sessions = idle.get_mut(domain)?;
         sessions.retain(|(_, since)| since.elapsed() < IDLE_LIMIT);
         sessions.pop().map(|(driver, _)| driver)
@@ -33,21 +35,19 @@ impl Pool {
 
     /// Keeps a ready session for the next message to `domain`.
     pub(crate) fn put(&self, domain: &str, driver: Driver) {
-        if let Ok(mut idle) = self.idle.lock() {
-            let sessions = idle.entry(domain.to_owned()).or_default();
-            if sessions.len() < MAX_IDLE_PER_DESTINATION {
-                sessions.push((driver, Instant::now()));
-            }
+        let mut idle = lock(&self.idle);
+        let sessions = idle.entry(domain.to_owned()).or_default();
+        if sessions.len() < MAX_IDLE_PER_DESTINATION {
+            sessions.push((driver, Instant::now()));
         }
     }
 
     /// Drops sessions idle too long.
     pub fn sweep(&self) {
-        if let Ok(mut idle) = self.idle.lock() {
-            for sessions in idle.values_mut() {
-                sessions.retain(|(_, since)| since.elapsed() < IDLE_LIMIT);
-            }
-            idle.retain(|_, sessions| !sessions.is_empty());
+        let mut idle = lock(&self.idle);
+        for sessions in idle.values_mut() {
+            sessions.retain(|(_, since)| since.elapsed() < IDLE_LIMIT);
         }
+        idle.retain(|_, sessions| !sessions.is_empty());
     }
 }

@@ -22,6 +22,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use petrel_dns::Resolver;
 use petrel_proto::address::{Domain, parse_mailbox};
+use petrel_queue::sync::lock;
 use petrel_queue::{Envelope, Queue, QueueError, QueueId, RecipientState};
 use tokio::sync::{Notify, Semaphore, mpsc, watch};
 use tracing::{error, info, warn};
@@ -217,9 +218,7 @@ impl Scheduler {
         let Ok(permit) = self.context.slots.clone().acquire_owned().await else {
             return;
         };
-        if let Ok(mut in_flight) = self.context.in_flight.lock()
-            && !in_flight.insert(id.clone())
-        {
+        if !lock(&self.context.in_flight).insert(id.clone()) {
             return;
         }
         let context = self.context.clone();
@@ -232,9 +231,7 @@ impl Scheduler {
                     warn!(queue_id = %id, %error, "cannot give the claim back; its lease runs out by itself");
                 }
             }
-            if let Ok(mut in_flight) = context.in_flight.lock() {
-                in_flight.remove(&id);
-            }
+            lock(&context.in_flight).remove(&id);
             drop(permit);
             if context
                 .more
@@ -310,11 +307,7 @@ async fn process(context: &Arc<Context>, id: &QueueId) {
     let queue = context.queue.clone();
     let load_id = id.clone();
     let now = unix_now();
-    let is_flushed = context
-        .flushed
-        .lock()
-        .map(|mut flushed| flushed.remove(id))
-        .unwrap_or(false);
+    let is_flushed = lock(&context.flushed).remove(id);
     let loaded = here_or_blocking(context.queue.is_in_memory(id), move || {
         let mut envelope = queue.load(&load_id).map_err(|e| (true, e))?;
         if is_flushed {
@@ -476,13 +469,10 @@ fn log_outcomes(id: &QueueId, envelope: &Envelope, indexes: &[usize]) {
 }
 
 fn domain_slot(context: &Context, domain: &str, limit: usize) -> Arc<Semaphore> {
-    match context.domains.lock() {
-        Ok(mut domains) => domains
-            .entry(domain.to_owned())
-            .or_insert_with(|| Arc::new(Semaphore::new(limit.max(1))))
-            .clone(),
-        Err(_) => Arc::new(Semaphore::new(limit.max(1))),
-    }
+    lock(&context.domains)
+        .entry(domain.to_owned())
+        .or_insert_with(|| Arc::new(Semaphore::new(limit.max(1))))
+        .clone()
 }
 
 /// Writes the new state, queues the bounce, and archives the message once nothing is pending.
@@ -538,19 +528,14 @@ fn retry_soon(context: &Arc<Context>, id: &QueueId) {
 
 /// Feeds `id` back after `delay`, unless a wake-up for it is already running.
 fn wake_in(context: &Arc<Context>, id: &QueueId, delay: Duration) {
-    let is_new = context
-        .waking
-        .lock()
-        .is_ok_and(|mut waking| waking.insert(id.clone()));
+    let is_new = lock(&context.waking).insert(id.clone());
     if !is_new {
         return;
     }
     let (context, id) = (context.clone(), id.clone());
     tokio::spawn(async move {
         tokio::time::sleep(delay).await;
-        if let Ok(mut waking) = context.waking.lock() {
-            waking.remove(&id);
-        }
+        lock(&context.waking).remove(&id);
         let _ = context.requeue.send(id);
     });
 }

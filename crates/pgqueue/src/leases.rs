@@ -14,6 +14,7 @@
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use petrel_queue::sync::lock;
 use tokio_postgres::{AsyncMessage, NoTls};
 
 use crate::{CHANNEL, PgQueue};
@@ -31,25 +32,27 @@ pub(crate) fn start(queue: &PgQueue, config: tokio_postgres::Config) {
     let lease = queue.lease;
     queue.bridge.handle().spawn(async move {
         let mut tick = tokio::time::interval((lease / 3).max(Duration::from_millis(300)));
+        let mut is_failing = false;
         loop {
             tick.tick().await;
-            let ids: Vec<String> = match claimed.lock() {
-                Ok(claimed) => claimed.keys().map(ToString::to_string).collect(),
-                Err(_) => continue,
-            };
+            let ids: Vec<String> = lock(&claimed).keys().map(ToString::to_string).collect();
             if ids.is_empty() {
                 continue;
             }
-            if let Ok(client) = pool.get().await {
-                let _ = client
+            let renewed = match pool.get().await {
+                Ok(client) => client
                     .execute(
                         "UPDATE petrel_messages
                          SET lease_until = now() + make_interval(secs => $3)
                          WHERE lease_owner = $1 AND id = ANY($2)",
                         &[&node, &ids, &lease.as_secs_f64()],
                     )
-                    .await;
-            }
+                    .await
+                    .map(drop)
+                    .map_err(|error| error.to_string()),
+                Err(error) => Err(error.to_string()),
+            };
+            is_failing = report_renewal(renewed, is_failing, ids.len());
         }
     });
     let wakers = queue.wakers.clone();
@@ -101,9 +104,30 @@ async fn listen(config: &tokio_postgres::Config, wakers: &Wakers, own: &str, is_
 }
 
 fn wake(wakers: &Wakers) {
-    if let Ok(wakers) = wakers.lock() {
-        for wake in wakers.iter() {
-            wake();
+    for wake in lock(wakers).iter() {
+        wake();
+    }
+}
+
+/// Logs a failed renewal once when renewals start failing and once when they work again (not
+/// every tick), and counts every failure; returns whether renewals are failing now.
+fn report_renewal(renewed: Result<(), String>, was_failing: bool, count: usize) -> bool {
+    match renewed {
+        Ok(()) => {
+            if was_failing {
+                tracing::info!(leases = count, "lease renewal works again");
+            }
+            false
+        }
+        Err(error) => {
+            petrel_metrics::registry().increment(
+                petrel_metrics::QUEUE_DATABASE_ERRORS,
+                &[("operation", "renew_leases")],
+            );
+            if !was_failing {
+                tracing::warn!(leases = count, %error, "cannot renew this node's leases; other nodes take the messages over when they run out");
+            }
+            true
         }
     }
 }

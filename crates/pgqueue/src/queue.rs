@@ -9,6 +9,7 @@ use std::future::Future;
 use std::io;
 use std::time::{Duration, Instant, SystemTime};
 
+use petrel_queue::sync::lock;
 use petrel_queue::{Envelope, NewMessage, Place, Queue, QueueError, QueueId, StoreDone, record};
 
 use crate::{PgQueue, database_error, pool_error};
@@ -120,13 +121,8 @@ impl PgQueue {
         if self.claim_ahead == 0 {
             return false;
         }
-        let held = self
-            .claimed
-            .lock()
-            .map_or(usize::MAX, |claimed| claimed.len());
-        let Ok(mut kept) = self.kept.lock() else {
-            return false;
-        };
+        let held = lock(&self.claimed).len();
+        let mut kept = lock(&self.kept);
         let half_lease = self.lease / 2;
         kept.retain(|_, (stored, _)| stored.elapsed() < half_lease);
         held.saturating_add(kept.len()) < self.claim_ahead
@@ -142,16 +138,11 @@ impl PgQueue {
         id: &QueueId,
         pick: impl FnOnce(&mut crate::Fetched) -> Option<T>,
     ) -> Option<T> {
-        self.claimed
-            .lock()
-            .ok()
-            .and_then(|mut claimed| claimed.get_mut(id).and_then(pick))
+        lock(&self.claimed).get_mut(id).and_then(pick)
     }
 
     fn forget_claim(&self, id: &QueueId) {
-        if let Ok(mut claimed) = self.claimed.lock() {
-            claimed.remove(id);
-        }
+        lock(&self.claimed).remove(id);
     }
 
     fn note_claims(&self, rows: &[tokio_postgres::Row]) -> Vec<QueueId> {
@@ -174,9 +165,7 @@ impl PgQueue {
                 envelope: row.try_get(2).ok(),
                 message: row.try_get::<_, Option<Vec<u8>>>(3).ok().flatten(),
             };
-            if let Ok(mut claimed) = self.claimed.lock() {
-                claimed.insert(id.clone(), fetched);
-            }
+            lock(&self.claimed).insert(id.clone(), fetched);
             ids.push(id);
         }
         ids
@@ -332,24 +321,19 @@ impl Queue for PgQueue {
         let next = next_attempt(envelope);
         let (pool, node) = (self.pool.clone(), self.node.to_string());
         let (kept, lease) = (self.kept.clone(), self.lease_seconds());
-        if self.has_room_to_keep()
-            && let Ok(mut map) = self.kept.lock()
-        {
+        if self.has_room_to_keep() {
             // Kept before the commit is known, so the scheduler finds it when told of it.
             let fetched = crate::Fetched {
                 envelope: Some(record.clone()),
                 message: Some(bytes.clone()),
             };
-            map.insert(id.clone(), (std::time::Instant::now(), fetched));
-            drop(map);
+            lock(&self.kept).insert(id.clone(), (std::time::Instant::now(), fetched));
             let params = (id.to_string(), record, bytes, next, node, lease);
             return self.bridge.spawn(
                 timed("store", async move {
                     let stored = query(&pool, INSERT_KEPT, params).await;
-                    if !matches!(&stored, Ok(rows) if !rows.is_empty())
-                        && let Ok(mut kept) = kept.lock()
-                    {
-                        kept.remove(&id);
+                    if !matches!(&stored, Ok(rows) if !rows.is_empty()) {
+                        lock(&kept).remove(&id);
                     }
                     stored_id(id, stored?)
                 }),
@@ -531,13 +515,11 @@ impl Queue for PgQueue {
             return Ok(true);
         }
         // Stored leased to us moments ago: ours without asking the database.
-        let kept = self.kept.lock().ok().and_then(|mut kept| kept.remove(id));
+        let kept = lock(&self.kept).remove(id);
         if let Some((stored, fetched)) = kept
             && stored.elapsed() < self.lease / 2
         {
-            if let Ok(mut claimed) = self.claimed.lock() {
-                claimed.insert(id.clone(), fetched);
-            }
+            lock(&self.claimed).insert(id.clone(), fetched);
             petrel_metrics::registry().increment(petrel_metrics::QUEUE_CLAIMS, &[]);
             return Ok(true);
         }
@@ -564,16 +546,11 @@ impl Queue for PgQueue {
     }
 
     fn holds_claim(&self, id: &QueueId) -> bool {
-        self.claimed
-            .lock()
-            .is_ok_and(|claimed| claimed.contains_key(id))
+        lock(&self.claimed).contains_key(id)
     }
 
     fn unclaim(&self, id: &QueueId) -> Result<(), QueueError> {
-        let was_claimed = self
-            .claimed
-            .lock()
-            .is_ok_and(|mut claimed| claimed.remove(id).is_some());
+        let was_claimed = lock(&self.claimed).remove(id).is_some();
         if !was_claimed {
             return Ok(());
         }
@@ -587,9 +564,7 @@ impl Queue for PgQueue {
     }
 
     fn on_wake(&self, wake: Box<dyn Fn() + Send + Sync>) {
-        if let Ok(mut wakers) = self.wakers.lock() {
-            wakers.push(wake);
-        }
+        lock(&self.wakers).push(wake);
     }
 
     fn rescan_interval(&self) -> Duration {

@@ -21,6 +21,7 @@ mod journal;
 pub mod record;
 pub mod spool;
 pub mod status;
+pub mod sync;
 
 pub use envelope::{Envelope, Recipient, RecipientState};
 pub use error::QueueError;

@@ -6,6 +6,8 @@ use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
 
+use petrel_queue::sync::lock;
+
 /// Open sessions per client address.
 #[derive(Debug, Default)]
 pub struct PerIp {
@@ -21,9 +23,8 @@ pub struct IpSlot {
 
 impl Drop for IpSlot {
     fn drop(&mut self) {
-        if let Ok(mut counts) = self.table.counts.lock()
-            && let Some(count) = counts.get_mut(&self.address)
-        {
+        let mut counts = lock(&self.table.counts);
+        if let Some(count) = counts.get_mut(&self.address) {
             *count = count.saturating_sub(1);
             if *count == 0 {
                 counts.remove(&self.address);
@@ -35,7 +36,7 @@ impl Drop for IpSlot {
 impl PerIp {
     /// Takes a slot for `address`, or `None` when it already holds `limit` sessions.
     pub fn acquire(self: &Arc<PerIp>, address: IpAddr, limit: usize) -> Option<IpSlot> {
-        let mut counts = self.counts.lock().ok()?;
+        let mut counts = lock(&self.counts);
         let count = counts.entry(address).or_default();
         if *count >= limit {
             return None;

@@ -13,6 +13,8 @@ use std::net::IpAddr;
 use std::sync::Mutex;
 use std::time::Instant;
 
+use petrel_queue::sync::lock;
+
 /// Addresses tracked before full buckets are swept out.
 const MAX_TRACKED_ADDRESSES: usize = 50_000;
 
@@ -54,9 +56,7 @@ impl RateLimiter {
             return true;
         }
         let capacity = f64::from(per_minute);
-        let Ok(mut buckets) = self.buckets.lock() else {
-            return true;
-        };
+        let mut buckets = lock(&self.buckets);
         if buckets.len() >= MAX_TRACKED_ADDRESSES {
             buckets.retain(|_, b| refilled(b, capacity, now) < capacity);
         }
