@@ -67,16 +67,29 @@ pub struct Catalogue {
 
 static CATALOGUE: OnceLock<Result<Catalogue, String>> = OnceLock::new();
 
+/// The embedded reference data does not parse: the text names the file and the problem. A
+/// build with this error is broken; every lookup then reports it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CatalogueError(pub String);
+
+impl std::fmt::Display for CatalogueError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for CatalogueError {}
+
 impl Catalogue {
     /// The embedded reference, parsed on first use.
     ///
     /// # Errors
     /// A message naming the data file that does not parse or the code that lacks a text.
-    pub fn get() -> Result<&'static Catalogue, String> {
+    pub fn get() -> Result<&'static Catalogue, CatalogueError> {
         CATALOGUE
             .get_or_init(Catalogue::load)
             .as_ref()
-            .map_err(Clone::clone)
+            .map_err(|reason| CatalogueError(reason.clone()))
     }
 
     fn load() -> Result<Catalogue, String> {

@@ -83,7 +83,7 @@ impl Control {
         &self.queue
     }
 
-    async fn claim(&self, id: &QueueId) -> Result<Claim, String> {
+    async fn claim(&self, id: &QueueId) -> Result<Claim, ControlError> {
         let deadline = Instant::now() + CLAIM_WAIT;
         loop {
             let is_claimed = lock(&self.in_flight).insert(id.clone());
@@ -107,16 +107,21 @@ impl Control {
                     Some(Ok(false)) if self.place_of(id).await.ok() != Some(Place::Active) => {
                         return Ok(claim);
                     }
-                    Some(Err(error)) => return Err(describe(id, &error)),
-                    _ => {
-                        return Err(format!(
-                            "{id} is being delivered by another node right now; try again"
-                        ));
+                    Some(Err(error)) => return Err(ControlError::queue(id, error)),
+                    Some(Ok(false)) => {
+                        return Err(ControlError::Busy {
+                            id: id.clone(),
+                            is_other_node: true,
+                        });
                     }
+                    None => return Err(ControlError::TaskFailed),
                 }
             }
             if Instant::now() > deadline {
-                return Err(format!("{id} is being delivered right now; try again"));
+                return Err(ControlError::Busy {
+                    id: id.clone(),
+                    is_other_node: false,
+                });
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
@@ -125,8 +130,8 @@ impl Control {
     /// Sets the message aside.
     ///
     /// # Errors
-    /// A sentence for the operator.
-    pub async fn hold(&self, id: &QueueId) -> Result<String, String> {
+    /// [`ControlError`]: not in the queue, busy, or the queue failed.
+    pub async fn hold(&self, id: &QueueId) -> Result<String, ControlError> {
         let _claim = self.claim(id).await?;
         self.run(id, |queue, id| queue.hold(id)).await?;
         Ok(format!(
@@ -137,8 +142,8 @@ impl Control {
     /// Puts a held message back and delivers it now.
     ///
     /// # Errors
-    /// A sentence for the operator.
-    pub async fn release(&self, id: &QueueId) -> Result<String, String> {
+    /// [`ControlError`]: not in the queue, busy, or the queue failed.
+    pub async fn release(&self, id: &QueueId) -> Result<String, ControlError> {
         let claim = self.claim(id).await?;
         self.run(id, |queue, id| queue.release(id)).await?;
         drop(claim);
@@ -149,8 +154,8 @@ impl Control {
     /// Removes the message (active or held) without delivering it; its history is kept.
     ///
     /// # Errors
-    /// A sentence for the operator.
-    pub async fn delete(&self, id: &QueueId) -> Result<String, String> {
+    /// [`ControlError`]: not in the queue, busy, or the queue failed.
+    pub async fn delete(&self, id: &QueueId) -> Result<String, ControlError> {
         let _claim = self.claim(id).await?;
         let place = self.place_of(id).await?;
         let note = format!(
@@ -183,8 +188,8 @@ impl Control {
     /// Fails every pending recipient now and tells the sender.
     ///
     /// # Errors
-    /// A sentence for the operator.
-    pub async fn bounce(&self, id: &QueueId) -> Result<String, String> {
+    /// [`ControlError`]: not in the queue, busy, or the queue failed.
+    pub async fn bounce(&self, id: &QueueId) -> Result<String, ControlError> {
         let _claim = self.claim(id).await?;
         if self.place_of(id).await? == Place::Held {
             self.run(id, |queue, id| queue.release(id)).await?;
@@ -193,8 +198,8 @@ impl Control {
         let load_id = id.clone();
         let mut envelope = blocking(move || queue.load(&load_id))
             .await
-            .ok_or("the queue task failed")?
-            .map_err(|e| describe(id, &e))?;
+            .ok_or(ControlError::TaskFailed)?
+            .map_err(|error| ControlError::queue(id, error))?;
         let message = self.queue.read_message(id).unwrap_or_default();
         let before: Vec<RecipientState> = envelope.recipients.iter().map(|r| r.state).collect();
         for recipient in &mut envelope.recipients {
@@ -225,8 +230,8 @@ impl Control {
             Some(Ok(None)) => Ok(format!(
                 "{id} bounced (no notification: null sender or NOTIFY)"
             )),
-            Some(Err(error)) => Err(describe(id, &error)),
-            None => Err("the queue task failed".into()),
+            Some(Err(error)) => Err(ControlError::queue(id, error)),
+            None => Err(ControlError::TaskFailed),
         }
     }
 
@@ -236,25 +241,25 @@ impl Control {
     /// rewrite of every envelope; otherwise the envelopes are updated.
     ///
     /// # Errors
-    /// A sentence for the operator.
-    pub async fn flush(&self, id: Option<&QueueId>) -> Result<String, String> {
+    /// [`ControlError`]: not in the queue, busy, or the queue failed.
+    pub async fn flush(&self, id: Option<&QueueId>) -> Result<String, ControlError> {
         let ids = match id {
             Some(id) => vec![id.clone()],
             None => {
                 let queue = self.queue.clone();
                 blocking(move || queue.list())
                     .await
-                    .ok_or("the queue task failed")?
-                    .map_err(|e| e.to_string())?
+                    .ok_or(ControlError::TaskFailed)?
+                    .map_err(|error| ControlError::Queue { id: None, error })?
             }
         };
         if let Some(flushed) = self.flushed.as_ref().filter(|_| !self.queue.is_shared()) {
             if let Some(id) = id
                 && self.place_of(id).await? != Place::Active
             {
-                return Err(format!("{id} is not in the queue"));
+                return Err(ControlError::NotInQueue(id.clone()));
             }
-            lock(&flushed).extend(ids.iter().cloned());
+            lock(flushed).extend(ids.iter().cloned());
             for id in &ids {
                 self.wake(id);
             }
@@ -281,7 +286,7 @@ impl Control {
         Ok(format!("{count} message(s) due now"))
     }
 
-    async fn place_of(&self, id: &QueueId) -> Result<Place, String> {
+    async fn place_of(&self, id: &QueueId) -> Result<Place, ControlError> {
         for place in [Place::Active, Place::Held] {
             let queue = self.queue.clone();
             let probe = id.clone();
@@ -289,20 +294,20 @@ impl Control {
                 return Ok(place);
             }
         }
-        Err(format!("{id} is not in the queue"))
+        Err(ControlError::NotInQueue(id.clone()))
     }
 
     async fn run(
         &self,
         id: &QueueId,
         work: impl FnOnce(&dyn Queue, &QueueId) -> Result<(), QueueError> + Send + 'static,
-    ) -> Result<(), String> {
+    ) -> Result<(), ControlError> {
         let queue = self.queue.clone();
         let work_id = id.clone();
         match blocking(move || work(queue.as_ref(), &work_id)).await {
             Some(Ok(())) => Ok(()),
-            Some(Err(error)) => Err(describe(id, &error)),
-            None => Err("the queue task failed".into()),
+            Some(Err(error)) => Err(ControlError::queue(id, error)),
+            None => Err(ControlError::TaskFailed),
         }
     }
 
@@ -313,9 +318,63 @@ impl Control {
     }
 }
 
-fn describe(id: &QueueId, error: &QueueError) -> String {
-    match error {
-        QueueError::NotFound(_) => format!("{id} is not in the queue"),
-        other => format!("{id}: {other}"),
+/// Why an operator's command did not happen; its `Display` is the sentence for the operator.
+#[derive(Debug)]
+pub enum ControlError {
+    /// Neither active nor held.
+    NotInQueue(QueueId),
+    /// A delivery holds the message (here past the wait, or on another node's lease).
+    Busy { id: QueueId, is_other_node: bool },
+    /// The queue failed (`id` is the message it failed on, when one).
+    Queue {
+        id: Option<QueueId>,
+        error: QueueError,
+    },
+    /// The blocking task running the queue operation did not finish (the runtime is stopping).
+    TaskFailed,
+}
+
+impl ControlError {
+    fn queue(id: &QueueId, error: QueueError) -> ControlError {
+        match error {
+            QueueError::NotFound(_) => ControlError::NotInQueue(id.clone()),
+            error => ControlError::Queue {
+                id: Some(id.clone()),
+                error,
+            },
+        }
+    }
+}
+
+impl std::fmt::Display for ControlError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ControlError::NotInQueue(id) => write!(f, "{id} is not in the queue"),
+            ControlError::Busy {
+                id,
+                is_other_node: true,
+            } => write!(
+                f,
+                "{id} is being delivered by another node right now; try again"
+            ),
+            ControlError::Busy { id, .. } => {
+                write!(f, "{id} is being delivered right now; try again")
+            }
+            ControlError::Queue {
+                id: Some(id),
+                error,
+            } => write!(f, "{id}: {error}"),
+            ControlError::Queue { id: None, error } => write!(f, "{error}"),
+            ControlError::TaskFailed => f.write_str("the queue task failed"),
+        }
+    }
+}
+
+impl std::error::Error for ControlError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            ControlError::Queue { error, .. } => Some(error),
+            _ => None,
+        }
     }
 }

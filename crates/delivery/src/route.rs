@@ -25,12 +25,28 @@ pub struct Nexthop {
     pub is_discard: bool,
 }
 
+/// A next hop that is not `[host]:port`, `host:port`, `host` or `discard:`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NexthopError(pub String);
+
+impl std::fmt::Display for NexthopError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for NexthopError {}
+
 impl Nexthop {
     /// Parses `[host]:port`, `[host]`, `host:port` or `host`; `default_port` when none is given.
     ///
     /// # Errors
     /// A sentence naming what is wrong.
-    pub fn parse(text: &str, default_port: u16) -> Result<Nexthop, String> {
+    pub fn parse(text: &str, default_port: u16) -> Result<Nexthop, NexthopError> {
+        Self::parse_text(text, default_port).map_err(NexthopError)
+    }
+
+    fn parse_text(text: &str, default_port: u16) -> Result<Nexthop, String> {
         let text = text.trim();
         if text.eq_ignore_ascii_case("discard:") || text.eq_ignore_ascii_case("discard") {
             return Ok(Nexthop {

@@ -124,6 +124,18 @@ impl std::fmt::Display for TemporaryFailure {
 
 impl std::error::Error for TemporaryFailure {}
 
+/// The resolver cannot be made: the system's configuration does not read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ResolverError(pub String);
+
+impl std::fmt::Display for ResolverError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for ResolverError {}
+
 /// The resolver.
 #[derive(Clone)]
 pub struct Resolver {
@@ -142,14 +154,15 @@ impl Resolver {
     ///
     /// # Errors
     /// When the system configuration cannot be read.
-    pub fn new(nameservers: &[SocketAddr], timeout: Duration) -> Result<Resolver, String> {
+    pub fn new(nameservers: &[SocketAddr], timeout: Duration) -> Result<Resolver, ResolverError> {
         let mut options = ResolverOpts::default();
         options.timeout = timeout;
         options.attempts = 2;
         options.ndots = 0;
         let builder = if nameservers.is_empty() {
-            TokioResolver::builder_tokio()
-                .map_err(|e| format!("cannot read the system DNS configuration: {e}"))?
+            TokioResolver::builder_tokio().map_err(|e| {
+                ResolverError(format!("cannot read the system DNS configuration: {e}"))
+            })?
         } else {
             let mut config = ResolverConfig::default();
             for address in nameservers {
@@ -164,7 +177,7 @@ impl Resolver {
         let inner = builder
             .with_options(options)
             .build()
-            .map_err(|e| format!("cannot start the DNS resolver: {e}"))?;
+            .map_err(|e| ResolverError(format!("cannot start the DNS resolver: {e}")))?;
         Ok(Resolver { inner })
     }
 

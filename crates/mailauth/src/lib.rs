@@ -23,6 +23,8 @@ pub enum Error {
     BadKey(String),
     /// The key could not be generated.
     Generate(String),
+    /// Signing a message failed (no signed header field in it, or the key refused).
+    Sign { domain: String, detail: String },
 }
 
 impl std::fmt::Display for Error {
@@ -30,6 +32,9 @@ impl std::fmt::Display for Error {
         match self {
             Error::BadKey(detail) => write!(f, "not a usable DKIM private key: {detail}"),
             Error::Generate(detail) => write!(f, "cannot generate a DKIM key: {detail}"),
+            Error::Sign { domain, detail } => {
+                write!(f, "DKIM signing for {domain} failed: {detail}")
+            }
         }
     }
 }

@@ -83,14 +83,15 @@ impl DkimKey {
     ///
     /// # Errors
     /// When the message has none of the signed header fields, or the key cannot sign.
-    pub fn sign(&self, message: &[u8]) -> Result<String, String> {
+    pub fn sign(&self, message: &[u8]) -> Result<String, Error> {
         let signature = match &self.signer {
             KeySigner::Rsa(signer) => signer.sign(message),
             KeySigner::Ed25519(signer) => signer.sign(message),
         };
-        signature
-            .map(|s| s.to_header())
-            .map_err(|e| format!("DKIM signing for {} failed: {e}", self.domain))
+        signature.map(|s| s.to_header()).map_err(|e| Error::Sign {
+            domain: self.domain.clone(),
+            detail: e.to_string(),
+        })
     }
 }
 
@@ -145,7 +146,7 @@ impl Signer {
     ///
     /// # Errors
     /// When the domain has a key but signing failed.
-    pub fn sign(&self, message: &[u8]) -> Option<Result<String, String>> {
+    pub fn sign(&self, message: &[u8]) -> Option<Result<String, Error>> {
         let domain = crate::from_domain(message)?;
         self.key_for(&domain).map(|key| key.sign(message))
     }

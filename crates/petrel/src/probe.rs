@@ -203,7 +203,11 @@ impl Probe {
         let resolver = match Resolver::new(&config.dns.nameservers, config.dns.timeout) {
             Ok(resolver) => resolver,
             Err(error) => {
-                return self.conclude(false, Some(status::DIRECTORY_SERVER_FAILURE), error);
+                return self.conclude(
+                    false,
+                    Some(status::DIRECTORY_SERVER_FAILURE),
+                    error.to_string(),
+                );
             }
         };
         let Some(hosts) = self.route(config, &resolver, &mailbox.domain).await else {

@@ -10,7 +10,7 @@ use std::os::unix::net::UnixStream;
 use std::sync::{Arc, Mutex};
 
 use clap::Subcommand;
-use petrel_delivery::control::Control;
+use petrel_delivery::control::{Control, ControlError};
 use petrel_queue::{Place, QueueId};
 use tokio::sync::watch;
 
@@ -130,6 +130,11 @@ fn through_daemon(mut stream: UnixStream, command: &QueueCommand) -> Result<(), 
     }
 }
 
+/// The operator's sentence for a control command's result.
+fn sentence(result: Result<String, ControlError>) -> Result<String, String> {
+    result.map_err(|error| error.to_string())
+}
+
 /// Executes a command against the queue; the text to print, or the error.
 ///
 /// # Errors
@@ -141,11 +146,12 @@ pub async fn execute(control: &Control, command: &QueueCommand) -> Result<String
         QueueCommand::Flush { id } => match id {
             Some(id) => control.flush(Some(&parse_id(id)?)).await,
             None => control.flush(None).await,
-        },
-        QueueCommand::Hold { id } => control.hold(&parse_id(id)?).await,
-        QueueCommand::Release { id } => control.release(&parse_id(id)?).await,
-        QueueCommand::Delete { id } => control.delete(&parse_id(id)?).await,
-        QueueCommand::Bounce { id } => control.bounce(&parse_id(id)?).await,
+        }
+        .map_err(|error| error.to_string()),
+        QueueCommand::Hold { id } => sentence(control.hold(&parse_id(id)?).await),
+        QueueCommand::Release { id } => sentence(control.release(&parse_id(id)?).await),
+        QueueCommand::Delete { id } => sentence(control.delete(&parse_id(id)?).await),
+        QueueCommand::Bounce { id } => sentence(control.bounce(&parse_id(id)?).await),
     }
     .map(|text| {
         if text.ends_with('\n') {

@@ -80,7 +80,8 @@ async fn serve(source: Source, config: Config) -> Result<(), String> {
         info!(user = %identity.user, "privileges dropped; running as {}", identity.user);
     }
     let queue = open_queue(&config).await?;
-    let resolver = petrel_dns::Resolver::new(&config.dns.nameservers, config.dns.timeout)?;
+    let resolver = petrel_dns::Resolver::new(&config.dns.nameservers, config.dns.timeout)
+        .map_err(|error| error.to_string())?;
     let http = http_listener.map(|bound| tokio::spawn(crate::web::serve(bound, queue.clone())));
     let (lifecycle, lifecycle_rx) = watch::channel(Lifecycle::Running);
     let (stop_delivery, stop_delivery_rx) = watch::channel(false);

@@ -21,12 +21,28 @@ pub struct Aliases {
     entries: HashMap<String, Vec<String>>,
 }
 
+/// A line of the alias file that does not parse (`line N: ...`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AliasesError(pub String);
+
+impl std::fmt::Display for AliasesError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for AliasesError {}
+
 impl Aliases {
     /// Parses the file's text.
     ///
     /// # Errors
     /// `line N: ...`.
-    pub fn parse(text: &str) -> Result<Aliases, String> {
+    pub fn parse(text: &str) -> Result<Aliases, AliasesError> {
+        Self::parse_text(text).map_err(AliasesError)
+    }
+
+    fn parse_text(text: &str) -> Result<Aliases, String> {
         let mut entries = HashMap::new();
         for (index, line) in text.lines().enumerate() {
             let line = line.split('#').next().unwrap_or("").trim();
@@ -172,6 +188,7 @@ mod tests {
         assert!(
             Aliases::parse("broken line")
                 .unwrap_err()
+                .0
                 .starts_with("line 1")
         );
     }

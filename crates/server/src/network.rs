@@ -13,12 +13,28 @@ pub struct IpNetwork {
     prefix_bits: u8,
 }
 
+/// An `ADDRESS/PREFIX` that is not one; the text says what is wrong.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NetworkError(pub String);
+
+impl std::fmt::Display for NetworkError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for NetworkError {}
+
 impl IpNetwork {
     /// Parses `ADDRESS/PREFIX` or a bare address (a host network).
     ///
     /// # Errors
     /// A message saying what is wrong with `text`.
-    pub fn parse(text: &str) -> Result<IpNetwork, String> {
+    pub fn parse(text: &str) -> Result<IpNetwork, NetworkError> {
+        Self::parse_text(text).map_err(NetworkError)
+    }
+
+    fn parse_text(text: &str) -> Result<IpNetwork, String> {
         let (address_text, prefix_text) = match text.split_once('/') {
             Some((address, prefix)) => (address, Some(prefix)),
             None => (text, None),

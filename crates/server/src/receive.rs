@@ -93,7 +93,7 @@ pub async fn store_message(
                 summary = Some(signature_summary(&signature));
                 prepend(&mut message, &signature);
             }
-            Some(Err(error)) => summary = Some(error),
+            Some(Err(error)) => summary = Some(error.to_string()),
             None => {}
         }
     }

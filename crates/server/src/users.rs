@@ -20,12 +20,28 @@ pub struct UserStore {
     users: HashMap<String, String>,
 }
 
+/// A line of the users file that does not parse (`line N: ...`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UsersError(pub String);
+
+impl std::fmt::Display for UsersError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for UsersError {}
+
 impl UserStore {
     /// Parses the users file's text.
     ///
     /// # Errors
     /// `line N: what is wrong`.
-    pub fn parse(text: &str) -> Result<UserStore, String> {
+    pub fn parse(text: &str) -> Result<UserStore, UsersError> {
+        Self::parse_text(text).map_err(UsersError)
+    }
+
+    fn parse_text(text: &str) -> Result<UserStore, String> {
         let mut users = HashMap::new();
         for (index, line) in text.lines().enumerate() {
             let line = line.trim();
@@ -149,12 +165,13 @@ mod tests {
     fn malformed_lines_named() {
         assert!(UserStore::parse(&format!("# users\nalice:{DECOY_HASH}\n")).is_ok());
         assert_eq!(
-            UserStore::parse("alice").unwrap_err(),
+            UserStore::parse("alice").unwrap_err().0,
             "line 1: expected name:hash"
         );
         assert!(
             UserStore::parse("alice:plaintext")
                 .unwrap_err()
+                .0
                 .starts_with("line 1: not an argon2")
         );
     }

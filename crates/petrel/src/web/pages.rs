@@ -25,7 +25,7 @@ pub fn respond(request: &Request) -> Response {
     };
     let catalogue = match Catalogue::get() {
         Ok(catalogue) => catalogue,
-        Err(message) => return broken(&ctx, &message),
+        Err(error) => return broken(&ctx, &error.0),
     };
     let segments: Vec<&str> = request.path.split('/').skip(1).collect();
     match segments.as_slice() {
