@@ -12,11 +12,14 @@
 
 mod auth;
 mod commands;
+mod probe;
+mod transcript;
 
 use std::collections::VecDeque;
 
 pub use auth::ClientCredentials;
 use commands::{mail_command, rcpt_command};
+pub use transcript::TranscriptLine;
 
 use crate::EnhancedCode;
 use crate::data::dot_stuff;
@@ -198,11 +201,34 @@ enum Expect {
     /// LMTP: the reply after the data for the recipient at this index (RFC 2033 §4.2).
     LmtpContent(usize),
     Rset,
+    /// The RSET that ends a probe (MAIL and RCPT without DATA): its reply finishes it.
+    ProbeRset,
     StartTls,
     Auth,
     AuthLoginUser,
     AuthLoginPassword,
     Quit,
+}
+
+impl Expect {
+    /// The stage a reply to this answers.
+    fn stage(self) -> Stage {
+        match self {
+            Expect::Greeting => Stage::Greeting,
+            Expect::Ehlo
+            | Expect::Helo
+            | Expect::Rset
+            | Expect::StartTls
+            | Expect::Auth
+            | Expect::AuthLoginUser
+            | Expect::AuthLoginPassword => Stage::Hello,
+            Expect::Mail => Stage::Mail,
+            Expect::Rcpt(_) | Expect::ProbeRset => Stage::Rcpt,
+            Expect::Data => Stage::Data,
+            Expect::Content | Expect::LmtpContent(_) => Stage::DataEnd,
+            Expect::Quit => Stage::Quit,
+        }
+    }
 }
 
 #[derive(Debug)]
@@ -213,6 +239,8 @@ struct Transaction {
     data: Option<RecipientReply>,
     /// LMTP: each accepted recipient's reply after the data.
     lmtp_data: Vec<Option<Reply>>,
+    /// MAIL and RCPT only, then RSET (`probe.rs`).
+    is_probe: bool,
 }
 
 /// One client session.
@@ -235,6 +263,8 @@ pub struct ClientSession {
     is_authenticated: bool,
     /// LMTP instead of SMTP (RFC 2033).
     is_lmtp: bool,
+    /// What was said, for people, when asked for (`transcript.rs`).
+    transcript: Option<Vec<TranscriptLine>>,
 }
 
 impl ClientSession {
@@ -254,6 +284,7 @@ impl ClientSession {
             credentials: None,
             is_authenticated: false,
             is_lmtp: false,
+            transcript: None,
         }
     }
 
@@ -271,6 +302,13 @@ impl ClientSession {
             wants_tls: true,
             ..ClientSession::new(helo_name)
         }
+    }
+
+    /// A session on a connection that is TLS from its first byte (implicit TLS, RFC 8314 §3):
+    /// no STARTTLS, and credentials may be sent.
+    pub fn over_tls(mut self) -> ClientSession {
+        self.is_tls = true;
+        self
     }
 
     /// True once the session runs inside TLS.
@@ -302,21 +340,7 @@ impl ClientSession {
 
     /// What reply the session waits for, if any.
     pub fn waiting(&self) -> Option<Stage> {
-        self.expected.front().map(|expect| match expect {
-            Expect::Greeting => Stage::Greeting,
-            Expect::Ehlo
-            | Expect::Helo
-            | Expect::Rset
-            | Expect::StartTls
-            | Expect::Auth
-            | Expect::AuthLoginUser
-            | Expect::AuthLoginPassword => Stage::Hello,
-            Expect::Mail => Stage::Mail,
-            Expect::Rcpt(_) => Stage::Rcpt,
-            Expect::Data => Stage::Data,
-            Expect::Content | Expect::LmtpContent(_) => Stage::DataEnd,
-            Expect::Quit => Stage::Quit,
-        })
+        self.expected.front().map(|expect| expect.stage())
     }
 
     /// Checks whether `message` can go to this server (C-8BIT-2, C-UTF8-3, RFC 1870).
@@ -362,7 +386,7 @@ impl ClientSession {
     /// Starts a transaction; call only after `Ready` (or `Sent`), and after `check`.
     pub fn send(&mut self, message: Outgoing) {
         let count = message.recipients.len();
-        self.push_line(&mail_command(&self.capabilities, &message));
+        self.push_line(&mail_command(&self.capabilities, &message, false));
         self.expected.push_back(Expect::Mail);
         if self.capabilities.pipelining {
             for index in 0..count {
@@ -378,6 +402,7 @@ impl ClientSession {
             recipients: vec![None; count],
             data: None,
             lmtp_data: vec![None; count],
+            is_probe: false,
         });
     }
 
@@ -412,6 +437,7 @@ impl ClientSession {
             };
             self.input.drain(..used);
             self.expected.pop_front();
+            self.note_reply(expect.stage(), &reply);
             self.on_reply(expect, reply);
         }
     }
@@ -488,6 +514,7 @@ impl ClientSession {
                 }
             }
             Expect::Rset => {}
+            Expect::ProbeRset => self.finish(),
             Expect::Quit => self.event = Some(ClientEvent::Closed),
         }
     }
@@ -535,6 +562,9 @@ impl ClientSession {
             let line = rcpt_command(&self.capabilities, &transaction.message, next);
             self.push_line(&line);
             self.expected.push_back(Expect::Rcpt(next));
+        } else if transaction.is_probe {
+            self.push_line("RSET");
+            self.expected.push_back(Expect::ProbeRset);
         } else if self.has_accepted_recipient() {
             self.push_line("DATA");
             self.expected.push_back(Expect::Data);
@@ -557,6 +587,7 @@ impl ClientSession {
                 }
                 _ => b".\r\n".to_vec(),
             };
+            self.note_content(content.len());
             self.output.extend_from_slice(&content);
             let accepted = self.accepted_indexes();
             if self.is_lmtp && !accepted.is_empty() {
@@ -618,6 +649,7 @@ impl ClientSession {
                     (Stage::Mail, mail.clone())
                 } else {
                     match rcpt {
+                        Some(reply) if transaction.is_probe => (Stage::Rcpt, reply),
                         Some(reply) if reply.code == 250 || reply.code == 251 => {
                             match (lmtp_data, &transaction.data) {
                                 (Some(reply), _) => (Stage::DataEnd, reply),
@@ -636,6 +668,7 @@ impl ClientSession {
     }
 
     fn push_line(&mut self, line: &str) {
+        self.note_command(line);
         self.output.extend_from_slice(line.as_bytes());
         self.output.extend_from_slice(b"\r\n");
     }

@@ -62,7 +62,8 @@ impl ClientSession {
             response.extend_from_slice(credentials.username.as_bytes());
             response.push(0);
             response.extend_from_slice(credentials.password.as_bytes());
-            self.push_line(&format!("AUTH PLAIN {}", base64::encode(&response)));
+            let line = format!("AUTH PLAIN {}", base64::encode(&response));
+            self.push_secret(&line, "AUTH PLAIN <credentials>");
             self.expected.push_back(Expect::Auth);
         } else if offers("LOGIN") {
             self.push_line("AUTH LOGIN");
@@ -87,11 +88,17 @@ impl ClientSession {
                 self.event = Some(ClientEvent::Ready);
             }
             Expect::AuthLoginUser if reply.code == 334 => {
-                self.push_line(&base64::encode(credentials.username.as_bytes()));
+                self.push_secret(
+                    &base64::encode(credentials.username.as_bytes()),
+                    "<user name>",
+                );
                 self.expected.push_back(Expect::AuthLoginPassword);
             }
             Expect::AuthLoginPassword if reply.code == 334 => {
-                self.push_line(&base64::encode(credentials.password.as_bytes()));
+                self.push_secret(
+                    &base64::encode(credentials.password.as_bytes()),
+                    "<password>",
+                );
                 self.expected.push_back(Expect::Auth);
             }
             _ => self.fail(SessionFailure::Auth(reply)),

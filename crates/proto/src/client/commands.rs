@@ -5,10 +5,11 @@ use super::{Capabilities, Outgoing};
 use crate::params::Body;
 use crate::xtext;
 
-/// `MAIL FROM:<path>` with the parameters the server's extensions allow (S-TXN-8).
-pub(super) fn mail_command(caps: &Capabilities, message: &Outgoing) -> String {
+/// `MAIL FROM:<path>` with the parameters the server's extensions allow (S-TXN-8); a probe
+/// sends no content, so it declares no SIZE.
+pub(super) fn mail_command(caps: &Capabilities, message: &Outgoing, is_probe: bool) -> String {
     let mut line = format!("MAIL FROM:<{}>", message.reverse_path);
-    if caps.size_bytes.is_some() {
+    if caps.size_bytes.is_some() && !is_probe {
         line.push_str(&format!(" SIZE={}", message.content.len()));
     }
     if caps.eight_bit_mime

@@ -7,6 +7,7 @@
 mod client;
 mod client_auth;
 mod client_lmtp;
+mod client_probe;
 mod named_values;
 mod server;
 mod tls_auth;
