@@ -7,8 +7,8 @@
 
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
 
+pub mod client;
 pub mod control;
-mod driver;
 pub mod dsn;
 pub mod lmtp;
 pub mod local;
@@ -20,6 +20,5 @@ pub mod remote;
 pub mod route;
 pub mod schedule;
 pub mod scheduler;
-pub mod tls;
 
 pub use scheduler::{DeliverySettings, MAX_IN_FLIGHT, Scheduler};

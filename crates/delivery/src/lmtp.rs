@@ -9,20 +9,17 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use petrel_proto::client::{
-    ClientEvent, ClientSession, Outgoing, SessionFailure, Stage, TransactionResult,
-};
+use petrel_proto::client::{ClientSession, Outgoing, SessionFailure, Stage, TransactionResult};
 use petrel_proto::status;
-use petrel_queue::status::{Cause, ConnectProblem};
+use petrel_queue::status::{Cause, ConnectProblem, RouteProblem};
 use petrel_queue::{DeliveryStatus, Envelope, QueueId, RecipientState, RemoteMta, Verdict};
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
-use tokio::time::timeout;
 use tracing::info;
 
-use crate::driver::Broken;
+use crate::client::stream::{connect_tcp, connect_unix};
+use crate::client::{Broken, Connection, Quiet, Step, Stream, Timeouts, TlsClient, Work};
 use crate::dsn::Action;
 use crate::outcome::{Transport, apply_outcomes, outgoing};
-use crate::remote::{Attempt, Outcome, connect_problem};
+use crate::remote::{Attempt, Outcome};
 use crate::scheduler::DeliverySettings;
 
 /// Where the LMTP server listens.
@@ -90,7 +87,7 @@ pub async fn deliver_lmtp(
         host: label.clone(),
         address: None,
     };
-    let outcomes = match send(settings, server, &message).await {
+    let outcomes = match send(settings, server, &message, &mta).await {
         Ok(result) => result
             .recipients
             .iter()
@@ -122,92 +119,62 @@ pub async fn deliver_lmtp(
     apply_outcomes(settings, envelope, &indexes, &attempt, now, Transport::Lmtp)
 }
 
-/// One LMTP session: connect, LHLO, the transaction, QUIT.
+/// One LMTP session: connect, LHLO, the transaction (no check: our own mailbox server takes
+/// what we take), QUIT.
 async fn send(
     settings: &DeliverySettings,
     server: &LmtpAddress,
     message: &Outgoing,
+    mta: &RemoteMta,
 ) -> Result<TransactionResult, Broken> {
-    let connect = Duration::from_secs(30);
-    let session = ClientSession::lmtp(&settings.helo_name);
-    let timed_out = |_| Broken::connect(ConnectProblem::Timeout, "connect timed out");
-    let failed = |e: std::io::Error| Broken::connect(connect_problem(&e), format!("connect: {e}"));
-    match server {
+    let limit = Duration::from_secs(30);
+    let stream = match server {
         LmtpAddress::Tcp(address) => {
-            let stream = timeout(connect, tokio::net::TcpStream::connect(address.as_str()))
+            let target = tokio::net::lookup_host(address.as_str())
                 .await
-                .map_err(timed_out)?
-                .map_err(failed)?;
-            converse(stream, session, message).await
+                .ok()
+                .and_then(|mut addresses| addresses.next())
+                .ok_or_else(|| {
+                    Broken::connect(ConnectProblem::Other, format!("cannot resolve {address}"))
+                })?;
+            Stream::Tcp(connect_tcp(target, None, limit).await?)
         }
-        LmtpAddress::Unix(path) => {
-            let stream = timeout(connect, tokio::net::UnixStream::connect(path))
-                .await
-                .map_err(timed_out)?
-                .map_err(failed)?;
-            converse(stream, session, message).await
+        LmtpAddress::Unix(path) => Stream::Unix(connect_unix(path, limit).await?),
+    };
+    let session = ClientSession::lmtp(&settings.helo_name);
+    let mut connection = Connection::new(
+        stream,
+        mta.clone(),
+        session,
+        TlsClient::system(),
+        Timeouts::SMTP,
+    );
+    let work = Work::Send {
+        message,
+        is_checked: false,
+    };
+    let step = connection.run(work, &mut Quiet).await;
+    match step? {
+        Step::Sent(result) => {
+            connection.quit(&mut Quiet).await;
+            Ok(result)
         }
-    }
-}
-
-async fn converse<S: AsyncRead + AsyncWrite + Unpin>(
-    mut stream: S,
-    mut session: ClientSession,
-    message: &Outgoing,
-) -> Result<TransactionResult, Broken> {
-    let mut buffer = vec![0u8; 8192];
-    let mut is_sent = false;
-    loop {
-        let stage = session.waiting();
-        let lost = |detail: String| Broken::lost(stage, detail);
-        match session.poll() {
-            ClientEvent::NeedInput => {
-                let output = session.take_output();
-                stream
-                    .write_all(&output)
-                    .await
-                    .map_err(|e| lost(format!("write: {e}")))?;
-                let stage = session.waiting();
-                let limit = crate::driver::stage_timeout(stage);
-                let count = timeout(limit, stream.read(&mut buffer))
-                    .await
-                    .map_err(|_| {
-                        Broken::lost(stage, format!("no reply within {}s", limit.as_secs()))
-                    })?
-                    .map_err(|e| Broken::lost(stage, format!("read: {e}")))?;
-                if count == 0 {
-                    return Err(Broken::lost(stage, "the LMTP server closed the connection"));
+        Step::Unsendable(refusal) => Err(Broken {
+            cause: Cause::Route(RouteProblem::Unsupported),
+            detail: refusal.reason,
+        }),
+        Step::Failed(failure) => {
+            let stage = connection.failed_at().unwrap_or(Stage::Hello);
+            let (cause, detail) = match failure {
+                SessionFailure::Greeting(reply) => (Cause::Reply(Stage::Greeting), reply.to_line()),
+                SessionFailure::Hello(reply) | SessionFailure::Auth(reply) => {
+                    (Cause::Reply(Stage::Hello), reply.to_line())
                 }
-                session.receive(&buffer[..count]);
-            }
-            ClientEvent::Ready if !is_sent => {
-                session.send(message.clone());
-                is_sent = true;
-            }
-            ClientEvent::Sent(result) => {
-                session.quit();
-                let _ = stream.write_all(&session.take_output()).await;
-                let _ = stream.shutdown().await;
-                return Ok(result);
-            }
-            ClientEvent::Failed(failure) => {
-                let (cause, detail) = match failure {
-                    SessionFailure::Greeting(reply) => {
-                        (Cause::Reply(Stage::Greeting), reply.to_line())
-                    }
-                    SessionFailure::Hello(reply) | SessionFailure::Auth(reply) => {
-                        (Cause::Reply(Stage::Hello), reply.to_line())
-                    }
-                    SessionFailure::Protocol(reason) | SessionFailure::AuthUnavailable(reason) => {
-                        (Cause::Malformed(stage.unwrap_or(Stage::Hello)), reason)
-                    }
-                };
-                return Err(Broken { cause, detail });
-            }
-            ClientEvent::Ready | ClientEvent::Closed => {
-                return Err(lost("session ended early".into()));
-            }
-            ClientEvent::StartTls => return Err(lost("unexpected STARTTLS".into())),
+                SessionFailure::Protocol(reason) | SessionFailure::AuthUnavailable(reason) => {
+                    (Cause::Malformed(stage), reason)
+                }
+            };
+            Err(Broken { cause, detail })
         }
     }
 }

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use petrel_queue::sync::lock;
 
-use crate::driver::Driver;
+use crate::client::Connection;
 
 /// How long an idle session is kept.
 const IDLE_LIMIT: Duration = Duration::from_secs(10);
@@ -21,24 +21,24 @@ const MAX_IDLE_PER_DESTINATION: usize = 4;
 /// Idle sessions by destination domain.
 #[derive(Default)]
 pub struct Pool {
-    idle: Mutex<HashMap<String, Vec<(Driver, Instant)>>>,
+    idle: Mutex<HashMap<String, Vec<(Connection, Instant)>>>,
 }
 
 impl Pool {
     /// An idle session to `domain`, if a fresh one is kept.
-    pub(crate) fn take(&self, domain: &str) -> Option<Driver> {
+    pub(crate) fn take(&self, domain: &str) -> Option<Connection> {
         let mut idle = lock(&self.idle);
         let sessions = idle.get_mut(domain)?;
         sessions.retain(|(_, since)| since.elapsed() < IDLE_LIMIT);
-        sessions.pop().map(|(driver, _)| driver)
+        sessions.pop().map(|(connection, _)| connection)
     }
 
     /// Keeps a ready session for the next message to `domain`.
-    pub(crate) fn put(&self, domain: &str, driver: Driver) {
+    pub(crate) fn put(&self, domain: &str, connection: Connection) {
         let mut idle = lock(&self.idle);
         let sessions = idle.entry(domain.to_owned()).or_default();
         if sessions.len() < MAX_IDLE_PER_DESTINATION {
-            sessions.push((driver, Instant::now()));
+            sessions.push((connection, Instant::now()));
         }
     }
 

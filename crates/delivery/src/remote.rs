@@ -1,7 +1,6 @@
-//! Remote delivery of one message to one destination domain: the MX plan, address lookups,
-//! connecting to each host in turn, and running `proto`'s client session over the socket with
-//! the timeouts of C-TIME-1. Returns one outcome per recipient and the history lines that say
-//! what was tried.
+//! Remote delivery of one message to one destination domain: the walk over its hosts
+//! (`client::walk`: MX plan, addresses, mail-loop check), one `client::Connection` per host in
+//! turn, and the outcome each recipient gets, with the history lines that say what was tried.
 //!
 //! Remote servers are untrusted: their replies are parsed by `proto`; IO errors and timeouts
 //! become transient outcomes. A null MX or NXDOMAIN fails at once and nothing is connected to
@@ -11,27 +10,26 @@
 use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
-use petrel_dns::{AddressAnswer, Resolver};
-use petrel_proto::client::{
-    ClientCredentials, ClientSession, Outgoing, SessionFailure, Stage, TransactionResult,
-};
+use petrel_dns::Resolver;
+use petrel_proto::client::{ClientCredentials, ClientSession, Outgoing, SessionFailure, Stage};
 use petrel_proto::reply::Reply;
 use petrel_proto::{EnhancedCode, status};
-use petrel_queue::status::{Cause, ConnectProblem, DnsProblem, RouteProblem};
+use petrel_queue::status::{Cause, ConnectProblem, RouteProblem};
 use petrel_queue::{DeliveryStatus, RemoteMta, Verdict};
-use tokio::net::TcpStream;
-use tokio::time::timeout;
 
-use crate::driver::{Broken, Driver, Step};
-use crate::mxplan::{MxPlan, PlannedHost, dns_problem, literal_address, plan};
+use crate::client::stream::connect_tcp;
+use crate::client::walk::{self, is_mail_loop};
+use crate::client::{Broken, Connection, Observer, Quiet, Step, Stream, Timeouts, TlsReport, Work};
+use crate::mxplan::{MxPlan, PlannedHost, literal_address};
 use crate::pool::Pool;
 use crate::route::Nexthop;
-use crate::tls::Transport;
 
 /// What remote delivery needs to know.
 #[derive(Debug, Clone)]
 pub struct RemoteSettings {
     pub helo_name: String,
+    /// Names that are this server among a domain's MX hosts (C-ROUTE-5).
+    pub our_names: Vec<String>,
     /// TCP port of remote MX hosts (25).
     pub port: u16,
     /// Our own listeners: an MX host at one of these is us (C-ROUTE-5).
@@ -107,43 +105,43 @@ pub async fn deliver(
         Some(nexthop) => (nexthop.host.clone(), true),
         None => (domain.to_owned(), false),
     };
-    // Why the last host could not be used: what a deferral says when none could.
-    let mut last_problem = Cause::Connect(ConnectProblem::Other);
     let hosts = if is_direct {
         match destination.parse::<IpAddr>() {
-            Ok(address) => vec![(destination.clone(), vec![address])],
-            Err(_) => {
-                let planned = PlannedHost {
-                    name: destination.clone(),
-                    preference: 0,
-                };
-                resolve_hosts(resolver, vec![planned], &mut history, &mut last_problem).await
-            }
+            Ok(address) => vec![(destination.clone(), Some(vec![address]))],
+            Err(_) => vec![(destination.clone(), None)],
         }
     } else {
-        let routed = route_by_mx(resolver, settings, &destination, count, &mut history);
-        match routed.await {
-            Ok((hosts, problem)) => {
-                last_problem = problem.unwrap_or(last_problem);
-                hosts
-            }
+        match plan_by_mx(resolver, settings, &destination, count, &mut history).await {
+            Ok(hosts) => hosts,
             Err(attempt) => return attempt,
         }
     };
-    for (host, addresses) in hosts {
+    // Why the last host could not be used: what a deferral says when none could.
+    let mut last_problem = Cause::Connect(ConnectProblem::Other);
+    for (host, known) in hosts {
+        let addresses = match known {
+            Some(addresses) => addresses,
+            None => {
+                let planned = PlannedHost {
+                    name: host.clone(),
+                    preference: 0,
+                };
+                match walk::addresses(resolver, &planned, &mut history).await {
+                    Ok(addresses) => addresses,
+                    Err((cause, _)) => {
+                        last_problem = cause;
+                        continue;
+                    }
+                }
+            }
+        };
         for address in addresses {
             let target = SocketAddr::new(address, port);
-            if settings.own_addresses.contains(&target) {
+            if is_mail_loop(target, &settings.own_addresses) {
                 history.push(format!("{host} [{address}] is this server: it and less preferred hosts are skipped (mail loop)"));
-                let outcome = DeliveryStatus::decided(
-                    Verdict::Failed,
-                    status::UNABLE_TO_ROUTE,
-                    Cause::Route(RouteProblem::MailLoop),
-                    format!("the best MX host of {domain} is this server (mail loop)"),
-                );
-                return all(count, Outcome::of(outcome), history);
+                return all(count, Outcome::of(walk::mail_loop(domain)), history);
             }
-            let connection = Connection {
+            let connection = Target {
                 settings,
                 pool,
                 domain,
@@ -170,12 +168,12 @@ pub async fn deliver(
     all(count, Outcome::of(outcome), history)
 }
 
-/// Hosts to try with their addresses, and why hosts were left out when some were.
-type Hosts = (Vec<(String, Vec<IpAddr>)>, Option<Cause>);
+/// Hosts to try, with their addresses when already known (a literal).
+type Hosts = Vec<(String, Option<Vec<IpAddr>>)>;
 
 /// The hosts of `domain` by its MX records (or the literal), or the attempt that ends here
 /// (null MX, NXDOMAIN, a bad literal, a DNS failure).
-async fn route_by_mx(
+async fn plan_by_mx(
     resolver: &Resolver,
     settings: &RemoteSettings,
     domain: &str,
@@ -184,7 +182,7 @@ async fn route_by_mx(
 ) -> Result<Hosts, Attempt> {
     if let Some(literal) = domain.strip_prefix('[').and_then(|d| d.strip_suffix(']')) {
         return match literal_address(literal) {
-            Some(address) => Ok((vec![(domain.to_owned(), vec![address])], None)),
+            Some(address) => Ok(vec![(domain.to_owned(), Some(vec![address]))]),
             None => {
                 let outcome = DeliveryStatus::decided(
                     Verdict::Failed,
@@ -196,10 +194,11 @@ async fn route_by_mx(
             }
         };
     }
-    let answer = resolver.mx(domain).await;
-    history.push(format!("DNS MX {domain}: {}", describe_answer(&answer)));
-    let is_our_name = |name: &str| name.eq_ignore_ascii_case(&settings.helo_name);
-    match plan(domain, &answer, &is_our_name, &mut shuffle) {
+    let names: Vec<&str> = settings.our_names.iter().map(String::as_str).collect();
+    match walk::mx_plan(resolver, domain, &names, true, history)
+        .await
+        .1
+    {
         MxPlan::Fail(outcome) => {
             history.push(format!(
                 "no connection attempted: {} ({})",
@@ -208,16 +207,8 @@ async fn route_by_mx(
             ));
             Err(all(count, Outcome::of(outcome), std::mem::take(history)))
         }
-        MxPlan::Literal(address) => Ok((vec![(domain.to_owned(), vec![address])], None)),
-        MxPlan::Hosts(hosts) => {
-            let mut problem = None;
-            let mut last = Cause::Connect(ConnectProblem::Other);
-            let resolved = resolve_hosts(resolver, hosts, history, &mut last).await;
-            if resolved.is_empty() {
-                problem = Some(last);
-            }
-            Ok((resolved, problem))
-        }
+        MxPlan::Literal(address) => Ok(vec![(domain.to_owned(), Some(vec![address]))]),
+        MxPlan::Hosts(hosts) => Ok(hosts.into_iter().map(|h| (h.name, None)).collect()),
     }
 }
 
@@ -227,55 +218,21 @@ enum HostResult {
     NextHost(Cause),
 }
 
-/// The addresses of each host; `last_problem` becomes why the last host without an address
-/// had none.
-async fn resolve_hosts(
-    resolver: &Resolver,
-    hosts: Vec<PlannedHost>,
-    history: &mut Vec<String>,
-    last_problem: &mut Cause,
-) -> Vec<(String, Vec<IpAddr>)> {
-    let mut resolved = Vec::new();
-    for host in hosts {
-        match resolver.addresses(&host.name).await {
-            Ok(AddressAnswer::Addresses(addresses)) => {
-                history.push(format!(
-                    "{} (preference {}): {:?}",
-                    host.name, host.preference, addresses
-                ));
-                resolved.push((host.name, addresses));
-            }
-            Ok(other) => {
-                *last_problem = Cause::Dns(match other {
-                    AddressAnswer::NoSuchDomain => DnsProblem::NoSuchDomain,
-                    _ => DnsProblem::NoAddress,
-                });
-                history.push(format!("{}: no address ({other:?})", host.name));
-            }
-            Err(failure) => {
-                *last_problem = Cause::Dns(dns_problem(failure.kind));
-                history.push(format!("{}: {failure}", host.name));
-            }
-        }
-    }
-    resolved
-}
-
 /// Runs one session with one host: opportunistic STARTTLS first; when the TLS handshake fails,
 /// once more in plaintext, as no policy requires TLS yet (C-TLS-6).
 async fn try_host(
-    connection: &Connection<'_>,
+    target: &Target<'_>,
     message: &Outgoing,
     history: &mut Vec<String>,
 ) -> HostResult {
-    let mta = connection.remote_mta();
-    match try_session(connection, message, history, true).await {
+    let mta = target.remote_mta();
+    match try_session(target, message, history, true).await {
         Err(broken) if matches!(broken.cause, Cause::Tls(_)) => {
             history.push(format!(
                 "{mta}: {}; trying again without TLS",
                 broken.detail
             ));
-            try_session(connection, message, history, false)
+            try_session(target, message, history, false)
                 .await
                 .unwrap_or_else(|broken| lost(&mta, message, history, broken))
         }
@@ -306,7 +263,7 @@ fn lost(
 }
 
 /// Where one connection goes.
-struct Connection<'a> {
+struct Target<'a> {
     settings: &'a RemoteSettings,
     pool: &'a Pool,
     domain: &'a str,
@@ -316,7 +273,7 @@ struct Connection<'a> {
     credentials: Option<&'a ClientCredentials>,
 }
 
-impl Connection<'_> {
+impl Target<'_> {
     fn remote_mta(&self) -> RemoteMta {
         RemoteMta {
             host: self.host.to_owned(),
@@ -325,28 +282,29 @@ impl Connection<'_> {
     }
 }
 
-/// Connects to `target`, from `source_address` when one of the same family is configured.
-async fn connect(settings: &RemoteSettings, target: SocketAddr) -> std::io::Result<TcpStream> {
-    let source = settings
-        .source_address
-        .filter(|s| s.is_ipv4() == target.is_ipv4());
-    let Some(source) = source else {
-        return TcpStream::connect(target).await;
-    };
-    let socket = if target.is_ipv4() {
-        tokio::net::TcpSocket::new_v4()?
-    } else {
-        tokio::net::TcpSocket::new_v6()?
-    };
-    socket.bind(SocketAddr::new(source, 0))?;
-    socket.connect(target).await
+/// Writes the TLS result into the history.
+struct History<'a> {
+    mta: &'a RemoteMta,
+    lines: &'a mut Vec<String>,
+}
+
+impl Observer for History<'_> {
+    fn tls(&mut self, report: &TlsReport) {
+        self.lines
+            .push(format!("{}: STARTTLS: {}", self.mta, report.summary()));
+    }
 }
 
 /// Keeps a session for reuse only after a transaction every recipient of which succeeded: a
 /// server that refused something gets a fresh connection next time.
-fn keep_if_clean(pool: &Pool, domain: &str, driver: Driver, result: &TransactionResult) {
+fn keep_if_clean(
+    pool: &Pool,
+    domain: &str,
+    connection: Connection,
+    result: &petrel_proto::client::TransactionResult,
+) {
     if result.mail.code == 250 && result.recipients.iter().all(|r| r.reply.code < 300) {
-        pool.put(domain, driver);
+        pool.put(domain, connection);
     }
 }
 
@@ -357,11 +315,15 @@ async fn reuse(
     message: &Outgoing,
     history: &mut Vec<String>,
 ) -> Option<Vec<Outcome>> {
-    let mut driver = pool.take(domain)?;
-    match driver.run(message).await {
+    let mut connection = pool.take(domain)?;
+    let work = Work::Send {
+        message,
+        is_checked: true,
+    };
+    match connection.run(work, &mut Quiet).await {
         Ok(Step::Sent(result)) => {
-            let label = format!("{} (connection reused)", driver.remote);
-            Some(sent(pool, domain, driver, &result, &label, history))
+            let label = format!("{} (connection reused)", connection.remote);
+            Some(sent(pool, domain, connection, &result, &label, history))
         }
         _ => None,
     }
@@ -371,8 +333,8 @@ async fn reuse(
 fn sent(
     pool: &Pool,
     domain: &str,
-    driver: Driver,
-    result: &TransactionResult,
+    connection: Connection,
+    result: &petrel_proto::client::TransactionResult,
     label: &str,
     history: &mut Vec<String>,
 ) -> Vec<Outcome> {
@@ -388,123 +350,77 @@ fn sent(
             status: DeliveryStatus::from_reply(
                 &decided.reply,
                 decided.stage,
-                Some(driver.remote.clone()),
+                Some(connection.remote.clone()),
             ),
-            hop_has_dsn: driver.session.capabilities().dsn,
+            hop_has_dsn: connection.session.capabilities().dsn,
         })
         .collect();
-    keep_if_clean(pool, domain, driver, result);
+    keep_if_clean(pool, domain, connection, result);
     outcomes
 }
 
 /// One connection and session; `Err` when the connection was lost after the greeting.
 async fn try_session(
-    connection: &Connection<'_>,
+    target: &Target<'_>,
     message: &Outgoing,
     history: &mut Vec<String>,
     wants_tls: bool,
 ) -> Result<HostResult, Broken> {
-    let Connection {
+    let Target {
         settings,
         pool,
         domain,
         host,
-        target,
+        target: address,
         credentials,
-    } = *connection;
-    let stream = match timeout(settings.connect_timeout, connect(settings, target)).await {
-        Ok(Ok(stream)) => stream,
-        Ok(Err(error)) => {
-            history.push(format!("connect {host} [{target}]: {error}"));
-            return Ok(HostResult::NextHost(Cause::Connect(connect_problem(
-                &error,
-            ))));
-        }
-        Err(_) => {
-            history.push(format!("connect {host} [{target}]: timed out"));
-            return Ok(HostResult::NextHost(Cause::Connect(
-                ConnectProblem::Timeout,
-            )));
+    } = *target;
+    let source = settings.source_address;
+    let tcp = match connect_tcp(address, source, settings.connect_timeout).await {
+        Ok(stream) => stream,
+        Err(broken) => {
+            history.push(format!("connect {host} [{address}]: {}", broken.detail));
+            return Ok(HostResult::NextHost(broken.cause));
         }
     };
-    let mut driver = Driver {
-        transport: Some(Transport::Plain(stream)),
-        session: match credentials {
-            Some(credentials) => {
-                ClientSession::new(&settings.helo_name).with_auth(credentials.clone())
-            }
-            None if wants_tls => ClientSession::with_starttls(&settings.helo_name),
-            None => ClientSession::new(&settings.helo_name),
-        },
-        buffer: vec![0u8; 8192],
-        remote: connection.remote_mta(),
-        tls_note: None,
-        replies: petrel_metrics::replies::ReplyScanner::default(),
+    let session = match credentials {
+        Some(credentials) => ClientSession::new(&settings.helo_name).with_auth(credentials.clone()),
+        None if wants_tls => ClientSession::with_starttls(&settings.helo_name),
+        None => ClientSession::new(&settings.helo_name),
     };
-    let mta = driver.remote.clone();
+    let mta = target.remote_mta();
+    let tls = crate::client::TlsClient::system();
+    let mut connection =
+        Connection::new(Stream::Tcp(tcp), mta.clone(), session, tls, Timeouts::SMTP)
+            .counting_replies();
+    let work = Work::Send {
+        message,
+        is_checked: true,
+    };
+    let mut observer = History {
+        mta: &mta,
+        lines: history,
+    };
+    let result = connection.run(work, &mut observer).await;
     let count = message.recipients.len();
-    let result = driver.run(message).await;
-    if let Some(note) = driver.tls_note.take() {
-        history.push(format!("{mta}: {note}"));
-    }
     Ok(match result {
         Ok(Step::Sent(result)) => {
             let label = mta.to_string();
-            HostResult::Done(sent(pool, domain, driver, &result, &label, history))
+            HostResult::Done(sent(pool, domain, connection, &result, &label, history))
         }
-        Ok(Step::Unsendable(code, reason)) => {
-            history.push(format!("{mta}: {reason}"));
+        Ok(Step::Unsendable(refusal)) => {
+            history.push(format!("{mta}: {}", refusal.reason));
             let cause = Cause::Route(RouteProblem::Unsupported);
-            let outcome = DeliveryStatus::decided(Verdict::Failed, code, cause, reason).at(mta);
+            let outcome =
+                DeliveryStatus::decided(Verdict::Failed, refusal.status, cause, refusal.reason)
+                    .at(mta);
             HostResult::Done(vec![Outcome::of(outcome); count])
         }
-        Ok(Step::Failed(SessionFailure::Greeting(reply))) => {
-            history.push(format!(
-                "{mta}: refused the session: {}; trying the next host",
-                explained(&reply)
-            ));
-            HostResult::NextHost(Cause::Reply(Stage::Greeting))
-        }
-        Ok(Step::Failed(SessionFailure::Hello(reply))) => {
-            history.push(format!(
-                "{mta}: refused the session: {}; trying the next host",
-                explained(&reply)
-            ));
-            HostResult::NextHost(Cause::Reply(Stage::Hello))
-        }
-        Ok(Step::Failed(SessionFailure::Auth(reply))) => {
-            let reason = format!("refused our credentials: {}", explained(&reply));
-            history.push(format!("{mta}: {reason}; will retry"));
-            let refused = DeliveryStatus::from_reply(&reply, Stage::Hello, Some(mta));
-            let outcome = DeliveryStatus {
-                verdict: Verdict::Deferred,
-                code: reply
-                    .enhanced
-                    .map_or(status::SECURITY_TRANSIENT, EnhancedCode::as_transient),
-                ..refused
-            };
-            HostResult::Done(vec![Outcome::of(outcome); count])
-        }
-        Ok(Step::Failed(SessionFailure::AuthUnavailable(reason))) => {
-            history.push(format!("{mta}: {reason}; will retry"));
-            let outcome = DeliveryStatus::decided(
-                Verdict::Deferred,
-                status::SECURITY_TRANSIENT,
-                Cause::AuthUnavailable,
-                format!("{mta}: {reason}"),
-            )
-            .at(mta);
-            HostResult::Done(vec![Outcome::of(outcome); count])
-        }
-        Ok(Step::Failed(SessionFailure::Protocol(reason))) => {
-            history.push(format!(
-                "{mta}: protocol error: {reason}; trying the next host"
-            ));
-            let stage = driver.session.waiting().unwrap_or(Stage::Greeting);
-            HostResult::NextHost(Cause::Malformed(stage))
+        Ok(Step::Failed(failure)) => {
+            let stage = connection.failed_at().unwrap_or(Stage::Greeting);
+            failed(failure, stage, &mta, count, history)
         }
         Err(broken)
-            if driver
+            if connection
                 .session
                 .waiting()
                 .is_some_and(|w| matches!(w, Stage::Greeting)) =>
@@ -517,18 +433,57 @@ async fn try_session(
     })
 }
 
-/// The record's name for why a connect failed.
-pub(crate) fn connect_problem(error: &std::io::Error) -> ConnectProblem {
-    use std::io::ErrorKind;
-    match error.kind() {
-        ErrorKind::ConnectionRefused => ConnectProblem::Refused,
-        ErrorKind::TimedOut => ConnectProblem::Timeout,
-        ErrorKind::HostUnreachable | ErrorKind::NetworkUnreachable => ConnectProblem::Unreachable,
-        _ => ConnectProblem::Other,
+/// What a refused session means: the next host (greeting, EHLO, garbage), or a deferral of
+/// every recipient (our credentials refused, or AUTH impossible).
+fn failed(
+    failure: SessionFailure,
+    stage: Stage,
+    mta: &RemoteMta,
+    count: usize,
+    history: &mut Vec<String>,
+) -> HostResult {
+    match failure {
+        SessionFailure::Greeting(reply) | SessionFailure::Hello(reply) => {
+            history.push(format!(
+                "{mta}: refused the session: {}; trying the next host",
+                explained(&reply)
+            ));
+            HostResult::NextHost(Cause::Reply(stage))
+        }
+        SessionFailure::Auth(reply) => {
+            let reason = format!("refused our credentials: {}", explained(&reply));
+            history.push(format!("{mta}: {reason}; will retry"));
+            let refused = DeliveryStatus::from_reply(&reply, Stage::Hello, Some(mta.clone()));
+            let outcome = DeliveryStatus {
+                verdict: Verdict::Deferred,
+                code: reply
+                    .enhanced
+                    .map_or(status::SECURITY_TRANSIENT, EnhancedCode::as_transient),
+                ..refused
+            };
+            HostResult::Done(vec![Outcome::of(outcome); count])
+        }
+        SessionFailure::AuthUnavailable(reason) => {
+            history.push(format!("{mta}: {reason}; will retry"));
+            let outcome = DeliveryStatus::decided(
+                Verdict::Deferred,
+                status::SECURITY_TRANSIENT,
+                Cause::AuthUnavailable,
+                format!("{mta}: {reason}"),
+            )
+            .at(mta.clone());
+            HostResult::Done(vec![Outcome::of(outcome); count])
+        }
+        SessionFailure::Protocol(reason) => {
+            history.push(format!(
+                "{mta}: protocol error: {reason}; trying the next host"
+            ));
+            HostResult::NextHost(Cause::Malformed(stage))
+        }
     }
 }
 
-fn summarize(result: &TransactionResult) -> String {
+fn summarize(result: &petrel_proto::client::TransactionResult) -> String {
     result
         .recipients
         .iter()
@@ -550,43 +505,5 @@ fn all(count: usize, outcome: Outcome, history: Vec<String>) -> Attempt {
     Attempt {
         outcomes: vec![outcome; count],
         history,
-    }
-}
-
-fn describe_answer(answer: &Result<petrel_dns::MxAnswer, petrel_dns::TemporaryFailure>) -> String {
-    match answer {
-        Ok(petrel_dns::MxAnswer::Records(records)) => records
-            .iter()
-            .map(|r| {
-                format!(
-                    "{} {}",
-                    r.preference,
-                    if r.exchange.is_empty() {
-                        "."
-                    } else {
-                        &r.exchange
-                    }
-                )
-            })
-            .collect::<Vec<_>>()
-            .join(", "),
-        Ok(petrel_dns::MxAnswer::NullMx) => "0 . (null MX)".into(),
-        Ok(petrel_dns::MxAnswer::NoMx) => "no MX (implicit MX: the domain's own addresses)".into(),
-        Ok(petrel_dns::MxAnswer::NoSuchDomain) => "NXDOMAIN".into(),
-        Err(failure) => failure.to_string(),
-    }
-}
-
-/// Shuffles a run of equal-preference hosts (C-ROUTE-3) with a cheap clock-seeded generator.
-fn shuffle(hosts: &mut [PlannedHost]) {
-    let mut state = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0x9e37_79b9, |d| d.subsec_nanos() as u64 | 1);
-    for index in (1..hosts.len()).rev() {
-        state ^= state << 13;
-        state ^= state >> 7;
-        state ^= state << 17;
-        let other = usize::try_from(state % (index as u64 + 1)).unwrap_or(0);
-        hosts.swap(index, other);
     }
 }

@@ -414,6 +414,7 @@ async fn deliver_remote(
     }
     let remote = RemoteSettings {
         helo_name: settings.helo_name.clone(),
+        our_names: vec![settings.helo_name.clone(), settings.hostname.clone()],
         port: settings.port,
         own_addresses: settings.own_addresses.clone(),
         connect_timeout: Duration::from_secs(30),

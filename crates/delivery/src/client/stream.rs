@@ -1,0 +1,111 @@
+//! The byte stream under a client session: TCP, a Unix socket (LMTP), or TLS over TCP after
+//! STARTTLS or from the first byte; and opening TCP and Unix connections within a time limit,
+//! failing with a typed `Broken` (refused, timed out, unreachable).
+
+use std::io;
+use std::net::{IpAddr, SocketAddr};
+use std::path::Path;
+use std::time::Duration;
+
+use petrel_queue::status::ConnectProblem;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpStream, UnixStream};
+use tokio::time::timeout;
+use tokio_rustls::client::TlsStream;
+
+use super::connection::Broken;
+
+/// The byte stream of one session.
+pub enum Stream {
+    Tcp(TcpStream),
+    Unix(UnixStream),
+    Tls(Box<TlsStream<TcpStream>>),
+}
+
+impl Stream {
+    pub async fn read(&mut self, buffer: &mut [u8]) -> io::Result<usize> {
+        match self {
+            Stream::Tcp(stream) => stream.read(buffer).await,
+            Stream::Unix(stream) => stream.read(buffer).await,
+            Stream::Tls(stream) => stream.read(buffer).await,
+        }
+    }
+
+    pub async fn write_all(&mut self, bytes: &[u8]) -> io::Result<()> {
+        match self {
+            Stream::Tcp(stream) => stream.write_all(bytes).await,
+            Stream::Unix(stream) => stream.write_all(bytes).await,
+            Stream::Tls(stream) => {
+                stream.write_all(bytes).await?;
+                stream.flush().await
+            }
+        }
+    }
+
+    pub async fn shutdown(&mut self) {
+        let _ = match self {
+            Stream::Tcp(stream) => stream.shutdown().await,
+            Stream::Unix(stream) => stream.shutdown().await,
+            Stream::Tls(stream) => stream.shutdown().await,
+        };
+    }
+}
+
+/// The record's name for why a connect failed.
+pub fn connect_problem(error: &io::Error) -> ConnectProblem {
+    match error.kind() {
+        io::ErrorKind::ConnectionRefused => ConnectProblem::Refused,
+        io::ErrorKind::TimedOut => ConnectProblem::Timeout,
+        io::ErrorKind::HostUnreachable | io::ErrorKind::NetworkUnreachable => {
+            ConnectProblem::Unreachable
+        }
+        _ => ConnectProblem::Other,
+    }
+}
+
+/// Connects to `target` within `limit`, from `source` when it is of the same family.
+///
+/// # Errors
+/// A `Broken` with the connect problem.
+pub async fn connect_tcp(
+    target: SocketAddr,
+    source: Option<IpAddr>,
+    limit: Duration,
+) -> Result<TcpStream, Broken> {
+    let source = source.filter(|s| s.is_ipv4() == target.is_ipv4());
+    let connect = async {
+        let Some(source) = source else {
+            return TcpStream::connect(target).await;
+        };
+        let socket = if target.is_ipv4() {
+            tokio::net::TcpSocket::new_v4()?
+        } else {
+            tokio::net::TcpSocket::new_v6()?
+        };
+        socket.bind(SocketAddr::new(source, 0))?;
+        socket.connect(target).await
+    };
+    match timeout(limit, connect).await {
+        Ok(Ok(stream)) => Ok(stream),
+        Ok(Err(error)) => Err(Broken::connect(connect_problem(&error), error.to_string())),
+        Err(_) => Err(Broken::connect(ConnectProblem::Timeout, "timed out")),
+    }
+}
+
+/// Connects to the Unix socket at `path` within `limit`.
+///
+/// # Errors
+/// A `Broken` with the connect problem.
+pub async fn connect_unix(path: &Path, limit: Duration) -> Result<UnixStream, Broken> {
+    match timeout(limit, UnixStream::connect(path)).await {
+        Ok(Ok(stream)) => Ok(stream),
+        Ok(Err(error)) => Err(Broken::connect(
+            connect_problem(&error),
+            format!("connect: {error}"),
+        )),
+        Err(_) => Err(Broken::connect(
+            ConnectProblem::Timeout,
+            "connect timed out",
+        )),
+    }
+}
