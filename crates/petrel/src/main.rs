@@ -19,6 +19,7 @@ mod sendmail_bs;
 mod serve;
 mod settings;
 mod tls;
+mod transcript;
 mod users;
 mod web;
 

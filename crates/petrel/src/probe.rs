@@ -1,28 +1,41 @@
 //! `petrel probe ADDRESS`: the dry run of a delivery. Shows what petrel would do if it sent to
 //! ADDRESS now: the MX answer (null MX, NXDOMAIN, implicit MX, temporary failure), the ordered
 //! hosts and their addresses, then one SMTP session with the first host that answers: greeting,
-//! EHLO capabilities, MAIL FROM and RCPT TO, then RSET and QUIT. Never DATA.
+//! EHLO capabilities, STARTTLS with the TLS version and the certificate's verdict, MAIL FROM
+//! and RCPT TO, then RSET and QUIT. Never DATA.
 //!
-//! Uses the same pieces as delivery (`petrel_dns::Resolver`, `mxplan::plan`) so the answer is
-//! the one a real attempt would get. The session runs in lockstep (one command, one reply):
-//! `ClientSession` pipelines DATA after RCPT, which a probe must never send. Each reply is
-//! explained from the reference when it has the code. Exit 0 only when RCPT was accepted.
+//! Runs delivery's own pieces (`client::walk` for the MX plan, addresses and the mail-loop
+//! check; `client::Connection` with a probe transaction for the session), so the answer is the
+//! one a real attempt would get. Each reply is explained from the reference when it has the
+//! code. Exit 0 only when RCPT was accepted.
 
+use std::collections::VecDeque;
 use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
-use petrel_delivery::mxplan::{MxPlan, PlannedHost, literal_address, plan};
-use petrel_dns::{AddressAnswer, MxAnswer, Resolver, TemporaryFailure};
-use petrel_proto::address::{Domain, Mailbox, parse_mailbox};
+use petrel_delivery::client::stream::connect_tcp;
+use petrel_delivery::client::walk;
+use petrel_delivery::client::{
+    Connection, Observer, Step as SessionStep, Stream, Timeouts, TlsClient, TlsReport, Work,
+};
+use petrel_delivery::mxplan::{MxPlan, PlannedHost, literal_address};
+use petrel_dns::{MxAnswer, Resolver, TemporaryFailure};
+use petrel_proto::address::{Domain, parse_mailbox};
+use petrel_proto::client::{
+    ClientSession, Outgoing, SessionFailure, Stage, TransactionResult, TranscriptLine,
+};
+use petrel_proto::params::{MailParameters, RcptParameters};
 use petrel_proto::reply::Reply;
 use petrel_proto::{EnhancedCode, standard, status};
+use petrel_queue::RemoteMta;
+use petrel_queue::status::Cause;
 use serde::Serialize;
 
 use crate::config::{Config, Source};
-use crate::send::{Connection, Explanation, Received, explain_code, explanation};
+use crate::transcript::{Explanation, explain_code, explanation, printed};
 
-/// How long to wait for each reply.
-const REPLY_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long to wait to connect, for each reply and for the TLS handshake.
+const TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Arguments of `petrel probe`.
 #[derive(Debug, clap::Args)]
@@ -108,7 +121,21 @@ struct HostReport {
     /// One line per address tried: connected, refused, timed out.
     connections: Vec<String>,
     capabilities: Vec<String>,
+    /// Whether the host offered STARTTLS.
     starttls: Option<bool>,
+    /// What TLS gave, when the session upgraded.
+    tls: Option<TlsHostReport>,
+}
+
+/// The TLS of one host's session.
+#[derive(Debug, Serialize)]
+struct TlsHostReport {
+    version: String,
+    cipher: String,
+    /// The certificate chain leads to a trust anchor and names the host.
+    #[serde(rename = "verified")]
+    is_verified: bool,
+    verify_error: Option<String>,
 }
 
 /// One exchange: a command (none for the greeting) and the reply.
@@ -213,6 +240,15 @@ impl Probe {
         let Some(hosts) = self.route(config, &resolver, &mailbox.domain).await else {
             return;
         };
+        let envelope = Outgoing {
+            reverse_path: sender.to_owned(),
+            parameters: MailParameters {
+                is_smtputf8: mailbox.is_utf8(),
+                ..MailParameters::default()
+            },
+            recipients: vec![(mailbox.to_string(), RcptParameters::default())],
+            content: Vec::new(),
+        };
         for (name, preference, addresses) in hosts {
             let index = self.report.hosts.len();
             self.report.hosts.push(HostReport {
@@ -226,9 +262,7 @@ impl Probe {
             };
             for address in addresses {
                 let target = SocketAddr::new(address, config.delivery.port);
-                if let HostEnd::Answered =
-                    self.try_host(config, index, target, sender, &mailbox).await
-                {
+                if let HostEnd::Answered = self.try_host(config, index, target, &envelope).await {
                     return;
                 }
             }
@@ -255,10 +289,16 @@ impl Probe {
             Domain::AddressLiteral(literal) => return self.literal(literal),
             Domain::Name(name) => name,
         };
-        let answer = resolver.mx(name).await;
+        let helo = config
+            .delivery
+            .helo_name
+            .as_deref()
+            .unwrap_or(&config.hostname);
+        let our_names = [config.hostname.as_str(), helo];
+        let (answer, plan) =
+            walk::mx_plan(resolver, name, &our_names, false, &mut Vec::new()).await;
         self.report_mx(name, &answer);
-        let is_our_name = |host: &str| host.eq_ignore_ascii_case(&config.hostname);
-        match plan(name, &answer, &is_our_name, &mut |_: &mut [PlannedHost]| {}) {
+        match plan {
             MxPlan::Fail(no_route) => {
                 if matches!(answer, Ok(MxAnswer::NullMx)) {
                     let reply = standard::NULL_MX_RECIPIENT.reply();
@@ -368,35 +408,34 @@ impl Probe {
         let Some(host) = self.report.hosts.get_mut(index) else {
             return Vec::new();
         };
-        let (addresses, line) = match resolver.addresses(&host.name).await {
-            Ok(AddressAnswer::Addresses(addresses)) => {
+        let planned = PlannedHost {
+            name: host.name.clone(),
+            preference: host.preference,
+        };
+        let line = match walk::addresses(resolver, &planned, &mut Vec::new()).await {
+            Ok(addresses) => {
                 let list: Vec<String> = addresses.iter().map(ToString::to_string).collect();
                 let line = format!("{}: addresses {}", host.name, list.join(", "));
                 host.addresses = list;
-                (addresses, line)
+                self.say(&line);
+                return addresses;
             }
-            Ok(AddressAnswer::NoAddresses) => (Vec::new(), "no A or AAAA record".to_owned()),
-            Ok(AddressAnswer::NoSuchDomain) => (Vec::new(), "NXDOMAIN".to_owned()),
-            Err(failure) => (Vec::new(), failure.to_string()),
+            Err((_, why)) => why,
         };
-        let line = if addresses.is_empty() {
-            host.error = Some(line.clone());
-            format!("{}: {line}; skipped", host.name)
-        } else {
-            line
-        };
+        host.error = Some(line.clone());
+        let line = format!("{}: {line}; skipped", host.name);
         self.say(&line);
-        addresses
+        Vec::new()
     }
 
-    /// Connects to one address of host `index` and runs the session.
+    /// Connects to one address of host `index` and runs the probe session, as delivery would:
+    /// opportunistic STARTTLS, and once more in plaintext when the handshake fails.
     async fn try_host(
         &mut self,
         config: &Config,
         index: usize,
         target: SocketAddr,
-        sender: &str,
-        mailbox: &Mailbox,
+        envelope: &Outgoing,
     ) -> HostEnd {
         let name = self
             .report
@@ -404,27 +443,138 @@ impl Probe {
             .get(index)
             .map(|h| h.name.clone())
             .unwrap_or_default();
-        if config.listener.iter().any(|l| l.address == target) {
+        let own: Vec<SocketAddr> = config.listener.iter().map(|l| l.address).collect();
+        if walk::is_mail_loop(target, &own) {
             let summary = format!("{name} [{target}] is this server (mail loop)");
             self.connection_line(index, &summary);
             self.conclude(false, Some(status::UNABLE_TO_ROUTE), summary);
             return HostEnd::Answered;
         }
-        let mut connection = match Connection::open(target, REPLY_TIMEOUT).await {
-            Ok(connection) => connection,
-            Err(error) => {
-                self.connection_line(index, &format!("connect {name} [{target}]: {error}"));
-                return HostEnd::NextHost;
+        let helo = config
+            .delivery
+            .helo_name
+            .as_deref()
+            .unwrap_or(&config.hostname);
+        for wants_tls in [true, false] {
+            let tcp = match connect_tcp(target, config.delivery.source_address, TIMEOUT).await {
+                Ok(tcp) => tcp,
+                Err(broken) => {
+                    let line = format!("connect {name} [{target}]: {}", broken.detail);
+                    self.connection_line(index, &line);
+                    return HostEnd::NextHost;
+                }
+            };
+            self.connection_line(index, &format!("connect {name} [{target}]: connected"));
+            let session = if wants_tls {
+                ClientSession::with_starttls(helo)
+            } else {
+                ClientSession::new(helo)
+            };
+            let remote = RemoteMta {
+                host: name.clone(),
+                address: Some(target.ip()),
+            };
+            let mut connection = Connection::new(
+                Stream::Tcp(tcp),
+                remote,
+                session.with_transcript(),
+                TlsClient::system(),
+                Timeouts::uniform(TIMEOUT),
+            );
+            let mut watcher = Watcher {
+                probe: self,
+                host: name.clone(),
+                index,
+                commands: VecDeque::new(),
+            };
+            let step = connection.run(Work::Probe(envelope), &mut watcher).await;
+            match step {
+                Err(broken) if matches!(broken.cause, Cause::Tls(_)) && wants_tls => {
+                    let line = format!(
+                        "{name}: {}; delivery would try again without TLS",
+                        broken.detail
+                    );
+                    self.connection_line(index, &line);
+                }
+                Err(broken)
+                    if matches!(broken.cause, Cause::Lost(Stage::Greeting | Stage::Hello)) =>
+                {
+                    return self.next_host(index, &name, &broken.detail);
+                }
+                Err(broken) => {
+                    let summary = format!(
+                        "the connection to {name} was lost: {}; delivery would retry later",
+                        broken.detail
+                    );
+                    self.say(&summary);
+                    self.conclude(false, Some(status::BAD_CONNECTION), summary);
+                    return HostEnd::Answered;
+                }
+                Ok(SessionStep::Failed(failure)) => {
+                    let reason = match failure {
+                        SessionFailure::Greeting(reply) => {
+                            format!("refused the session: {}", reply.to_line())
+                        }
+                        SessionFailure::Hello(reply) | SessionFailure::Auth(reply) => {
+                            format!("refused EHLO and HELO: {}", reply.to_line())
+                        }
+                        SessionFailure::Protocol(reason)
+                        | SessionFailure::AuthUnavailable(reason) => reason,
+                    };
+                    return self.next_host(index, &name, &reason);
+                }
+                Ok(SessionStep::Unsendable(refusal)) => {
+                    let summary = format!("{name} cannot take this message: {}", refusal.reason);
+                    self.conclude(false, Some(refusal.status), summary);
+                    return HostEnd::Answered;
+                }
+                Ok(SessionStep::Sent(result)) => {
+                    let mut watcher = Watcher {
+                        probe: self,
+                        host: name.clone(),
+                        index,
+                        commands: VecDeque::new(),
+                    };
+                    connection.quit(&mut watcher).await;
+                    self.answered(&name, envelope, &result);
+                    return HostEnd::Answered;
+                }
             }
+        }
+        HostEnd::NextHost
+    }
+
+    fn next_host(&mut self, index: usize, name: &str, reason: &str) -> HostEnd {
+        let line = format!("{name}: {reason}; delivery would try the next host");
+        self.connection_line(index, &line);
+        HostEnd::NextHost
+    }
+
+    /// Concludes from the MAIL and RCPT replies.
+    fn answered(&mut self, host: &str, envelope: &Outgoing, result: &TransactionResult) {
+        let mailbox = envelope.recipients.first().map_or("", |(r, _)| r.as_str());
+        if result.mail.code != 250 {
+            return self.refused(host, "the sender", &result.mail);
+        }
+        let Some(rcpt) = result.recipients.first().map(|r| &r.reply) else {
+            return;
         };
-        self.connection_line(index, &format!("connect {name} [{target}]: connected"));
-        let mut session = Session {
-            probe: self,
-            connection: &mut connection,
-            host: name,
-            index,
+        if rcpt.code < 300 {
+            let summary = format!("{mailbox} would be accepted by {host}: {}", rcpt.to_line());
+            self.conclude(true, rcpt.enhanced, summary);
+        } else {
+            self.refused(host, "the recipient", rcpt);
+        }
+    }
+
+    fn refused(&mut self, host: &str, what: &str, reply: &Reply) {
+        let class = if reply.is_transient() {
+            "temporarily (delivery would retry)"
+        } else {
+            "permanently (delivery would bounce)"
         };
-        session.run(&config.hostname, sender, mailbox).await
+        let summary = format!("{host} refused {what} {class}: {}", reply.to_line());
+        self.conclude(false, reply.enhanced, summary);
     }
 
     fn connection_line(&mut self, index: usize, line: &str) {
@@ -435,66 +585,76 @@ impl Probe {
     }
 }
 
-/// One lockstep session with one host.
-struct Session<'a> {
+/// Watches one session: prints and records each exchange (commands paired with their
+/// replies), the capabilities, and what TLS gave.
+struct Watcher<'a> {
     probe: &'a mut Probe,
-    connection: &'a mut Connection,
     host: String,
     index: usize,
+    /// Commands sent and not yet answered, in order.
+    commands: VecDeque<String>,
 }
 
-impl Session<'_> {
-    async fn run(&mut self, helo_name: &str, sender: &str, mailbox: &Mailbox) -> HostEnd {
-        let greeting = match self.exchange(None).await {
-            Ok(reply) => reply,
-            Err(error) => return self.next_host(&format!("no greeting: {error}")),
-        };
-        if greeting.code != 220 {
-            let _ = self.exchange(Some("QUIT")).await;
-            return self.next_host(&format!("refused the session: {}", greeting.to_line()));
-        }
-        let hello = match self.hello(helo_name).await {
-            Ok(hello) => hello,
-            Err(error) => return self.next_host(&error),
-        };
-        let utf8 = if mailbox.is_utf8() && hello.lines.iter().any(|l| keyword(l) == "SMTPUTF8") {
-            " SMTPUTF8"
-        } else {
-            ""
-        };
-        match self.transaction(sender, mailbox, utf8).await {
-            Ok(()) => {}
-            Err(error) => {
-                let summary = format!(
-                    "the connection to {} was lost: {error}; delivery would retry later",
-                    self.host
-                );
-                self.probe.say(&summary);
-                self.probe
-                    .conclude(false, Some(status::BAD_CONNECTION), summary);
+impl Observer for Watcher<'_> {
+    fn transcript(&mut self, lines: Vec<TranscriptLine>) {
+        for line in lines {
+            for text in printed(&line) {
+                self.probe.say(&text);
+            }
+            match line {
+                TranscriptLine::Command(text) | TranscriptLine::Secret(text) => {
+                    self.commands.push_back(text)
+                }
+                TranscriptLine::Content { .. } => {}
+                TranscriptLine::Reply { stage, reply } => self.reply(stage, &reply),
             }
         }
-        HostEnd::Answered
     }
 
-    fn next_host(&mut self, reason: &str) -> HostEnd {
-        let line = format!("{}: {reason}; delivery would try the next host", self.host);
-        self.probe.connection_line(self.index, &line);
-        HostEnd::NextHost
+    fn tls(&mut self, report: &TlsReport) {
+        self.probe.say(&format!("TLS: {}", report.summary()));
+        if let Some(host) = self.probe.report.hosts.get_mut(self.index) {
+            host.tls = Some(TlsHostReport {
+                version: report.version.clone(),
+                cipher: report.cipher.clone(),
+                is_verified: report.is_verified,
+                verify_error: report.verify_error.clone(),
+            });
+        }
+    }
+}
+
+impl Watcher<'_> {
+    fn reply(&mut self, stage: Stage, reply: &Reply) {
+        let command = match stage {
+            Stage::Greeting => None,
+            _ => self.commands.pop_front(),
+        };
+        let explanation = explanation(reply);
+        if let Some(explanation) = &explanation {
+            self.probe.say(&format!("    {explanation}"));
+        }
+        if command.as_deref().is_some_and(|c| c.starts_with("EHLO")) && reply.code == 250 {
+            self.capabilities(reply);
+        }
+        self.probe.report.steps.push(Step {
+            host: self.host.clone(),
+            command,
+            reply: reply.to_line(),
+            code: reply.code,
+            enhanced: reply.enhanced.map(|e| e.to_string()),
+            explanation,
+        });
     }
 
-    /// EHLO (HELO when EHLO is refused); records the capabilities.
-    async fn hello(&mut self, helo_name: &str) -> Result<Reply, String> {
-        let mut reply = self.exchange(Some(&format!("EHLO {helo_name}"))).await?;
-        if reply.is_permanent() {
-            reply = self.exchange(Some(&format!("HELO {helo_name}"))).await?;
-        }
-        if reply.code != 250 {
-            let _ = self.exchange(Some("QUIT")).await;
-            return Err(format!("refused EHLO and HELO: {}", reply.to_line()));
-        }
+    /// Records and prints the EHLO keywords and whether STARTTLS is offered.
+    fn capabilities(&mut self, reply: &Reply) {
         let keywords: Vec<String> = reply.lines.iter().skip(1).cloned().collect();
-        let starttls = keywords.iter().any(|k| keyword(k) == "STARTTLS");
+        let starttls = keywords.iter().any(|k| {
+            k.split_whitespace()
+                .next()
+                .is_some_and(|w| w.eq_ignore_ascii_case("STARTTLS"))
+        });
         self.probe.say(&format!(
             "capabilities: {}",
             if keywords.is_empty() {
@@ -503,95 +663,22 @@ impl Session<'_> {
                 keywords.join(", ")
             }
         ));
-        self.probe.say(if starttls {
-            "STARTTLS: offered (delivery would upgrade to TLS; the probe stays in plaintext)"
-        } else {
-            "STARTTLS: not offered (delivery would send in plaintext)"
-        });
         if let Some(host) = self.probe.report.hosts.get_mut(self.index) {
             host.capabilities = keywords;
-            host.starttls = Some(starttls);
-        }
-        Ok(reply)
-    }
-
-    /// MAIL FROM, RCPT TO, RSET, QUIT; concludes from the replies.
-    async fn transaction(
-        &mut self,
-        sender: &str,
-        mailbox: &Mailbox,
-        utf8: &str,
-    ) -> Result<(), String> {
-        let mail = self
-            .exchange(Some(&format!("MAIL FROM:<{sender}>{utf8}")))
-            .await?;
-        if mail.code != 250 {
-            let _ = self.exchange(Some("QUIT")).await;
-            self.refused("the sender", &mail);
-            return Ok(());
-        }
-        let rcpt = self.exchange(Some(&format!("RCPT TO:<{mailbox}>"))).await?;
-        let _ = self.exchange(Some("RSET")).await;
-        let _ = self.exchange(Some("QUIT")).await;
-        if rcpt.code < 300 {
-            let summary = format!(
-                "{mailbox} would be accepted by {}: {}",
-                self.host,
-                rcpt.to_line()
-            );
-            self.probe.conclude(true, rcpt.enhanced, summary);
-        } else {
-            self.refused("the recipient", &rcpt);
-        }
-        Ok(())
-    }
-
-    fn refused(&mut self, what: &str, reply: &Reply) {
-        let class = if reply.is_transient() {
-            "temporarily (delivery would retry)"
-        } else {
-            "permanently (delivery would bounce)"
-        };
-        let summary = format!("{} refused {what} {class}: {}", self.host, reply.to_line());
-        self.probe.conclude(false, reply.enhanced, summary);
-    }
-
-    /// Sends `command` (none: waits for the greeting), reads the reply, records and prints both.
-    async fn exchange(&mut self, command: Option<&str>) -> Result<Reply, String> {
-        if let Some(command) = command {
-            self.probe.say(&format!("C: {command}"));
-            self.connection
-                .write(format!("{command}\r\n").as_bytes())
-                .await?;
-        }
-        let received: Received = match self.connection.reply().await {
-            Ok(received) => received,
-            Err(error) => {
-                self.probe.say(&format!("   ({error})"));
-                return Err(error);
+            if host.starttls.is_none() {
+                host.starttls = Some(starttls);
             }
-        };
-        for line in received.lines() {
-            self.probe.say(&format!("S: {line}"));
         }
-        let explanation = explanation(&received.reply);
-        self.probe.explain_line(explanation.as_ref());
-        self.probe.report.steps.push(Step {
-            host: self.host.clone(),
-            command: command.map(str::to_owned),
-            reply: received.reply.to_line(),
-            code: received.reply.code,
-            enhanced: received.reply.enhanced.map(|e| e.to_string()),
-            explanation,
-        });
-        Ok(received.reply)
+        if !starttls
+            && self
+                .probe
+                .report
+                .hosts
+                .get(self.index)
+                .is_some_and(|h| h.tls.is_none())
+        {
+            self.probe
+                .say("STARTTLS: not offered (delivery would send in plaintext)");
+        }
     }
-}
-
-/// The keyword of an EHLO line, upper-case.
-fn keyword(line: &str) -> String {
-    line.split_whitespace()
-        .next()
-        .unwrap_or("")
-        .to_ascii_uppercase()
 }

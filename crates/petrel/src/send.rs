@@ -1,32 +1,37 @@
-//! `petrel send`: sends one message to one server over SMTP and prints the transcript, each
-//! reply optionally explained from the reply-code reference.
+//! `petrel send`: sends one message to one server and prints the transcript, each reply
+//! optionally explained from the reply-code reference. STARTTLS (`--starttls`, required) or
+//! implicit TLS (`--tls`), with the certificate checked against the system's trust anchors
+//! (and `--ca-file`) and the verdict printed; AUTH (`--auth USER`, the password from
+//! `--password-file` or `PETREL_AUTH_PASSWORD`, never from the command line) for submission
+//! to a smarthost.
 //!
-//! Drives `proto`'s sans-IO `ClientSession` over a plain TCP connection on a current-thread
-//! Tokio runtime. Also home of the small pieces `probe` shares: `Connection` (one whole reply at
-//! a time, with timeouts) and `explanation` (a reply's title and meaning from the catalogue).
-//! The server is untrusted: its replies are parsed by `proto`; IO errors and timeouts are
-//! errors for the user, never panics.
+//! Runs delivery's own client driver (`petrel_delivery::client`) on a current-thread Tokio
+//! runtime, so what it shows is what delivery does. The server is untrusted: its replies are
+//! parsed by `proto`; IO errors and timeouts are errors for the user, never panics.
 
 use std::io::Read;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use petrel_catalogue::{Catalogue, Lang};
+use petrel_delivery::client::stream::connect_tcp;
+use petrel_delivery::client::{
+    Connection, Observer, Step, Stream, Timeouts, TlsClient, TlsReport, Work,
+};
 use petrel_proto::address::parse_mailbox;
 use petrel_proto::client::{
-    ClientEvent, ClientSession, Outgoing, SessionFailure, Stage, TransactionResult,
+    ClientCredentials, ClientSession, Outgoing, SessionFailure, TransactionResult, TranscriptLine,
 };
 use petrel_proto::params::{MailParameters, RcptParameters};
-use petrel_proto::reply::Reply;
-use petrel_proto::reply::parse::{ReplyError, parse_reply};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpStream, ToSocketAddrs};
-use tokio::time::timeout;
+use petrel_queue::RemoteMta;
+
+use crate::transcript::{explanation, printed};
 
 /// How long to wait for the TCP connection.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
 /// How long to wait for each reply (the end of data may take a while: C-TIME-1 allows 10 min).
 const REPLY_TIMEOUT: Duration = Duration::from_secs(300);
+/// Where the AUTH password may come from besides `--password-file`.
+const PASSWORD_VARIABLE: &str = "PETREL_AUTH_PASSWORD";
 
 /// Arguments of `petrel send`.
 #[derive(Debug, clap::Args)]
@@ -49,15 +54,22 @@ pub struct SendArgs {
     /// The name to greet with in EHLO (default: this system's host name).
     #[arg(long, value_name = "NAME")]
     helo: Option<String>,
-    /// Upgrade the connection with STARTTLS (not supported yet).
-    #[arg(long)]
+    /// Upgrade the connection with STARTTLS, and stop if the server does not offer it.
+    #[arg(long, conflicts_with = "tls")]
     starttls: bool,
-    /// Connect with implicit TLS (not supported yet).
+    /// Connect with implicit TLS (port 465, RFC 8314).
     #[arg(long)]
     tls: bool,
-    /// Authenticate as USER (not supported yet).
+    /// Trust this CA (PEM) besides the system's trust anchors, to verify the certificate.
+    #[arg(long, value_name = "FILE")]
+    ca_file: Option<PathBuf>,
+    /// Authenticate as USER (only inside TLS); the password comes from --password-file or
+    /// PETREL_AUTH_PASSWORD.
     #[arg(long, value_name = "USER")]
     auth: Option<String>,
+    /// The file holding the AUTH password (its first line).
+    #[arg(long, value_name = "FILE", requires = "auth")]
+    password_file: Option<PathBuf>,
 }
 
 /// Runs the command.
@@ -66,42 +78,122 @@ pub struct SendArgs {
 /// What went wrong, for the user: a refused recipient, a refused message, or a connection
 /// problem.
 pub fn run(args: &SendArgs) -> Result<(), String> {
-    if args.starttls || args.tls || args.auth.is_some() {
-        return Err("not supported yet: TLS and AUTH arrive with issue 5 (leave out --starttls, --tls and --auth)".into());
-    }
     let message = outgoing(args)?;
+    let credentials = credentials(args)?;
     let server = if args.server.contains(':') {
         args.server.clone()
     } else {
         format!("{}:25", args.server)
     };
+    let host = server
+        .rsplit_once(':')
+        .map_or(server.as_str(), |(host, _)| host)
+        .trim_start_matches('[')
+        .trim_end_matches(']')
+        .to_owned();
     let helo = args
         .helo
         .clone()
         .unwrap_or_else(crate::config::system_hostname);
+    let mut session = match &credentials {
+        Some(credentials) => ClientSession::new(&helo).with_auth(credentials.clone()),
+        None if args.starttls => ClientSession::with_starttls(&helo),
+        None => ClientSession::new(&helo),
+    }
+    .with_transcript();
+    if args.tls {
+        session = session.over_tls();
+    }
+    let tls_client = TlsClient::new(args.ca_file.as_deref());
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .map_err(|e| format!("cannot start the runtime: {e}"))?;
     let result = runtime.block_on(async {
-        let mut connection = Connection::open(server.as_str(), REPLY_TIMEOUT)
+        let target = tokio::net::lookup_host(server.as_str())
             .await
-            .map_err(|e| format!("cannot connect to {server}: {e}"))?;
-        let peer = connection.peer();
-        if peer == server {
+            .ok()
+            .and_then(|mut found| found.next())
+            .ok_or_else(|| format!("cannot resolve {server}"))?;
+        let tcp = connect_tcp(target, None, CONNECT_TIMEOUT)
+            .await
+            .map_err(|e| format!("cannot connect to {server}: {}", e.detail))?;
+        if server == target.to_string() {
             println!("* connected to {server}");
         } else {
-            println!("* connected to {server} ({peer})");
+            println!("* connected to {server} ({target})");
         }
-        transact(
-            &mut connection,
-            ClientSession::new(&helo),
-            &message,
-            args.explain,
-        )
-        .await
+        let mut printer = Printer {
+            is_explained: args.explain,
+        };
+        let remote = RemoteMta {
+            host: host.clone(),
+            address: Some(target.ip()),
+        };
+        let timeouts = Timeouts::uniform(REPLY_TIMEOUT);
+        let mut connection = if args.tls {
+            let (stream, report) = tls_client
+                .handshake(tcp, &host)
+                .await
+                .map_err(|e| format!("cannot start TLS with {server}: {}", e.detail))?;
+            printer.tls(&report);
+            Connection::new(stream, remote, session, tls_client, timeouts).with_tls(report)
+        } else {
+            Connection::new(Stream::Tcp(tcp), remote, session, tls_client, timeouts)
+        };
+        if args.starttls {
+            connection = connection.requiring_tls();
+        }
+        transact(&mut connection, &message, &mut printer).await
     })?;
     verdict(&message, &result)
+}
+
+/// Prints the transcript, the TLS result and, when asked, what each reply means.
+struct Printer {
+    is_explained: bool,
+}
+
+impl Observer for Printer {
+    fn transcript(&mut self, lines: Vec<TranscriptLine>) {
+        for line in &lines {
+            for text in printed(line) {
+                println!("{text}");
+            }
+            if let TranscriptLine::Reply { reply, .. } = line
+                && self.is_explained
+                && let Some(explanation) = explanation(reply)
+            {
+                println!("    {explanation}");
+            }
+        }
+    }
+
+    fn tls(&mut self, report: &TlsReport) {
+        println!("* TLS: {}", report.summary());
+    }
+}
+
+/// The credentials of `--auth`, the password from `--password-file` or the environment.
+fn credentials(args: &SendArgs) -> Result<Option<ClientCredentials>, String> {
+    let Some(username) = &args.auth else {
+        return Ok(None);
+    };
+    let password = match &args.password_file {
+        Some(path) => std::fs::read_to_string(path)
+            .map_err(|e| format!("cannot read the password file {}: {e}", path.display()))?
+            .lines()
+            .next()
+            .unwrap_or("")
+            .to_owned(),
+        None => std::env::var(PASSWORD_VARIABLE).map_err(|_| {
+            format!("--auth needs the password in --password-file or {PASSWORD_VARIABLE}")
+        })?,
+    };
+    Ok(Some(ClientCredentials {
+        username: username.clone(),
+        password,
+    }))
 }
 
 /// The envelope and content from the arguments, the file or stdin.
@@ -151,43 +243,27 @@ fn envelope_address(text: &str, option: &str, null_allowed: bool) -> Result<Stri
         .map_err(|_| format!("{option} {text:?} is not an address like user@example.org"))
 }
 
-/// Runs the session to the end (QUIT), printing what goes each way.
+/// Runs the transaction, then QUIT, printing what goes each way.
 async fn transact(
     connection: &mut Connection,
-    mut session: ClientSession,
     message: &Outgoing,
-    explain: bool,
+    printer: &mut Printer,
 ) -> Result<TransactionResult, String> {
-    let mut outcome = None;
-    loop {
-        match session.poll() {
-            ClientEvent::NeedInput => {
-                let output = session.take_output();
-                print_output(&output, session.waiting());
-                connection.write(&output).await?;
-                let received = connection.reply().await?;
-                print_reply(&received, explain);
-                session.receive(&received.bytes);
-            }
-            ClientEvent::Ready if outcome.is_none() => {
-                if let Err(refusal) = session.check(message) {
-                    return Err(format!(
-                        "the server cannot take this message: {} {}",
-                        refusal.status, refusal.reason
-                    ));
-                }
-                session.send(message.clone());
-            }
-            ClientEvent::Sent(result) => {
-                outcome = Some(result);
-                session.quit();
-            }
-            ClientEvent::Ready | ClientEvent::Closed => {
-                return outcome.ok_or_else(|| "the session ended early".to_owned());
-            }
-            ClientEvent::Failed(failure) => return Err(failed(&failure)),
-            ClientEvent::StartTls => return Err("STARTTLS is not supported yet".into()),
+    let work = Work::Send {
+        message,
+        is_checked: true,
+    };
+    let step = connection.run(work, printer).await;
+    match step.map_err(|broken| broken.to_string())? {
+        Step::Sent(result) => {
+            connection.quit(printer).await;
+            Ok(result)
         }
+        Step::Unsendable(refusal) => Err(format!(
+            "the server cannot take this message: {} {}",
+            refusal.status, refusal.reason
+        )),
+        Step::Failed(failure) => Err(failed(&failure)),
     }
 }
 
@@ -204,34 +280,6 @@ fn failed(failure: &SessionFailure) -> String {
             format!("the server refused the credentials: {}", reply.to_line())
         }
         SessionFailure::AuthUnavailable(reason) => reason.clone(),
-    }
-}
-
-/// Prints the commands, or one line for the message content.
-fn print_output(output: &[u8], waiting: Option<Stage>) {
-    if output.is_empty() {
-        return;
-    }
-    if waiting == Some(Stage::DataEnd) {
-        let octets = output.len().saturating_sub(3);
-        if octets > 0 {
-            println!("C: <{octets} octets of message content>");
-        }
-        println!("C: .");
-        return;
-    }
-    let text = String::from_utf8_lossy(output);
-    for line in text.split("\r\n").filter(|l| !l.is_empty()) {
-        println!("C: {line}");
-    }
-}
-
-fn print_reply(received: &Received, explain: bool) {
-    for line in received.lines() {
-        println!("S: {line}");
-    }
-    if explain && let Some(explanation) = explanation(&received.reply) {
-        println!("    {explanation}");
     }
 }
 
@@ -260,143 +308,4 @@ fn verdict(message: &Outgoing, result: &TransactionResult) -> Result<(), String>
         message.recipients.len(),
         refused.join("; ")
     ))
-}
-
-/// A reply's code, title and meaning from the reference.
-#[derive(Debug, Clone, serde::Serialize)]
-pub(crate) struct Explanation {
-    pub code: String,
-    pub title: String,
-    pub meaning: String,
-}
-
-impl std::fmt::Display for Explanation {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{} {}: {}", self.code, self.title, self.meaning)
-    }
-}
-
-/// The explanation of a reply: its enhanced code's when the reference has it, else its basic
-/// code's; `None` when the reference has neither (or does not load).
-pub(crate) fn explanation(reply: &Reply) -> Option<Explanation> {
-    let enhanced = reply.enhanced.map(|e| e.to_string());
-    enhanced
-        .and_then(|code| explain_code(&code))
-        .or_else(|| explain_code(&reply.code.to_string()))
-}
-
-/// The explanation of one code (`556`, `5.1.10`), when the reference has it.
-pub(crate) fn explain_code(code: &str) -> Option<Explanation> {
-    let text = Catalogue::get().ok()?.entry(code)?.text(Lang::En);
-    Some(Explanation {
-        code: code.to_owned(),
-        title: text.title.clone(),
-        meaning: text
-            .meaning
-            .split_whitespace()
-            .collect::<Vec<_>>()
-            .join(" "),
-    })
-}
-
-/// One reply as it came.
-pub(crate) struct Received {
-    pub reply: Reply,
-    /// The octets it took on the wire.
-    pub bytes: Vec<u8>,
-}
-
-impl Received {
-    /// Its lines as sent, without line ends.
-    pub(crate) fn lines(&self) -> Vec<String> {
-        String::from_utf8_lossy(&self.bytes)
-            .split("\r\n")
-            .filter(|line| !line.is_empty())
-            .map(str::to_owned)
-            .collect()
-    }
-}
-
-/// A TCP connection to an SMTP server that hands back one whole reply at a time.
-pub(crate) struct Connection {
-    stream: TcpStream,
-    pending: Vec<u8>,
-    reply_timeout: Duration,
-}
-
-impl Connection {
-    /// Connects within 30 s.
-    ///
-    /// # Errors
-    /// The connect error or the timeout.
-    pub(crate) async fn open(
-        target: impl ToSocketAddrs,
-        reply_timeout: Duration,
-    ) -> Result<Connection, String> {
-        let stream = match timeout(CONNECT_TIMEOUT, TcpStream::connect(target)).await {
-            Ok(Ok(stream)) => stream,
-            Ok(Err(error)) => return Err(error.to_string()),
-            Err(_) => return Err(format!("timed out after {}s", CONNECT_TIMEOUT.as_secs())),
-        };
-        Ok(Connection {
-            stream,
-            pending: Vec::new(),
-            reply_timeout,
-        })
-    }
-
-    /// The server's address.
-    pub(crate) fn peer(&self) -> String {
-        self.stream
-            .peer_addr()
-            .map_or_else(|_| "unknown address".to_owned(), |a| a.to_string())
-    }
-
-    /// Writes all of `bytes`.
-    ///
-    /// # Errors
-    /// The write error or the timeout.
-    pub(crate) async fn write(&mut self, bytes: &[u8]) -> Result<(), String> {
-        if bytes.is_empty() {
-            return Ok(());
-        }
-        match timeout(self.reply_timeout, self.stream.write_all(bytes)).await {
-            Ok(Ok(())) => Ok(()),
-            Ok(Err(error)) => Err(format!("write error: {error}")),
-            Err(_) => Err("write timed out".into()),
-        }
-    }
-
-    /// Reads until one whole reply is in and takes it.
-    ///
-    /// # Errors
-    /// A malformed reply, the connection closed, a read error or the timeout.
-    pub(crate) async fn reply(&mut self) -> Result<Received, String> {
-        loop {
-            match parse_reply(&self.pending) {
-                Ok(Some((reply, used))) => {
-                    let bytes = self.pending.drain(..used).collect();
-                    return Ok(Received { reply, bytes });
-                }
-                Ok(None) => self.fill().await?,
-                Err(ReplyError::TooLong) => return Err("the server's reply is too long".into()),
-                Err(ReplyError::Malformed(line)) => {
-                    return Err(format!("the server sent something not a reply: {line:?}"));
-                }
-            }
-        }
-    }
-
-    async fn fill(&mut self) -> Result<(), String> {
-        let mut buffer = [0u8; 8192];
-        match timeout(self.reply_timeout, self.stream.read(&mut buffer)).await {
-            Err(_) => Err(format!("no reply within {}s", self.reply_timeout.as_secs())),
-            Ok(Err(error)) => Err(format!("read error: {error}")),
-            Ok(Ok(0)) => Err("the server closed the connection".into()),
-            Ok(Ok(count)) => {
-                self.pending.extend_from_slice(&buffer[..count]);
-                Ok(())
-            }
-        }
-    }
 }

@@ -83,7 +83,8 @@ pub enum Work<'a> {
         message: &'a Outgoing,
         is_checked: bool,
     },
-    /// MAIL and RCPT for the message's envelope, then RSET: what would the server say.
+    /// MAIL and RCPT for the message's envelope, then RSET: what would the server say
+    /// (checked first, as a delivery would be).
     Probe(&'a Outgoing),
 }
 
@@ -227,19 +228,21 @@ impl Connection {
                             "the server does not offer STARTTLS",
                         ));
                     }
-                    match work {
+                    let (message, is_checked) = match work {
                         Work::Send {
                             message,
                             is_checked,
-                        } => {
-                            if is_checked && let Err(refusal) = self.session.check(message) {
-                                self.session.quit();
-                                let _ = self.flush(observer).await;
-                                return Ok(Step::Unsendable(refusal));
-                            }
-                            self.session.send(message.clone());
-                        }
-                        Work::Probe(message) => self.session.probe(message.clone()),
+                        } => (message, is_checked),
+                        Work::Probe(message) => (message, true),
+                    };
+                    if is_checked && let Err(refusal) = self.session.check(message) {
+                        self.session.quit();
+                        let _ = self.flush(observer).await;
+                        return Ok(Step::Unsendable(refusal));
+                    }
+                    match work {
+                        Work::Send { .. } => self.session.send(message.clone()),
+                        Work::Probe(_) => self.session.probe(message.clone()),
                     }
                     is_started = true;
                 }

@@ -42,16 +42,18 @@ fn send(
     extra: &[&str],
     stdin: Option<&[u8]>,
 ) -> (Option<i32>, String, String) {
+    send_from(server, "sender@localhost", to, extra, stdin)
+}
+
+fn send_from(
+    server: SocketAddr,
+    from: &str,
+    to: &str,
+    extra: &[&str],
+    stdin: Option<&[u8]>,
+) -> (Option<i32>, String, String) {
     let server = server.to_string();
-    let mut args = vec![
-        "send",
-        "--server",
-        &server,
-        "--from",
-        "sender@localhost",
-        "--to",
-        to,
-    ];
+    let mut args = vec!["send", "--server", &server, "--from", from, "--to", to];
     args.extend_from_slice(extra);
     petrel(&args, stdin)
 }
@@ -129,15 +131,90 @@ fn send_with_a_refused_recipient_exits_non_zero() {
     assert!(!out.contains("queued as"), "{out}");
 }
 
+/// `petrel send` through a smarthost that takes mail only over TLS with AUTH (petrel's own
+/// submission listeners): STARTTLS, then AUTH with the password from a file (masked in the
+/// transcript), the TLS version and the certificate's verdict printed (verified once the
+/// certificate's CA is given); implicit TLS the same; no STARTTLS offered means no send.
 #[test]
-fn send_refuses_tls_and_auth_for_now() {
-    let address: SocketAddr = "127.0.0.1:9".parse().unwrap();
-    let (code, _, err) = send(address, "user@localhost", &["--starttls"], Some(b""));
-    assert_eq!(code, Some(1));
-    assert!(
-        err.contains("not supported yet: TLS and AUTH arrive with issue 5"),
-        "{err}"
+fn send_through_a_tls_smarthost_with_auth() {
+    let scratch = Scratch::new("tools-send-tls");
+    let (petrel, tls) = crate::tls::start(&scratch);
+    let password = scratch.0.join("password");
+    std::fs::write(&password, "secret\n").unwrap();
+    let password = password.to_str().unwrap();
+    let auth = ["--auth", "alice", "--password-file", password];
+    let send =
+        |server, to, extra: &[&str], stdin| send_from(server, "alice@localhost", to, extra, stdin);
+    let submission = petrel.listener("submission");
+    let starttls: Vec<&str> = ["--starttls"].iter().chain(&auth).copied().collect();
+    let (code, out, err) = send(
+        submission,
+        "user@localhost",
+        &starttls,
+        Some(MESSAGE.as_bytes()),
     );
+    assert_eq!(code, Some(0), "{out}\n{err}");
+    assert!(
+        out.contains("C: STARTTLS") && out.contains("S: 220"),
+        "{out}"
+    );
+    assert!(out.contains("* TLS: TLSv1_3"), "{out}");
+    assert!(out.contains("certificate not verified"), "{out}");
+    assert!(
+        out.contains("C: AUTH PLAIN <credentials>") && out.contains("S: 235"),
+        "{out}"
+    );
+    assert!(
+        !out.contains("AGFsaWNl") && !out.contains("secret"),
+        "{out}"
+    );
+    assert!(out.contains("* sent: 1 recipient(s) accepted"), "{out}");
+
+    let ca = tls.cert.to_str().unwrap();
+    let verified: Vec<&str> = starttls.iter().copied().chain(["--ca-file", ca]).collect();
+    let (code, out, err) = send(
+        submission,
+        "user@localhost",
+        &verified,
+        Some(MESSAGE.as_bytes()),
+    );
+    assert_eq!(code, Some(0), "{out}\n{err}");
+    assert!(out.contains("certificate verified"), "{out}");
+
+    let submissions = petrel.listener("submissions");
+    let implicit: Vec<&str> = ["--tls", "--ca-file", ca]
+        .iter()
+        .chain(&auth)
+        .copied()
+        .collect();
+    let (code, out, err) = send(
+        submissions,
+        "user@localhost",
+        &implicit,
+        Some(MESSAGE.as_bytes()),
+    );
+    assert_eq!(code, Some(0), "{out}\n{err}");
+    assert!(
+        out.contains("* TLS: TLSv1_3") && !out.contains("C: STARTTLS"),
+        "{out}"
+    );
+    assert_eq!(petrel.wait_for_maildir("localhost", "user", 3).len(), 3);
+
+    // No password, no send; a server without STARTTLS gets nothing when it is required.
+    let (code, _, err) = send(
+        submission,
+        "user@localhost",
+        &["--auth", "alice"],
+        Some(b""),
+    );
+    assert_ne!(code, Some(0));
+    assert!(err.contains("PETREL_AUTH_PASSWORD"), "{err}");
+    let plain = Scratch::new("tools-send-plain");
+    let plain = Petrel::start(&plain.0, "");
+    let (code, out, err) = send(plain.address, "user@localhost", &["--starttls"], Some(b""));
+    assert_ne!(code, Some(0), "{out}");
+    assert!(err.contains("does not offer STARTTLS"), "{err}");
+    assert!(plain.maildir("localhost", "user").is_empty());
 }
 
 #[test]
@@ -219,4 +296,35 @@ fn probe_of_a_domain_that_does_not_exist() {
     assert_ne!(code, Some(0), "{out}\n{err}");
     assert!(out.contains("5.1.2"), "{out}");
     assert!(out.contains("NXDOMAIN"), "{out}");
+}
+
+/// A probe upgrades with STARTTLS as delivery does and shows the TLS version and the
+/// certificate's verdict of the host it tried, in its lines and in `--json`.
+#[test]
+fn probe_shows_the_tls_of_the_host() {
+    let scratch = Scratch::new("tools-probe-tls");
+    let tls = crate::tls::make_certificate(&scratch.0);
+    let extra = format!(
+        "[tls]\ncertificate = \"{}\"\nprivate_key = \"{}\"\n",
+        tls.cert.display(),
+        tls.key.display()
+    );
+    let target = Petrel::start_for(&scratch.0, "mx.relay.test", &["relay.test"], &extra);
+    let dns = target.dns.clone().unwrap();
+    let config = probe_config(&scratch.0, dns.address, target.address.port());
+    let (code, out, err) = probe("user@relay.test", &config, &[]);
+    assert_eq!(code, Some(0), "{out}\n{err}");
+    assert!(out.contains("C: STARTTLS"), "{out}");
+    assert!(out.contains("TLS: TLSv1_3"), "{out}");
+    // The test certificate is its own issuer, in no trust store.
+    assert!(out.contains("certificate not verified"), "{out}");
+    assert!(out.contains("C: RSET") && !out.contains("DATA"), "{out}");
+
+    let (code, out, err) = probe("user@relay.test", &config, &["--json"]);
+    assert_eq!(code, Some(0), "{out}\n{err}");
+    let report: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(report["hosts"][0]["starttls"], true, "{out}");
+    assert_eq!(report["hosts"][0]["tls"]["version"], "TLSv1_3", "{out}");
+    assert_eq!(report["hosts"][0]["tls"]["verified"], false, "{out}");
+    assert!(target.maildir("relay.test", "user").is_empty());
 }
