@@ -50,7 +50,7 @@ impl Drop for Claim {
             && let Ok(runtime) = tokio::runtime::Handle::try_current()
         {
             let id = self.id.clone();
-            runtime.spawn_blocking(move || queue.unclaim(&id));
+            runtime.spawn_blocking(move || queue.claims().map(|c| c.unclaim(&id)));
         }
     }
 }
@@ -93,12 +93,14 @@ impl Control {
                     id: id.clone(),
                     shared: None,
                 };
-                if !self.queue.is_shared() {
+                if self.queue.claims().is_none() {
                     return Ok(claim);
                 }
                 // Another node may be delivering it: its lease says so.
                 let (queue, probe) = (self.queue.clone(), id.clone());
-                match blocking(move || queue.claim(&probe)).await {
+                let claimed =
+                    blocking(move || queue.claims().map_or(Ok(true), |c| c.claim(&probe)));
+                match claimed.await {
                     Some(Ok(true)) => {
                         claim.shared = Some(self.queue.clone());
                         return Ok(claim);
@@ -253,7 +255,8 @@ impl Control {
                     .map_err(|error| ControlError::Queue { id: None, error })?
             }
         };
-        if let Some(flushed) = self.flushed.as_ref().filter(|_| !self.queue.is_shared()) {
+        let is_shared = self.queue.claims().is_some();
+        if let Some(flushed) = self.flushed.as_ref().filter(|_| !is_shared) {
             if let Some(id) = id
                 && self.place_of(id).await? != Place::Active
             {

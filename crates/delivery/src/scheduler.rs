@@ -11,7 +11,7 @@
 //!
 //! On a shared queue (PostgreSQL, several nodes) a message is delivered only under a claim:
 //! `process` claims it first and gives the claim back when done; the rescan (every
-//! `Queue::rescan_interval`, and whenever the queue says another node left work) claims due
+//! `Claims::rescan_interval`, and whenever the queue says another node left work) claims due
 //! messages no node holds, as many as there are free delivery slots.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -23,7 +23,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use petrel_dns::Resolver;
 use petrel_proto::address::{Domain, parse_mailbox};
 use petrel_queue::sync::lock;
-use petrel_queue::{Envelope, Queue, QueueError, QueueId, RecipientState};
+use petrel_queue::{Claims, Envelope, Queue, QueueError, QueueId, RecipientState};
 use tokio::sync::{Notify, Semaphore, mpsc, watch};
 use tracing::{error, info, warn};
 
@@ -39,6 +39,8 @@ pub const MAX_IN_FLIGHT: usize = 32;
 const RETRY_SOON: Duration = Duration::from_secs(5);
 /// How often old histories are purged.
 const PURGE_INTERVAL: Duration = Duration::from_secs(60);
+/// How often a queue of one node is walked for due mail (a shared queue says its own).
+const RESCAN_INTERVAL: Duration = Duration::from_secs(60);
 
 /// What delivery needs from the configuration; replaced whole on reload.
 #[derive(Debug, Clone)]
@@ -106,7 +108,9 @@ impl Scheduler {
     ) -> Scheduler {
         let wake = Arc::new(Notify::new());
         let notified = wake.clone();
-        queue.on_wake(Box::new(move || notified.notify_one()));
+        if let Some(claims) = queue.claims() {
+            claims.on_wake(Box::new(move || notified.notify_one()));
+        }
         Scheduler {
             context: Arc::new(Context {
                 queue,
@@ -132,7 +136,13 @@ impl Scheduler {
         mut queued: mpsc::UnboundedReceiver<QueueId>,
         mut stop: watch::Receiver<bool>,
     ) {
-        let mut rescan = tokio::time::interval(self.context.queue.rescan_interval());
+        let interval = self
+            .context
+            .queue
+            .claims()
+            .map_or(RESCAN_INTERVAL, Claims::rescan_interval);
+        let mut rescan = tokio::time::interval(interval);
+        let is_shared = self.context.queue.claims().is_some();
         let mut last_purge: Option<tokio::time::Instant> = None;
         let wake = self.context.wake.clone();
         loop {
@@ -144,7 +154,7 @@ impl Scheduler {
                     }
                     self.rescan().await;
                 }
-                _ = wake.notified(), if self.context.queue.is_shared() => self.rescan().await,
+                _ = wake.notified(), if is_shared => self.rescan().await,
                 id = queued.recv() => match id {
                     Some(id) => self.start(id).await,
                     None => break,
@@ -184,7 +194,7 @@ impl Scheduler {
     /// unclaimed due messages as there are free slots.
     async fn rescan(&self) {
         let queue = self.context.queue.clone();
-        let listing = if queue.is_shared() {
+        let listing = if queue.claims().is_some() {
             let free = self.context.slots.available_permits();
             if free == 0 {
                 self.context
@@ -192,7 +202,10 @@ impl Scheduler {
                     .store(true, std::sync::atomic::Ordering::Relaxed);
                 return;
             }
-            let claimed = tokio::task::spawn_blocking(move || queue.claim_due(free)).await;
+            let claimed = tokio::task::spawn_blocking(move || {
+                queue.claims().map_or(Ok(Vec::new()), |c| c.claim_due(free))
+            })
+            .await;
             if let Ok(Ok(ids)) = &claimed {
                 self.context
                     .more
@@ -224,10 +237,11 @@ impl Scheduler {
         let context = self.context.clone();
         tokio::spawn(async move {
             process(&context, &id).await;
-            if context.queue.holds_claim(&id) {
+            if context.queue.claims().is_some_and(|c| c.holds(&id)) {
                 // A path of `process` that recorded nothing: the claim ends here.
                 let (queue, claimed) = (context.queue.clone(), id.clone());
-                if let Some(Err(error)) = blocking(move || queue.unclaim(&claimed)).await {
+                let unclaimed = blocking(move || queue.claims().map(|c| c.unclaim(&claimed)));
+                if let Some(Some(Err(error))) = unclaimed.await {
                     warn!(queue_id = %id, %error, "cannot give the claim back; its lease runs out by itself");
                 }
             }
@@ -291,9 +305,10 @@ async fn here_or_blocking<T: Send + 'static>(
 
 /// Delivers what is due of one message and records the results.
 async fn process(context: &Arc<Context>, id: &QueueId) {
-    if context.queue.is_shared() {
+    if context.queue.claims().is_some() {
         let (queue, claim_id) = (context.queue.clone(), id.clone());
-        match blocking(move || queue.claim(&claim_id)).await {
+        let claimed = blocking(move || queue.claims().map_or(Ok(true), |c| c.claim(&claim_id)));
+        match claimed.await {
             Some(Ok(true)) => {}
             // Another node has it, or it is no longer active.
             Some(Ok(false)) | None => return,

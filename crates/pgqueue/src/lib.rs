@@ -28,6 +28,7 @@
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
 
 mod bridge;
+mod claims;
 pub mod cluster;
 mod leases;
 mod queue;

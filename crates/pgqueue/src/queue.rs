@@ -10,7 +10,9 @@ use std::io;
 use std::time::{Duration, Instant, SystemTime};
 
 use petrel_queue::sync::lock;
-use petrel_queue::{Envelope, NewMessage, Place, Queue, QueueError, QueueId, StoreDone, record};
+use petrel_queue::{
+    Claims, Envelope, NewMessage, Place, Queue, QueueError, QueueId, StoreDone, record,
+};
 
 use crate::{PgQueue, database_error, pool_error};
 
@@ -33,7 +35,7 @@ fn next_attempt(envelope: &Envelope) -> i64 {
     i64::try_from(next).unwrap_or(i64::MAX)
 }
 
-fn unix_now() -> i64 {
+pub(crate) fn unix_now() -> i64 {
     SystemTime::now()
         .duration_since(SystemTime::UNIX_EPOCH)
         .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
@@ -86,7 +88,7 @@ async fn timed<T>(
 
 impl PgQueue {
     /// Runs one statement (`sql` with `params` built on the runtime) and returns its rows.
-    fn rows<P>(
+    pub(crate) fn rows<P>(
         &self,
         operation: &'static str,
         sql: &'static str,
@@ -103,7 +105,7 @@ impl PgQueue {
     }
 
     /// Runs one statement and returns how many rows it changed.
-    fn changed<P: Params>(
+    pub(crate) fn changed<P: Params>(
         &self,
         operation: &'static str,
         sql: &'static str,
@@ -128,7 +130,7 @@ impl PgQueue {
         held.saturating_add(kept.len()) < self.claim_ahead
     }
 
-    fn lease_seconds(&self) -> f64 {
+    pub(crate) fn lease_seconds(&self) -> f64 {
         self.lease.as_secs_f64()
     }
 
@@ -145,7 +147,7 @@ impl PgQueue {
         lock(&self.claimed).remove(id);
     }
 
-    fn note_claims(&self, rows: &[tokio_postgres::Row]) -> Vec<QueueId> {
+    pub(crate) fn note_claims(&self, rows: &[tokio_postgres::Row]) -> Vec<QueueId> {
         let registry = petrel_metrics::registry();
         let mut ids = Vec::new();
         for row in rows {
@@ -206,7 +208,7 @@ impl PgQueue {
 }
 
 /// Statement parameters owned by the future (the runtime outlives the caller's borrows).
-trait Params: Send + 'static {
+pub(crate) trait Params: Send + 'static {
     fn refs(&self) -> Vec<&(dyn tokio_postgres::types::ToSql + Sync)>;
 }
 
@@ -275,29 +277,6 @@ const INSERT_KEPT: &str = "INSERT INTO petrel_messages
         (id, envelope, message, next_attempt, stored_by, lease_owner, lease_until)
     VALUES ($1, $2, $3, $4, $5, $5, now() + make_interval(secs => $6))
     ON CONFLICT (id) DO NOTHING RETURNING id";
-
-// FOR UPDATE without SKIP LOCKED: a claim_due of this node may hold the row for a moment, and
-// the row it leaves (leased to us) must count as ours, not be skipped.
-const CLAIM: &str = "WITH target AS (
-        SELECT id, lease_owner FROM petrel_messages
-        WHERE id = $1 AND place = 'active'
-          AND (lease_until IS NULL OR lease_until < now() OR lease_owner = $2)
-        FOR UPDATE)
-    UPDATE petrel_messages m
-    SET lease_owner = $2, lease_until = now() + make_interval(secs => $3)
-    FROM target WHERE m.id = target.id
-    RETURNING m.id, target.lease_owner, m.envelope, m.message";
-
-const CLAIM_DUE: &str = "WITH due AS (
-        SELECT id, lease_owner FROM petrel_messages
-        WHERE place = 'active' AND next_attempt <= $1
-          AND (lease_until IS NULL OR lease_until < now())
-        ORDER BY next_attempt, id LIMIT $2
-        FOR UPDATE SKIP LOCKED)
-    UPDATE petrel_messages m
-    SET lease_owner = $3, lease_until = now() + make_interval(secs => $4)
-    FROM due WHERE m.id = due.id
-    RETURNING m.id, due.lease_owner, m.envelope, m.message";
 
 impl Queue for PgQueue {
     fn store(&self, envelope: &Envelope, message: &NewMessage<'_>) -> Result<QueueId, QueueError> {
@@ -506,69 +485,8 @@ impl Queue for PgQueue {
         Ok(usize::try_from(purged).unwrap_or(usize::MAX))
     }
 
-    fn is_shared(&self) -> bool {
-        true
-    }
-
-    fn claim(&self, id: &QueueId) -> Result<bool, QueueError> {
-        if self.holds_claim(id) {
-            return Ok(true);
-        }
-        // Stored leased to us moments ago: ours without asking the database.
-        let kept = lock(&self.kept).remove(id);
-        if let Some((stored, fetched)) = kept
-            && stored.elapsed() < self.lease / 2
-        {
-            lock(&self.claimed).insert(id.clone(), fetched);
-            petrel_metrics::registry().increment(petrel_metrics::QUEUE_CLAIMS, &[]);
-            return Ok(true);
-        }
-        let rows = self.rows(
-            "claim",
-            CLAIM,
-            (id.to_string(), self.node.to_string(), self.lease_seconds()),
-        )?;
-        Ok(!self.note_claims(&rows).is_empty())
-    }
-
-    fn claim_due(&self, limit: usize) -> Result<Vec<QueueId>, QueueError> {
-        let rows = self.rows(
-            "claim_due",
-            CLAIM_DUE,
-            (
-                unix_now(),
-                i64::try_from(limit).unwrap_or(i64::MAX),
-                self.node.to_string(),
-                self.lease_seconds(),
-            ),
-        )?;
-        Ok(self.note_claims(&rows))
-    }
-
-    fn holds_claim(&self, id: &QueueId) -> bool {
-        lock(&self.claimed).contains_key(id)
-    }
-
-    fn unclaim(&self, id: &QueueId) -> Result<(), QueueError> {
-        let was_claimed = lock(&self.claimed).remove(id).is_some();
-        if !was_claimed {
-            return Ok(());
-        }
-        self.changed(
-            "unclaim",
-            "UPDATE petrel_messages SET lease_owner = NULL, lease_until = NULL
-             WHERE id = $1 AND lease_owner = $2",
-            (id.to_string(), self.node.to_string()),
-        )?;
-        Ok(())
-    }
-
-    fn on_wake(&self, wake: Box<dyn Fn() + Send + Sync>) {
-        lock(&self.wakers).push(wake);
-    }
-
-    fn rescan_interval(&self) -> Duration {
-        (self.lease / 2).clamp(Duration::from_secs(1), Duration::from_secs(30))
+    fn claims(&self) -> Option<&dyn Claims> {
+        Some(self)
     }
 
     fn quarantine(&self, id: &QueueId, reason: &str) -> Result<(), QueueError> {

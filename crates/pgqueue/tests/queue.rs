@@ -14,7 +14,9 @@ use petrel_pgqueue::cluster::{Cluster, Shutdown};
 use petrel_pgqueue::{PgQueue, PgSettings};
 use petrel_proto::params::Body;
 use petrel_queue::spool::Spool;
-use petrel_queue::{Envelope, NewMessage, Place, Queue, QueueError, Recipient, RecipientState};
+use petrel_queue::{
+    Claims, Envelope, NewMessage, Place, Queue, QueueError, Recipient, RecipientState,
+};
 
 fn cluster() -> std::sync::MutexGuard<'static, Cluster> {
     static CLUSTER: OnceLock<Mutex<Cluster>> = OnceLock::new();
@@ -162,7 +164,10 @@ fn the_contract_holds_for_the_spool() {
     let _ = std::fs::remove_dir_all(&root);
     let (spool, _) = Spool::open(root.clone()).unwrap();
     contract(&spool);
-    assert!(!spool.is_shared());
+    assert!(
+        spool.claims().is_none(),
+        "a queue of one node has no claims"
+    );
     drop(spool);
     let _ = std::fs::remove_dir_all(&root);
 }
@@ -174,7 +179,10 @@ fn the_contract_holds_for_postgres() {
     assert_eq!(report.schema_version, 1);
     assert_eq!(report.active, 0);
     contract(&queue);
-    assert!(queue.is_shared());
+    assert!(
+        queue.claims().is_some(),
+        "a shared queue coordinates its nodes"
+    );
     // The rows are where an operator looks: one table, with place and the storing node.
     let rows = cluster()
         .psql(

@@ -13,6 +13,7 @@
 
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
 
+pub mod claims;
 mod dirsync;
 pub mod envelope;
 pub mod error;
@@ -23,6 +24,7 @@ pub mod spool;
 pub mod status;
 pub mod sync;
 
+pub use claims::Claims;
 pub use envelope::{Envelope, Recipient, RecipientState};
 pub use error::QueueError;
 pub use id::QueueId;
@@ -170,30 +172,11 @@ pub trait Queue: Send + Sync {
     /// `QueueError::Io`.
     fn purge_history(&self, keep: std::time::Duration) -> Result<usize, QueueError>;
 
-    /// Whether several nodes share this queue (the PostgreSQL queue): then a node delivers a
-    /// message only while it holds a claim on it, and looks for due mail with `claim_due`
-    /// instead of walking `list`. The file spool has one scheduler and answers false.
-    fn is_shared(&self) -> bool {
-        false
-    }
-
-    /// Takes the right to deliver `id` now (a lease that the queue renews while this process
-    /// holds it); false when another node holds it or it is no longer active. A claim ends
-    /// with `update`, `archive`, `hold`, `remove`, `quarantine` or `unclaim`.
-    ///
-    /// # Errors
-    /// `QueueError::Io` when the queue cannot be reached.
-    fn claim(&self, _id: &QueueId) -> Result<bool, QueueError> {
-        Ok(true)
-    }
-
-    /// Claims up to `limit` active messages that are due and held by no node (the file spool:
-    /// every active id, as `list`).
-    ///
-    /// # Errors
-    /// `QueueError::Io` when the queue cannot be reached.
-    fn claim_due(&self, _limit: usize) -> Result<Vec<QueueId>, QueueError> {
-        self.list()
+    /// The coordination half when several nodes share this queue (the PostgreSQL queue): then
+    /// a node delivers a message only while it holds a claim on it, and looks for due mail with
+    /// `Claims::claim_due` instead of walking `list`. `None` for a queue of one node.
+    fn claims(&self) -> Option<&dyn Claims> {
+        None
     }
 
     /// True when `load`, `read_message`, `update`, `remove` and `archive` of `id` are answered
@@ -207,29 +190,6 @@ pub trait Queue: Send + Sync {
     /// answers through its callback, without waiting for a disk on the calling thread.
     fn stores_in_memory(&self, _size: usize) -> bool {
         false
-    }
-
-    /// Whether this process still holds a claim on `id` (answered from memory, no IO).
-    fn holds_claim(&self, _id: &QueueId) -> bool {
-        false
-    }
-
-    /// Gives a claim back unchanged (the message was not due yet, or is done with elsewhere).
-    ///
-    /// # Errors
-    /// `QueueError::Io` when the queue cannot be reached (the lease then runs out by itself).
-    fn unclaim(&self, _id: &QueueId) -> Result<(), QueueError> {
-        Ok(())
-    }
-
-    /// Registers `wake`, called when another node may have left work: mail queued or released
-    /// there (PostgreSQL's LISTEN/NOTIFY). The file spool never calls it.
-    fn on_wake(&self, _wake: Box<dyn Fn() + Send + Sync>) {}
-
-    /// How often the scheduler looks for due mail it was not told about (deferred mail, leases
-    /// that ran out on a node that died).
-    fn rescan_interval(&self) -> std::time::Duration {
-        std::time::Duration::from_secs(60)
     }
 
     /// Moves both files of `id` into `corrupt/` for a human to look at, with `reason`.
