@@ -168,7 +168,7 @@ impl Control {
             if place == Place::Held {
                 queue.release(id)?;
             }
-            let mut envelope = queue.load(id)?;
+            let mut envelope = queue.load(id)?.envelope;
             for recipient in &mut envelope.recipients {
                 if recipient.state == RecipientState::Pending {
                     recipient.state = RecipientState::Failed;
@@ -198,11 +198,14 @@ impl Control {
         }
         let queue = self.queue.clone();
         let load_id = id.clone();
-        let mut envelope = blocking(move || queue.load(&load_id))
-            .await
-            .ok_or(ControlError::TaskFailed)?
-            .map_err(|error| ControlError::queue(id, error))?;
-        let message = self.queue.read_message(id).unwrap_or_default();
+        let (mut loaded, message) = blocking(move || {
+            let loaded = queue.load(&load_id)?;
+            Ok((loaded, queue.read_message(&load_id).unwrap_or_default()))
+        })
+        .await
+        .ok_or(ControlError::TaskFailed)?
+        .map_err(|error| ControlError::queue(id, error))?;
+        let envelope = &mut loaded.envelope;
         let before: Vec<RecipientState> = envelope.recipients.iter().map(|r| r.state).collect();
         for recipient in &mut envelope.recipients {
             if recipient.state == RecipientState::Pending {
@@ -221,8 +224,8 @@ impl Control {
             petrel_proto::trace::rfc5322_date(now as i64)
         ));
         let settings = self.settings.borrow().clone();
-        let bounce = notice_for(&settings, id, &mut envelope, &before, &[], &message, now);
-        match save(self.queue.clone(), id.clone(), envelope, bounce).await {
+        let bounce = notice_for(&settings, id, envelope, &before, &[], &message, now);
+        match save(self.queue.clone(), id.clone(), loaded, bounce).await {
             Some(Ok(Some(bounce_id))) => {
                 self.wake(&bounce_id);
                 Ok(format!(
@@ -272,7 +275,7 @@ impl Control {
         for id in &ids {
             let _claim = self.claim(id).await?;
             self.run(id, |queue, id| {
-                let mut envelope = queue.load(id)?;
+                let mut envelope = queue.load(id)?.envelope;
                 for recipient in &mut envelope.recipients {
                     if recipient.state == RecipientState::Pending {
                         recipient.next_attempt_unix_seconds = 0;

@@ -23,7 +23,9 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use petrel_dns::Resolver;
 use petrel_proto::address::{Domain, parse_mailbox};
 use petrel_queue::sync::lock;
-use petrel_queue::{Claims, Envelope, Queue, QueueError, QueueId, RecipientState};
+use petrel_queue::{
+    Claims, Envelope, Loaded, Queue, QueueError, QueueId, RecipientState, Residence,
+};
 use tokio::sync::{Notify, Semaphore, mpsc, watch};
 use tracing::{error, info, warn};
 
@@ -261,11 +263,17 @@ impl Scheduler {
 pub(crate) async fn save(
     queue: Arc<dyn Queue>,
     id: QueueId,
-    envelope: Envelope,
+    loaded: Loaded,
     bounce: Option<(Envelope, Vec<u8>)>,
 ) -> Option<Result<Option<QueueId>, QueueError>> {
-    // A bounce is a store, which waits for the disk: only without one may this run here.
-    let is_here = bounce.is_none() && queue.is_in_memory(&id);
+    // A bounce is a store, which waits for the disk: only without one may this run here. The
+    // residence is the load's: a message the journal wrote out as files meanwhile costs an
+    // update of its files here, once (it never goes back to memory).
+    let Loaded {
+        envelope,
+        residence,
+    } = loaded;
+    let is_here = bounce.is_none() && residence == Residence::Memory;
     here_or_blocking(is_here, move || {
         let bounce_id = match bounce {
             Some((bounce_envelope, content)) => Some(queue.store(
@@ -323,8 +331,16 @@ async fn process(context: &Arc<Context>, id: &QueueId) {
     let load_id = id.clone();
     let now = unix_now();
     let is_flushed = lock(&context.flushed).remove(id);
-    let loaded = here_or_blocking(context.queue.is_in_memory(id), move || {
-        let mut envelope = queue.load(&load_id).map_err(|e| (true, e))?;
+    let resident = context.queue.load_resident(id);
+    let loaded = here_or_blocking(resident.is_some(), move || {
+        let loaded = match resident {
+            Some(loaded) => loaded,
+            None => queue.load(&load_id),
+        };
+        let Loaded {
+            mut envelope,
+            residence,
+        } = loaded.map_err(|e| (true, e))?;
         if is_flushed {
             for recipient in &mut envelope.recipients {
                 if recipient.state == RecipientState::Pending {
@@ -336,13 +352,13 @@ async fn process(context: &Arc<Context>, id: &QueueId) {
             .pending()
             .any(|(_, r)| r.next_attempt_unix_seconds <= now)
         {
-            return Ok((envelope, None));
+            return Ok((envelope, residence, None));
         }
         let message = queue.read_message(&load_id).map_err(|e| (false, e))?;
-        Ok((envelope, Some(message)))
+        Ok((envelope, residence, Some(message)))
     })
     .await;
-    let (mut envelope, message) = match loaded {
+    let (mut envelope, residence, message) = match loaded {
         Some(Ok(loaded)) => loaded,
         Some(Err((true, QueueError::NotFound(_)))) | None => return,
         Some(Err((_, error))) => return quarantine(context, id, &error).await,
@@ -394,7 +410,11 @@ async fn process(context: &Arc<Context>, id: &QueueId) {
         &message,
         unix_now(),
     );
-    record(context, id, envelope, bounce).await;
+    let loaded = Loaded {
+        envelope,
+        residence,
+    };
+    record(context, id, loaded, bounce).await;
 }
 
 /// Sends the due remote recipients, one transaction per domain.
@@ -495,12 +515,12 @@ fn domain_slot(context: &Context, domain: &str, limit: usize) -> Arc<Semaphore> 
 async fn record(
     context: &Arc<Context>,
     id: &QueueId,
-    envelope: Envelope,
+    loaded: Loaded,
     bounce: Option<(Envelope, Vec<u8>)>,
 ) {
-    let finished = envelope.is_finished();
-    let wake = envelope.clone();
-    let result = save(context.queue.clone(), id.clone(), envelope, bounce).await;
+    let finished = loaded.envelope.is_finished();
+    let wake = loaded.envelope.clone();
+    let result = save(context.queue.clone(), id.clone(), loaded, bounce).await;
     match result {
         Some(Ok(bounce_id)) => {
             if let Some(bounce_id) = bounce_id {

@@ -11,7 +11,8 @@ use std::time::{Duration, Instant, SystemTime};
 
 use petrel_queue::sync::lock;
 use petrel_queue::{
-    Claims, Envelope, NewMessage, Place, Queue, QueueError, QueueId, StoreDone, record,
+    Claims, Envelope, Loaded, NewMessage, Place, Queue, QueueError, QueueId, Residence, StoreDone,
+    record,
 };
 
 use crate::{PgQueue, database_error, pool_error};
@@ -292,6 +293,17 @@ impl Queue for PgQueue {
             .map_err(|_| QueueError::Io(io::Error::other("the database runtime stopped")))?
     }
 
+    /// Never waits: the insert runs on the queue's own runtime.
+    fn try_store_then(
+        &self,
+        envelope: &Envelope,
+        message: &NewMessage<'_>,
+        done: StoreDone,
+    ) -> Option<StoreDone> {
+        self.store_then(envelope, message, done);
+        None
+    }
+
     fn store_then(&self, envelope: &Envelope, message: &NewMessage<'_>, done: StoreDone) {
         let id = QueueId::generate(SystemTime::now());
         let mut bytes = (message.header)(&id).into_bytes();
@@ -332,11 +344,16 @@ impl Queue for PgQueue {
         self.list_in(Place::Active)
     }
 
-    fn load(&self, id: &QueueId) -> Result<Envelope, QueueError> {
-        match self.take_fetched(id, |fetched| fetched.envelope.take()) {
-            Some(text) => decode(id, &text),
-            None => self.load_in(id, Place::Active),
-        }
+    fn load(&self, id: &QueueId) -> Result<Loaded, QueueError> {
+        let envelope = match self.take_fetched(id, |fetched| fetched.envelope.take()) {
+            Some(text) => decode(id, &text)?,
+            None => self.load_in(id, Place::Active)?,
+        };
+        // Updates go to the database even when the claim fetched the row.
+        Ok(Loaded {
+            envelope,
+            residence: Residence::Storage,
+        })
     }
 
     fn read_message(&self, id: &QueueId) -> Result<Vec<u8>, QueueError> {

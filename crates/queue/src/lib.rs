@@ -32,6 +32,23 @@ pub use record::RecordError;
 pub use spool::{OpenReport, Spool, SyncMode};
 pub use status::{Cause, DeliveryStatus, RemoteMta, Verdict};
 
+/// Where a loaded message lives, which says what the calls that follow cost.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Residence {
+    /// In memory (the spool's journal): `read_message`, `update`, `remove` and `archive` of
+    /// it need no disk, so a caller may make them on its own thread.
+    Memory,
+    /// In files or a database: make the calls on a blocking thread.
+    Storage,
+}
+
+/// What `Queue::load` gives: the envelope and where the message lives.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Loaded {
+    pub envelope: Envelope,
+    pub residence: Residence,
+}
+
 /// Where a queued message is: being delivered, held by an operator, or finished (only its
 /// envelope and history are kept).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -84,18 +101,36 @@ pub trait Queue: Send + Sync {
         done(self.store(envelope, message));
     }
 
+    /// `store_then` when it needs no waiting on the calling thread (the spool's journal only
+    /// queues the write): `None`, and `done` will be called. Otherwise `done` comes back and
+    /// the caller runs `store_then` on a blocking thread. The default always gives it back.
+    fn try_store_then(
+        &self,
+        _envelope: &Envelope,
+        _message: &NewMessage<'_>,
+        done: StoreDone,
+    ) -> Option<StoreDone> {
+        Some(done)
+    }
+
     /// The ids of all active messages, sorted.
     ///
     /// # Errors
     /// `QueueError::Io` when the queue cannot be read.
     fn list(&self) -> Result<Vec<QueueId>, QueueError>;
 
-    /// Reads the envelope of message `id`.
+    /// Reads the envelope of message `id`, and says where the message lives.
     ///
     /// # Errors
     /// `QueueError::NotFound` for an unknown id, `QueueError::Corrupt` when the stored record
     /// does not decode (the caller should `quarantine` it), `QueueError::Io` otherwise.
-    fn load(&self, id: &QueueId) -> Result<Envelope, QueueError>;
+    fn load(&self, id: &QueueId) -> Result<Loaded, QueueError>;
+
+    /// `load`, when the queue can answer it from memory without waiting for a disk or a
+    /// database (a message in the spool's journal); `None`: call `load` on a blocking thread.
+    fn load_resident(&self, _id: &QueueId) -> Option<Result<Loaded, QueueError>> {
+        None
+    }
 
     /// Reads the message bytes of `id`, exactly as they were stored.
     ///
@@ -177,19 +212,6 @@ pub trait Queue: Send + Sync {
     /// `Claims::claim_due` instead of walking `list`. `None` for a queue of one node.
     fn claims(&self) -> Option<&dyn Claims> {
         None
-    }
-
-    /// True when `load`, `read_message`, `update`, `remove` and `archive` of `id` are answered
-    /// from memory (a journal-resident message of the spool), so a caller may make them on
-    /// its own thread instead of a blocking one. A hint: the calls stay correct either way.
-    fn is_in_memory(&self, _id: &QueueId) -> bool {
-        false
-    }
-
-    /// True when `store_then` of `size` message bytes only queues the write (the journal) and
-    /// answers through its callback, without waiting for a disk on the calling thread.
-    fn stores_in_memory(&self, _size: usize) -> bool {
-        false
     }
 
     /// Moves both files of `id` into `corrupt/` for a human to look at, with `reason`.

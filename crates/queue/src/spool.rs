@@ -62,7 +62,7 @@ use crate::dirsync::{DirectorySyncer, sync_directory};
 use crate::envelope::Envelope;
 use crate::error::QueueError;
 use crate::id::QueueId;
-use crate::{NewMessage, Place, Queue, record};
+use crate::{Loaded, NewMessage, Place, Queue, Residence, record};
 use files::{create_new_file, create_private_dir, remove_if_present, remove_quietly};
 use resident::{Checkpoint, Residents};
 
@@ -290,6 +290,13 @@ impl Spool {
     }
 
     /// The resident table when it holds `id`.
+    /// Whether a message of `size` bytes goes to the journal (else it is stored as files).
+    fn fits_journal(&self, size: usize) -> bool {
+        self.residents
+            .as_ref()
+            .is_some_and(|r| size + HEADER_ALLOWANCE <= r.journal.max_entry())
+    }
+
     fn resident(&self, id: &QueueId) -> Option<&Residents> {
         self.residents.as_deref().filter(|r| r.contains(id))
     }
@@ -312,7 +319,7 @@ impl Spool {
         message: &'m NewMessage<'m>,
         done: crate::StoreDone,
     ) -> Option<crate::StoreDone> {
-        if !self.stores_in_memory(message.content.len()) {
+        if !self.fits_journal(message.content.len()) {
             return Some(done);
         }
         let id = match self.fresh_id(residents) {
@@ -501,14 +508,24 @@ impl Queue for Spool {
         }
     }
 
-    fn is_in_memory(&self, id: &QueueId) -> bool {
-        self.resident(id).is_some()
+    fn try_store_then(
+        &self,
+        envelope: &Envelope,
+        message: &NewMessage<'_>,
+        done: crate::StoreDone,
+    ) -> Option<crate::StoreDone> {
+        match &self.residents {
+            Some(residents) => self.store_in_journal(residents, envelope, message, done),
+            None => Some(done),
+        }
     }
 
-    fn stores_in_memory(&self, size: usize) -> bool {
-        self.residents
-            .as_ref()
-            .is_some_and(|r| size + HEADER_ALLOWANCE <= r.journal.max_entry())
+    fn load_resident(&self, id: &QueueId) -> Option<Result<Loaded, QueueError>> {
+        let envelope = self.residents.as_ref()?.envelope(id)?;
+        Some(Ok(Loaded {
+            envelope,
+            residence: Residence::Memory,
+        }))
     }
 
     fn list(&self) -> Result<Vec<QueueId>, QueueError> {
@@ -536,8 +553,14 @@ impl Queue for Spool {
         Ok(ids)
     }
 
-    fn load(&self, id: &QueueId) -> Result<Envelope, QueueError> {
-        self.load_in(id, Place::Active)
+    fn load(&self, id: &QueueId) -> Result<Loaded, QueueError> {
+        if let Some(loaded) = self.load_resident(id) {
+            return loaded;
+        }
+        Ok(Loaded {
+            envelope: self.load_in(id, Place::Active)?,
+            residence: Residence::Storage,
+        })
     }
 
     fn load_in(&self, id: &QueueId, place: Place) -> Result<Envelope, QueueError> {

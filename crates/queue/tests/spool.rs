@@ -90,7 +90,7 @@ fn store_load_and_read_message_round_trip() {
     let id = spool
         .store(&envelope(), &NewMessage::without_header(MESSAGE))
         .unwrap();
-    assert_eq!(spool.load(&id).unwrap(), envelope());
+    assert_eq!(spool.load(&id).unwrap().envelope, envelope());
     assert_eq!(spool.read_message(&id).unwrap(), MESSAGE);
     assert!(
         spool
@@ -306,7 +306,7 @@ fn update_then_load_sees_the_change() {
     let id = spool
         .store(&envelope(), &NewMessage::without_header(MESSAGE))
         .unwrap();
-    let mut changed = spool.load(&id).unwrap();
+    let mut changed = spool.load(&id).unwrap().envelope;
     changed.recipients[0].state = RecipientState::Delivered;
     changed.recipients[1].attempts = 3;
     changed.recipients[1].next_attempt_unix_seconds = 1_767_229_200;
@@ -321,12 +321,12 @@ fn update_then_load_sees_the_change() {
         None,
     ));
     spool.update(&id, &changed).unwrap();
-    assert_eq!(spool.load(&id).unwrap(), changed);
+    assert_eq!(spool.load(&id).unwrap().envelope, changed);
     assert_eq!(spool.read_message(&id).unwrap(), MESSAGE);
     assert_eq!(fs::read_dir(dir.path().join("tmp")).unwrap().count(), 0);
     drop(spool);
     let spool = open(&dir);
-    assert_eq!(spool.load(&id).unwrap(), changed);
+    assert_eq!(spool.load(&id).unwrap().envelope, changed);
 }
 
 #[test]
@@ -381,7 +381,10 @@ fn every_sync_mode_stores_updates_and_reopens() {
         };
         let (spool, report) = Spool::open_with(dir.path().to_path_buf(), mode).unwrap();
         assert_eq!(report.active, 1, "{mode:?}");
-        assert_eq!(spool.load(&id).unwrap().history.last().unwrap(), "updated");
+        assert_eq!(
+            spool.load(&id).unwrap().envelope.history.last().unwrap(),
+            "updated"
+        );
         assert_eq!(spool.read_message(&id).unwrap(), MESSAGE);
     }
 }

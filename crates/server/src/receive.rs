@@ -99,30 +99,32 @@ pub async fn store_message(
     }
     let envelope = envelope_of(&message, client, policy, unix_seconds);
     let hostname = hostname.to_owned();
-    // The write is started on a blocking thread (or right here when the queue only queues it:
-    // the journal), which then returns; the group commit answers on the channel once the
-    // message is durable, so no thread waits for the disk.
-    let queue_in_memory = queue.stores_in_memory(message.content.len());
+    // The write starts right here when the queue only queues it (the journal, the database's
+    // own runtime), else on a blocking thread, which then returns; the group commit answers on
+    // the channel once the message is durable, so no thread waits for the disk.
     let (durable, stored) = tokio::sync::oneshot::channel();
-    let store = move || {
-        let header = |id: &QueueId| trace_header(&message, client, &hostname, id, unix_seconds);
-        let new_message = NewMessage {
-            header: &header,
-            content: &message.content,
-        };
-        queue.store_then(
-            &envelope,
-            &new_message,
-            Box::new(move |result| {
-                let _ = durable.send(result);
-            }),
-        );
+    let done: petrel_queue::StoreDone = Box::new(move |result| {
+        let _ = durable.send(result);
+    });
+    let header = |id: &QueueId| trace_header(&message, client, &hostname, id, unix_seconds);
+    let new_message = NewMessage {
+        header: &header,
+        content: &message.content,
     };
-    let written = if queue_in_memory {
-        store();
-        Ok(())
-    } else {
-        tokio::task::spawn_blocking(store).await
+    let written = match queue.try_store_then(&envelope, &new_message, done) {
+        None => Ok(()),
+        Some(done) => {
+            tokio::task::spawn_blocking(move || {
+                let header =
+                    |id: &QueueId| trace_header(&message, client, &hostname, id, unix_seconds);
+                let new_message = NewMessage {
+                    header: &header,
+                    content: &message.content,
+                };
+                queue.store_then(&envelope, &new_message, done);
+            })
+            .await
+        }
     };
     let result = match written {
         Ok(()) => stored.await.map_err(|_| ()),

@@ -8,7 +8,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use super::{MESSAGE, ScratchDir, envelope};
-use petrel_queue::{NewMessage, Place, Queue, QueueId, Spool, SyncMode};
+use petrel_queue::{NewMessage, Place, Queue, QueueId, Residence, Spool, SyncMode};
 
 /// Set in the child process of the crash tests: the directory to work in.
 const CHILD_DIR: &str = "PETREL_JOURNAL_TEST_CHILD";
@@ -65,7 +65,7 @@ fn a_stored_message_lives_in_the_journal_until_it_stays() {
     let mut changed = envelope();
     changed.history.push("deferred".into());
     spool.update(&id, &changed).unwrap();
-    assert_eq!(spool.load(&id).unwrap(), changed);
+    assert_eq!(spool.load(&id).unwrap().envelope, changed);
     // Still queued after the resident time: the checkpoint writes its files.
     let deadline = Instant::now() + Duration::from_secs(10);
     while files_of(&dir, &id).len() < 2 && Instant::now() < deadline {
@@ -80,7 +80,7 @@ fn a_stored_message_lives_in_the_journal_until_it_stays() {
         ]
     );
     assert_eq!(
-        spool.load(&id).unwrap(),
+        spool.load(&id).unwrap().envelope,
         changed,
         "the update is in the file"
     );
@@ -227,7 +227,7 @@ fn after_a_crash_the_journal_gives_back_what_was_acknowledged() {
             spool.read_message(&ids[n]).unwrap(),
             format!("Subject: {n}\r\n\r\nbody {n}\r\n").as_bytes()
         );
-        assert_eq!(spool.load(&ids[n]).unwrap(), envelope());
+        assert_eq!(spool.load(&ids[n]).unwrap().envelope, envelope());
     }
     // Recovered into files; the journal starts afresh, so a second open finds the same three.
     drop(spool);
@@ -299,4 +299,73 @@ fn a_full_journal_makes_its_residents_files_and_stores_go_on() {
     for (body, id) in stored.iter().step_by(16) {
         assert_eq!(&spool.read_message(id).unwrap(), body);
     }
+}
+
+/// Where a message lives is a property of what `load` gives: in memory while it is in the
+/// journal (and `load_resident` answers without a disk), in storage once it is files (after a
+/// hold and release) and in a spool without a journal.
+#[test]
+fn load_says_where_the_message_lives() {
+    let dir = ScratchDir::new("journal-residence");
+    let spool = open(&dir);
+    spool.set_resident_for(Duration::from_secs(3600));
+    let id = store(&spool, MESSAGE);
+    let resident = spool.load_resident(&id).unwrap().unwrap();
+    assert_eq!(resident.residence, Residence::Memory);
+    assert_eq!(resident.envelope, envelope());
+    assert_eq!(spool.load(&id).unwrap().residence, Residence::Memory);
+    spool.hold(&id).unwrap();
+    spool.release(&id).unwrap();
+    assert!(spool.load_resident(&id).is_none(), "held: written as files");
+    assert_eq!(spool.load(&id).unwrap().residence, Residence::Storage);
+
+    let files = ScratchDir::new("files-residence");
+    let (spool, _) = Spool::open_with(files.path().to_path_buf(), SyncMode::Syncfs).unwrap();
+    let id = store(&spool, MESSAGE);
+    assert!(spool.load_resident(&id).is_none());
+    assert_eq!(spool.load(&id).unwrap().residence, Residence::Storage);
+}
+
+/// `try_store_then` takes a message the journal can hold without waiting (the callback brings
+/// the id), and hands back the callback for one too large for it, or without a journal.
+#[test]
+fn try_store_then_takes_what_the_journal_holds_and_gives_back_the_rest() {
+    let dir = ScratchDir::new("journal-try-store");
+    let spool = open(&dir);
+    let (sender, receiver) = std::sync::mpsc::channel();
+    let done = |sender: std::sync::mpsc::Sender<_>| -> petrel_queue::StoreDone {
+        Box::new(move |result| {
+            let _ = sender.send(result);
+        })
+    };
+    let small = NewMessage::without_header(MESSAGE);
+    assert!(
+        spool
+            .try_store_then(&envelope(), &small, done(sender.clone()))
+            .is_none()
+    );
+    let id = receiver
+        .recv_timeout(Duration::from_secs(10))
+        .unwrap()
+        .unwrap();
+    assert_eq!(spool.read_message(&id).unwrap(), MESSAGE);
+    let huge = vec![b'x'; 20 * 1024 * 1024];
+    let returned = spool.try_store_then(
+        &envelope(),
+        &NewMessage::without_header(&huge),
+        done(sender.clone()),
+    );
+    assert!(
+        returned.is_some(),
+        "over a segment: stored as files, by the caller"
+    );
+    assert!(receiver.try_recv().is_err(), "no id taken for it");
+
+    let files = ScratchDir::new("files-try-store");
+    let (spool, _) = Spool::open_with(files.path().to_path_buf(), SyncMode::Syncfs).unwrap();
+    assert!(
+        spool
+            .try_store_then(&envelope(), &small, done(sender))
+            .is_some()
+    );
 }
