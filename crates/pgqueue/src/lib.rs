@@ -1,9 +1,10 @@
 //! petrel-pgqueue: the [`Queue`] on PostgreSQL, so several petrel nodes share one queue.
 //!
 //! Contents: [`PgQueue`] (the queue: `queue`, the SQL of every operation; `leases`, lease
-//! renewal and LISTEN/NOTIFY), [`schema`] (embedded migrations, applied by `open`), the
-//! `bridge` from the synchronous trait to the asynchronous client, and [`cluster`], a private
-//! PostgreSQL cluster on loopback for tests and benchmarks.
+//! renewal and LISTEN/NOTIFY; `claims`, the coordination of nodes), [`schema`] (embedded
+//! migrations, applied by `open`), the `bridge` from the synchronous trait to the asynchronous
+//! client, and, for tests only (feature `test-cluster`), `cluster`: a private PostgreSQL
+//! cluster on loopback.
 //! Depends on `petrel-queue` (trait, ids, envelope records), `petrel-metrics`, tokio,
 //! tokio-postgres and deadpool-postgres.
 //!
@@ -29,6 +30,7 @@
 
 mod bridge;
 mod claims;
+#[cfg(feature = "test-cluster")]
 pub mod cluster;
 mod leases;
 mod queue;
