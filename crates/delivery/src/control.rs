@@ -50,7 +50,11 @@ impl Drop for Claim {
             && let Ok(runtime) = tokio::runtime::Handle::try_current()
         {
             let id = self.id.clone();
-            runtime.spawn_blocking(move || queue.claims().map(|c| c.unclaim(&id)));
+            runtime.spawn_blocking(move || {
+                if let Some(Err(error)) = queue.claims().map(|c| c.unclaim(&id)) {
+                    tracing::warn!(queue_id = %id, %error, "cannot give the operator's claim back; its lease runs out by itself");
+                }
+            });
         }
     }
 }

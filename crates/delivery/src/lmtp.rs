@@ -11,11 +11,11 @@ use std::time::Duration;
 
 use petrel_proto::client::{ClientSession, Outgoing, SessionFailure, Stage, TransactionResult};
 use petrel_proto::status;
-use petrel_queue::status::{Cause, ConnectProblem, RouteProblem};
+use petrel_queue::status::{Cause, RouteProblem};
 use petrel_queue::{DeliveryStatus, Envelope, QueueId, RecipientState, RemoteMta, Verdict};
 use tracing::info;
 
-use crate::client::stream::{connect_tcp, connect_unix};
+use crate::client::stream::{connect_any, connect_unix};
 use crate::client::{Broken, Connection, Quiet, Step, Stream, Timeouts, TlsClient, Work};
 use crate::dsn::Action;
 use crate::outcome::{Transport, apply_outcomes, outgoing};
@@ -129,16 +129,7 @@ async fn send(
 ) -> Result<TransactionResult, Broken> {
     let limit = Duration::from_secs(30);
     let stream = match server {
-        LmtpAddress::Tcp(address) => {
-            let target = tokio::net::lookup_host(address.as_str())
-                .await
-                .ok()
-                .and_then(|mut addresses| addresses.next())
-                .ok_or_else(|| {
-                    Broken::connect(ConnectProblem::Other, format!("cannot resolve {address}"))
-                })?;
-            Stream::Tcp(connect_tcp(target, None, limit).await?)
-        }
+        LmtpAddress::Tcp(address) => Stream::Tcp(connect_any(address, limit).await?.0),
         LmtpAddress::Unix(path) => Stream::Unix(connect_unix(path, limit).await?),
     };
     let session = ClientSession::lmtp(&settings.helo_name);
@@ -156,7 +147,7 @@ async fn send(
     let step = connection.run(work, &mut Quiet).await;
     match step? {
         Step::Sent(result) => {
-            connection.quit(&mut Quiet).await;
+            connection.quit_now().await;
             Ok(result)
         }
         Step::Unsendable(refusal) => Err(Broken {

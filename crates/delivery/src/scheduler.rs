@@ -273,7 +273,9 @@ pub(crate) async fn save(
         envelope,
         residence,
     } = loaded;
-    let is_here = bounce.is_none() && residence == Residence::Memory;
+    // Still in memory? The checkpoint may have written it out during a long delivery.
+    let is_here =
+        bounce.is_none() && residence == Residence::Memory && queue.load_resident(&id).is_some();
     here_or_blocking(is_here, move || {
         let bounce_id = match bounce {
             Some((bounce_envelope, content)) => Some(queue.store(

@@ -13,7 +13,7 @@ use std::io::Read;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use petrel_delivery::client::stream::connect_tcp;
+use petrel_delivery::client::stream::connect_any;
 use petrel_delivery::client::{
     Connection, Observer, Step, Stream, Timeouts, TlsClient, TlsReport, Work,
 };
@@ -104,18 +104,17 @@ pub fn run(args: &SendArgs) -> Result<(), String> {
     if args.tls {
         session = session.over_tls();
     }
+    if let Some(path) = &args.ca_file {
+        std::fs::metadata(path)
+            .map_err(|e| format!("cannot read the CA file {}: {e}", path.display()))?;
+    }
     let tls_client = TlsClient::new(args.ca_file.as_deref());
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .map_err(|e| format!("cannot start the runtime: {e}"))?;
     let result = runtime.block_on(async {
-        let target = tokio::net::lookup_host(server.as_str())
-            .await
-            .ok()
-            .and_then(|mut found| found.next())
-            .ok_or_else(|| format!("cannot resolve {server}"))?;
-        let tcp = connect_tcp(target, None, CONNECT_TIMEOUT)
+        let (tcp, target) = connect_any(&server, CONNECT_TIMEOUT)
             .await
             .map_err(|e| format!("cannot connect to {server}: {}", e.detail))?;
         if server == target.to_string() {

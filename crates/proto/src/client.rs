@@ -11,14 +11,18 @@
 //! Replies from the server are untrusted: malformed ones end the session with an error.
 
 mod auth;
+mod capabilities;
 mod commands;
 mod probe;
+mod stage;
 mod transcript;
 
 use std::collections::VecDeque;
 
 pub use auth::ClientCredentials;
+pub use capabilities::Capabilities;
 use commands::{mail_command, rcpt_command};
+pub use stage::{RecipientReply, Stage};
 pub use transcript::TranscriptLine;
 
 use crate::EnhancedCode;
@@ -27,57 +31,6 @@ use crate::params::{Body, MailParameters, RcptParameters};
 use crate::reply::Reply;
 use crate::reply::parse::{ReplyError, parse_reply};
 use crate::reply::status;
-
-/// What the server offered in its EHLO reply.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Capabilities {
-    pub is_esmtp: bool,
-    pub pipelining: bool,
-    /// SIZE's limit; `Some(0)` means no fixed limit.
-    pub size_bytes: Option<u64>,
-    pub eight_bit_mime: bool,
-    pub smtputf8: bool,
-    pub chunking: bool,
-    pub dsn: bool,
-    pub starttls: bool,
-    pub enhanced_status_codes: bool,
-    /// The SASL mechanisms of the AUTH line, upper-case.
-    pub auth_mechanisms: Vec<String>,
-    /// Every keyword line, as offered.
-    pub keywords: Vec<String>,
-}
-
-impl Capabilities {
-    fn from_ehlo(reply: &Reply) -> Capabilities {
-        let mut capabilities = Capabilities {
-            is_esmtp: true,
-            ..Capabilities::default()
-        };
-        for line in reply.lines.iter().skip(1) {
-            let mut words = line.split_whitespace();
-            let keyword = words.next().unwrap_or("").to_ascii_uppercase();
-            match keyword.as_str() {
-                "PIPELINING" => capabilities.pipelining = true,
-                "SIZE" => {
-                    capabilities.size_bytes =
-                        Some(words.next().and_then(|w| w.parse().ok()).unwrap_or(0))
-                }
-                "8BITMIME" => capabilities.eight_bit_mime = true,
-                "SMTPUTF8" => capabilities.smtputf8 = true,
-                "CHUNKING" => capabilities.chunking = true,
-                "DSN" => capabilities.dsn = true,
-                "STARTTLS" => capabilities.starttls = true,
-                "ENHANCEDSTATUSCODES" => capabilities.enhanced_status_codes = true,
-                _ => {}
-            }
-            if let Some(mechanisms) = auth::mechanisms(line) {
-                capabilities.auth_mechanisms.extend(mechanisms);
-            }
-            capabilities.keywords.push(line.clone());
-        }
-        capabilities
-    }
-}
 
 /// One message to send.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -135,58 +88,6 @@ pub enum ClientEvent {
     StartTls,
     /// QUIT was answered; close the connection.
     Closed,
-}
-
-/// A stage of the session (RFC 5321 §4.5.3.2): what it waits for a reply to, so the driver can
-/// pick the timeout (C-TIME-1), and where a reply was given or a connection lost, for the record.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Stage {
-    Greeting,
-    /// EHLO or HELO, and STARTTLS and AUTH after them.
-    Hello,
-    Mail,
-    Rcpt,
-    Data,
-    /// The end of the content (`.` or the last BDAT), where the reply decides delivery.
-    DataEnd,
-    Quit,
-}
-
-impl Stage {
-    /// The word used in queue records and logs: `greeting`, `hello`, ..., `data-end`, `quit`.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Stage::Greeting => "greeting",
-            Stage::Hello => "hello",
-            Stage::Mail => "mail",
-            Stage::Rcpt => "rcpt",
-            Stage::Data => "data",
-            Stage::DataEnd => "data-end",
-            Stage::Quit => "quit",
-        }
-    }
-
-    /// Parses the word written by [`Stage::as_str`].
-    pub fn parse(word: &str) -> Option<Stage> {
-        [
-            Stage::Greeting,
-            Stage::Hello,
-            Stage::Mail,
-            Stage::Rcpt,
-            Stage::Data,
-            Stage::DataEnd,
-            Stage::Quit,
-        ]
-        .into_iter()
-        .find(|stage| stage.as_str() == word)
-    }
-}
-
-/// The reply that decided one recipient of a transaction, and the stage that gave it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RecipientReply {
-    pub stage: Stage,
-    pub reply: Reply,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -255,6 +156,8 @@ pub struct ClientSession {
     event: Option<ClientEvent>,
     /// Set once the session failed or quit: nothing more happens on it.
     is_over: bool,
+    /// The stage of the reply being handled, and of the failure once the session failed.
+    stage: Option<Stage>,
     /// Ask for STARTTLS when the server offers it (opportunistic TLS, RFC 3207).
     wants_tls: bool,
     is_tls: bool,
@@ -279,6 +182,7 @@ impl ClientSession {
             transaction: None,
             event: None,
             is_over: false,
+            stage: None,
             wants_tls: false,
             is_tls: false,
             credentials: None,
@@ -321,6 +225,12 @@ impl ClientSession {
         self.is_tls = true;
         self.capabilities = Capabilities::default();
         self.hello("EHLO", Expect::Ehlo);
+    }
+
+    /// The stage of the last reply handled: after a failure, the stage that failed (the
+    /// greeting, EHLO, a garbled reply's).
+    pub fn last_stage(&self) -> Option<Stage> {
+        self.stage
     }
 
     /// What the server offered.
@@ -437,12 +347,14 @@ impl ClientSession {
             };
             self.input.drain(..used);
             self.expected.pop_front();
+            self.stage = Some(expect.stage());
             self.note_reply(expect.stage(), &reply);
             self.on_reply(expect, reply);
         }
     }
 
     fn protocol_error(&mut self, reason: String) -> ClientEvent {
+        self.stage = self.expected.front().map(|expect| expect.stage());
         self.expected.clear();
         self.is_over = true;
         ClientEvent::Failed(SessionFailure::Protocol(reason))

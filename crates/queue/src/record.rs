@@ -23,9 +23,11 @@
 //! Version 1 records (no typed outcome: `reply=`, `status=` and `remote-mta=` as text) are still
 //! read; their outcome's cause is `unknown`.
 //! Every free-text value (client address, helo, reverse path, envid, recipient address, ORCPT
-//! type and address, last reply) is written as xtext (RFC 3461 §4) with `;` also escaped, so it
-//! never holds a space, `=`, `;` or a non-ASCII byte; an empty value leaves the key alone on its
-//! line. `ret`, `envid` and the `notify`, `orcpt`, `reply` attributes are omitted when absent.
+//! type and address, the outcome's detail, reply lines and host) is written as xtext (RFC 3461
+//! §4) with `;` also escaped, so it never holds a space, `=`, `;` or a non-ASCII byte; an empty
+//! value leaves the key alone on its line. `ret`, `envid` and the `notify`, `orcpt` and outcome
+//! attributes are omitted when absent; a record without any outcome is written as version 1,
+//! which says the same.
 //! `notify=` lists the set flags in the order NEVER,SUCCESS,FAILURE,DELAY (possibly none).
 //! `delay-notified=yes` marks a recipient whose sender already got its delay notice.
 //! The last line is `end`, so a truncated file is detected.
@@ -71,7 +73,11 @@ impl std::error::Error for RecordError {}
 
 /// Renders the record of envelope `envelope` of message `id`.
 pub fn encode(id: &QueueId, envelope: &Envelope) -> Vec<u8> {
-    let mut out = format!("{MAGIC} {VERSION}\n");
+    // Without an outcome the two versions say the same: version 1 keeps fresh mail readable
+    // by a petrel of the previous release (a node of a shared queue not yet upgraded).
+    let is_version_1 = envelope.recipients.iter().all(|r| r.last.is_none());
+    let version = if is_version_1 { VERSION_1 } else { VERSION };
+    let mut out = format!("{MAGIC} {version}\n");
     push_line(&mut out, "id", id.as_str());
     push_line(
         &mut out,

@@ -91,7 +91,10 @@ impl OutcomeFields {
                 && self.cause.is_none()
                 && self.detail.is_none()
                 && self.reply_code.is_none()
-                && self.mta.is_none();
+                && self.reply_status.is_none()
+                && self.reply_lines.is_empty()
+                && self.mta.is_none()
+                && self.mta_address.is_none();
             return if is_empty {
                 Ok(None)
             } else {

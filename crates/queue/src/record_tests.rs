@@ -92,6 +92,20 @@ fn sample_round_trips_and_is_readable() {
 }
 
 #[test]
+fn a_record_without_outcomes_is_written_as_version_1() {
+    let (id, mut envelope) = sample();
+    for recipient in &mut envelope.recipients {
+        recipient.last = None;
+    }
+    let bytes = encode(&id, &envelope);
+    assert!(
+        bytes.starts_with(b"petrel-envelope 1\n"),
+        "readable by the previous release"
+    );
+    assert_eq!(decode(&bytes), Ok((id, envelope)));
+}
+
+#[test]
 fn null_reverse_path_and_empty_values_round_trip() {
     let (id, mut envelope) = sample();
     envelope.reverse_path = String::new();

@@ -289,7 +289,6 @@ impl Spool {
         resident::ensure_bucket(&self.root, &self.durable_buckets, id)
     }
 
-    /// The resident table when it holds `id`.
     /// Whether a message of `size` bytes goes to the journal (else it is stored as files).
     fn fits_journal(&self, size: usize) -> bool {
         self.residents
@@ -297,6 +296,7 @@ impl Spool {
             .is_some_and(|r| size + HEADER_ALLOWANCE <= r.journal.max_entry())
     }
 
+    /// The resident table when it holds `id`.
     fn resident(&self, id: &QueueId) -> Option<&Residents> {
         self.residents.as_deref().filter(|r| r.contains(id))
     }

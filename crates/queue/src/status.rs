@@ -280,18 +280,24 @@ pub struct DeliveryStatus {
 }
 
 impl DeliveryStatus {
-    /// The outcome a server's `reply` at `stage` means, `remote_mta` having given it: 2yz
-    /// delivered, 4yz deferred, 5yz failed (C-RETRY-4); the code is the reply's, or its class's
-    /// `x.0.0`.
+    /// The outcome a server's `reply` at `stage` means, `remote_mta` having given it (C-RETRY-4):
+    /// delivered only for a 2yz at the end of the data (the server took the content); 4yz
+    /// deferred, 5yz failed; any other positive reply (a 2yz or 3yz where the content was not
+    /// taken) is not a delivery, so it is deferred with 4.0.0. The code is the reply's when it
+    /// fits the verdict, else the class's `x.0.0`.
     pub fn from_reply(reply: &Reply, stage: Stage, remote_mta: Option<RemoteMta>) -> Self {
         let (verdict, class) = match reply.code {
-            code if code < 400 => (Verdict::Delivered, 2),
+            code if code < 300 && stage == Stage::DataEnd => (Verdict::Delivered, 2),
             code if code < 500 => (Verdict::Deferred, 4),
             _ => (Verdict::Failed, 5),
         };
+        let code = reply
+            .enhanced
+            .filter(|enhanced| enhanced.class == class)
+            .unwrap_or(EnhancedCode::undefined(class));
         DeliveryStatus {
             verdict,
-            code: reply.enhanced.unwrap_or(EnhancedCode::undefined(class)),
+            code,
             cause: Cause::Reply(stage),
             reply: Some(reply.clone()),
             remote_mta,
@@ -357,6 +363,17 @@ mod tests {
         let delivered = DeliveryStatus::from_reply(&reply(250, None), Stage::DataEnd, None);
         assert_eq!(delivered.verdict, Verdict::Delivered);
         assert_eq!(delivered.code.to_string(), "2.0.0");
+        // A positive reply anywhere but the end of data delivered nothing (an untrusted
+        // server's 3yz or stray 2yz must not lose the message).
+        for (code, stage) in [
+            (354, Stage::Rcpt),
+            (250, Stage::Data),
+            (334, Stage::DataEnd),
+        ] {
+            let odd = DeliveryStatus::from_reply(&reply(code, None), stage, None);
+            assert_eq!(odd.verdict, Verdict::Deferred, "{code} at {stage:?}");
+            assert_eq!(odd.code.to_string(), "4.0.0");
+        }
         let deferred = DeliveryStatus::from_reply(&reply(451, None), Stage::Rcpt, None);
         assert_eq!(
             (deferred.verdict, deferred.code.to_string()),

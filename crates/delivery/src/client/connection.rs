@@ -148,8 +148,6 @@ pub struct Connection {
     timeouts: Timeouts,
     /// Counts the replies read (`/metrics`), for remote delivery.
     replies: Option<petrel_metrics::replies::ReplyScanner>,
-    /// The stage the session failed at, once it did.
-    failed_at: Option<Stage>,
 }
 
 impl Connection {
@@ -171,7 +169,6 @@ impl Connection {
             requires_tls: false,
             timeouts,
             replies: None,
-            failed_at: None,
         }
     }
 
@@ -195,7 +192,7 @@ impl Connection {
 
     /// The stage the session failed at (the greeting, EHLO, a garbled reply's stage).
     pub fn failed_at(&self) -> Option<Stage> {
-        self.failed_at
+        self.session.last_stage()
     }
 
     /// What TLS gave, when the session runs inside it.
@@ -215,7 +212,6 @@ impl Connection {
     ) -> Result<Step, Broken> {
         let mut is_started = false;
         loop {
-            let stage = self.session.waiting();
             let event = self.session.poll();
             observer.transcript(self.session.take_transcript());
             match event {
@@ -247,12 +243,12 @@ impl Connection {
                     is_started = true;
                 }
                 ClientEvent::Ready | ClientEvent::Closed => {
-                    return Err(Broken::lost(self.session.waiting(), "session ended early"));
+                    let stage = self.session.last_stage();
+                    return Err(Broken::lost(stage, "session ended early"));
                 }
                 // The session stays open and ready: the caller keeps it or quits it.
                 ClientEvent::Sent(result) => return Ok(Step::Sent(result)),
                 ClientEvent::Failed(failure) => {
-                    self.failed_at = stage;
                     self.abandon().await;
                     return Ok(Step::Failed(failure));
                 }
@@ -261,7 +257,15 @@ impl Connection {
         }
     }
 
-    /// Says QUIT and waits for the reply (briefly), then closes.
+    /// Says QUIT and closes without waiting for the reply (the transaction's outcome is
+    /// already known; LMTP to our own mailbox server).
+    pub async fn quit_now(&mut self) {
+        self.session.quit();
+        let _ = self.flush(&mut Quiet).await;
+        self.abandon().await;
+    }
+
+    /// Says QUIT and waits for the reply, then closes.
     pub async fn quit(&mut self, observer: &mut dyn Observer) {
         self.session.quit();
         loop {
@@ -373,3 +377,7 @@ fn stage_timeout(waiting: Option<Stage>) -> Duration {
     };
     Duration::from_secs(minutes * 60)
 }
+
+#[cfg(test)]
+#[path = "connection_tests.rs"]
+mod tests;

@@ -20,6 +20,9 @@ pub enum Stream {
     Tcp(TcpStream),
     Unix(UnixStream),
     Tls(Box<TlsStream<TcpStream>>),
+    /// One end of an in-memory pipe: the client and server sessions paired without sockets.
+    #[cfg(test)]
+    Memory(tokio::io::DuplexStream),
 }
 
 impl Stream {
@@ -28,6 +31,8 @@ impl Stream {
             Stream::Tcp(stream) => stream.read(buffer).await,
             Stream::Unix(stream) => stream.read(buffer).await,
             Stream::Tls(stream) => stream.read(buffer).await,
+            #[cfg(test)]
+            Stream::Memory(stream) => stream.read(buffer).await,
         }
     }
 
@@ -39,6 +44,8 @@ impl Stream {
                 stream.write_all(bytes).await?;
                 stream.flush().await
             }
+            #[cfg(test)]
+            Stream::Memory(stream) => stream.write_all(bytes).await,
         }
     }
 
@@ -47,6 +54,8 @@ impl Stream {
             Stream::Tcp(stream) => stream.shutdown().await,
             Stream::Unix(stream) => stream.shutdown().await,
             Stream::Tls(stream) => stream.shutdown().await,
+            #[cfg(test)]
+            Stream::Memory(stream) => stream.shutdown().await,
         };
     }
 }
@@ -90,6 +99,26 @@ pub async fn connect_tcp(
         Ok(Err(error)) => Err(Broken::connect(connect_problem(&error), error.to_string())),
         Err(_) => Err(Broken::connect(ConnectProblem::Timeout, "timed out")),
     }
+}
+
+/// Connects to `host:port` (a name or an address), trying each address the name resolves to
+/// in turn, each within `limit`; gives the stream and the address it reached.
+///
+/// # Errors
+/// A `Broken`: the name does not resolve, or the last address's connect problem.
+pub async fn connect_any(server: &str, limit: Duration) -> Result<(TcpStream, SocketAddr), Broken> {
+    let addresses: Vec<SocketAddr> = match timeout(limit, tokio::net::lookup_host(server)).await {
+        Ok(Ok(found)) => found.collect(),
+        _ => Vec::new(),
+    };
+    let mut last = Broken::connect(ConnectProblem::Other, format!("cannot resolve {server}"));
+    for address in addresses {
+        match connect_tcp(address, None, limit).await {
+            Ok(stream) => return Ok((stream, address)),
+            Err(broken) => last = broken,
+        }
+    }
+    Err(last)
 }
 
 /// Connects to the Unix socket at `path` within `limit`.

@@ -7,7 +7,6 @@
 //!
 //! The handshake signatures are always checked. The server's bytes are handled by rustls.
 
-use std::net::IpAddr;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 
@@ -111,10 +110,9 @@ impl TlsClient {
         host: &str,
     ) -> Result<(Stream, TlsReport), Broken> {
         let bare = host.trim_start_matches('[').trim_end_matches(']');
-        let bare = bare.strip_prefix("IPv6:").unwrap_or(bare);
-        let name = match bare.parse::<IpAddr>() {
-            Ok(address) => ServerName::IpAddress(address.into()),
-            Err(_) => ServerName::try_from(bare.to_owned())
+        let name = match crate::mxplan::literal_address(bare) {
+            Some(address) => ServerName::IpAddress(address.into()),
+            None => ServerName::try_from(bare.to_owned())
                 .map_err(|e| Broken::tls(TlsProblem::Handshake, format!("bad server name: {e}")))?,
         };
         let verdict = Arc::new(Mutex::new(None));
