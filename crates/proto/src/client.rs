@@ -295,16 +295,26 @@ impl ClientSession {
 
     /// Starts a transaction; call only after `Ready` (or `Sent`), and after `check`.
     pub fn send(&mut self, message: Outgoing) {
+        self.start(message, false);
+    }
+
+    /// MAIL, then (pipelined when offered) every RCPT and DATA, or RSET for a probe.
+    fn start(&mut self, message: Outgoing, is_probe: bool) {
         let count = message.recipients.len();
-        self.push_line(&mail_command(&self.capabilities, &message, false));
+        self.push_line(&mail_command(&self.capabilities, &message, is_probe));
         self.expected.push_back(Expect::Mail);
         if self.capabilities.pipelining {
             for index in 0..count {
                 self.push_line(&rcpt_command(&self.capabilities, &message, index));
                 self.expected.push_back(Expect::Rcpt(index));
             }
-            self.push_line("DATA");
-            self.expected.push_back(Expect::Data);
+            let (line, expect) = if is_probe {
+                ("RSET", Expect::ProbeRset)
+            } else {
+                ("DATA", Expect::Data)
+            };
+            self.push_line(line);
+            self.expected.push_back(expect);
         }
         self.transaction = Some(Transaction {
             message,
@@ -312,7 +322,7 @@ impl ClientSession {
             recipients: vec![None; count],
             data: None,
             lmtp_data: vec![None; count],
-            is_probe: false,
+            is_probe,
         });
     }
 
