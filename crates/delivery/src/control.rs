@@ -204,7 +204,11 @@ impl Control {
         let load_id = id.clone();
         let (mut loaded, message) = blocking(move || {
             let loaded = queue.load(&load_id)?;
-            Ok((loaded, queue.read_message(&load_id).unwrap_or_default()))
+            let message = queue.read_message(&load_id).unwrap_or_else(|error| {
+                tracing::warn!(queue_id = %load_id, %error, "cannot read the message; the bounce goes without its header section");
+                Vec::new()
+            });
+            Ok((loaded, message))
         })
         .await
         .ok_or(ControlError::TaskFailed)?

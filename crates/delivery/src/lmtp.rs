@@ -113,7 +113,7 @@ pub async fn deliver_lmtp(
     };
     for (index, outcome) in indexes.iter().zip(&attempt.outcomes) {
         if let Some(recipient) = envelope.recipients.get(*index) {
-            info!(queue_id = %id, recipient = %recipient.address, outcome = outcome.status.verdict.as_str(), status = %outcome.status.code, cause = %outcome.status.cause.to_word(), reply = %outcome.status.detail, "LMTP delivery");
+            info!(queue_id = %id, recipient = %recipient.address, outcome = %outcome.status.verdict.as_str(), status = %outcome.status.code, cause = %outcome.status.cause.to_word(), reply = %outcome.status.detail, "LMTP delivery");
         }
     }
     apply_outcomes(settings, envelope, &indexes, &attempt, now, Transport::Lmtp)

@@ -496,10 +496,10 @@ fn log_outcomes(id: &QueueId, envelope: &Envelope, indexes: &[usize]) {
         info!(
             queue_id = %id,
             recipient = %recipient.address,
-            outcome = last.verdict.as_str(),
+            outcome = %last.verdict.as_str(),
             status = %last.code,
             cause = %last.cause.to_word(),
-            remote_mta = mta.as_deref().unwrap_or(""),
+            remote_mta = %mta.as_deref().unwrap_or(""),
             detail = %last.detail,
             "delivery outcome"
         );

@@ -61,7 +61,7 @@ pub async fn check_sender(
         return Ok(());
     }
     match checked_domain(&mailbox.domain, settings) {
-        Some(domain) => sender_decision(&resolver.mx(domain).await),
+        Some(domain) => sender_decision(&looked_up(resolver, domain, "sender").await),
         None => Ok(()),
     }
 }
@@ -82,9 +82,23 @@ pub async fn check_recipient(
         return Ok(());
     }
     match checked_domain(&mailbox.domain, settings) {
-        Some(domain) => recipient_decision(&resolver.mx(domain).await),
+        Some(domain) => recipient_decision(&looked_up(resolver, domain, "recipient").await),
         None => Ok(()),
     }
+}
+
+/// The MX answer for `domain`; a failed lookup is logged with its cause (SERVFAIL, timeout,
+/// ...), which the 451 4.4.3 the client gets does not say.
+async fn looked_up(
+    resolver: &Resolver,
+    domain: &str,
+    whose: &str,
+) -> Result<MxAnswer, TemporaryFailure> {
+    let answer = resolver.mx(domain).await;
+    if let Err(failure) = &answer {
+        tracing::info!(%domain, dns = %failure.kind.as_str(), %failure, "null MX check of the {whose}'s domain failed: 451 4.4.3");
+    }
+    answer
 }
 
 #[cfg(test)]

@@ -32,6 +32,10 @@ fn s_nullmx_4_5_refused_at_mail_and_rcpt() {
         client.command("RCPT TO:<user@servfail.test>"),
         "451 4.4.3 Temporary lookup failure, try again later\r\n"
     );
+    // The client hears 451 4.4.3; the log says why.
+    wait_until("the SERVFAIL in the log", || {
+        petrel.log_text().contains("dns=SERVFAIL")
+    });
     // "." beside a real MX is not a null MX (C-NULLMX-3); a domain without MX uses its A record.
     assert!(
         client
