@@ -1,4 +1,4 @@
-//! Delivery status notifications (RFC 3464, RFC 6522, RFC 5321 §6.1; SMTP-CONFORMANCE.md §14):
+//! Delivery status notifications (RFC 3464, RFC 6522, RFC 5321 §6.1; docs/conformance.md §14):
 //! one multipart/report per message and pass covering its recipients that failed, are delayed,
 //! were delivered or were relayed to a server without DSN (RFC 3461 §5.2.2), with a human part
 //! that says in plain words what each reply means and what the sender can do.

@@ -1,4 +1,4 @@
-//! The MX plan (RFC 5321 §5.1, RFC 7505; SMTP-CONFORMANCE.md §11-12): from a domain's MX answer
+//! The MX plan (RFC 5321 §5.1, RFC 7505; docs/conformance.md §11-12): from a domain's MX answer
 //! to the ordered list of hosts to try, or the reason there is none.
 //!
 //! Pure: the DNS answer and the shuffle come in as arguments, so tests are deterministic.

@@ -2,7 +2,7 @@
 //! failed for good, or retried at the schedule's next time, then failed with 4.4.7 when too
 //! old), the history line, and the one delivery status notification of a pass: recipients that
 //! failed, that have waited past `delivery.delay_notice_after` (once each), and successes the
-//! sender asked for with NOTIFY=SUCCESS (RFC 3461 §5.2, SMTP-CONFORMANCE.md C-DSN-2).
+//! sender asked for with NOTIFY=SUCCESS (RFC 3461 §5.2, docs/conformance.md C-DSN-2).
 //!
 //! Pure apart from reading the reply-code reference for the bounce's explanations.
 

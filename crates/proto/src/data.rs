@@ -1,5 +1,5 @@
 //! The DATA decoder (RFC 5321 §4.1.1.4, §4.5.2) and the bare-newline rules against SMTP
-//! smuggling (SMTP-CONFORMANCE.md §5).
+//! smuggling (docs/conformance.md §5).
 //!
 //! Handles untrusted bytes, incrementally: input may be split at any byte and gives the same
 //! result. Only CR LF "." CR LF ends the data, and only when the first CR LF is a real one:

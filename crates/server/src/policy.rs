@@ -1,4 +1,4 @@
-//! The receiving policy (RFC 5321 §3.6, SMTP-CONFORMANCE.md S-SESS-12, S-TXN-9): which
+//! The receiving policy (RFC 5321 §3.6, docs/conformance.md S-SESS-12, S-TXN-9): which
 //! recipients are ours, which clients may relay, and the Maildir-safety rule for local parts.
 //!
 //! Pure: decisions take the client address and the parsed path, and return a complete `Reply`

@@ -1,4 +1,4 @@
-//! TLS and AUTH with real clients over loopback (SMTP-CONFORMANCE.md §8-9): swaks with --tls
+//! TLS and AUTH with real clients over loopback (docs/conformance.md §8-9): swaks with --tls
 //! and --auth, Python's smtplib starttls() and login(), openssl s_client -starttls smtp, lettre
 //! over implicit TLS (465-style), and the STARTTLS injection case; a certificate made at test
 //! time with rcgen and users added with `petrel user add`.

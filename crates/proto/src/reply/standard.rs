@@ -1,4 +1,4 @@
-//! Every reply petrel sends, as a named value (SMTP-CONFORMANCE.md §16).
+//! Every reply petrel sends, as a named value (docs/conformance.md §16).
 //!
 //! Call sites use these names and never spell a code. `ALL` lists them for the tests that check
 //! each has a reference entry and that each enhanced code's class matches its basic code.

@@ -1,7 +1,7 @@
 //! STARTTLS (RFC 3207) and AUTH (RFC 4954) in the server session: the commands, the SASL
 //! exchange, and what the driver reports back (the handshake done, the credentials checked).
 //!
-//! SMTP-CONFORMANCE.md §8-9: bytes pipelined after STARTTLS are discarded and never executed
+//! docs/conformance.md §8-9: bytes pipelined after STARTTLS are discarded and never executed
 //! (S-TLS-2; the session then ends with 421 4.7.0 after the handshake); all state is forgotten
 //! after TLS (S-TLS-3); AUTH only inside TLS (538 5.7.11, S-AUTH-8), never twice, never in a
 //! transaction (503 5.5.1); five failures end the session (421 4.7.0, S-AUTH-9).

@@ -1,7 +1,7 @@
 //! One handler per SMTP command of the server session, and the end of DATA and BDAT content.
 //!
 //! RFC 5321 §4.1.1 (commands), §3.3 and §4.1.4 (sequencing), RFC 1870, 6152, 6531, 3461
-//! (parameters), RFC 3030 (BDAT), SMTP-CONFORMANCE.md §2-§7. Handles untrusted bytes: each
+//! (parameters), RFC 3030 (BDAT), docs/conformance.md §2-§7. Handles untrusted bytes: each
 //! handler answers exactly one reply or hands a request to the driver.
 
 use super::{Chunking, Helo, MailRequest, Phase, RcptRequest, ServerSession, Step};

@@ -1,5 +1,5 @@
 //! The server session: golden transcripts (client bytes in, server bytes out) citing
-//! SMTP-CONFORMANCE.md ids, property tests over input split at any byte, the fuzz corpus.
+//! docs/conformance.md ids, property tests over input split at any byte, the fuzz corpus.
 
 use petrel_proto::address::ForwardPath;
 use petrel_proto::data::BareNewline;

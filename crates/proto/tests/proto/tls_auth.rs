@@ -1,4 +1,4 @@
-//! STARTTLS and AUTH in the server session (SMTP-CONFORMANCE.md §8-9): golden transcripts with
+//! STARTTLS and AUTH in the server session (docs/conformance.md §8-9): golden transcripts with
 //! the driver's handshake simulated by `tls_started`.
 
 use petrel_proto::base64;
