@@ -20,5 +20,6 @@ pub mod remote;
 pub mod route;
 pub mod schedule;
 pub mod scheduler;
+pub mod tls_policy;
 
 pub use scheduler::{DeliverySettings, MAX_IN_FLIGHT, Scheduler};

@@ -35,6 +35,8 @@ fn settings() -> DeliverySettings {
         source_address: None,
         delay_notice_after: Duration::from_secs(1800),
         lmtp: None,
+        tls: crate::tls_policy::TlsPolicies::default(),
+        tls_client: crate::client::TlsClient::new(None),
     }
 }
 

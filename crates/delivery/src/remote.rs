@@ -19,10 +19,13 @@ use petrel_queue::{DeliveryStatus, RemoteMta, Verdict};
 
 use crate::client::stream::connect_tcp;
 use crate::client::walk::{self, is_mail_loop};
-use crate::client::{Broken, Connection, Observer, Quiet, Step, Stream, Timeouts, TlsReport, Work};
+use crate::client::{
+    Broken, Connection, Observer, Quiet, Step, Stream, Timeouts, TlsClient, TlsReport, Work,
+};
 use crate::mxplan::{MxPlan, PlannedHost, literal_address};
 use crate::pool::Pool;
 use crate::route::Nexthop;
+use crate::tls_policy::{Effective, SecurityLevel, TlsPolicies};
 
 /// What remote delivery needs to know.
 #[derive(Debug, Clone)]
@@ -37,6 +40,10 @@ pub struct RemoteSettings {
     pub connect_timeout: Duration,
     /// Bind outbound connections to this local address (when the families match).
     pub source_address: Option<IpAddr>,
+    /// The TLS levels by destination.
+    pub tls: TlsPolicies,
+    /// The trust anchors.
+    pub tls_client: TlsClient,
 }
 
 /// The outcome for one recipient.
@@ -105,6 +112,15 @@ pub async fn deliver(
         Some(nexthop) => (nexthop.host.clone(), true),
         None => (domain.to_owned(), false),
     };
+    let tls = settings
+        .tls
+        .for_destinations(&[&destination, domain], credentials.is_some());
+    if tls.level != SecurityLevel::May {
+        history.push(format!(
+            "TLS policy for {destination}: {}",
+            tls.level.as_str()
+        ));
+    }
     let hosts = if is_direct {
         match destination.parse::<IpAddr>() {
             Ok(address) => vec![(destination.clone(), Some(vec![address]))],
@@ -148,6 +164,7 @@ pub async fn deliver(
                 host: &host,
                 target,
                 credentials,
+                tls: &tls,
             };
             match try_host(&connection, message, &mut history).await {
                 HostResult::Done(outcomes) => return Attempt { outcomes, history },
@@ -160,6 +177,7 @@ pub async fn deliver(
         Verdict::Deferred,
         match last_problem {
             Cause::Dns(_) => status::DIRECTORY_SERVER_FAILURE,
+            Cause::Tls(_) => status::CRYPTOGRAPHIC_FAILURE,
             _ => status::NO_ANSWER_FROM_HOST,
         },
         last_problem,
@@ -218,16 +236,24 @@ enum HostResult {
     NextHost(Cause),
 }
 
-/// Runs one session with one host: opportunistic STARTTLS first; when the TLS handshake fails,
-/// once more in plaintext, as no policy requires TLS yet (C-TLS-6).
+/// Runs one session with one host at the destination's TLS level: STARTTLS unless the level
+/// is `none`. When TLS fails (no STARTTLS where it is required, a failed handshake, a
+/// certificate that does not verify under `verify`) the next host is tried, as RFC 8461 §5
+/// has it; only `may` with plaintext fallback allowed tries the same host once more without
+/// TLS (C-TLS-6).
 async fn try_host(
     target: &Target<'_>,
     message: &Outgoing,
     history: &mut Vec<String>,
 ) -> HostResult {
     let mta = target.remote_mta();
-    match try_session(target, message, history, true).await {
-        Err(broken) if matches!(broken.cause, Cause::Tls(_)) => {
+    let level = target.tls.level;
+    match try_session(target, message, history, level != SecurityLevel::None).await {
+        Err(broken)
+            if matches!(broken.cause, Cause::Tls(_))
+                && level == SecurityLevel::May
+                && target.tls.allows_plaintext_fallback =>
+        {
             history.push(format!(
                 "{mta}: {}; trying again without TLS",
                 broken.detail
@@ -235,6 +261,14 @@ async fn try_host(
             try_session(target, message, history, false)
                 .await
                 .unwrap_or_else(|broken| lost(&mta, message, history, broken))
+        }
+        Err(broken) if matches!(broken.cause, Cause::Tls(_)) => {
+            history.push(format!(
+                "{mta}: {} (TLS level {}); trying the next host",
+                broken.detail,
+                level.as_str()
+            ));
+            HostResult::NextHost(broken.cause)
         }
         Err(broken) => lost(&mta, message, history, broken),
         Ok(result) => result,
@@ -271,6 +305,8 @@ struct Target<'a> {
     target: SocketAddr,
     /// AUTH for a smarthost (only inside TLS).
     credentials: Option<&'a ClientCredentials>,
+    /// The TLS level and names for this destination.
+    tls: &'a Effective,
 }
 
 impl Target<'_> {
@@ -373,6 +409,7 @@ async fn try_session(
         host,
         target: address,
         credentials,
+        tls,
     } = *target;
     let source = settings.source_address;
     let tcp = match connect_tcp(address, source, settings.connect_timeout).await {
@@ -388,10 +425,23 @@ async fn try_session(
         None => ClientSession::new(&settings.helo_name),
     };
     let mta = target.remote_mta();
-    let tls = crate::client::TlsClient::system();
-    let mut connection =
-        Connection::new(Stream::Tcp(tcp), mta.clone(), session, tls, Timeouts::SMTP)
-            .counting_replies();
+    let mut tls_client = settings.tls_client.clone();
+    if tls.level == SecurityLevel::Verify {
+        tls_client = tls_client
+            .requiring_verification()
+            .matching(&tls.match_names);
+    }
+    let mut connection = Connection::new(
+        Stream::Tcp(tcp),
+        mta.clone(),
+        session,
+        tls_client,
+        Timeouts::SMTP,
+    )
+    .counting_replies();
+    if wants_tls && tls.level >= SecurityLevel::Encrypt {
+        connection = connection.requiring_tls();
+    }
     let work = Work::Send {
         message,
         is_checked: true,
@@ -404,6 +454,14 @@ async fn try_session(
     let count = message.recipients.len();
     Ok(match result {
         Ok(Step::Sent(result)) => {
+            if connection.tls().is_none() {
+                let why = if wants_tls {
+                    "the server offers no STARTTLS"
+                } else {
+                    "TLS not tried"
+                };
+                history.push(format!("{mta}: plaintext ({why})"));
+            }
             let label = mta.to_string();
             HostResult::Done(sent(pool, domain, connection, &result, &label, history))
         }

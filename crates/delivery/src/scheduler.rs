@@ -71,6 +71,10 @@ pub struct DeliverySettings {
     pub delay_notice_after: Duration,
     /// `local.lmtp`: local mail goes to this LMTP server instead of Maildir.
     pub lmtp: Option<crate::lmtp::LmtpAddress>,
+    /// Outbound TLS: the levels by destination.
+    pub tls: crate::tls_policy::TlsPolicies,
+    /// The trust anchors (the system's and `delivery.ca_file`).
+    pub tls_client: crate::client::TlsClient,
 }
 
 /// Runs deliveries until told to stop.
@@ -452,6 +456,8 @@ async fn deliver_remote(
     let remote = RemoteSettings {
         helo_name: settings.helo_name.clone(),
         our_names: vec![settings.helo_name.clone(), settings.hostname.clone()],
+        tls: settings.tls.clone(),
+        tls_client: settings.tls_client.clone(),
         port: settings.port,
         own_addresses: settings.own_addresses.clone(),
         connect_timeout: Duration::from_secs(30),

@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use petrel_delivery::schedule::RetryPolicy;
+use petrel_delivery::tls_policy::SecurityLevel;
 use petrel_proto::data::BareNewline;
 use petrel_server::network::IpNetwork;
 use serde::{Deserialize, Deserializer};
@@ -203,9 +204,17 @@ pub struct DeliveryConfig {
     #[serde(deserialize_with = "duration")]
     pub max_age: Duration,
     pub concurrency_per_domain: usize,
-    /// Outbound STARTTLS: "opportunistic" (the only one so far); "required" and "verify" come
-    /// with MTA-STS and DANE.
+    /// Outbound TLS level: "none", "may" (the default; "opportunistic"), "encrypt"
+    /// ("required") or "verify"; "dane" and "dane-only" come later.
     pub tls: String,
+    /// Trust anchors besides the system's (PEM), for private CAs and tests.
+    pub ca_file: Option<PathBuf>,
+    /// At level "may", retry a host in plaintext when its TLS handshake fails.
+    pub tls_plaintext_fallback: bool,
+    /// Hosts that may get AUTH over TLS whose certificate is not verified (by name).
+    pub auth_unverified_hosts: Vec<String>,
+    /// `[[delivery.tls_policy]]`: a level per domain (and its subdomains).
+    pub tls_policy: Vec<TlsPolicyConfig>,
     /// A smarthost for all remote mail: `[host]:port` (its addresses) or `host:port` (its MX).
     pub relayhost: Option<String>,
     /// `user:/path/to/password-file` for AUTH at the relayhost (sent only inside TLS).
@@ -219,6 +228,20 @@ pub struct DeliveryConfig {
     /// One delay notice (DSN Action: delayed) when a recipient has waited this long; "0s": none.
     #[serde(deserialize_with = "duration")]
     pub delay_notice_after: Duration,
+}
+
+/// One `[[delivery.tls_policy]]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsPolicyConfig {
+    pub domain: String,
+    pub level: String,
+    /// With "verify": the names the certificate may have instead of the MX host's.
+    #[serde(default, rename = "match")]
+    pub match_names: Vec<String>,
+    /// With "may": retry in plaintext after a failed handshake.
+    #[serde(default)]
+    pub plaintext_fallback: bool,
 }
 
 /// One `[[delivery.route]]`.
@@ -239,7 +262,11 @@ impl Default for DeliveryConfig {
             retry: policy.intervals,
             max_age: policy.max_age,
             concurrency_per_domain: 20,
-            tls: "opportunistic".into(),
+            tls: "may".into(),
+            ca_file: None,
+            tls_plaintext_fallback: false,
+            auth_unverified_hosts: Vec::new(),
+            tls_policy: Vec::new(),
             relayhost: None,
             relayhost_auth: None,
             route: Vec::new(),
@@ -498,6 +525,19 @@ fn describe(name: &str, text: &str, error: &toml::de::Error) -> String {
     }
 }
 
+/// A TLS level the configuration may name.
+fn check_tls_level(key: &str, word: &str) -> Result<(), String> {
+    match SecurityLevel::parse(word) {
+        Some(_) => Ok(()),
+        None if matches!(word, "dane" | "dane-only") => Err(format!(
+            "{key}: {word:?} is not available in this version; use \"none\", \"may\", \"encrypt\" or \"verify\""
+        )),
+        None => Err(format!(
+            "{key}: {word:?} is not a TLS level; use \"none\", \"may\", \"encrypt\" or \"verify\""
+        )),
+    }
+}
+
 impl Config {
     fn validate(&self) -> Result<(), String> {
         if self.listener.is_empty() {
@@ -512,11 +552,16 @@ impl Config {
                 ));
             }
         }
-        if self.delivery.tls != "opportunistic" {
-            return Err(format!(
-                "delivery.tls: {:?} is not available in this version; use \"opportunistic\"",
-                self.delivery.tls
-            ));
+        check_tls_level("delivery.tls", &self.delivery.tls)?;
+        for policy in &self.delivery.tls_policy {
+            check_tls_level(
+                &format!("delivery.tls_policy {}", policy.domain),
+                &policy.level,
+            )?;
+        }
+        if let Some(path) = &self.delivery.ca_file {
+            std::fs::metadata(path)
+                .map_err(|e| format!("delivery.ca_file {}: {e}", path.display()))?;
         }
         if self.queue.backend == QueueBackend::Postgres && self.queue.postgres_url.is_none() {
             return Err(
@@ -668,6 +713,29 @@ mod tests {
         assert_eq!(config.local.domains, ["localhost"]);
         assert_eq!(config.data_dir, PathBuf::from("petrel-data"));
         assert_eq!(config.limits.idle_timeout, Duration::from_secs(300));
+    }
+
+    #[test]
+    fn tls_levels_and_policies() {
+        let config = parse("[delivery]\ntls = \"verify\"\n\n[[delivery.tls_policy]]\ndomain = \"example.net\"\nlevel = \"encrypt\"\nmatch = [\"mx.example.net\"]\n").unwrap();
+        assert_eq!(
+            config.delivery.tls_policy[0].match_names,
+            ["mx.example.net"]
+        );
+        assert!(
+            parse("[delivery]\ntls = \"opportunistic\"\n").is_ok(),
+            "old spelling"
+        );
+        let error = parse("[delivery]\ntls = \"dane\"\n").unwrap_err();
+        assert!(error.contains("not available in this version"), "{error}");
+        let error =
+            parse("[[delivery.tls_policy]]\ndomain = \"x.test\"\nlevel = \"high\"\n").unwrap_err();
+        assert!(
+            error.contains("x.test") && error.contains("not a TLS level"),
+            "{error}"
+        );
+        let error = parse("[delivery]\nca_file = \"/nonexistent/ca.pem\"\n").unwrap_err();
+        assert!(error.contains("delivery.ca_file"), "{error}");
     }
 
     #[test]

@@ -7,8 +7,10 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use petrel_delivery::DeliverySettings;
+use petrel_delivery::client::TlsClient;
 use petrel_delivery::route::{Nexthop, Routes};
 use petrel_delivery::schedule::RetryPolicy;
+use petrel_delivery::tls_policy::{DomainPolicy, SecurityLevel, TlsPolicies};
 use petrel_proto::SessionConfig;
 use petrel_proto::client::ClientCredentials;
 use petrel_server::ServerSettings;
@@ -158,7 +160,30 @@ impl Config {
                 .lmtp
                 .as_deref()
                 .map(petrel_delivery::lmtp::LmtpAddress::parse),
+            tls: self.tls_policies(),
+            tls_client: TlsClient::new(self.delivery.ca_file.as_deref()),
         }))
+    }
+
+    /// `delivery.tls` and `[[delivery.tls_policy]]` (levels checked by `validate`).
+    fn tls_policies(&self) -> TlsPolicies {
+        let level = |word: &str| SecurityLevel::parse(word).unwrap_or(SecurityLevel::May);
+        TlsPolicies {
+            default_level: level(&self.delivery.tls),
+            allows_plaintext_fallback: self.delivery.tls_plaintext_fallback,
+            domains: self
+                .delivery
+                .tls_policy
+                .iter()
+                .map(|p| DomainPolicy {
+                    domain: p.domain.trim_end_matches('.').to_ascii_lowercase(),
+                    level: level(&p.level),
+                    match_names: p.match_names.clone(),
+                    allows_plaintext_fallback: p.plaintext_fallback,
+                })
+                .collect(),
+            auth_unverified_hosts: self.delivery.auth_unverified_hosts.clone(),
+        }
     }
 
     /// `delivery.relayhost` and `[[delivery.route]]`, with their credentials.

@@ -63,6 +63,8 @@ pub struct TlsClient {
     /// `None` when no anchor could be loaded: nothing can be verified.
     verifier: Option<Arc<WebPkiServerVerifier>>,
     requires_verification: bool,
+    /// Names the certificate may have instead of the host's (`tls_policy` `match`).
+    match_names: Vec<String>,
 }
 
 impl TlsClient {
@@ -90,7 +92,15 @@ impl TlsClient {
             provider,
             verifier,
             requires_verification: false,
+            match_names: Vec::new(),
         }
+    }
+
+    /// The same anchors; the certificate must name one of `names` (when there are any)
+    /// instead of the host connected to.
+    pub fn matching(mut self, names: &[String]) -> TlsClient {
+        self.match_names = names.to_vec();
+        self
     }
 
     /// The same anchors; a certificate that does not verify fails the handshake.
@@ -121,6 +131,11 @@ impl TlsClient {
             verifier: self.verifier.clone(),
             verdict: verdict.clone(),
             requires_verification: self.requires_verification,
+            match_names: self
+                .match_names
+                .iter()
+                .filter_map(|n| ServerName::try_from(n.clone()).ok())
+                .collect(),
         });
         let config = rustls::ClientConfig::builder_with_provider(self.provider.clone())
             .with_safe_default_protocol_versions()
@@ -174,6 +189,8 @@ struct Recording {
     verifier: Option<Arc<WebPkiServerVerifier>>,
     verdict: Arc<Mutex<Option<Result<(), String>>>>,
     requires_verification: bool,
+    /// When not empty: the names to check the certificate against, any of them.
+    match_names: Vec<ServerName<'static>>,
 }
 
 impl ServerCertVerifier for Recording {
@@ -185,11 +202,30 @@ impl ServerCertVerifier for Recording {
         ocsp_response: &[u8],
         now: UnixTime,
     ) -> Result<ServerCertVerified, rustls::Error> {
+        let names: Vec<&ServerName<'_>> = if self.match_names.is_empty() {
+            vec![server_name]
+        } else {
+            self.match_names.iter().collect()
+        };
         let checked = match &self.verifier {
-            Some(verifier) => verifier
-                .verify_server_cert(end_entity, intermediates, server_name, ocsp_response, now)
-                .map(drop)
-                .map_err(|e| e.to_string()),
+            Some(verifier) => {
+                let results: Vec<Result<(), String>> = names
+                    .iter()
+                    .map(|name| {
+                        verifier
+                            .verify_server_cert(end_entity, intermediates, name, ocsp_response, now)
+                            .map(drop)
+                            .map_err(|e| e.to_string())
+                    })
+                    .collect();
+                match results.iter().find(|r| r.is_ok()) {
+                    Some(_) => Ok(()),
+                    None => results
+                        .into_iter()
+                        .next()
+                        .unwrap_or_else(|| Err("no name to check".to_owned())),
+                }
+            }
             None => Err("no trust anchors".to_owned()),
         };
         let failure = checked.as_ref().err().cloned();

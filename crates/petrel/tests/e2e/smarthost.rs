@@ -33,11 +33,25 @@ fn sender(scratch: &Scratch, delivery: &str) -> Petrel {
 }
 
 /// A smarthost (a TLS petrel with user alice/secret and a submission listener) and a petrel
-/// whose relayhost it is, logging in as alice with `password`; the scratch directories live
-/// as long as the first value.
+/// whose relayhost it is, logging in as alice with `password`, trusting the smarthost's
+/// certificate through `delivery.ca_file` (AUTH goes only over a verified connection); the
+/// scratch directories live as long as the first value.
 fn through_smarthost(name: &str, password: &str) -> ((Scratch, Scratch), Petrel, Petrel) {
+    through_smarthost_with(name, password, true)
+}
+
+fn through_smarthost_with(
+    name: &str,
+    password: &str,
+    is_trusted: bool,
+) -> ((Scratch, Scratch), Petrel, Petrel) {
     let scratch_b = Scratch::new(&format!("{name}-b"));
-    let (smarthost, _tls) = crate::tls::start(&scratch_b);
+    let (smarthost, tls) = crate::tls::start(&scratch_b);
+    let trust = if is_trusted {
+        format!("ca_file = \"{}\"\n", tls.cert.display())
+    } else {
+        String::new()
+    };
     let submission = smarthost.listener("submission");
     let scratch_a = Scratch::new(&format!("{name}-a"));
     let password_file = scratch_a.0.join("relay-password");
@@ -45,7 +59,7 @@ fn through_smarthost(name: &str, password: &str) -> ((Scratch, Scratch), Petrel,
     let a = sender(
         &scratch_a,
         &format!(
-            "relayhost = \"[127.0.0.1]:{}\"\nrelayhost_auth = \"alice:{}\"\n",
+            "relayhost = \"[127.0.0.1]:{}\"\nrelayhost_auth = \"alice:{}\"\n{trust}",
             submission.port(),
             password_file.display()
         ),
@@ -66,7 +80,88 @@ fn relayhost_with_starttls_and_auth() {
     // A logs the attempt's history once B has answered the end of data.
     let log = wait_for_log(&a, "STARTTLS: TLSv1_3");
     assert!(log.contains("routed to [127.0.0.1]:"), "{log}");
-    assert!(log.contains("STARTTLS: TLSv1_3"), "{log}");
+    assert!(log.contains("TLS policy for 127.0.0.1: verify"), "{log}");
+    assert!(log.contains("certificate verified"), "{log}");
+}
+
+/// The first queued message's id, from `queue list --json`.
+fn first_id(petrel: &Petrel) -> String {
+    let (_, list) = petrel.queue(&["list", "--json"]);
+    list.split("\"id\": \"")
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .unwrap_or_default()
+        .to_owned()
+}
+
+/// Credentials never go over TLS that is not verified: without the smarthost's CA the
+/// certificate does not verify, nothing is sent, the mail is deferred with 4.7.5 and
+/// `queue show` says why.
+#[test]
+fn auth_waits_for_a_verified_connection() {
+    let (_scratches, smarthost, a) =
+        through_smarthost_with("smarthost-unverified", "secret", false);
+    send(&a, "bob@example.test", "unverified");
+    let log = wait_for_log(&a, "delivery outcome");
+    assert!(
+        log.contains("(TLS level verify); trying the next host"),
+        "{log}"
+    );
+    assert!(log.contains("status=4.7.5 cause=tls-certificate"), "{log}");
+    assert!(!log.contains("AUTH"), "no AUTH was tried: {log}");
+    assert!(smarthost.maildir("example.test", "bob").is_empty());
+    let (_, shown) = a.queue(&["show", &first_id(&a)]);
+    assert!(
+        shown.contains("last:       deferred 4.7.5 (TLS certificate not acceptable)"),
+        "{shown}"
+    );
+}
+
+/// Levels against receivers with and without STARTTLS: `encrypt` defers when the server offers
+/// none (4.7.5, tls-policy) and nothing reaches it; `may` (the default) delivers in plaintext
+/// and says so; `encrypt` to a TLS server delivers, and the CA makes the certificate verified.
+#[test]
+fn security_levels_decide_what_a_server_without_tls_gets() {
+    let scratch = Scratch::new("tls-levels");
+    let plain_dir = Scratch::new("tls-levels-plain");
+    let plain = Petrel::start_for(&plain_dir.0, "mx.plain.test", &["plain.test"], "");
+    let secure_dir = Scratch::new("tls-levels-secure");
+    let (secure, tls) = crate::tls::start(&secure_dir);
+    let route = |domain: &str, port: u16| {
+        format!("\n[[delivery.route]]\ndomain = \"{domain}\"\nnexthop = \"[127.0.0.1]:{port}\"\n")
+    };
+    let policy = |domain: &str, level: &str| {
+        format!("\n[[delivery.tls_policy]]\ndomain = \"{domain}\"\nlevel = \"{level}\"\n")
+    };
+    let config = format!(
+        "ca_file = \"{}\"\n{}{}{}{}",
+        tls.cert.display(),
+        route("plain.test", plain.address.port()),
+        route("example.test", secure.address.port()),
+        policy("plain.test", "encrypt"),
+        policy("example.test", "encrypt"),
+    );
+    let a = sender(&scratch, &config);
+    send(&a, "bob@plain.test", "encrypt to plain");
+    let log = wait_for_log(&a, "cause=tls-policy");
+    assert!(log.contains("status=4.7.5"), "{log}");
+    assert!(log.contains("does not offer STARTTLS"), "{log}");
+    assert!(plain.maildir("plain.test", "bob").is_empty());
+    send(&a, "bob@example.test", "encrypt to tls");
+    secure.wait_for_one_from("example.test", "bob", &a);
+    let log = wait_for_log(&a, "certificate verified");
+    assert!(log.contains("TLS policy for 127.0.0.1: encrypt"), "{log}");
+
+    // The default, may: plaintext to the server without STARTTLS, and the history says so.
+    let b_dir = Scratch::new("tls-levels-may");
+    let b = sender(&b_dir, &route("plain.test", plain.address.port()));
+    send(&b, "carol@plain.test", "may to plain");
+    plain.wait_for_one_from("plain.test", "carol", &b);
+    let log = wait_for_log(&b, "plaintext (the server offers no STARTTLS)");
+    assert!(
+        log.contains("plaintext (the server offers no STARTTLS)"),
+        "{log}"
+    );
 }
 
 #[test]

@@ -42,6 +42,9 @@ pub const CONVERSION_NOT_SUPPORTED: EnhancedCode = EnhancedCode::new(5, 6, 3);
 pub const NON_ASCII_ADDRESS_NOT_PERMITTED: EnhancedCode = EnhancedCode::new(5, 6, 7);
 /// 4.7.0 Other or undefined security status, transient: AUTH to a smarthost went wrong.
 pub const SECURITY_TRANSIENT: EnhancedCode = EnhancedCode::new(4, 7, 0);
+/// 4.7.5 Cryptographic failure: the TLS a policy requires could not be had (no STARTTLS, a
+/// failed handshake, a certificate that does not verify).
+pub const CRYPTOGRAPHIC_FAILURE: EnhancedCode = EnhancedCode::new(4, 7, 5);
 
 /// Every named code, for the tests that check each has a reference entry.
 pub const ALL: &[EnhancedCode] = &[
@@ -61,4 +64,5 @@ pub const ALL: &[EnhancedCode] = &[
     CONVERSION_NOT_SUPPORTED,
     NON_ASCII_ADDRESS_NOT_PERMITTED,
     SECURITY_TRANSIENT,
+    CRYPTOGRAPHIC_FAILURE,
 ];
