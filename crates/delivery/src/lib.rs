@@ -13,6 +13,7 @@ pub mod dsn;
 pub mod lmtp;
 pub mod local;
 pub mod maildir;
+pub mod mta_sts;
 pub mod mxplan;
 pub mod outcome;
 pub mod pool;
