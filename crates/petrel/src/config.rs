@@ -126,6 +126,35 @@ pub struct AuthConfig {
 #[serde(deny_unknown_fields)]
 pub struct HttpConfig {
     pub address: SocketAddr,
+    /// `[http.mta_sts]`: the MTA-STS policy of petrel's own domains, served at
+    /// `/.well-known/mta-sts.txt` (RFC 8461 §3.2; put it behind HTTPS as
+    /// `https://mta-sts.<domain>/`).
+    pub mta_sts: Option<MtaStsPolicyConfig>,
+}
+
+/// `[http.mta_sts]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MtaStsPolicyConfig {
+    /// "enforce", "testing" or "none".
+    pub mode: String,
+    /// The MX host names (or `*.` patterns) senders may deliver to.
+    #[serde(default)]
+    pub mx: Vec<String>,
+    #[serde(deserialize_with = "duration")]
+    pub max_age: Duration,
+}
+
+impl MtaStsPolicyConfig {
+    /// The policy file (CR LF lines, RFC 8461 §3.2).
+    pub fn render(&self) -> String {
+        let mut text = format!("version: STSv1\r\nmode: {}\r\n", self.mode);
+        for mx in &self.mx {
+            text.push_str(&format!("mx: {mx}\r\n"));
+        }
+        text.push_str(&format!("max_age: {}\r\n", self.max_age.as_secs()));
+        text
+    }
 }
 
 /// `[queue]`.
@@ -559,6 +588,10 @@ impl Config {
                 &policy.level,
             )?;
         }
+        if let Some(policy) = self.http.as_ref().and_then(|h| h.mta_sts.as_ref()) {
+            petrel_delivery::mta_sts::parse_policy(&policy.render())
+                .map_err(|e| format!("http.mta_sts: {e}"))?;
+        }
         if let Some(path) = &self.delivery.ca_file {
             std::fs::metadata(path)
                 .map_err(|e| format!("delivery.ca_file {}: {e}", path.display()))?;
@@ -736,6 +769,14 @@ mod tests {
         );
         let error = parse("[delivery]\nca_file = \"/nonexistent/ca.pem\"\n").unwrap_err();
         assert!(error.contains("delivery.ca_file"), "{error}");
+        let http = "[http]\naddress = \"127.0.0.1:0\"\n[http.mta_sts]\nmax_age = \"1d\"\n";
+        let error = parse(&format!("{http}mode = \"strict\"\nmx = [\"a.test\"]\n")).unwrap_err();
+        assert!(
+            error.contains("http.mta_sts") && error.contains("mode"),
+            "{error}"
+        );
+        let error = parse(&format!("{http}mode = \"enforce\"\n")).unwrap_err();
+        assert!(error.contains("without mx"), "{error}");
     }
 
     #[test]

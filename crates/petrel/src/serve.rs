@@ -82,7 +82,13 @@ async fn serve(source: Source, config: Config) -> Result<(), String> {
     let queue = open_queue(&config).await?;
     let resolver = petrel_dns::Resolver::new(&config.dns.nameservers, config.dns.timeout)
         .map_err(|error| error.to_string())?;
-    let http = http_listener.map(|bound| tokio::spawn(crate::web::serve(bound, queue.clone())));
+    let mta_sts = config
+        .http
+        .as_ref()
+        .and_then(|h| h.mta_sts.as_ref())
+        .map(|policy| Arc::new(policy.render()));
+    let http = http_listener
+        .map(|bound| tokio::spawn(crate::web::serve(bound, queue.clone(), mta_sts.clone())));
     let (lifecycle, lifecycle_rx) = watch::channel(Lifecycle::Running);
     let (stop_delivery, stop_delivery_rx) = watch::channel(false);
     let (queued_tx, queued_rx) = mpsc::unbounded_channel();

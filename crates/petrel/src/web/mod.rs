@@ -1,5 +1,6 @@
-//! The `[http]` server of `petrel serve`: the reply-code reference as web pages, and
-//! `/metrics` in the Prometheus text format (`metrics.rs`).
+//! The `[http]` server of `petrel serve`: the reply-code reference as web pages,
+//! `/metrics` in the Prometheus text format (`metrics.rs`), and the MTA-STS policy of our own
+//! domains at `/.well-known/mta-sts.txt` when `[http.mta_sts]` gives one.
 //!
 //! A small HTTP/1.1 server written by hand over tokio: one request per connection (GET or
 //! HEAD), its head read within 16 KiB and 10 seconds, the answer sent with Content-Length and
@@ -31,8 +32,15 @@ const WRITE_TIMEOUT: Duration = Duration::from_secs(30);
 /// How many connections are served at once; more wait in the listen queue.
 const MAX_CONNECTIONS: usize = 256;
 
-/// Serves HTTP on `listener` until the task is dropped.
-pub async fn serve(listener: TcpListener, queue: Arc<dyn petrel_queue::Queue>) {
+/// Where senders fetch an MTA-STS policy (RFC 8461 §3.2).
+const MTA_STS_PATH: &str = "/.well-known/mta-sts.txt";
+
+/// Serves HTTP on `listener` until the task is dropped; `mta_sts` is the policy file to serve.
+pub async fn serve(
+    listener: TcpListener,
+    queue: Arc<dyn petrel_queue::Queue>,
+    mta_sts: Option<Arc<String>>,
+) {
     let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));
     loop {
         let Ok(slot) = slots.clone().acquire_owned().await else {
@@ -40,9 +48,9 @@ pub async fn serve(listener: TcpListener, queue: Arc<dyn petrel_queue::Queue>) {
         };
         match listener.accept().await {
             Ok((stream, _peer)) => {
-                let queue = queue.clone();
+                let (queue, mta_sts) = (queue.clone(), mta_sts.clone());
                 tokio::spawn(async move {
-                    handle(stream, queue).await;
+                    handle(stream, queue, mta_sts).await;
                     drop(slot);
                 });
             }
@@ -56,7 +64,11 @@ pub async fn serve(listener: TcpListener, queue: Arc<dyn petrel_queue::Queue>) {
 }
 
 /// Reads one request from `stream`, answers it and closes the connection.
-async fn handle(mut stream: TcpStream, queue: Arc<dyn petrel_queue::Queue>) {
+async fn handle(
+    mut stream: TcpStream,
+    queue: Arc<dyn petrel_queue::Queue>,
+    mta_sts: Option<Arc<String>>,
+) {
     let (response, head_only) =
         match tokio::time::timeout(HEAD_TIMEOUT, read_head(&mut stream)).await {
             Err(_) => (
@@ -75,6 +87,8 @@ async fn handle(mut stream: TcpStream, queue: Arc<dyn petrel_queue::Queue>) {
                 Ok(request) => {
                     let response = if request.path == "/metrics" {
                         metrics::respond(queue).await
+                    } else if let Some(policy) = mta_sts.filter(|_| request.path == MTA_STS_PATH) {
+                        Response::text("text/plain", policy.as_str().to_owned())
                     } else {
                         pages::respond(&request)
                     };

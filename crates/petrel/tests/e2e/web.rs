@@ -19,7 +19,11 @@ const HTTP: &str = "[http]\naddress = \"127.0.0.1:0\"\n";
 /// Starts petrel with `[http]` and returns it with the address of its web server, read from
 /// the `listening on 127.0.0.1:PORT (http)` log line.
 fn start(scratch: &Scratch) -> (Petrel, SocketAddr) {
-    let petrel = Petrel::start(&scratch.0, HTTP);
+    start_with(scratch, HTTP)
+}
+
+fn start_with(scratch: &Scratch, extra: &str) -> (Petrel, SocketAddr) {
+    let petrel = Petrel::start(&scratch.0, extra);
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
         let log = petrel.log_text();
@@ -349,4 +353,35 @@ fn web_compare_page_in_chromium_without_javascript() {
         };
         assert!(!text.contains(other), "{lang:?}: {other:?} in {text}");
     }
+}
+
+/// `[http.mta_sts]` publishes the policy of petrel's own domains where senders fetch it
+/// (RFC 8461 §3.2), and the policy reads back with delivery's own MTA-STS parser; without it
+/// the path is not found.
+#[test]
+fn the_mta_sts_policy_is_served_from_configuration() {
+    let scratch = Scratch::new("web-mta-sts");
+    let policy = "[http.mta_sts]\nmode = \"enforce\"\nmx = [\"mx.example.test\", \"*.mx.example.test\"]\nmax_age = \"7d\"\n";
+    let (_petrel, address) = start_with(&scratch, &format!("{HTTP}{policy}"));
+    let reply = get(address, "/.well-known/mta-sts.txt");
+    assert_eq!(reply.status, 200, "{}", reply.head);
+    assert!(
+        reply.head.contains("Content-Type: text/plain"),
+        "{}",
+        reply.head
+    );
+    assert!(
+        reply
+            .body
+            .starts_with("version: STSv1\r\nmode: enforce\r\n"),
+        "{}",
+        reply.body
+    );
+    let parsed = petrel_delivery::mta_sts::parse_policy(&reply.body).unwrap();
+    assert_eq!(parsed.max_age_seconds, 7 * 86_400);
+    assert!(parsed.matches_mx("mx.example.test") && parsed.matches_mx("a.mx.example.test"));
+
+    let plain = Scratch::new("web-mta-sts-none");
+    let (_petrel, address) = start(&plain);
+    assert_eq!(get(address, "/.well-known/mta-sts.txt").status, 404);
 }
