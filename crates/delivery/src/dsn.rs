@@ -1,7 +1,8 @@
 //! Delivery status notifications (RFC 3464, RFC 6522, RFC 5321 §6.1; docs/conformance.md §14):
 //! one multipart/report per message and pass covering its recipients that failed, are delayed,
 //! were delivered or were relayed to a server without DSN (RFC 3461 §5.2.2), with a human part
-//! that says in plain words what each reply means and what the sender can do.
+//! that says in plain words what each reply means and what the sender can do, in English and
+//! Indonesian (the reference's two languages).
 //!
 //! Pure: the time, the ids and the explanation lookup come in as arguments. The caller decides
 //! who gets a bounce (never the null sender, C-BOUNCE-1; NOTIFY honoured, C-DSN-2).
@@ -65,8 +66,18 @@ pub struct ReportedRecipient<'a> {
     pub last: Option<&'a DeliveryStatus>,
 }
 
-/// Plain-language help for a status: (what it means, what the sender can do).
-pub type Explain<'a> = &'a dyn Fn(&str) -> Option<(String, String)>;
+/// Plain-language help for a status in one language: what it means and what the sender can
+/// do, each with its label in that language.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Advice {
+    pub meaning_label: &'static str,
+    pub meaning: String,
+    pub fix_label: &'static str,
+    pub fix: String,
+}
+
+/// The advice for a status, in each language the report gives (none when unknown).
+pub type Explain<'a> = &'a dyn Fn(&str) -> Vec<Advice>;
 
 /// Everything a report is built from.
 pub struct Report<'a> {
@@ -183,9 +194,14 @@ fn human_part(report: &Report<'_>) -> String {
             }
             let is_trouble = matches!(action, Action::Failed | Action::Delayed);
             let status = recipient.status.to_string();
-            if is_trouble && let Some((meaning, fix)) = (report.explain)(&status) {
-                text.push_str(&format!("    What it means: {meaning}\r\n"));
-                text.push_str(&format!("    What you can do: {fix}\r\n"));
+            if is_trouble {
+                for advice in (report.explain)(&status) {
+                    text.push_str(&format!(
+                        "    {}: {}\r\n",
+                        advice.meaning_label, advice.meaning
+                    ));
+                    text.push_str(&format!("    {}: {}\r\n", advice.fix_label, advice.fix));
+                }
             }
         }
     }
@@ -254,12 +270,29 @@ mod tests {
             address: "b@example.net".into(),
         };
         let explain = |status: &str| {
-            (status == "5.1.10").then(|| {
-                (
-                    "The domain takes no mail.".to_owned(),
-                    "Use another address.".to_owned(),
-                )
-            })
+            let advice = |meaning_label, meaning: &str, fix_label, fix: &str| Advice {
+                meaning_label,
+                meaning: meaning.to_owned(),
+                fix_label,
+                fix: fix.to_owned(),
+            };
+            if status != "5.1.10" {
+                return Vec::new();
+            }
+            vec![
+                advice(
+                    "What it means",
+                    "The domain takes no mail.",
+                    "What you can do",
+                    "Use another address.",
+                ),
+                advice(
+                    "Artinya",
+                    "Domain itu tidak menerima surat.",
+                    "Yang dapat Anda lakukan",
+                    "Pakai alamat lain.",
+                ),
+            ]
         };
         let report = Report {
             hostname: "mx.test",
@@ -285,7 +318,7 @@ mod tests {
         assert!(text.contains("Auto-Submitted: auto-replied\r\n"));
         assert!(text.contains("Reporting-MTA: dns; mx.test\r\nOriginal-Envelope-Id: env-1\r\nArrival-Date: Thu, 1 Jan 1970 00:00:00 +0000\r\n"));
         assert!(text.contains("Final-Recipient: rfc822; b@nullmx.test\r\nOriginal-Recipient: rfc822; b@example.net\r\nAction: failed\r\nStatus: 5.1.10\r\n"));
-        assert!(text.contains("What it means: The domain takes no mail."));
+        assert!(text.contains("What it means: The domain takes no mail.\r\n    What you can do: Use another address.\r\n    Artinya: Domain itu tidak menerima surat.\r\n"));
         assert!(text.contains("Content-Type: text/rfc822-headers\r\n\r\nSubject: hello\r\n"));
         assert!(!text.contains("secret body"), "RET absent: headers only");
         assert!(text.ends_with("--ABC/mx.test--\r\n"));
@@ -297,7 +330,14 @@ mod tests {
 
     #[test]
     fn c_dsn_2_success_and_delay_actions() {
-        let explain = |_: &str| Some(("means".to_owned(), "fix".to_owned()));
+        let explain = |_: &str| {
+            vec![Advice {
+                meaning_label: "What it means",
+                meaning: "means".to_owned(),
+                fix_label: "What you can do",
+                fix: "fix".to_owned(),
+            }]
+        };
         let recipient = |address, action, status: &str| ReportedRecipient {
             address,
             original: None,

@@ -14,7 +14,7 @@ use petrel_proto::trace::rfc5322_date;
 use petrel_queue::status::Cause;
 use petrel_queue::{DeliveryStatus, Envelope, QueueId, Recipient, RecipientState, Verdict};
 
-use crate::dsn::{Action, Report, ReportedRecipient, compose};
+use crate::dsn::{Action, Advice, Report, ReportedRecipient, compose};
 use crate::remote::Attempt;
 use crate::schedule::RetryDecision;
 use crate::scheduler::DeliverySettings;
@@ -222,11 +222,26 @@ pub fn notice_for(
     if reported.is_empty() {
         return None;
     }
+    // Why, in English and in Indonesian (the reference's two languages).
     let explain = |status: &str| {
-        let catalogue = Catalogue::get().ok()?;
-        let entry = catalogue.entry(status)?;
-        let text = entry.text(Lang::En);
-        Some((text.meaning.clone(), text.fix_sender.clone()))
+        let Some(entry) = Catalogue::get().ok().and_then(|c| c.entry(status)) else {
+            return Vec::new();
+        };
+        [
+            (Lang::En, "What it means", "What you can do"),
+            (Lang::Id, "Artinya", "Yang dapat Anda lakukan"),
+        ]
+        .into_iter()
+        .map(|(lang, meaning_label, fix_label)| {
+            let text = entry.text(lang);
+            Advice {
+                meaning_label,
+                meaning: text.meaning.clone(),
+                fix_label,
+                fix: text.fix_sender.clone(),
+            }
+        })
+        .collect()
     };
     let report = Report {
         hostname: &settings.hostname,

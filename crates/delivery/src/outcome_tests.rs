@@ -324,6 +324,12 @@ fn a_delay_notice_goes_once_after_delay_notice_after_and_says_servfail() {
         text.contains("Status: 4.4.3 (DNS SERVFAIL): MX lookup"),
         "{text}"
     );
+    // Why, from the reference, in both of its languages.
+    assert!(
+        text.contains("    What it means: ") && text.contains("    Artinya: "),
+        "{text}"
+    );
+    assert!(text.contains("    Yang dapat Anda lakukan: "), "{text}");
     assert!(
         !text.contains("Diagnostic-Code"),
         "no server replied: {text}"
