@@ -29,10 +29,13 @@ use petrel_proto::reply::Reply;
 use petrel_proto::{EnhancedCode, standard, status};
 use petrel_queue::RemoteMta;
 use petrel_queue::status::Cause;
-use serde::Serialize;
 
 use crate::config::{Config, Source};
 use crate::transcript::{Explanation, explain_code, explanation, printed};
+
+#[path = "probe_report.rs"]
+mod report;
+use report::{HostReport, MxRecordReport, MxReport, Report, Step, TlsHostReport, Verdict};
 
 /// How long to wait to connect, for each reply and for the TLS handshake.
 const TIMEOUT: Duration = Duration::from_secs(30);
@@ -84,78 +87,6 @@ pub fn run(source: &Source, args: &ProbeArgs) -> Result<(), String> {
             probe.report.address
         ))
     }
-}
-
-/// Everything the probe found, as `--json` prints it.
-#[derive(Debug, Default, Serialize)]
-struct Report {
-    address: String,
-    domain: Option<String>,
-    mx: Option<MxReport>,
-    hosts: Vec<HostReport>,
-    steps: Vec<Step>,
-    verdict: Verdict,
-}
-
-#[derive(Debug, Serialize)]
-struct MxReport {
-    /// records | null_mx | no_mx | nxdomain | temporary_failure | address_literal
-    answer: &'static str,
-    records: Vec<MxRecordReport>,
-    detail: String,
-}
-
-#[derive(Debug, Serialize)]
-struct MxRecordReport {
-    preference: u16,
-    exchange: String,
-}
-
-#[derive(Debug, Default, Serialize)]
-struct HostReport {
-    name: String,
-    preference: u16,
-    addresses: Vec<String>,
-    /// Why the host has no usable address, when it has none.
-    error: Option<String>,
-    /// One line per address tried: connected, refused, timed out.
-    connections: Vec<String>,
-    capabilities: Vec<String>,
-    /// Whether the host offered STARTTLS.
-    starttls: Option<bool>,
-    /// What TLS gave, when the session upgraded.
-    tls: Option<TlsHostReport>,
-}
-
-/// The TLS of one host's session.
-#[derive(Debug, Serialize)]
-struct TlsHostReport {
-    version: String,
-    cipher: String,
-    /// The certificate chain leads to a trust anchor and names the host.
-    #[serde(rename = "verified")]
-    is_verified: bool,
-    verify_error: Option<String>,
-}
-
-/// One exchange: a command (none for the greeting) and the reply.
-#[derive(Debug, Serialize)]
-struct Step {
-    host: String,
-    command: Option<String>,
-    reply: String,
-    code: u16,
-    enhanced: Option<String>,
-    explanation: Option<Explanation>,
-}
-
-#[derive(Debug, Default, Serialize)]
-struct Verdict {
-    accepted: bool,
-    /// The enhanced status delivery would record.
-    status: Option<String>,
-    summary: String,
-    explanation: Option<Explanation>,
 }
 
 /// The hosts to try, in order: name, preference, and the addresses when already known.
