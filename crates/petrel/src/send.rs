@@ -131,9 +131,10 @@ pub fn run(args: &SendArgs) -> Result<(), String> {
         };
         let timeouts = Timeouts::uniform(REPLY_TIMEOUT);
         let mut connection = if args.tls {
-            let (stream, report) = tls_client
-                .handshake(tcp, &host)
+            let handshake = tls_client.handshake(tcp, &host);
+            let (stream, report) = tokio::time::timeout(REPLY_TIMEOUT, handshake)
                 .await
+                .map_err(|_| format!("cannot start TLS with {server}: no handshake in time"))?
                 .map_err(|e| format!("cannot start TLS with {server}: {}", e.detail))?;
             printer.tls(&report);
             Connection::new(stream, remote, session, tls_client, timeouts).with_tls(report)
