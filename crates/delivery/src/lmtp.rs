@@ -9,14 +9,13 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use petrel_proto::client::{ClientSession, Outgoing, SessionFailure, Stage, TransactionResult};
+use petrel_proto::client::{ClientSession, Outgoing, SessionFailure, TransactionResult};
 use petrel_proto::status;
 use petrel_queue::status::{Cause, RouteProblem};
 use petrel_queue::{DeliveryStatus, Envelope, QueueId, RecipientState, RemoteMta, Verdict};
-use tracing::info;
 
 use crate::client::stream::{connect_any, connect_unix};
-use crate::client::{Broken, Connection, Quiet, Step, Stream, Timeouts, TlsClient, Work};
+use crate::client::{Broken, Connection, Quiet, Step, Stream, Timeouts, Work};
 use crate::dsn::Action;
 use crate::outcome::{Transport, apply_outcomes, outgoing};
 use crate::remote::{Attempt, Outcome};
@@ -111,12 +110,9 @@ pub async fn deliver_lmtp(
         history: vec![format!("{label}: {} recipient(s)", indexes.len())],
         outcomes,
     };
-    for (index, outcome) in indexes.iter().zip(&attempt.outcomes) {
-        if let Some(recipient) = envelope.recipients.get(*index) {
-            info!(queue_id = %id, recipient = %recipient.address, outcome = %outcome.status.verdict.as_str(), status = %outcome.status.code, cause = %outcome.status.cause.to_word(), reply = %outcome.status.detail, "LMTP delivery");
-        }
-    }
-    apply_outcomes(settings, envelope, &indexes, &attempt, now, Transport::Lmtp)
+    let successes = apply_outcomes(settings, envelope, &indexes, &attempt, now, Transport::Lmtp);
+    crate::outcome::log_outcomes(id, envelope, &indexes, Transport::Lmtp);
+    successes
 }
 
 /// One LMTP session: connect, LHLO, the transaction (no check: our own mailbox server takes
@@ -137,7 +133,7 @@ async fn send(
         stream,
         mta.clone(),
         session,
-        TlsClient::system(),
+        settings.tls_client.clone(),
         Timeouts::SMTP,
     );
     let work = Work::Send {
@@ -155,14 +151,13 @@ async fn send(
             detail: refusal.reason,
         }),
         Step::Failed(failure) => {
-            let stage = connection.failed_at().unwrap_or(Stage::Hello);
-            let (cause, detail) = match failure {
-                SessionFailure::Greeting(reply) => (Cause::Reply(Stage::Greeting), reply.to_line()),
-                SessionFailure::Hello(reply) | SessionFailure::Auth(reply) => {
-                    (Cause::Reply(Stage::Hello), reply.to_line())
-                }
+            let cause = connection.cause_of(&failure);
+            let detail = match failure {
+                SessionFailure::Greeting(reply)
+                | SessionFailure::Hello(reply)
+                | SessionFailure::Auth(reply) => reply.to_line(),
                 SessionFailure::Protocol(reason) | SessionFailure::AuthUnavailable(reason) => {
-                    (Cause::Malformed(stage), reason)
+                    reason
                 }
             };
             Err(Broken { cause, detail })

@@ -156,6 +156,36 @@ pub(crate) fn count(transport: &str, last: &DeliveryStatus) {
     }
 }
 
+/// One log line per recipient with the typed outcome (`SMTP delivery outcome`, `LMTP delivery
+/// outcome`): verdict, enhanced code, cause, host and detail.
+pub(crate) fn log_outcomes(
+    id: &QueueId,
+    envelope: &Envelope,
+    indexes: &[usize],
+    transport: Transport,
+) {
+    let what = match transport {
+        Transport::Smtp => "SMTP",
+        Transport::Lmtp => "LMTP",
+    };
+    for recipient in indexes.iter().filter_map(|&i| envelope.recipients.get(i)) {
+        let Some(last) = &recipient.last else {
+            continue;
+        };
+        let mta = last.remote_mta.as_ref().map(ToString::to_string);
+        tracing::info!(
+            queue_id = %id,
+            recipient = %recipient.address,
+            outcome = %last.verdict.as_str(),
+            status = %last.code,
+            cause = %last.cause.to_word(),
+            remote_mta = %mta.as_deref().unwrap_or(""),
+            detail = %last.detail,
+            "{what} delivery outcome"
+        );
+    }
+}
+
 /// How an attempt's outcomes were reached.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Transport {

@@ -474,8 +474,8 @@ async fn try_session(
             HostResult::Done(vec![Outcome::of(outcome); count])
         }
         Ok(Step::Failed(failure)) => {
-            let stage = connection.failed_at().unwrap_or(Stage::Greeting);
-            failed(failure, stage, &mta, count, history)
+            let cause = connection.cause_of(&failure);
+            failed(failure, cause, &mta, count, history)
         }
         Err(broken)
             if connection
@@ -495,7 +495,7 @@ async fn try_session(
 /// every recipient (our credentials refused, or AUTH impossible).
 fn failed(
     failure: SessionFailure,
-    stage: Stage,
+    cause: Cause,
     mta: &RemoteMta,
     count: usize,
     history: &mut Vec<String>,
@@ -506,7 +506,7 @@ fn failed(
                 "{mta}: refused the session: {}; trying the next host",
                 explained(&reply)
             ));
-            HostResult::NextHost(Cause::Reply(stage))
+            HostResult::NextHost(cause)
         }
         SessionFailure::Auth(reply) => {
             let reason = format!("refused our credentials: {}", explained(&reply));
@@ -536,7 +536,7 @@ fn failed(
             history.push(format!(
                 "{mta}: protocol error: {reason}; trying the next host"
             ));
-            HostResult::NextHost(Cause::Malformed(stage))
+            HostResult::NextHost(cause)
         }
     }
 }

@@ -271,15 +271,14 @@ pub(crate) async fn save(
     bounce: Option<(Envelope, Vec<u8>)>,
 ) -> Option<Result<Option<QueueId>, QueueError>> {
     // A bounce is a store, which waits for the disk: only without one may this run here. The
-    // residence is the load's: a message the journal wrote out as files meanwhile costs an
-    // update of its files here, once (it never goes back to memory).
+    // residence is the load's: a message the checkpoint wrote out as files during a long
+    // delivery (over 30 s) costs one unsynced write and rename of its envelope here, never an
+    // fsync; asking the queue again would cost every delivery a copy of the envelope.
     let Loaded {
         envelope,
         residence,
     } = loaded;
-    // Still in memory? The checkpoint may have written it out during a long delivery.
-    let is_here =
-        bounce.is_none() && residence == Residence::Memory && queue.load_resident(&id).is_some();
+    let is_here = bounce.is_none() && residence == Residence::Memory;
     here_or_blocking(is_here, move || {
         let bounce_id = match bounce {
             Some((bounce_envelope, content)) => Some(queue.store(
@@ -487,29 +486,9 @@ async fn deliver_remote(
             unix_now(),
             Transport::Smtp,
         ));
-        log_outcomes(id, envelope, &indexes);
+        crate::outcome::log_outcomes(id, envelope, &indexes, Transport::Smtp);
     }
     successes
-}
-
-/// One log line per recipient with the typed outcome: verdict, enhanced code and cause.
-fn log_outcomes(id: &QueueId, envelope: &Envelope, indexes: &[usize]) {
-    for recipient in indexes.iter().filter_map(|&i| envelope.recipients.get(i)) {
-        let Some(last) = &recipient.last else {
-            continue;
-        };
-        let mta = last.remote_mta.as_ref().map(ToString::to_string);
-        info!(
-            queue_id = %id,
-            recipient = %recipient.address,
-            outcome = %last.verdict.as_str(),
-            status = %last.code,
-            cause = %last.cause.to_word(),
-            remote_mta = %mta.as_deref().unwrap_or(""),
-            detail = %last.detail,
-            "delivery outcome"
-        );
-    }
 }
 
 fn domain_slot(context: &Context, domain: &str, limit: usize) -> Arc<Semaphore> {

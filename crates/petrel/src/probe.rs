@@ -21,9 +21,7 @@ use petrel_delivery::client::{
 use petrel_delivery::mxplan::{MxPlan, PlannedHost, literal_address};
 use petrel_dns::{MxAnswer, Resolver, TemporaryFailure};
 use petrel_proto::address::{Domain, parse_mailbox};
-use petrel_proto::client::{
-    ClientSession, Outgoing, SessionFailure, Stage, TransactionResult, TranscriptLine,
-};
+use petrel_proto::client::{ClientSession, Outgoing, Stage, TransactionResult, TranscriptLine};
 use petrel_proto::params::{MailParameters, RcptParameters};
 use petrel_proto::reply::Reply;
 use petrel_proto::{EnhancedCode, standard, status};
@@ -31,7 +29,7 @@ use petrel_queue::RemoteMta;
 use petrel_queue::status::Cause;
 
 use crate::config::{Config, Source};
-use crate::transcript::{Explanation, explain_code, explanation, printed};
+use crate::transcript::{Explanation, explain_code, explanation, printed, refusal};
 
 #[path = "probe_report.rs"]
 mod report;
@@ -386,6 +384,8 @@ impl Probe {
             .helo_name
             .as_deref()
             .unwrap_or(&config.hostname);
+        // The trust anchors delivery uses, so the certificate's verdict is the one it would get.
+        let tls_client = TlsClient::new(config.delivery.ca_file.as_deref());
         for wants_tls in [true, false] {
             let tcp = match connect_tcp(target, config.delivery.source_address, TIMEOUT).await {
                 Ok(tcp) => tcp,
@@ -409,16 +409,12 @@ impl Probe {
                 Stream::Tcp(tcp),
                 remote,
                 session.with_transcript(),
-                TlsClient::system(),
+                tls_client.clone(),
                 Timeouts::uniform(TIMEOUT),
             );
-            let mut watcher = Watcher {
-                probe: self,
-                host: name.clone(),
-                index,
-                commands: VecDeque::new(),
-            };
-            let step = connection.run(Work::Probe(envelope), &mut watcher).await;
+            let step = connection
+                .run(Work::Probe(envelope), &mut self.watcher(&name, index))
+                .await;
             match step {
                 Err(broken) if matches!(broken.cause, Cause::Tls(_)) && wants_tls => {
                     let line = format!(
@@ -442,17 +438,7 @@ impl Probe {
                     return HostEnd::Answered;
                 }
                 Ok(SessionStep::Failed(failure)) => {
-                    let reason = match failure {
-                        SessionFailure::Greeting(reply) => {
-                            format!("refused the session: {}", reply.to_line())
-                        }
-                        SessionFailure::Hello(reply) | SessionFailure::Auth(reply) => {
-                            format!("refused EHLO and HELO: {}", reply.to_line())
-                        }
-                        SessionFailure::Protocol(reason)
-                        | SessionFailure::AuthUnavailable(reason) => reason,
-                    };
-                    return self.next_host(index, &name, &reason);
+                    return self.next_host(index, &name, &refusal(&failure));
                 }
                 Ok(SessionStep::Unsendable(refusal)) => {
                     let summary = format!("{name} cannot take this message: {}", refusal.reason);
@@ -460,19 +446,23 @@ impl Probe {
                     return HostEnd::Answered;
                 }
                 Ok(SessionStep::Sent(result)) => {
-                    let mut watcher = Watcher {
-                        probe: self,
-                        host: name.clone(),
-                        index,
-                        commands: VecDeque::new(),
-                    };
-                    connection.quit(&mut watcher).await;
+                    connection.quit(&mut self.watcher(&name, index)).await;
                     self.answered(&name, envelope, &result);
                     return HostEnd::Answered;
                 }
             }
         }
         HostEnd::NextHost
+    }
+
+    /// Watches a session with host `index`, called `name`.
+    fn watcher(&mut self, name: &str, index: usize) -> Watcher<'_> {
+        Watcher {
+            probe: self,
+            host: name.to_owned(),
+            index,
+            commands: VecDeque::new(),
+        }
     }
 
     fn next_host(&mut self, index: usize, name: &str, reason: &str) -> HostEnd {

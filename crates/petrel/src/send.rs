@@ -19,12 +19,12 @@ use petrel_delivery::client::{
 };
 use petrel_proto::address::parse_mailbox;
 use petrel_proto::client::{
-    ClientCredentials, ClientSession, Outgoing, SessionFailure, TransactionResult, TranscriptLine,
+    ClientCredentials, ClientSession, Outgoing, TransactionResult, TranscriptLine,
 };
 use petrel_proto::params::{MailParameters, RcptParameters};
 use petrel_queue::RemoteMta;
 
-use crate::transcript::{explanation, printed};
+use crate::transcript::{explanation, printed, refusal};
 
 /// How long to wait for the TCP connection.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
@@ -263,23 +263,7 @@ async fn transact(
             "the server cannot take this message: {} {}",
             refusal.status, refusal.reason
         )),
-        Step::Failed(failure) => Err(failed(&failure)),
-    }
-}
-
-fn failed(failure: &SessionFailure) -> String {
-    match failure {
-        SessionFailure::Greeting(reply) => {
-            format!("the server refused the session: {}", reply.to_line())
-        }
-        SessionFailure::Hello(reply) => {
-            format!("the server refused EHLO and HELO: {}", reply.to_line())
-        }
-        SessionFailure::Protocol(reason) => format!("protocol error: {reason}"),
-        SessionFailure::Auth(reply) => {
-            format!("the server refused the credentials: {}", reply.to_line())
-        }
-        SessionFailure::AuthUnavailable(reason) => reason.clone(),
+        Step::Failed(failure) => Err(refusal(&failure)),
     }
 }
 

@@ -3,7 +3,7 @@
 //! reply's title and meaning from the reply-code reference.
 
 use petrel_catalogue::{Catalogue, Lang};
-use petrel_proto::client::TranscriptLine;
+use petrel_proto::client::{SessionFailure, TranscriptLine};
 use petrel_proto::reply::Reply;
 
 /// The printed lines of one transcript line.
@@ -22,6 +22,23 @@ pub(crate) fn printed(line: &TranscriptLine) -> Vec<String> {
                 .map(|l| format!("S: {l}"))
                 .collect()
         }
+    }
+}
+
+/// Why a session could not go on, in words for people (`send` and `probe` say the same).
+pub(crate) fn refusal(failure: &SessionFailure) -> String {
+    match failure {
+        SessionFailure::Greeting(reply) => {
+            format!("the server refused the session: {}", reply.to_line())
+        }
+        SessionFailure::Hello(reply) => {
+            format!("the server refused EHLO and HELO: {}", reply.to_line())
+        }
+        SessionFailure::Protocol(reason) => format!("protocol error: {reason}"),
+        SessionFailure::Auth(reply) => {
+            format!("the server refused the credentials: {}", reply.to_line())
+        }
+        SessionFailure::AuthUnavailable(reason) => reason.clone(),
     }
 }
 

@@ -177,21 +177,11 @@ fn legacy_remote_mta(text: &str) -> RemoteMta {
     }
 }
 
-/// A reply line `550 5.1.1 text` as version 1 stored a remote reply.
+/// A reply line `550 5.1.1 text` as version 1 stored a remote reply, read by the reply parser.
 fn legacy_reply(line: &str) -> Option<Reply> {
-    let (code, rest) = line.split_at_checked(3)?;
-    let code = parse_decimal(code)
-        .and_then(|n| u16::try_from(n).ok())
-        .filter(|n| (200..600).contains(n))?;
-    let rest = rest.strip_prefix(' ').unwrap_or(rest);
-    let enhanced = petrel_proto::reply::parse::parse_enhanced(rest);
-    let text = match enhanced {
-        Some(_) => rest.split_once(' ').map_or("", |(_, text)| text),
-        None => rest,
-    };
-    Some(Reply {
-        code,
-        enhanced,
-        lines: vec![text.to_owned()],
-    })
+    let wire = format!("{line}\r\n");
+    match petrel_proto::reply::parse::parse_reply(wire.as_bytes()) {
+        Ok(Some((reply, _))) => Some(reply),
+        _ => None,
+    }
 }

@@ -190,9 +190,17 @@ impl Connection {
         self
     }
 
-    /// The stage the session failed at (the greeting, EHLO, a garbled reply's stage).
-    pub fn failed_at(&self) -> Option<Stage> {
-        self.session.last_stage()
+    /// The cause a refused or garbled session records: the server's reply at the stage that
+    /// failed (the greeting, EHLO, AUTH), a garbled reply at its stage, or AUTH impossible.
+    pub fn cause_of(&self, failure: &SessionFailure) -> Cause {
+        let stage = self.session.last_stage().unwrap_or(Stage::Greeting);
+        match failure {
+            SessionFailure::Greeting(_) | SessionFailure::Hello(_) | SessionFailure::Auth(_) => {
+                Cause::Reply(stage)
+            }
+            SessionFailure::Protocol(_) => Cause::Malformed(stage),
+            SessionFailure::AuthUnavailable(_) => Cause::AuthUnavailable,
+        }
     }
 
     /// What TLS gave, when the session runs inside it.

@@ -61,7 +61,7 @@ impl Stream {
 }
 
 /// The record's name for why a connect failed.
-pub fn connect_problem(error: &io::Error) -> ConnectProblem {
+fn connect_problem(error: &io::Error) -> ConnectProblem {
     match error.kind() {
         io::ErrorKind::ConnectionRefused => ConnectProblem::Refused,
         io::ErrorKind::TimedOut => ConnectProblem::Timeout,

@@ -68,12 +68,6 @@ pub struct TlsClient {
 }
 
 impl TlsClient {
-    /// The system's anchors alone, loaded once per process.
-    pub fn system() -> TlsClient {
-        static SYSTEM: std::sync::OnceLock<TlsClient> = std::sync::OnceLock::new();
-        SYSTEM.get_or_init(|| TlsClient::new(None)).clone()
-    }
-
     /// The system's anchors and, when given, those of `extra_ca_file` (PEM). Files that are
     /// missing or unreadable add nothing (every certificate then reads as unverified).
     pub fn new(extra_ca_file: Option<&Path>) -> TlsClient {

@@ -83,7 +83,7 @@ pub fn mail_loop(domain: &str) -> DeliveryStatus {
 }
 
 /// The MX answer in a line: `10 mx.example.net, 20 mx2.example.net`, `0 . (null MX)`, ...
-pub fn describe_answer(answer: &Result<MxAnswer, TemporaryFailure>) -> String {
+fn describe_answer(answer: &Result<MxAnswer, TemporaryFailure>) -> String {
     match answer {
         Ok(MxAnswer::Records(records)) => records
             .iter()
