@@ -11,8 +11,8 @@ use std::time::{Duration, Instant, SystemTime};
 
 use petrel_queue::sync::lock;
 use petrel_queue::{
-    Claims, Envelope, Loaded, NewMessage, Place, Queue, QueueError, QueueId, Residence, StoreDone,
-    record,
+    Claims, Envelope, Loaded, NewMessage, Place, Queue, QueueError, QueueId, Records, Residence,
+    Shelf, StoreDone, record,
 };
 
 use crate::{PgQueue, database_error, pool_error};
@@ -506,6 +506,10 @@ impl Queue for PgQueue {
         Some(self)
     }
 
+    fn records(&self) -> &dyn Records {
+        self
+    }
+
     fn quarantine(&self, id: &QueueId, reason: &str) -> Result<(), QueueError> {
         self.forget_claim(id);
         let changed = self.changed(
@@ -518,6 +522,34 @@ impl Queue for PgQueue {
         if changed == 0 {
             return Err(not_found(id));
         }
+        Ok(())
+    }
+}
+
+impl Records for PgQueue {
+    fn get(&self, shelf: Shelf, key: &str) -> Result<Option<Vec<u8>>, QueueError> {
+        let rows = self.rows(
+            "record-get",
+            "SELECT value FROM petrel_records WHERE shelf = $1 AND key = $2",
+            (shelf.as_str().to_owned(), key.to_ascii_lowercase()),
+        )?;
+        match rows.first() {
+            Some(row) => Ok(Some(row.try_get::<_, Vec<u8>>(0).map_err(database_error)?)),
+            None => Ok(None),
+        }
+    }
+
+    fn put(&self, shelf: Shelf, key: &str, value: &[u8]) -> Result<(), QueueError> {
+        self.changed(
+            "record-put",
+            "INSERT INTO petrel_records (shelf, key, value) VALUES ($1, $2, $3)
+             ON CONFLICT (shelf, key) DO UPDATE SET value = excluded.value, updated_at = now()",
+            (
+                shelf.as_str().to_owned(),
+                key.to_ascii_lowercase(),
+                value.to_vec(),
+            ),
+        )?;
         Ok(())
     }
 }

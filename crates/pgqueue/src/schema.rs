@@ -12,6 +12,8 @@
 //!   backends keep exactly the same facts; `message` the bytes as received (NULL once done);
 //!   `next_attempt` the earliest next attempt of a pending recipient (Unix seconds), which the
 //!   claim query orders and filters by; `lease_owner`/`lease_until` the node delivering it.
+//! - `petrel_records`: the small records beside the queue (`petrel_queue::Records`), one row
+//!   per shelf and key (MTA-STS policies by domain), shared by every node.
 //! - `petrel_schema_migrations`: the versions applied.
 
 use tokio_postgres::Client;
@@ -20,7 +22,8 @@ use tokio_postgres::Client;
 const MIGRATION_LOCK: i64 = 0x7065_7472_656c;
 
 /// The migrations, in order; index + 1 is the version.
-const MIGRATIONS: &[&str] = &["CREATE TABLE petrel_messages (
+const MIGRATIONS: &[&str] = &[
+    "CREATE TABLE petrel_messages (
         id            text PRIMARY KEY,
         place         text NOT NULL DEFAULT 'active'
                       CHECK (place IN ('active', 'held', 'done', 'corrupt')),
@@ -35,7 +38,15 @@ const MIGRATIONS: &[&str] = &["CREATE TABLE petrel_messages (
         reason        text
     );
     CREATE INDEX petrel_messages_due ON petrel_messages (next_attempt) WHERE place = 'active';
-    CREATE INDEX petrel_messages_finished ON petrel_messages (finished_at) WHERE place = 'done';"];
+    CREATE INDEX petrel_messages_finished ON petrel_messages (finished_at) WHERE place = 'done';",
+    "CREATE TABLE petrel_records (
+        shelf       text NOT NULL,
+        key         text NOT NULL,
+        value       bytea NOT NULL,
+        updated_at  timestamptz NOT NULL DEFAULT now(),
+        PRIMARY KEY (shelf, key)
+    );",
+];
 
 /// Applies every migration the database lacks, all in one transaction under the advisory
 /// lock (so even the migrations table is made by one node only); returns how many it knows.

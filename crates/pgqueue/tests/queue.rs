@@ -15,7 +15,7 @@ use petrel_pgqueue::{PgQueue, PgSettings};
 use petrel_proto::params::Body;
 use petrel_queue::spool::Spool;
 use petrel_queue::{
-    Claims, Envelope, NewMessage, Place, Queue, QueueError, Recipient, RecipientState,
+    Claims, Envelope, NewMessage, Place, Queue, QueueError, Recipient, RecipientState, Shelf,
 };
 
 fn cluster() -> std::sync::MutexGuard<'static, Cluster> {
@@ -156,6 +156,21 @@ fn contract(queue: &dyn Queue) {
     expected.dedup();
     assert_eq!(expected.len(), 100);
     assert_eq!(listed, expected);
+
+    // The records beside the queue: absent, set, replaced whole, keys case-blind.
+    let records = queue.records();
+    assert_eq!(records.get(Shelf::MtaSts, "example.org").unwrap(), None);
+    records.put(Shelf::MtaSts, "example.org", b"first").unwrap();
+    records
+        .put(Shelf::MtaSts, "Example.ORG", b"second")
+        .unwrap();
+    assert_eq!(
+        records
+            .get(Shelf::MtaSts, "example.org")
+            .unwrap()
+            .as_deref(),
+        Some(&b"second"[..])
+    );
 }
 
 #[test]
@@ -176,7 +191,7 @@ fn the_contract_holds_for_the_spool() {
 fn the_contract_holds_for_postgres() {
     let url = database("contract");
     let (queue, report) = PgQueue::open(&settings(&url, "a", Duration::from_secs(60))).unwrap();
-    assert_eq!(report.schema_version, 1);
+    assert_eq!(report.schema_version, 2);
     assert_eq!(report.active, 0);
     contract(&queue);
     assert!(
@@ -311,17 +326,20 @@ fn migrations_are_applied_once_and_a_newer_schema_is_refused() {
         workers.into_iter().map(|w| w.join().unwrap()).collect()
     });
     for result in &opened {
-        assert_eq!(result.as_ref().unwrap().1.schema_version, 1);
+        assert_eq!(result.as_ref().unwrap().1.schema_version, 2);
     }
     drop(opened);
     let versions = cluster()
-        .psql("migrations", "SELECT version FROM petrel_schema_migrations")
+        .psql(
+            "migrations",
+            "SELECT version FROM petrel_schema_migrations ORDER BY version",
+        )
         .unwrap();
-    assert_eq!(versions.trim(), "1");
+    assert_eq!(versions.split_whitespace().collect::<Vec<_>>(), ["1", "2"]);
     assert!(
         PgQueue::check(&url)
             .unwrap()
-            .contains("petrel schema version 1 of 1")
+            .contains("petrel schema version 2 of 2")
     );
     cluster()
         .psql(

@@ -20,6 +20,7 @@ pub mod error;
 pub mod id;
 mod journal;
 pub mod record;
+pub mod records;
 pub mod spool;
 pub mod status;
 pub mod sync;
@@ -29,6 +30,7 @@ pub use envelope::{Envelope, Recipient, RecipientState};
 pub use error::QueueError;
 pub use id::QueueId;
 pub use record::RecordError;
+pub use records::{Records, Shelf};
 pub use spool::{OpenReport, Spool, SyncMode};
 pub use status::{Cause, DeliveryStatus, RemoteMta, Verdict};
 
@@ -213,6 +215,10 @@ pub trait Queue: Send + Sync {
     fn claims(&self) -> Option<&dyn Claims> {
         None
     }
+
+    /// The small records kept beside the queue (MTA-STS policies), shared by every node that
+    /// shares the queue.
+    fn records(&self) -> &dyn Records;
 
     /// Moves both files of `id` into `corrupt/` for a human to look at, with `reason`.
     ///

@@ -10,6 +10,7 @@
 //! done/<YYYY-MM-DD>.history       final envelopes of the messages finished that day (keep_history)
 //! done/<id>.env                   the same, one file a message, as earlier versions wrote it
 //! corrupt/                        unreadable entries, never deleted, with <name>.reason
+//! state/<shelf>/<key>             small records beside the queue (spool/records.rs)
 //! journal/seg-<n>                 SyncMode::Journal's preallocated segments (crate::journal)
 //! ```
 //!
@@ -47,6 +48,7 @@
 mod files;
 mod history;
 mod places;
+mod records;
 mod recovery;
 mod resident;
 
@@ -634,6 +636,10 @@ impl Queue for Spool {
 
     fn purge_history(&self, keep: std::time::Duration) -> Result<usize, QueueError> {
         self.purge_done(keep)
+    }
+
+    fn records(&self) -> &dyn crate::Records {
+        self
     }
 
     fn update(&self, id: &QueueId, envelope: &Envelope) -> Result<(), QueueError> {
