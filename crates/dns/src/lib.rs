@@ -235,6 +235,33 @@ impl Resolver {
             },
         }
     }
+
+    /// The TXT records at `name`, each one's character-strings joined (RFC 7208 §3.3 and
+    /// RFC 8461 §3.1 read them so); empty when the name does not exist or has none.
+    ///
+    /// # Errors
+    /// `TemporaryFailure` for SERVFAIL, timeouts and unreachable servers.
+    pub async fn txt(&self, name: &str) -> Result<Vec<String>, TemporaryFailure> {
+        match self.inner.txt_lookup(fully_qualified(name)).await {
+            Ok(lookup) => Ok(lookup
+                .answers()
+                .iter()
+                .filter_map(|record| match &record.data {
+                    RData::TXT(txt) => Some(
+                        txt.txt_data
+                            .iter()
+                            .map(|part| String::from_utf8_lossy(part))
+                            .collect::<String>(),
+                    ),
+                    _ => None,
+                })
+                .collect()),
+            Err(error) => match negative(&error) {
+                Some(_) => Ok(Vec::new()),
+                None => Err(TemporaryFailure::from_error(&error)),
+            },
+        }
+    }
 }
 
 enum Negative {

@@ -1,5 +1,5 @@
 //! The resolver against a real DNS server on loopback (the test responder): every kind of MX
-//! answer the routing rules tell apart (RFC 7505 §3, RFC 5321 §5.1).
+//! answer the routing rules tell apart (RFC 7505 §3, RFC 5321 §5.1), and TXT records.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -17,6 +17,8 @@ fn zone() -> Vec<ZoneEntry> {
         ZoneEntry::Mx("mixed.test", 0, "."),
         ZoneEntry::Mx("mixed.test", 20, "mail.mx.test"),
         ZoneEntry::ServFail("servfail.test"),
+        ZoneEntry::Txt("_mta-sts.mx.test".into(), "v=STSv1; id=20261207;".into()),
+        ZoneEntry::Txt("long.mx.test".into(), "x".repeat(300)),
     ]
 }
 
@@ -53,4 +55,16 @@ async fn typed_answers() {
         resolver.addresses("gone.test").await,
         Ok(AddressAnswer::NoSuchDomain)
     );
+    // TXT: one value per record, character-strings joined; none for a missing name or type.
+    assert_eq!(
+        resolver.txt("_mta-sts.mx.test").await,
+        Ok(vec!["v=STSv1; id=20261207;".to_owned()])
+    );
+    assert_eq!(
+        resolver.txt("long.mx.test").await,
+        Ok(vec!["x".repeat(300)])
+    );
+    assert_eq!(resolver.txt("gone.test").await, Ok(Vec::new()));
+    assert_eq!(resolver.txt("aonly.test").await, Ok(Vec::new()));
+    assert!(resolver.txt("servfail.test").await.is_err());
 }
