@@ -37,6 +37,7 @@ fn settings() -> DeliverySettings {
         lmtp: None,
         tls: crate::tls_policy::TlsPolicies::default(),
         tls_client: crate::client::TlsClient::new(None),
+        mta_sts: false,
     }
 }
 

@@ -8,13 +8,14 @@
 //! (C-521-2, C-ROUTE-4).
 
 use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
 use std::time::Duration;
 
 use petrel_dns::Resolver;
 use petrel_proto::client::{ClientCredentials, ClientSession, Outgoing, SessionFailure, Stage};
 use petrel_proto::reply::Reply;
 use petrel_proto::{EnhancedCode, status};
-use petrel_queue::status::{Cause, ConnectProblem, RouteProblem};
+use petrel_queue::status::{Cause, ConnectProblem, RouteProblem, TlsProblem};
 use petrel_queue::{DeliveryStatus, RemoteMta, Verdict};
 
 use crate::client::stream::connect_tcp;
@@ -22,6 +23,7 @@ use crate::client::walk::{self, is_mail_loop};
 use crate::client::{
     Broken, Connection, Observer, Quiet, Step, Stream, Timeouts, TlsClient, TlsReport, Work,
 };
+use crate::mta_sts::{Applied, Discovery, Mode};
 use crate::mxplan::{MxPlan, PlannedHost, literal_address};
 use crate::pool::Pool;
 use crate::route::Nexthop;
@@ -44,6 +46,8 @@ pub struct RemoteSettings {
     pub tls: TlsPolicies,
     /// The trust anchors.
     pub tls_client: TlsClient,
+    /// MTA-STS policies of recipient domains (`delivery.mta_sts`), when honoured.
+    pub mta_sts: Option<Arc<Discovery>>,
 }
 
 /// The outcome for one recipient.
@@ -112,13 +116,27 @@ pub async fn deliver(
         Some(nexthop) => (nexthop.host.clone(), true),
         None => (domain.to_owned(), false),
     };
-    let tls = settings
+    let mut tls = settings
         .tls
         .for_destinations(&[&destination, domain], credentials.is_some());
     if tls.level != SecurityLevel::May {
         history.push(format!(
             "TLS policy for {destination}: {}",
             tls.level.as_str()
+        ));
+    }
+    let sts = match route {
+        None => sts_policy(settings, domain, &mut history).await,
+        Some(_) => None,
+    };
+    if let Some(applied) = sts.as_ref().filter(|a| a.policy.mode == Mode::Enforce) {
+        // C-STS-3: only TLS with a certificate valid for the MX host's own name.
+        tls.level = tls.level.max(SecurityLevel::Verify);
+        tls.match_names.clear();
+        tls.allows_plaintext_fallback = false;
+        history.push(format!(
+            "TLS policy for {domain}: verify (MTA-STS enforce, id {})",
+            applied.id
         ));
     }
     let hosts = if is_direct {
@@ -128,10 +146,25 @@ pub async fn deliver(
         }
     } else {
         match plan_by_mx(resolver, settings, &destination, count, &mut history).await {
-            Ok(hosts) => hosts,
+            Ok(hosts) => match &sts {
+                Some(applied) => screen_by_policy(hosts, applied, &mut history),
+                None => hosts,
+            },
             Err(attempt) => return attempt,
         }
     };
+    if hosts.is_empty() && sts.is_some() {
+        history.push(format!(
+            "no MX host of {domain} is in its MTA-STS policy; will retry"
+        ));
+        let outcome = DeliveryStatus::decided(
+            Verdict::Deferred,
+            status::CRYPTOGRAPHIC_FAILURE,
+            Cause::Tls(TlsProblem::Policy),
+            format!("no MX host of {domain} matches its MTA-STS policy (mode enforce)"),
+        );
+        return all(count, Outcome::of(outcome), history);
+    }
     // Why the last host could not be used: what a deferral says when none could.
     let mut last_problem = Cause::Connect(ConnectProblem::Other);
     for (host, known) in hosts {
@@ -165,6 +198,7 @@ pub async fn deliver(
                 target,
                 credentials,
                 tls: &tls,
+                sts: sts.as_ref(),
             };
             match try_host(&connection, message, &mut history).await {
                 HostResult::Done(outcomes) => return Attempt { outcomes, history },
@@ -181,13 +215,72 @@ pub async fn deliver(
             _ => status::NO_ANSWER_FROM_HOST,
         },
         last_problem,
-        format!("no MX host of {destination} answered"),
+        match last_problem {
+            Cause::Tls(_) => format!(
+                "no MX host of {destination} gave the TLS its policy asks for (level {})",
+                tls.level.as_str()
+            ),
+            _ => format!("no MX host of {destination} answered"),
+        },
     );
     all(count, Outcome::of(outcome), history)
 }
 
 /// Hosts to try, with their addresses when already known (a literal).
 type Hosts = Vec<(String, Option<Vec<IpAddr>>)>;
+
+/// The MTA-STS policy of `domain` when `delivery.mta_sts` is on, the domain is a name, and no
+/// `[[delivery.tls_policy]]` of the operator's covers it; mode `none` is no policy.
+async fn sts_policy(
+    settings: &RemoteSettings,
+    domain: &str,
+    history: &mut Vec<String>,
+) -> Option<Applied> {
+    let discovery = settings.mta_sts.as_ref()?;
+    if domain.starts_with('[') || settings.tls.has_policy_for(domain) {
+        return None;
+    }
+    let now = crate::scheduler::unix_now();
+    let found = discovery
+        .policy_for(
+            domain,
+            &settings.tls_client,
+            settings.source_address,
+            now,
+            history,
+        )
+        .await;
+    let applied = found.applied?;
+    history.push(format!(
+        "MTA-STS policy of {domain}: {}",
+        applied.describe()
+    ));
+    (applied.policy.mode != Mode::None).then_some(applied)
+}
+
+/// The MX hosts the policy allows (C-STS-3): under `enforce` the others are skipped; under
+/// `testing` they are kept and the history says they would not pass.
+fn screen_by_policy(hosts: Hosts, applied: &Applied, history: &mut Vec<String>) -> Hosts {
+    let is_enforced = applied.policy.mode == Mode::Enforce;
+    hosts
+        .into_iter()
+        .filter(|(host, _)| {
+            if applied.policy.matches_mx(host) {
+                return true;
+            }
+            let what = if is_enforced {
+                "skipped (MTA-STS enforce)"
+            } else {
+                "delivering anyway (MTA-STS testing)"
+            };
+            history.push(format!(
+                "{host} is not among the MX patterns of the MTA-STS policy of {}: {what}",
+                applied.domain
+            ));
+            !is_enforced
+        })
+        .collect()
+}
 
 /// The hosts of `domain` by its MX records (or the literal), or the attempt that ends here
 /// (null MX, NXDOMAIN, a bad literal, a DNS failure).
@@ -307,6 +400,8 @@ struct Target<'a> {
     credentials: Option<&'a ClientCredentials>,
     /// The TLS level and names for this destination.
     tls: &'a Effective,
+    /// The recipient domain's MTA-STS policy, when one applies.
+    sts: Option<&'a Applied>,
 }
 
 impl Target<'_> {
@@ -318,16 +413,28 @@ impl Target<'_> {
     }
 }
 
-/// Writes the TLS result into the history.
+/// Writes the TLS result into the history, with what the MTA-STS policy makes of it.
 struct History<'a> {
     mta: &'a RemoteMta,
     lines: &'a mut Vec<String>,
+    sts: Option<&'a Applied>,
 }
 
 impl Observer for History<'_> {
     fn tls(&mut self, report: &TlsReport) {
-        self.lines
-            .push(format!("{}: STARTTLS: {}", self.mta, report.summary()));
+        let policy = match self.sts.map(|a| a.policy.mode) {
+            Some(Mode::Enforce) => " (MTA-STS enforce)",
+            Some(Mode::Testing) if !report.is_verified => {
+                " (MTA-STS testing: would fail enforce; delivering anyway)"
+            }
+            Some(Mode::Testing) => " (MTA-STS testing)",
+            _ => "",
+        };
+        self.lines.push(format!(
+            "{}: STARTTLS: {}{policy}",
+            self.mta,
+            report.summary()
+        ));
     }
 }
 
@@ -410,6 +517,7 @@ async fn try_session(
         target: address,
         credentials,
         tls,
+        sts,
     } = *target;
     let source = settings.source_address;
     let tcp = match connect_tcp(address, source, settings.connect_timeout).await {
@@ -449,6 +557,7 @@ async fn try_session(
     let mut observer = History {
         mta: &mta,
         lines: history,
+        sts,
     };
     let result = connection.run(work, &mut observer).await;
     let count = message.recipients.len();

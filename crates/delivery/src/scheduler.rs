@@ -75,6 +75,8 @@ pub struct DeliverySettings {
     pub tls: crate::tls_policy::TlsPolicies,
     /// The trust anchors (the system's and `delivery.ca_file`).
     pub tls_client: crate::client::TlsClient,
+    /// `delivery.mta_sts`: honour the MTA-STS policies of recipient domains (RFC 8461).
+    pub mta_sts: bool,
 }
 
 /// Runs deliveries until told to stop.
@@ -91,6 +93,8 @@ struct Context {
     domains: Mutex<HashMap<String, Arc<Semaphore>>>,
     /// Idle outbound sessions, reused by the next message to the same domain.
     pool: crate::pool::Pool,
+    /// MTA-STS policies found and cached (used when `mta_sts` is on).
+    mta_sts: Arc<crate::mta_sts::Discovery>,
     /// Messages with a wake-up timer running, so each has at most one.
     waking: Mutex<HashSet<QueueId>>,
     /// Feeds ids back into the scheduler (bounces, wake-ups).
@@ -119,6 +123,10 @@ impl Scheduler {
         }
         Scheduler {
             context: Arc::new(Context {
+                mta_sts: Arc::new(crate::mta_sts::Discovery::new(
+                    resolver.clone(),
+                    queue.clone(),
+                )),
                 queue,
                 resolver,
                 settings,
@@ -461,6 +469,7 @@ async fn deliver_remote(
         own_addresses: settings.own_addresses.clone(),
         connect_timeout: Duration::from_secs(30),
         source_address: settings.source_address,
+        mta_sts: settings.mta_sts.then(|| context.mta_sts.clone()),
     };
     for (domain, indexes) in by_domain {
         let outgoing = crate::outcome::outgoing(envelope, &indexes, message);

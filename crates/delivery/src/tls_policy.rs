@@ -92,6 +92,18 @@ impl TlsPolicies {
         self.for_destinations(&[destination], has_credentials)
     }
 
+    /// Whether a `[[delivery.tls_policy]]` covers `destination` (the operator's word for it
+    /// then wins over what the domain publishes, MTA-STS).
+    pub fn has_policy_for(&self, destination: &str) -> bool {
+        let destination = destination.trim_end_matches('.').to_ascii_lowercase();
+        self.domains.iter().any(|p| {
+            destination == p.domain
+                || destination
+                    .strip_suffix(&p.domain)
+                    .is_some_and(|rest| rest.ends_with('.'))
+        })
+    }
+
     /// As `for_destination`, for the first of `destinations` a policy covers (a route's
     /// next-hop host, then the recipient domain), else the default.
     pub fn for_destinations(&self, destinations: &[&str], has_credentials: bool) -> Effective {
@@ -177,6 +189,8 @@ mod tests {
             "not a subdomain"
         );
         assert_eq!(level("plain.test"), SecurityLevel::None);
+        assert!(policies.has_policy_for("a.mail.example.org."));
+        assert!(!policies.has_policy_for("badexample.org"));
         assert_eq!(level("[plain.test]"), SecurityLevel::None);
         // A route's next hop first, then the recipient domain.
         let both = |hop: &str, domain: &str| policies.for_destinations(&[hop, domain], false).level;

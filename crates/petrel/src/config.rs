@@ -244,6 +244,10 @@ pub struct DeliveryConfig {
     pub auth_unverified_hosts: Vec<String>,
     /// `[[delivery.tls_policy]]`: a level per domain (and its subdomains).
     pub tls_policy: Vec<TlsPolicyConfig>,
+    /// Honour the MTA-STS policies of recipient domains (RFC 8461); on by default.
+    pub mta_sts: bool,
+    /// Honour TLSA records (DANE); not available in this version, so only `false` is taken.
+    pub dane: bool,
     /// A smarthost for all remote mail: `[host]:port` (its addresses) or `host:port` (its MX).
     pub relayhost: Option<String>,
     /// `user:/path/to/password-file` for AUTH at the relayhost (sent only inside TLS).
@@ -296,6 +300,8 @@ impl Default for DeliveryConfig {
             tls_plaintext_fallback: false,
             auth_unverified_hosts: Vec::new(),
             tls_policy: Vec::new(),
+            mta_sts: true,
+            dane: false,
             relayhost: None,
             relayhost_auth: None,
             route: Vec::new(),
@@ -582,6 +588,12 @@ impl Config {
             }
         }
         check_tls_level("delivery.tls", &self.delivery.tls)?;
+        if self.delivery.dane {
+            return Err(
+                "delivery.dane: DANE is not available in this version; leave it out (or false)"
+                    .into(),
+            );
+        }
         for policy in &self.delivery.tls_policy {
             check_tls_level(
                 &format!("delivery.tls_policy {}", policy.domain),
@@ -759,6 +771,9 @@ mod tests {
             parse("[delivery]\ntls = \"opportunistic\"\n").is_ok(),
             "old spelling"
         );
+        let error = parse("[delivery]\ndane = true\n").unwrap_err();
+        assert!(error.contains("not available"), "{error}");
+        assert!(parse("[delivery]\ndane = false\nmta_sts = false\n").is_ok());
         let error = parse("[delivery]\ntls = \"dane\"\n").unwrap_err();
         assert!(error.contains("not available in this version"), "{error}");
         let error =

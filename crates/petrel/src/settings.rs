@@ -162,6 +162,7 @@ impl Config {
                 .map(petrel_delivery::lmtp::LmtpAddress::parse),
             tls: self.tls_policies(),
             tls_client: TlsClient::new(self.delivery.ca_file.as_deref()),
+            mta_sts: self.delivery.mta_sts,
         }))
     }
 

@@ -6,11 +6,10 @@
 
 use std::path::Path;
 use std::process::Command;
-use std::sync::Arc;
 
-use petrel_dns::responder::{Responder, ZoneEntry};
+use petrel_dns::responder::ZoneEntry;
 
-use crate::harness::{Petrel, Scratch, config_for, run_with_stdin, send_one, test_zone};
+use crate::harness::{Petrel, Scratch, run_with_stdin, send_one, test_zone};
 
 /// Runs `petrel dkim keygen`, returning the key file and the TXT record's value as printed.
 fn keygen(dir: &Path, domain: &str, selector: &str) -> (std::path::PathBuf, String) {
@@ -44,17 +43,7 @@ fn start(
     zone: Vec<ZoneEntry>,
     extra: &str,
 ) -> Petrel {
-    let dns = Arc::new(Responder::start(zone).unwrap());
-    let data_dir = dir.join("data");
-    let config = dir.join("petrel.toml");
-    std::fs::write(
-        &config,
-        config_for(&data_dir, dns.address, hostname, domains, extra),
-    )
-    .unwrap();
-    let mut petrel = Petrel::start_with(&config, &data_dir, &[]);
-    petrel.dns = Some(dns);
-    petrel
+    Petrel::start_in_zone(dir, hostname, domains, zone, extra)
 }
 
 fn send(petrel: &Petrel, from: &str, to: &str, content: &str) -> String {

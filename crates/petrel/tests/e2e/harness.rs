@@ -153,6 +153,28 @@ impl Petrel {
         petrel
     }
 
+    /// Starts petrel with its own host name, local domains and DNS zone (on a loopback server of
+    /// its own).
+    pub fn start_in_zone(
+        dir: &Path,
+        hostname: &str,
+        domains: &[&str],
+        zone: Vec<ZoneEntry>,
+        extra: &str,
+    ) -> Petrel {
+        let dns = Arc::new(Responder::start(zone).unwrap());
+        let data_dir = dir.join("data");
+        let config_path = dir.join("petrel.toml");
+        std::fs::write(
+            &config_path,
+            config_for(&data_dir, dns.address, hostname, domains, extra),
+        )
+        .unwrap();
+        let mut petrel = Petrel::start_with(&config_path, &data_dir, &[]);
+        petrel.dns = Some(dns);
+        petrel
+    }
+
     /// Starts `petrel serve --config FILE`, prefixed by `wrapper` (e.g. strace) when given.
     pub fn start_with(config_path: &Path, data_dir: &Path, wrapper: &[&str]) -> Petrel {
         let binary = env!("CARGO_BIN_EXE_petrel");
