@@ -21,6 +21,8 @@
 #              START_TIMEOUT seconds (default 20),
 #              STRACE_OUT=FILE: run the whole instance under strace -f, writing
 #              FILE (syscalls: STRACE_EVENTS); see bench/postfix/count-fsync.sh.
+#              EXTRA_MAIN_CF: "name = value" lines set in the rendered main.cf
+#              (the e2e tests' STARTTLS settings, for example).
 set -euo pipefail
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -94,6 +96,10 @@ cmd_start() {
 	chown "$MAIL_OWNER" "$DIR/data"; chmod 700 "$DIR/data"
 	render "$HERE/main.cf" "$DIR/etc/main.cf"
 	render "$HERE/master.cf" "$DIR/etc/master.cf"
+	local setting
+	while IFS= read -r setting; do
+		[[ -n $setting ]] && postconf -c "$DIR/etc" -e "$setting"
+	done <<<"${EXTRA_MAIN_CF:-}"
 	: >"$DIR/data/maillog"; chown "$MAIL_OWNER" "$DIR/data/maillog"
 
 	# "check" runs post-install create-missing: creates the queue subdirs

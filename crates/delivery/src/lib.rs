@@ -18,6 +18,7 @@ pub mod mxplan;
 pub mod outcome;
 pub mod pool;
 pub mod remote;
+pub mod requiretls;
 pub mod route;
 pub mod schedule;
 pub mod scheduler;

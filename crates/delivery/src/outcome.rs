@@ -27,6 +27,7 @@ pub fn outgoing(envelope: &Envelope, indexes: &[usize], message: &[u8]) -> Outgo
             size_bytes: None,
             body: envelope.body,
             is_smtputf8: envelope.is_smtputf8,
+            requires_tls: envelope.requires_tls,
             ret: envelope.ret,
             envelope_id: envelope.envelope_id.clone(),
             auth: None,
@@ -120,12 +121,18 @@ pub fn apply_outcomes(
     successes
 }
 
-/// A deferral past `delivery.max_age` becomes a failure with 4.4.7 (C-RETRY-2); the reply and
-/// host of the last attempt stay for the DSN's `Diagnostic-Code:` and `Remote-MTA:`.
+/// A deferral past `delivery.max_age` becomes a failure with 4.4.7 (C-RETRY-2), or 5.7.30 for
+/// a REQUIRETLS message no hop could take (C-RTLS-2); the reply and host of the last attempt
+/// stay for the DSN's `Diagnostic-Code:` and `Remote-MTA:`.
 fn expired(last: DeliveryStatus) -> DeliveryStatus {
+    let code = if last.code == status::REQUIRETLS_NEEDED {
+        status::REQUIRETLS_NEEDED.as_permanent()
+    } else {
+        status::DELIVERY_TIME_EXPIRED
+    };
     DeliveryStatus {
         verdict: Verdict::Failed,
-        code: status::DELIVERY_TIME_EXPIRED,
+        code,
         cause: Cause::Expired,
         detail: format!("too old to retry; last attempt: {}", last.summary()),
         ..last
@@ -278,7 +285,13 @@ pub fn notice_for(
         queue_id: id.as_str(),
         to: &envelope.reverse_path,
         envelope_id: envelope.envelope_id.as_deref(),
-        ret: envelope.ret,
+        // C-RTLS-3: a notice about a REQUIRETLS message never carries its content, which
+        // might travel back over a path with less protection (RFC 8689 §5).
+        ret: if envelope.requires_tls {
+            Some(petrel_proto::params::Ret::Headers)
+        } else {
+            envelope.ret
+        },
         arrival_unix_seconds: i64::try_from(envelope.arrival_unix_seconds).unwrap_or(0),
         now_unix_seconds: i64::try_from(now).unwrap_or(0),
         retry_until_unix_seconds: i64::try_from(
@@ -314,6 +327,7 @@ pub fn notice_for(
         reverse_path: String::new(),
         body: petrel_proto::params::Body::EightBitMime,
         is_smtputf8: false,
+        requires_tls: false,
         ret: None,
         envelope_id: None,
         recipients: vec![Recipient::new(envelope.reverse_path.clone())],

@@ -49,6 +49,7 @@ fn envelope(recipients: &[&str]) -> Envelope {
         reverse_path: "alice@example.test".into(),
         body: petrel_proto::params::Body::SevenBit,
         is_smtputf8: false,
+        requires_tls: false,
         ret: None,
         envelope_id: None,
         recipients: recipients.iter().map(|r| Recipient::new(*r)).collect(),
@@ -166,6 +167,32 @@ fn c_retry_2_a_deferral_past_max_age_fails_with_4_4_7_keeping_the_reply() {
         "the last reply stays"
     );
     assert!(last.detail.contains("451 4.7.1"), "{}", last.detail);
+}
+
+/// C-RTLS-2: a REQUIRETLS message that no hop could take fails at expiry with 5.7.30, not
+/// 4.4.7.
+#[test]
+fn c_rtls_2_a_requiretls_deferral_past_max_age_fails_with_5_7_30() {
+    let mut envelope = envelope(&["a@example.net"]);
+    envelope.requires_tls = true;
+    envelope.recipients[0].attempts = 5;
+    let deferred = Outcome::of(DeliveryStatus::decided(
+        Verdict::Deferred,
+        status::REQUIRETLS_NEEDED,
+        Cause::Tls(petrel_queue::status::TlsProblem::Policy),
+        "no MX host offers REQUIRETLS".into(),
+    ));
+    apply_outcomes(
+        &settings(),
+        &mut envelope,
+        &[0],
+        &attempt(vec![deferred]),
+        ARRIVAL + 3600,
+        Transport::Smtp,
+    );
+    let last = envelope.recipients[0].last.as_ref().unwrap();
+    assert_eq!(last.verdict, Verdict::Failed);
+    assert_eq!(last.code.to_string(), "5.7.30");
 }
 
 #[test]

@@ -88,7 +88,12 @@ pub async fn deliver(
 ) -> Attempt {
     let mut history = Vec::new();
     let count = message.recipients.len();
-    if let Some(outcomes) = reuse(pool, domain, message, &mut history).await {
+    let requires_tls = message.parameters.requires_tls;
+    // C-RTLS-4: the sender waives MTA-STS for this message (never with REQUIRETLS).
+    let waives_policy = !requires_tls && crate::requiretls::tls_required_no(&message.content);
+    // A kept session was opened under the domain's usual policy: not good enough for
+    // REQUIRETLS, and one opened with the policy waived is not kept at all.
+    if !requires_tls && let Some(outcomes) = reuse(pool, domain, message, &mut history).await {
         return Attempt { outcomes, history };
     }
     if let Some(nexthop) = route.filter(|r| r.is_discard) {
@@ -126,9 +131,37 @@ pub async fn deliver(
         ));
     }
     let sts = match route {
+        None if waives_policy => {
+            history.push(format!(
+                "TLS-Required: No: the MTA-STS policy of {domain} is not applied (RFC 8689 §5)"
+            ));
+            None
+        }
         None => sts_policy(settings, domain, &mut history).await,
         Some(_) => None,
     };
+    if requires_tls {
+        // C-RTLS-2: verified TLS to a server that offers REQUIRETLS, on a vouched-for path.
+        tls.level = tls.level.max(SecurityLevel::Verify);
+        tls.allows_plaintext_fallback = false;
+        if route.is_none() {
+            tls.match_names.clear();
+        }
+        history.push("REQUIRETLS: only verified TLS to a server that offers REQUIRETLS".to_owned());
+        if route.is_none() && sts.is_none() {
+            let reason = format!(
+                "REQUIRETLS: no MTA-STS policy vouches for the MX hosts of {domain} (DNSSEC is not checked in this version)"
+            );
+            history.push(format!("{reason}; will retry"));
+            let outcome = DeliveryStatus::decided(
+                Verdict::Deferred,
+                status::REQUIRETLS_NEEDED,
+                Cause::Tls(TlsProblem::Policy),
+                reason,
+            );
+            return all(count, Outcome::of(outcome), history);
+        }
+    }
     if let Some(applied) = sts.as_ref().filter(|a| a.policy.mode == Mode::Enforce) {
         // C-STS-3: only TLS with a certificate valid for the MX host's own name.
         tls.level = tls.level.max(SecurityLevel::Verify);
@@ -147,7 +180,7 @@ pub async fn deliver(
     } else {
         match plan_by_mx(resolver, settings, &destination, count, &mut history).await {
             Ok(hosts) => match &sts {
-                Some(applied) => screen_by_policy(hosts, applied, &mut history),
+                Some(applied) => screen_by_policy(hosts, applied, requires_tls, &mut history),
                 None => hosts,
             },
             Err(attempt) => return attempt,
@@ -159,9 +192,9 @@ pub async fn deliver(
         ));
         let outcome = DeliveryStatus::decided(
             Verdict::Deferred,
-            status::CRYPTOGRAPHIC_FAILURE,
+            tls_status(requires_tls),
             Cause::Tls(TlsProblem::Policy),
-            format!("no MX host of {domain} matches its MTA-STS policy (mode enforce)"),
+            format!("no MX host of {domain} matches its MTA-STS policy"),
         );
         return all(count, Outcome::of(outcome), history);
     }
@@ -199,6 +232,7 @@ pub async fn deliver(
                 credentials,
                 tls: &tls,
                 sts: sts.as_ref(),
+                is_poolable: !waives_policy,
             };
             match try_host(&connection, message, &mut history).await {
                 HostResult::Done(outcomes) => return Attempt { outcomes, history },
@@ -211,7 +245,7 @@ pub async fn deliver(
         Verdict::Deferred,
         match last_problem {
             Cause::Dns(_) => status::DIRECTORY_SERVER_FAILURE,
-            Cause::Tls(_) => status::CRYPTOGRAPHIC_FAILURE,
+            Cause::Tls(_) => tls_status(requires_tls),
             _ => status::NO_ANSWER_FROM_HOST,
         },
         last_problem,
@@ -224,6 +258,16 @@ pub async fn deliver(
         },
     );
     all(count, Outcome::of(outcome), history)
+}
+
+/// The code of a deferral for want of TLS: 4.7.30 for a REQUIRETLS message (5.7.30 once it
+/// expires), 4.7.5 otherwise.
+fn tls_status(requires_tls: bool) -> EnhancedCode {
+    if requires_tls {
+        status::REQUIRETLS_NEEDED
+    } else {
+        status::CRYPTOGRAPHIC_FAILURE
+    }
 }
 
 /// Hosts to try, with their addresses when already known (a literal).
@@ -258,17 +302,25 @@ async fn sts_policy(
     (applied.policy.mode != Mode::None).then_some(applied)
 }
 
-/// The MX hosts the policy allows (C-STS-3): under `enforce` the others are skipped; under
-/// `testing` they are kept and the history says they would not pass.
-fn screen_by_policy(hosts: Hosts, applied: &Applied, history: &mut Vec<String>) -> Hosts {
-    let is_enforced = applied.policy.mode == Mode::Enforce;
+/// The MX hosts the policy allows (C-STS-3): under `enforce` (or for a REQUIRETLS message,
+/// C-RTLS-2) the others are skipped; under `testing` they are kept and the history says they
+/// would not pass.
+fn screen_by_policy(
+    hosts: Hosts,
+    applied: &Applied,
+    requires_tls: bool,
+    history: &mut Vec<String>,
+) -> Hosts {
+    let is_enforced = applied.policy.mode == Mode::Enforce || requires_tls;
     hosts
         .into_iter()
         .filter(|(host, _)| {
             if applied.policy.matches_mx(host) {
                 return true;
             }
-            let what = if is_enforced {
+            let what = if requires_tls {
+                "skipped (REQUIRETLS)"
+            } else if is_enforced {
                 "skipped (MTA-STS enforce)"
             } else {
                 "delivering anyway (MTA-STS testing)"
@@ -402,6 +454,8 @@ struct Target<'a> {
     tls: &'a Effective,
     /// The recipient domain's MTA-STS policy, when one applies.
     sts: Option<&'a Applied>,
+    /// A clean session may be kept for the next message (not when the policy was waived).
+    is_poolable: bool,
 }
 
 impl Target<'_> {
@@ -466,15 +520,23 @@ async fn reuse(
     match connection.run(work, &mut Quiet).await {
         Ok(Step::Sent(result)) => {
             let label = format!("{} (connection reused)", connection.remote);
-            Some(sent(pool, domain, connection, &result, &label, history))
+            Some(sent(
+                Some(pool),
+                domain,
+                connection,
+                &result,
+                &label,
+                history,
+            ))
         }
         _ => None,
     }
 }
 
-/// Records a finished transaction, keeps a clean session for reuse, and gives the outcomes.
+/// Records a finished transaction, keeps a clean session for reuse in `pool` (when given),
+/// and gives the outcomes.
 fn sent(
-    pool: &Pool,
+    pool: Option<&Pool>,
     domain: &str,
     connection: Connection,
     result: &petrel_proto::client::TransactionResult,
@@ -498,7 +560,9 @@ fn sent(
             hop_has_dsn: connection.session.capabilities().dsn,
         })
         .collect();
-    keep_if_clean(pool, domain, connection, result);
+    if let Some(pool) = pool {
+        keep_if_clean(pool, domain, connection, result);
+    }
     outcomes
 }
 
@@ -518,6 +582,7 @@ async fn try_session(
         credentials,
         tls,
         sts,
+        is_poolable,
     } = *target;
     let source = settings.source_address;
     let tcp = match connect_tcp(address, source, settings.connect_timeout).await {
@@ -572,7 +637,12 @@ async fn try_session(
                 history.push(format!("{mta}: plaintext ({why})"));
             }
             let label = mta.to_string();
-            HostResult::Done(sent(pool, domain, connection, &result, &label, history))
+            let keep = is_poolable.then_some(pool);
+            HostResult::Done(sent(keep, domain, connection, &result, &label, history))
+        }
+        Ok(Step::Unsendable(refusal)) if refusal.status == status::REQUIRETLS_NEEDED => {
+            history.push(format!("{mta}: {}; trying the next host", refusal.reason));
+            HostResult::NextHost(Cause::Tls(TlsProblem::Policy))
         }
         Ok(Step::Unsendable(refusal)) => {
             history.push(format!("{mta}: {}", refusal.reason));

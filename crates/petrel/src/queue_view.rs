@@ -153,6 +153,7 @@ pub fn show(queue: &dyn Queue, wanted: &str, is_json: bool) -> Result<String, St
             now,
         );
         value["history"] = json!(envelope.history);
+        value["requiretls"] = json!(envelope.requires_tls);
         value["headers"] = json!(message.as_deref().map(headers));
         return serde_json::to_string_pretty(&value)
             .map(|t| t + "\n")
@@ -166,6 +167,9 @@ pub fn show(queue: &dyn Queue, wanted: &str, is_json: bool) -> Result<String, St
         envelope.client_helo
     ));
     out.push_str(&format!("Sender:     <{}>\n", envelope.reverse_path));
+    if envelope.requires_tls {
+        out.push_str("REQUIRETLS: yes (every hop verified TLS, or no delivery; RFC 8689)\n");
+    }
     if let Some(message_id) = &envelope.message_id {
         out.push_str(&format!("Message-ID: {message_id}\n"));
     }

@@ -51,6 +51,7 @@ fn envelope(recipients: &[&str]) -> Envelope {
         reverse_path: "alice@example.test".into(),
         body: Body::EightBitMime,
         is_smtputf8: false,
+        requires_tls: false,
         ret: None,
         envelope_id: None,
         recipients: recipients.iter().map(|r| Recipient::new(*r)).collect(),

@@ -253,12 +253,24 @@ impl ClientSession {
         self.expected.front().map(|expect| expect.stage())
     }
 
-    /// Checks whether `message` can go to this server (C-8BIT-2, C-UTF8-3, RFC 1870).
+    /// Checks whether `message` can go to this server (C-8BIT-2, C-UTF8-3, RFC 1870, and
+    /// C-RTLS-2: a REQUIRETLS message only inside TLS, to a server that offers REQUIRETLS).
     ///
     /// # Errors
     /// The DSN status and reason when it cannot.
     pub fn check(&self, message: &Outgoing) -> Result<(), Unsendable> {
         let caps = &self.capabilities;
+        if message.parameters.requires_tls && !(self.is_tls && caps.requiretls) {
+            let why = if self.is_tls {
+                "the receiving server does not offer REQUIRETLS"
+            } else {
+                "the session is not inside TLS"
+            };
+            return Err(Unsendable {
+                status: status::REQUIRETLS_NEEDED,
+                reason: format!("the message was sent with REQUIRETLS and {why}"),
+            });
+        }
         let needs_utf8 = message.parameters.is_smtputf8
             || !message.reverse_path.is_ascii()
             || message.recipients.iter().any(|(r, _)| !r.is_ascii());

@@ -1,5 +1,5 @@
 //! Typed ESMTP parameters of MAIL and RCPT (RFC 1870 SIZE, RFC 6152 BODY, RFC 6531 SMTPUTF8,
-//! RFC 3461 DSN) and their validation.
+//! RFC 3461 DSN, RFC 8689 REQUIRETLS) and their validation.
 //!
 //! Handles untrusted bytes. A parameter that is unknown, malformed or repeated becomes a
 //! `ParamError`, which the session turns into exactly one reply (555 5.5.4 or 501 5.5.4).
@@ -138,6 +138,8 @@ pub struct MailParameters {
     pub envelope_id: Option<String>,
     /// `AUTH=` (RFC 4954 §5): the submitter's identity, decoded; `<>` for an unknown one.
     pub auth: Option<String>,
+    /// `REQUIRETLS` (RFC 8689 §4.1): every hop must be TLS with a verified certificate.
+    pub requires_tls: bool,
 }
 
 /// The parameters of one RCPT command.
@@ -203,6 +205,12 @@ pub fn parse_mail_parameters<'a>(
                 set_once(&mut body, parsed, "BODY")?;
             }
             ("SMTPUTF8", None) => set_once(&mut smtputf8, true, "SMTPUTF8")?,
+            ("REQUIRETLS", None) => {
+                if params.requires_tls {
+                    return Err(ParamError::Invalid("REQUIRETLS given twice".into()));
+                }
+                params.requires_tls = true;
+            }
             ("RET", Some(value)) => {
                 let parsed = Ret::parse(value)
                     .ok_or_else(|| ParamError::Invalid("RET must be FULL or HDRS".into()))?;
@@ -223,7 +231,8 @@ pub fn parse_mail_parameters<'a>(
                     .ok_or_else(|| ParamError::Invalid("AUTH is not valid xtext".into()))?;
                 set_once(&mut params.auth, decoded, "AUTH")?;
             }
-            ("SIZE" | "BODY" | "RET" | "ENVID" | "AUTH", None) | ("SMTPUTF8", Some(_)) => {
+            ("SIZE" | "BODY" | "RET" | "ENVID" | "AUTH", None)
+            | ("SMTPUTF8" | "REQUIRETLS", Some(_)) => {
                 return Err(ParamError::Invalid(format!(
                     "{upper} has a malformed value"
                 )));
@@ -303,7 +312,7 @@ mod tests {
     #[test]
     fn mail_parameters_parsed_and_typed() {
         let params = parse_mail_parameters(
-            "size=1000 BODY=8bitmime SMTPUTF8 RET=HDRS ENVID=a+2Bb".split(' '),
+            "size=1000 BODY=8bitmime SMTPUTF8 RET=HDRS ENVID=a+2Bb requiretls".split(' '),
         );
         assert_eq!(
             params,
@@ -314,8 +323,16 @@ mod tests {
                 ret: Some(Ret::Headers),
                 envelope_id: Some("a+b".into()),
                 auth: None,
+                requires_tls: true,
             })
         );
+        // RFC 8689 §4.1: REQUIRETLS takes no value and comes once.
+        for bad in ["REQUIRETLS=yes", "REQUIRETLS REQUIRETLS"] {
+            assert!(matches!(
+                parse_mail_parameters(bad.split(' ')),
+                Err(ParamError::Invalid(_))
+            ));
+        }
     }
 
     #[test]

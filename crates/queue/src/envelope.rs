@@ -29,6 +29,8 @@ pub struct Envelope {
     pub body: Body,
     /// Whether MAIL carried `SMTPUTF8` (RFC 6531).
     pub is_smtputf8: bool,
+    /// Whether MAIL carried `REQUIRETLS` (RFC 8689): every hop verified TLS, or no delivery.
+    pub requires_tls: bool,
     /// `RET=` of MAIL (RFC 3461 §4.3).
     pub ret: Option<Ret>,
     /// `ENVID=` of MAIL, decoded from xtext (RFC 3461 §4.4).
@@ -152,6 +154,7 @@ mod tests {
             reverse_path: String::new(),
             body: Body::SevenBit,
             is_smtputf8: false,
+            requires_tls: false,
             ret: None,
             envelope_id: None,
             recipients: vec![

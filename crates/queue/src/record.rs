@@ -11,6 +11,7 @@
 //! reverse-path alice@example.org
 //! body 8BITMIME
 //! smtputf8 no
+//! requiretls yes
 //! ret HDRS
 //! envid abc+2Bdef
 //! rcpt bob@example.net state=pending attempts=1 next=1767226200 notify=SUCCESS,FAILURE orcpt=rfc822;bob@example.net outcome=deferred status=4.4.3 cause=dns-servfail detail=MX+20lookup+20failed
@@ -25,7 +26,7 @@
 //! Every free-text value (client address, helo, reverse path, envid, recipient address, ORCPT
 //! type and address, the outcome's detail, reply lines and host) is written as xtext (RFC 3461
 //! §4) with `;` also escaped, so it never holds a space, `=`, `;` or a non-ASCII byte; an empty
-//! value leaves the key alone on its line. `ret`, `envid` and the `notify`, `orcpt` and outcome
+//! value leaves the key alone on its line. `requiretls` (RFC 8689), `ret`, `envid` and the `notify`, `orcpt` and outcome
 //! attributes are omitted when absent; a record without any outcome is written as version 1,
 //! which says the same.
 //! `notify=` lists the set flags in the order NEVER,SUCCESS,FAILURE,DELAY (possibly none).
@@ -97,6 +98,9 @@ pub fn encode(id: &QueueId, envelope: &Envelope) -> Vec<u8> {
         "smtputf8",
         if envelope.is_smtputf8 { "yes" } else { "no" },
     );
+    if envelope.requires_tls {
+        push_line(&mut out, "requiretls", "yes");
+    }
     if let Some(ret) = envelope.ret {
         push_line(&mut out, "ret", ret.as_str());
     }
@@ -239,6 +243,7 @@ struct Fields {
     reverse_path: Option<String>,
     body: Option<Body>,
     is_smtputf8: Option<bool>,
+    requires_tls: Option<bool>,
     ret: Option<Ret>,
     envelope_id: Option<String>,
     recipients: Vec<Recipient>,
@@ -329,6 +334,11 @@ fn parse_line(fields: &mut Fields, version: Version, line: &str) -> Result<(), S
             };
             set_once(&mut fields.is_smtputf8, flag, key)
         }
+        "requiretls" => set_once(
+            &mut fields.requires_tls,
+            (value == "yes").then_some(true),
+            key,
+        ),
         "ret" => set_once(&mut fields.ret, Ret::parse(value), key),
         "envid" => set_once(&mut fields.envelope_id, unescape(value), key),
         "rcpt" => {
@@ -410,6 +420,7 @@ fn finish(fields: Fields) -> Result<(QueueId, Envelope), String> {
         reverse_path: fields.reverse_path.ok_or_else(|| missing("reverse-path"))?,
         body: fields.body.ok_or_else(|| missing("body"))?,
         is_smtputf8: fields.is_smtputf8.ok_or_else(|| missing("smtputf8"))?,
+        requires_tls: fields.requires_tls.unwrap_or(false),
         ret: fields.ret,
         envelope_id: fields.envelope_id,
         recipients: fields.recipients,

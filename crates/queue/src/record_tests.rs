@@ -59,6 +59,7 @@ fn sample() -> (QueueId, Envelope) {
         reverse_path: "alice+tag@example.org".into(),
         body: Body::EightBitMime,
         is_smtputf8: true,
+        requires_tls: false,
         ret: Some(Ret::Headers),
         envelope_id: Some("abc+def=1".into()),
         recipients: vec![Recipient::new("Postmaster"), second],
@@ -219,6 +220,7 @@ fn generate_envelope(g: &mut Generator) -> Envelope {
             Body::EightBitMime
         },
         is_smtputf8: g.flag(),
+        requires_tls: g.flag(),
         ret: [None, Some(Ret::Full), Some(Ret::Headers)][g.below(3) as usize],
         envelope_id: g.maybe_text(),
         recipients,
@@ -278,6 +280,11 @@ fn damaged_records_name_the_line() {
             good.replace("smtputf8 yes", "smtputf8 maybe"),
             8,
             "smtputf8",
+        ),
+        (
+            good.replace("smtputf8 yes", "smtputf8 yes\nrequiretls no"),
+            9,
+            "requiretls",
         ),
         (good.replace("state=pending", "state=done"), 11, "state"),
         (

@@ -62,6 +62,7 @@ fn envelope() -> Envelope {
         reverse_path: String::new(),
         body: Body::EightBitMime,
         is_smtputf8: true,
+        requires_tls: false,
         ret: None,
         envelope_id: Some("id=1 +x".into()),
         recipients: vec![Recipient::new("b\u{fc}ro@example.org"), second],

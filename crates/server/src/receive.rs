@@ -282,6 +282,7 @@ fn envelope_of(message: &Message, client: IpAddr, policy: &Policy, unix_seconds:
         reverse_path: message.reverse_path.to_string(),
         body: message.parameters.body,
         is_smtputf8: message.parameters.is_smtputf8,
+        requires_tls: message.parameters.requires_tls,
         ret: message.parameters.ret,
         envelope_id: message.parameters.envelope_id.clone(),
         recipients: unique(

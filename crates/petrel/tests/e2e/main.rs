@@ -24,6 +24,7 @@ mod nullmx;
 mod privileges;
 mod queue_tools;
 mod relay;
+mod requiretls;
 mod sendmail;
 mod smarthost;
 mod tls;

@@ -18,10 +18,13 @@ use crate::harness::{Petrel, Scratch, poll, send_one};
 use crate::websites::{Nginx, TestCa};
 
 const LOOPBACK: Ipv4Addr = Ipv4Addr::LOCALHOST;
-const POLICY: &str = "/.well-known/mta-sts.txt";
+pub const POLICY: &str = "/.well-known/mta-sts.txt";
 
 /// MX records (all hosts at 127.0.0.1), `_mta-sts` TXT records and `mta-sts.` hosts at `site`.
-fn zone(site: Ipv4Addr, domains: &[(&'static str, &'static str, &'static str)]) -> Vec<ZoneEntry> {
+pub fn zone(
+    site: Ipv4Addr,
+    domains: &[(&'static str, &'static str, &'static str)],
+) -> Vec<ZoneEntry> {
     let mut zone = vec![
         ZoneEntry::A("mx.sts.test", LOOPBACK),
         ZoneEntry::A("mx2.sts.test", LOOPBACK),
@@ -37,7 +40,7 @@ fn zone(site: Ipv4Addr, domains: &[(&'static str, &'static str, &'static str)]) 
     zone
 }
 
-fn policy(mode: &str, mx: &[&str]) -> String {
+pub fn policy(mode: &str, mx: &[&str]) -> String {
     let mut text = format!("version: STSv1\r\nmode: {mode}\r\n");
     for pattern in mx {
         text.push_str(&format!("mx: {pattern}\r\n"));
@@ -46,7 +49,7 @@ fn policy(mode: &str, mx: &[&str]) -> String {
 }
 
 /// A receiving petrel with a certificate from `ca` for mx.sts.test, taking mail for `domains`.
-fn receiver(scratch: &Scratch, ca: &TestCa, domains: &[&str]) -> Petrel {
+pub fn receiver(scratch: &Scratch, ca: &TestCa, domains: &[&str]) -> Petrel {
     let (cert, key) = ca.issue("mx.sts.test", &["mx.sts.test"]);
     Petrel::start_for(
         &scratch.0,
@@ -81,7 +84,7 @@ fn send(petrel: &Petrel, to: &str) {
 }
 
 /// The sender's log once every line of `needles` is in it (or after 30 s).
-fn log_with(petrel: &Petrel, needles: &[&str]) -> String {
+pub fn log_with(petrel: &Petrel, needles: &[&str]) -> String {
     poll(
         || petrel.log_text(),
         |log| needles.iter().all(|n| log.contains(n)),
@@ -89,7 +92,7 @@ fn log_with(petrel: &Petrel, needles: &[&str]) -> String {
 }
 
 /// The log lines that mention `word`.
-fn lines_with(log: &str, word: &str) -> String {
+pub fn lines_with(log: &str, word: &str) -> String {
     log.lines()
         .filter(|l| l.contains(word))
         .collect::<Vec<_>>()

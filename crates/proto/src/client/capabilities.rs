@@ -18,6 +18,8 @@ pub struct Capabilities {
     pub dsn: bool,
     pub starttls: bool,
     pub enhanced_status_codes: bool,
+    /// RFC 8689: the server takes messages that must go over verified TLS.
+    pub requiretls: bool,
     /// The SASL mechanisms of the AUTH line, upper-case.
     pub auth_mechanisms: Vec<String>,
     /// Every keyword line, as offered.
@@ -45,6 +47,7 @@ impl Capabilities {
                 "DSN" => capabilities.dsn = true,
                 "STARTTLS" => capabilities.starttls = true,
                 "ENHANCEDSTATUSCODES" => capabilities.enhanced_status_codes = true,
+                "REQUIRETLS" => capabilities.requiretls = true,
                 _ => {}
             }
             if let Some(mechanisms) = auth::mechanisms(line) {

@@ -24,6 +24,9 @@ pub(super) fn mail_command(caps: &Capabilities, message: &Outgoing, is_probe: bo
     {
         line.push_str(" SMTPUTF8");
     }
+    if caps.requiretls && message.parameters.requires_tls {
+        line.push_str(" REQUIRETLS");
+    }
     if caps.dsn {
         if let Some(ret) = message.parameters.ret {
             line.push_str(&format!(" RET={}", ret.as_str()));

@@ -38,6 +38,11 @@ impl EnhancedCode {
         EnhancedCode::new(4, self.subject, self.detail)
     }
 
+    /// The same subject and detail in the permanent class 5: a deferral that has run out.
+    pub const fn as_permanent(self) -> EnhancedCode {
+        EnhancedCode::new(5, self.subject, self.detail)
+    }
+
     /// Parses `class.subject.detail` (the class 2, 4 or 5), as records and queries spell it.
     pub fn parse(text: &str) -> Option<EnhancedCode> {
         parse::parse_enhanced(text).filter(|_| !text.contains(' '))

@@ -140,6 +140,8 @@ replies! {
     AUTH_BAD_BASE64 = 501 [5, 5, 2] "Invalid base64 data";
     /// An AUTH line over 12,288 octets (S-AUTH-5).
     AUTH_LINE_TOO_LONG = 500 [5, 5, 6] "Authentication exchange line is too long";
+    /// MAIL with REQUIRETLS on a session without TLS (S-RTLS-1).
+    REQUIRETLS_NEEDS_TLS = 530 [5, 7, 10] "REQUIRETLS needs a TLS session: STARTTLS first";
     /// MAIL before AUTH on submission (S-SUB-1, S-AUTH-4).
     AUTH_REQUIRED = 530 [5, 7, 0] "Authentication required";
     /// Five failed AUTH in one session (S-AUTH-9).

@@ -45,6 +45,9 @@ pub const SECURITY_TRANSIENT: EnhancedCode = EnhancedCode::new(4, 7, 0);
 /// 4.7.5 Cryptographic failure: the TLS a policy requires could not be had (no STARTTLS, a
 /// failed handshake, a certificate that does not verify).
 pub const CRYPTOGRAPHIC_FAILURE: EnhancedCode = EnhancedCode::new(4, 7, 5);
+/// 4.7.30 REQUIRETLS support required: no next hop offers REQUIRETLS over verified TLS on a
+/// vouched-for path yet (RFC 8689 §4.2; 5.7.30 once the message expires, C-RTLS-2).
+pub const REQUIRETLS_NEEDED: EnhancedCode = EnhancedCode::new(4, 7, 30);
 
 /// Every named code, for the tests that check each has a reference entry.
 pub const ALL: &[EnhancedCode] = &[
@@ -65,4 +68,5 @@ pub const ALL: &[EnhancedCode] = &[
     NON_ASCII_ADDRESS_NOT_PERMITTED,
     SECURITY_TRANSIENT,
     CRYPTOGRAPHIC_FAILURE,
+    REQUIRETLS_NEEDED,
 ];

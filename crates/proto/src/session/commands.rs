@@ -82,6 +82,10 @@ impl ServerSession {
             if self.config.offers_auth && self.is_tls {
                 lines.push(format!("AUTH {}", crate::sasl::MECHANISMS));
             }
+            if self.is_tls {
+                // S-RTLS-1: only inside TLS.
+                lines.push("REQUIRETLS".to_owned());
+            }
             lines.extend([
                 "PIPELINING".to_owned(),
                 format!("SIZE {}", self.config.max_message_bytes),
@@ -96,7 +100,7 @@ impl ServerSession {
         Step::Continue
     }
 
-    /// MAIL FROM (S-TXN-1, S-TXN-4, S-TXN-7, S-SIZE-1, S-UTF8-1, S-DSN-1).
+    /// MAIL FROM (S-TXN-1, S-TXN-4, S-TXN-7, S-SIZE-1, S-UTF8-1, S-DSN-1, S-RTLS-1).
     fn mail(&mut self, path: &str, parameters: &str) -> Step {
         if self.helo.is_none() || self.transaction.is_some() {
             return self.fail(standard::BAD_SEQUENCE);
@@ -114,6 +118,9 @@ impl ServerSession {
             Ok(parameters) => parameters,
             Err(error) => return self.fail(param_error_reply(&error)),
         };
+        if parameters.requires_tls && !self.is_tls {
+            return self.fail(standard::REQUIRETLS_NEEDS_TLS);
+        }
         let is_utf8 = matches!(&reverse_path, ReversePath::Mailbox(m) if m.is_utf8());
         if is_utf8 && !parameters.is_smtputf8 {
             return self.fail(standard::UTF8_NOT_NEGOTIATED);

@@ -145,3 +145,30 @@ fn s_auth_5_long_sasl_response_and_s_auth_9_failures() {
         "535 5.7.8 Authentication credentials invalid\r\n421 4.7.0 Too many authentication failures, closing transmission channel\r\n"
     );
 }
+
+/// S-RTLS-1: REQUIRETLS is offered only inside TLS; asked for on a plain session it is refused
+/// with 530 5.7.10, and inside TLS the MAIL carrying it is taken.
+#[test]
+fn s_rtls_1_requiretls_only_inside_tls() {
+    let config = SessionConfig {
+        hostname: "mx.test".into(),
+        can_start_tls: true,
+        ..SessionConfig::default()
+    };
+    let mut session = ServerSession::new(config);
+    session.take_output();
+    let ehlo = exchange(&mut session, "EHLO c.test\r\n");
+    assert!(!ehlo.contains("REQUIRETLS"), "{ehlo}");
+    assert_eq!(
+        exchange(&mut session, "MAIL FROM:<alice@c.test> REQUIRETLS\r\n"),
+        "530 5.7.10 REQUIRETLS needs a TLS session: STARTTLS first\r\n"
+    );
+    exchange(&mut session, "STARTTLS\r\n");
+    session.tls_started();
+    let ehlo = exchange(&mut session, "EHLO c.test\r\n");
+    assert!(ehlo.contains("250-REQUIRETLS\r\n"), "{ehlo}");
+    assert_eq!(
+        exchange(&mut session, "MAIL FROM:<alice@c.test> REQUIRETLS\r\n"),
+        "250 2.1.0 Sender OK\r\n"
+    );
+}

@@ -1,0 +1,289 @@
+//! REQUIRETLS (RFC 8689; S-RTLS-1, C-RTLS-2, C-RTLS-4): a client asks for it over STARTTLS
+//! (Python's smtplib), petrel refuses it on a plain session with 530 5.7.10, stores it, and
+//! sends the message on only over verified TLS, to an MX host an MTA-STS policy vouches for
+//! (served by nginx), to a server that offers REQUIRETLS (a second petrel), passing the
+//! parameter on. Where no hop qualifies nothing is sent: a domain without a policy, and a
+//! Postfix that verifies but does not offer REQUIRETLS, both defer with 4.7.30.
+//! `TLS-Required: No` lets a message past an enforce policy it would fail.
+
+use std::net::Ipv4Addr;
+use std::path::Path;
+use std::process::Command;
+
+use crate::harness::{Petrel, Scratch};
+use crate::mta_sts::{POLICY, lines_with, log_with, policy, receiver, zone};
+use crate::websites::{Nginx, TestCa};
+
+/// A sending petrel that takes STARTTLS (a certificate for mx.a.test from `ca`), delivering to
+/// MX port `port` and trusting `ca`.
+fn sender(
+    scratch: &Scratch,
+    zone: Vec<petrel_dns::responder::ZoneEntry>,
+    port: u16,
+    ca: &TestCa,
+) -> Petrel {
+    let (cert, key) = ca.issue("mx.a.test", &["mx.a.test"]);
+    Petrel::start_in_zone(
+        &scratch.0,
+        "mx.a.test",
+        &["a.test"],
+        zone,
+        &format!(
+            "[tls]\ncertificate = \"{}\"\nprivate_key = \"{}\"\n\n[delivery]\nport = {port}\nretry = [\"1h\"]\nca_file = \"{}\"\n",
+            cert.display(),
+            key.display(),
+            ca.cert_path.display()
+        ),
+    )
+}
+
+/// Sends one message through smtplib after STARTTLS, with `options` on MAIL; prints
+/// `refused CODE` when MAIL is refused, `sent` otherwise. With `plain`, no STARTTLS.
+fn smtplib(petrel: &Petrel, to: &str, headers: &str, options: &str, plain: bool) -> String {
+    const SCRIPT: &str = r#"
+import smtplib, ssl, sys
+host, port, to, headers, options, plain = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4], sys.argv[5], sys.argv[6] == "plain"
+smtp = smtplib.SMTP(host, port, timeout=30)
+smtp.ehlo("client.test")
+if not plain:
+    context = ssl.create_default_context()
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE
+    smtp.starttls(context=context)
+    smtp.ehlo("client.test")
+print("offers REQUIRETLS" if smtp.has_extn("requiretls") else "no REQUIRETLS")
+message = headers.replace("|", "\r\n") + "\r\n\r\nsecret content\r\n"
+try:
+    smtp.sendmail("alice@a.test", [to], message, mail_options=options.split())
+    print("sent")
+except smtplib.SMTPSenderRefused as refused:
+    print("refused", refused.smtp_code, refused.smtp_error.decode())
+smtp.quit()
+"#;
+    let output = Command::new("python3")
+        .args(["-c", SCRIPT, "127.0.0.1"])
+        .arg(petrel.address.port().to_string())
+        .args([to, headers, options, if plain { "plain" } else { "tls" }])
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+#[test]
+fn a_requiretls_message_goes_only_where_every_condition_holds() {
+    let dir = Scratch::new("rtls");
+    let ca = TestCa::new(&dir.0);
+    let site_dir = Scratch::new("rtls-site");
+    let site_address = Ipv4Addr::new(127, 0, 1, 3);
+    let site_cert = ca.issue("mta-sts", &["mta-sts.good.test", "mta-sts.waived.test"]);
+    let site = Nginx::start(&site_dir.0, site_address, &site_cert, "");
+    site.serve(
+        "mta-sts.good.test",
+        POLICY,
+        &policy("enforce", &["mx.sts.test"]),
+    );
+    site.serve(
+        "mta-sts.waived.test",
+        POLICY,
+        &policy("enforce", &["mx.sts.test"]),
+    );
+    let receiver_dir = Scratch::new("rtls-receiver");
+    let b = receiver(
+        &receiver_dir,
+        &ca,
+        &["good.test", "nopolicy.test", "waived.test"],
+    );
+    let mut zone = zone(
+        site_address,
+        &[
+            ("good.test", "mta-sts.good.test", "mx.sts.test"),
+            // An MX the policy does not list, whose certificate names another host.
+            ("waived.test", "mta-sts.waived.test", "mx2.sts.test"),
+        ],
+    );
+    zone.push(petrel_dns::responder::ZoneEntry::Mx(
+        "nopolicy.test",
+        10,
+        "mx.sts.test",
+    ));
+    let sender_dir = Scratch::new("rtls-sender");
+    let a = sender(&sender_dir, zone, b.address.port(), &ca);
+
+    // S-RTLS-1: not offered and refused on a plain session; offered inside TLS.
+    let plain = smtplib(&a, "bob@good.test", "Subject: plain", "REQUIRETLS", true);
+    assert!(plain.contains("no REQUIRETLS"), "{plain}");
+    assert!(
+        plain.contains("refused 530 5.7.10 REQUIRETLS needs a TLS session"),
+        "{plain}"
+    );
+    let headers = "From: alice@a.test|Subject: protected|Message-ID: <rtls-1@a.test>";
+    let sent = smtplib(&a, "bob@good.test", headers, "REQUIRETLS", false);
+    assert!(
+        sent.contains("offers REQUIRETLS") && sent.contains("sent"),
+        "{sent}"
+    );
+
+    // C-RTLS-2: over verified TLS to b, which offers REQUIRETLS and is told of it.
+    b.wait_for_one_from("good.test", "bob", &a);
+    let (_, shown) = b.queue(&["show", "<rtls-1@a.test>"]);
+    assert!(shown.contains("REQUIRETLS: yes"), "{shown}");
+    let log = log_with(&a, &["domain=good.test", "outcome=delivered"]);
+    let good = lines_with(&log, "good.test");
+    assert!(good.contains("certificate verified"), "{good}");
+
+    // No policy vouches for the MX of nopolicy.test: nothing is sent, 4.7.30.
+    let headers = "From: alice@a.test|Subject: unvouched";
+    let sent = smtplib(&a, "carol@nopolicy.test", headers, "REQUIRETLS", false);
+    assert!(sent.contains("sent"), "{sent}");
+    let log = log_with(&a, &["domain=nopolicy.test", "status=4.7.30"]);
+    let unvouched = lines_with(&log, "nopolicy.test");
+    assert!(
+        unvouched
+            .contains("REQUIRETLS: no MTA-STS policy vouches for the MX hosts of nopolicy.test"),
+        "{unvouched}"
+    );
+    assert!(
+        !unvouched.contains("STARTTLS"),
+        "never connected: {unvouched}"
+    );
+    assert!(b.maildir("nopolicy.test", "carol").is_empty());
+
+    // C-RTLS-4: the enforce policy of waived.test refuses its MX; a message with
+    // TLS-Required: No goes anyway (over TLS still), one without it waits.
+    let sent = smtplib(
+        &a,
+        "erin@waived.test",
+        "Subject: kept to the policy",
+        "",
+        false,
+    );
+    assert!(sent.contains("sent"), "{sent}");
+    log_with(&a, &["domain=waived.test", "status=4.7.5"]);
+    let headers = "From: alice@a.test|Subject: waived|TLS-Required: No";
+    let sent = smtplib(&a, "dave@waived.test", headers, "", false);
+    assert!(sent.contains("sent"), "{sent}");
+    b.wait_for_one_from("waived.test", "dave", &a);
+    let log = log_with(
+        &a,
+        &["TLS-Required: No: the MTA-STS policy of waived.test is not applied"],
+    );
+    let waived = lines_with(&log, "waived.test");
+    assert!(waived.contains("STARTTLS: TLSv1_3"), "{waived}");
+    assert!(b.maildir("waived.test", "erin").is_empty());
+    // TLS-Required: No is ignored on a REQUIRETLS message (RFC 8689 §5).
+    let headers = "From: alice@a.test|Subject: both|TLS-Required: No";
+    let sent = smtplib(&a, "frank@waived.test", headers, "REQUIRETLS", false);
+    assert!(sent.contains("sent"), "{sent}");
+    let log = log_with(&a, &["domain=waived.test", "status=4.7.30"]);
+    assert!(
+        lines_with(&log, "waived.test").contains("skipped (REQUIRETLS)"),
+        "{log}"
+    );
+    assert!(b.maildir("waived.test", "frank").is_empty());
+}
+
+/// A private Postfix on 127.0.0.1:`port` with STARTTLS (a certificate for mx.sts.test from
+/// `ca`) that discards what it takes; Postfix 3.7 offers no REQUIRETLS.
+struct Postfix {
+    dir: std::path::PathBuf,
+}
+
+impl Postfix {
+    fn start(dir: &Path, port: u16, ca: &TestCa) -> Postfix {
+        let (cert, key) = ca.issue("postfix", &["mx.sts.test"]);
+        let instance = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../bench/postfix/instance.sh"
+        );
+        let started = Command::new(instance)
+            .args(["start", "discard"])
+            .arg(dir)
+            .arg(port.to_string())
+            .env("PF_HOSTNAME", "mx.sts.test")
+            .env(
+                "EXTRA_MAIN_CF",
+                format!(
+                    "smtpd_tls_security_level = may\nsmtpd_tls_cert_file = {}\nsmtpd_tls_key_file = {}\n",
+                    cert.display(),
+                    key.display()
+                ),
+            )
+            .output()
+            .unwrap();
+        assert!(
+            started.status.success(),
+            "{}",
+            String::from_utf8_lossy(&started.stderr)
+        );
+        Postfix {
+            dir: dir.to_path_buf(),
+        }
+    }
+
+    fn maillog(&self) -> String {
+        std::fs::read_to_string(self.dir.join("data/maillog")).unwrap_or_default()
+    }
+}
+
+impl Drop for Postfix {
+    fn drop(&mut self) {
+        let instance = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../bench/postfix/instance.sh"
+        );
+        let _ = Command::new(instance).arg("stop").arg(&self.dir).output();
+    }
+}
+
+/// C-RTLS-2 with a real server that verifies but offers no REQUIRETLS: the message is never
+/// given to it (no MAIL command in Postfix's log) and waits with 4.7.30.
+#[test]
+fn a_server_without_requiretls_never_gets_the_message() {
+    let dir = Scratch::new("rtls-postfix");
+    let ca = TestCa::new(&dir.0);
+    let site_dir = Scratch::new("rtls-postfix-site");
+    let site_address = Ipv4Addr::new(127, 0, 1, 4);
+    let site_cert = ca.issue("mta-sts", &["mta-sts.good.test"]);
+    let site = Nginx::start(&site_dir.0, site_address, &site_cert, "");
+    site.serve(
+        "mta-sts.good.test",
+        POLICY,
+        &policy("enforce", &["mx.sts.test"]),
+    );
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let postfix_dir = Scratch::new("rtls-postfix-instance");
+    let postfix = Postfix::start(&postfix_dir.0, port, &ca);
+    let sender_dir = Scratch::new("rtls-postfix-sender");
+    let zone = zone(
+        site_address,
+        &[("good.test", "mta-sts.good.test", "mx.sts.test")],
+    );
+    let a = sender(&sender_dir, zone, port, &ca);
+
+    let headers = "From: alice@a.test|Subject: protected";
+    let sent = smtplib(&a, "bob@good.test", headers, "REQUIRETLS", false);
+    assert!(sent.contains("sent"), "{sent}");
+    let log = log_with(&a, &["domain=good.test", "status=4.7.30"]);
+    let deferred = lines_with(&log, "good.test");
+    assert!(
+        deferred.contains("certificate verified"),
+        "{deferred}\n{}",
+        postfix.maillog()
+    );
+    assert!(
+        deferred.contains("the receiving server does not offer REQUIRETLS"),
+        "{deferred}"
+    );
+    let maillog = postfix.maillog();
+    assert!(maillog.contains("starttls=1"), "TLS was used: {maillog}");
+    assert!(!maillog.contains("mail=1"), "no MAIL was sent: {maillog}");
+}
