@@ -174,8 +174,8 @@ pub async fn deliver(
     }
     let hosts = if is_direct {
         match destination.parse::<IpAddr>() {
-            Ok(address) => vec![(destination.clone(), Some(vec![address]))],
-            Err(_) => vec![(destination.clone(), None)],
+            Ok(address) => vec![(configured(&destination), Some(vec![address]))],
+            Err(_) => vec![(configured(&destination), None)],
         }
     } else {
         match plan_by_mx(resolver, settings, &destination, count, &mut history).await {
@@ -200,14 +200,11 @@ pub async fn deliver(
     }
     // Why the last host could not be used: what a deferral says when none could.
     let mut last_problem = Cause::Connect(ConnectProblem::Other);
-    for (host, known) in hosts {
+    for (planned, known) in hosts {
+        let host = planned.name.clone();
         let addresses = match known {
             Some(addresses) => addresses,
             None => {
-                let planned = PlannedHost {
-                    name: host.clone(),
-                    preference: 0,
-                };
                 match walk::addresses(resolver, &planned, &mut history).await {
                     Ok(addresses) => addresses,
                     Err((cause, _)) => {
@@ -271,7 +268,15 @@ fn tls_status(requires_tls: bool) -> EnhancedCode {
 }
 
 /// Hosts to try, with their addresses when already known (a literal).
-type Hosts = Vec<(String, Option<Vec<IpAddr>>)>;
+type Hosts = Vec<(PlannedHost, Option<Vec<IpAddr>>)>;
+
+/// A host the configuration names (a route, a literal): no MX preference of its own.
+fn configured(name: &str) -> PlannedHost {
+    PlannedHost {
+        name: name.to_owned(),
+        preference: 0,
+    }
+}
 
 /// The MTA-STS policy of `domain` when `delivery.mta_sts` is on, the domain is a name, and no
 /// `[[delivery.tls_policy]]` of the operator's covers it; mode `none` is no policy.
@@ -314,7 +319,7 @@ fn screen_by_policy(
     let is_enforced = applied.policy.mode == Mode::Enforce || requires_tls;
     hosts
         .into_iter()
-        .filter(|(host, _)| {
+        .filter(|(PlannedHost { name: host, .. }, _)| {
             if applied.policy.matches_mx(host) {
                 return true;
             }
@@ -345,7 +350,7 @@ async fn plan_by_mx(
 ) -> Result<Hosts, Attempt> {
     if let Some(literal) = domain.strip_prefix('[').and_then(|d| d.strip_suffix(']')) {
         return match literal_address(literal) {
-            Some(address) => Ok(vec![(domain.to_owned(), Some(vec![address]))]),
+            Some(address) => Ok(vec![(configured(domain), Some(vec![address]))]),
             None => {
                 let outcome = DeliveryStatus::decided(
                     Verdict::Failed,
@@ -370,8 +375,8 @@ async fn plan_by_mx(
             ));
             Err(all(count, Outcome::of(outcome), std::mem::take(history)))
         }
-        MxPlan::Literal(address) => Ok(vec![(domain.to_owned(), Some(vec![address]))]),
-        MxPlan::Hosts(hosts) => Ok(hosts.into_iter().map(|h| (h.name, None)).collect()),
+        MxPlan::Literal(address) => Ok(vec![(configured(domain), Some(vec![address]))]),
+        MxPlan::Hosts(hosts) => Ok(hosts.into_iter().map(|h| (h, None)).collect()),
     }
 }
 
