@@ -204,15 +204,13 @@ pub async fn deliver(
         let host = planned.name.clone();
         let addresses = match known {
             Some(addresses) => addresses,
-            None => {
-                match walk::addresses(resolver, &planned, &mut history).await {
-                    Ok(addresses) => addresses,
-                    Err((cause, _)) => {
-                        last_problem = cause;
-                        continue;
-                    }
+            None => match walk::addresses(resolver, &planned, &mut history).await {
+                Ok(addresses) => addresses,
+                Err((cause, _)) => {
+                    last_problem = cause;
+                    continue;
                 }
-            }
+            },
         };
         for address in addresses {
             let target = SocketAddr::new(address, port);

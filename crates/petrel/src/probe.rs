@@ -33,6 +33,8 @@ use crate::transcript::{Explanation, explain_code, explanation, printed, refusal
 
 #[path = "probe_report.rs"]
 mod report;
+#[path = "probe_sts.rs"]
+mod sts;
 use report::{HostReport, MxRecordReport, MxReport, Report, Step, TlsHostReport, Verdict};
 
 /// How long to wait to connect, for each reply and for the TLS handshake.
@@ -169,6 +171,12 @@ impl Probe {
         let Some(hosts) = self.route(config, &resolver, &mailbox.domain).await else {
             return;
         };
+        if let Domain::Name(name) = &mailbox.domain
+            && config.delivery.mta_sts
+            && config.delivery.relayhost.is_none()
+        {
+            self.mta_sts(config, &resolver, name).await;
+        }
         let envelope = Outgoing {
             reverse_path: sender.to_owned(),
             parameters: MailParameters {
@@ -179,6 +187,9 @@ impl Probe {
             content: Vec::new(),
         };
         for (name, preference, addresses) in hosts {
+            if self.skipped_by_policy(&name) {
+                continue;
+            }
             let index = self.report.hosts.len();
             self.report.hosts.push(HostReport {
                 name: name.clone(),
@@ -195,6 +206,16 @@ impl Probe {
                     return;
                 }
             }
+        }
+        if self.report.hosts.is_empty() && self.report.mta_sts.is_some() {
+            return self.conclude(
+                false,
+                Some(status::CRYPTOGRAPHIC_FAILURE),
+                format!(
+                    "no MX host of {} is in its MTA-STS policy; delivery would defer (4.7.5)",
+                    mailbox.domain
+                ),
+            );
         }
         self.conclude(
             false,
@@ -534,6 +555,7 @@ impl Observer for Watcher<'_> {
 
     fn tls(&mut self, report: &TlsReport) {
         self.probe.say(&format!("TLS: {}", report.summary()));
+        self.probe.policy_verdict_on_tls(report.is_verified);
         if let Some(host) = self.probe.report.hosts.get_mut(self.index) {
             host.tls = Some(TlsHostReport {
                 version: report.version.clone(),

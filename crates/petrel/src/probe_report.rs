@@ -12,6 +12,8 @@ pub(super) struct Report {
     pub(super) address: String,
     pub(super) domain: Option<String>,
     pub(super) mx: Option<MxReport>,
+    /// The recipient domain's MTA-STS policy, when `delivery.mta_sts` is on.
+    pub(super) mta_sts: Option<super::sts::StsReport>,
     pub(super) hosts: Vec<HostReport>,
     pub(super) steps: Vec<Step>,
     pub(super) verdict: Verdict,

@@ -218,6 +218,38 @@ fn each_mode_does_what_rfc_8461_says_with_each_receiver() {
     let redirected = lines_with(&log, "redirect.test");
     assert!(redirected.contains("HTTP 301"), "{redirected}");
     assert!(!redirected.contains("(MTA-STS"), "{redirected}");
+
+    // petrel probe shows the policy and what it does to each MX host (issue 15, item 7).
+    let probe = |address: &str| {
+        let output = std::process::Command::new(env!("CARGO_BIN_EXE_petrel"))
+            .args(["probe", address, "--config"])
+            .arg(&a.config_path)
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&output.stdout).into_owned();
+        (output.status.success(), text)
+    };
+    let (accepted, text) = probe("bob@good.test");
+    assert!(accepted, "{text}");
+    assert!(
+        text.contains("MTA-STS: policy id 20261207, mode enforce, mx mx.sts.test, max_age 86400 s"),
+        "{text}"
+    );
+    assert!(text.contains("certificate verified"), "{text}");
+    let (accepted, text) = probe("bob@unlisted.test");
+    assert!(!accepted, "{text}");
+    assert!(
+        text.contains("mx.sts.test is not in the MTA-STS policy: delivery skips it (enforce)"),
+        "{text}"
+    );
+    assert!(text.contains("delivery would defer (4.7.5)"), "{text}");
+    let (_, text) = probe("bob@wrongname.test");
+    assert!(
+        text.contains(
+            "MTA-STS enforce: delivery would not use this host (certificate not verified)"
+        ),
+        "{text}"
+    );
 }
 
 #[test]
