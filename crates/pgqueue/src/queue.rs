@@ -552,4 +552,29 @@ impl Records for PgQueue {
         )?;
         Ok(())
     }
+
+    fn put_new(&self, shelf: Shelf, key: &str, value: &[u8]) -> Result<bool, QueueError> {
+        let changed = self.changed(
+            "record-put-new",
+            "INSERT INTO petrel_records (shelf, key, value) VALUES ($1, $2, $3)
+             ON CONFLICT (shelf, key) DO NOTHING",
+            (
+                shelf.as_str().to_owned(),
+                key.to_ascii_lowercase(),
+                value.to_vec(),
+            ),
+        )?;
+        Ok(changed == 1)
+    }
+
+    fn values_with_prefix(&self, shelf: Shelf, prefix: &str) -> Result<Vec<Vec<u8>>, QueueError> {
+        let rows = self.rows(
+            "record-prefix",
+            "SELECT value FROM petrel_records WHERE shelf = $1 AND starts_with(key, $2)",
+            (shelf.as_str().to_owned(), prefix.to_ascii_lowercase()),
+        )?;
+        rows.iter()
+            .map(|row| row.try_get::<_, Vec<u8>>(0).map_err(database_error))
+            .collect()
+    }
 }

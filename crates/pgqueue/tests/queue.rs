@@ -172,6 +172,28 @@ fn contract(queue: &dyn Queue) {
             .as_deref(),
         Some(&b"second"[..])
     );
+    // Set once: of two writers one wins; and read back by prefix.
+    assert!(
+        records
+            .put_new(Shelf::TlsReports, "day/a.test/n1", b"1")
+            .unwrap()
+    );
+    assert!(
+        !records
+            .put_new(Shelf::TlsReports, "day/a.test/n1", b"2")
+            .unwrap()
+    );
+    records
+        .put(Shelf::TlsReports, "day/a.test/n2", b"3")
+        .unwrap();
+    records
+        .put(Shelf::TlsReports, "day/b.test/n1", b"4")
+        .unwrap();
+    let mut values = records
+        .values_with_prefix(Shelf::TlsReports, "day/a.test/")
+        .unwrap();
+    values.sort();
+    assert_eq!(values, [b"1".to_vec(), b"3".to_vec()]);
 }
 
 #[test]

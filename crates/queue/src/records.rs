@@ -14,6 +14,9 @@ use crate::QueueError;
 pub enum Shelf {
     /// MTA-STS policies by recipient domain (`petrel_delivery::mta_sts`).
     MtaSts,
+    /// TLS report counts by day, policy domain and node, and the days already reported
+    /// (`petrel_delivery::tlsrpt`).
+    TlsReports,
 }
 
 impl Shelf {
@@ -21,6 +24,7 @@ impl Shelf {
     pub fn as_str(self) -> &'static str {
         match self {
             Shelf::MtaSts => "mta-sts",
+            Shelf::TlsReports => "tls-reports",
         }
     }
 }
@@ -38,6 +42,20 @@ pub trait Records: Send + Sync {
     /// # Errors
     /// `QueueError::NoSpace` or `QueueError::Io`; then the old value, if any, is still there.
     fn put(&self, shelf: Shelf, key: &str, value: &[u8]) -> Result<(), QueueError>;
+
+    /// Sets the value under `key` only if there is none: `true` when this call set it. Of
+    /// several callers (nodes) exactly one gets `true`.
+    ///
+    /// # Errors
+    /// As `put`.
+    fn put_new(&self, shelf: Shelf, key: &str, value: &[u8]) -> Result<bool, QueueError>;
+
+    /// The values of every key that starts with `prefix` (compared as `file_name` makes keys:
+    /// lower-case), in no particular order.
+    ///
+    /// # Errors
+    /// `QueueError::Io` when the store cannot be read.
+    fn values_with_prefix(&self, shelf: Shelf, prefix: &str) -> Result<Vec<Vec<u8>>, QueueError>;
 }
 
 /// `key` as a file name: letters, digits, `.`, `-` and `_` as they are (lower-cased), every

@@ -44,6 +44,43 @@ impl Records for Spool {
         }
         Ok(written?)
     }
+
+    fn put_new(&self, shelf: Shelf, key: &str, value: &[u8]) -> Result<bool, QueueError> {
+        create_private_dir(&self.root.join("state"))?;
+        let dir = self.shelf_dir(shelf);
+        create_private_dir(&dir)?;
+        let path = dir.join(file_name(key));
+        match write_new_file(&path, value, false) {
+            Ok(()) => Ok(true),
+            Err(error) if error.kind() == io::ErrorKind::AlreadyExists => Ok(false),
+            Err(error) => {
+                remove_quietly(&path);
+                Err(error.into())
+            }
+        }
+    }
+
+    fn values_with_prefix(&self, shelf: Shelf, prefix: &str) -> Result<Vec<Vec<u8>>, QueueError> {
+        let wanted = file_name(prefix);
+        let entries = match fs::read_dir(self.shelf_dir(shelf)) {
+            Ok(entries) => entries,
+            Err(error) if error.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(error) => return Err(error.into()),
+        };
+        let mut values = Vec::new();
+        for entry in entries {
+            let entry = entry?;
+            let name = entry.file_name();
+            if name.to_str().is_some_and(|n| n.starts_with(&wanted)) {
+                match fs::read(entry.path()) {
+                    Ok(bytes) => values.push(bytes),
+                    Err(error) if error.kind() == io::ErrorKind::NotFound => {}
+                    Err(error) => return Err(error.into()),
+                }
+            }
+        }
+        Ok(values)
+    }
 }
 
 #[cfg(test)]
@@ -66,6 +103,23 @@ mod tests {
         assert!(root.join("state/mta-sts/%2E.%2Fescape").is_file());
         let leftovers = fs::read_dir(root.join("state/mta-sts")).unwrap().count();
         assert_eq!(leftovers, 2, "no temporary file is left behind");
+        assert!(
+            spool
+                .put_new(Shelf::TlsReports, "day/a.test/n1", b"1")
+                .unwrap()
+        );
+        assert!(
+            !spool
+                .put_new(Shelf::TlsReports, "day/a.test/n1", b"2")
+                .unwrap()
+        );
+        spool.put(Shelf::TlsReports, "day/a.test/n2", b"3").unwrap();
+        spool.put(Shelf::TlsReports, "day/b.test/n1", b"4").unwrap();
+        let mut values = spool
+            .values_with_prefix(Shelf::TlsReports, "day/a.test/")
+            .unwrap();
+        values.sort();
+        assert_eq!(values, [b"1".to_vec(), b"3".to_vec()]);
         drop(spool);
         let _ = fs::remove_dir_all(&root);
     }
