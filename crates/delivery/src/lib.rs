@@ -23,5 +23,6 @@ pub mod route;
 pub mod schedule;
 pub mod scheduler;
 pub mod tls_policy;
+pub mod tlsrpt;
 
 pub use scheduler::{DeliverySettings, MAX_IN_FLIGHT, Scheduler};

@@ -38,6 +38,8 @@ fn settings() -> DeliverySettings {
         tls: crate::tls_policy::TlsPolicies::default(),
         tls_client: crate::client::TlsClient::new(None),
         mta_sts: false,
+        tls_reports: false,
+        node_name: "test".into(),
     }
 }
 

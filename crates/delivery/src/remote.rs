@@ -28,6 +28,7 @@ use crate::mxplan::{MxPlan, PlannedHost, literal_address};
 use crate::pool::Pool;
 use crate::route::Nexthop;
 use crate::tls_policy::{Effective, SecurityLevel, TlsPolicies};
+use crate::tlsrpt::{FailureKey, PolicyKey, Reporter, ResultType, SessionResult};
 
 /// What remote delivery needs to know.
 #[derive(Debug, Clone)]
@@ -48,6 +49,8 @@ pub struct RemoteSettings {
     pub tls_client: TlsClient,
     /// MTA-STS policies of recipient domains (`delivery.mta_sts`), when honoured.
     pub mta_sts: Option<Arc<Discovery>>,
+    /// Where TLS sessions are counted for reports (`delivery.tls_reports`), when on.
+    pub tls_reports: Option<Arc<Reporter>>,
 }
 
 /// The outcome for one recipient.
@@ -130,16 +133,30 @@ pub async fn deliver(
             tls.level.as_str()
         ));
     }
-    let sts = match route {
+    let (sts, sts_failure) = match route {
         None if waives_policy => {
             history.push(format!(
                 "TLS-Required: No: the MTA-STS policy of {domain} is not applied (RFC 8689 §5)"
             ));
-            None
+            (None, None)
         }
         None => sts_policy(settings, domain, &mut history).await,
-        Some(_) => None,
+        Some(_) => (None, None),
     };
+    // RFC 8460: sessions with the domain's MX hosts are counted under the policy they had
+    // (routes are the operator's, not the domain's, and are not counted).
+    let report_policy = match (&settings.tls_reports, route) {
+        (Some(_), None) if !domain.starts_with('[') => Some(policy_key(sts.as_ref())),
+        _ => None,
+    };
+    if let (Some(reporter), Some(failure), None) = (&settings.tls_reports, &sts_failure, &sts) {
+        let result = SessionResult::Failure(FailureKey {
+            result_type: ResultType::of_fetch(failure.problem),
+            receiving_mx_hostname: None,
+            receiving_ip: None,
+        });
+        reporter.count(domain, &PolicyKey::none(), result);
+    }
     if requires_tls {
         // C-RTLS-2: verified TLS to a server that offers REQUIRETLS, on a vouched-for path.
         tls.level = tls.level.max(SecurityLevel::Verify);
@@ -228,6 +245,7 @@ pub async fn deliver(
                 tls: &tls,
                 sts: sts.as_ref(),
                 is_poolable: !waives_policy,
+                report: settings.tls_reports.as_deref().zip(report_policy.as_ref()),
             };
             match try_host(&connection, message, &mut history).await {
                 HostResult::Done(outcomes) => return Attempt { outcomes, history },
@@ -276,16 +294,34 @@ fn configured(name: &str) -> PlannedHost {
     }
 }
 
+/// The policy a session is reported under (RFC 8460 §4.4): the MTA-STS policy, or none.
+fn policy_key(sts: Option<&Applied>) -> PolicyKey {
+    match sts {
+        Some(applied) => PolicyKey {
+            policy_type: "sts".into(),
+            policy_string: crate::mta_sts::discover::render(&applied.policy)
+                .lines()
+                .map(str::to_owned)
+                .collect(),
+            mx_host: applied.policy.mx.clone(),
+        },
+        None => PolicyKey::none(),
+    }
+}
+
 /// The MTA-STS policy of `domain` when `delivery.mta_sts` is on, the domain is a name, and no
-/// `[[delivery.tls_policy]]` of the operator's covers it; mode `none` is no policy.
+/// `[[delivery.tls_policy]]` of the operator's covers it (mode `none` is no policy), and the
+/// fetch that failed on the way, if one did.
 async fn sts_policy(
     settings: &RemoteSettings,
     domain: &str,
     history: &mut Vec<String>,
-) -> Option<Applied> {
-    let discovery = settings.mta_sts.as_ref()?;
+) -> (Option<Applied>, Option<crate::mta_sts::fetch::FetchError>) {
+    let Some(discovery) = settings.mta_sts.as_ref() else {
+        return (None, None);
+    };
     if domain.starts_with('[') || settings.tls.has_policy_for(domain) {
-        return None;
+        return (None, None);
     }
     let now = crate::scheduler::unix_now();
     let found = discovery
@@ -297,12 +333,15 @@ async fn sts_policy(
             history,
         )
         .await;
-    let applied = found.applied?;
+    let Some(applied) = found.applied else {
+        return (None, found.failure);
+    };
     history.push(format!(
         "MTA-STS policy of {domain}: {}",
         applied.describe()
     ));
-    (applied.policy.mode != Mode::None).then_some(applied)
+    let applies = (applied.policy.mode != Mode::None).then_some(applied);
+    (applies, found.failure)
 }
 
 /// The MX hosts the policy allows (C-STS-3): under `enforce` (or for a REQUIRETLS message,
@@ -459,6 +498,8 @@ struct Target<'a> {
     sts: Option<&'a Applied>,
     /// A clean session may be kept for the next message (not when the policy was waived).
     is_poolable: bool,
+    /// Where the session's TLS result is counted, and under which policy.
+    report: Option<(&'a Reporter, &'a PolicyKey)>,
 }
 
 impl Target<'_> {
@@ -470,15 +511,18 @@ impl Target<'_> {
     }
 }
 
-/// Writes the TLS result into the history, with what the MTA-STS policy makes of it.
+/// Writes the TLS result into the history, with what the MTA-STS policy makes of it, and
+/// keeps it for the TLS report.
 struct History<'a> {
     mta: &'a RemoteMta,
     lines: &'a mut Vec<String>,
     sts: Option<&'a Applied>,
+    seen: Option<TlsReport>,
 }
 
 impl Observer for History<'_> {
     fn tls(&mut self, report: &TlsReport) {
+        self.seen = Some(report.clone());
         let policy = match self.sts.map(|a| a.policy.mode) {
             Some(Mode::Enforce) => " (MTA-STS enforce)",
             Some(Mode::Testing) if !report.is_verified => {
@@ -586,6 +630,7 @@ async fn try_session(
         tls,
         sts,
         is_poolable,
+        report,
     } = *target;
     let source = settings.source_address;
     let tcp = match connect_tcp(address, source, settings.connect_timeout).await {
@@ -626,8 +671,24 @@ async fn try_session(
         mta: &mta,
         lines: history,
         sts,
+        seen: None,
     };
     let result = connection.run(work, &mut observer).await;
+    if let Some((reporter, policy)) = report {
+        let seen = observer.seen.take();
+        if let Some(session) = session_result(&result, seen.as_ref(), wants_tls, sts.is_some()) {
+            let failure = |result_type| FailureKey {
+                result_type,
+                receiving_mx_hostname: Some(host.to_owned()),
+                receiving_ip: Some(address.ip().to_string()),
+            };
+            let session = match session {
+                Ok(()) => SessionResult::Success,
+                Err(result_type) => SessionResult::Failure(failure(result_type)),
+            };
+            reporter.count(domain, policy, session);
+        }
+    }
     let count = message.recipients.len();
     Ok(match result {
         Ok(Step::Sent(result)) => {
@@ -671,6 +732,35 @@ async fn try_session(
         // Lost after the greeting: the outcome is unknown, so retry later (C-RETRY-3).
         Err(broken) => return Err(broken),
     })
+}
+
+/// What a session came to for TLS reporting (RFC 8460 §4.3): `Ok` for TLS as the policy wants
+/// it, the result type of the failure, or `None` when no TLS was in question (not wanted, or
+/// the connection failed before it).
+fn session_result(
+    result: &Result<Step, Broken>,
+    seen: Option<&TlsReport>,
+    wants_tls: bool,
+    has_policy: bool,
+) -> Option<Result<(), ResultType>> {
+    match (result, seen) {
+        (_, Some(report)) if has_policy && !report.is_verified => Some(Err(
+            ResultType::of_certificate_error(report.verify_error.as_deref().unwrap_or("")),
+        )),
+        (_, Some(_)) => Some(Ok(())),
+        (Err(broken), None) => match broken.cause {
+            Cause::Tls(TlsProblem::Certificate) => {
+                Some(Err(ResultType::of_certificate_error(&broken.detail)))
+            }
+            Cause::Tls(TlsProblem::Policy) => Some(Err(ResultType::StarttlsNotSupported)),
+            Cause::Tls(TlsProblem::Handshake) => Some(Err(ResultType::ValidationFailure)),
+            _ => None,
+        },
+        (Ok(Step::Sent(_) | Step::Unsendable(_)), None) if wants_tls => {
+            Some(Err(ResultType::StarttlsNotSupported))
+        }
+        (Ok(_), None) => None,
+    }
 }
 
 /// What a refused session means: the next host (greeting, EHLO, garbage), or a deferral of

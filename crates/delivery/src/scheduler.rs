@@ -77,6 +77,10 @@ pub struct DeliverySettings {
     pub tls_client: crate::client::TlsClient,
     /// `delivery.mta_sts`: honour the MTA-STS policies of recipient domains (RFC 8461).
     pub mta_sts: bool,
+    /// `delivery.tls_reports`: count TLS sessions and send daily reports (RFC 8460).
+    pub tls_reports: bool,
+    /// This node's name (its TLS report counts are kept under it).
+    pub node_name: String,
 }
 
 /// Runs deliveries until told to stop.
@@ -95,6 +99,8 @@ struct Context {
     pool: crate::pool::Pool,
     /// MTA-STS policies found and cached (used when `mta_sts` is on).
     mta_sts: Arc<crate::mta_sts::Discovery>,
+    /// TLS report counts and the daily reports (used when `tls_reports` is on).
+    tls_reports: Arc<crate::tlsrpt::Reporter>,
     /// Messages with a wake-up timer running, so each has at most one.
     waking: Mutex<HashSet<QueueId>>,
     /// Feeds ids back into the scheduler (bounces, wake-ups).
@@ -109,6 +115,11 @@ struct Context {
 }
 
 impl Scheduler {
+    /// The TLS reporter (for `petrel tls-report`).
+    pub fn tls_reporter(&self) -> Arc<crate::tlsrpt::Reporter> {
+        self.context.tls_reports.clone()
+    }
+
     /// A scheduler over `queue`; `requeue` must feed the receiver later given to `run`.
     pub fn new(
         queue: Arc<dyn Queue>,
@@ -116,6 +127,7 @@ impl Scheduler {
         settings: watch::Receiver<Arc<DeliverySettings>>,
         requeue: mpsc::UnboundedSender<QueueId>,
     ) -> Scheduler {
+        let node_name = settings.borrow().node_name.clone();
         let wake = Arc::new(Notify::new());
         let notified = wake.clone();
         if let Some(claims) = queue.claims() {
@@ -126,6 +138,12 @@ impl Scheduler {
                 mta_sts: Arc::new(crate::mta_sts::Discovery::new(
                     resolver.clone(),
                     queue.clone(),
+                )),
+                tls_reports: Arc::new(crate::tlsrpt::Reporter::new(
+                    queue.clone(),
+                    resolver.clone(),
+                    requeue.clone(),
+                    &node_name,
                 )),
                 queue,
                 resolver,
@@ -158,6 +176,10 @@ impl Scheduler {
         let mut rescan = tokio::time::interval(interval);
         let is_shared = self.context.queue.claims().is_some();
         let mut last_purge: Option<tokio::time::Instant> = None;
+        if self.context.settings.borrow().tls_reports {
+            let reporter = self.context.tls_reports.clone();
+            tokio::spawn(reporter.run(self.context.settings.clone(), stop.clone()));
+        }
         let wake = self.context.wake.clone();
         loop {
             tokio::select! {
@@ -470,6 +492,7 @@ async fn deliver_remote(
         connect_timeout: Duration::from_secs(30),
         source_address: settings.source_address,
         mta_sts: settings.mta_sts.then(|| context.mta_sts.clone()),
+        tls_reports: settings.tls_reports.then(|| context.tls_reports.clone()),
     };
     for (domain, indexes) in by_domain {
         let outgoing = crate::outcome::outgoing(envelope, &indexes, message);

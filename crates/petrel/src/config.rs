@@ -246,6 +246,9 @@ pub struct DeliveryConfig {
     pub tls_policy: Vec<TlsPolicyConfig>,
     /// Honour the MTA-STS policies of recipient domains (RFC 8461); on by default.
     pub mta_sts: bool,
+    /// Count outbound TLS sessions and send daily reports to the domains that ask for them
+    /// (RFC 8460); on by default.
+    pub tls_reports: bool,
     /// Honour TLSA records (DANE); not available in this version, so only `false` is taken.
     pub dane: bool,
     /// A smarthost for all remote mail: `[host]:port` (its addresses) or `host:port` (its MX).
@@ -301,6 +304,7 @@ impl Default for DeliveryConfig {
             auth_unverified_hosts: Vec::new(),
             tls_policy: Vec::new(),
             mta_sts: true,
+            tls_reports: true,
             dane: false,
             relayhost: None,
             relayhost_auth: None,

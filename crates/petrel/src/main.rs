@@ -19,6 +19,7 @@ mod sendmail_bs;
 mod serve;
 mod settings;
 mod tls;
+mod tls_report;
 mod transcript;
 mod users;
 mod web;
@@ -78,6 +79,8 @@ enum Command {
     Send(send::SendArgs),
     /// Show what would happen if petrel sent to ADDRESS now (MX, hosts, greeting, MAIL, RCPT; never DATA).
     Probe(probe::ProbeArgs),
+    /// Today's TLS report (RFC 8460) for a policy domain, as it would be sent (--send: now).
+    TlsReport(tls_report::TlsReportArgs),
 }
 
 fn main() -> ExitCode {
@@ -141,6 +144,7 @@ fn main() -> ExitCode {
         Command::Dkim(command) => dkim::run(&source, &command),
         Command::Send(args) => send::run(&args),
         Command::Probe(args) => probe::run(&source, &args),
+        Command::TlsReport(args) => tls_report::run(&source, &args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

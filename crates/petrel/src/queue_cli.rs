@@ -178,6 +178,9 @@ pub struct ControlService {
     pub settings: tokio::sync::watch::Receiver<Arc<petrel_server::ServerSettings>>,
     /// Hands stored messages to the scheduler.
     pub queued: tokio::sync::mpsc::UnboundedSender<QueueId>,
+    /// The TLS reporter (`petrel tls-report`) and delivery's settings.
+    pub tls_reports: Arc<petrel_delivery::tlsrpt::Reporter>,
+    pub delivery: tokio::sync::watch::Receiver<Arc<petrel_delivery::scheduler::DeliverySettings>>,
 }
 
 /// Serves the control socket of a running daemon until the task is dropped. The socket is
@@ -215,6 +218,14 @@ async fn answer(stream: tokio::net::UnixStream, service: &ControlService) -> std
     (&mut reader).take(65_536).read_line(&mut line).await?;
     let result = if let Some(envelope) = line.strip_prefix("submit ") {
         submit(service, envelope, &mut reader).await
+    } else if let Some(rest) = line.strip_prefix("tls-report ") {
+        match crate::tls_report::TlsReportArgs::parse_line(rest) {
+            Some(args) => {
+                let settings = service.delivery.borrow().clone();
+                crate::tls_report::answer(&service.tls_reports, &settings, &args).await
+            }
+            None => Err(format!("bad request {:?}", line.trim_end())),
+        }
     } else {
         match QueueCommand::parse_line(&line) {
             Some(command) => execute(&service.control, &command).await,

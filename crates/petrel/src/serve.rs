@@ -96,7 +96,7 @@ async fn serve(source: Source, config: Config) -> Result<(), String> {
     let scheduler = Scheduler::new(
         queue.clone(),
         resolver.clone(),
-        delivery_settings_rx,
+        delivery_settings_rx.clone(),
         queued_tx.clone(),
     );
     let control_path = config.data_dir.join("control.sock");
@@ -114,6 +114,8 @@ async fn serve(source: Source, config: Config) -> Result<(), String> {
             max_message_bytes: config.limits.max_message_bytes,
             queued: queued_tx.clone(),
             settings: server_settings_rx.clone(),
+            tls_reports: scheduler.tls_reporter(),
+            delivery: delivery_settings_rx,
         },
     ));
     let delivery = tokio::spawn(scheduler.run(queued_rx, stop_delivery_rx));

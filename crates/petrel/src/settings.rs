@@ -163,6 +163,12 @@ impl Config {
             tls: self.tls_policies(),
             tls_client: TlsClient::new(self.delivery.ca_file.as_deref()),
             mta_sts: self.delivery.mta_sts,
+            tls_reports: self.delivery.tls_reports,
+            node_name: self
+                .queue
+                .node_name
+                .clone()
+                .unwrap_or_else(|| self.hostname.clone()),
         }))
     }
 

@@ -273,7 +273,7 @@ fn encode(applied: &Applied) -> Vec<u8> {
 }
 
 /// A policy as policy-file text (what `parse_policy` reads back).
-fn render(policy: &Policy) -> String {
+pub(crate) fn render(policy: &Policy) -> String {
     let mode = match policy.mode {
         super::Mode::Enforce => "enforce",
         super::Mode::Testing => "testing",

@@ -109,6 +109,22 @@ async fn fetch_from(
     host: &str,
     source: Option<IpAddr>,
 ) -> Result<String, FetchError> {
+    let stream = connect_https(resolver, tls, host, HTTPS_PORT, source).await?;
+    get(stream, host).await
+}
+
+/// The TLS stream of an HTTPS connection to `host`:`port`, its certificate verified for
+/// `host` (the first address that answers; a certificate that does not verify ends it).
+///
+/// # Errors
+/// A `FetchError`: no address, no connection, a failed handshake or certificate.
+pub(crate) async fn connect_https(
+    resolver: &Resolver,
+    tls: &TlsClient,
+    host: &str,
+    port: u16,
+    source: Option<IpAddr>,
+) -> Result<tokio_rustls::client::TlsStream<tokio::net::TcpStream>, FetchError> {
     let addresses = match resolver.addresses(host).await {
         Ok(AddressAnswer::Addresses(addresses)) => addresses,
         Ok(_) => {
@@ -127,7 +143,7 @@ async fn fetch_from(
     let verifying = tls.clone().requiring_verification();
     let mut last = FetchError::new(FetchProblem::Connect, format!("{host}: no address"));
     for address in addresses {
-        let target = SocketAddr::new(address, HTTPS_PORT);
+        let target = SocketAddr::new(address, port);
         let tcp = match connect_tcp(target, source, CONNECT_TIMEOUT).await {
             Ok(tcp) => tcp,
             Err(broken) => {
@@ -154,7 +170,7 @@ async fn fetch_from(
                 ));
             }
         };
-        return get(*stream, host).await;
+        return Ok(*stream);
     }
     Err(last)
 }

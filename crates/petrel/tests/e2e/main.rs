@@ -28,6 +28,7 @@ mod requiretls;
 mod sendmail;
 mod smarthost;
 mod tls;
+mod tls_reports;
 mod tools;
 mod web;
 mod websites;
