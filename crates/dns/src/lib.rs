@@ -10,6 +10,9 @@
 
 #[cfg(feature = "test-responder")]
 pub mod responder;
+pub mod validated;
+
+pub use validated::{TlsaRecord, Validated};
 
 use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
@@ -19,7 +22,7 @@ use hickory_resolver::config::{ConnectionConfig, NameServerConfig, ResolverConfi
 use hickory_resolver::net::runtime::TokioRuntimeProvider;
 use hickory_resolver::net::{DnsError, NetError};
 use hickory_resolver::proto::op::ResponseCode;
-use hickory_resolver::proto::rr::RData;
+use hickory_resolver::proto::rr::{RData, RecordType};
 
 /// One MX record.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -140,6 +143,9 @@ impl std::error::Error for ResolverError {}
 #[derive(Clone)]
 pub struct Resolver {
     inner: TokioResolver,
+    /// The validating nameservers whose AD bit is trusted (`dns.validating`), or none.
+    validating: Vec<SocketAddr>,
+    timeout: Duration,
 }
 
 impl std::fmt::Debug for Resolver {
@@ -178,7 +184,58 @@ impl Resolver {
             .with_options(options)
             .build()
             .map_err(|e| ResolverError(format!("cannot start the DNS resolver: {e}")))?;
-        Ok(Resolver { inner })
+        Ok(Resolver {
+            inner,
+            validating: Vec::new(),
+            timeout,
+        })
+    }
+
+    /// Trusts the AD bit of `nameservers`, which validate DNSSEC (unbound, say), for the
+    /// lookups DANE needs (`tlsa`, `mx_security`). Only loopback nameservers are trusted: an
+    /// AD bit that crossed a network proves nothing.
+    ///
+    /// # Errors
+    /// A nameserver that is not on loopback, or none at all.
+    pub fn trusting_ad_of(mut self, nameservers: &[SocketAddr]) -> Result<Resolver, ResolverError> {
+        if nameservers.is_empty() {
+            return Err(ResolverError(
+                "dns.validating needs dns.nameservers: the validating resolver's address".into(),
+            ));
+        }
+        if let Some(remote) = nameservers.iter().find(|a| !a.ip().is_loopback()) {
+            return Err(ResolverError(format!(
+                "dns.validating: {remote} is not on loopback; only a local validating resolver's AD bit is trusted"
+            )));
+        }
+        self.validating = nameservers.to_vec();
+        Ok(self)
+    }
+
+    /// Whether DNSSEC answers can be told from others (`dns.validating`).
+    pub fn is_validating(&self) -> bool {
+        !self.validating.is_empty()
+    }
+
+    /// The TLSA records of `host`'s `port`/tcp (`_25._tcp.mx.example.org`, RFC 7672 §2.2), with
+    /// whether they are validated.
+    pub async fn tlsa(&self, host: &str, port: u16) -> Validated<Vec<TlsaRecord>> {
+        let name = format!("_{port}._tcp.{}", host.trim_end_matches('.'));
+        match validated::ask(&self.validating, &name, RecordType::TLSA, self.timeout).await {
+            Validated::Secure(records) => Validated::Secure(validated::tlsa_records(records)),
+            Validated::Insecure(records) => Validated::Insecure(validated::tlsa_records(records)),
+            Validated::Failed(failure) => Validated::Failed(failure),
+        }
+    }
+
+    /// Whether `domain`'s MX answer is validated (RFC 7672 §2.2.1: DANE applies to MX hosts
+    /// only when the MX RRset is secure).
+    pub async fn mx_security(&self, domain: &str) -> Validated<()> {
+        match validated::ask(&self.validating, domain, RecordType::MX, self.timeout).await {
+            Validated::Secure(_) => Validated::Secure(()),
+            Validated::Insecure(_) => Validated::Insecure(()),
+            Validated::Failed(failure) => Validated::Failed(failure),
+        }
     }
 
     /// The underlying hickory resolver, shared with SPF, DKIM and DMARC checks so that they ask
