@@ -9,6 +9,7 @@
 
 pub mod client;
 pub mod control;
+pub mod dane_hosts;
 pub mod dsn;
 pub mod lmtp;
 pub mod local;

@@ -7,6 +7,7 @@
 //! (C-NULLMX-2, C-ROUTE-1); a refused greeting or a connection failure moves on to the next host
 //! (C-521-2, C-ROUTE-4).
 
+use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
@@ -23,11 +24,12 @@ use crate::client::walk::{self, is_mail_loop};
 use crate::client::{
     Broken, Connection, Observer, Quiet, Step, Stream, Timeouts, TlsClient, TlsReport, Work,
 };
+use crate::dane_hosts::HostDane;
 use crate::mta_sts::{Applied, Discovery, Mode};
 use crate::mxplan::{MxPlan, PlannedHost, literal_address};
 use crate::pool::Pool;
 use crate::route::Nexthop;
-use crate::tls_policy::{Effective, SecurityLevel, TlsPolicies};
+use crate::tls_policy::{Dane, Effective, SecurityLevel, TlsPolicies};
 use crate::tlsrpt::{FailureKey, PolicyKey, Reporter, ResultType, SessionResult};
 
 /// What remote delivery needs to know.
@@ -165,19 +167,6 @@ pub async fn deliver(
             tls.match_names.clear();
         }
         history.push("REQUIRETLS: only verified TLS to a server that offers REQUIRETLS".to_owned());
-        if route.is_none() && sts.is_none() {
-            let reason = format!(
-                "REQUIRETLS: no MTA-STS policy vouches for the MX hosts of {domain} (DNSSEC is not checked in this version)"
-            );
-            history.push(format!("{reason}; will retry"));
-            let outcome = DeliveryStatus::decided(
-                Verdict::Deferred,
-                status::REQUIRETLS_NEEDED,
-                Cause::Tls(TlsProblem::Policy),
-                reason,
-            );
-            return all(count, Outcome::of(outcome), history);
-        }
     }
     if let Some(applied) = sts.as_ref().filter(|a| a.policy.mode == Mode::Enforce) {
         // C-STS-3: only TLS with a certificate valid for the MX host's own name.
@@ -189,29 +178,47 @@ pub async fn deliver(
             applied.id
         ));
     }
-    let hosts = if is_direct {
+    let planned = if is_direct {
         match destination.parse::<IpAddr>() {
             Ok(address) => vec![(configured(&destination), Some(vec![address]))],
             Err(_) => vec![(configured(&destination), None)],
         }
     } else {
         match plan_by_mx(resolver, settings, &destination, count, &mut history).await {
-            Ok(hosts) => match &sts {
-                Some(applied) => screen_by_policy(hosts, applied, requires_tls, &mut history),
-                None => hosts,
-            },
+            Ok(hosts) => hosts,
             Err(attempt) => return attempt,
         }
     };
-    if hosts.is_empty() && sts.is_some() {
-        history.push(format!(
-            "no MX host of {domain} is in its MTA-STS policy; will retry"
-        ));
+    // DANE (RFC 7672) for the domain's own MX hosts, when DNS answers can be told validated.
+    let dane_of: HashMap<String, HostDane> = if route.is_none()
+        && !domain.starts_with('[')
+        && tls.dane != Dane::Off
+        && resolver.is_validating()
+    {
+        let names: Vec<PlannedHost> = planned.iter().map(|(host, _)| host.clone()).collect();
+        crate::dane_hosts::look_up(resolver, domain, &names, port, &mut history).await
+    } else {
+        HashMap::new()
+    };
+    let hosts = if route.is_some() {
+        planned
+    } else {
+        screen_by_policy(planned, sts.as_ref(), requires_tls, &dane_of, &mut history)
+    };
+    if hosts.is_empty() {
+        let reason = if requires_tls && sts.is_none() {
+            format!(
+                "REQUIRETLS: neither DANE nor an MTA-STS policy vouches for an MX host of {domain}"
+            )
+        } else {
+            format!("no MX host of {domain} matches its MTA-STS policy")
+        };
+        history.push(format!("{reason}; will retry"));
         let outcome = DeliveryStatus::decided(
             Verdict::Deferred,
             tls_status(requires_tls),
             Cause::Tls(TlsProblem::Policy),
-            format!("no MX host of {domain} matches its MTA-STS policy"),
+            reason,
         );
         return all(count, Outcome::of(outcome), history);
     }
@@ -219,6 +226,22 @@ pub async fn deliver(
     let mut last_problem = Cause::Connect(ConnectProblem::Other);
     for (planned, known) in hosts {
         let host = planned.name.clone();
+        let host_dane = dane_of.get(&host).unwrap_or(&HostDane::None);
+        match host_dane {
+            HostDane::Unusable(_) => {
+                history.push(format!("{host}: not used (its DANE lookup failed)"));
+                last_problem = Cause::Tls(TlsProblem::Policy);
+                continue;
+            }
+            HostDane::None if tls.dane == Dane::Required => {
+                history.push(format!(
+                    "{host}: no validated TLSA records; not used (dane-only)"
+                ));
+                last_problem = Cause::Tls(TlsProblem::Policy);
+                continue;
+            }
+            _ => {}
+        }
         let addresses = match known {
             Some(addresses) => addresses,
             None => match walk::addresses(resolver, &planned, &mut history).await {
@@ -243,7 +266,9 @@ pub async fn deliver(
                 target,
                 credentials,
                 tls: &tls,
-                sts: sts.as_ref(),
+                // C-STS-4: where DANE applies, MTA-STS does not decide.
+                sts: sts.as_ref().filter(|_| !host_dane.applies()),
+                dane: host_dane,
                 is_poolable: !waives_policy,
                 report: settings.tls_reports.as_deref().zip(report_policy.as_ref()),
             };
@@ -344,22 +369,31 @@ async fn sts_policy(
     (applies, found.failure)
 }
 
-/// The MX hosts the policy allows (C-STS-3): under `enforce` (or for a REQUIRETLS message,
-/// C-RTLS-2) the others are skipped; under `testing` they are kept and the history says they
-/// would not pass.
+/// The MX hosts a delivery may use (C-STS-3, C-RTLS-2, C-STS-4): a host DANE applies to is
+/// kept whatever MTA-STS says; otherwise under `enforce` (or for a REQUIRETLS message) a host
+/// the policy does not list is skipped, and without a policy a REQUIRETLS message has no
+/// vouched-for host; under `testing` every host is kept and the history says which would not
+/// pass.
 fn screen_by_policy(
     hosts: Hosts,
-    applied: &Applied,
+    sts: Option<&Applied>,
     requires_tls: bool,
+    dane_of: &HashMap<String, HostDane>,
     history: &mut Vec<String>,
 ) -> Hosts {
-    let is_enforced = applied.policy.mode == Mode::Enforce || requires_tls;
     hosts
         .into_iter()
         .filter(|(PlannedHost { name: host, .. }, _)| {
+            if dane_of.get(host).is_some_and(HostDane::applies) {
+                return true;
+            }
+            let Some(applied) = sts else {
+                return !requires_tls;
+            };
             if applied.policy.matches_mx(host) {
                 return true;
             }
+            let is_enforced = applied.policy.mode == Mode::Enforce || requires_tls;
             let what = if requires_tls {
                 "skipped (REQUIRETLS)"
             } else if is_enforced {
@@ -376,7 +410,6 @@ fn screen_by_policy(
         .collect()
 }
 
-/// The hosts of `domain` by its MX records (or the literal), or the attempt that ends here
 /// (null MX, NXDOMAIN, a bad literal, a DNS failure).
 async fn plan_by_mx(
     resolver: &Resolver,
@@ -496,6 +529,8 @@ struct Target<'a> {
     tls: &'a Effective,
     /// The recipient domain's MTA-STS policy, when one applies.
     sts: Option<&'a Applied>,
+    /// What DANE makes of this host.
+    dane: &'a HostDane,
     /// A clean session may be kept for the next message (not when the policy was waived).
     is_poolable: bool,
     /// Where the session's TLS result is counted, and under which policy.
@@ -629,6 +664,7 @@ async fn try_session(
         credentials,
         tls,
         sts,
+        dane,
         is_poolable,
         report,
     } = *target;
@@ -647,10 +683,15 @@ async fn try_session(
     };
     let mta = target.remote_mta();
     let mut tls_client = settings.tls_client.clone();
-    if tls.level == SecurityLevel::Verify {
-        tls_client = tls_client
-            .requiring_verification()
-            .matching(&tls.match_names);
+    match dane {
+        HostDane::Match(records) => tls_client = tls_client.with_dane(records.clone()),
+        HostDane::EncryptOnly => {}
+        _ if tls.level == SecurityLevel::Verify => {
+            tls_client = tls_client
+                .requiring_verification()
+                .matching(&tls.match_names);
+        }
+        _ => {}
     }
     let mut connection = Connection::new(
         Stream::Tcp(tcp),
@@ -660,7 +701,7 @@ async fn try_session(
         Timeouts::SMTP,
     )
     .counting_replies();
-    if wants_tls && tls.level >= SecurityLevel::Encrypt {
+    if wants_tls && (tls.level >= SecurityLevel::Encrypt || dane.applies()) {
         connection = connection.requiring_tls();
     }
     let work = Work::Send {

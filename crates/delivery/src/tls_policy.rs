@@ -41,6 +41,28 @@ impl SecurityLevel {
     }
 }
 
+/// Whether TLSA records (DANE, RFC 7672) are looked up and used.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Default)]
+pub enum Dane {
+    /// Not looked up.
+    #[default]
+    Off,
+    /// Used when the host has usable validated TLSA records (Postfix's `dane`).
+    Opportunistic,
+    /// Required: a host without usable validated TLSA records is not used (`dane-only`).
+    Required,
+}
+
+/// Parses a level word, DANE's included: `dane` is `may` with opportunistic DANE, `dane-only`
+/// is `encrypt` with DANE required.
+pub fn parse_level(word: &str) -> Option<(SecurityLevel, Dane)> {
+    match word {
+        "dane" => Some((SecurityLevel::May, Dane::Opportunistic)),
+        "dane-only" => Some((SecurityLevel::Encrypt, Dane::Required)),
+        other => SecurityLevel::parse(other).map(|level| (level, Dane::Off)),
+    }
+}
+
 /// One `[[delivery.tls_policy]]`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DomainPolicy {
@@ -51,6 +73,8 @@ pub struct DomainPolicy {
     pub match_names: Vec<String>,
     /// With `may`: a failed handshake is retried in plaintext.
     pub allows_plaintext_fallback: bool,
+    /// `dane` or `dane-only` as the level.
+    pub dane: Dane,
 }
 
 /// What applies to one delivery.
@@ -59,6 +83,7 @@ pub struct Effective {
     pub level: SecurityLevel,
     pub match_names: Vec<String>,
     pub allows_plaintext_fallback: bool,
+    pub dane: Dane,
 }
 
 /// `[delivery] tls`, `tls_plaintext_fallback`, `auth_unverified_hosts` and the per-domain
@@ -70,6 +95,9 @@ pub struct TlsPolicies {
     pub domains: Vec<DomainPolicy>,
     /// Hosts that may get AUTH over TLS that is not verified (the operator's choice, by name).
     pub auth_unverified_hosts: Vec<String>,
+    /// DANE by default: `Opportunistic` with `delivery.dane` and a validating resolver, or what
+    /// `delivery.tls` names.
+    pub default_dane: Dane,
 }
 
 impl Default for TlsPolicies {
@@ -79,6 +107,7 @@ impl Default for TlsPolicies {
             allows_plaintext_fallback: false,
             domains: Vec::new(),
             auth_unverified_hosts: Vec::new(),
+            default_dane: Dane::Off,
         }
     }
 }
@@ -132,11 +161,17 @@ impl TlsPolicies {
                 level: policy.level,
                 match_names: policy.match_names.clone(),
                 allows_plaintext_fallback: policy.allows_plaintext_fallback,
+                dane: if policy.level == SecurityLevel::None {
+                    Dane::Off
+                } else {
+                    policy.dane.max(self.default_dane.min(Dane::Opportunistic))
+                },
             },
             None => Effective {
                 level: self.default_level,
                 match_names: Vec::new(),
                 allows_plaintext_fallback: self.allows_plaintext_fallback,
+                dane: self.default_dane,
             },
         };
         let is_trusted_unverified = self
@@ -165,6 +200,7 @@ mod tests {
             level,
             match_names: Vec::new(),
             allows_plaintext_fallback: false,
+            dane: Dane::Off,
         }
     }
 
@@ -255,5 +291,17 @@ mod tests {
             assert_eq!(SecurityLevel::parse(level.as_str()), Some(level));
         }
         assert_eq!(SecurityLevel::parse("dane"), None);
+        assert_eq!(
+            parse_level("dane"),
+            Some((SecurityLevel::May, Dane::Opportunistic))
+        );
+        assert_eq!(
+            parse_level("dane-only"),
+            Some((SecurityLevel::Encrypt, Dane::Required))
+        );
+        assert_eq!(
+            parse_level("verify"),
+            Some((SecurityLevel::Verify, Dane::Off))
+        );
     }
 }

@@ -9,7 +9,6 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use petrel_delivery::schedule::RetryPolicy;
-use petrel_delivery::tls_policy::SecurityLevel;
 use petrel_proto::data::BareNewline;
 use petrel_server::network::IpNetwork;
 use serde::{Deserialize, Deserializer};
@@ -249,7 +248,8 @@ pub struct DeliveryConfig {
     /// Count outbound TLS sessions and send daily reports to the domains that ask for them
     /// (RFC 8460); on by default.
     pub tls_reports: bool,
-    /// Honour TLSA records (DANE); not available in this version, so only `false` is taken.
+    /// Honour TLSA records (DANE, RFC 7672) when `dns.validating` says the DNS answers are
+    /// validated; on by default.
     pub dane: bool,
     /// A smarthost for all remote mail: `[host]:port` (its addresses) or `host:port` (its MX).
     pub relayhost: Option<String>,
@@ -305,7 +305,7 @@ impl Default for DeliveryConfig {
             tls_policy: Vec::new(),
             mta_sts: true,
             tls_reports: true,
-            dane: false,
+            dane: true,
             relayhost: None,
             relayhost_auth: None,
             route: Vec::new(),
@@ -325,6 +325,27 @@ pub struct DnsConfig {
     pub nameservers: Vec<SocketAddr>,
     #[serde(default = "default_dns_timeout", deserialize_with = "duration")]
     pub timeout: Duration,
+    /// The nameservers validate DNSSEC (a local unbound, say): their AD bit is trusted, which
+    /// DANE needs. Only loopback nameservers may be named so.
+    #[serde(default)]
+    pub validating: bool,
+}
+
+impl DnsConfig {
+    /// The resolver this configuration asks.
+    ///
+    /// # Errors
+    /// The system's configuration cannot be read, or `validating` names a non-loopback server.
+    pub fn resolver(&self) -> Result<petrel_dns::Resolver, String> {
+        let resolver = petrel_dns::Resolver::new(&self.nameservers, self.timeout)
+            .map_err(|error| error.to_string())?;
+        if self.validating {
+            return resolver
+                .trusting_ad_of(&self.nameservers)
+                .map_err(|error| error.to_string());
+        }
+        Ok(resolver)
+    }
 }
 
 impl Default for DnsConfig {
@@ -332,6 +353,7 @@ impl Default for DnsConfig {
         DnsConfig {
             nameservers: Vec::new(),
             timeout: default_dns_timeout(),
+            validating: false,
         }
     }
 }
@@ -566,14 +588,26 @@ fn describe(name: &str, text: &str, error: &toml::de::Error) -> String {
 
 /// A TLS level the configuration may name.
 fn check_tls_level(key: &str, word: &str) -> Result<(), String> {
-    match SecurityLevel::parse(word) {
+    match petrel_delivery::tls_policy::parse_level(word) {
         Some(_) => Ok(()),
-        None if matches!(word, "dane" | "dane-only") => Err(format!(
-            "{key}: {word:?} is not available in this version; use \"none\", \"may\", \"encrypt\" or \"verify\""
-        )),
         None => Err(format!(
-            "{key}: {word:?} is not a TLS level; use \"none\", \"may\", \"encrypt\" or \"verify\""
+            "{key}: {word:?} is not a TLS level; use \"none\", \"may\", \"encrypt\", \"verify\", \"dane\" or \"dane-only\""
         )),
+    }
+}
+
+impl DnsConfig {
+    /// `validating` only with loopback nameservers.
+    fn resolver_check(&self) -> Result<(), String> {
+        if self.nameservers.is_empty() {
+            return Err("dns.validating needs dns.nameservers: the validating resolver's address (on loopback)".into());
+        }
+        match self.nameservers.iter().find(|a| !a.ip().is_loopback()) {
+            Some(remote) => Err(format!(
+                "dns.validating: {remote} is not on loopback; only a local validating resolver's AD bit is trusted"
+            )),
+            None => Ok(()),
+        }
     }
 }
 
@@ -592,11 +626,14 @@ impl Config {
             }
         }
         check_tls_level("delivery.tls", &self.delivery.tls)?;
-        if self.delivery.dane {
-            return Err(
-                "delivery.dane: DANE is not available in this version; leave it out (or false)"
-                    .into(),
-            );
+        let names_dane = std::iter::once(self.delivery.tls.as_str())
+            .chain(self.delivery.tls_policy.iter().map(|p| p.level.as_str()))
+            .any(|level| level.starts_with("dane"));
+        if names_dane && !self.dns.validating {
+            return Err("delivery.tls: the DANE levels need dns.validating = true (a validating resolver on loopback in dns.nameservers)".into());
+        }
+        if self.dns.validating {
+            self.dns.resolver_check()?;
         }
         for policy in &self.delivery.tls_policy {
             check_tls_level(
@@ -775,11 +812,13 @@ mod tests {
             parse("[delivery]\ntls = \"opportunistic\"\n").is_ok(),
             "old spelling"
         );
-        let error = parse("[delivery]\ndane = true\n").unwrap_err();
-        assert!(error.contains("not available"), "{error}");
         assert!(parse("[delivery]\ndane = false\nmta_sts = false\n").is_ok());
+        let error =
+            parse("[dns]\nnameservers = [\"192.0.2.1:53\"]\nvalidating = true\n").unwrap_err();
+        assert!(error.contains("not on loopback"), "{error}");
+        assert!(parse("[dns]\nnameservers = [\"127.0.0.1:53\"]\nvalidating = true\n\n[delivery]\ntls = \"dane-only\"\n").is_ok());
         let error = parse("[delivery]\ntls = \"dane\"\n").unwrap_err();
-        assert!(error.contains("not available in this version"), "{error}");
+        assert!(error.contains("dns.validating"), "{error}");
         let error =
             parse("[[delivery.tls_policy]]\ndomain = \"x.test\"\nlevel = \"high\"\n").unwrap_err();
         assert!(

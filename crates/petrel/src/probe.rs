@@ -158,7 +158,7 @@ impl Probe {
         };
         self.report.domain = Some(mailbox.domain.to_string());
         self.say(&format!("address: {mailbox} (domain {})", mailbox.domain));
-        let resolver = match Resolver::new(&config.dns.nameservers, config.dns.timeout) {
+        let resolver = match config.dns.resolver() {
             Ok(resolver) => resolver,
             Err(error) => {
                 return self.conclude(

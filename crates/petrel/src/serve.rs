@@ -80,8 +80,7 @@ async fn serve(source: Source, config: Config) -> Result<(), String> {
         info!(user = %identity.user, "privileges dropped; running as {}", identity.user);
     }
     let queue = open_queue(&config).await?;
-    let resolver = petrel_dns::Resolver::new(&config.dns.nameservers, config.dns.timeout)
-        .map_err(|error| error.to_string())?;
+    let resolver = config.dns.resolver()?;
     let mta_sts = config
         .http
         .as_ref()

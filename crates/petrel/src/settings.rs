@@ -10,7 +10,7 @@ use petrel_delivery::DeliverySettings;
 use petrel_delivery::client::TlsClient;
 use petrel_delivery::route::{Nexthop, Routes};
 use petrel_delivery::schedule::RetryPolicy;
-use petrel_delivery::tls_policy::{DomainPolicy, SecurityLevel, TlsPolicies};
+use petrel_delivery::tls_policy::{Dane, DomainPolicy, SecurityLevel, TlsPolicies, parse_level};
 use petrel_proto::SessionConfig;
 use petrel_proto::client::ClientCredentials;
 use petrel_server::ServerSettings;
@@ -174,22 +174,35 @@ impl Config {
 
     /// `delivery.tls` and `[[delivery.tls_policy]]` (levels checked by `validate`).
     fn tls_policies(&self) -> TlsPolicies {
-        let level = |word: &str| SecurityLevel::parse(word).unwrap_or(SecurityLevel::May);
+        let level = |word: &str| parse_level(word).unwrap_or((SecurityLevel::May, Dane::Off));
+        // DANE only where DNS answers can be told validated (dns.validating).
+        let usable = |dane: Dane| if self.dns.validating { dane } else { Dane::Off };
+        let (default_level, named_dane) = level(&self.delivery.tls);
+        let default_dane = match default_level {
+            SecurityLevel::None => Dane::Off,
+            _ if self.delivery.dane => usable(named_dane.max(Dane::Opportunistic)),
+            _ => usable(named_dane),
+        };
         TlsPolicies {
-            default_level: level(&self.delivery.tls),
+            default_level,
             allows_plaintext_fallback: self.delivery.tls_plaintext_fallback,
             domains: self
                 .delivery
                 .tls_policy
                 .iter()
-                .map(|p| DomainPolicy {
-                    domain: p.domain.trim_end_matches('.').to_ascii_lowercase(),
-                    level: level(&p.level),
-                    match_names: p.match_names.clone(),
-                    allows_plaintext_fallback: p.plaintext_fallback,
+                .map(|p| {
+                    let (level, dane) = level(&p.level);
+                    DomainPolicy {
+                        domain: p.domain.trim_end_matches('.').to_ascii_lowercase(),
+                        level,
+                        match_names: p.match_names.clone(),
+                        allows_plaintext_fallback: p.plaintext_fallback,
+                        dane: usable(dane),
+                    }
                 })
                 .collect(),
             auth_unverified_hosts: self.delivery.auth_unverified_hosts.clone(),
+            default_dane,
         }
     }
 

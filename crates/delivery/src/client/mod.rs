@@ -16,6 +16,7 @@
 //! a server sends.
 
 pub mod connection;
+pub mod dane;
 pub mod stream;
 pub mod tls;
 pub mod walk;

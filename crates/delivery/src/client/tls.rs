@@ -36,6 +36,8 @@ pub struct TlsReport {
     pub is_verified: bool,
     /// Why it is not verified, when it is not.
     pub verify_error: Option<String>,
+    /// Verified by the host's TLSA records (DANE) rather than the trust store.
+    pub is_dane: bool,
 }
 
 impl TlsReport {
@@ -43,6 +45,12 @@ impl TlsReport {
     /// verified (why; opportunistic TLS)`, for the history, logs and transcripts.
     pub fn summary(&self) -> String {
         match &self.verify_error {
+            None if self.is_dane => {
+                format!(
+                    "{} {}, certificate matched TLSA (DANE)",
+                    self.version, self.cipher
+                )
+            }
             None if self.is_verified => {
                 format!("{} {}, certificate verified", self.version, self.cipher)
             }
@@ -65,6 +73,8 @@ pub struct TlsClient {
     requires_verification: bool,
     /// Names the certificate may have instead of the host's (`tls_policy` `match`).
     match_names: Vec<String>,
+    /// The host's usable TLSA records: the certificate must match them (DANE).
+    dane: Option<Arc<Vec<petrel_dns::TlsaRecord>>>,
 }
 
 impl TlsClient {
@@ -87,7 +97,16 @@ impl TlsClient {
             verifier,
             requires_verification: false,
             match_names: Vec::new(),
+            dane: None,
         }
+    }
+
+    /// The same client, checking the certificate against `records` (usable DANE TLSA records,
+    /// RFC 7672) instead of the trust store; a mismatch fails the handshake.
+    pub fn with_dane(mut self, records: Vec<petrel_dns::TlsaRecord>) -> TlsClient {
+        self.dane = Some(Arc::new(records));
+        self.requires_verification = true;
+        self
     }
 
     /// The same anchors; the certificate must name one of `names` (when there are any)
@@ -125,6 +144,7 @@ impl TlsClient {
             verifier: self.verifier.clone(),
             verdict: verdict.clone(),
             requires_verification: self.requires_verification,
+            dane: self.dane.clone(),
             match_names: self
                 .match_names
                 .iter()
@@ -170,6 +190,7 @@ impl TlsClient {
             cipher,
             is_verified: verify_error.is_none(),
             verify_error,
+            is_dane: self.dane.is_some(),
         };
         Ok((Stream::Tls(Box::new(stream)), report))
     }
@@ -185,6 +206,8 @@ struct Recording {
     requires_verification: bool,
     /// When not empty: the names to check the certificate against, any of them.
     match_names: Vec<ServerName<'static>>,
+    /// DANE: the usable TLSA records the chain must match instead.
+    dane: Option<Arc<Vec<petrel_dns::TlsaRecord>>>,
 }
 
 impl ServerCertVerifier for Recording {
@@ -201,6 +224,23 @@ impl ServerCertVerifier for Recording {
         } else {
             self.match_names.iter().collect()
         };
+        if let Some(records) = &self.dane {
+            let owned: Vec<ServerName<'_>> = names.iter().map(|n| (*n).clone()).collect();
+            let checked = super::dane::verify(
+                records,
+                end_entity,
+                intermediates,
+                &owned,
+                now,
+                &self.provider,
+            );
+            let failure = checked.as_ref().err().cloned();
+            *lock(&self.verdict) = Some(checked);
+            return match failure {
+                Some(error) => Err(rustls::Error::General(error)),
+                None => Ok(ServerCertVerified::assertion()),
+            };
+        }
         let checked = match &self.verifier {
             Some(verifier) => {
                 let results: Vec<Result<(), String>> = names

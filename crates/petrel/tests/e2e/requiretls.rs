@@ -143,8 +143,9 @@ fn a_requiretls_message_goes_only_where_every_condition_holds() {
     let log = log_with(&a, &["domain=nopolicy.test", "status=4.7.30"]);
     let unvouched = lines_with(&log, "nopolicy.test");
     assert!(
-        unvouched
-            .contains("REQUIRETLS: no MTA-STS policy vouches for the MX hosts of nopolicy.test"),
+        unvouched.contains(
+            "REQUIRETLS: neither DANE nor an MTA-STS policy vouches for an MX host of nopolicy.test"
+        ),
         "{unvouched}"
     );
     assert!(
