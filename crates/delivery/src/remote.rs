@@ -288,6 +288,9 @@ pub async fn deliver(
         },
         last_problem,
         match last_problem {
+            Cause::Tls(_) if !dane_of.is_empty() => {
+                format!("no MX host of {destination} gave the TLS its policy asks for (DANE)")
+            }
             Cause::Tls(_) => format!(
                 "no MX host of {destination} gave the TLS its policy asks for (level {})",
                 tls.level.as_str()
@@ -483,10 +486,14 @@ async fn try_host(
                 .unwrap_or_else(|broken| lost(&mta, message, history, broken))
         }
         Err(broken) if matches!(broken.cause, Cause::Tls(_)) => {
-            history.push(format!(
-                "{mta}: {} (TLS level {}); trying the next host",
-                broken.detail,
+            let level = if target.dane.applies() {
+                "dane"
+            } else {
                 level.as_str()
+            };
+            history.push(format!(
+                "{mta}: {} (TLS level {level}); trying the next host",
+                broken.detail
             ));
             HostResult::NextHost(broken.cause)
         }

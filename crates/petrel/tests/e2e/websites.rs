@@ -62,6 +62,36 @@ impl TestCa {
     }
 }
 
+/// A server certificate from a CA, for DANE: the chain file (leaf, then the CA), the key,
+/// the leaf's SubjectPublicKeyInfo and the CA certificate (DER).
+pub struct Issued {
+    pub chain: PathBuf,
+    pub key: PathBuf,
+    pub spki: Vec<u8>,
+    pub ca_der: Vec<u8>,
+}
+
+impl TestCa {
+    /// As `issue`, with the chain file and the DER parts DANE records are made of.
+    pub fn issue_chain(&self, label: &str, names: &[&str]) -> Issued {
+        let key = KeyPair::generate().unwrap();
+        let names: Vec<String> = names.iter().map(|n| (*n).to_owned()).collect();
+        let mut params = CertificateParams::new(names).unwrap();
+        params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
+        let cert = params.signed_by(&key, &self.cert, &self.key).unwrap();
+        let chain = self.dir.join(format!("{label}-chain.crt"));
+        let key_path = self.dir.join(format!("{label}.key"));
+        std::fs::write(&chain, cert.pem() + &self.cert.pem()).unwrap();
+        std::fs::write(&key_path, key.serialize_pem()).unwrap();
+        Issued {
+            chain,
+            key: key_path,
+            spki: key.public_key_der(),
+            ca_der: self.cert.der().to_vec(),
+        }
+    }
+}
+
 /// One nginx, HTTPS on `address`:443; `www/<host>/` is the document root of each host name.
 pub struct Nginx {
     child: Option<Child>,

@@ -1,0 +1,167 @@
+//! DANE for SMTP (issue 15, item 4; RFC 7672; C-DANE-1 to C-DANE-4) against a real DNSSEC
+//! chain: a zone signed at test time served by NSD, validated by unbound (petrel trusts its AD
+//! bit: `dns.validating`), and a receiving petrel whose certificate chain the TLSA records
+//! describe. Each case of the RFC: a matching DANE-EE record, a matching DANE-TA record, a
+//! record that does not match (defer, nothing sent), a TLSA RRset whose signature is broken
+//! ("bogus": the host is not used, never plaintext), a host without TLSA records and an
+//! unsigned zone whose wrong TLSA record is ignored (both deliver as without DANE).
+
+use ring::digest::{SHA256, digest};
+
+use crate::dnssec::{SignedDns, Zone};
+use crate::harness::{Petrel, Scratch, poll, send_one};
+use crate::websites::TestCa;
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn send(petrel: &Petrel, to: &str) {
+    let content = format!("From: alice@a.test\r\nSubject: to {to}\r\n\r\nhello\r\n");
+    let reply = send_one(petrel.address, "alice@a.test", &[to], content.as_bytes());
+    assert!(reply.starts_with("250"), "{reply}");
+}
+
+/// The sender's log lines about `domain` once they hold every one of `needles`.
+fn lines_about(petrel: &Petrel, domain: &str, needles: &[&str]) -> String {
+    let wanted = |log: &String| {
+        let lines = crate::mta_sts::lines_with(log, domain);
+        needles.iter().all(|n| lines.contains(n))
+    };
+    let log = poll(|| petrel.log_text(), wanted);
+    crate::mta_sts::lines_with(&log, domain)
+}
+
+#[test]
+fn each_dane_case_of_rfc_7672_against_unbound() {
+    let dir = Scratch::new("dane");
+    let ca = TestCa::new(&dir.0);
+    let hosts = [
+        "mx1.dane.test",
+        "mx2.dane.test",
+        "mx3.dane.test",
+        "mx4.dane.test",
+        "mx5.dane.test",
+        "mx.insecure.test",
+    ];
+    let issued = ca.issue_chain("receiver", &hosts);
+    let domains = [
+        "good.dane.test",
+        "ta.dane.test",
+        "mismatch.dane.test",
+        "bogus.dane.test",
+        "none.dane.test",
+        "insecure.test",
+    ];
+    let receiver_dir = Scratch::new("dane-receiver");
+    let b = Petrel::start_for(
+        &receiver_dir.0,
+        "mx1.dane.test",
+        &domains,
+        &format!(
+            "[tls]\ncertificate = \"{}\"\nprivate_key = \"{}\"\n",
+            issued.chain.display(),
+            issued.key.display()
+        ),
+    );
+    let port = b.address.port();
+    let ee = hex(digest(&SHA256, &issued.spki).as_ref());
+    let ta = hex(digest(&SHA256, &issued.ca_der).as_ref());
+    let wrong = "00".repeat(32);
+    let tlsa = |host: &str, record: String| format!("_{port}._tcp.{host}. IN TLSA {record}");
+    let dns_dir = Scratch::new("dane-dns");
+    let broken = format!("_{port}._tcp.mx3.dane.test");
+    let dns = SignedDns::start(
+        &dns_dir.0,
+        &[
+            Zone {
+                name: "dane.test",
+                records: vec![
+                    "good IN MX 10 mx1.dane.test.".into(),
+                    "ta IN MX 10 mx5.dane.test.".into(),
+                    "mismatch IN MX 10 mx2.dane.test.".into(),
+                    "bogus IN MX 10 mx3.dane.test.".into(),
+                    "none IN MX 10 mx4.dane.test.".into(),
+                    "mx1 IN A 127.0.0.1".into(),
+                    "mx2 IN A 127.0.0.1".into(),
+                    "mx3 IN A 127.0.0.1".into(),
+                    "mx4 IN A 127.0.0.1".into(),
+                    "mx5 IN A 127.0.0.1".into(),
+                    tlsa("mx1.dane.test", format!("3 1 1 {ee}")),
+                    tlsa("mx2.dane.test", format!("3 1 1 {wrong}")),
+                    tlsa("mx3.dane.test", format!("3 1 1 {ee}")),
+                    tlsa("mx5.dane.test", format!("2 0 1 {ta}")),
+                ],
+                is_signed: true,
+                broken_tlsa: vec![&broken],
+            },
+            Zone {
+                name: "insecure.test",
+                records: vec![
+                    "@ IN MX 10 mx.insecure.test.".into(),
+                    "mx IN A 127.0.0.1".into(),
+                    tlsa("mx.insecure.test", format!("3 1 1 {wrong}")),
+                ],
+                is_signed: false,
+                broken_tlsa: Vec::new(),
+            },
+        ],
+    );
+    let sender_dir = Scratch::new("dane-sender");
+    let data_dir = sender_dir.0.join("data");
+    let config = crate::harness::config_for(
+        &data_dir,
+        dns.address,
+        "mx.a.test",
+        &["a.test"],
+        &format!("[delivery]\nport = {port}\nretry = [\"1h\"]\n"),
+    )
+    .replace("timeout = \"2s\"", "timeout = \"2s\"\nvalidating = true");
+    let config_path = sender_dir.0.join("petrel.toml");
+    std::fs::write(&config_path, config).unwrap();
+    let a = Petrel::start_with(&config_path, &data_dir, &[]);
+
+    // DANE-EE(3) matches the key: delivered, and the history says how it was authenticated.
+    send(&a, "bob@good.dane.test");
+    b.wait_for_one_from("good.dane.test", "bob", &a);
+    let good = lines_about(&a, "good.dane.test", &["certificate matched TLSA (DANE)"]);
+    assert!(good.contains("1 usable validated TLSA record(s)"), "{good}");
+
+    // DANE-TA(2): the CA in the presented chain, the name of the MX host checked.
+    send(&a, "bob@ta.dane.test");
+    b.wait_for_one_from("ta.dane.test", "bob", &a);
+    lines_about(&a, "ta.dane.test", &["certificate matched TLSA (DANE)"]);
+
+    // A record that matches nothing: deferred with 4.7.5, nothing sent.
+    send(&a, "bob@mismatch.dane.test");
+    let mismatch = lines_about(&a, "mismatch.dane.test", &["status=4.7.5"]);
+    assert!(mismatch.contains("cause=tls-certificate"), "{mismatch}");
+    assert!(mismatch.contains("no TLSA record matches"), "{mismatch}");
+    assert!(b.maildir("mismatch.dane.test", "bob").is_empty());
+
+    // Bogus (a broken signature): the host is not used at all, never in plaintext.
+    send(&a, "bob@bogus.dane.test");
+    let bogus = lines_about(&a, "bogus.dane.test", &["status=4.7.5"]);
+    assert!(bogus.contains("the TLSA lookup failed"), "{bogus}");
+    assert!(bogus.contains("cause=tls-policy"), "{bogus}");
+    assert!(!bogus.contains("STARTTLS"), "no connection: {bogus}");
+    assert!(b.maildir("bogus.dane.test", "bob").is_empty());
+
+    // No TLSA records (a validated denial): delivered as without DANE.
+    send(&a, "bob@none.dane.test");
+    b.wait_for_one_from("none.dane.test", "bob", &a);
+    let none = lines_about(&a, "none.dane.test", &["outcome=delivered"]);
+    assert!(
+        none.contains("no validated TLSA records: DANE does not apply"),
+        "{none}"
+    );
+
+    // An unsigned zone: its (wrong) TLSA record is not even looked up.
+    send(&a, "bob@insecure.test");
+    b.wait_for_one_from("insecure.test", "bob", &a);
+    let insecure = lines_about(&a, "insecure.test", &["outcome=delivered"]);
+    assert!(
+        insecure.contains("is not DNSSEC-validated; no TLSA lookup"),
+        "{insecure}"
+    );
+}
