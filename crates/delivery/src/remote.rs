@@ -242,6 +242,12 @@ pub async fn deliver(
             }
             _ => {}
         }
+        // A host DANE decides for is reported under its TLSA policy (RFC 8460 §4.4).
+        let dane_key = match host_dane {
+            HostDane::Match(records) if report_policy.is_some() => Some(tlsa_policy_key(records)),
+            _ => None,
+        };
+        let host_report_policy = dane_key.as_ref().or(report_policy.as_ref());
         let addresses = match known {
             Some(addresses) => addresses,
             None => match walk::addresses(resolver, &planned, &mut history).await {
@@ -270,7 +276,7 @@ pub async fn deliver(
                 sts: sts.as_ref().filter(|_| !host_dane.applies()),
                 dane: host_dane,
                 is_poolable: !waives_policy,
-                report: settings.tls_reports.as_deref().zip(report_policy.as_ref()),
+                report: settings.tls_reports.as_deref().zip(host_report_policy),
             };
             match try_host(&connection, message, &mut history).await {
                 HostResult::Done(outcomes) => return Attempt { outcomes, history },
@@ -334,6 +340,21 @@ fn policy_key(sts: Option<&Applied>) -> PolicyKey {
             mx_host: applied.policy.mx.clone(),
         },
         None => PolicyKey::none(),
+    }
+}
+
+/// The TLSA policy of a DANE host, as RFC 8460 §4.4 reports it.
+fn tlsa_policy_key(records: &[petrel_dns::TlsaRecord]) -> PolicyKey {
+    PolicyKey {
+        policy_type: "tlsa".into(),
+        policy_string: records
+            .iter()
+            .map(|r| {
+                let data: String = r.data.iter().map(|b| format!("{b:02x}")).collect();
+                format!("{} {} {} {data}", r.usage, r.selector, r.matching)
+            })
+            .collect(),
+        mx_host: Vec::new(),
     }
 }
 

@@ -164,4 +164,24 @@ fn each_dane_case_of_rfc_7672_against_unbound() {
         insecure.contains("is not DNSSEC-validated; no TLSA lookup"),
         "{insecure}"
     );
+
+    // TLS reporting counts DANE sessions under their TLSA policy (RFC 8460 §4.4).
+    let report = |domain: &str| {
+        let output = std::process::Command::new(env!("CARGO_BIN_EXE_petrel"))
+            .args(["tls-report", domain, "--json", "--config"])
+            .arg(&a.config_path)
+            .output()
+            .unwrap();
+        serde_json::from_slice::<serde_json::Value>(&output.stdout).unwrap()
+    };
+    let good = report("good.dane.test");
+    let policy = &good["policies"][0];
+    assert_eq!(policy["policy"]["policy-type"], "tlsa", "{good}");
+    assert_eq!(policy["policy"]["policy-string"][0], format!("3 1 1 {ee}"));
+    assert_eq!(policy["summary"]["total-successful-session-count"], 1);
+    let mismatch = report("mismatch.dane.test");
+    assert_eq!(
+        mismatch["policies"][0]["summary"]["total-failure-session-count"], 1,
+        "{mismatch}"
+    );
 }
