@@ -4,6 +4,9 @@
 //! EHLO capabilities, STARTTLS with the TLS version and the certificate's verdict, MAIL FROM
 //! and RCPT TO, then RSET and QUIT. Never DATA.
 //!
+//! With `dns.validating`, each MX host's TLSA records are looked up as delivery does (DANE) and
+//! the certificate is checked against them; the MTA-STS policy is shown too (`probe_sts.rs`).
+//!
 //! Runs delivery's own pieces (`client::walk` for the MX plan, addresses and the mail-loop
 //! check; `client::Connection` with a probe transaction for the session), so the answer is the
 //! one a real attempt would get. Each reply is explained from the reference when it has the
@@ -18,6 +21,7 @@ use petrel_delivery::client::walk;
 use petrel_delivery::client::{
     Connection, Observer, Step as SessionStep, Stream, Timeouts, TlsClient, TlsReport, Work,
 };
+use petrel_delivery::dane_hosts::HostDane;
 use petrel_delivery::mxplan::{MxPlan, PlannedHost, literal_address};
 use petrel_dns::{MxAnswer, Resolver, TemporaryFailure};
 use petrel_proto::address::{Domain, parse_mailbox};
@@ -103,12 +107,15 @@ enum HostEnd {
 struct Probe {
     is_json: bool,
     report: Report,
+    /// What DANE makes of each MX host (with `dns.validating`).
+    dane_of: std::collections::HashMap<String, HostDane>,
 }
 
 impl Probe {
     fn new(is_json: bool, address: &str) -> Probe {
         Probe {
             is_json,
+            dane_of: std::collections::HashMap::new(),
             report: Report {
                 address: address
                     .trim()
@@ -176,6 +183,32 @@ impl Probe {
             && config.delivery.relayhost.is_none()
         {
             self.mta_sts(config, &resolver, name).await;
+        }
+        if let Domain::Name(name) = &mailbox.domain
+            && config.delivery.dane
+            && resolver.is_validating()
+            && config.delivery.relayhost.is_none()
+        {
+            let planned: Vec<PlannedHost> = hosts
+                .iter()
+                .map(|(name, preference, _)| PlannedHost {
+                    name: name.clone(),
+                    preference: *preference,
+                })
+                .collect();
+            let mut lines = Vec::new();
+            self.dane_of = petrel_delivery::dane_hosts::look_up(
+                &resolver,
+                name,
+                &planned,
+                config.delivery.port,
+                &mut lines,
+            )
+            .await;
+            for line in &lines {
+                self.say(line);
+            }
+            self.report.dane = Some(lines);
         }
         let envelope = Outgoing {
             reverse_path: sender.to_owned(),
@@ -379,7 +412,8 @@ impl Probe {
     }
 
     /// Connects to one address of host `index` and runs the probe session, as delivery would:
-    /// opportunistic STARTTLS, and once more in plaintext when the handshake fails.
+    /// STARTTLS, and once more in plaintext when the handshake fails only where delivery would
+    /// (`tls_plaintext_fallback`, never for a DANE host).
     async fn try_host(
         &mut self,
         config: &Config,
@@ -405,8 +439,23 @@ impl Probe {
             .helo_name
             .as_deref()
             .unwrap_or(&config.hostname);
-        // The trust anchors delivery uses, so the certificate's verdict is the one it would get.
-        let tls_client = TlsClient::new(config.delivery.ca_file.as_deref());
+        // The trust anchors delivery uses, so the certificate's verdict is the one it would get;
+        // a host with usable TLSA records is checked against them instead (DANE).
+        let mut tls_client = TlsClient::new(config.delivery.ca_file.as_deref());
+        let is_dane = match self.dane_of.get(&name) {
+            Some(HostDane::Match(records)) => {
+                tls_client = tls_client.with_dane(records.clone());
+                true
+            }
+            Some(HostDane::Unusable(_)) => {
+                return self.next_host(
+                    index,
+                    &name,
+                    "its DANE lookup failed (bogus or unanswered)",
+                );
+            }
+            _ => false,
+        };
         for wants_tls in [true, false] {
             let tcp = match connect_tcp(target, config.delivery.source_address, TIMEOUT).await {
                 Ok(tcp) => tcp,
@@ -437,12 +486,20 @@ impl Probe {
                 .run(Work::Probe(envelope), &mut self.watcher(&name, index))
                 .await;
             match step {
-                Err(broken) if matches!(broken.cause, Cause::Tls(_)) && wants_tls => {
+                Err(broken)
+                    if matches!(broken.cause, Cause::Tls(_))
+                        && wants_tls
+                        && config.delivery.tls_plaintext_fallback
+                        && !is_dane =>
+                {
                     let line = format!(
                         "{name}: {}; delivery would try again without TLS",
                         broken.detail
                     );
                     self.connection_line(index, &line);
+                }
+                Err(broken) if matches!(broken.cause, Cause::Tls(_)) => {
+                    return self.next_host(index, &name, &broken.detail);
                 }
                 Err(broken)
                     if matches!(broken.cause, Cause::Lost(Stage::Greeting | Stage::Hello)) =>

@@ -14,6 +14,9 @@ pub(super) struct Report {
     pub(super) mx: Option<MxReport>,
     /// The recipient domain's MTA-STS policy, when `delivery.mta_sts` is on.
     pub(super) mta_sts: Option<super::sts::StsReport>,
+    /// What DANE found: the MX answer's validation and each host's TLSA records (with
+    /// `dns.validating`).
+    pub(super) dane: Option<Vec<String>>,
     pub(super) hosts: Vec<HostReport>,
     pub(super) steps: Vec<Step>,
     pub(super) verdict: Verdict,

@@ -184,4 +184,27 @@ fn each_dane_case_of_rfc_7672_against_unbound() {
         mismatch["policies"][0]["summary"]["total-failure-session-count"], 1,
         "{mismatch}"
     );
+
+    // petrel probe shows the TLSA records and whether the certificate matched them.
+    let probe = |address: &str| {
+        let output = std::process::Command::new(env!("CARGO_BIN_EXE_petrel"))
+            .args(["probe", address, "--config"])
+            .arg(&a.config_path)
+            .output()
+            .unwrap();
+        (
+            output.status.success(),
+            String::from_utf8_lossy(&output.stdout).into_owned(),
+        )
+    };
+    let (accepted, text) = probe("bob@good.dane.test");
+    assert!(accepted, "{text}");
+    assert!(text.contains("1 usable validated TLSA record(s)"), "{text}");
+    assert!(text.contains("certificate matched TLSA (DANE)"), "{text}");
+    let (accepted, text) = probe("bob@mismatch.dane.test");
+    assert!(!accepted, "{text}");
+    assert!(text.contains("no TLSA record matches"), "{text}");
+    let (accepted, text) = probe("bob@bogus.dane.test");
+    assert!(!accepted, "{text}");
+    assert!(text.contains("its DANE lookup failed"), "{text}");
 }
