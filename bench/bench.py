@@ -62,7 +62,8 @@ def drop_caches_of_writes():
 
 
 class Petrel:
-    def __init__(self, scratch, relayhost="discard:", max_connections=1000, extra=""):
+    def __init__(self, scratch, relayhost="discard:", max_connections=1000, extra="",
+                 delivery_extra=""):
         self.dir = tempfile.mkdtemp(prefix="petrel-", dir=scratch)
         self.port = free_port()
         config = f"""hostname = "petrel.bench.test"
@@ -79,6 +80,7 @@ nameservers = ["127.0.0.1:9"]
 [delivery]
 relayhost = "{relayhost}"
 retry = ["10m"]
+{delivery_extra}
 [limits]
 max_connections = {max_connections}
 max_messages_per_minute_per_ip = 0
@@ -130,14 +132,15 @@ max_connections_per_minute_per_ip = 0
 
 
 class Postfix:
-    def __init__(self, scratch, mode="discard", sink_port=None):
+    def __init__(self, scratch, mode="discard", sink_port=None, extra_main_cf=""):
         self.dir = tempfile.mkdtemp(prefix="postfix-", dir=scratch)
         os.chmod(self.dir, 0o755)
         self.port = free_port()
         args = [INSTANCE, "start", mode, self.dir, str(self.port)]
         if sink_port:
             args.append(str(sink_port))
-        subprocess.run(args, check=True, stdout=subprocess.DEVNULL)
+        subprocess.run(args, check=True, stdout=subprocess.DEVNULL,
+                       env={**os.environ, "EXTRA_MAIN_CF": extra_main_cf})
 
     def run(self, *command):
         return subprocess.run([INSTANCE, *command, self.dir], check=True,
@@ -457,13 +460,17 @@ def main():
     import nodes  # bench/nodes.py; imports this file as a module of its own
     node_count = 500 if QUICK else 2000
     node_rows = nodes.shared_queue(scratch, messages=node_count)
+    print("delivery over verified TLS:", file=sys.stderr)
+    import tls_delivery  # bench/tls_delivery.py
+    tls = tls_delivery.tls_delivery(scratch, 500 if QUICK else 2000)
     text = report(machine, rows, fsyncs, lat, deliver, mem) + "\n" + nodes.report(
-        node_rows, messages=node_count)
+        node_rows, messages=node_count) + "\n" + tls_delivery.report(tls)
     with open(os.path.join(results, "latest.md"), "w") as f:
         f.write(text)
     with open(os.path.join(results, "latest.json"), "w") as f:
         json.dump({"machine": machine, "acceptance": rows, "fsyncs": fsyncs, "latency": lat,
-                   "delivery": deliver, "memory": mem, "shared_queue": node_rows}, f, indent=1)
+                   "delivery": deliver, "memory": mem, "shared_queue": node_rows,
+                   "tls_delivery": tls}, f, indent=1)
     print(text)
     shutil.rmtree(scratch, ignore_errors=True)
 

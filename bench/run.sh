@@ -4,6 +4,7 @@
 #   QUICK=1 bench/run.sh    a smaller matrix (10 KiB only, fewer messages)
 #   REPEATS=5 bench/run.sh  more runs per point (the median is reported)
 #   ONLY=nodes bench/run.sh only the shared queue: 1, 2 and 3 nodes on one PostgreSQL
+#   ONLY=tls bench/run.sh   only delivery over verified TLS, petrel against Postfix
 # Installs what it needs on Debian (Postfix for smtp-source, smtp-sink and the peer, strace,
 # PostgreSQL for the shared queue),
 # builds petrel and bench/loadgen in release mode, then runs bench/bench.py, which prints the
@@ -24,4 +25,5 @@ cargo build --release --locked -p petrel
 (cd bench/loadgen && cargo build --release --locked)
 ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)"
 if [ "${ONLY:-}" = nodes ]; then exec python3 bench/nodes.py; fi
+if [ "${ONLY:-}" = tls ]; then exec python3 bench/tls_delivery.py; fi
 exec python3 bench/bench.py

@@ -9,7 +9,8 @@
 //!   (`Unusable`).
 //!
 //! An MX answer that is not validated means no DANE for any host (§2.2.1); one that fails
-//! validation makes every host unusable.
+//! validation makes every host unusable. A host whose address answer is not validated gets no
+//! TLSA lookup (§2.2.2).
 
 use std::collections::HashMap;
 
@@ -28,9 +29,16 @@ pub enum HostDane {
 }
 
 impl HostDane {
-    /// Whether DANE decides how this host is authenticated (so MTA-STS does not, C-STS-4).
+    /// Whether DANE makes TLS mandatory for this host (never plaintext).
     pub fn applies(&self) -> bool {
         matches!(self, HostDane::Match(_) | HostDane::EncryptOnly)
+    }
+
+    /// Whether DANE authenticates this host (so MTA-STS does not decide, C-STS-4, and the host
+    /// is vouched for, RFC 8689 §4.2.1). Unusable records authenticate nothing: such a host
+    /// stays under MTA-STS and the level, with TLS required.
+    pub fn vouches(&self) -> bool {
+        matches!(self, HostDane::Match(_))
     }
 }
 
@@ -62,6 +70,27 @@ pub async fn look_up(
         }
     }
     for host in hosts {
+        // §2.2.2: a host whose address is not validated gets no TLSA lookup (an unsigned
+        // zone's server may even fail TLSA queries).
+        match resolver.address_security(&host.name).await {
+            Validated::Secure(()) => {}
+            Validated::Insecure(()) => {
+                history.push(format!(
+                    "DANE: the address of {} is not DNSSEC-validated; no TLSA lookup",
+                    host.name
+                ));
+                found.insert(host.name.clone(), HostDane::None);
+                continue;
+            }
+            Validated::Failed(failure) => {
+                history.push(format!(
+                    "DANE: the address of {} does not validate ({failure}): not used now, never in plaintext",
+                    host.name
+                ));
+                found.insert(host.name.clone(), HostDane::Unusable(failure.to_string()));
+                continue;
+            }
+        }
         let verdict = match resolver.tlsa(&host.name, port).await {
             Validated::Secure(records) if records.is_empty() => HostDane::None,
             Validated::Secure(records) => {

@@ -34,7 +34,7 @@ use crate::route::Nexthop;
 use crate::tls_policy::{Dane, Effective, SecurityLevel, TlsPolicies};
 use crate::tlsrpt::{FailureKey, PolicyKey, Reporter, ResultType, SessionResult};
 use policy::{
-    policy_key, screen_by_policy, session_result, sts_policy, tls_status, tlsa_policy_key,
+    Strength, policy_key, screen_by_policy, session_result, sts_policy, tls_status, tlsa_policy_key,
 };
 
 /// What remote delivery needs to know.
@@ -101,11 +101,10 @@ pub async fn deliver(
     let requires_tls = message.parameters.requires_tls;
     // C-RTLS-4: the sender waives MTA-STS for this message (never with REQUIRETLS).
     let waives_policy = !requires_tls && crate::requiretls::tls_required_no(&message.content);
-    // A kept session was opened under the domain's usual policy: not good enough for
-    // REQUIRETLS, and one opened with the policy waived is not kept at all.
-    if !requires_tls && let Some(outcomes) = reuse(pool, domain, message, &mut history).await {
-        return Attempt { outcomes, history };
-    }
+    // A kept session is reused only when its TLS is as strong as this delivery's policy asks
+    // (known once the policies are looked up); never for REQUIRETLS, and a session opened with
+    // the policy waived is not kept at all.
+    let may_reuse = !requires_tls && !waives_policy;
     if let Some(nexthop) = route.filter(|r| r.is_discard) {
         history.push(format!("routed to {}: discarded", nexthop.describe()));
         let outcome = Outcome {
@@ -139,6 +138,12 @@ pub async fn deliver(
             "TLS policy for {destination}: {}",
             tls.level.as_str()
         ));
+    }
+    if may_reuse && route.is_some() {
+        let needs = Strength::of(&tls, &HashMap::new());
+        if let Some(outcomes) = reuse(pool, domain, message, needs, &mut history).await {
+            return Attempt { outcomes, history };
+        }
     }
     let (sts, sts_failure) = match route {
         None if waives_policy => {
@@ -210,6 +215,12 @@ pub async fn deliver(
     } else {
         screen_by_policy(planned, sts.as_ref(), requires_tls, &dane_of, &mut history)
     };
+    if may_reuse && route.is_none() && !hosts.is_empty() {
+        let needs = Strength::of(&tls, &dane_of);
+        if let Some(outcomes) = reuse(pool, domain, message, needs, &mut history).await {
+            return Attempt { outcomes, history };
+        }
+    }
     if hosts.is_empty() {
         let reason = if requires_tls && sts.is_none() {
             format!(
@@ -235,6 +246,7 @@ pub async fn deliver(
         match host_dane {
             HostDane::Unusable(_) => {
                 history.push(format!("{host}: not used (its DANE lookup failed)"));
+                count_skipped(settings, domain, &host, ResultType::DnssecInvalid);
                 last_problem = Cause::Tls(TlsProblem::Policy);
                 continue;
             }
@@ -242,6 +254,7 @@ pub async fn deliver(
                 history.push(format!(
                     "{host}: no validated TLSA records; not used (dane-only)"
                 ));
+                count_skipped(settings, domain, &host, ResultType::DaneRequired);
                 last_problem = Cause::Tls(TlsProblem::Policy);
                 continue;
             }
@@ -278,7 +291,7 @@ pub async fn deliver(
                 credentials,
                 tls: &tls,
                 // C-STS-4: where DANE applies, MTA-STS does not decide.
-                sts: sts.as_ref().filter(|_| !host_dane.applies()),
+                sts: sts.as_ref().filter(|_| !host_dane.vouches()),
                 dane: host_dane,
                 is_poolable: !waives_policy,
                 report: settings.tls_reports.as_deref().zip(host_report_policy),
@@ -310,6 +323,23 @@ pub async fn deliver(
         },
     );
     all(count, Outcome::of(outcome), history)
+}
+
+/// Counts a host DANE kept from being used as a failed session (RFC 8460 §4.3.2), under the
+/// TLSA policy.
+fn count_skipped(settings: &RemoteSettings, domain: &str, host: &str, result: ResultType) {
+    if let Some(reporter) = &settings.tls_reports {
+        let failure = FailureKey {
+            result_type: result,
+            receiving_mx_hostname: Some(host.to_owned()),
+            receiving_ip: None,
+        };
+        reporter.count(
+            domain,
+            &tlsa_policy_key(&[]),
+            SessionResult::Failure(failure),
+        );
+    }
 }
 
 /// Hosts to try, with their addresses when already known (a literal).
@@ -385,7 +415,8 @@ async fn try_host(
         Err(broken)
             if matches!(broken.cause, Cause::Tls(_))
                 && level == SecurityLevel::May
-                && target.tls.allows_plaintext_fallback =>
+                && target.tls.allows_plaintext_fallback
+                && !target.dane.applies() =>
         {
             history.push(format!(
                 "{mta}: {}; trying again without TLS",
@@ -509,9 +540,14 @@ async fn reuse(
     pool: &Pool,
     domain: &str,
     message: &Outgoing,
+    needs: Strength,
     history: &mut Vec<String>,
 ) -> Option<Vec<Outcome>> {
     let mut connection = pool.take(domain)?;
+    if !needs.allows(connection.tls()) {
+        // Opened under a weaker policy than applies now: closed, not reused.
+        return None;
+    }
     let work = Work::Send {
         message,
         is_checked: true,
@@ -602,7 +638,6 @@ async fn try_session(
     let mut tls_client = settings.tls_client.clone();
     match dane {
         HostDane::Match(records) => tls_client = tls_client.with_dane(records.clone()),
-        HostDane::EncryptOnly => {}
         _ if tls.level == SecurityLevel::Verify => {
             tls_client = tls_client
                 .requiring_verification()

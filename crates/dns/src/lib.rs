@@ -228,6 +228,16 @@ impl Resolver {
         }
     }
 
+    /// Whether `host`'s address answer (A) is validated (RFC 7672 §2.2.2: TLSA records are
+    /// looked up only for hosts whose address records are secure).
+    pub async fn address_security(&self, host: &str) -> Validated<()> {
+        match validated::ask(&self.validating, host, RecordType::A, self.timeout).await {
+            Validated::Secure(_) => Validated::Secure(()),
+            Validated::Insecure(_) => Validated::Insecure(()),
+            Validated::Failed(failure) => Validated::Failed(failure),
+        }
+    }
+
     /// Whether `domain`'s MX answer is validated (RFC 7672 §2.2.1: DANE applies to MX hosts
     /// only when the MX RRset is secure).
     pub async fn mx_security(&self, domain: &str) -> Validated<()> {

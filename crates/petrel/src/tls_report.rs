@@ -1,7 +1,8 @@
 //! `petrel tls-report DOMAIN [--json] [--send] [--day YYYY-MM-DD]`: the TLS report (RFC 8460)
 //! of a policy domain for today (UTC), as it would be sent: the whole cluster's counts, read
 //! through the running daemon (which writes its latest counts first). `--send` sends it now to
-//! the addresses of the domain's `_smtp._tls` record. Without a running daemon the stored
+//! the addresses of the domain's `_smtp._tls` record, under a report id of its own (the daily
+//! report of that day still goes, once, as usual). Without a running daemon the stored
 //! counts are read from the queue backend directly (and nothing can be sent).
 
 use std::io::{BufRead, BufReader, Write};
@@ -116,6 +117,7 @@ pub fn run(source: &Source, args: &TlsReportArgs) -> Result<(), String> {
         submitter: &settings.hostname,
         organization: &settings.hostname,
         contact: &contact,
+        manual_at: None,
     };
     print!("{}", render(&tally.report(&about), args.json));
     Ok(())
@@ -151,7 +153,7 @@ pub async fn answer(
     let report = reporter.report(settings, &args.domain, &day).await?;
     let mut text = render(&report, args.json);
     if args.send {
-        let done = reporter.send(settings, &args.domain, &day).await?;
+        let done = reporter.send(settings, &args.domain, &day, true).await?;
         for line in done {
             text.push_str(&format!("{line}\n"));
         }

@@ -118,7 +118,7 @@ impl Discovery {
         let live_id = self.live_id(&domain, history).await;
         let gate = self.gate(&domain);
         let _turn = gate.lock().await;
-        let cached = self.cached(&domain, now).await;
+        let cached = self.cached(&domain, now, live_id.as_deref()).await;
         let Some(id) = live_id else {
             return Found {
                 applied: cached.map(|mut applied| {
@@ -201,26 +201,35 @@ impl Discovery {
         fetching.entry(domain.to_owned()).or_default().clone()
     }
 
-    /// The cached policy that has not expired: from memory, else from the records.
-    async fn cached(&self, domain: &str, now: u64) -> Option<Applied> {
+    /// The cached policy that has not expired: from memory when it is current (same id as the
+    /// live record, not expired), else the newer of it and the records' copy (which another
+    /// node of a cluster may have refreshed).
+    async fn cached(&self, domain: &str, now: u64, live_id: Option<&str>) -> Option<Applied> {
         let in_memory = lock(&self.memory).get(domain).cloned();
-        let cached = match in_memory {
-            Some(applied) => Some(applied),
-            None => {
-                let queue = self.queue.clone();
-                let key = domain.to_owned();
-                let stored =
-                    tokio::task::spawn_blocking(move || queue.records().get(Shelf::MtaSts, &key))
-                        .await
-                        .ok()
-                        .and_then(Result::ok)
-                        .flatten();
-                let applied = stored.and_then(|bytes| decode(domain, &bytes));
-                if let Some(applied) = &applied {
-                    lock(&self.memory).insert(domain.to_owned(), applied.clone());
-                }
-                applied
+        let is_current = in_memory.as_ref().is_some_and(|applied| {
+            now < applied.expires_at() && live_id.is_none_or(|id| applied.id == id)
+        });
+        let cached = if is_current {
+            in_memory
+        } else {
+            let queue = self.queue.clone();
+            let key = domain.to_owned();
+            let stored =
+                tokio::task::spawn_blocking(move || queue.records().get(Shelf::MtaSts, &key))
+                    .await
+                    .ok()
+                    .and_then(Result::ok)
+                    .flatten()
+                    .and_then(|bytes| decode(domain, &bytes));
+            let newer = match (in_memory, stored) {
+                (Some(mine), Some(theirs)) if theirs.fetched_at > mine.fetched_at => Some(theirs),
+                (Some(mine), _) => Some(mine),
+                (None, stored) => stored,
+            };
+            if let Some(applied) = &newer {
+                lock(&self.memory).insert(domain.to_owned(), applied.clone());
             }
+            newer
         };
         cached
             .filter(|applied| now < applied.expires_at())

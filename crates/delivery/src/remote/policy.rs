@@ -12,6 +12,7 @@ use crate::client::{Broken, Step, TlsReport};
 use crate::dane_hosts::HostDane;
 use crate::mta_sts::{Applied, Mode};
 use crate::mxplan::PlannedHost;
+use crate::tls_policy::{Effective, SecurityLevel};
 use crate::tlsrpt::{PolicyKey, ResultType};
 
 /// The code of a deferral for want of TLS: 4.7.30 for a REQUIRETLS message (5.7.30 once it
@@ -104,7 +105,7 @@ pub(super) fn screen_by_policy(
     hosts
         .into_iter()
         .filter(|(PlannedHost { name: host, .. }, _)| {
-            if dane_of.get(host).is_some_and(HostDane::applies) {
+            if dane_of.get(host).is_some_and(HostDane::vouches) {
                 return true;
             }
             let Some(applied) = sts else {
@@ -156,5 +157,40 @@ pub(super) fn session_result(
             Some(Err(ResultType::StarttlsNotSupported))
         }
         (Ok(_), None) => None,
+    }
+}
+
+/// How strong a kept session's TLS must be to carry a delivery (a session is reused only
+/// under a policy no stronger than the one it was opened under).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub(super) enum Strength {
+    Any,
+    Tls,
+    Verified,
+    Dane,
+}
+
+impl Strength {
+    /// What `tls` (after MTA-STS) and the hosts' DANE verdicts ask of a session.
+    pub(super) fn of(tls: &Effective, dane_of: &HashMap<String, HostDane>) -> Strength {
+        if dane_of.values().any(HostDane::vouches) {
+            Strength::Dane
+        } else if tls.level >= SecurityLevel::Verify {
+            Strength::Verified
+        } else if tls.level >= SecurityLevel::Encrypt || dane_of.values().any(HostDane::applies) {
+            Strength::Tls
+        } else {
+            Strength::Any
+        }
+    }
+
+    /// Whether a session whose TLS gave `report` (none: plaintext) is strong enough.
+    pub(super) fn allows(self, report: Option<&TlsReport>) -> bool {
+        match self {
+            Strength::Any => true,
+            Strength::Tls => report.is_some(),
+            Strength::Verified => report.is_some_and(|r| r.is_verified),
+            Strength::Dane => report.is_some_and(|r| r.is_dane),
+        }
     }
 }

@@ -34,6 +34,8 @@ pub struct Collector {
     queue: Arc<dyn Queue>,
     node: String,
     pending: Mutex<HashMap<(String, String), Tally>>,
+    /// One flush at a time: each reads, adds to and writes this node's records.
+    flushing: Mutex<()>,
 }
 
 impl std::fmt::Debug for Collector {
@@ -43,7 +45,22 @@ impl std::fmt::Debug for Collector {
 }
 
 fn key(day: &str, domain: &str, node: &str) -> String {
-    format!("{day}/{domain}/{node}")
+    format!("{day}/{}/{node}", domain_key(domain))
+}
+
+/// A domain as a part of a key: itself when short and ASCII, else a hash of it (keys become
+/// file names on the spool, which have a length limit); the record holds the real name.
+fn domain_key(domain: &str) -> String {
+    if domain.len() <= 120 && domain.is_ascii() {
+        return domain.to_owned();
+    }
+    // FNV-1a, 64 bits: stable across runs and nodes.
+    let hash = domain
+        .bytes()
+        .fold(0xcbf2_9ce4_8422_2325_u64, |hash, byte| {
+            (hash ^ u64::from(byte)).wrapping_mul(0x0000_0100_0000_01b3)
+        });
+    format!("h{hash:016x}")
 }
 
 impl Collector {
@@ -52,6 +69,7 @@ impl Collector {
             queue,
             node: node.to_owned(),
             pending: Mutex::new(HashMap::new()),
+            flushing: Mutex::new(()),
         }
     }
 
@@ -73,6 +91,7 @@ impl Collector {
     /// # Errors
     /// The first error of the queue backend.
     pub fn flush(&self) -> Result<(), QueueError> {
+        let _turn = lock(&self.flushing);
         let pending = std::mem::take(&mut *lock(&self.pending));
         let records = self.queue.records();
         let mut failed = Vec::new();
@@ -112,8 +131,10 @@ impl Collector {
         self.flush()?;
         let domain = domain.trim_end_matches('.').to_ascii_lowercase();
         let mut tally = Tally::default();
-        for stored in self.stored(&format!("{day}/{domain}/"))? {
-            tally.merge(&stored.tally);
+        for stored in self.stored(&format!("{day}/{}/", domain_key(&domain)))? {
+            if stored.domain == domain {
+                tally.merge(&stored.tally);
+            }
         }
         Ok(tally)
     }
@@ -156,7 +177,7 @@ impl Collector {
     pub fn claim_sending(&self, domain: &str, day: &str) -> Result<bool, QueueError> {
         self.queue.records().put_new(
             Shelf::TlsReports,
-            &format!("sent/{day}/{domain}"),
+            &format!("sent/{day}/{}", domain_key(domain)),
             self.node.as_bytes(),
         )
     }

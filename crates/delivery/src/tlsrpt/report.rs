@@ -22,6 +22,8 @@ pub enum ResultType {
     StsPolicyFetchError,
     StsPolicyInvalid,
     StsWebpkiInvalid,
+    DnssecInvalid,
+    DaneRequired,
 }
 
 impl ResultType {
@@ -36,6 +38,8 @@ impl ResultType {
             ResultType::StsPolicyFetchError => "sts-policy-fetch-error",
             ResultType::StsPolicyInvalid => "sts-policy-invalid",
             ResultType::StsWebpkiInvalid => "sts-webpki-invalid",
+            ResultType::DnssecInvalid => "dnssec-invalid",
+            ResultType::DaneRequired => "dane-required",
         }
     }
 
@@ -237,12 +241,19 @@ pub struct About<'a> {
     pub submitter: &'a str,
     pub organization: &'a str,
     pub contact: &'a str,
+    /// When an operator sent it by hand (`petrel tls-report --send`): the Unix time, which
+    /// gives it a report id of its own, apart from the daily report's.
+    pub manual_at: Option<u64>,
 }
 
 impl About<'_> {
-    /// `2026-12-07T00:00:00Z_example.org@mx.example.net`: unique per domain, day and submitter.
+    /// `2026-12-07_example.org@mx.example.net`: unique per domain, day and submitter, and a
+    /// valid msg-id (RFC 5322 §3.6.4: no colon), as the mail's Report-ID must be (RFC 8460 §5.3).
     pub fn report_id(&self) -> String {
-        format!("{}T00:00:00Z_{}@{}", self.day, self.domain, self.submitter)
+        match self.manual_at {
+            None => format!("{}_{}@{}", self.day, self.domain, self.submitter),
+            Some(at) => format!("{}_{}.manual{at}@{}", self.day, self.domain, self.submitter),
+        }
     }
 }
 
@@ -296,6 +307,7 @@ mod tests {
             submitter: "mx.example.net",
             organization: "mx.example.net",
             contact: "postmaster@mx.example.net",
+            manual_at: None,
         };
         let report = tally.report(&about);
         assert_eq!(

@@ -24,6 +24,9 @@ use crate::scheduler::{DeliverySettings, unix_now};
 
 /// How often the counts in memory go to the records.
 const FLUSH_INTERVAL: Duration = Duration::from_secs(60);
+/// How long after midnight (UTC) a day's reports wait, so every node has flushed its last
+/// counts of that day.
+const SEND_AFTER_MIDNIGHT_SECONDS: u64 = 5 * 60;
 
 /// The reporter.
 pub struct Reporter {
@@ -99,6 +102,7 @@ impl Reporter {
         settings: &DeliverySettings,
         domain: &str,
         day: &str,
+        is_manual: bool,
     ) -> Result<Vec<String>, String> {
         let tally = self.tally(domain, day).await?;
         if tally.is_empty() {
@@ -106,7 +110,10 @@ impl Reporter {
         }
         let rua = send::lookup(&self.resolver, domain).await?;
         let contact = contact(settings);
-        let about = about(settings, &contact, domain, day);
+        let mut about = about(settings, &contact, domain, day);
+        if is_manual {
+            about.manual_at = Some(unix_now());
+        }
         let json = serde_json::to_vec_pretty(&tally.report(&about)).unwrap_or_default();
         let gzipped = send::gzip(&json);
         let (begin, end) = day_bounds(day);
@@ -189,7 +196,11 @@ impl Reporter {
                 }
             }
             self.flush().await;
-            let yesterday = iso_date(i64::try_from(unix_now()).unwrap_or(0) - 86_400);
+            let now = unix_now();
+            if now % 86_400 < SEND_AFTER_MIDNIGHT_SECONDS {
+                continue;
+            }
+            let yesterday = iso_date(i64::try_from(now).unwrap_or(0) - 86_400);
             if reported_day.as_deref() != Some(yesterday.as_str()) {
                 let settings = settings.borrow().clone();
                 self.send_day(&settings, &yesterday).await;
@@ -227,7 +238,7 @@ impl Reporter {
             if !matches!(is_ours, Ok(Ok(true))) {
                 continue;
             }
-            match self.send(settings, &domain, day).await {
+            match self.send(settings, &domain, day, false).await {
                 Ok(done) => info!(%domain, day, "TLS report sent: {}", done.join("; ")),
                 Err(reason) => info!(%domain, day, "no TLS report sent: {reason}"),
             }
@@ -247,6 +258,7 @@ fn about<'a>(
         submitter: &settings.hostname,
         organization: &settings.hostname,
         contact,
+        manual_at: None,
     }
 }
 

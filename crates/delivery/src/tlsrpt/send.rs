@@ -220,6 +220,7 @@ mod tests {
             submitter: "mx.example.net",
             organization: "mx.example.net",
             contact: "postmaster@mx.example.net",
+            manual_at: None,
         };
         assert_eq!(
             file_name(&about, 1_796_601_600, 1_796_687_999),
@@ -235,7 +236,7 @@ mod tests {
         assert_eq!(unpacked, "{\"a\": 1}");
         let mail =
             String::from_utf8(mail(&about, "r@example.org", "date", "f.json.gz", &packed)).unwrap();
-        assert!(mail.contains("Subject: Report Domain: example.org Submitter: mx.example.net Report-ID: <2026-12-07T00:00:00Z_example.org@mx.example.net>\r\n"));
+        assert!(mail.contains("Subject: Report Domain: example.org Submitter: mx.example.net Report-ID: <2026-12-07_example.org@mx.example.net>\r\n"));
         assert!(mail.contains("report-type=\"tlsrpt\""));
         assert!(mail.contains("filename=\"f.json.gz\""));
         assert!(mail.contains("TLS-Required: No\r\n"));

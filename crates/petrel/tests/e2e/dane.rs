@@ -52,6 +52,8 @@ fn each_dane_case_of_rfc_7672_against_unbound() {
         "bogus.dane.test",
         "none.dane.test",
         "insecure.test",
+        "only.dane.test",
+        "plain.dane.test",
     ];
     let receiver_dir = Scratch::new("dane-receiver");
     let b = Petrel::start_for(
@@ -82,6 +84,8 @@ fn each_dane_case_of_rfc_7672_against_unbound() {
                     "mismatch IN MX 10 mx2.dane.test.".into(),
                     "bogus IN MX 10 mx3.dane.test.".into(),
                     "none IN MX 10 mx4.dane.test.".into(),
+                    "only IN MX 10 mx4.dane.test.".into(),
+                    "plain IN MX 10 mx1.dane.test.".into(),
                     "mx1 IN A 127.0.0.1".into(),
                     "mx2 IN A 127.0.0.1".into(),
                     "mx3 IN A 127.0.0.1".into(),
@@ -114,7 +118,9 @@ fn each_dane_case_of_rfc_7672_against_unbound() {
         dns.address,
         "mx.a.test",
         &["a.test"],
-        &format!("[delivery]\nport = {port}\nretry = [\"1h\"]\n"),
+        &format!(
+            "[delivery]\nport = {port}\nretry = [\"1h\"]\n\n[[delivery.tls_policy]]\ndomain = \"only.dane.test\"\nlevel = \"dane-only\"\n\n[[delivery.tls_policy]]\ndomain = \"plain.dane.test\"\nlevel = \"none\"\n"
+        ),
     )
     .replace("timeout = \"2s\"", "timeout = \"2s\"\nvalidating = true");
     let config_path = sender_dir.0.join("petrel.toml");
@@ -165,6 +171,21 @@ fn each_dane_case_of_rfc_7672_against_unbound() {
         "{insecure}"
     );
 
+    // dane-only: a host without validated TLSA records is not used.
+    send(&a, "bob@only.dane.test");
+    let only = lines_about(&a, "only.dane.test", &["status=4.7.5"]);
+    assert!(
+        only.contains("no validated TLSA records; not used (dane-only)"),
+        "{only}"
+    );
+    assert!(b.maildir("only.dane.test", "bob").is_empty());
+
+    // none: the operator's word wins; no TLS even to a host with TLSA records.
+    send(&a, "bob@plain.dane.test");
+    b.wait_for_one_from("plain.dane.test", "bob", &a);
+    let plain = lines_about(&a, "plain.dane.test", &["outcome=delivered"]);
+    assert!(plain.contains("plaintext (TLS not tried)"), "{plain}");
+
     // TLS reporting counts DANE sessions under their TLSA policy (RFC 8460 §4.4).
     let report = |domain: &str| {
         let output = std::process::Command::new(env!("CARGO_BIN_EXE_petrel"))
@@ -179,6 +200,16 @@ fn each_dane_case_of_rfc_7672_against_unbound() {
     assert_eq!(policy["policy"]["policy-type"], "tlsa", "{good}");
     assert_eq!(policy["policy"]["policy-string"][0], format!("3 1 1 {ee}"));
     assert_eq!(policy["summary"]["total-successful-session-count"], 1);
+    let bogus = report("bogus.dane.test");
+    assert_eq!(
+        bogus["policies"][0]["failure-details"][0]["result-type"], "dnssec-invalid",
+        "{bogus}"
+    );
+    let only = report("only.dane.test");
+    assert_eq!(
+        only["policies"][0]["failure-details"][0]["result-type"], "dane-required",
+        "{only}"
+    );
     let mismatch = report("mismatch.dane.test");
     assert_eq!(
         mismatch["policies"][0]["summary"]["total-failure-session-count"], 1,

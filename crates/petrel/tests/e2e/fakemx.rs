@@ -1,6 +1,6 @@
 //! A scripted SMTP server standing in for remote MX hosts: it answers each connection as its
 //! script says (greeting, per-recipient replies, the end-of-data reply, or a dropped
-//! connection in the middle of DATA) and records what it saw.
+//! connection in the middle of DATA, a STARTTLS whose handshake fails) and records what it saw.
 
 use std::io::{BufRead, BufReader, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
@@ -15,6 +15,9 @@ pub struct Script {
     pub refuse: Vec<(&'static str, &'static str)>,
     /// The reply after the data, or `None` to drop the connection in the middle of DATA.
     pub data_end: Option<&'static str>,
+    /// Offers STARTTLS, says 220 to it, then answers the handshake with bytes that are not
+    /// TLS and hangs up: a handshake that fails.
+    pub breaks_starttls: bool,
 }
 
 impl Script {
@@ -23,6 +26,7 @@ impl Script {
             greeting: "220 fake.test ESMTP",
             refuse: Vec::new(),
             data_end: Some("250 2.0.0 Ok: queued"),
+            breaks_starttls: false,
         }
     }
 }
@@ -34,6 +38,8 @@ pub struct Seen {
     pub rcpts: Vec<String>,
     /// Messages it accepted (dot-unstuffed, CR LF).
     pub messages: Vec<Vec<u8>>,
+    /// STARTTLS commands it answered.
+    pub starttls: usize,
 }
 
 pub struct FakeMx {
@@ -88,7 +94,14 @@ fn converse(stream: TcpStream, script: &Script, seen: &Mutex<Seen>) -> std::io::
         }
         let command = line.trim_end().to_owned();
         let upper = command.to_ascii_uppercase();
-        if upper.starts_with("EHLO") {
+        if upper.starts_with("EHLO") && script.breaks_starttls {
+            writer.write_all(b"250-fake.test\r\n250-STARTTLS\r\n250-8BITMIME\r\n250-ENHANCEDSTATUSCODES\r\n250 SIZE 10000000\r\n")?;
+        } else if upper == "STARTTLS" && script.breaks_starttls {
+            seen.lock().unwrap().starttls += 1;
+            writer.write_all(b"220 2.0.0 Ready to start TLS\r\n")?;
+            writer.write_all(b"this is not a TLS handshake\r\n")?;
+            return Ok(());
+        } else if upper.starts_with("EHLO") {
             writer.write_all(b"250-fake.test\r\n250-PIPELINING\r\n250-8BITMIME\r\n250-ENHANCEDSTATUSCODES\r\n250 SIZE 10000000\r\n")?;
         } else if upper.starts_with("MAIL") {
             accepted = 0;

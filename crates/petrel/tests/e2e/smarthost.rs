@@ -214,3 +214,58 @@ fn a_discard_route_takes_the_mail_and_sends_it_nowhere() {
     // relay.test's MX (127.0.0.1:25) was never asked: no DNS MX line in the history.
     assert!(!log.contains("DNS MX relay.test"), "{log}");
 }
+
+/// A failed handshake (the server says 220 to STARTTLS, then sends what is not TLS): at the
+/// default level the mail waits (4.7.5) and nothing is sent in plaintext; only with
+/// `tls_plaintext_fallback` is the same host tried again without TLS.
+#[test]
+fn a_failed_handshake_is_never_followed_by_plaintext_unless_allowed() {
+    use crate::fakemx::{FakeMx, Script};
+    let broken = || {
+        FakeMx::start(vec![Script {
+            breaks_starttls: true,
+            ..Script::accept()
+        }])
+    };
+    let route = |port: u16| {
+        format!(
+            "\n[[delivery.route]]\ndomain = \"example.net\"\nnexthop = \"[127.0.0.1]:{port}\"\n"
+        )
+    };
+    let strict_fake = broken();
+    let strict_dir = Scratch::new("handshake-strict");
+    let strict = sender(&strict_dir, &route(strict_fake.address.port()));
+    send(
+        &strict,
+        "bob@example.net",
+        "no plaintext after a failed handshake",
+    );
+    let log = wait_for_log(&strict, "status=4.7.5");
+    assert!(log.contains("cause=tls-handshake"), "{log}");
+    assert!(log.contains("TLS handshake failed"), "{log}");
+    let seen = strict_fake.seen.lock().unwrap();
+    assert_eq!(seen.starttls, 1, "{seen:?}");
+    assert!(
+        seen.rcpts.is_empty() && seen.messages.is_empty(),
+        "{seen:?}"
+    );
+    drop(seen);
+
+    let lenient_fake = broken();
+    let lenient_dir = Scratch::new("handshake-fallback");
+    let lenient = sender(
+        &lenient_dir,
+        &format!(
+            "tls_plaintext_fallback = true\n{}",
+            route(lenient_fake.address.port())
+        ),
+    );
+    send(
+        &lenient,
+        "bob@example.net",
+        "plaintext allowed after a failed handshake",
+    );
+    let log = wait_for_log(&lenient, "outcome=delivered");
+    assert!(log.contains("trying again without TLS"), "{log}");
+    assert_eq!(lenient_fake.seen.lock().unwrap().messages.len(), 1);
+}
