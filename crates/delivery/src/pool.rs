@@ -15,8 +15,10 @@ use crate::client::Connection;
 
 /// How long an idle session is kept.
 const IDLE_LIMIT: Duration = Duration::from_secs(10);
-/// Idle sessions kept per destination.
-const MAX_IDLE_PER_DESTINATION: usize = 4;
+/// Idle sessions kept per destination: as many as deliveries to one domain may run at once
+/// (`delivery.concurrency_per_domain`'s default), so a busy destination keeps its sessions
+/// (and TLS handshakes stay rare) instead of opening a new one for most messages.
+const MAX_IDLE_PER_DESTINATION: usize = 20;
 
 /// Idle sessions by destination domain.
 #[derive(Default)]
