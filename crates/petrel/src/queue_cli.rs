@@ -113,9 +113,17 @@ pub fn run(source: &Source, command: &QueueCommand) -> Result<(), String> {
     Ok(())
 }
 
-fn through_daemon(mut stream: UnixStream, command: &QueueCommand) -> Result<(), String> {
+fn through_daemon(stream: UnixStream, command: &QueueCommand) -> Result<(), String> {
+    ask_daemon(stream, &command.to_line())
+}
+
+/// Sends one request line to the running daemon's control socket and prints its answer.
+///
+/// # Errors
+/// The daemon's refusal, or why it could not be asked.
+pub fn ask_daemon(mut stream: UnixStream, line: &str) -> Result<(), String> {
     let fail = |e: std::io::Error| format!("the running petrel did not answer: {e}");
-    writeln!(stream, "{}", command.to_line()).map_err(fail)?;
+    writeln!(stream, "{line}").map_err(fail)?;
     let mut reader = BufReader::new(stream);
     let mut status = String::new();
     reader.read_line(&mut status).map_err(fail)?;

@@ -5,7 +5,6 @@
 //! report of that day still goes, once, as usual). Without a running daemon the stored
 //! counts are read from the queue backend directly (and nothing can be sent).
 
-use std::io::{BufRead, BufReader, Write};
 use std::os::unix::net::UnixStream;
 use std::sync::Arc;
 
@@ -123,21 +122,8 @@ pub fn run(source: &Source, args: &TlsReportArgs) -> Result<(), String> {
     Ok(())
 }
 
-fn through_daemon(mut stream: UnixStream, args: &TlsReportArgs) -> Result<(), String> {
-    let fail = |e: std::io::Error| format!("the running petrel did not answer: {e}");
-    writeln!(stream, "{}", args.to_line()).map_err(fail)?;
-    let mut reader = BufReader::new(stream);
-    let mut status = String::new();
-    reader.read_line(&mut status).map_err(fail)?;
-    let mut body = String::new();
-    std::io::Read::read_to_string(&mut reader, &mut body).map_err(fail)?;
-    match status.trim_end() {
-        "ok" => {
-            print!("{body}");
-            Ok(())
-        }
-        _ => Err(body.trim_end().to_owned()),
-    }
+fn through_daemon(stream: UnixStream, args: &TlsReportArgs) -> Result<(), String> {
+    crate::queue_cli::ask_daemon(stream, &args.to_line())
 }
 
 /// The daemon's answer to a `tls-report` request.

@@ -140,17 +140,7 @@ impl Petrel {
 
     /// Starts petrel with its own host name and local domains.
     pub fn start_for(dir: &Path, hostname: &str, domains: &[&str], extra: &str) -> Petrel {
-        let dns = Arc::new(test_dns());
-        let data_dir = dir.join("data");
-        let config_path = dir.join("petrel.toml");
-        std::fs::write(
-            &config_path,
-            config_for(&data_dir, dns.address, hostname, domains, extra),
-        )
-        .unwrap();
-        let mut petrel = Petrel::start_with(&config_path, &data_dir, &[]);
-        petrel.dns = Some(dns);
-        petrel
+        Petrel::start_in_zone(dir, hostname, domains, test_zone(), extra)
     }
 
     /// Starts petrel with its own host name, local domains and DNS zone (on a loopback server of
