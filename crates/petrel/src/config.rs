@@ -48,6 +48,27 @@ pub struct Config {
     pub dkim: Vec<DkimConfig>,
     #[serde(default)]
     pub privileges: PrivilegesConfig,
+    /// `[screen]`: the checks at the door of "smtp" listeners.
+    #[serde(default)]
+    pub screen: ScreenConfig,
+}
+
+/// `[screen]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ScreenConfig {
+    /// When relaying, refuse a recipient whose domain does not exist (NXDOMAIN: 550 5.1.2;
+    /// a failed lookup: 451 4.4.3), so nothing is queued that can only bounce. Not with a
+    /// relayhost, nor for domains with a `[[delivery.route]]`.
+    pub reject_unknown_recipient_domain: bool,
+}
+
+impl Default for ScreenConfig {
+    fn default() -> ScreenConfig {
+        ScreenConfig {
+            reject_unknown_recipient_domain: true,
+        }
+    }
 }
 
 /// `[privileges]`: started as root, petrel binds its ports and then runs as `user`.

@@ -99,6 +99,16 @@ impl Config {
             },
             bare_newline_normalize_networks: self.policy.bare_newline_normalize_networks.clone(),
             reject_null_mx_recipient: self.policy.reject_null_mx_recipient,
+            // With a relayhost every domain goes to the smarthost, which judges it (internal
+            // domains may exist only in its DNS).
+            reject_unknown_recipient_domain: self.screen.reject_unknown_recipient_domain
+                && self.delivery.relayhost.is_none(),
+            routed_domains: self
+                .delivery
+                .route
+                .iter()
+                .map(|r| r.domain.trim_end_matches('.').to_ascii_lowercase())
+                .collect(),
             reject_null_mx_sender: self.policy.reject_null_mx_sender,
             tls,
             users: Arc::new(users),

@@ -41,6 +41,11 @@ pub struct ServerSettings {
     pub reject_null_mx_recipient: bool,
     /// MAIL FROM a domain with a null MX: 550 5.7.27 (S-NULLMX-5).
     pub reject_null_mx_sender: bool,
+    /// RCPT to a relayed domain that does not exist: 550 5.1.2 (`screen.reject_unknown_recipient_domain`).
+    pub reject_unknown_recipient_domain: bool,
+    /// Domains (and their subdomains) with a `[[delivery.route]]`: the operator says where they
+    /// go, so they are not looked up.
+    pub routed_domains: Vec<String>,
     /// The certificate and key for STARTTLS and implicit TLS, when `[tls]` is configured.
     pub tls: Option<Arc<rustls::ServerConfig>>,
     /// Who may AUTH.

@@ -24,13 +24,29 @@ pub fn sender_decision(answer: &Result<MxAnswer, TemporaryFailure>) -> Result<()
     }
 }
 
+/// Which recipient checks are on.
+#[derive(Debug, Clone, Copy)]
+pub struct RecipientChecks {
+    /// A null MX: 556 5.1.10.
+    pub null_mx: bool,
+    /// A domain that does not exist: 550 5.1.2.
+    pub unknown_domain: bool,
+}
+
 /// The refusal a relayed recipient domain's MX answer calls for.
 ///
 /// # Errors
-/// 556 5.1.10 for a null MX, 451 4.4.3 for a failed lookup.
-pub fn recipient_decision(answer: &Result<MxAnswer, TemporaryFailure>) -> Result<(), Reply> {
+/// 556 5.1.10 for a null MX, 550 5.1.2 for a domain that does not exist, 451 4.4.3 for a
+/// failed lookup (each only when its check is on).
+pub fn recipient_decision(
+    answer: &Result<MxAnswer, TemporaryFailure>,
+    checks: RecipientChecks,
+) -> Result<(), Reply> {
     match answer {
-        Ok(MxAnswer::NullMx) => Err(standard::NULL_MX_RECIPIENT.reply()),
+        Ok(MxAnswer::NullMx) if checks.null_mx => Err(standard::NULL_MX_RECIPIENT.reply()),
+        Ok(MxAnswer::NoSuchDomain) if checks.unknown_domain => {
+            Err(standard::UNKNOWN_RECIPIENT_DOMAIN.reply())
+        }
         Ok(_) => Ok(()),
         Err(_) => Err(standard::LOOKUP_FAILED.reply()),
     }
@@ -66,7 +82,9 @@ pub async fn check_sender(
     }
 }
 
-/// Checks a relayed recipient's domain when `policy.reject_null_mx_recipient` is on.
+/// Checks a relayed recipient's domain when `policy.reject_null_mx_recipient` or
+/// `screen.reject_unknown_recipient_domain` is on; a domain with a `[[delivery.route]]` is not
+/// looked up.
 ///
 /// # Errors
 /// The reply refusing the recipient.
@@ -78,13 +96,30 @@ pub async fn check_recipient(
     let ForwardPath::Mailbox(mailbox) = path else {
         return Ok(());
     };
-    if !settings.reject_null_mx_recipient {
+    let checks = RecipientChecks {
+        null_mx: settings.reject_null_mx_recipient,
+        unknown_domain: settings.reject_unknown_recipient_domain,
+    };
+    if !checks.null_mx && !checks.unknown_domain {
         return Ok(());
     }
     match checked_domain(&mailbox.domain, settings) {
-        Some(domain) => recipient_decision(&looked_up(resolver, domain, "recipient").await),
-        None => Ok(()),
+        Some(domain) if !is_routed(domain, &settings.routed_domains) => {
+            recipient_decision(&looked_up(resolver, domain, "recipient").await, checks)
+        }
+        _ => Ok(()),
     }
+}
+
+/// Whether `domain` is, or is under, one of `routed`.
+fn is_routed(domain: &str, routed: &[String]) -> bool {
+    let domain = domain.to_ascii_lowercase();
+    routed.iter().any(|route| {
+        domain == *route
+            || domain
+                .strip_suffix(route.as_str())
+                .is_some_and(|head| head.ends_with('.'))
+    })
 }
 
 /// The MX answer for `domain`; a failed lookup is logged with its cause (SERVFAIL, timeout,
@@ -96,7 +131,7 @@ async fn looked_up(
 ) -> Result<MxAnswer, TemporaryFailure> {
     let answer = resolver.mx(domain).await;
     if let Err(failure) = &answer {
-        tracing::info!(%domain, dns = %failure.kind.as_str(), %failure, "null MX check of the {whose}'s domain failed: 451 4.4.3");
+        tracing::info!(%domain, dns = %failure.kind.as_str(), %failure, "MX check of the {whose}'s domain failed: 451 4.4.3");
     }
     answer
 }
@@ -107,12 +142,16 @@ mod tests {
 
     #[test]
     fn s_nullmx_4_5_decisions() {
+        let both = RecipientChecks {
+            null_mx: true,
+            unknown_domain: true,
+        };
         let failure = Err(TemporaryFailure::new(
             petrel_dns::FailureKind::ServFail,
             "test",
         ));
         assert_eq!(
-            recipient_decision(&Ok(MxAnswer::NullMx))
+            recipient_decision(&Ok(MxAnswer::NullMx), both)
                 .unwrap_err()
                 .to_line(),
             "556 5.1.10 Recipient domain does not accept mail (null MX)"
@@ -123,9 +162,21 @@ mod tests {
                 .to_line(),
             "550 5.7.27 Sender domain does not accept mail (null MX)"
         );
-        assert_eq!(recipient_decision(&failure).unwrap_err().code, 451);
+        assert_eq!(recipient_decision(&failure, both).unwrap_err().code, 451);
         assert_eq!(sender_decision(&failure).unwrap_err().code, 451);
-        assert!(recipient_decision(&Ok(MxAnswer::NoMx)).is_ok());
-        assert!(recipient_decision(&Ok(MxAnswer::NoSuchDomain)).is_ok());
+        assert!(recipient_decision(&Ok(MxAnswer::NoMx), both).is_ok());
+        assert_eq!(
+            recipient_decision(&Ok(MxAnswer::NoSuchDomain), both)
+                .unwrap_err()
+                .to_line(),
+            "550 5.1.2 Recipient domain does not exist"
+        );
+        let null_mx_only = RecipientChecks {
+            null_mx: true,
+            unknown_domain: false,
+        };
+        assert!(recipient_decision(&Ok(MxAnswer::NoSuchDomain), null_mx_only).is_ok());
+        assert!(is_routed("a.b.test", &["b.test".into()]));
+        assert!(!is_routed("ab.test", &["b.test".into()]));
     }
 }

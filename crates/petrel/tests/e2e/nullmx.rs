@@ -1,6 +1,7 @@
 //! Null MX at the door (RFC 7505 §4.1): a relayed recipient at a null-MX domain gets
 //! 556 5.1.10 (S-NULLMX-4), a sender from one gets 550 5.7.27 (S-NULLMX-5), and a DNS failure
-//! during either check is 451 4.4.3, never a silent accept.
+//! during either check is 451 4.4.3, never a silent accept. A relayed recipient domain that
+//! does not exist gets 550 5.1.2 (`screen.reject_unknown_recipient_domain`).
 
 use crate::harness::{Petrel, RawClient, Scratch, send_one, wait_until};
 
@@ -82,7 +83,10 @@ fn null_mx_checks_can_be_turned_off() {
 #[test]
 fn a_servfail_while_delivering_is_shown_as_servfail() {
     let scratch = Scratch::new("servfail-delivery");
-    let petrel = Petrel::start(&scratch.0, "[policy]\nreject_null_mx_recipient = false\n");
+    let petrel = Petrel::start(
+        &scratch.0,
+        "[policy]\nreject_null_mx_recipient = false\n\n[screen]\nreject_unknown_recipient_domain = false\n",
+    );
     let reply = send_one(
         petrel.address,
         "someone@localhost",
@@ -119,4 +123,51 @@ fn a_servfail_while_delivering_is_shown_as_servfail() {
         "{line}"
     );
     assert!(line.contains("SERVFAIL"), "{line}");
+}
+
+/// `screen.reject_unknown_recipient_domain` (on by default, issue 16 item 3): a relayed
+/// recipient whose domain does not exist is refused at RCPT with 550 5.1.2, so nothing is
+/// queued that could only bounce; off, the same RCPT is taken. A routed domain is not looked
+/// up.
+#[test]
+fn unknown_recipient_domains_are_refused_when_relaying() {
+    let scratch = Scratch::new("unknown-domain");
+    let petrel = Petrel::start(
+        &scratch.0,
+        "[[delivery.route]]\ndomain = \"private.test\"\nnexthop = \"[127.0.0.1]:9\"\n",
+    );
+    let mut client = RawClient::connect(petrel.address);
+    client.reply();
+    client.command("EHLO door.test");
+    client.command("MAIL FROM:<someone@relay.test>");
+    assert_eq!(
+        client.command("RCPT TO:<user@no-such-domain.test>"),
+        "550 5.1.2 Recipient domain does not exist\r\n"
+    );
+    assert!(
+        client
+            .command("RCPT TO:<user@relay.test>")
+            .starts_with("250 2.1.5")
+    );
+    assert!(
+        client
+            .command("RCPT TO:<user@host.private.test>")
+            .starts_with("250 2.1.5"),
+        "a routed domain is the operator's to judge"
+    );
+
+    let off_dir = Scratch::new("unknown-domain-off");
+    let off = Petrel::start(
+        &off_dir.0,
+        "[screen]\nreject_unknown_recipient_domain = false\n",
+    );
+    let mut client = RawClient::connect(off.address);
+    client.reply();
+    client.command("EHLO door.test");
+    client.command("MAIL FROM:<someone@relay.test>");
+    assert!(
+        client
+            .command("RCPT TO:<user@no-such-domain.test>")
+            .starts_with("250 2.1.5")
+    );
 }

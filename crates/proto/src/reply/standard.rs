@@ -112,6 +112,8 @@ replies! {
     MAIL_LOOP = 554 [5, 4, 6] "Too many hops: mail loop detected";
     /// The recipient's domain publishes a null MX (S-NULLMX-4, RFC 7505 §4.1).
     NULL_MX_RECIPIENT = 556 [5, 1, 10] "Recipient domain does not accept mail (null MX)";
+    /// RCPT to a relayed domain that does not exist (NXDOMAIN; `screen.reject_unknown_recipient_domain`).
+    UNKNOWN_RECIPIENT_DOMAIN = 550 [5, 1, 2] "Recipient domain does not exist";
     /// The sender's domain publishes a null MX (S-NULLMX-5, RFC 7505 §4.1).
     NULL_MX_SENDER = 550 [5, 7, 27] "Sender domain does not accept mail (null MX)";
     /// Unknown MAIL/RCPT parameter (S-TXN-7).
