@@ -105,6 +105,11 @@ pub const DESCRIPTIONS: &[(&str, &str, &str)] = &[
         "counter",
         "Sessions and commands refused by the per-client limits, by limit.",
     ),
+    (
+        SCREEN_REFUSALS,
+        "counter",
+        "Sessions refused at the door of port 25, by check (dnsbl).",
+    ),
 ];
 
 pub const SMTP_CONNECTIONS: &str = "petrel_smtp_connections_total";
@@ -125,6 +130,7 @@ pub const QUEUE_DATABASE_OPERATIONS: &str = "petrel_queue_database_operations_to
 pub const QUEUE_DATABASE_MICROSECONDS: &str = "petrel_queue_database_microseconds_total";
 pub const QUEUE_DATABASE_ERRORS: &str = "petrel_queue_database_errors_total";
 pub const RATE_LIMITED: &str = "petrel_rate_limited_total";
+pub const SCREEN_REFUSALS: &str = "petrel_screen_refusals_total";
 
 type Key = (&'static str, Vec<(&'static str, String)>);
 

@@ -61,13 +61,73 @@ pub struct ScreenConfig {
     /// a failed lookup: 451 4.4.3), so nothing is queued that can only bounce. Not with a
     /// relayhost, nor for domains with a `[[delivery.route]]`.
     pub reject_unknown_recipient_domain: bool,
+    /// `[[screen.dnsbl]]`: DNS blocklists and allowlists (RFC 5782), none by default.
+    pub dnsbl: Vec<DnsblConfig>,
+    /// A score (the weights of the lists that name the client) at or over this refuses the
+    /// session before the greeting; default 1.
+    pub dnsbl_threshold: i32,
+    /// Clients never screened, besides the relay networks.
+    #[serde(deserialize_with = "networks")]
+    pub allow_networks: Vec<IpNetwork>,
+}
+
+/// One `[[screen.dnsbl]]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DnsblConfig {
+    pub zone: String,
+    /// Negative for an allowlist.
+    #[serde(default = "one")]
+    pub weight: i32,
+    /// Return codes that count: "127.0.0.2" or "127.0.0.4-127.0.0.7"; empty: 127.0.0.2-255.
+    #[serde(default)]
+    pub codes: Vec<String>,
+}
+
+fn one() -> i32 {
+    1
 }
 
 impl Default for ScreenConfig {
     fn default() -> ScreenConfig {
         ScreenConfig {
             reject_unknown_recipient_domain: true,
+            dnsbl: Vec::new(),
+            dnsbl_threshold: 1,
+            allow_networks: Vec::new(),
         }
+    }
+}
+
+impl ScreenConfig {
+    /// The DNS lists as the server uses them.
+    ///
+    /// # Errors
+    /// A zone that is empty, a return code that does not parse.
+    pub fn screen_settings(&self) -> Result<petrel_server::screen::ScreenSettings, String> {
+        let mut lists = Vec::new();
+        for list in &self.dnsbl {
+            let zone = list.zone.trim().trim_end_matches('.').to_ascii_lowercase();
+            if zone.is_empty() || zone.contains(char::is_whitespace) {
+                return Err(format!("screen.dnsbl: {:?} is not a zone", list.zone));
+            }
+            let codes = list
+                .codes
+                .iter()
+                .map(|c| petrel_server::screen::parse_codes(c))
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(|e| format!("screen.dnsbl {zone}: {e}"))?;
+            lists.push(petrel_server::screen::DnsList {
+                zone,
+                weight: list.weight,
+                codes,
+            });
+        }
+        Ok(petrel_server::screen::ScreenSettings {
+            lists,
+            threshold: self.dnsbl_threshold,
+            allow_networks: self.allow_networks.clone(),
+        })
     }
 }
 
@@ -646,6 +706,7 @@ impl Config {
                 ));
             }
         }
+        self.screen.screen_settings()?;
         check_tls_level("delivery.tls", &self.delivery.tls)?;
         let names_dane = std::iter::once(self.delivery.tls.as_str())
             .chain(self.delivery.tls_policy.iter().map(|p| p.level.as_str()))
@@ -834,6 +895,15 @@ mod tests {
             "old spelling"
         );
         assert!(parse("[delivery]\ndane = false\nmta_sts = false\n").is_ok());
+        let error =
+            parse("[[screen.dnsbl]]\nzone = \"zen.test\"\ncodes = [\"listed\"]\n").unwrap_err();
+        assert!(error.contains("screen.dnsbl zen.test"), "{error}");
+        assert!(
+            parse(
+                "[screen]\ndnsbl_threshold = 3\n[[screen.dnsbl]]\nzone = \"a.test\"\nweight = -2\n"
+            )
+            .is_ok()
+        );
         let error =
             parse("[dns]\nnameservers = [\"192.0.2.1:53\"]\nvalidating = true\n").unwrap_err();
         assert!(error.contains("not on loopback"), "{error}");

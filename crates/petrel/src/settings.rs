@@ -99,6 +99,7 @@ impl Config {
             },
             bare_newline_normalize_networks: self.policy.bare_newline_normalize_networks.clone(),
             reject_null_mx_recipient: self.policy.reject_null_mx_recipient,
+            screen: Arc::new(self.screen.screen_settings()?),
             // With a relayhost every domain goes to the smarthost, which judges it (internal
             // domains may exist only in its DNS).
             reject_unknown_recipient_domain: self.screen.reject_unknown_recipient_domain

@@ -14,6 +14,7 @@ pub mod per_ip;
 pub mod policy;
 pub mod rate;
 pub mod receive;
+pub mod screen;
 pub mod stream;
 pub mod users;
 
@@ -41,6 +42,8 @@ pub struct ServerSettings {
     pub reject_null_mx_recipient: bool,
     /// MAIL FROM a domain with a null MX: 550 5.7.27 (S-NULLMX-5).
     pub reject_null_mx_sender: bool,
+    /// The DNS lists of the door (`[screen]`).
+    pub screen: Arc<screen::ScreenSettings>,
     /// RCPT to a relayed domain that does not exist: 550 5.1.2 (`screen.reject_unknown_recipient_domain`).
     pub reject_unknown_recipient_domain: bool,
     /// Domains (and their subdomains) with a `[[delivery.route]]`: the operator says where they

@@ -110,6 +110,13 @@ pub async fn run_listener(
         registry.increment(petrel_metrics::SMTP_CONNECTIONS, &labels);
         registry.add(petrel_metrics::SMTP_CONNECTIONS_OPEN, &labels, 1);
         tokio::spawn(async move {
+            if protocol == Protocol::Smtp
+                && let Some(reply) = screen_refusal(&server, peer.ip()).await
+            {
+                refuse(stream, reply);
+                registry.add(petrel_metrics::SMTP_CONNECTIONS_OPEN, &labels, -1);
+                return;
+            }
             if let Some(stream) = open_stream(&server, stream, protocol).await {
                 serve_connection(server, stream, peer, session_id, protocol).await;
             }
@@ -118,6 +125,30 @@ pub async fn run_listener(
             drop(ip_slot);
         });
     }
+}
+
+/// The DNS lists' verdict on a port-25 client (relay networks and `screen.allow_networks`
+/// exempt): the refusal when its score reaches the threshold.
+async fn screen_refusal(server: &Server, client: std::net::IpAddr) -> Option<petrel_proto::Reply> {
+    let settings = server.settings.borrow().clone();
+    let screen = &settings.screen;
+    if !screen.has_lists() || settings.policy.is_relay_client(client) || screen.is_allowed(client) {
+        return None;
+    }
+    let deadline = Duration::from_secs(5);
+    let score = crate::screen::score(&server.resolver, screen, client, deadline).await;
+    if score.total < screen.threshold {
+        if !score.listed_by.is_empty() {
+            tracing::info!(%client, score = score.total, lists = %score.listed_by.join(" "), "DNS lists: under the threshold; accepted");
+        }
+        return None;
+    }
+    let lists = score.listed_by.join(", ");
+    warn!(%client, score = score.total, %lists, check = "dnsbl", "refused at the door: listed");
+    petrel_metrics::registry().increment(petrel_metrics::SCREEN_REFUSALS, &[("check", "dnsbl")]);
+    Some(standard::DNSBL_LISTED.with_text(format!(
+        "Service unavailable; client [{client}] blocked using {lists}"
+    )))
 }
 
 /// Counts a refusal by a named limit (`/metrics`).

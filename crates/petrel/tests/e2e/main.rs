@@ -27,6 +27,7 @@ mod privileges;
 mod queue_tools;
 mod relay;
 mod requiretls;
+mod screen;
 mod sendmail;
 mod smarthost;
 mod tls;

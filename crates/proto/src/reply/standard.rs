@@ -62,6 +62,9 @@ replies! {
     MESSAGE_RATE_EXCEEDED = 450 [4, 7, 1] "Too much mail from your address, try again later";
     /// RCPT over `limits.max_recipients_per_minute_per_ip`.
     RECIPIENT_RATE_EXCEEDED = 450 [4, 7, 1] "Too many recipients from your address, try again later";
+    /// The client's address scored at or over `screen.dnsbl_threshold` in the DNS lists:
+    /// greeting refused (no enhanced code on a greeting), then close.
+    DNSBL_LISTED = 554 "Service unavailable; client blocked by a DNS blocklist";
     /// Over `limits.max_connections_per_ip`: greeting refused, then close.
     TOO_MANY_CONNECTIONS_FROM_ADDRESS = 421 [4, 7, 0] "Too many connections from your address, try again later";
     /// Local error while storing (S-DATA-10).
