@@ -69,6 +69,16 @@ pub struct ScreenConfig {
     /// Clients never screened, besides the relay networks.
     #[serde(deserialize_with = "networks")]
     pub allow_networks: Vec<IpNetwork>,
+    /// The pre-greet wait: "220-" first, the rest after this long; a client that speaks in
+    /// between is refused at MAIL. "0s" (the default): no wait.
+    #[serde(deserialize_with = "duration")]
+    pub pregreet: Duration,
+    /// How long a client that waited is remembered and greeted at once.
+    #[serde(deserialize_with = "duration")]
+    pub pregreet_pass_ttl: Duration,
+    /// How long a client that spoke first stays refused at MAIL.
+    #[serde(deserialize_with = "duration")]
+    pub pregreet_penalty: Duration,
 }
 
 /// One `[[screen.dnsbl]]`.
@@ -95,6 +105,9 @@ impl Default for ScreenConfig {
             dnsbl: Vec::new(),
             dnsbl_threshold: 1,
             allow_networks: Vec::new(),
+            pregreet: Duration::ZERO,
+            pregreet_pass_ttl: Duration::from_secs(86_400),
+            pregreet_penalty: Duration::from_secs(3_600),
         }
     }
 }
@@ -127,6 +140,9 @@ impl ScreenConfig {
             lists,
             threshold: self.dnsbl_threshold,
             allow_networks: self.allow_networks.clone(),
+            pregreet: self.pregreet,
+            pregreet_pass_ttl: self.pregreet_pass_ttl,
+            pregreet_penalty: self.pregreet_penalty,
         })
     }
 }

@@ -132,6 +132,7 @@ async fn serve(source: Source, config: Config) -> Result<(), String> {
         lifecycle: lifecycle_rx,
         per_ip: Arc::default(),
         rates: petrel_server::rate::RateLimiter::default(),
+        door: petrel_server::screen::DoorMemory::default(),
     });
     for (listener, protocol) in listeners {
         tokio::spawn(run_listener(

@@ -44,9 +44,16 @@ pub async fn serve_connection(
     peer: SocketAddr,
     session_id: u64,
     protocol: Protocol,
+    door: crate::screen::Door,
 ) {
     let settings = server.settings.borrow().clone();
-    let session = ServerSession::new(settings.session_for(peer.ip(), protocol));
+    let mut config = settings.session_for(peer.ip(), protocol);
+    config.refusal = door.refusal;
+    // After a pre-greet wait the "220-" line is already out: this greeting ends that reply.
+    let mut session = ServerSession::new(config);
+    if !door.early_input.is_empty() {
+        session.receive(&door.early_input);
+    }
     let mut connection = Connection {
         server,
         stream,

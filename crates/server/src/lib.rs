@@ -176,4 +176,6 @@ pub struct Server {
     pub per_ip: Arc<per_ip::PerIp>,
     /// Connection, message and recipient rates per client address.
     pub rates: rate::RateLimiter,
+    /// What the door remembers of clients (pre-greet).
+    pub door: screen::DoorMemory,
 }

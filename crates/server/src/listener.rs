@@ -110,20 +110,90 @@ pub async fn run_listener(
         registry.increment(petrel_metrics::SMTP_CONNECTIONS, &labels);
         registry.add(petrel_metrics::SMTP_CONNECTIONS_OPEN, &labels, 1);
         tokio::spawn(async move {
-            if protocol == Protocol::Smtp
-                && let Some(reply) = screen_refusal(&server, peer.ip()).await
-            {
-                refuse(stream, reply);
-                registry.add(petrel_metrics::SMTP_CONNECTIONS_OPEN, &labels, -1);
-                return;
-            }
+            let mut stream = stream;
+            let door = if protocol == Protocol::Smtp {
+                at_the_door(&server, &mut stream, peer.ip()).await
+            } else {
+                crate::screen::Door::default()
+            };
             if let Some(stream) = open_stream(&server, stream, protocol).await {
-                serve_connection(server, stream, peer, session_id, protocol).await;
+                serve_connection(server, stream, peer, session_id, protocol, door).await;
             }
             registry.add(petrel_metrics::SMTP_CONNECTIONS_OPEN, &labels, -1);
             drop(permit);
             drop(ip_slot);
         });
+    }
+}
+
+/// The door of port 25 (relay networks and `screen.allow_networks` exempt): the DNS lists
+/// (a refused greeting, S-SESS-1), then the pre-greet wait: "220-" goes out, and a client that
+/// speaks before the rest of the greeting is refused at MAIL and remembered for
+/// `screen.pregreet_penalty`; one that waits is remembered for `screen.pregreet_pass_ttl` and
+/// greeted at once next time.
+async fn at_the_door(
+    server: &Server,
+    stream: &mut tokio::net::TcpStream,
+    client: std::net::IpAddr,
+) -> crate::screen::Door {
+    use crate::screen::{Door, Remembered};
+    if let Some(reply) = screen_refusal(server, client).await {
+        return Door {
+            refusal: Some(petrel_proto::Refusal::Greeting(reply)),
+            early_input: Vec::new(),
+        };
+    }
+    let settings = server.settings.borrow().clone();
+    let screen = &settings.screen;
+    if screen.pregreet.is_zero()
+        || settings.policy.is_relay_client(client)
+        || screen.is_allowed(client)
+    {
+        return Door::default();
+    }
+    let caught = || {
+        Some(petrel_proto::Refusal::Mail(
+            standard::PREGREET_VIOLATION.reply(),
+        ))
+    };
+    match server.door.recall(client, screen) {
+        Some(Remembered::Passed) => return Door::default(),
+        Some(Remembered::SpokeFirst) => {
+            return Door {
+                refusal: caught(),
+                early_input: Vec::new(),
+            };
+        }
+        None => {}
+    }
+    let first = format!("220-{} ESMTP\r\n", settings.session.hostname);
+    if stream.write_all(first.as_bytes()).await.is_err() {
+        return Door::default();
+    }
+    let mut early = vec![0_u8; 4096];
+    match tokio::time::timeout(
+        screen.pregreet,
+        tokio::io::AsyncReadExt::read(stream, &mut early),
+    )
+    .await
+    {
+        Ok(Ok(count)) if count > 0 => {
+            early.truncate(count);
+            server.door.remember(client, Remembered::SpokeFirst, screen);
+            warn!(%client, check = "pregreet", "refused at the door: spoke before the greeting");
+            petrel_metrics::registry()
+                .increment(petrel_metrics::SCREEN_REFUSALS, &[("check", "pregreet")]);
+            Door {
+                refusal: caught(),
+                early_input: early,
+            }
+        }
+        // Waited (or hung up): remembered as having waited only when it did wait.
+        Err(_) => {
+            server.door.remember(client, Remembered::Passed, screen);
+            Door::default()
+        }
+        _ => Door::default(),
     }
 }
 

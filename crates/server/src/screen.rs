@@ -9,8 +9,10 @@
 //! than the DNS timeout. DNS answers are untrusted: only A records in the configured ranges
 //! count.
 
+use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr};
-use std::time::Duration;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
 
 use petrel_dns::{AddressAnswer, Resolver};
 
@@ -35,6 +37,12 @@ pub struct ScreenSettings {
     pub threshold: i32,
     /// Clients never screened (besides the relay networks).
     pub allow_networks: Vec<IpNetwork>,
+    /// The pre-greet wait (zero: none).
+    pub pregreet: Duration,
+    /// How long a client that waited is remembered (and greeted at once).
+    pub pregreet_pass_ttl: Duration,
+    /// How long a client that spoke first is remembered (and refused at MAIL).
+    pub pregreet_penalty: Duration,
 }
 
 impl ScreenSettings {
@@ -46,6 +54,64 @@ impl ScreenSettings {
     /// Whether `client` is exempt by `allow_networks`.
     pub fn is_allowed(&self, client: IpAddr) -> bool {
         self.allow_networks.iter().any(|n| n.contains(client))
+    }
+}
+
+/// What the door decided for a session: how it is refused, if it is, and what the client sent
+/// before the greeting (handed to the session as its first input).
+#[derive(Debug, Default)]
+pub struct Door {
+    pub refusal: Option<petrel_proto::Refusal>,
+    pub early_input: Vec<u8>,
+}
+
+/// What the door remembers of a client.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Remembered {
+    /// Waited for the greeting.
+    Passed,
+    /// Spoke before the greeting.
+    SpokeFirst,
+}
+
+/// The most clients remembered; beyond it the expired are forgotten, then everything.
+const MAX_REMEMBERED: usize = 100_000;
+
+/// The door's memory of clients (postscreen's cache), in this process.
+#[derive(Debug, Default)]
+pub struct DoorMemory {
+    clients: Mutex<HashMap<IpAddr, (Remembered, Instant)>>,
+}
+
+impl DoorMemory {
+    /// What is remembered of `client` and still valid under `settings`.
+    pub fn recall(&self, client: IpAddr, settings: &ScreenSettings) -> Option<Remembered> {
+        let clients = self
+            .clients
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let (verdict, since) = clients.get(&client)?;
+        let ttl = match verdict {
+            Remembered::Passed => settings.pregreet_pass_ttl,
+            Remembered::SpokeFirst => settings.pregreet_penalty,
+        };
+        (since.elapsed() < ttl).then_some(*verdict)
+    }
+
+    /// Remembers `verdict` for `client` from now.
+    pub fn remember(&self, client: IpAddr, verdict: Remembered, settings: &ScreenSettings) {
+        let mut clients = self
+            .clients
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if clients.len() >= MAX_REMEMBERED {
+            let longest = settings.pregreet_pass_ttl.max(settings.pregreet_penalty);
+            clients.retain(|_, (_, since)| since.elapsed() < longest);
+            if clients.len() >= MAX_REMEMBERED {
+                clients.clear();
+            }
+        }
+        clients.insert(client, (verdict, Instant::now()));
     }
 }
 

@@ -3,7 +3,8 @@
 //! 127.0.0.2), weak.test (code 127.0.0.3) and allow.test. A score at or over the threshold
 //! refuses the greeting with 554 and the lists named; an allowlist's negative weight, a return
 //! code outside the list's filter and `screen.allow_networks` let the client in. The relay
-//! networks are emptied so that 127.0.0.1 is screened at all.
+//! networks are emptied so that 127.0.0.1 is screened at all. The pre-greet wait tells
+//! clients that wait for the greeting from those that speak first.
 
 use petrel_dns::responder::ZoneEntry;
 
@@ -50,6 +51,14 @@ fn dns_lists_score_the_client_before_the_greeting() {
         reply,
         "554 Service unavailable; client [127.0.0.1] blocked using zen.test\r\n"
     );
+    // S-SESS-1: refused, the session waits for QUIT and answers the rest with 503.
+    let mut refused = RawClient::connect(petrel.address);
+    refused.reply();
+    assert_eq!(
+        refused.command("EHLO door.test"),
+        "503 5.5.1 Bad sequence of commands\r\n"
+    );
+    assert!(refused.command("QUIT").starts_with("221"));
     assert!(
         petrel.log_text().contains("refused at the door: listed"),
         "{}",
@@ -76,4 +85,63 @@ fn dns_lists_score_the_client_before_the_greeting() {
     let unlisted = "[[screen.dnsbl]]\nzone = \"nolist.test\"\n";
     let (reply, _petrel, _dir) = greeting("dnsbl-unlisted", unlisted);
     assert!(reply.starts_with("220 "), "NXDOMAIN: not listed: {reply}");
+}
+
+/// A petrel with a one-second pre-greet wait for 127.0.0.1 (relay networks emptied).
+fn pregreeting(name: &str) -> (Petrel, Scratch) {
+    let dir = Scratch::new(name);
+    let petrel = Petrel::start(
+        &dir.0,
+        "[relay]\nnetworks = []\n\n[screen]\npregreet = \"1s\"\n",
+    );
+    (petrel, dir)
+}
+
+/// Pre-greet (issue 16, item 1): "220-" first and the rest after the wait; a client that waits
+/// is served and remembered (greeted at once next time); one that speaks first (a bot's
+/// pipelined EHLO, or HTTP) hears the whole greeting but is refused at MAIL with 554 5.5.1,
+/// and stays refused on its next connection.
+#[test]
+fn the_pregreet_wait_tells_polite_clients_from_bots() {
+    let (polite, _dir) = pregreeting("pregreet-polite");
+    let mut client = RawClient::connect(polite.address);
+    assert_eq!(client.reply(), "220-mx.test ESMTP\r\n220 mx.test ESMTP\r\n");
+    client.command("EHLO polite.test");
+    assert!(
+        client
+            .command("MAIL FROM:<a@relay.test>")
+            .starts_with("250")
+    );
+    client.command("QUIT");
+    let mut again = RawClient::connect(polite.address);
+    assert_eq!(
+        again.reply(),
+        "220 mx.test ESMTP\r\n",
+        "remembered: no wait the second time"
+    );
+
+    let (bot_server, _dir) = pregreeting("pregreet-bot");
+    let mut bot = RawClient::connect(bot_server.address);
+    bot.send(b"EHLO bot.test\r\n");
+    assert_eq!(bot.reply(), "220-mx.test ESMTP\r\n220 mx.test ESMTP\r\n");
+    assert!(bot.reply().starts_with("250-mx.test Hello bot.test"));
+    assert_eq!(
+        bot.command("MAIL FROM:<a@relay.test>"),
+        "554 5.5.1 Protocol error: the client spoke before the greeting\r\n"
+    );
+    let mut back = RawClient::connect(bot_server.address);
+    assert_eq!(back.reply(), "220 mx.test ESMTP\r\n");
+    back.command("EHLO bot.test");
+    assert!(
+        back.command("MAIL FROM:<a@relay.test>")
+            .starts_with("554 5.5.1"),
+        "remembered for screen.pregreet_penalty"
+    );
+    assert!(bot_server.log_text().contains("spoke before the greeting"));
+
+    let (web_server, _dir) = pregreeting("pregreet-http");
+    let mut web = RawClient::connect(web_server.address);
+    web.send(b"GET / HTTP/1.1\r\nHost: mx.test\r\n\r\n");
+    assert_eq!(web.reply(), "220-mx.test ESMTP\r\n220 mx.test ESMTP\r\n");
+    assert!(web.reply().starts_with("500"), "GET is no SMTP command");
 }

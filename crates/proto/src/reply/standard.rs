@@ -63,8 +63,10 @@ replies! {
     /// RCPT over `limits.max_recipients_per_minute_per_ip`.
     RECIPIENT_RATE_EXCEEDED = 450 [4, 7, 1] "Too many recipients from your address, try again later";
     /// The client's address scored at or over `screen.dnsbl_threshold` in the DNS lists:
-    /// greeting refused (no enhanced code on a greeting), then close.
+    /// greeting refused (no enhanced code on a greeting), then 503 until QUIT (S-SESS-1).
     DNSBL_LISTED = 554 "Service unavailable; client blocked by a DNS blocklist";
+    /// MAIL from a client that spoke before the greeting (`screen.pregreet`), then or lately.
+    PREGREET_VIOLATION = 554 [5, 5, 1] "Protocol error: the client spoke before the greeting";
     /// Over `limits.max_connections_per_ip`: greeting refused, then close.
     TOO_MANY_CONNECTIONS_FROM_ADDRESS = 421 [4, 7, 0] "Too many connections from your address, try again later";
     /// Local error while storing (S-DATA-10).
@@ -174,8 +176,11 @@ mod tests {
                     template.name
                 );
             } else {
+                // A refused greeting comes before EHLO, so before ENHANCEDSTATUSCODES
+                // (S-SESS-1, S-REPLY-3).
+                let is_refused_greeting = template.code == 554 && template.name == "DNSBL_LISTED";
                 assert!(
-                    matches!(template.code, 220 | 250 | 334 | 354),
+                    matches!(template.code, 220 | 250 | 334 | 354) || is_refused_greeting,
                     "{} lacks an enhanced code",
                     template.name
                 );

@@ -4,7 +4,7 @@
 //! (parameters), RFC 3030 (BDAT), docs/conformance.md §2-§7. Handles untrusted bytes: each
 //! handler answers exactly one reply or hands a request to the driver.
 
-use super::{Chunking, Helo, MailRequest, Phase, RcptRequest, ServerSession, Step};
+use super::{Chunking, Helo, MailRequest, Phase, RcptRequest, Refusal, ServerSession, Step};
 use crate::address::{ForwardPath, PathError, ReversePath, parse_forward_path, parse_reverse_path};
 use crate::chunk::BareNewlineFilter;
 use crate::command::{Command, CommandError, parse_command};
@@ -29,6 +29,17 @@ impl ServerSession {
         if self.is_shutting_down && self.transaction.is_none() && command != Command::Quit {
             self.close_with(standard::SHUTTING_DOWN.reply());
             return Step::Continue;
+        }
+        match &self.config.refusal {
+            Some(Refusal::Greeting(_)) if command != Command::Quit => {
+                return self.fail(standard::BAD_SEQUENCE);
+            }
+            Some(Refusal::Mail(reply)) if matches!(command, Command::Mail { .. }) => {
+                let reply = reply.clone();
+                self.send(reply);
+                return Step::Continue;
+            }
+            _ => {}
         }
         match command {
             Command::Ehlo(name) => self.hello(name, true),

@@ -47,6 +47,19 @@ pub struct SessionConfig {
     pub offers_auth: bool,
     /// MAIL needs AUTH first (submission, S-SUB-1).
     pub requires_auth: bool,
+    /// The door refused this client (`None`: it did not).
+    pub refusal: Option<Refusal>,
+}
+
+/// How a session refuses a client the door turned away.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Refusal {
+    /// S-SESS-1: this reply (a 554) instead of the greeting, then 503 5.5.1 to every command
+    /// but QUIT, until QUIT.
+    Greeting(Reply),
+    /// The greeting was already under way (pre-greet): greet as usual, and answer every MAIL
+    /// with this reply.
+    Mail(Reply),
 }
 
 impl Default for SessionConfig {
@@ -64,6 +77,7 @@ impl Default for SessionConfig {
             can_start_tls: false,
             offers_auth: false,
             requires_auth: false,
+            refusal: None,
         }
     }
 }
@@ -209,6 +223,10 @@ impl ServerSession {
             auth_failures: 0,
         };
         session.is_tls = session.config.is_tls;
+        if let Some(Refusal::Greeting(reply)) = &session.config.refusal {
+            reply.render(&mut session.output);
+            return session;
+        }
         let greeting = format!("{} ESMTP", session.config.hostname);
         standard::GREETING
             .with_text(greeting)

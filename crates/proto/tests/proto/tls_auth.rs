@@ -172,3 +172,51 @@ fn s_rtls_1_requiretls_only_inside_tls() {
         "250 2.1.0 Sender OK\r\n"
     );
 }
+
+/// S-SESS-1: a client the door refuses gets a 554 greeting, 503 5.5.1 to everything but QUIT,
+/// and 221 to QUIT; one caught after the greeting began (pre-greet) is greeted, and refused at
+/// MAIL.
+#[test]
+fn s_sess_1_refused_sessions() {
+    use petrel_proto::Refusal;
+    use petrel_proto::standard;
+    let refused = SessionConfig {
+        hostname: "mx.test".into(),
+        refusal: Some(Refusal::Greeting(
+            standard::DNSBL_LISTED.with_text("Service unavailable; listed"),
+        )),
+        ..SessionConfig::default()
+    };
+    let mut session = ServerSession::new(refused);
+    assert_eq!(
+        String::from_utf8(session.take_output()).unwrap(),
+        "554 Service unavailable; listed\r\n"
+    );
+    assert_eq!(
+        exchange(&mut session, "EHLO c.test\r\n"),
+        "503 5.5.1 Bad sequence of commands\r\n"
+    );
+    assert_eq!(
+        exchange(&mut session, "MAIL FROM:<a@c.test>\r\n"),
+        "503 5.5.1 Bad sequence of commands\r\n"
+    );
+    assert!(exchange(&mut session, "QUIT\r\n").starts_with("221 "));
+    assert!(session.is_closed());
+
+    let caught = SessionConfig {
+        hostname: "mx.test".into(),
+        refusal: Some(Refusal::Mail(standard::PREGREET_VIOLATION.reply())),
+        ..SessionConfig::default()
+    };
+    let mut session = ServerSession::new(caught);
+    assert!(
+        String::from_utf8(session.take_output())
+            .unwrap()
+            .starts_with("220 mx.test")
+    );
+    assert!(exchange(&mut session, "EHLO c.test\r\n").starts_with("250-"));
+    assert_eq!(
+        exchange(&mut session, "MAIL FROM:<a@c.test>\r\n"),
+        "554 5.5.1 Protocol error: the client spoke before the greeting\r\n"
+    );
+}
