@@ -51,6 +51,37 @@ pub struct Config {
     /// `[screen]`: the checks at the door of "smtp" listeners.
     #[serde(default)]
     pub screen: ScreenConfig,
+    /// `[greylist]`: RFC 6647 greylisting at RCPT, off by default.
+    #[serde(default)]
+    pub greylist: GreylistConfig,
+}
+
+/// `[greylist]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct GreylistConfig {
+    pub enabled: bool,
+    /// A retry passes after this long.
+    #[serde(deserialize_with = "duration")]
+    pub delay: Duration,
+    /// ... and within this long of the first try.
+    #[serde(deserialize_with = "duration")]
+    pub retry_window: Duration,
+    /// How long a passed triplet and a client network that retried stay allowed.
+    #[serde(deserialize_with = "duration")]
+    pub lifetime: Duration,
+}
+
+impl Default for GreylistConfig {
+    fn default() -> GreylistConfig {
+        let defaults = petrel_server::greylist::GreylistSettings::default();
+        GreylistConfig {
+            enabled: defaults.enabled,
+            delay: defaults.delay,
+            retry_window: defaults.retry_window,
+            lifetime: defaults.lifetime,
+        }
+    }
 }
 
 /// `[screen]`.

@@ -100,6 +100,12 @@ impl Config {
             bare_newline_normalize_networks: self.policy.bare_newline_normalize_networks.clone(),
             reject_null_mx_recipient: self.policy.reject_null_mx_recipient,
             screen: Arc::new(self.screen.screen_settings()?),
+            greylist: petrel_server::greylist::GreylistSettings {
+                enabled: self.greylist.enabled,
+                delay: self.greylist.delay,
+                retry_window: self.greylist.retry_window,
+                lifetime: self.greylist.lifetime,
+            },
             // With a relayhost every domain goes to the smarthost, which judges it (internal
             // domains may exist only in its DNS).
             reject_unknown_recipient_domain: self.screen.reject_unknown_recipient_domain

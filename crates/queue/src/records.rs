@@ -17,6 +17,8 @@ pub enum Shelf {
     /// TLS report counts by day, policy domain and node, and the days already reported
     /// (`petrel_delivery::tlsrpt`).
     TlsReports,
+    /// Greylisting triplets and the client networks that retried (`petrel_server::greylist`).
+    Greylist,
 }
 
 impl Shelf {
@@ -25,6 +27,7 @@ impl Shelf {
         match self {
             Shelf::MtaSts => "mta-sts",
             Shelf::TlsReports => "tls-reports",
+            Shelf::Greylist => "greylist",
         }
     }
 }

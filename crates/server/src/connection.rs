@@ -35,6 +35,8 @@ struct Connection {
     session_id: u64,
     protocol: Protocol,
     session: ServerSession,
+    /// The reverse path of the transaction under way (for greylisting).
+    sender: String,
 }
 
 /// Serves one client until QUIT, 421, timeout or disconnect.
@@ -61,6 +63,7 @@ pub async fn serve_connection(
         session_id,
         protocol,
         session,
+        sender: String::new(),
     };
     debug!(session = session_id, %peer, protocol = protocol.as_str(), "connected");
     connection.run().await;
@@ -143,7 +146,10 @@ impl Connection {
             _ => check_sender(&self.server.resolver, &settings, path).await,
         };
         match decision {
-            Ok(()) => self.session.accept(),
+            Ok(()) => {
+                self.sender = path.to_string();
+                self.session.accept();
+            }
             Err(reply) => {
                 info!(session = self.session_id, peer = %self.peer, sender = %path, reply = %reply, meaning = %title(&reply), "sender refused");
                 self.session.refuse(reply);
@@ -168,6 +174,12 @@ impl Connection {
             .await
         } else {
             Err(standard::RECIPIENT_RATE_EXCEEDED.reply())
+        };
+        let decision = match decision {
+            Ok(()) if self.is_greylisted(&settings, is_authenticated, path).await => {
+                Err(standard::GREYLISTED.reply())
+            }
+            other => other,
         };
         match decision {
             Ok(()) => self.session.accept(),
@@ -276,6 +288,40 @@ impl Connection {
             }
             Err(_) => self.session.refuse_auth(true),
         }
+    }
+
+    /// Whether `[greylist]` holds this RCPT back (port 25 only; relay networks, authenticated
+    /// clients and `screen.allow_networks` exempt).
+    async fn is_greylisted(
+        &self,
+        settings: &ServerSettings,
+        is_authenticated: bool,
+        path: &ForwardPath,
+    ) -> bool {
+        let client = self.peer.ip();
+        if !settings.greylist.enabled
+            || self.protocol != Protocol::Smtp
+            || is_authenticated
+            || settings.policy.is_relay_client(client)
+            || settings.screen.is_allowed(client)
+        {
+            return false;
+        }
+        let queue = self.server.queue.clone();
+        let greylist = settings.greylist.clone();
+        let (sender, recipient) = (self.sender.clone(), path.to_string());
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        let verdict = tokio::task::spawn_blocking(move || {
+            crate::greylist::check(&queue, &greylist, client, &sender, &recipient, now)
+        })
+        .await;
+        let is_waiting = matches!(verdict, Ok(crate::greylist::Verdict::Wait));
+        if is_waiting {
+            info!(session = self.session_id, peer = %self.peer, sender = %self.sender, recipient = %path, check = "greylist", "greylisted: 451 4.7.1");
+        }
+        is_waiting
     }
 
     async fn write_output(&mut self) -> std::io::Result<()> {

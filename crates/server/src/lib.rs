@@ -7,6 +7,7 @@
 
 pub mod aliases;
 pub mod connection;
+pub mod greylist;
 pub mod listener;
 pub mod network;
 pub mod nullmx;
@@ -44,6 +45,8 @@ pub struct ServerSettings {
     pub reject_null_mx_sender: bool,
     /// The DNS lists of the door (`[screen]`).
     pub screen: Arc<screen::ScreenSettings>,
+    /// `[greylist]`.
+    pub greylist: greylist::GreylistSettings,
     /// RCPT to a relayed domain that does not exist: 550 5.1.2 (`screen.reject_unknown_recipient_domain`).
     pub reject_unknown_recipient_domain: bool,
     /// Domains (and their subdomains) with a `[[delivery.route]]`: the operator says where they

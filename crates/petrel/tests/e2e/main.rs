@@ -15,6 +15,7 @@ mod dnssec;
 mod durability;
 mod fakemx;
 mod forwarding;
+mod greylist;
 mod harness;
 mod lifecycle;
 mod limits;

@@ -60,6 +60,8 @@ replies! {
     TOO_MANY_CONNECTIONS_PER_MINUTE = 421 [4, 7, 0] "Too many connections from your address in the last minute, try again later";
     /// MAIL over `limits.max_messages_per_minute_per_ip`.
     MESSAGE_RATE_EXCEEDED = 450 [4, 7, 1] "Too much mail from your address, try again later";
+    /// RCPT of a triplet seen for the first time, or retried too soon (`[greylist]`, RFC 6647).
+    GREYLISTED = 451 [4, 7, 1] "Greylisted: please try again later";
     /// RCPT over `limits.max_recipients_per_minute_per_ip`.
     RECIPIENT_RATE_EXCEEDED = 450 [4, 7, 1] "Too many recipients from your address, try again later";
     /// The client's address scored at or over `screen.dnsbl_threshold` in the DNS lists:

@@ -1,0 +1,61 @@
+//! Greylisting (RFC 6647; issue 16, item 4) with a delay of seconds: the first try of a triplet
+//! is 451 4.7.1, a retry too soon is too, a retry after the delay passes, and the client's
+//! network is then allowed for other triplets. The state is in the queue backend (this test
+//! runs on the spool and, with PETREL_TEST_QUEUE=postgres, on PostgreSQL); two nodes of one
+//! PostgreSQL queue share it: a triplet first tried at node A passes at node B.
+
+use crate::harness::{Petrel, RawClient, Scratch};
+
+const GREYLIST: &str = "[relay]\nnetworks = []\n\n[greylist]\nenabled = true\ndelay = \"2s\"\n";
+
+/// The reply to RCPT TO:<to> in a new transaction from `from`.
+fn rcpt(petrel: &Petrel, from: &str, to: &str) -> String {
+    let mut client = RawClient::connect(petrel.address);
+    client.reply();
+    client.command("EHLO client.test");
+    assert!(
+        client
+            .command(&format!("MAIL FROM:<{from}>"))
+            .starts_with("250")
+    );
+    let reply = client.command(&format!("RCPT TO:<{to}>"));
+    client.command("QUIT");
+    reply
+}
+
+#[test]
+fn a_triplet_passes_when_retried_after_the_delay() {
+    let dir = Scratch::new("greylist");
+    let petrel = Petrel::start(&dir.0, GREYLIST);
+    let first = rcpt(&petrel, "alice@relay.test", "bob@example.test");
+    assert_eq!(first, "451 4.7.1 Greylisted: please try again later\r\n");
+    let soon = rcpt(&petrel, "alice@relay.test", "bob@example.test");
+    assert!(soon.starts_with("451 4.7.1"), "too soon: {soon}");
+    std::thread::sleep(std::time::Duration::from_millis(2500));
+    let later = rcpt(&petrel, "alice@relay.test", "bob@example.test");
+    assert!(later.starts_with("250"), "retried after the delay: {later}");
+    let other = rcpt(&petrel, "carol@relay.test", "dave@example.test");
+    assert!(
+        other.starts_with("250"),
+        "a client that retried is allowed: {other}"
+    );
+    assert!(petrel.log_text().contains("greylisted: 451 4.7.1"));
+}
+
+#[test]
+fn nodes_of_one_queue_share_the_triplets() {
+    let url = crate::backend::new_database();
+    let queue = |node: &str| {
+        format!(
+            "[queue]\nbackend = \"postgres\"\npostgres_url = \"{url}\"\nnode_name = \"{node}\"\n"
+        )
+    };
+    let dir_a = Scratch::new("greylist-a");
+    let a = Petrel::start(&dir_a.0, &format!("{}\n{GREYLIST}", queue("a")));
+    let dir_b = Scratch::new("greylist-b");
+    let b = Petrel::start(&dir_b.0, &format!("{}\n{GREYLIST}", queue("b")));
+    assert!(rcpt(&a, "alice@relay.test", "bob@example.test").starts_with("451 4.7.1"));
+    std::thread::sleep(std::time::Duration::from_millis(2500));
+    let at_b = rcpt(&b, "alice@relay.test", "bob@example.test");
+    assert!(at_b.starts_with("250"), "node B knew the triplet: {at_b}");
+}

@@ -1,0 +1,237 @@
+//! Greylisting (RFC 6647; issue 16, item 4): a port-25 client's first try of a triplet (its
+//! network, the sender, the recipient) is answered 451 4.7.1 at RCPT; the same triplet tried
+//! again after `delay` (and within `retry_window` of the first try) passes, and its network is
+//! then allowed for `lifetime` (RFC 6647 §4.2's automatic allowlisting of clients that retry),
+//! as is the triplet. Relay networks, authenticated clients and `screen.allow_networks` are
+//! never greylisted.
+//!
+//! The state lives in the queue backend's records (`Shelf::Greylist`: files on the spool, a
+//! table in PostgreSQL), so every node of a cluster agrees. A store that cannot be read or
+//! written lets the mail through (greylisting is a nuisance filter, never a reason to lose
+//! mail). Keys are hashes of the triplet and of the network (addresses can be long).
+
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use petrel_queue::{Queue, Shelf};
+
+/// `[greylist]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GreylistSettings {
+    pub enabled: bool,
+    /// A triplet passes when tried again at least this long after its first try.
+    pub delay: Duration,
+    /// ... and at most this long after it (then it starts over).
+    pub retry_window: Duration,
+    /// How long a passed triplet, and a client network that retried, stay allowed.
+    pub lifetime: Duration,
+}
+
+impl Default for GreylistSettings {
+    fn default() -> GreylistSettings {
+        GreylistSettings {
+            enabled: false,
+            delay: Duration::from_secs(300),
+            retry_window: Duration::from_secs(2 * 86_400),
+            lifetime: Duration::from_secs(35 * 86_400),
+        }
+    }
+}
+
+/// What greylisting says of one RCPT.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verdict {
+    /// Seen before and retried in time, or an allowed network.
+    Pass,
+    /// A first try, or a retry too soon: 451 4.7.1.
+    Wait,
+}
+
+/// The network greylisting treats as one client: the /24 of IPv4, the /64 of IPv6 (senders
+/// that retry from another address of their pool are the same client).
+pub fn client_network(client: IpAddr) -> String {
+    match client {
+        IpAddr::V4(v4) => {
+            let [a, b, c, _] = v4.octets();
+            format!("{a}.{b}.{c}.0/24")
+        }
+        IpAddr::V6(v6) => {
+            let s = v6.segments();
+            format!("{:x}:{:x}:{:x}:{:x}::/64", s[0], s[1], s[2], s[3])
+        }
+    }
+}
+
+fn hash(text: &str) -> String {
+    let value = text.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |hash, byte| {
+        (hash ^ u64::from(byte)).wrapping_mul(0x0000_0100_0000_01b3)
+    });
+    format!("{value:016x}")
+}
+
+/// A stored entry: when first tried, and when it last passed (0: never).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Entry {
+    first: u64,
+    passed: u64,
+}
+
+impl Entry {
+    fn encode(self) -> Vec<u8> {
+        format!("first {}\npassed {}\n", self.first, self.passed).into_bytes()
+    }
+
+    fn decode(bytes: &[u8]) -> Option<Entry> {
+        let text = std::str::from_utf8(bytes).ok()?;
+        let mut first = None;
+        let mut passed = None;
+        for line in text.lines() {
+            match line.split_once(' ') {
+                Some(("first", value)) => first = value.parse().ok(),
+                Some(("passed", value)) => passed = value.parse().ok(),
+                _ => {}
+            }
+        }
+        Some(Entry {
+            first: first?,
+            passed: passed?,
+        })
+    }
+}
+
+/// The decision for an entry (`None`: never seen) at `now`, and the entry to store.
+fn decide(entry: Option<Entry>, now: u64, settings: &GreylistSettings) -> (Verdict, Entry) {
+    let delay = settings.delay.as_secs();
+    let window = settings.retry_window.as_secs();
+    let lifetime = settings.lifetime.as_secs();
+    match entry {
+        Some(entry) if entry.passed > 0 && now.saturating_sub(entry.passed) < lifetime => (
+            Verdict::Pass,
+            Entry {
+                passed: now,
+                ..entry
+            },
+        ),
+        Some(entry) if entry.passed == 0 && now.saturating_sub(entry.first) > delay + window => {
+            // The retry window ran out: a first try again.
+            (
+                Verdict::Wait,
+                Entry {
+                    first: now,
+                    passed: 0,
+                },
+            )
+        }
+        Some(entry) if entry.passed == 0 && now.saturating_sub(entry.first) >= delay => (
+            Verdict::Pass,
+            Entry {
+                passed: now,
+                ..entry
+            },
+        ),
+        Some(entry) if entry.passed == 0 => (Verdict::Wait, entry),
+        _ => (
+            Verdict::Wait,
+            Entry {
+                first: now,
+                passed: 0,
+            },
+        ),
+    }
+}
+
+/// Checks (and records) the triplet of `client`, `sender`, `recipient` at Unix time `now`.
+/// Blocking: call from a blocking thread.
+pub fn check(
+    queue: &Arc<dyn Queue>,
+    settings: &GreylistSettings,
+    client: IpAddr,
+    sender: &str,
+    recipient: &str,
+    now: u64,
+) -> Verdict {
+    let records = queue.records();
+    let network = client_network(client);
+    let network_key = format!("client-{}", hash(&network));
+    let network_entry = records
+        .get(Shelf::Greylist, &network_key)
+        .ok()
+        .flatten()
+        .and_then(|bytes| Entry::decode(&bytes));
+    if network_entry.is_some_and(|e| now.saturating_sub(e.passed) < settings.lifetime.as_secs()) {
+        return Verdict::Pass;
+    }
+    let triplet = format!(
+        "{network}\n{}\n{}",
+        sender.to_ascii_lowercase(),
+        recipient.to_ascii_lowercase()
+    );
+    let key = format!("triplet-{}", hash(&triplet));
+    let stored = match records.get(Shelf::Greylist, &key) {
+        Ok(stored) => stored.and_then(|bytes| Entry::decode(&bytes)),
+        Err(_) => return Verdict::Pass,
+    };
+    let (verdict, entry) = decide(stored, now, settings);
+    if stored != Some(entry) {
+        let _ = records.put(Shelf::Greylist, &key, &entry.encode());
+    }
+    if verdict == Verdict::Pass {
+        // A client that retried is allowed as a whole (RFC 6647 §4.2).
+        let allowed = Entry {
+            first: now,
+            passed: now,
+        };
+        let _ = records.put(Shelf::Greylist, &network_key, &allowed.encode());
+    }
+    verdict
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rfc_6647_first_try_waits_a_timely_retry_passes_a_late_one_starts_over() {
+        let settings = GreylistSettings {
+            enabled: true,
+            delay: Duration::from_secs(300),
+            retry_window: Duration::from_secs(3600),
+            lifetime: Duration::from_secs(86_400),
+        };
+        let (verdict, entry) = decide(None, 1000, &settings);
+        assert_eq!(verdict, Verdict::Wait);
+        assert_eq!(
+            decide(Some(entry), 1100, &settings).0,
+            Verdict::Wait,
+            "too soon"
+        );
+        let (verdict, passed) = decide(Some(entry), 1300, &settings);
+        assert_eq!(verdict, Verdict::Pass);
+        assert_eq!(
+            decide(Some(passed), 50_000, &settings).0,
+            Verdict::Pass,
+            "within the lifetime"
+        );
+        assert_eq!(
+            decide(Some(passed), 200_000, &settings).0,
+            Verdict::Wait,
+            "expired"
+        );
+        let (verdict, again) = decide(Some(entry), 1000 + 300 + 3601, &settings);
+        assert_eq!(
+            (verdict, again.first),
+            (Verdict::Wait, 4901),
+            "the window ran out"
+        );
+        assert_eq!(Entry::decode(&passed.encode()), Some(passed));
+        assert_eq!(
+            client_network("192.0.2.77".parse().unwrap()),
+            "192.0.2.0/24"
+        );
+        assert_eq!(
+            client_network("2001:db8:1:2:3:4:5:6".parse().unwrap()),
+            "2001:db8:1:2::/64"
+        );
+    }
+}
