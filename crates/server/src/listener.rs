@@ -166,8 +166,11 @@ async fn at_the_door(
         }
         None => {}
     }
-    let first = format!("220-{} ESMTP\r\n", settings.session.hostname);
-    if stream.write_all(first.as_bytes()).await.is_err() {
+    let mut first = Vec::new();
+    standard::GREETING
+        .with_text(format!("{} ESMTP", settings.session.hostname))
+        .render_continued(&mut first);
+    if stream.write_all(&first).await.is_err() {
         return Door::default();
     }
     let mut early = vec![0_u8; 4096];

@@ -96,11 +96,25 @@ impl Reply {
     /// Appends the wire form: `ccc-` continuation lines, a last `ccc ` line, each ending CRLF and
     /// each carrying the enhanced code when there is one (RFC 2034 §3).
     pub fn render(&self, out: &mut Vec<u8>) {
+        self.render_lines(out, true);
+    }
+
+    /// Renders every line as a continuation ("220-..."): the start of a reply whose last line
+    /// comes later (the pre-greet wait's first greeting line).
+    pub fn render_continued(&self, out: &mut Vec<u8>) {
+        self.render_lines(out, false);
+    }
+
+    fn render_lines(&self, out: &mut Vec<u8>, is_complete: bool) {
         let count = self.lines.len().max(1);
         for index in 0..count {
             let text = self.lines.get(index).map(String::as_str).unwrap_or("");
             out.extend_from_slice(self.code.to_string().as_bytes());
-            out.push(if index + 1 == count { b' ' } else { b'-' });
+            out.push(if is_complete && index + 1 == count {
+                b' '
+            } else {
+                b'-'
+            });
             if let Some(enhanced) = self.enhanced {
                 out.extend_from_slice(enhanced.to_string().as_bytes());
                 if !text.is_empty() {
