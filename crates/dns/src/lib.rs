@@ -303,6 +303,44 @@ impl Resolver {
         }
     }
 
+    /// The host names of `address`'s PTR records (`in-addr.arpa` / `ip6.arpa`), lower-case,
+    /// without the final dot; none when there are none.
+    ///
+    /// # Errors
+    /// `TemporaryFailure` for SERVFAIL, timeouts and unreachable servers.
+    pub async fn ptr(&self, address: IpAddr) -> Result<Vec<String>, TemporaryFailure> {
+        let name = match address {
+            IpAddr::V4(v4) => {
+                let [a, b, c, d] = v4.octets();
+                format!("{d}.{c}.{b}.{a}.in-addr.arpa.")
+            }
+            IpAddr::V6(v6) => {
+                let nibbles: Vec<String> = v6
+                    .octets()
+                    .iter()
+                    .rev()
+                    .flat_map(|byte| [byte & 0x0f, byte >> 4])
+                    .map(|nibble| format!("{nibble:x}"))
+                    .collect();
+                format!("{}.ip6.arpa.", nibbles.join("."))
+            }
+        };
+        match self.inner.lookup(name, RecordType::PTR).await {
+            Ok(lookup) => Ok(lookup
+                .answers()
+                .iter()
+                .filter_map(|record| match &record.data {
+                    RData::PTR(ptr) => Some(host_name(&ptr.0.to_ascii())),
+                    _ => None,
+                })
+                .collect()),
+            Err(error) => match negative(&error) {
+                Some(_) => Ok(Vec::new()),
+                None => Err(TemporaryFailure::from_error(&error)),
+            },
+        }
+    }
+
     /// The TXT records at `name`, each one's character-strings joined (RFC 7208 §3.3 and
     /// RFC 8461 §3.1 read them so); empty when the name does not exist or has none.
     ///

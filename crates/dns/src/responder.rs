@@ -13,7 +13,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use hickory_resolver::proto::op::{Message, MessageType, OpCode, ResponseCode};
-use hickory_resolver::proto::rr::rdata::{A, AAAA, MX, TXT};
+use hickory_resolver::proto::rr::rdata::{A, AAAA, MX, PTR, TXT};
 use hickory_resolver::proto::rr::{Name, RData, Record, RecordType};
 
 /// One entry of the test zone.
@@ -27,6 +27,8 @@ pub enum ZoneEntry {
     Txt(String, String),
     /// Every query for this name answers SERVFAIL.
     ServFail(&'static str),
+    /// A PTR record: the reverse name (`1.0.0.127.in-addr.arpa`) and the host it names.
+    Ptr(&'static str, &'static str),
 }
 
 /// A running responder; stops when dropped.
@@ -164,7 +166,8 @@ fn entry_name(entry: &ZoneEntry) -> &str {
         ZoneEntry::Mx(name, ..)
         | ZoneEntry::A(name, _)
         | ZoneEntry::Aaaa(name, _)
-        | ZoneEntry::ServFail(name) => name,
+        | ZoneEntry::ServFail(name)
+        | ZoneEntry::Ptr(name, _) => name,
         ZoneEntry::Txt(name, _) => name,
     }
 }
@@ -186,6 +189,9 @@ fn record_for(entry: &ZoneEntry, asked: &str, kind: RecordType) -> Option<Record
         (ZoneEntry::A(_, address), RecordType::A) => RData::A(A(*address)),
         (ZoneEntry::Aaaa(_, address), RecordType::AAAA) => RData::AAAA(AAAA(*address)),
         (ZoneEntry::Txt(_, text), RecordType::TXT) => RData::TXT(TXT::new(character_strings(text))),
+        (ZoneEntry::Ptr(_, host), RecordType::PTR) => {
+            RData::PTR(PTR(Name::from_ascii(format!("{host}.")).ok()?))
+        }
         _ => return None,
     };
     Some(Record::from_rdata(owner, 60, rdata))

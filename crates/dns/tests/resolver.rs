@@ -19,6 +19,7 @@ fn zone() -> Vec<ZoneEntry> {
         ZoneEntry::ServFail("servfail.test"),
         ZoneEntry::Txt("_mta-sts.mx.test".into(), "v=STSv1; id=20261207;".into()),
         ZoneEntry::Txt("long.mx.test".into(), "x".repeat(300)),
+        ZoneEntry::Ptr("2.2.0.192.in-addr.arpa", "Mail.MX.test"),
     ]
 }
 
@@ -67,4 +68,13 @@ async fn typed_answers() {
     assert_eq!(resolver.txt("gone.test").await, Ok(Vec::new()));
     assert_eq!(resolver.txt("aonly.test").await, Ok(Vec::new()));
     assert!(resolver.txt("servfail.test").await.is_err());
+    // PTR: the names of an address; none for an address without one.
+    assert_eq!(
+        resolver.ptr("127.0.0.2".parse().unwrap()).await,
+        Ok(vec!["mail.mx.test".to_owned()])
+    );
+    assert_eq!(
+        resolver.ptr("127.0.0.3".parse().unwrap()).await,
+        Ok(Vec::new())
+    );
 }
