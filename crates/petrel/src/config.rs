@@ -110,6 +110,9 @@ pub struct ScreenConfig {
     /// How long a client that spoke first stays refused at MAIL.
     #[serde(deserialize_with = "duration")]
     pub pregreet_penalty: Duration,
+    /// Forward-confirmed reverse DNS: "off" (the default), "log", "tempfail" (450 4.7.25 at
+    /// MAIL) or "reject" (550 5.7.25).
+    pub fcrdns: String,
 }
 
 /// One `[[screen.dnsbl]]`.
@@ -139,6 +142,7 @@ impl Default for ScreenConfig {
             pregreet: Duration::ZERO,
             pregreet_pass_ttl: Duration::from_secs(86_400),
             pregreet_penalty: Duration::from_secs(3_600),
+            fcrdns: "off".into(),
         }
     }
 }
@@ -167,7 +171,14 @@ impl ScreenConfig {
                 codes,
             });
         }
+        let fcrdns = petrel_server::screen::Fcrdns::parse(&self.fcrdns).ok_or_else(|| {
+            format!(
+                "screen.fcrdns: {:?} is not one of \"off\", \"log\", \"tempfail\", \"reject\"",
+                self.fcrdns
+            )
+        })?;
         Ok(petrel_server::screen::ScreenSettings {
+            fcrdns,
             lists,
             threshold: self.dnsbl_threshold,
             allow_networks: self.allow_networks.clone(),

@@ -112,7 +112,11 @@ pub async fn run_listener(
         tokio::spawn(async move {
             let mut stream = stream;
             let door = if protocol == Protocol::Smtp {
-                at_the_door(&server, &mut stream, peer.ip()).await
+                let mut door = at_the_door(&server, &mut stream, peer.ip()).await;
+                if door.refusal.is_none() {
+                    door.refusal = reverse_dns_refusal(&server, peer.ip()).await;
+                }
+                door
             } else {
                 crate::screen::Door::default()
             };
@@ -198,6 +202,43 @@ async fn at_the_door(
         }
         _ => Door::default(),
     }
+}
+
+/// Forward-confirmed reverse DNS of a port-25 client (`screen.fcrdns`; relay networks and
+/// `screen.allow_networks` exempt): the refusal its MAIL gets, if any.
+async fn reverse_dns_refusal(
+    server: &Server,
+    client: std::net::IpAddr,
+) -> Option<petrel_proto::Refusal> {
+    use crate::screen::{Fcrdns, ReverseDns};
+    let settings = server.settings.borrow().clone();
+    let mode = settings.screen.fcrdns;
+    if mode == Fcrdns::Off
+        || settings.policy.is_relay_client(client)
+        || settings.screen.is_allowed(client)
+    {
+        return None;
+    }
+    let found = crate::screen::forward_confirmed(&server.resolver, client).await;
+    let reply = match (&found, mode) {
+        (ReverseDns::Confirmed(_), _) | (_, Fcrdns::Log) | (_, Fcrdns::Off) => None,
+        (ReverseDns::Unconfirmed, Fcrdns::Reject) => Some(standard::REVERSE_DNS_FAILED.reply()),
+        _ => Some(standard::REVERSE_DNS_FAILED_TRANSIENT.reply()),
+    };
+    match &found {
+        ReverseDns::Confirmed(name) => tracing::debug!(%client, %name, "reverse DNS confirmed"),
+        ReverseDns::Unconfirmed => {
+            tracing::info!(%client, check = "fcrdns", refused = reply.is_some(), "reverse DNS does not confirm the client's address")
+        }
+        ReverseDns::Failed(why) => {
+            tracing::info!(%client, check = "fcrdns", refused = reply.is_some(), "reverse DNS could not be checked: {why}")
+        }
+    }
+    if reply.is_some() {
+        petrel_metrics::registry()
+            .increment(petrel_metrics::SCREEN_REFUSALS, &[("check", "fcrdns")]);
+    }
+    reply.map(petrel_proto::Refusal::Mail)
 }
 
 /// The DNS lists' verdict on a port-25 client (relay networks and `screen.allow_networks`

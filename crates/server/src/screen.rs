@@ -43,6 +43,71 @@ pub struct ScreenSettings {
     pub pregreet_pass_ttl: Duration,
     /// How long a client that spoke first is remembered (and refused at MAIL).
     pub pregreet_penalty: Duration,
+    /// Forward-confirmed reverse DNS of port-25 clients.
+    pub fcrdns: Fcrdns,
+}
+
+/// What a client whose reverse DNS does not confirm its address gets (`screen.fcrdns`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Fcrdns {
+    /// Not checked.
+    #[default]
+    Off,
+    /// Checked and logged only.
+    Log,
+    /// 450 4.7.25 at MAIL.
+    Tempfail,
+    /// 550 5.7.25 at MAIL (450 4.7.25 when DNS fails).
+    Reject,
+}
+
+impl Fcrdns {
+    /// Parses `off`, `log`, `tempfail`, `reject`.
+    pub fn parse(word: &str) -> Option<Fcrdns> {
+        match word {
+            "off" => Some(Fcrdns::Off),
+            "log" => Some(Fcrdns::Log),
+            "tempfail" => Some(Fcrdns::Tempfail),
+            "reject" => Some(Fcrdns::Reject),
+            _ => None,
+        }
+    }
+}
+
+/// What forward-confirmed reverse DNS found (RFC 8601 §3 "iprev").
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ReverseDns {
+    /// A PTR name whose addresses include the client's.
+    Confirmed(String),
+    /// No PTR name, or none that leads back to the address.
+    Unconfirmed,
+    /// DNS could not answer now.
+    Failed(String),
+}
+
+/// The most PTR names followed (RFC 8601 §3 suggests a limit).
+const MAX_PTR_NAMES: usize = 10;
+
+/// Checks that a PTR name of `client` resolves back to it.
+pub async fn forward_confirmed(resolver: &Resolver, client: IpAddr) -> ReverseDns {
+    let names = match resolver.ptr(client).await {
+        Ok(names) => names,
+        Err(failure) => return ReverseDns::Failed(failure.to_string()),
+    };
+    let mut failure = None;
+    for name in names.iter().take(MAX_PTR_NAMES) {
+        match resolver.addresses(name).await {
+            Ok(AddressAnswer::Addresses(addresses)) if addresses.contains(&client) => {
+                return ReverseDns::Confirmed(name.clone());
+            }
+            Ok(_) => {}
+            Err(error) => failure = Some(error.to_string()),
+        }
+    }
+    match failure {
+        Some(failure) => ReverseDns::Failed(failure),
+        None => ReverseDns::Unconfirmed,
+    }
 }
 
 impl ScreenSettings {

@@ -22,6 +22,7 @@ mod limits;
 mod lmtp;
 mod metrics;
 mod mta_sts;
+mod netns;
 mod notices;
 mod nullmx;
 mod privileges;

@@ -145,3 +145,90 @@ fn the_pregreet_wait_tells_polite_clients_from_bots() {
     assert_eq!(web.reply(), "220-mx.test ESMTP\r\n220 mx.test ESMTP\r\n");
     assert!(web.reply().starts_with("500"), "GET is no SMTP command");
 }
+
+/// Forward-confirmed reverse DNS (issue 16, item 3), `screen.fcrdns = "reject"`, with clients
+/// in a network namespace (loopback is "localhost" to the resolver): a PTR name that resolves
+/// back to the client passes; one that resolves elsewhere, and no PTR at all, get 550 5.7.25
+/// at MAIL.
+#[test]
+fn reverse_dns_must_confirm_the_client_address() {
+    let netns = crate::netns::Netns::create("fcrdns", &[2, 3, 4]);
+    let p = netns.prefix.clone();
+    let [a, b, c]: [&str; 3] = p.split('.').collect::<Vec<_>>().try_into().unwrap();
+    let leak = |text: String| -> &'static str { Box::leak(text.into_boxed_str()) };
+    let mut zone = test_zone();
+    zone.push(ZoneEntry::Ptr(
+        leak(format!("2.{c}.{b}.{a}.in-addr.arpa")),
+        "host.fcrdns.test",
+    ));
+    zone.push(ZoneEntry::A(
+        "host.fcrdns.test",
+        format!("{p}.2").parse().unwrap(),
+    ));
+    zone.push(ZoneEntry::Ptr(
+        leak(format!("3.{c}.{b}.{a}.in-addr.arpa")),
+        "liar.fcrdns.test",
+    ));
+    zone.push(ZoneEntry::A(
+        "liar.fcrdns.test",
+        format!("{p}.99").parse().unwrap(),
+    ));
+    let dir = Scratch::new("fcrdns");
+    let petrel = Petrel::start_in_zone(
+        &dir.0,
+        "mx.test",
+        &["example.test"],
+        zone,
+        &format!("[[listener]]\naddress = \"{p}.1:0\"\n\n[screen]\nfcrdns = \"reject\"\n"),
+    );
+    let marker = format!("listening on {p}.1:");
+    let port = crate::harness::poll(
+        || {
+            petrel.log_text().lines().find_map(|line| {
+                let rest = line.split(marker.as_str()).nth(1)?;
+                rest.split(' ').next()?.parse::<u16>().ok()
+            })
+        },
+        Option::is_some,
+    )
+    .expect("the listener in the namespace's network");
+    const SCRIPT: &str = r#"
+import smtplib, sys
+for source in sys.argv[3:]:
+    smtp = smtplib.SMTP(sys.argv[1], int(sys.argv[2]), source_address=(source, 0), timeout=30)
+    smtp.ehlo("client.test")
+    code, text = smtp.mail("alice@relay.test")
+    print(source, code, text.decode())
+    smtp.quit()
+"#;
+    let (two, three, four) = (format!("{p}.2"), format!("{p}.3"), format!("{p}.4"));
+    let output = netns.run(
+        "python3",
+        &[
+            "-c",
+            SCRIPT,
+            &format!("{p}.1"),
+            &port.to_string(),
+            &two,
+            &three,
+            &four,
+        ],
+    );
+    let text = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(text.contains(&format!("{two} 250")), "{text}");
+    assert!(
+        text.contains(&format!(
+            "{three} 550 5.7.25 Client host rejected: reverse DNS does not confirm your address"
+        )),
+        "{text}"
+    );
+    assert!(
+        text.contains(&format!("{four} 550 5.7.25")),
+        "no PTR: {text}"
+    );
+}

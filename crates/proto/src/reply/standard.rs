@@ -69,6 +69,11 @@ replies! {
     DNSBL_LISTED = 554 "Service unavailable; client blocked by a DNS blocklist";
     /// MAIL from a client that spoke before the greeting (`screen.pregreet`), then or lately.
     PREGREET_VIOLATION = 554 [5, 5, 1] "Protocol error: the client spoke before the greeting";
+    /// MAIL from a client whose reverse DNS does not confirm its address (`screen.fcrdns =
+    /// "reject"`).
+    REVERSE_DNS_FAILED = 550 [5, 7, 25] "Client host rejected: reverse DNS does not confirm your address";
+    /// The same, `screen.fcrdns = "tempfail"`, or DNS could not answer.
+    REVERSE_DNS_FAILED_TRANSIENT = 450 [4, 7, 25] "Client host rejected: reverse DNS does not confirm your address, try again later";
     /// Over `limits.max_connections_per_ip`: greeting refused, then close.
     TOO_MANY_CONNECTIONS_FROM_ADDRESS = 421 [4, 7, 0] "Too many connections from your address, try again later";
     /// Local error while storing (S-DATA-10).
