@@ -92,6 +92,9 @@ pub struct ScreenConfig {
     /// a failed lookup: 451 4.4.3), so nothing is queued that can only bounce. Not with a
     /// relayhost, nor for domains with a `[[delivery.route]]`.
     pub reject_unknown_recipient_domain: bool,
+    /// Refuse MAIL FROM a domain that does not exist (550 5.1.8) from port-25 clients outside
+    /// the relay networks: replies to it could not be delivered.
+    pub reject_unknown_sender_domain: bool,
     /// `[[screen.dnsbl]]`: DNS blocklists and allowlists (RFC 5782), none by default.
     pub dnsbl: Vec<DnsblConfig>,
     /// A score (the weights of the lists that name the client) at or over this refuses the
@@ -136,6 +139,7 @@ impl Default for ScreenConfig {
     fn default() -> ScreenConfig {
         ScreenConfig {
             reject_unknown_recipient_domain: true,
+            reject_unknown_sender_domain: true,
             dnsbl: Vec::new(),
             dnsbl_threshold: 1,
             allow_networks: Vec::new(),

@@ -143,7 +143,12 @@ impl Connection {
             {
                 Err(standard::SENDER_NOT_OWNED.reply())
             }
-            _ => check_sender(&self.server.resolver, &settings, path).await,
+            (_, user) => {
+                let is_screened = self.protocol == Protocol::Smtp
+                    && user.is_none()
+                    && !settings.policy.is_relay_client(self.peer.ip());
+                check_sender(&self.server.resolver, &settings, path, is_screened).await
+            }
         };
         match decision {
             Ok(()) => {

@@ -47,6 +47,9 @@ pub struct ServerSettings {
     pub screen: Arc<screen::ScreenSettings>,
     /// `[greylist]`.
     pub greylist: greylist::GreylistSettings,
+    /// MAIL FROM a domain that does not exist, from a port-25 client: 550 5.1.8
+    /// (`screen.reject_unknown_sender_domain`).
+    pub reject_unknown_sender_domain: bool,
     /// RCPT to a relayed domain that does not exist: 550 5.1.2 (`screen.reject_unknown_recipient_domain`).
     pub reject_unknown_recipient_domain: bool,
     /// Domains (and their subdomains) with a `[[delivery.route]]`: the operator says where they

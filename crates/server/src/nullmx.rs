@@ -12,13 +12,29 @@ use petrel_proto::{Reply, standard};
 
 use crate::ServerSettings;
 
+/// Which sender checks are on.
+#[derive(Debug, Clone, Copy)]
+pub struct SenderChecks {
+    /// A null MX: 550 5.7.27.
+    pub null_mx: bool,
+    /// A domain that does not exist: 550 5.1.8.
+    pub unknown_domain: bool,
+}
+
 /// The refusal a sender domain's MX answer calls for.
 ///
 /// # Errors
-/// 550 5.7.27 for a null MX, 451 4.4.3 for a failed lookup.
-pub fn sender_decision(answer: &Result<MxAnswer, TemporaryFailure>) -> Result<(), Reply> {
+/// 550 5.7.27 for a null MX, 550 5.1.8 for a domain that does not exist, 451 4.4.3 for a
+/// failed lookup (each only when its check is on).
+pub fn sender_decision(
+    answer: &Result<MxAnswer, TemporaryFailure>,
+    checks: SenderChecks,
+) -> Result<(), Reply> {
     match answer {
-        Ok(MxAnswer::NullMx) => Err(standard::NULL_MX_SENDER.reply()),
+        Ok(MxAnswer::NullMx) if checks.null_mx => Err(standard::NULL_MX_SENDER.reply()),
+        Ok(MxAnswer::NoSuchDomain) if checks.unknown_domain => {
+            Err(standard::UNKNOWN_SENDER_DOMAIN.reply())
+        }
         Ok(_) => Ok(()),
         Err(_) => Err(standard::LOOKUP_FAILED.reply()),
     }
@@ -61,7 +77,9 @@ fn checked_domain<'a>(domain: &'a Domain, settings: &ServerSettings) -> Option<&
     (!is_ours && name.contains('.')).then_some(name.as_str())
 }
 
-/// Checks MAIL FROM's domain when `policy.reject_null_mx_sender` is on.
+/// Checks MAIL FROM's domain when `policy.reject_null_mx_sender` is on, and whether it exists
+/// when `screen.reject_unknown_sender_domain` is and the client is `is_screened` (port 25,
+/// outside the relay networks, not authenticated).
 ///
 /// # Errors
 /// The reply refusing the sender.
@@ -69,15 +87,20 @@ pub async fn check_sender(
     resolver: &Resolver,
     settings: &ServerSettings,
     path: &ReversePath,
+    is_screened: bool,
 ) -> Result<(), Reply> {
     let ReversePath::Mailbox(mailbox) = path else {
         return Ok(());
     };
-    if !settings.reject_null_mx_sender {
+    let checks = SenderChecks {
+        null_mx: settings.reject_null_mx_sender,
+        unknown_domain: settings.reject_unknown_sender_domain && is_screened,
+    };
+    if !checks.null_mx && !checks.unknown_domain {
         return Ok(());
     }
     match checked_domain(&mailbox.domain, settings) {
-        Some(domain) => sender_decision(&looked_up(resolver, domain, "sender").await),
+        Some(domain) => sender_decision(&looked_up(resolver, domain, "sender").await, checks),
         None => Ok(()),
     }
 }
@@ -142,6 +165,10 @@ mod tests {
 
     #[test]
     fn s_nullmx_4_5_decisions() {
+        let senders = SenderChecks {
+            null_mx: true,
+            unknown_domain: true,
+        };
         let both = RecipientChecks {
             null_mx: true,
             unknown_domain: true,
@@ -157,13 +184,19 @@ mod tests {
             "556 5.1.10 Recipient domain does not accept mail (null MX)"
         );
         assert_eq!(
-            sender_decision(&Ok(MxAnswer::NullMx))
+            sender_decision(&Ok(MxAnswer::NullMx), senders)
                 .unwrap_err()
                 .to_line(),
             "550 5.7.27 Sender domain does not accept mail (null MX)"
         );
         assert_eq!(recipient_decision(&failure, both).unwrap_err().code, 451);
-        assert_eq!(sender_decision(&failure).unwrap_err().code, 451);
+        assert_eq!(sender_decision(&failure, senders).unwrap_err().code, 451);
+        assert_eq!(
+            sender_decision(&Ok(MxAnswer::NoSuchDomain), senders)
+                .unwrap_err()
+                .to_line(),
+            "550 5.1.8 Sender domain does not exist"
+        );
         assert!(recipient_decision(&Ok(MxAnswer::NoMx), both).is_ok());
         assert_eq!(
             recipient_decision(&Ok(MxAnswer::NoSuchDomain), both)

@@ -171,3 +171,41 @@ fn unknown_recipient_domains_are_refused_when_relaying() {
             .starts_with("250 2.1.5")
     );
 }
+
+/// `screen.reject_unknown_sender_domain` (on by default, issue 16 item 3): a port-25 client
+/// outside the relay networks gets 550 5.1.8 for a sender domain that does not exist (a reply
+/// could go nowhere); the relay networks are not asked.
+#[test]
+fn unknown_sender_domains_are_refused_from_the_internet() {
+    let scratch = Scratch::new("unknown-sender");
+    let petrel = Petrel::start(&scratch.0, "[relay]\nnetworks = []\n");
+    let mut client = RawClient::connect(petrel.address);
+    client.reply();
+    client.command("EHLO door.test");
+    assert_eq!(
+        client.command("MAIL FROM:<someone@no-such-domain.test>"),
+        "550 5.1.8 Sender domain does not exist\r\n"
+    );
+    assert!(
+        client
+            .command("MAIL FROM:<someone@relay.test>")
+            .starts_with("250")
+    );
+    client.command("RSET");
+    assert!(
+        client.command("MAIL FROM:<>").starts_with("250"),
+        "the null sender"
+    );
+
+    let inside_dir = Scratch::new("unknown-sender-inside");
+    let inside = Petrel::start(&inside_dir.0, "");
+    let mut client = RawClient::connect(inside.address);
+    client.reply();
+    client.command("EHLO app.test");
+    assert!(
+        client
+            .command("MAIL FROM:<app@no-such-domain.test>")
+            .starts_with("250"),
+        "relay networks are not screened"
+    );
+}

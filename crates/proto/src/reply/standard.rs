@@ -124,6 +124,8 @@ replies! {
     MAIL_LOOP = 554 [5, 4, 6] "Too many hops: mail loop detected";
     /// The recipient's domain publishes a null MX (S-NULLMX-4, RFC 7505 §4.1).
     NULL_MX_RECIPIENT = 556 [5, 1, 10] "Recipient domain does not accept mail (null MX)";
+    /// MAIL FROM a domain that does not exist (NXDOMAIN; `screen.reject_unknown_sender_domain`).
+    UNKNOWN_SENDER_DOMAIN = 550 [5, 1, 8] "Sender domain does not exist";
     /// RCPT to a relayed domain that does not exist (NXDOMAIN; `screen.reject_unknown_recipient_domain`).
     UNKNOWN_RECIPIENT_DOMAIN = 550 [5, 1, 2] "Recipient domain does not exist";
     /// The sender's domain publishes a null MX (S-NULLMX-5, RFC 7505 §4.1).
