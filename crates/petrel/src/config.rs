@@ -92,6 +92,9 @@ pub struct ScreenConfig {
     /// a failed lookup: 451 4.4.3), so nothing is queued that can only bounce. Not with a
     /// relayhost, nor for domains with a `[[delivery.route]]`.
     pub reject_unknown_recipient_domain: bool,
+    /// Check the EHLO names of port-25 clients outside the relay networks: garbage 501 5.5.4,
+    /// this host's own name 550 5.7.1.
+    pub helo_checks: bool,
     /// Refuse MAIL FROM a domain that does not exist (550 5.1.8) from port-25 clients outside
     /// the relay networks: replies to it could not be delivered.
     pub reject_unknown_sender_domain: bool,
@@ -140,6 +143,7 @@ impl Default for ScreenConfig {
         ScreenConfig {
             reject_unknown_recipient_domain: true,
             reject_unknown_sender_domain: true,
+            helo_checks: true,
             dnsbl: Vec::new(),
             dnsbl_threshold: 1,
             allow_networks: Vec::new(),

@@ -109,6 +109,7 @@ impl Config {
             // With a relayhost every domain goes to the smarthost, which judges it (internal
             // domains may exist only in its DNS).
             reject_unknown_sender_domain: self.screen.reject_unknown_sender_domain,
+            helo_checks: self.screen.helo_checks,
             reject_unknown_recipient_domain: self.screen.reject_unknown_recipient_domain
                 && self.delivery.relayhost.is_none(),
             routed_domains: self

@@ -47,6 +47,8 @@ pub struct ServerSettings {
     pub screen: Arc<screen::ScreenSettings>,
     /// `[greylist]`.
     pub greylist: greylist::GreylistSettings,
+    /// EHLO names of port-25 clients of the Internet checked (`screen.helo_checks`).
+    pub helo_checks: bool,
     /// MAIL FROM a domain that does not exist, from a port-25 client: 550 5.1.8
     /// (`screen.reject_unknown_sender_domain`).
     pub reject_unknown_sender_domain: bool,
@@ -120,6 +122,10 @@ impl ServerSettings {
         session.can_start_tls = has_tls && protocol != Protocol::Submissions;
         session.offers_auth = has_tls && (protocol.is_submission() || !self.users.is_empty());
         session.requires_auth = protocol.is_submission();
+        session.checks_helo = self.helo_checks
+            && protocol == Protocol::Smtp
+            && !self.policy.is_relay_client(client)
+            && !self.screen.is_allowed(client);
         if self
             .bare_newline_normalize_networks
             .iter()

@@ -209,3 +209,28 @@ fn unknown_sender_domains_are_refused_from_the_internet() {
         "relay networks are not screened"
     );
 }
+
+/// `screen.helo_checks` (on by default): a client of the Internet that names this host in
+/// EHLO gets 550 5.7.1, one that sends garbage 501 5.5.4; the relay networks are not checked.
+#[test]
+fn helo_names_of_internet_clients_are_checked() {
+    let scratch = Scratch::new("helo-checks");
+    let petrel = Petrel::start(&scratch.0, "[relay]\nnetworks = []\n");
+    let mut client = RawClient::connect(petrel.address);
+    client.reply();
+    assert_eq!(
+        client.command("EHLO mx.test"),
+        "550 5.7.1 EHLO/HELO name claims to be this host\r\n"
+    );
+    assert_eq!(
+        client.command("EHLO a/b"),
+        "501 5.5.4 Invalid EHLO/HELO name\r\n"
+    );
+    assert!(client.command("EHLO client.example").starts_with("250"));
+
+    let inside_dir = Scratch::new("helo-inside");
+    let inside = Petrel::start(&inside_dir.0, "");
+    let mut client = RawClient::connect(inside.address);
+    client.reply();
+    assert!(client.command("EHLO mx.test").starts_with("250"));
+}

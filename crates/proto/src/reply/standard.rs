@@ -124,6 +124,10 @@ replies! {
     MAIL_LOOP = 554 [5, 4, 6] "Too many hops: mail loop detected";
     /// The recipient's domain publishes a null MX (S-NULLMX-4, RFC 7505 §4.1).
     NULL_MX_RECIPIENT = 556 [5, 1, 10] "Recipient domain does not accept mail (null MX)";
+    /// EHLO/HELO with a name no host could have, from a checked client (`screen.helo_checks`).
+    HELO_INVALID = 501 [5, 5, 4] "Invalid EHLO/HELO name";
+    /// EHLO/HELO naming this host, from a client of the Internet (`screen.helo_checks`).
+    HELO_CLAIMS_TO_BE_US = 550 [5, 7, 1] "EHLO/HELO name claims to be this host";
     /// MAIL FROM a domain that does not exist (NXDOMAIN; `screen.reject_unknown_sender_domain`).
     UNKNOWN_SENDER_DOMAIN = 550 [5, 1, 8] "Sender domain does not exist";
     /// RCPT to a relayed domain that does not exist (NXDOMAIN; `screen.reject_unknown_recipient_domain`).

@@ -80,6 +80,16 @@ impl ServerSession {
 
     /// EHLO/HELO: resets like RSET (S-SESS-5); EHLO lists the extensions (S-SESS-4).
     fn hello(&mut self, name: &str, is_esmtp: bool) -> Step {
+        // S-SESS-5: a refused EHLO leaves the state as it was.
+        if self.config.checks_helo {
+            if !is_plausible_helo(name) {
+                return self.fail(standard::HELO_INVALID);
+            }
+            let bare = name.trim_end_matches('.');
+            if bare.eq_ignore_ascii_case(self.config.hostname.trim_end_matches('.')) {
+                return self.fail(standard::HELO_CLAIMS_TO_BE_US);
+            }
+        }
         self.transaction = None;
         self.helo = Some(Helo {
             name: name.to_owned(),
@@ -300,6 +310,25 @@ impl ServerSession {
 
 fn words(parameters: &str) -> impl Iterator<Item = &str> {
     parameters.split(' ').filter(|word| !word.is_empty())
+}
+
+/// Whether an EHLO/HELO argument could name a host: letters, digits, `-`, `_` and `.` (a
+/// name), or an address literal in brackets, at most 255 octets. Lenient on purpose (single
+/// labels and underscores are common on real clients); it catches garbage, not style.
+fn is_plausible_helo(name: &str) -> bool {
+    if name.len() > 255 {
+        return false;
+    }
+    if let Some(literal) = name.strip_prefix('[').and_then(|n| n.strip_suffix(']')) {
+        return !literal.is_empty()
+            && literal
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b':'));
+    }
+    !name.is_empty()
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
 }
 
 fn command_error_reply(error: CommandError) -> Template {

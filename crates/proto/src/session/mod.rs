@@ -49,6 +49,9 @@ pub struct SessionConfig {
     pub requires_auth: bool,
     /// The door refused this client (`None`: it did not).
     pub refusal: Option<Refusal>,
+    /// EHLO/HELO names are checked (a port-25 client of the Internet): one with characters no
+    /// host name has gets 501 5.5.4, one that claims to be this host 550 5.7.1.
+    pub checks_helo: bool,
 }
 
 /// How a session refuses a client the door turned away.
@@ -78,6 +81,7 @@ impl Default for SessionConfig {
             offers_auth: false,
             requires_auth: false,
             refusal: None,
+            checks_helo: false,
         }
     }
 }

@@ -220,3 +220,45 @@ fn s_sess_1_refused_sessions() {
         "554 5.5.1 Protocol error: the client spoke before the greeting\r\n"
     );
 }
+
+/// `checks_helo` (the door's HELO checks): garbage 501 5.5.4, this host's name 550 5.7.1, both
+/// leaving the session as it was (S-SESS-5); a plausible name, a single label with an
+/// underscore and an address literal pass.
+#[test]
+fn helo_checks_for_clients_of_the_internet() {
+    let config = SessionConfig {
+        hostname: "mx.test".into(),
+        checks_helo: true,
+        ..SessionConfig::default()
+    };
+    let mut session = ServerSession::new(config);
+    session.take_output();
+    assert_eq!(
+        exchange(&mut session, "EHLO mx.test\r\n"),
+        "550 5.7.1 EHLO/HELO name claims to be this host\r\n"
+    );
+    assert_eq!(
+        exchange(&mut session, "HELO MX.TEST.\r\n"),
+        "550 5.7.1 EHLO/HELO name claims to be this host\r\n"
+    );
+    assert_eq!(
+        exchange(&mut session, "EHLO bad!name\r\n"),
+        "501 5.5.4 Invalid EHLO/HELO name\r\n"
+    );
+    assert_eq!(
+        exchange(&mut session, "MAIL FROM:<a@c.test>\r\n"),
+        "503 5.5.1 Bad sequence of commands\r\n",
+        "no EHLO was taken"
+    );
+    for name in [
+        "client.test",
+        "DESKTOP_42",
+        "[192.0.2.7]",
+        "[IPv6:2001:db8::1]",
+    ] {
+        assert!(
+            exchange(&mut session, &format!("EHLO {name}\r\n")).starts_with("250-"),
+            "{name}"
+        );
+    }
+}
