@@ -103,6 +103,8 @@ pub struct ScreenConfig {
     /// A score (the weights of the lists that name the client) at or over this refuses the
     /// session before the greeting; default 1.
     pub dnsbl_threshold: i32,
+    /// Where a listed client is refused: "connect" (the greeting, the default) or "rcpt".
+    pub dnsbl_action: String,
     /// Clients never screened, besides the relay networks.
     #[serde(deserialize_with = "networks")]
     pub allow_networks: Vec<IpNetwork>,
@@ -146,6 +148,7 @@ impl Default for ScreenConfig {
             helo_checks: true,
             dnsbl: Vec::new(),
             dnsbl_threshold: 1,
+            dnsbl_action: "connect".into(),
             allow_networks: Vec::new(),
             pregreet: Duration::ZERO,
             pregreet_pass_ttl: Duration::from_secs(86_400),
@@ -185,7 +188,17 @@ impl ScreenConfig {
                 self.fcrdns
             )
         })?;
+        let refuses_at_rcpt = match self.dnsbl_action.as_str() {
+            "connect" => false,
+            "rcpt" => true,
+            other => {
+                return Err(format!(
+                    "screen.dnsbl_action: {other:?} is not \"connect\" or \"rcpt\""
+                ));
+            }
+        };
         Ok(petrel_server::screen::ScreenSettings {
+            refuses_at_rcpt,
             fcrdns,
             lists,
             threshold: self.dnsbl_threshold,

@@ -37,6 +37,8 @@ struct Connection {
     session: ServerSession,
     /// The reverse path of the transaction under way (for greylisting).
     sender: String,
+    /// A DNS allowlist names the client (no greylisting).
+    is_allowlisted: bool,
 }
 
 /// Serves one client until QUIT, 421, timeout or disconnect.
@@ -51,6 +53,7 @@ pub async fn serve_connection(
     let settings = server.settings.borrow().clone();
     let mut config = settings.session_for(peer.ip(), protocol);
     config.refusal = door.refusal;
+    let is_allowlisted = door.is_allowlisted;
     // After a pre-greet wait the "220-" line is already out: this greeting ends that reply.
     let mut session = ServerSession::new(config);
     if !door.early_input.is_empty() {
@@ -64,6 +67,7 @@ pub async fn serve_connection(
         protocol,
         session,
         sender: String::new(),
+        is_allowlisted,
     };
     debug!(session = session_id, %peer, protocol = protocol.as_str(), "connected");
     connection.run().await;
@@ -309,6 +313,7 @@ impl Connection {
             || is_authenticated
             || settings.policy.is_relay_client(client)
             || settings.screen.is_allowed(client)
+            || self.is_allowlisted
         {
             return false;
         }

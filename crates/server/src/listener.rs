@@ -140,13 +140,26 @@ async fn at_the_door(
     stream: &mut tokio::net::TcpStream,
     client: std::net::IpAddr,
 ) -> crate::screen::Door {
-    use crate::screen::{Door, Remembered};
-    if let Some(reply) = screen_refusal(server, client).await {
-        return Door {
-            refusal: Some(petrel_proto::Refusal::Greeting(reply)),
-            early_input: Vec::new(),
-        };
+    use crate::screen::Door;
+    let listed = screen_refusal(server, client).await;
+    if matches!(listed.refusal, Some(petrel_proto::Refusal::Greeting(_))) {
+        return listed;
     }
+    let door = pregreet(server, stream, client).await;
+    Door {
+        refusal: door.refusal.or(listed.refusal),
+        early_input: door.early_input,
+        is_allowlisted: listed.is_allowlisted,
+    }
+}
+
+/// The pre-greet wait and what is remembered of the client.
+async fn pregreet(
+    server: &Server,
+    stream: &mut tokio::net::TcpStream,
+    client: std::net::IpAddr,
+) -> crate::screen::Door {
+    use crate::screen::{Door, Remembered};
     let settings = server.settings.borrow().clone();
     let screen = &settings.screen;
     if screen.pregreet.is_zero()
@@ -165,7 +178,7 @@ async fn at_the_door(
         Some(Remembered::SpokeFirst) => {
             return Door {
                 refusal: caught(),
-                early_input: Vec::new(),
+                ..Door::default()
             };
         }
         None => {}
@@ -193,6 +206,7 @@ async fn at_the_door(
             Door {
                 refusal: caught(),
                 early_input: early,
+                ..Door::default()
             }
         }
         // Waited (or hung up): remembered as having waited only when it did wait.
@@ -243,11 +257,12 @@ async fn reverse_dns_refusal(
 
 /// The DNS lists' verdict on a port-25 client (relay networks and `screen.allow_networks`
 /// exempt): the refusal when its score reaches the threshold.
-async fn screen_refusal(server: &Server, client: std::net::IpAddr) -> Option<petrel_proto::Reply> {
+async fn screen_refusal(server: &Server, client: std::net::IpAddr) -> crate::screen::Door {
+    use crate::screen::Door;
     let settings = server.settings.borrow().clone();
     let screen = &settings.screen;
     if !screen.has_lists() || settings.policy.is_relay_client(client) || screen.is_allowed(client) {
-        return None;
+        return Door::default();
     }
     let deadline = Duration::from_secs(5);
     let score = crate::screen::score(&server.resolver, screen, client, deadline).await;
@@ -255,14 +270,24 @@ async fn screen_refusal(server: &Server, client: std::net::IpAddr) -> Option<pet
         if !score.listed_by.is_empty() {
             tracing::info!(%client, score = score.total, lists = %score.listed_by.join(" "), "DNS lists: under the threshold; accepted");
         }
-        return None;
+        return Door {
+            is_allowlisted: score.is_allowlisted,
+            ..Door::default()
+        };
     }
     let lists = score.listed_by.join(", ");
     warn!(%client, score = score.total, %lists, check = "dnsbl", "refused at the door: listed");
     petrel_metrics::registry().increment(petrel_metrics::SCREEN_REFUSALS, &[("check", "dnsbl")]);
-    Some(standard::DNSBL_LISTED.with_text(format!(
-        "Service unavailable; client [{client}] blocked using {lists}"
-    )))
+    let text = format!("Service unavailable; client [{client}] blocked using {lists}");
+    let refusal = if screen.refuses_at_rcpt {
+        petrel_proto::Refusal::Recipient(standard::DNSBL_LISTED_AT_RCPT.with_text(text))
+    } else {
+        petrel_proto::Refusal::Greeting(standard::DNSBL_LISTED.with_text(text))
+    };
+    Door {
+        refusal: Some(refusal),
+        ..Door::default()
+    }
 }
 
 /// Counts a refusal by a named limit (`/metrics`).

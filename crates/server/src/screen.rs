@@ -35,6 +35,8 @@ pub struct ScreenSettings {
     pub lists: Vec<DnsList>,
     /// A score at or over this refuses the session.
     pub threshold: i32,
+    /// Refuse at RCPT (with the sender and recipients logged) instead of at the greeting.
+    pub refuses_at_rcpt: bool,
     /// Clients never screened (besides the relay networks).
     pub allow_networks: Vec<IpNetwork>,
     /// The pre-greet wait (zero: none).
@@ -128,6 +130,8 @@ impl ScreenSettings {
 pub struct Door {
     pub refusal: Option<petrel_proto::Refusal>,
     pub early_input: Vec<u8>,
+    /// A DNS allowlist (a list of negative weight) names the client: not greylisted.
+    pub is_allowlisted: bool,
 }
 
 /// What the door remembers of a client.
@@ -233,6 +237,8 @@ pub struct Score {
     pub total: i32,
     /// The zones that named the client (allowlists included), in configuration order.
     pub listed_by: Vec<String>,
+    /// An allowlist (negative weight) named the client.
+    pub is_allowlisted: bool,
 }
 
 /// Looks `client` up in every list at once, within `deadline`.
@@ -267,6 +273,7 @@ pub async fn score(
         if is_named {
             score.total += list.weight;
             score.listed_by.push(list.zone.clone());
+            score.is_allowlisted |= list.weight < 0;
         }
     }
     score

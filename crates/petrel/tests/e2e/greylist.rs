@@ -59,3 +59,23 @@ fn nodes_of_one_queue_share_the_triplets() {
     let at_b = rcpt(&b, "alice@relay.test", "bob@example.test");
     assert!(at_b.starts_with("250"), "node B knew the triplet: {at_b}");
 }
+
+/// A client a DNS allowlist names (a list of negative weight) is not greylisted.
+#[test]
+fn a_dns_allowlisted_client_is_not_greylisted() {
+    let mut zone = crate::harness::test_zone();
+    zone.push(petrel_dns::responder::ZoneEntry::A(
+        "1.0.0.127.allow.test",
+        "127.0.0.2".parse().unwrap(),
+    ));
+    let dir = Scratch::new("greylist-allowlisted");
+    let petrel = Petrel::start_in_zone(
+        &dir.0,
+        "mx.test",
+        &["example.test"],
+        zone,
+        &format!("{GREYLIST}\n[[screen.dnsbl]]\nzone = \"allow.test\"\nweight = -5\n"),
+    );
+    let reply = rcpt(&petrel, "alice@relay.test", "bob@example.test");
+    assert!(reply.starts_with("250"), "{reply}");
+}

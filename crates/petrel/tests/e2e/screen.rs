@@ -82,6 +82,23 @@ fn dns_lists_score_the_client_before_the_greeting() {
     let (reply, _petrel, _dir) = greeting("dnsbl-exempt", &exempt);
     assert!(reply.starts_with("220 "), "allow_networks: {reply}");
 
+    // dnsbl_action = "rcpt": greeted, and refused at RCPT (the log has sender and recipient).
+    let at_rcpt = format!("dnsbl_threshold = 3\ndnsbl_action = \"rcpt\"\n{ZEN}");
+    let (reply, petrel, _dir) = greeting("dnsbl-rcpt", &at_rcpt);
+    assert!(reply.starts_with("220 "), "{reply}");
+    let mut client = RawClient::connect(petrel.address);
+    client.reply();
+    client.command("EHLO client.example");
+    assert!(
+        client
+            .command("MAIL FROM:<a@relay.test>")
+            .starts_with("250")
+    );
+    assert_eq!(
+        client.command("RCPT TO:<bob@example.test>"),
+        "554 5.7.1 Service unavailable; client [127.0.0.1] blocked using zen.test\r\n"
+    );
+
     let unlisted = "[[screen.dnsbl]]\nzone = \"nolist.test\"\n";
     let (reply, _petrel, _dir) = greeting("dnsbl-unlisted", unlisted);
     assert!(reply.starts_with("220 "), "NXDOMAIN: not listed: {reply}");

@@ -67,6 +67,9 @@ replies! {
     /// The client's address scored at or over `screen.dnsbl_threshold` in the DNS lists:
     /// greeting refused (no enhanced code on a greeting), then 503 until QUIT (S-SESS-1).
     DNSBL_LISTED = 554 "Service unavailable; client blocked by a DNS blocklist";
+    /// RCPT from a client the DNS lists score at or over the threshold, with
+    /// `screen.dnsbl_action = "rcpt"`.
+    DNSBL_LISTED_AT_RCPT = 554 [5, 7, 1] "Service unavailable; client blocked by a DNS blocklist";
     /// MAIL from a client that spoke before the greeting (`screen.pregreet`), then or lately.
     PREGREET_VIOLATION = 554 [5, 5, 1] "Protocol error: the client spoke before the greeting";
     /// MAIL from a client whose reverse DNS does not confirm its address (`screen.fcrdns =

@@ -39,6 +39,13 @@ impl ServerSession {
                 self.send(reply);
                 return Step::Continue;
             }
+            Some(Refusal::Recipient(reply))
+                if matches!(command, Command::Rcpt { .. }) && self.transaction.is_some() =>
+            {
+                let reply = reply.clone();
+                self.send(reply);
+                return Step::Continue;
+            }
             _ => {}
         }
         match command {

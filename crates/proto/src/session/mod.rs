@@ -63,6 +63,9 @@ pub enum Refusal {
     /// The greeting was already under way (pre-greet): greet as usual, and answer every MAIL
     /// with this reply.
     Mail(Reply),
+    /// Greet and take MAIL as usual; answer every RCPT with this reply (DNS lists decided at
+    /// RCPT, so the log has the sender and recipients).
+    Recipient(Reply),
 }
 
 impl Default for SessionConfig {
