@@ -160,7 +160,12 @@ fn the_pregreet_wait_tells_polite_clients_from_bots() {
     let mut web = RawClient::connect(web_server.address);
     web.send(b"GET / HTTP/1.1\r\nHost: mx.test\r\n\r\n");
     assert_eq!(web.reply(), "220-mx.test ESMTP\r\n220 mx.test ESMTP\r\n");
-    assert!(web.reply().starts_with("500"), "GET is no SMTP command");
+    assert_eq!(
+        web.reply(),
+        "554 5.5.1 Protocol error: not an SMTP command; closing transmission channel\r\n",
+        "GET is no SMTP command: answered once, then closed"
+    );
+    assert!(web.is_closed());
 }
 
 /// Forward-confirmed reverse DNS (issue 16, item 3), `screen.fcrdns = "reject"`, with clients

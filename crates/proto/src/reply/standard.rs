@@ -127,6 +127,10 @@ replies! {
     MAIL_LOOP = 554 [5, 4, 6] "Too many hops: mail loop detected";
     /// The recipient's domain publishes a null MX (S-NULLMX-4, RFC 7505 §4.1).
     NULL_MX_RECIPIENT = 556 [5, 1, 10] "Recipient domain does not accept mail (null MX)";
+    /// An HTTP request (GET, POST, CONNECT ...) on an SMTP port: answered once, then closed.
+    NON_SMTP_COMMAND = 554 [5, 5, 1] "Protocol error: not an SMTP command; closing transmission channel";
+    /// MAIL from a checked client that sent commands before the reply to its EHLO.
+    PIPELINED_BEFORE_EHLO = 554 [5, 5, 1] "Protocol error: commands sent before the EHLO reply";
     /// EHLO/HELO with a name no host could have, from a checked client (`screen.helo_checks`).
     HELO_INVALID = 501 [5, 5, 4] "Invalid EHLO/HELO name";
     /// EHLO/HELO naming this host, from a client of the Internet (`screen.helo_checks`).

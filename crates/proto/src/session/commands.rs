@@ -22,6 +22,16 @@ impl ServerSession {
         let Ok(text) = std::str::from_utf8(line) else {
             return self.fail(standard::UNRECOGNISED_COMMAND);
         };
+        // Postfix's smtpd_forbidden_commands: an HTTP request (or proxy probe) on port 25 is
+        // answered once and the connection closed.
+        let verb = text.split(' ').next().unwrap_or("");
+        if ["CONNECT", "GET", "POST", "HEAD", "PUT"]
+            .iter()
+            .any(|v| verb.eq_ignore_ascii_case(v))
+        {
+            self.close_with(standard::NON_SMTP_COMMAND.reply());
+            return Step::Continue;
+        }
         let command = match parse_command(text) {
             Ok(command) => command,
             Err(error) => return self.fail(command_error_reply(error)),
@@ -97,6 +107,10 @@ impl ServerSession {
                 return self.fail(standard::HELO_CLAIMS_TO_BE_US);
             }
         }
+        if self.config.checks_helo && self.input.len() > self.consumed {
+            // More commands already arrived, before the EHLO reply was even sent.
+            self.pipelined_before_ehlo = true;
+        }
         self.transaction = None;
         self.helo = Some(Helo {
             name: name.to_owned(),
@@ -146,6 +160,9 @@ impl ServerSession {
             Ok(parameters) => parameters,
             Err(error) => return self.fail(param_error_reply(&error)),
         };
+        if self.pipelined_before_ehlo {
+            return self.fail(standard::PIPELINED_BEFORE_EHLO);
+        }
         if parameters.requires_tls && !self.is_tls {
             return self.fail(standard::REQUIRETLS_NEEDS_TLS);
         }

@@ -50,7 +50,8 @@ pub struct SessionConfig {
     /// The door refused this client (`None`: it did not).
     pub refusal: Option<Refusal>,
     /// EHLO/HELO names are checked (a port-25 client of the Internet): one with characters no
-    /// host name has gets 501 5.5.4, one that claims to be this host 550 5.7.1.
+    /// host name has gets 501 5.5.4, one that claims to be this host 550 5.7.1; and a client
+    /// that sends commands before the reply to its EHLO is refused at MAIL (554 5.5.1).
     pub checks_helo: bool,
 }
 
@@ -208,6 +209,9 @@ pub struct ServerSession {
     is_tls_injected: bool,
     authenticated_as: Option<String>,
     auth_failures: u32,
+    /// A checked client sent commands before the reply to its EHLO (postscreen's pipelining
+    /// test): its MAIL is refused.
+    pipelined_before_ehlo: bool,
 }
 
 impl ServerSession {
@@ -228,6 +232,7 @@ impl ServerSession {
             is_tls_injected: false,
             authenticated_as: None,
             auth_failures: 0,
+            pipelined_before_ehlo: false,
         };
         session.is_tls = session.config.is_tls;
         if let Some(Refusal::Greeting(reply)) = &session.config.refusal {

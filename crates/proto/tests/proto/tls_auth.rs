@@ -262,3 +262,32 @@ fn helo_checks_for_clients_of_the_internet() {
         );
     }
 }
+
+/// Postscreen's other tests, in the session: an HTTP request is answered once and closed (any
+/// client); a checked client that sends commands before the EHLO reply is refused at MAIL.
+#[test]
+fn http_requests_and_pipelining_before_ehlo() {
+    let mut session = ServerSession::new(SessionConfig::default());
+    session.take_output();
+    assert_eq!(
+        exchange(&mut session, "GET / HTTP/1.1\r\nHost: mx.test\r\n\r\n"),
+        "554 5.5.1 Protocol error: not an SMTP command; closing transmission channel\r\n"
+    );
+    assert!(session.is_closed());
+
+    let checked = SessionConfig {
+        checks_helo: true,
+        ..SessionConfig::default()
+    };
+    let mut bot = ServerSession::new(checked.clone());
+    bot.take_output();
+    let replies = exchange(&mut bot, "EHLO bot.test\r\nMAIL FROM:<a@b.test>\r\n");
+    assert!(
+        replies.ends_with("554 5.5.1 Protocol error: commands sent before the EHLO reply\r\n"),
+        "{replies}"
+    );
+    let mut polite = ServerSession::new(checked);
+    polite.take_output();
+    exchange(&mut polite, "EHLO client.test\r\n");
+    assert!(exchange(&mut polite, "MAIL FROM:<a@b.test>\r\n").starts_with("250"));
+}
