@@ -1,7 +1,7 @@
 //! petrel-mailauth: message authentication around the queue. DKIM signing of mail that leaves
 //! for the Internet (RFC 6376), the key pairs and DNS records of `petrel dkim keygen`, and the
 //! checks of inbound port-25 mail: SPF (RFC 7208), DKIM and DMARC (RFC 7489), reported in an
-//! `Authentication-Results` header (RFC 8601).
+//! `Authentication-Results` header (RFC 8601); and the sender rewriting of forwarded mail (SRS).
 //!
 //! Built on mail-auth 0.13 with the ring provider; DNS goes through petrel-dns's resolver, so the
 //! checks ask the configured servers and share one cache with MX routing. Depends on dns only;
@@ -10,11 +10,18 @@
 
 pub mod keygen;
 pub mod sign;
+pub mod srs;
 pub mod verify;
 
 pub use keygen::{GeneratedKey, KeyAlgorithm, generate};
 pub use sign::{DkimKey, Signer};
 pub use verify::{Verdict, Verifier, VerifyRequest};
+
+/// Standard base64 (RFC 4648 §4) with padding.
+pub(crate) fn base64_encode(bytes: &[u8]) -> String {
+    use base64::Engine;
+    base64::engine::general_purpose::STANDARD.encode(bytes)
+}
 
 /// What went wrong loading or making a key.
 #[derive(Debug, Clone, PartialEq, Eq)]
