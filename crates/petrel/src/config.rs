@@ -54,6 +54,37 @@ pub struct Config {
     /// `[greylist]`: RFC 6647 greylisting at RCPT, off by default.
     #[serde(default)]
     pub greylist: GreylistConfig,
+    /// `[srs]`: the sender rewriting of forwarded mail, when configured.
+    pub srs: Option<SrsConfig>,
+}
+
+/// `[srs]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SrsConfig {
+    /// The domain rewritten senders are in (one of ours: bounces to it come here).
+    pub domain: String,
+    /// A file holding the secret of the SRS hashes (any bytes; keep it, or old bounces fail).
+    pub secret_file: PathBuf,
+}
+
+impl SrsConfig {
+    /// The rewriting, with its secret read.
+    ///
+    /// # Errors
+    /// The secret file cannot be read or is empty.
+    pub fn srs(&self) -> Result<petrel_mailauth::srs::Srs, String> {
+        let secret = std::fs::read(&self.secret_file)
+            .map_err(|e| format!("srs.secret_file {}: {e}", self.secret_file.display()))?;
+        let secret = secret.trim_ascii();
+        if secret.is_empty() {
+            return Err(format!(
+                "srs.secret_file {} is empty",
+                self.secret_file.display()
+            ));
+        }
+        Ok(petrel_mailauth::srs::Srs::new(secret, &self.domain))
+    }
 }
 
 /// `[greylist]`.

@@ -96,6 +96,10 @@ impl Config {
                 }),
                 relay_networks: self.relay.networks.clone(),
                 aliases: Arc::new(aliases),
+                srs: match &self.srs {
+                    Some(srs) => Some(Arc::new(srs.srs()?)),
+                    None => None,
+                },
             },
             bare_newline_normalize_networks: self.policy.bare_newline_normalize_networks.clone(),
             reject_null_mx_recipient: self.policy.reject_null_mx_recipient,

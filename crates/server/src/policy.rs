@@ -27,6 +27,15 @@ pub struct Policy {
     pub relay_networks: Vec<IpNetwork>,
     /// `local.aliases`.
     pub aliases: Arc<Aliases>,
+    /// `[srs]`: senders of forwarded mail rewritten, and bounces to them routed back.
+    pub srs: Option<Arc<petrel_mailauth::srs::Srs>>,
+}
+
+/// Today in days since 1970 (SRS timestamps).
+pub fn today() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() / 86_400)
 }
 
 impl Policy {
@@ -55,6 +64,12 @@ impl Policy {
             ForwardPath::Postmaster => return Ok(()),
             ForwardPath::Mailbox(mailbox) => mailbox,
         };
+        // A bounce to a sender we rewrote (SRS) goes back to the original sender.
+        match self.srs_original(&path.to_string()) {
+            Some(Ok(_)) => return Ok(()),
+            Some(Err(_)) => return Err(standard::SRS_INVALID.reply()),
+            None => {}
+        }
         if !self.is_local_domain(&mailbox.domain) {
             return if is_authenticated || self.is_relay_client(client) {
                 Ok(())
@@ -72,6 +87,19 @@ impl Policy {
             Ok(())
         } else {
             Err(standard::NO_SUCH_USER.reply())
+        }
+    }
+
+    /// For an SRS address of ours, the address it stands for (or why it stands for none);
+    /// `None` for any other address.
+    pub fn srs_original(
+        &self,
+        address: &str,
+    ) -> Option<Result<String, petrel_mailauth::srs::SrsError>> {
+        let srs = self.srs.as_ref()?;
+        match srs.reverse(address, today()) {
+            Err(petrel_mailauth::srs::SrsError::NotSrs) => None,
+            other => Some(other),
         }
     }
 
@@ -100,6 +128,9 @@ impl Policy {
 
     /// The final recipients of `address` after alias expansion.
     pub fn expand(&self, address: &str) -> Vec<String> {
+        if let Some(Ok(original)) = self.srs_original(address) {
+            return vec![original];
+        }
         if self.aliases.is_empty() {
             return vec![address.to_owned()];
         }
@@ -119,6 +150,7 @@ mod tests {
             mailboxes: Some(["alice".to_owned()].into_iter().collect()),
             relay_networks: vec![IpNetwork::parse("127.0.0.0/8").unwrap()],
             aliases: Arc::new(Aliases::parse("team: alice\n").unwrap()),
+            srs: None,
         }
     }
 

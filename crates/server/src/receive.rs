@@ -275,6 +275,48 @@ fn trace_header(
 }
 
 fn envelope_of(message: &Message, client: IpAddr, policy: &Policy, unix_seconds: u64) -> Envelope {
+    let mut envelope = plain_envelope(message, client, policy, unix_seconds);
+    if let Some(rewritten) = srs_sender(&envelope, message, client, policy) {
+        envelope.history.push(format!(
+            "sender <{}> rewritten to <{rewritten}> for forwarding (SRS)",
+            envelope.reverse_path
+        ));
+        envelope.reverse_path = rewritten;
+    }
+    envelope
+}
+
+/// The SRS sender of mail from the Internet that leaves again for another domain (an alias
+/// forwarding it), so SPF passes at the next hop; `None` when nothing is forwarded, the sender
+/// is null or ours, or the client is one of ours (relay networks, authenticated).
+fn srs_sender(
+    envelope: &Envelope,
+    message: &Message,
+    client: IpAddr,
+    policy: &Policy,
+) -> Option<String> {
+    let srs = policy.srs.as_ref()?;
+    let sender = &envelope.reverse_path;
+    let (_, domain) = sender.rsplit_once('@')?;
+    let is_ours = policy
+        .local_domains
+        .iter()
+        .any(|d| d.eq_ignore_ascii_case(domain))
+        || domain.eq_ignore_ascii_case(&srs.domain);
+    let is_our_client = message.authenticated_as.is_some() || policy.is_relay_client(client);
+    let is_forwarded = envelope.recipients.iter().any(|r| {
+        !r.address.eq_ignore_ascii_case("postmaster") && policy.local_address(&r.address).is_none()
+    });
+    (!is_ours && !is_our_client && is_forwarded)
+        .then(|| srs.forward(sender, crate::policy::today()))
+}
+
+fn plain_envelope(
+    message: &Message,
+    client: IpAddr,
+    policy: &Policy,
+    unix_seconds: u64,
+) -> Envelope {
     Envelope {
         arrival_unix_seconds: unix_seconds,
         client_address: client.to_string(),

@@ -135,6 +135,8 @@ replies! {
     HELO_INVALID = 501 [5, 5, 4] "Invalid EHLO/HELO name";
     /// EHLO/HELO naming this host, from a client of the Internet (`screen.helo_checks`).
     HELO_CLAIMS_TO_BE_US = 550 [5, 7, 1] "EHLO/HELO name claims to be this host";
+    /// RCPT to an SRS address of ours whose hash is wrong or whose time is past (`[srs]`).
+    SRS_INVALID = 550 [5, 1, 1] "Invalid SRS address: wrong hash or expired";
     /// MAIL FROM a domain that does not exist (NXDOMAIN; `screen.reject_unknown_sender_domain`).
     UNKNOWN_SENDER_DOMAIN = 550 [5, 1, 8] "Sender domain does not exist";
     /// RCPT to a relayed domain that does not exist (NXDOMAIN; `screen.reject_unknown_recipient_domain`).
