@@ -78,18 +78,18 @@ pub fn run(source: &Source, command: &DkimCommand) -> Result<(), String> {
     .map_err(|e| e.to_string())?;
     write_private_key(&path, &key.private_key_pem)?;
     let path = std::fs::canonicalize(&path).unwrap_or(path);
-    println!("Wrote the private key to {} (mode 0600).", path.display());
-    println!();
-    println!("Publish this TXT record in the DNS zone of {domain}:");
-    println!();
-    println!("{}", key.zone_line(&domain, selector));
-    println!();
-    println!("Then add this to petrel's configuration and reload (SIGHUP):");
-    println!();
-    println!("[[dkim]]");
-    println!("domain = \"{domain}\"");
-    println!("selector = \"{selector}\"");
-    println!("private_key = \"{}\"", path.display());
+    outln!("Wrote the private key to {} (mode 0600).", path.display());
+    outln!();
+    outln!("Publish this TXT record in the DNS zone of {domain}:");
+    outln!();
+    outln!("{}", key.zone_line(&domain, selector));
+    outln!();
+    outln!("Then add this to petrel's configuration and reload (SIGHUP):");
+    outln!();
+    outln!("[[dkim]]");
+    outln!("domain = \"{domain}\"");
+    outln!("selector = \"{selector}\"");
+    outln!("private_key = \"{}\"", path.display());
     Ok(())
 }
 

@@ -4,6 +4,25 @@
 //! to the queue, and handles signals. Errors reach the user as one clear line and a non-zero
 //! exit status.
 
+/// `print!` for the command line's output: a reader that went away (`petrel ... | head`) ends
+/// the command quietly with status 0 instead of a panic; another write error ends it with 74
+/// (EX_IOERR) and a sentence on stderr.
+macro_rules! out {
+    ($($arg:tt)*) => {
+        $crate::write_out(format_args!($($arg)*), false)
+    };
+}
+
+/// `println!` for the command line's output, as `out!`.
+macro_rules! outln {
+    () => {
+        $crate::write_out(format_args!(""), true)
+    };
+    ($($arg:tt)*) => {
+        $crate::write_out(format_args!($($arg)*), true)
+    };
+}
+
 mod config;
 mod dkim;
 mod explain;
@@ -24,6 +43,7 @@ mod transcript;
 mod users;
 mod web;
 
+use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -157,26 +177,26 @@ fn main() -> ExitCode {
 
 fn check_config(source: &config::Source) -> Result<(), String> {
     let config = config::load(source)?;
-    println!("configuration OK: {source}");
-    println!("hostname = {}", config.hostname);
-    println!("data_dir = {}", config.data_dir.display());
+    outln!("configuration OK: {source}");
+    outln!("hostname = {}", config.hostname);
+    outln!("data_dir = {}", config.data_dir.display());
     for listener in &config.listener {
-        println!(
+        outln!(
             "listener = {} ({})",
             listener.address,
             listener.protocol.as_str()
         );
     }
-    println!("local.domains = {}", config.local.domains.join(", "));
+    outln!("local.domains = {}", config.local.domains.join(", "));
     let networks: Vec<String> = config
         .relay
         .networks
         .iter()
         .map(ToString::to_string)
         .collect();
-    println!("relay.networks = {}", networks.join(", "));
+    outln!("relay.networks = {}", networks.join(", "));
     for dkim in &config.dkim {
-        println!(
+        outln!(
             "dkim = {} (selector {}, key {})",
             dkim.domain,
             dkim.selector,
@@ -189,12 +209,35 @@ fn check_config(source: &config::Source) -> Result<(), String> {
     if let Some(settings) = config.postgres_settings() {
         let found = petrel_pgqueue::PgQueue::check(&settings.url)
             .map_err(|e| format!("queue.postgres_url: cannot use the database: {e}"))?;
-        println!("queue = postgres, node {} ({found})", settings.node_name);
+        outln!("queue = postgres, node {} ({found})", settings.node_name);
     } else {
-        println!(
+        outln!(
             "queue = spool ({})",
             config.data_dir.join("queue").display()
         );
     }
     Ok(())
+}
+
+/// Writes to stdout for `out!` and `outln!`.
+fn write_out(text: std::fmt::Arguments<'_>, newline: bool) {
+    let mut stdout = std::io::stdout().lock();
+    let written = stdout
+        .write_fmt(text)
+        .and_then(|()| {
+            if newline {
+                stdout.write_all(b"\n")
+            } else {
+                Ok(())
+            }
+        })
+        .and_then(|()| stdout.flush());
+    match written {
+        Ok(()) => {}
+        Err(error) if error.kind() == std::io::ErrorKind::BrokenPipe => std::process::exit(0),
+        Err(error) => {
+            eprintln!("petrel: cannot write the output: {error}");
+            std::process::exit(74);
+        }
+    }
 }

@@ -79,9 +79,9 @@ pub fn run(source: &Source, args: &ProbeArgs) -> Result<(), String> {
     if args.json {
         let text = serde_json::to_string_pretty(&probe.report)
             .map_err(|e| format!("cannot write JSON: {e}"))?;
-        println!("{text}");
+        outln!("{text}");
     } else {
-        println!("verdict: {}", probe.report.verdict.summary);
+        outln!("verdict: {}", probe.report.verdict.summary);
     }
     if probe.report.verdict.accepted {
         Ok(())
@@ -130,7 +130,7 @@ impl Probe {
     /// Prints a line of the human output.
     fn say(&self, text: &str) {
         if !self.is_json {
-            println!("{text}");
+            outln!("{text}");
         }
     }
 

@@ -109,7 +109,7 @@ pub fn run(source: &Source, command: &QueueCommand) -> Result<(), String> {
         None,
     );
     let output = runtime.block_on(execute(&control, command))?;
-    print!("{output}");
+    out!("{output}");
     Ok(())
 }
 
@@ -131,7 +131,7 @@ pub fn ask_daemon(mut stream: UnixStream, line: &str) -> Result<(), String> {
     std::io::Read::read_to_string(&mut reader, &mut body).map_err(fail)?;
     match status.trim_end() {
         "ok" => {
-            print!("{body}");
+            out!("{body}");
             Ok(())
         }
         _ => Err(body.trim_end().to_owned()),

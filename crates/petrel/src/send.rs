@@ -118,9 +118,9 @@ pub fn run(args: &SendArgs) -> Result<(), String> {
             .await
             .map_err(|e| format!("cannot connect to {server}: {}", e.detail))?;
         if server == target.to_string() {
-            println!("* connected to {server}");
+            outln!("* connected to {server}");
         } else {
-            println!("* connected to {server} ({target})");
+            outln!("* connected to {server} ({target})");
         }
         let mut printer = Printer {
             is_explained: args.explain,
@@ -158,19 +158,19 @@ impl Observer for Printer {
     fn transcript(&mut self, lines: Vec<TranscriptLine>) {
         for line in &lines {
             for text in printed(line) {
-                println!("{text}");
+                outln!("{text}");
             }
             if let TranscriptLine::Reply { reply, .. } = line
                 && self.is_explained
                 && let Some(explanation) = explanation(reply)
             {
-                println!("    {explanation}");
+                outln!("    {explanation}");
             }
         }
     }
 
     fn tls(&mut self, report: &TlsReport) {
-        println!("* TLS: {}", report.summary());
+        outln!("* TLS: {}", report.summary());
     }
 }
 
@@ -283,7 +283,7 @@ fn verdict(message: &Outgoing, result: &TransactionResult) -> Result<(), String>
         .map(|((address, _), decided)| format!("<{address}>: {}", decided.reply.to_line()))
         .collect();
     if refused.is_empty() {
-        println!("* sent: {} recipient(s) accepted", message.recipients.len());
+        outln!("* sent: {} recipient(s) accepted", message.recipients.len());
         return Ok(());
     }
     Err(format!(

@@ -118,7 +118,7 @@ pub fn run(source: &Source, args: &TlsReportArgs) -> Result<(), String> {
         contact: &contact,
         manual_at: None,
     };
-    print!("{}", render(&tally.report(&about), args.json));
+    out!("{}", render(&tally.report(&about), args.json));
     Ok(())
 }
 

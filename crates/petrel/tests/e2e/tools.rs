@@ -328,3 +328,29 @@ fn probe_shows_the_tls_of_the_host() {
     assert_eq!(report["hosts"][0]["tls"]["verified"], false, "{out}");
     assert!(target.maildir("relay.test", "user").is_empty());
 }
+
+/// A reader that goes away (`petrel check-config | head -1`) ends the command quietly with
+/// status 0: no panic on the broken pipe (issue 18's note).
+#[test]
+fn output_into_a_closed_pipe_is_no_panic() {
+    let scratch = Scratch::new("tools-broken-pipe");
+    let config = scratch.0.join("petrel.toml");
+    std::fs::write(
+        &config,
+        crate::harness::config_text(&scratch.0.join("data"), "127.0.0.1:9".parse().unwrap(), ""),
+    )
+    .unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_petrel"))
+        .args(["check-config", "--config"])
+        .arg(&config)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Close the reading end before petrel has written anything.
+    drop(child.stdout.take());
+    let output = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert_eq!(output.status.code(), Some(0), "{stderr}");
+}
