@@ -131,6 +131,9 @@ pub struct ScreenConfig {
     pub reject_unknown_sender_domain: bool,
     /// `[[screen.dnsbl]]`: DNS blocklists and allowlists (RFC 5782), none by default.
     pub dnsbl: Vec<DnsblConfig>,
+    /// `[[screen.dbl]]`: domain lists for the sender's domain and the EHLO name, scored at MAIL
+    /// with the client address's score; none by default.
+    pub dbl: Vec<DnsblConfig>,
     /// A score (the weights of the lists that name the client) at or over this refuses the
     /// session before the greeting; default 1.
     pub dnsbl_threshold: i32,
@@ -171,6 +174,32 @@ fn one() -> i32 {
     1
 }
 
+/// `[[screen.dnsbl]]` or `[[screen.dbl]]` as the server uses them.
+fn dns_lists(
+    key: &str,
+    lists: &[DnsblConfig],
+) -> Result<Vec<petrel_server::screen::DnsList>, String> {
+    let mut out = Vec::new();
+    for list in lists {
+        let zone = list.zone.trim().trim_end_matches('.').to_ascii_lowercase();
+        if zone.is_empty() || zone.contains(char::is_whitespace) {
+            return Err(format!("{key}: {:?} is not a zone", list.zone));
+        }
+        let codes = list
+            .codes
+            .iter()
+            .map(|c| petrel_server::screen::parse_codes(c))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| format!("{key} {zone}: {e}"))?;
+        out.push(petrel_server::screen::DnsList {
+            zone,
+            weight: list.weight,
+            codes,
+        });
+    }
+    Ok(out)
+}
+
 impl Default for ScreenConfig {
     fn default() -> ScreenConfig {
         ScreenConfig {
@@ -178,6 +207,7 @@ impl Default for ScreenConfig {
             reject_unknown_sender_domain: true,
             helo_checks: true,
             dnsbl: Vec::new(),
+            dbl: Vec::new(),
             dnsbl_threshold: 1,
             dnsbl_action: "connect".into(),
             allow_networks: Vec::new(),
@@ -195,24 +225,8 @@ impl ScreenConfig {
     /// # Errors
     /// A zone that is empty, a return code that does not parse.
     pub fn screen_settings(&self) -> Result<petrel_server::screen::ScreenSettings, String> {
-        let mut lists = Vec::new();
-        for list in &self.dnsbl {
-            let zone = list.zone.trim().trim_end_matches('.').to_ascii_lowercase();
-            if zone.is_empty() || zone.contains(char::is_whitespace) {
-                return Err(format!("screen.dnsbl: {:?} is not a zone", list.zone));
-            }
-            let codes = list
-                .codes
-                .iter()
-                .map(|c| petrel_server::screen::parse_codes(c))
-                .collect::<Result<Vec<_>, _>>()
-                .map_err(|e| format!("screen.dnsbl {zone}: {e}"))?;
-            lists.push(petrel_server::screen::DnsList {
-                zone,
-                weight: list.weight,
-                codes,
-            });
-        }
+        let lists = dns_lists("screen.dnsbl", &self.dnsbl)?;
+        let domain_lists = dns_lists("screen.dbl", &self.dbl)?;
         let fcrdns = petrel_server::screen::Fcrdns::parse(&self.fcrdns).ok_or_else(|| {
             format!(
                 "screen.fcrdns: {:?} is not one of \"off\", \"log\", \"tempfail\", \"reject\"",
@@ -229,6 +243,7 @@ impl ScreenConfig {
             }
         };
         Ok(petrel_server::screen::ScreenSettings {
+            domain_lists,
             refuses_at_rcpt,
             fcrdns,
             lists,

@@ -39,6 +39,8 @@ struct Connection {
     sender: String,
     /// A DNS allowlist names the client (no greylisting).
     is_allowlisted: bool,
+    /// The client address's score in the DNS lists (for the domain lists at MAIL).
+    ip_score: i32,
 }
 
 /// Serves one client until QUIT, 421, timeout or disconnect.
@@ -53,7 +55,7 @@ pub async fn serve_connection(
     let settings = server.settings.borrow().clone();
     let mut config = settings.session_for(peer.ip(), protocol);
     config.refusal = door.refusal;
-    let is_allowlisted = door.is_allowlisted;
+    let (is_allowlisted, ip_score) = (door.is_allowlisted, door.ip_score);
     // After a pre-greet wait the "220-" line is already out: this greeting ends that reply.
     let mut session = ServerSession::new(config);
     if !door.early_input.is_empty() {
@@ -68,6 +70,7 @@ pub async fn serve_connection(
         session,
         sender: String::new(),
         is_allowlisted,
+        ip_score,
     };
     debug!(session = session_id, %peer, protocol = protocol.as_str(), "connected");
     connection.run().await;
@@ -151,7 +154,10 @@ impl Connection {
                 let is_screened = self.protocol == Protocol::Smtp
                     && user.is_none()
                     && !settings.policy.is_relay_client(self.peer.ip());
-                check_sender(&self.server.resolver, &settings, path, is_screened).await
+                match check_sender(&self.server.resolver, &settings, path, is_screened).await {
+                    Ok(()) if is_screened => self.domain_lists(&settings, path).await,
+                    other => other,
+                }
             }
         };
         match decision {
@@ -297,6 +303,52 @@ impl Connection {
             }
             Err(_) => self.session.refuse_auth(true),
         }
+    }
+
+    /// The domain lists (`[[screen.dbl]]`) on the sender's domain and the EHLO name, scored with
+    /// the client's address: 554 5.7.1 at or over the threshold.
+    async fn domain_lists(
+        &self,
+        settings: &ServerSettings,
+        path: &ReversePath,
+    ) -> Result<(), Reply> {
+        let screen = &settings.screen;
+        if screen.domain_lists.is_empty() || screen.is_allowed(self.peer.ip()) {
+            return Ok(());
+        }
+        let mut domains = Vec::new();
+        if let ReversePath::Mailbox(mailbox) = path {
+            domains.push(mailbox.domain.to_string().to_ascii_lowercase());
+        }
+        let helo = self
+            .session
+            .helo_name()
+            .unwrap_or_default()
+            .to_ascii_lowercase();
+        if helo.contains('.') && !helo.starts_with('[') && !domains.contains(&helo) {
+            domains.push(helo);
+        }
+        if domains.is_empty() {
+            return Ok(());
+        }
+        let deadline = std::time::Duration::from_secs(5);
+        let score = crate::screen::domain_score(
+            &self.server.resolver,
+            &screen.domain_lists,
+            &domains,
+            deadline,
+        )
+        .await;
+        if score.total <= 0 || self.ip_score + score.total < screen.threshold {
+            return Ok(());
+        }
+        let lists = score.listed_by.join(", ");
+        let named = score.domains.join(" and ");
+        warn!(session = self.session_id, peer = %self.peer, domains = %named, %lists, check = "dbl", "refused at MAIL: domain listed");
+        petrel_metrics::registry().increment(petrel_metrics::SCREEN_REFUSALS, &[("check", "dbl")]);
+        Err(standard::DBL_LISTED.with_text(format!(
+            "Service unavailable; {named} blocked using {lists}"
+        )))
     }
 
     /// Whether `[greylist]` holds this RCPT back (port 25 only; relay networks, authenticated

@@ -150,6 +150,7 @@ async fn at_the_door(
         refusal: door.refusal.or(listed.refusal),
         early_input: door.early_input,
         is_allowlisted: listed.is_allowlisted,
+        ip_score: listed.ip_score,
     }
 }
 
@@ -272,6 +273,7 @@ async fn screen_refusal(server: &Server, client: std::net::IpAddr) -> crate::scr
         }
         return Door {
             is_allowlisted: score.is_allowlisted,
+            ip_score: score.total,
             ..Door::default()
         };
     }

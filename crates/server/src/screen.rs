@@ -33,6 +33,8 @@ pub struct DnsList {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ScreenSettings {
     pub lists: Vec<DnsList>,
+    /// Domain lists (`[[screen.dbl]]`): the EHLO name and the sender's domain looked up.
+    pub domain_lists: Vec<DnsList>,
     /// A score at or over this refuses the session.
     pub threshold: i32,
     /// Refuse at RCPT (with the sender and recipients logged) instead of at the greeting.
@@ -132,6 +134,9 @@ pub struct Door {
     pub early_input: Vec<u8>,
     /// A DNS allowlist (a list of negative weight) names the client: not greylisted.
     pub is_allowlisted: bool,
+    /// The client address's score in the DNS lists (under the threshold, or it would be
+    /// refused), added to what the domain lists say at MAIL.
+    pub ip_score: i32,
 }
 
 /// What the door remembers of a client.
@@ -239,6 +244,8 @@ pub struct Score {
     pub listed_by: Vec<String>,
     /// An allowlist (negative weight) named the client.
     pub is_allowlisted: bool,
+    /// The domains a domain list named (`domain_score`).
+    pub domains: Vec<String>,
 }
 
 /// Looks `client` up in every list at once, within `deadline`.
@@ -274,6 +281,55 @@ pub async fn score(
             score.total += list.weight;
             score.listed_by.push(list.zone.clone());
             score.is_allowlisted |= list.weight < 0;
+        }
+    }
+    score
+}
+
+/// Looks `domains` up in every domain list at once (`<domain>.<zone>`), within `deadline`: a
+/// list adds its weight once when it names any of them; `Score::domains` says which it named.
+pub async fn domain_score(
+    resolver: &Resolver,
+    lists: &[DnsList],
+    domains: &[String],
+    deadline: Duration,
+) -> Score {
+    let mut lookups = tokio::task::JoinSet::new();
+    for (index, list) in lists.iter().enumerate() {
+        for domain in domains {
+            let resolver = resolver.clone();
+            let domain = domain.trim_end_matches('.').to_owned();
+            let name = format!("{domain}.{}", list.zone);
+            lookups.spawn(async move { (index, domain, resolver.addresses(&name).await) });
+        }
+    }
+    let mut named = vec![false; lists.len()];
+    let mut named_domains: Vec<String> = Vec::new();
+    let collect = async {
+        while let Some(Ok((index, domain, answer))) = lookups.join_next().await {
+            if let (Ok(AddressAnswer::Addresses(addresses)), Some(list)) =
+                (answer, lists.get(index))
+                && addresses.iter().any(|a| counts(list, a))
+                && let Some(slot) = named.get_mut(index)
+            {
+                *slot = true;
+                if !named_domains.contains(&domain) {
+                    named_domains.push(domain);
+                }
+            }
+        }
+    };
+    let _ = tokio::time::timeout(deadline, collect).await;
+    lookups.abort_all();
+    named_domains.sort();
+    let mut score = Score {
+        domains: named_domains,
+        ..Score::default()
+    };
+    for (list, is_named) in lists.iter().zip(named) {
+        if is_named {
+            score.total += list.weight;
+            score.listed_by.push(list.zone.clone());
         }
     }
     score

@@ -254,3 +254,44 @@ for source in sys.argv[3:]:
         "no PTR: {text}"
     );
 }
+
+/// Domain lists (`[[screen.dbl]]`, issue 16 item 2): the sender's domain and the EHLO name are
+/// looked up as `<domain>.<zone>`; listed (code 127.0.1.2, as Spamhaus's DBL answers), MAIL
+/// gets 554 5.7.1 naming the domain and the list; an unlisted sender and name pass.
+#[test]
+fn domain_lists_score_the_sender_domain_and_the_ehlo_name() {
+    let mut zone = test_zone();
+    zone.push(ZoneEntry::A("spammer.test", "192.0.2.50".parse().unwrap()));
+    zone.push(ZoneEntry::A(
+        "spammer.test.dbl.test",
+        "127.0.1.2".parse().unwrap(),
+    ));
+    let dir = Scratch::new("dbl");
+    let petrel = Petrel::start_in_zone(
+        &dir.0,
+        "mx.test",
+        &["example.test"],
+        zone,
+        "[relay]\nnetworks = []\n\n[[screen.dbl]]\nzone = \"dbl.test\"\ncodes = [\"127.0.1.2-127.0.1.99\"]\n",
+    );
+    let mut client = RawClient::connect(petrel.address);
+    client.reply();
+    client.command("EHLO client.example");
+    assert_eq!(
+        client.command("MAIL FROM:<a@spammer.test>"),
+        "554 5.7.1 Service unavailable; spammer.test blocked using dbl.test\r\n"
+    );
+    assert!(
+        client
+            .command("MAIL FROM:<a@relay.test>")
+            .starts_with("250")
+    );
+
+    let mut named = RawClient::connect(petrel.address);
+    named.reply();
+    named.command("EHLO spammer.test");
+    assert_eq!(
+        named.command("MAIL FROM:<a@relay.test>"),
+        "554 5.7.1 Service unavailable; spammer.test blocked using dbl.test\r\n"
+    );
+}

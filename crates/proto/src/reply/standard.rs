@@ -70,6 +70,9 @@ replies! {
     /// RCPT from a client the DNS lists score at or over the threshold, with
     /// `screen.dnsbl_action = "rcpt"`.
     DNSBL_LISTED_AT_RCPT = 554 [5, 7, 1] "Service unavailable; client blocked by a DNS blocklist";
+    /// MAIL whose sender domain or EHLO name the domain lists (`[[screen.dbl]]`) score, with
+    /// the client's address, at or over the threshold.
+    DBL_LISTED = 554 [5, 7, 1] "Service unavailable; domain blocked by a DNS domain blocklist";
     /// MAIL from a client that spoke before the greeting (`screen.pregreet`), then or lately.
     PREGREET_VIOLATION = 554 [5, 5, 1] "Protocol error: the client spoke before the greeting";
     /// MAIL from a client whose reverse DNS does not confirm its address (`screen.fcrdns =

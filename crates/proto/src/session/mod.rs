@@ -263,6 +263,11 @@ impl ServerSession {
         matches!(self.phase, Phase::Closed)
     }
 
+    /// The name the client gave in EHLO/HELO, once it has.
+    pub fn helo_name(&self) -> Option<&str> {
+        self.helo.as_ref().map(|h| h.name.as_str())
+    }
+
     /// True between an accepted MAIL and the reply to its message.
     pub fn has_transaction(&self) -> bool {
         self.transaction.is_some()
