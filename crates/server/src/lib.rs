@@ -9,6 +9,7 @@ pub mod aliases;
 pub mod connection;
 pub mod greylist;
 pub mod listener;
+pub mod milter;
 pub mod network;
 pub mod nullmx;
 pub mod per_ip;
