@@ -73,6 +73,10 @@ replies! {
     /// MAIL whose sender domain or EHLO name the domain lists (`[[screen.dbl]]`) score, with
     /// the client's address, at or over the threshold.
     DBL_LISTED = 554 [5, 7, 1] "Service unavailable; domain blocked by a DNS domain blocklist";
+    /// A milter rejected the command or message without a reply of its own.
+    MILTER_REJECT = 550 [5, 7, 1] "Command rejected";
+    /// A milter asked to try later, or could not be asked (`default_action = "tempfail"`).
+    MILTER_TEMPFAIL = 451 [4, 7, 1] "Service temporarily unavailable, try again later";
     /// MAIL from a client that spoke before the greeting (`screen.pregreet`), then or lately.
     PREGREET_VIOLATION = 554 [5, 5, 1] "Protocol error: the client spoke before the greeting";
     /// MAIL from a client whose reverse DNS does not confirm its address (`screen.fcrdns =
