@@ -56,6 +56,64 @@ pub struct Config {
     pub greylist: GreylistConfig,
     /// `[srs]`: the sender rewriting of forwarded mail, when configured.
     pub srs: Option<SrsConfig>,
+    /// `[[milter]]`: milters asked, in order, for every SMTP session.
+    #[serde(default)]
+    pub milter: Vec<MilterConfig>,
+}
+
+/// One `[[milter]]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MilterConfig {
+    /// `host:port` (an address) or `unix:/path/to/socket`.
+    pub address: String,
+    /// When the milter cannot be asked: "tempfail" (the default) or "accept".
+    #[serde(default = "tempfail")]
+    pub default_action: String,
+    /// For each exchange with the milter.
+    #[serde(default = "milter_timeout", deserialize_with = "duration")]
+    pub timeout: Duration,
+}
+
+fn tempfail() -> String {
+    "tempfail".into()
+}
+
+fn milter_timeout() -> Duration {
+    Duration::from_secs(30)
+}
+
+impl MilterConfig {
+    /// The milter as the server asks it.
+    ///
+    /// # Errors
+    /// An address that is neither `host:port` nor `unix:/path`, an unknown default action.
+    pub fn settings(&self) -> Result<petrel_server::milter::client::MilterSettings, String> {
+        use petrel_server::milter::client::{DefaultAction, MilterAddress, MilterSettings};
+        let address = match self.address.strip_prefix("unix:") {
+            Some(path) => MilterAddress::Unix(PathBuf::from(path)),
+            None => MilterAddress::Tcp(self.address.parse().map_err(|_| {
+                format!(
+                    "milter.address: {:?} is not an address like 127.0.0.1:11332 or unix:/run/milter.sock",
+                    self.address
+                )
+            })?),
+        };
+        let default_action = match self.default_action.as_str() {
+            "tempfail" => DefaultAction::Tempfail,
+            "accept" => DefaultAction::Accept,
+            other => {
+                return Err(format!(
+                    "milter.default_action: {other:?} is not \"tempfail\" or \"accept\""
+                ));
+            }
+        };
+        Ok(MilterSettings {
+            address,
+            default_action,
+            timeout: self.timeout,
+        })
+    }
 }
 
 /// `[srs]`.
@@ -832,6 +890,9 @@ impl Config {
             }
         }
         self.screen.screen_settings()?;
+        for milter in &self.milter {
+            milter.settings()?;
+        }
         check_tls_level("delivery.tls", &self.delivery.tls)?;
         let names_dane = std::iter::once(self.delivery.tls.as_str())
             .chain(self.delivery.tls_policy.iter().map(|p| p.level.as_str()))

@@ -104,6 +104,11 @@ impl Config {
             bare_newline_normalize_networks: self.policy.bare_newline_normalize_networks.clone(),
             reject_null_mx_recipient: self.policy.reject_null_mx_recipient,
             screen: Arc::new(self.screen.screen_settings()?),
+            milters: self
+                .milter
+                .iter()
+                .map(crate::config::MilterConfig::settings)
+                .collect::<Result<Vec<_>, _>>()?,
             greylist: petrel_server::greylist::GreylistSettings {
                 enabled: self.greylist.enabled,
                 delay: self.greylist.delay,

@@ -41,6 +41,8 @@ struct Connection {
     is_allowlisted: bool,
     /// The client address's score in the DNS lists (for the domain lists at MAIL).
     ip_score: i32,
+    /// The milters of this session.
+    milters: crate::milter::session::Milters,
 }
 
 /// Serves one client until QUIT, 421, timeout or disconnect.
@@ -71,6 +73,7 @@ pub async fn serve_connection(
         sender: String::new(),
         is_allowlisted,
         ip_score,
+        milters: crate::milter::session::Milters::default(),
     };
     debug!(session = session_id, %peer, protocol = protocol.as_str(), "connected");
     connection.run().await;
@@ -160,6 +163,25 @@ impl Connection {
                 }
             }
         };
+        let decision = match decision {
+            Ok(()) if !settings.milters.is_empty() => {
+                let facts = crate::milter::session::facts(
+                    self.peer,
+                    self.session.helo_name().unwrap_or(""),
+                    &settings.session.hostname,
+                );
+                let user = self.session.authenticated_as().map(str::to_owned);
+                self.milters
+                    .mail(
+                        &settings.milters,
+                        &facts,
+                        &path.to_string(),
+                        user.as_deref(),
+                    )
+                    .await
+            }
+            other => other,
+        };
         match decision {
             Ok(()) => {
                 self.sender = path.to_string();
@@ -194,6 +216,7 @@ impl Connection {
             Ok(()) if self.is_greylisted(&settings, is_authenticated, path).await => {
                 Err(standard::GREYLISTED.reply())
             }
+            Ok(()) if !self.milters.is_empty() => self.milters.rcpt(&path.to_string()).await,
             other => other,
         };
         match decision {
@@ -205,7 +228,28 @@ impl Connection {
         }
     }
 
-    async fn message(&mut self, message: petrel_proto::Message) {
+    async fn message(&mut self, mut message: petrel_proto::Message) {
+        let mut quarantine = None;
+        if !self.milters.is_empty() {
+            let label = format!("session-{}", self.session_id);
+            match self.milters.message(&message.content, &label).await {
+                crate::milter::session::MessageVerdict::Take(applied) => {
+                    quarantine = applied.quarantine.clone();
+                    crate::milter::session::apply_to(&mut message, applied);
+                }
+                crate::milter::session::MessageVerdict::Refuse(reply) => {
+                    info!(session = self.session_id, peer = %self.peer, reply = %reply, check = "milter", "message refused by a milter");
+                    self.session.finish_message(reply);
+                    return;
+                }
+                crate::milter::session::MessageVerdict::Discard => {
+                    info!(session = self.session_id, peer = %self.peer, check = "milter", "message discarded by a milter");
+                    self.session
+                        .finish_message(standard::MILTER_DISCARDED.reply());
+                    return;
+                }
+            }
+        }
         let hostname = self.server.settings.borrow().session.hostname.clone();
         let (sender, count, size) = (
             message.reverse_path.to_string(),
@@ -231,7 +275,14 @@ impl Connection {
                     petrel_metrics::MESSAGES_RECEIVED,
                     &[("source", self.protocol.as_str())],
                 );
-                (self.server.on_queued)(id.clone());
+                if let Some(reason) = quarantine {
+                    let queue = self.server.queue.clone();
+                    let held = id.clone();
+                    let _ = tokio::task::spawn_blocking(move || queue.hold(&held)).await;
+                    info!(session = self.session_id, queue_id = %id, %reason, check = "milter", "quarantined (held) by a milter");
+                } else {
+                    (self.server.on_queued)(id.clone());
+                }
             }
             (None, error) => {
                 warn!(session = self.session_id, peer = %self.peer, sender = %sender, error = ?error, authentication = checks, reply = %stored.reply, meaning = %title(&stored.reply), "message not queued");

@@ -48,6 +48,8 @@ pub struct ServerSettings {
     pub screen: Arc<screen::ScreenSettings>,
     /// `[greylist]`.
     pub greylist: greylist::GreylistSettings,
+    /// `[[milter]]`, asked in order for every SMTP session.
+    pub milters: Vec<milter::client::MilterSettings>,
     /// EHLO names of port-25 clients of the Internet checked (`screen.helo_checks`).
     pub helo_checks: bool,
     /// MAIL FROM a domain that does not exist, from a port-25 client: 550 5.1.8

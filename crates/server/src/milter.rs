@@ -4,3 +4,4 @@
 pub mod apply;
 pub mod client;
 pub mod codec;
+pub mod session;

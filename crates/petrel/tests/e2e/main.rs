@@ -21,6 +21,7 @@ mod lifecycle;
 mod limits;
 mod lmtp;
 mod metrics;
+mod milter;
 mod mta_sts;
 mod netns;
 mod notices;

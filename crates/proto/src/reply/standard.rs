@@ -73,6 +73,8 @@ replies! {
     /// MAIL whose sender domain or EHLO name the domain lists (`[[screen.dbl]]`) score, with
     /// the client's address, at or over the threshold.
     DBL_LISTED = 554 [5, 7, 1] "Service unavailable; domain blocked by a DNS domain blocklist";
+    /// A milter asked to discard the message: taken, and dropped.
+    MILTER_DISCARDED = 250 [2, 0, 0] "Message accepted";
     /// A milter rejected the command or message without a reply of its own.
     MILTER_REJECT = 550 [5, 7, 1] "Command rejected";
     /// A milter asked to try later, or could not be asked (`default_action = "tempfail"`).

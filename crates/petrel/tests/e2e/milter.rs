@@ -1,0 +1,194 @@
+//! Milters (issue 16, item 5) against a milter speaking the protocol over TCP (a few lines of
+//! Python, for the edge cases the issue allows it for): a RCPT refused with the milter's own
+//! reply, a MAIL tempfailed, a header added at the end of the message, a message quarantined
+//! (held), one discarded; and the default action when the milter cannot be reached.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+
+use crate::harness::{Petrel, RawClient, Scratch};
+
+const MILTER: &str = r#"
+import socket, struct, sys, threading
+server = socket.socket()
+server.bind(("127.0.0.1", 0))
+server.listen(16)
+print(server.getsockname()[1], flush=True)
+def read(conn):
+    head = b""
+    while len(head) < 4:
+        more = conn.recv(4 - len(head))
+        if not more:
+            return None, None
+        head += more
+    (length,) = struct.unpack(">I", head)
+    data = b""
+    while len(data) < length:
+        more = conn.recv(length - len(data))
+        if not more:
+            return None, None
+        data += more
+    return data[:1], data[1:]
+def send(conn, code, data=b""):
+    conn.sendall(struct.pack(">I", len(data) + 1) + code + data)
+def serve(conn):
+    subject = b""
+    while True:
+        code, data = read(conn)
+        if code is None or code == b"Q":
+            break
+        if code == b"O":
+            send(conn, b"O", struct.pack(">III", 6, 0x1FF, 0))
+        elif code in (b"D", b"A"):
+            pass
+        elif code == b"M":
+            send(conn, b"t" if b"tempfail" in data else b"c")
+        elif code == b"R":
+            if b"blocked" in data:
+                send(conn, b"y", b"550 5.7.1 blocked by the test milter\0")
+            else:
+                send(conn, b"c")
+        elif code == b"L":
+            name, value = data.split(b"\0")[:2]
+            if name.lower() == b"subject":
+                subject = value
+            send(conn, b"c")
+        elif code == b"E":
+            send(conn, b"h", b"X-Milter\0seen by the test milter\0")
+            if b"quarantine" in subject:
+                send(conn, b"q", b"looks odd\0")
+            send(conn, b"d" if b"discard" in subject else b"c")
+        else:
+            send(conn, b"c")
+    conn.close()
+while True:
+    conn, _ = server.accept()
+    threading.Thread(target=serve, args=(conn,), daemon=True).start()
+"#;
+
+/// The test milter, ended by PID when dropped.
+struct TestMilter {
+    child: Child,
+    port: u16,
+}
+
+impl TestMilter {
+    fn start() -> TestMilter {
+        let mut child = Command::new("python3")
+            .args(["-c", MILTER])
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        let port = line.trim().parse().unwrap();
+        TestMilter { child, port }
+    }
+}
+
+impl Drop for TestMilter {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn message(client: &mut RawClient, from: &str, to: &str, subject: &str) -> String {
+    assert!(
+        client
+            .command(&format!("MAIL FROM:<{from}>"))
+            .starts_with("250")
+    );
+    assert!(
+        client
+            .command(&format!("RCPT TO:<{to}>"))
+            .starts_with("250")
+    );
+    assert!(client.command("DATA").starts_with("354"));
+    client.command(&format!(
+        "Subject: {subject}\r\nFrom: {from}\r\n\r\nhello\r\n."
+    ))
+}
+
+#[test]
+fn the_milters_decisions_and_changes_are_carried_out() {
+    let milter = TestMilter::start();
+    let dir = Scratch::new("milter");
+    let petrel = Petrel::start(
+        &dir.0,
+        &format!("[[milter]]\naddress = \"127.0.0.1:{}\"\n", milter.port),
+    );
+    let mut client = RawClient::connect(petrel.address);
+    client.reply();
+    client.command("EHLO client.test");
+    client.command("MAIL FROM:<alice@relay.test>");
+    assert_eq!(
+        client.command("RCPT TO:<blocked@example.test>"),
+        "550 5.7.1 blocked by the test milter\r\n"
+    );
+    client.command("RSET");
+    let reply = message(&mut client, "alice@relay.test", "bob@example.test", "hello");
+    assert!(reply.starts_with("250"), "{reply}");
+    let mail = petrel.wait_for_maildir("example.test", "bob", 1);
+    let text = String::from_utf8_lossy(&mail[0]).into_owned();
+    assert!(text.contains("X-Milter: seen by the test milter"), "{text}");
+
+    // Quarantine: taken, and held.
+    let reply = message(
+        &mut client,
+        "alice@relay.test",
+        "carol@example.test",
+        "quarantine me",
+    );
+    assert!(reply.starts_with("250"), "{reply}");
+    let (_, held) = petrel.queue(&["list", "--json"]);
+    assert!(held.contains("held") || held.contains("hold"), "{held}");
+    assert!(petrel.maildir("example.test", "carol").is_empty());
+
+    // Discard: a 250, and nothing stored.
+    let reply = message(
+        &mut client,
+        "alice@relay.test",
+        "dave@example.test",
+        "discard me",
+    );
+    assert_eq!(reply, "250 2.0.0 Message accepted\r\n");
+
+    // Tempfail at MAIL.
+    assert_eq!(
+        client.command("MAIL FROM:<tempfail@relay.test>"),
+        "451 4.7.1 Service temporarily unavailable, try again later\r\n"
+    );
+    assert!(petrel.log_text().contains("quarantined (held) by a milter"));
+}
+
+#[test]
+fn an_unreachable_milter_gets_its_default_action() {
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let with = |action: &str, name: &str| {
+        let dir = Scratch::new(name);
+        let petrel = Petrel::start(
+            &dir.0,
+            &format!(
+                "[[milter]]\naddress = \"{closed}\"\ndefault_action = \"{action}\"\ntimeout = \"2s\"\n"
+            ),
+        );
+        let mut client = RawClient::connect(petrel.address);
+        client.reply();
+        client.command("EHLO client.test");
+        let reply = client.command("MAIL FROM:<alice@relay.test>");
+        (reply, dir, petrel)
+    };
+    let (tempfail, _dir, _petrel) = with("tempfail", "milter-down-tempfail");
+    assert_eq!(
+        tempfail,
+        "451 4.7.1 Service temporarily unavailable, try again later\r\n"
+    );
+    let (accept, _dir, _petrel) = with("accept", "milter-down-accept");
+    assert!(accept.starts_with("250"), "{accept}");
+}
