@@ -12,7 +12,7 @@ use petrel_dns::responder::ZoneEntry;
 use crate::harness::{Petrel, Scratch, run_with_stdin, send_one, test_zone};
 
 /// Runs `petrel dkim keygen`, returning the key file and the TXT record's value as printed.
-fn keygen(dir: &Path, domain: &str, selector: &str) -> (std::path::PathBuf, String) {
+pub(crate) fn keygen(dir: &Path, domain: &str, selector: &str) -> (std::path::PathBuf, String) {
     let key = dir.join(format!("{domain}.pem"));
     let output = Command::new(env!("CARGO_BIN_EXE_petrel"))
         .args(["dkim", "keygen", domain, "--selector", selector, "--output"])
@@ -58,7 +58,7 @@ fn message(from: &str, body: &str) -> String {
 }
 
 /// dkimpy's verdict on `message`, fetching keys from the DNS server at `dns_port`.
-fn dkimpy_verify(message: &[u8], dns_port: u16) -> (bool, String) {
+pub(crate) fn dkimpy_verify(message: &[u8], dns_port: u16) -> (bool, String) {
     const SCRIPT: &str = r#"
 import sys, dkim, dns.resolver
 resolver = dns.resolver.Resolver(configure=False)
@@ -87,7 +87,7 @@ print("pass" if ok else "fail")
 }
 
 /// A Maildir file as it went over the wire: CRLF line ends.
-fn crlf(file: &[u8]) -> Vec<u8> {
+pub(crate) fn crlf(file: &[u8]) -> Vec<u8> {
     String::from_utf8_lossy(file)
         .replace('\n', "\r\n")
         .into_bytes()

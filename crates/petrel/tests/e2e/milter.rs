@@ -192,3 +192,80 @@ fn an_unreachable_milter_gets_its_default_action() {
     let (accept, _dir, _petrel) = with("accept", "milter-down-accept");
     assert!(accept.starts_with("250"), "{accept}");
 }
+
+/// Debian's opendkim as a signing milter (the real milter): petrel hands it the message
+/// at the end of DATA, applies the DKIM-Signature it adds, and the stored message verifies with
+/// dkimpy against the key published in the test DNS.
+#[test]
+fn opendkim_signs_through_the_milter_protocol() {
+    use petrel_dns::responder::ZoneEntry;
+    let dir = Scratch::new("opendkim");
+    let (key, record) = crate::authentication::keygen(&dir.0, "example.test", "s2026");
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let conf = dir.0.join("opendkim.conf");
+    std::fs::write(
+        &conf,
+        format!(
+            "Syslog no\nMode s\nDomain example.test\nSelector s2026\nKeyFile {}\nSocket inet:{port}@127.0.0.1\nBackground no\nPidFile {}\nCanonicalization relaxed/relaxed\nRequireSafeKeys false\nInternalHosts 127.0.0.1\n",
+            key.display(),
+            dir.0.join("opendkim.pid").display()
+        ),
+    )
+    .unwrap();
+    let mut opendkim = Command::new("opendkim")
+        .args(["-f", "-x"])
+        .arg(&conf)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("opendkim (installed by .ci/run)");
+    crate::harness::wait_until("opendkim to listen", || {
+        std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
+    });
+    let mut zone = crate::harness::test_zone();
+    zone.push(ZoneEntry::Txt(
+        "s2026._domainkey.example.test".into(),
+        record,
+    ));
+    let petrel = Petrel::start_in_zone(
+        &dir.0,
+        "mx.test",
+        &["example.test"],
+        zone,
+        &format!("[[milter]]\naddress = \"127.0.0.1:{port}\"\n"),
+    );
+    let mut client = RawClient::connect(petrel.address);
+    client.reply();
+    client.command("EHLO client.test");
+    assert!(
+        client
+            .command("MAIL FROM:<alice@example.test>")
+            .starts_with("250")
+    );
+    assert!(
+        client
+            .command("RCPT TO:<bob@example.test>")
+            .starts_with("250")
+    );
+    assert!(client.command("DATA").starts_with("354"));
+    let reply = client.command(
+        "From: Alice <alice@example.test>\r\nTo: bob@example.test\r\nSubject: signed by opendkim\r\nDate: Mon, 7 Dec 2026 12:00:00 +0000\r\nMessage-ID: <opendkim-1@example.test>\r\n\r\nhello through the milter\r\n.",
+    );
+    assert!(reply.starts_with("250"), "{reply}");
+    let mail = petrel.wait_for_maildir("example.test", "bob", 1);
+    let text = String::from_utf8_lossy(&mail[0]).into_owned();
+    assert!(
+        text.contains("DKIM-Signature:") && text.contains("d=example.test"),
+        "{text}"
+    );
+    let dns_port = petrel.dns.as_ref().unwrap().address.port();
+    let (verified, why) =
+        crate::authentication::dkimpy_verify(&crate::authentication::crlf(&mail[0]), dns_port);
+    let _ = opendkim.kill();
+    let _ = opendkim.wait();
+    assert!(verified, "dkimpy: {why}\n{text}");
+}
