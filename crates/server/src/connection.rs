@@ -171,14 +171,16 @@ impl Connection {
                     &settings.session.hostname,
                 );
                 let user = self.session.authenticated_as().map(str::to_owned);
-                self.milters
+                let decision = self
+                    .milters
                     .mail(
                         &settings.milters,
                         &facts,
                         &path.to_string(),
                         user.as_deref(),
                     )
-                    .await
+                    .await;
+                counted(decision, "milter")
             }
             other => other,
         };
@@ -188,6 +190,9 @@ impl Connection {
                 self.session.accept();
             }
             Err(reply) => {
+                if reply == standard::UNKNOWN_SENDER_DOMAIN.reply() {
+                    count_refusal("unknown_sender_domain");
+                }
                 info!(session = self.session_id, peer = %self.peer, sender = %path, reply = %reply, meaning = %title(&reply), "sender refused");
                 self.session.refuse(reply);
             }
@@ -216,12 +221,17 @@ impl Connection {
             Ok(()) if self.is_greylisted(&settings, is_authenticated, path).await => {
                 Err(standard::GREYLISTED.reply())
             }
-            Ok(()) if !self.milters.is_empty() => self.milters.rcpt(&path.to_string()).await,
+            Ok(()) if !self.milters.is_empty() => {
+                counted(self.milters.rcpt(&path.to_string()).await, "milter")
+            }
             other => other,
         };
         match decision {
             Ok(()) => self.session.accept(),
             Err(reply) => {
+                if reply == standard::UNKNOWN_RECIPIENT_DOMAIN.reply() {
+                    count_refusal("unknown_recipient_domain");
+                }
                 info!(session = self.session_id, peer = %self.peer, recipient = %path, reply = %reply, meaning = %title(&reply), "recipient refused");
                 self.session.refuse(reply);
             }
@@ -238,6 +248,7 @@ impl Connection {
                     crate::milter::session::apply_to(&mut message, applied);
                 }
                 crate::milter::session::MessageVerdict::Refuse(reply) => {
+                    count_refusal("milter");
                     info!(session = self.session_id, peer = %self.peer, reply = %reply, check = "milter", "message refused by a milter");
                     self.session.finish_message(reply);
                     return;
@@ -396,7 +407,7 @@ impl Connection {
         let lists = score.listed_by.join(", ");
         let named = score.domains.join(" and ");
         warn!(session = self.session_id, peer = %self.peer, domains = %named, %lists, check = "dbl", "refused at MAIL: domain listed");
-        petrel_metrics::registry().increment(petrel_metrics::SCREEN_REFUSALS, &[("check", "dbl")]);
+        count_refusal("dbl");
         Err(standard::DBL_LISTED.with_text(format!(
             "Service unavailable; {named} blocked using {lists}"
         )))
@@ -432,12 +443,16 @@ impl Connection {
         .await;
         let is_waiting = matches!(verdict, Ok(crate::greylist::Verdict::Wait));
         if is_waiting {
+            count_refusal("greylist");
             info!(session = self.session_id, peer = %self.peer, sender = %self.sender, recipient = %path, check = "greylist", "greylisted: 451 4.7.1");
         }
         is_waiting
     }
 
     async fn write_output(&mut self) -> std::io::Result<()> {
+        for check in self.session.take_door_refusals() {
+            count_refusal(check);
+        }
         let output = self.session.take_output();
         if output.is_empty() {
             return Ok(());
@@ -464,6 +479,19 @@ async fn decide_recipient(
 
 /// Counts the replies in bytes about to be written (`/metrics`): by code, and the bare-newline
 /// refusals (S-SMUG-2, S-SMUG-3) apart.
+/// Counts one refusal by the door's check `check` (`petrel_screen_refusals_total{check}`).
+pub fn count_refusal(check: &'static str) {
+    petrel_metrics::registry().increment(petrel_metrics::SCREEN_REFUSALS, &[("check", check)]);
+}
+
+/// `decision`, counted as a refusal by `check` when it is one.
+fn counted(decision: Result<(), Reply>, check: &'static str) -> Result<(), Reply> {
+    if decision.is_err() {
+        count_refusal(check);
+    }
+    decision
+}
+
 pub fn count_replies_sent(output: &[u8]) {
     let registry = petrel_metrics::registry();
     petrel_metrics::replies::ReplyScanner::default().scan(output, |reply| {

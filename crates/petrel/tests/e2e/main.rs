@@ -30,6 +30,7 @@ mod privileges;
 mod queue_tools;
 mod relay;
 mod requiretls;
+mod rspamd;
 mod screen;
 mod sendmail;
 mod smarthost;

@@ -118,7 +118,10 @@ fn the_milters_decisions_and_changes_are_carried_out() {
     let dir = Scratch::new("milter");
     let petrel = Petrel::start(
         &dir.0,
-        &format!("[[milter]]\naddress = \"127.0.0.1:{}\"\n", milter.port),
+        &format!(
+            "[[milter]]\naddress = \"127.0.0.1:{}\"\n\n[http]\naddress = \"127.0.0.1:0\"\n",
+            milter.port
+        ),
     );
     let mut client = RawClient::connect(petrel.address);
     client.reply();
@@ -162,6 +165,13 @@ fn the_milters_decisions_and_changes_are_carried_out() {
         "451 4.7.1 Service temporarily unavailable, try again later\r\n"
     );
     assert!(petrel.log_text().contains("quarantined (held) by a milter"));
+    // The refused RCPT and the tempfailed MAIL, counted.
+    let samples = crate::metrics::scrape(&petrel);
+    assert_eq!(
+        samples.get("petrel_screen_refusals_total{check=\"milter\"}"),
+        Some(&2.0),
+        "{samples:?}"
+    );
 }
 
 #[test]

@@ -211,11 +211,15 @@ fn unknown_sender_domains_are_refused_from_the_internet() {
 }
 
 /// `screen.helo_checks` (on by default): a client of the Internet that names this host in
-/// EHLO gets 550 5.7.1, one that sends garbage 501 5.5.4; the relay networks are not checked.
+/// EHLO gets 550 5.7.1, one that sends garbage 501 5.5.4, each counted in
+/// `petrel_screen_refusals_total{check="helo"}`; the relay networks are not checked.
 #[test]
 fn helo_names_of_internet_clients_are_checked() {
     let scratch = Scratch::new("helo-checks");
-    let petrel = Petrel::start(&scratch.0, "[relay]\nnetworks = []\n");
+    let petrel = Petrel::start(
+        &scratch.0,
+        "[relay]\nnetworks = []\n\n[http]\naddress = \"127.0.0.1:0\"\n",
+    );
     let mut client = RawClient::connect(petrel.address);
     client.reply();
     assert_eq!(
@@ -227,6 +231,12 @@ fn helo_names_of_internet_clients_are_checked() {
         "501 5.5.4 Invalid EHLO/HELO name\r\n"
     );
     assert!(client.command("EHLO client.example").starts_with("250"));
+    let samples = crate::metrics::scrape(&petrel);
+    assert_eq!(
+        samples.get("petrel_screen_refusals_total{check=\"helo\"}"),
+        Some(&2.0),
+        "{samples:?}"
+    );
 
     let inside_dir = Scratch::new("helo-inside");
     let inside = Petrel::start(&inside_dir.0, "");

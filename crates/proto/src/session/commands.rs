@@ -29,6 +29,7 @@ impl ServerSession {
             .iter()
             .any(|v| verb.eq_ignore_ascii_case(v))
         {
+            self.door_refusals.push("non_smtp");
             self.close_with(standard::NON_SMTP_COMMAND.reply());
             return Step::Continue;
         }
@@ -100,10 +101,12 @@ impl ServerSession {
         // S-SESS-5: a refused EHLO leaves the state as it was.
         if self.config.checks_helo {
             if !is_plausible_helo(name) {
+                self.door_refusals.push("helo");
                 return self.fail(standard::HELO_INVALID);
             }
             let bare = name.trim_end_matches('.');
             if bare.eq_ignore_ascii_case(self.config.hostname.trim_end_matches('.')) {
+                self.door_refusals.push("helo");
                 return self.fail(standard::HELO_CLAIMS_TO_BE_US);
             }
         }
@@ -161,6 +164,7 @@ impl ServerSession {
             Err(error) => return self.fail(param_error_reply(&error)),
         };
         if self.pipelined_before_ehlo {
+            self.door_refusals.push("pipelining");
             return self.fail(standard::PIPELINED_BEFORE_EHLO);
         }
         if parameters.requires_tls && !self.is_tls {

@@ -212,6 +212,9 @@ pub struct ServerSession {
     /// A checked client sent commands before the reply to its EHLO (postscreen's pipelining
     /// test): its MAIL is refused.
     pipelined_before_ehlo: bool,
+    /// The door's checks that refused something since the server last asked
+    /// (`take_door_refusals`), by name: "helo", "pipelining", "non_smtp".
+    door_refusals: Vec<&'static str>,
 }
 
 impl ServerSession {
@@ -233,6 +236,7 @@ impl ServerSession {
             authenticated_as: None,
             auth_failures: 0,
             pipelined_before_ehlo: false,
+            door_refusals: Vec::new(),
         };
         session.is_tls = session.config.is_tls;
         if let Some(Refusal::Greeting(reply)) = &session.config.refusal {
@@ -256,6 +260,12 @@ impl ServerSession {
     /// Takes the replies waiting to be written.
     pub fn take_output(&mut self) -> Vec<u8> {
         std::mem::take(&mut self.output)
+    }
+
+    /// The door's checks that refused a command since the last call, by name ("helo",
+    /// "pipelining", "non_smtp"), for the server to count.
+    pub fn take_door_refusals(&mut self) -> Vec<&'static str> {
+        std::mem::take(&mut self.door_refusals)
     }
 
     /// True once the session has ended; only `take_output` is left to do.
