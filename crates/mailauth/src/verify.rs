@@ -68,6 +68,28 @@ impl Verifier {
         }
     }
 
+    /// SPF of the MAIL FROM identity alone (RFC 7208 §2.4), before any message arrives: `pass`,
+    /// `fail`, ... as in `Verdict::spf`.
+    pub async fn spf_of_mail_from(
+        &self,
+        client: IpAddr,
+        helo: &str,
+        mail_from: &str,
+        authserv_id: &str,
+    ) -> &'static str {
+        let helo = helo.trim_start_matches('[').trim_end_matches(']');
+        let spf = self
+            .authenticator
+            .verify_spf(SpfParameters::verify_mail_from(
+                client,
+                helo,
+                authserv_id,
+                mail_from,
+            ))
+            .await;
+        spf_word(spf.result())
+    }
+
     /// Checks SPF, DKIM and DMARC for one message.
     pub async fn verify(&self, request: &VerifyRequest<'_>) -> Verdict {
         let helo = request.helo.trim_start_matches('[').trim_end_matches(']');

@@ -159,7 +159,23 @@ pub struct GreylistConfig {
     /// How long a passed triplet and a client network that retried stay allowed.
     #[serde(deserialize_with = "duration")]
     pub lifetime: Duration,
+    /// Senders of these domains (and subdomains) are not greylisted when SPF passes: large
+    /// providers retry from pools of addresses, so greylisting only delays them.
+    pub spf_exempt_domains: Vec<String>,
 }
+
+/// The providers whose SPF-passing mail is never greylisted, unless configured otherwise.
+const SPF_EXEMPT_DOMAINS: [&str; 9] = [
+    "gmail.com",
+    "googlemail.com",
+    "outlook.com",
+    "hotmail.com",
+    "live.com",
+    "yahoo.com",
+    "aol.com",
+    "icloud.com",
+    "me.com",
+];
 
 impl Default for GreylistConfig {
     fn default() -> GreylistConfig {
@@ -169,6 +185,7 @@ impl Default for GreylistConfig {
             delay: defaults.delay,
             retry_window: defaults.retry_window,
             lifetime: defaults.lifetime,
+            spf_exempt_domains: SPF_EXEMPT_DOMAINS.map(str::to_owned).to_vec(),
         }
     }
 }

@@ -114,6 +114,7 @@ impl Config {
                 delay: self.greylist.delay,
                 retry_window: self.greylist.retry_window,
                 lifetime: self.greylist.lifetime,
+                spf_exempt_domains: self.greylist.spf_exempt_domains.clone(),
             },
             // With a relayhost every domain goes to the smarthost, which judges it (internal
             // domains may exist only in its DNS).

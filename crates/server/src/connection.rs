@@ -43,6 +43,8 @@ struct Connection {
     ip_score: i32,
     /// The milters of this session.
     milters: crate::milter::session::Milters,
+    /// The sender SPF was last checked for, and whether it passed (greylisting).
+    spf_of_sender: Option<(String, bool)>,
 }
 
 /// Serves one client until QUIT, 421, timeout or disconnect.
@@ -74,6 +76,7 @@ pub async fn serve_connection(
         is_allowlisted,
         ip_score,
         milters: crate::milter::session::Milters::default(),
+        spf_of_sender: None,
     };
     debug!(session = session_id, %peer, protocol = protocol.as_str(), "connected");
     connection.run().await;
@@ -416,7 +419,7 @@ impl Connection {
     /// Whether `[greylist]` holds this RCPT back (port 25 only; relay networks, authenticated
     /// clients and `screen.allow_networks` exempt).
     async fn is_greylisted(
-        &self,
+        &mut self,
         settings: &ServerSettings,
         is_authenticated: bool,
         path: &ForwardPath,
@@ -429,6 +432,9 @@ impl Connection {
             || settings.screen.is_allowed(client)
             || self.is_allowlisted
         {
+            return false;
+        }
+        if settings.greylist.is_spf_exempt_domain(&self.sender) && self.spf_passes(settings).await {
             return false;
         }
         let queue = self.server.queue.clone();
@@ -447,6 +453,33 @@ impl Connection {
             info!(session = self.session_id, peer = %self.peer, sender = %self.sender, recipient = %path, check = "greylist", "greylisted: 451 4.7.1");
         }
         is_waiting
+    }
+
+    /// True when SPF passes for the transaction's sender from this client (asked once per
+    /// sender; the greylisting exemption of listed domains).
+    async fn spf_passes(&mut self, settings: &ServerSettings) -> bool {
+        if let Some((sender, passes)) = &self.spf_of_sender
+            && *sender == self.sender
+        {
+            return *passes;
+        }
+        let mail_from = self.sender.trim_start_matches('<').trim_end_matches('>');
+        let spf = self
+            .server
+            .verifier
+            .spf_of_mail_from(
+                self.peer.ip(),
+                self.session.helo_name().unwrap_or(""),
+                mail_from,
+                &settings.session.hostname,
+            )
+            .await;
+        let passes = spf == "pass";
+        if passes {
+            info!(session = self.session_id, peer = %self.peer, sender = %self.sender, check = "greylist", "not greylisted: SPF passes for a listed domain");
+        }
+        self.spf_of_sender = Some((self.sender.clone(), passes));
+        passes
     }
 
     async fn write_output(&mut self) -> std::io::Result<()> {

@@ -2,8 +2,9 @@
 //! network, the sender, the recipient) is answered 451 4.7.1 at RCPT; the same triplet tried
 //! again after `delay` (and within `retry_window` of the first try) passes, and its network is
 //! then allowed for `lifetime` (RFC 6647 §4.2's automatic allowlisting of clients that retry),
-//! as is the triplet. Relay networks, authenticated clients and `screen.allow_networks` are
-//! never greylisted.
+//! as is the triplet. Relay networks, authenticated clients, `screen.allow_networks`, clients a
+//! DNS allowlist names and senders whose domain is in `spf_exempt_domains` with a passing SPF
+//! (the large providers, which retry from pools of addresses) are never greylisted.
 //!
 //! The state lives in the queue backend's records (`Shelf::Greylist`: files on the spool, a
 //! table in PostgreSQL), so every node of a cluster agrees. A store that cannot be read or
@@ -26,6 +27,28 @@ pub struct GreylistSettings {
     pub retry_window: Duration,
     /// How long a passed triplet, and a client network that retried, stay allowed.
     pub lifetime: Duration,
+    /// Senders of these domains (and their subdomains) are not greylisted when SPF passes for
+    /// the client address.
+    pub spf_exempt_domains: Vec<String>,
+}
+
+impl GreylistSettings {
+    /// True when the reverse-path `sender` (`<a@b>` or `a@b`) is of a domain in
+    /// `spf_exempt_domains`, so that a passing SPF exempts it.
+    pub fn is_spf_exempt_domain(&self, sender: &str) -> bool {
+        let sender = sender.trim_start_matches('<').trim_end_matches('>');
+        let Some((_, domain)) = sender.rsplit_once('@') else {
+            return false;
+        };
+        let domain = domain.trim_end_matches('.').to_ascii_lowercase();
+        self.spf_exempt_domains.iter().any(|listed| {
+            let listed = listed.trim_end_matches('.').to_ascii_lowercase();
+            domain == listed
+                || domain
+                    .strip_suffix(&listed)
+                    .is_some_and(|head| head.ends_with('.'))
+        })
+    }
 }
 
 impl Default for GreylistSettings {
@@ -35,6 +58,7 @@ impl Default for GreylistSettings {
             delay: Duration::from_secs(300),
             retry_window: Duration::from_secs(2 * 86_400),
             lifetime: Duration::from_secs(35 * 86_400),
+            spf_exempt_domains: Vec::new(),
         }
     }
 }
@@ -198,6 +222,7 @@ mod tests {
             delay: Duration::from_secs(300),
             retry_window: Duration::from_secs(3600),
             lifetime: Duration::from_secs(86_400),
+            spf_exempt_domains: Vec::new(),
         };
         let (verdict, entry) = decide(None, 1000, &settings);
         assert_eq!(verdict, Verdict::Wait);
@@ -233,5 +258,18 @@ mod tests {
             client_network("2001:db8:1:2:3:4:5:6".parse().unwrap()),
             "2001:db8:1:2::/64"
         );
+    }
+
+    #[test]
+    fn spf_exempt_domains_match_the_domain_and_its_subdomains_only() {
+        let settings = GreylistSettings {
+            spf_exempt_domains: vec!["Gmail.com".into()],
+            ..GreylistSettings::default()
+        };
+        assert!(settings.is_spf_exempt_domain("<alice@gmail.com>"));
+        assert!(settings.is_spf_exempt_domain("bob@mx.GMAIL.com."));
+        assert!(!settings.is_spf_exempt_domain("<carol@notgmail.com>"));
+        assert!(!settings.is_spf_exempt_domain("<>"));
+        assert!(!settings.is_spf_exempt_domain("<dave@gmail.com.evil.test>"));
     }
 }

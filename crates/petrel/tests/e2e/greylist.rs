@@ -79,3 +79,38 @@ fn a_dns_allowlisted_client_is_not_greylisted() {
     let reply = rcpt(&petrel, "alice@relay.test", "bob@example.test");
     assert!(reply.starts_with("250"), "{reply}");
 }
+
+/// `greylist.spf_exempt_domains`: a sender of a listed domain whose SPF passes for the client is
+/// not greylisted; one of a listed domain whose SPF fails is, as is one of an unlisted domain
+/// whose SPF passes.
+#[test]
+fn spf_passing_senders_of_listed_domains_are_not_greylisted() {
+    use petrel_dns::responder::ZoneEntry;
+    let mut zone = crate::harness::test_zone();
+    for (domain, spf) in [
+        ("bigmail.test", "v=spf1 ip4:127.0.0.0/8 -all"),
+        ("strict.test", "v=spf1 -all"),
+        ("small.test", "v=spf1 ip4:127.0.0.0/8 -all"),
+    ] {
+        zone.push(ZoneEntry::Txt(domain.into(), spf.into()));
+    }
+    let dir = Scratch::new("greylist-spf");
+    let petrel = Petrel::start_in_zone(
+        &dir.0,
+        "mx.test",
+        &["example.test"],
+        zone,
+        &format!("{GREYLIST}spf_exempt_domains = [\"bigmail.test\", \"strict.test\"]\n"),
+    );
+    let listed = rcpt(&petrel, "alice@bigmail.test", "bob@example.test");
+    assert!(listed.starts_with("250"), "{listed}");
+    let failing = rcpt(&petrel, "alice@strict.test", "bob@example.test");
+    assert!(failing.starts_with("451 4.7.1"), "{failing}");
+    let unlisted = rcpt(&petrel, "alice@small.test", "bob@example.test");
+    assert!(unlisted.starts_with("451 4.7.1"), "{unlisted}");
+    assert!(
+        petrel
+            .log_text()
+            .contains("not greylisted: SPF passes for a listed domain")
+    );
+}
