@@ -5,6 +5,7 @@
 #   REPEATS=5 bench/run.sh  more runs per point (the median is reported)
 #   ONLY=nodes bench/run.sh only the shared queue: 1, 2 and 3 nodes on one PostgreSQL
 #   ONLY=tls bench/run.sh   only delivery over verified TLS, petrel against Postfix
+#   ONLY=door bench/run.sh  only the cost of port 25's checks for a client that passed them
 # Installs what it needs on Debian (Postfix for smtp-source, smtp-sink and the peer, strace,
 # PostgreSQL for the shared queue),
 # builds petrel and bench/loadgen in release mode, then runs bench/bench.py, which prints the
@@ -26,4 +27,10 @@ cargo build --release --locked -p petrel
 ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)"
 if [ "${ONLY:-}" = nodes ]; then exec python3 bench/nodes.py; fi
 if [ "${ONLY:-}" = tls ]; then exec python3 bench/tls_delivery.py; fi
+if [ "${ONLY:-}" = door ]; then
+  # Debian's python3 with its dnspython: door.py serves the checks' DNS zone with it.
+  /usr/bin/python3 -c "import dns.message" 2>/dev/null \
+    || $sudo apt-get install -y -q --no-install-recommends python3-dnspython
+  exec /usr/bin/python3 bench/door.py
+fi
 exec python3 bench/bench.py

@@ -133,6 +133,7 @@ async fn serve(source: Source, config: Config) -> Result<(), String> {
         per_ip: Arc::default(),
         rates: petrel_server::rate::RateLimiter::default(),
         door: petrel_server::screen::DoorMemory::default(),
+        greylist: Default::default(),
     });
     for (listener, protocol) in listeners {
         tokio::spawn(run_listener(

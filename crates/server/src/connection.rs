@@ -43,6 +43,8 @@ struct Connection {
     ip_score: i32,
     /// The milters of this session.
     milters: crate::milter::session::Milters,
+    /// The domains the domain lists were last asked about in this session, and their score.
+    domain_scores: Option<(Vec<String>, crate::screen::Score)>,
     /// The sender SPF was last checked for, and whether it passed (greylisting).
     spf_of_sender: Option<(String, bool)>,
 }
@@ -77,6 +79,7 @@ pub async fn serve_connection(
         ip_score,
         milters: crate::milter::session::Milters::default(),
         spf_of_sender: None,
+        domain_scores: None,
     };
     debug!(session = session_id, %peer, protocol = protocol.as_str(), "connected");
     connection.run().await;
@@ -373,7 +376,7 @@ impl Connection {
     /// The domain lists (`[[screen.dbl]]`) on the sender's domain and the EHLO name, scored with
     /// the client's address: 554 5.7.1 at or over the threshold.
     async fn domain_lists(
-        &self,
+        &mut self,
         settings: &ServerSettings,
         path: &ReversePath,
     ) -> Result<(), Reply> {
@@ -396,14 +399,21 @@ impl Connection {
         if domains.is_empty() {
             return Ok(());
         }
-        let deadline = std::time::Duration::from_secs(5);
-        let score = crate::screen::domain_score(
-            &self.server.resolver,
-            &screen.domain_lists,
-            &domains,
-            deadline,
-        )
-        .await;
+        // The same domains as the last MAIL of this session: the lists said it already.
+        let score = match self.domain_scores.take() {
+            Some((asked, score)) if asked == domains => score,
+            _ => {
+                let deadline = std::time::Duration::from_secs(5);
+                crate::screen::domain_score(
+                    &self.server.resolver,
+                    &screen.domain_lists,
+                    &domains,
+                    deadline,
+                )
+                .await
+            }
+        };
+        self.domain_scores = Some((domains, score.clone()));
         if score.total <= 0 || self.ip_score + score.total < screen.threshold {
             return Ok(());
         }
@@ -434,17 +444,23 @@ impl Connection {
         {
             return false;
         }
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        if self.server.greylist.allows(client, now) {
+            return false;
+        }
         if settings.greylist.is_spf_exempt_domain(&self.sender) && self.spf_passes(settings).await {
             return false;
         }
         let queue = self.server.queue.clone();
         let greylist = settings.greylist.clone();
         let (sender, recipient) = (self.sender.clone(), path.to_string());
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_secs());
+        let memory = self.server.greylist.clone();
         let verdict = tokio::task::spawn_blocking(move || {
-            crate::greylist::check(&queue, &greylist, client, &sender, &recipient, now)
+            crate::greylist::check_remembering(
+                &queue, &memory, &greylist, client, &sender, &recipient, now,
+            )
         })
         .await;
         let is_waiting = matches!(verdict, Ok(crate::greylist::Verdict::Wait));
@@ -510,8 +526,6 @@ async fn decide_recipient(
     check_recipient(&server.resolver, settings, path).await
 }
 
-/// Counts the replies in bytes about to be written (`/metrics`): by code, and the bare-newline
-/// refusals (S-SMUG-2, S-SMUG-3) apart.
 /// Counts one refusal by the door's check `check` (`petrel_screen_refusals_total{check}`).
 pub fn count_refusal(check: &'static str) {
     petrel_metrics::registry().increment(petrel_metrics::SCREEN_REFUSALS, &[("check", check)]);
@@ -525,6 +539,8 @@ fn counted(decision: Result<(), Reply>, check: &'static str) -> Result<(), Reply
     decision
 }
 
+/// Counts the replies in bytes about to be written (`/metrics`): by code, and the bare-newline
+/// refusals (S-SMUG-2, S-SMUG-3) apart.
 pub fn count_replies_sent(output: &[u8]) {
     let registry = petrel_metrics::registry();
     petrel_metrics::replies::ReplyScanner::default().scan(output, |reply| {

@@ -165,6 +165,66 @@ fn decide(entry: Option<Entry>, now: u64, settings: &GreylistSettings) -> (Verdi
     }
 }
 
+/// The client networks this node knows are allowed, and until when (Unix seconds), so that a
+/// client that retried once costs no store read per recipient. Allowing only grows until the
+/// lifetime ends, so a node's memory never disagrees with the store of the cluster.
+#[derive(Debug, Default)]
+pub struct Memory {
+    allowed: std::sync::Mutex<std::collections::HashMap<String, u64>>,
+}
+
+/// Networks remembered at most; past it the memory starts over (the store still knows).
+const REMEMBERED_NETWORKS: usize = 100_000;
+
+impl Memory {
+    /// True when `client`'s network is known allowed at `now`.
+    pub fn allows(&self, client: IpAddr, now: u64) -> bool {
+        let Ok(allowed) = self.allowed.lock() else {
+            return false;
+        };
+        allowed
+            .get(&client_network(client))
+            .is_some_and(|until| now < *until)
+    }
+
+    fn remember(&self, network: String, until: u64) {
+        if let Ok(mut allowed) = self.allowed.lock() {
+            if allowed.len() >= REMEMBERED_NETWORKS {
+                allowed.clear();
+            }
+            allowed.insert(network, until);
+        }
+    }
+}
+
+/// Checks (and records) the triplet of `client`, `sender`, `recipient` at Unix time `now`,
+/// noting in `memory` a network found or made allowed. Blocking: call from a blocking thread.
+pub fn check_remembering(
+    queue: &Arc<dyn Queue>,
+    memory: &Memory,
+    settings: &GreylistSettings,
+    client: IpAddr,
+    sender: &str,
+    recipient: &str,
+    now: u64,
+) -> Verdict {
+    let verdict = check(queue, settings, client, sender, recipient, now);
+    if verdict == Verdict::Pass {
+        let records = queue.records();
+        let network = client_network(client);
+        let key = format!("client-{}", hash(&network));
+        if let Some(entry) = records
+            .get(Shelf::Greylist, &key)
+            .ok()
+            .flatten()
+            .and_then(|bytes| Entry::decode(&bytes))
+        {
+            memory.remember(network, entry.passed + settings.lifetime.as_secs());
+        }
+    }
+    verdict
+}
+
 /// Checks (and records) the triplet of `client`, `sender`, `recipient` at Unix time `now`.
 /// Blocking: call from a blocking thread.
 pub fn check(
@@ -271,5 +331,19 @@ mod tests {
         assert!(!settings.is_spf_exempt_domain("<carol@notgmail.com>"));
         assert!(!settings.is_spf_exempt_domain("<>"));
         assert!(!settings.is_spf_exempt_domain("<dave@gmail.com.evil.test>"));
+    }
+
+    #[test]
+    fn memory_allows_a_network_until_its_lifetime_ends() {
+        let memory = Memory::default();
+        let client: IpAddr = "192.0.2.7".parse().unwrap();
+        let neighbour: IpAddr = "192.0.2.200".parse().unwrap();
+        let stranger: IpAddr = "198.51.100.7".parse().unwrap();
+        assert!(!memory.allows(client, 1000));
+        memory.remember(client_network(client), 2000);
+        assert!(memory.allows(client, 1999));
+        assert!(memory.allows(neighbour, 1999), "the same /24");
+        assert!(!memory.allows(stranger, 1999));
+        assert!(!memory.allows(client, 2000), "the lifetime ended");
     }
 }

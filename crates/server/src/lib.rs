@@ -193,4 +193,6 @@ pub struct Server {
     pub rates: rate::RateLimiter,
     /// What the door remembers of clients (pre-greet).
     pub door: screen::DoorMemory,
+    /// The client networks greylisting knows are allowed.
+    pub greylist: Arc<greylist::Memory>,
 }
