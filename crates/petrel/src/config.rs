@@ -65,6 +65,9 @@ pub struct Config {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct MilterConfig {
+    /// What `[[listener]] milters` calls it; its address when not given.
+    #[serde(default)]
+    pub name: Option<String>,
     /// `host:port` (an address) or `unix:/path/to/socket`.
     pub address: String,
     /// When the milter cannot be asked: "tempfail" (the default) or "accept".
@@ -109,6 +112,7 @@ impl MilterConfig {
             }
         };
         Ok(MilterSettings {
+            name: self.name.clone().unwrap_or_else(|| self.address.clone()),
             address,
             default_action,
             timeout: self.timeout,
@@ -650,6 +654,10 @@ pub struct ListenerConfig {
     pub address: SocketAddr,
     #[serde(default)]
     pub protocol: Protocol,
+    /// The `[[milter]]`s this listener's sessions are asked by, by name (or address); every
+    /// one when not given, none with `[]`.
+    #[serde(default)]
+    pub milters: Option<Vec<String>>,
 }
 
 /// What a listener speaks.
@@ -907,8 +915,19 @@ impl Config {
             }
         }
         self.screen.screen_settings()?;
+        let mut milter_names = Vec::new();
         for milter in &self.milter {
-            milter.settings()?;
+            milter_names.push(milter.settings()?.name);
+        }
+        for listener in &self.listener {
+            for name in listener.milters.iter().flatten() {
+                if !milter_names.contains(name) {
+                    return Err(format!(
+                        "listener {}: milters names {name:?}, which no [[milter]] is (its name, or its address when it has none)",
+                        listener.address
+                    ));
+                }
+            }
         }
         check_tls_level("delivery.tls", &self.delivery.tls)?;
         let names_dane = std::iter::once(self.delivery.tls.as_str())
@@ -1007,6 +1026,7 @@ fn default_listeners() -> Vec<ListenerConfig> {
     vec![ListenerConfig {
         address: SocketAddr::from(([127, 0, 0, 1], 2525)),
         protocol: Protocol::Smtp,
+        milters: None,
     }]
 }
 

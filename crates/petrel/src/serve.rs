@@ -53,7 +53,8 @@ async fn serve(source: Source, config: Config) -> Result<(), String> {
             "listening on {address} ({})",
             listener.protocol.as_str()
         ));
-        listeners.push((bound, listener.protocol.server_protocol()));
+        let milters = listener.milters.clone().map(Arc::from);
+        listeners.push((bound, listener.protocol.server_protocol(), milters));
         own_addresses.push(address);
     }
 
@@ -135,10 +136,11 @@ async fn serve(source: Source, config: Config) -> Result<(), String> {
         door: petrel_server::screen::DoorMemory::default(),
         greylist: Default::default(),
     });
-    for (listener, protocol) in listeners {
+    for (listener, protocol, milters) in listeners {
         tokio::spawn(run_listener(
             listener,
             protocol,
+            milters,
             server.clone(),
             connections.clone(),
         ));

@@ -43,6 +43,8 @@ struct Connection {
     ip_score: i32,
     /// The milters of this session.
     milters: crate::milter::session::Milters,
+    /// The `[[milter]]`s this session's listener asks, by name; `None`: all of them.
+    milter_names: Option<Arc<[String]>>,
     /// The domains the domain lists were last asked about in this session, and their score.
     domain_scores: Option<(Vec<String>, crate::screen::Score)>,
     /// The sender SPF was last checked for, and whether it passed (greylisting).
@@ -50,14 +52,23 @@ struct Connection {
 }
 
 /// Serves one client until QUIT, 421, timeout or disconnect.
+/// What the listener a session arrived on asks of it.
+#[derive(Debug, Clone)]
+pub struct Listening {
+    pub protocol: Protocol,
+    /// The `[[milter]]`s asked, by name; `None`: all of them.
+    pub milters: Option<Arc<[String]>>,
+}
+
 pub async fn serve_connection(
     server: Arc<Server>,
     stream: Stream,
     peer: SocketAddr,
     session_id: u64,
-    protocol: Protocol,
+    listening: Listening,
     door: crate::screen::Door,
 ) {
+    let Listening { protocol, milters } = listening;
     let settings = server.settings.borrow().clone();
     let mut config = settings.session_for(peer.ip(), protocol);
     config.refusal = door.refusal;
@@ -78,6 +89,7 @@ pub async fn serve_connection(
         is_allowlisted,
         ip_score,
         milters: crate::milter::session::Milters::default(),
+        milter_names: milters,
         spf_of_sender: None,
         domain_scores: None,
     };
@@ -169,8 +181,18 @@ impl Connection {
                 }
             }
         };
+        let milters: Vec<_> = settings
+            .milters
+            .iter()
+            .filter(|m| {
+                self.milter_names
+                    .as_ref()
+                    .is_none_or(|names| names.contains(&m.name))
+            })
+            .cloned()
+            .collect();
         let decision = match decision {
-            Ok(()) if !settings.milters.is_empty() => {
+            Ok(()) if !milters.is_empty() => {
                 let facts = crate::milter::session::facts(
                     self.peer,
                     self.session.helo_name().unwrap_or(""),
@@ -179,12 +201,7 @@ impl Connection {
                 let user = self.session.authenticated_as().map(str::to_owned);
                 let decision = self
                     .milters
-                    .mail(
-                        &settings.milters,
-                        &facts,
-                        &path.to_string(),
-                        user.as_deref(),
-                    )
+                    .mail(&milters, &facts, &path.to_string(), user.as_deref())
                     .await;
                 counted(decision, "milter")
             }

@@ -50,9 +50,11 @@ static NEXT_SESSION_ID: AtomicU64 = AtomicU64::new(1);
 
 /// Accepts connections until the lifecycle leaves `Running`. `connections` holds one permit
 /// per session allowed at once, shared by all listeners; the caller waits for them to return.
+/// `milters` names the `[[milter]]`s its sessions are asked by (`None`: all of them).
 pub async fn run_listener(
     listener: TcpListener,
     protocol: Protocol,
+    milters: Option<Arc<[String]>>,
     server: Arc<Server>,
     connections: Arc<Semaphore>,
 ) {
@@ -105,6 +107,7 @@ pub async fn run_listener(
         };
         let session_id = NEXT_SESSION_ID.fetch_add(1, Ordering::Relaxed);
         let server = server.clone();
+        let milters = milters.clone();
         let registry = petrel_metrics::registry();
         let labels = [("protocol", protocol.as_str())];
         registry.increment(petrel_metrics::SMTP_CONNECTIONS, &labels);
@@ -121,7 +124,8 @@ pub async fn run_listener(
                 crate::screen::Door::default()
             };
             if let Some(stream) = open_stream(&server, stream, protocol).await {
-                serve_connection(server, stream, peer, session_id, protocol, door).await;
+                let listening = crate::connection::Listening { protocol, milters };
+                serve_connection(server, stream, peer, session_id, listening, door).await;
             }
             registry.add(petrel_metrics::SMTP_CONNECTIONS_OPEN, &labels, -1);
             drop(permit);

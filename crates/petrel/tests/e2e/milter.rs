@@ -279,3 +279,65 @@ fn opendkim_signs_through_the_milter_protocol() {
     let _ = opendkim.wait();
     assert!(verified, "dkimpy: {why}\n{text}");
 }
+
+/// `[[listener]] milters`: the sessions of a listener with `milters = []` ask no milter, those
+/// of a listener without the key ask every `[[milter]]`; a name no milter has is refused by
+/// check-config.
+#[test]
+fn each_listener_asks_the_milters_it_names() {
+    let milter = TestMilter::start();
+    let dir = Scratch::new("milter-listeners");
+    let petrel = Petrel::start(
+        &dir.0,
+        &format!(
+            "[[listener]]\naddress = \"127.0.0.1:0\"\nmilters = []\n\n[[milter]]\nname = \"test\"\naddress = \"127.0.0.1:{}\"\n",
+            milter.port
+        ),
+    );
+    // The harness's listener comes first in the log; the one without milters second.
+    let unfiltered = crate::harness::poll(
+        || {
+            petrel
+                .log_text()
+                .lines()
+                .filter_map(|line| line.split("listening on ").nth(1))
+                .filter(|rest| rest.ends_with("(smtp)"))
+                .filter_map(|rest| rest.split(' ').next()?.parse::<std::net::SocketAddr>().ok())
+                .find(|address| *address != petrel.address)
+        },
+        Option::is_some,
+    )
+    .unwrap();
+    let rcpt = |address| {
+        let mut client = RawClient::connect(address);
+        client.reply();
+        client.command("EHLO client.test");
+        client.command("MAIL FROM:<alice@relay.test>");
+        client.command("RCPT TO:<blocked@example.test>")
+    };
+    assert_eq!(
+        rcpt(petrel.address),
+        "550 5.7.1 blocked by the test milter\r\n"
+    );
+    let without = rcpt(unfiltered);
+    assert!(without.starts_with("250"), "{without}");
+
+    let config = dir.0.join("unknown-milter.toml");
+    std::fs::write(
+        &config,
+        crate::harness::config_text(
+            &dir.0.join("other"),
+            "127.0.0.1:9".parse().unwrap(),
+            "[[listener]]\naddress = \"127.0.0.1:0\"\nmilters = [\"rspamd\"]\n\n[[milter]]\nname = \"test\"\naddress = \"127.0.0.1:11332\"\n",
+        ),
+    )
+    .unwrap();
+    let checked = std::process::Command::new(env!("CARGO_BIN_EXE_petrel"))
+        .args(["check-config", "--config"])
+        .arg(&config)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&checked.stderr).into_owned();
+    assert!(!checked.status.success(), "{stderr}");
+    assert!(stderr.contains("\"rspamd\""), "{stderr}");
+}

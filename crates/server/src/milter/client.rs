@@ -36,6 +36,8 @@ pub enum DefaultAction {
 /// One `[[milter]]`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MilterSettings {
+    /// What listeners name it by (`[[listener]] milters`): its `name`, else its address.
+    pub name: String,
     pub address: MilterAddress,
     pub default_action: DefaultAction,
     /// For each exchange with the milter.
