@@ -55,7 +55,9 @@ pub struct Explanation<'a> {
     pub query: Query,
     pub basic: Option<&'a Entry>,
     pub enhanced: Option<&'a Entry>,
-    /// Sentences flagging a mismatch or an unregistered code, in the asked language.
+    /// The parts the reference has no entry for, explained from their digits (basic first).
+    pub derived: Vec<crate::derive::Derived>,
+    /// Sentences flagging a mismatch between the parts, in the asked language.
     pub warnings: Vec<String>,
 }
 
@@ -70,7 +72,20 @@ pub fn explain<'a>(
 ) -> Result<Explanation<'a>, Vec<String>> {
     let basic = query.basic.as_deref().and_then(|c| catalogue.entry(c));
     let enhanced = query.enhanced.as_deref().and_then(|c| catalogue.entry(c));
-    if basic.is_none() && enhanced.is_none() {
+    let derived: Vec<crate::derive::Derived> = [
+        query
+            .basic
+            .as_deref()
+            .and_then(|c| crate::derive::basic(catalogue, c, lang)),
+        query
+            .enhanced
+            .as_deref()
+            .and_then(|c| crate::derive::enhanced(catalogue, c, lang)),
+    ]
+    .into_iter()
+    .flatten()
+    .collect();
+    if basic.is_none() && enhanced.is_none() && derived.is_empty() {
         let code = query
             .enhanced
             .as_deref()
@@ -79,14 +94,6 @@ pub fn explain<'a>(
         return Err(nearest(catalogue, code));
     }
     let mut warnings = Vec::new();
-    for code in [&query.basic, &query.enhanced].into_iter().flatten() {
-        if catalogue.entry(code).is_none() {
-            warnings.push(match lang {
-                Lang::En => format!("{code} is not a registered code: the sending software made it up, or it is a typing error. Nearest known: {}.", nearest(catalogue, code).join(", ")),
-                Lang::Id => format!("{code} bukan kode terdaftar: perangkat lunak pengirim mengarangnya, atau ada salah ketik. Kode terdekat yang dikenal: {}.", nearest(catalogue, code).join(", ")),
-            });
-        }
-    }
     if let (Some(basic), Some(enhanced)) = (&query.basic, &query.enhanced)
         && basic.as_bytes().first() != enhanced.as_bytes().first()
     {
@@ -99,6 +106,7 @@ pub fn explain<'a>(
         query: query.clone(),
         basic,
         enhanced,
+        derived,
         warnings,
     })
 }
@@ -207,6 +215,10 @@ pub struct Labels {
     pub when_each: &'static str,
     pub differences: &'static str,
     pub unknown: &'static str,
+    /// Before the nearest known codes of an unknown one.
+    pub nearest: &'static str,
+    /// Where the RFC of a code outside the reference would be.
+    pub not_in_reference: &'static str,
     positive: &'static str,
     intermediate: &'static str,
     transient: &'static str,
@@ -241,6 +253,8 @@ pub fn labels(lang: Lang) -> Labels {
             when_each: "When each applies",
             differences: "Key differences",
             unknown: "Unknown code",
+            nearest: "Nearest known codes",
+            not_in_reference: "no entry of its own; explained from its parts",
             positive: "positive (success)",
             intermediate: "intermediate (go on)",
             transient: "transient (temporary failure)",
@@ -259,6 +273,8 @@ pub fn labels(lang: Lang) -> Labels {
             when_each: "Kapan masing-masing berlaku",
             differences: "Perbedaan utama",
             unknown: "Kode tidak dikenal",
+            nearest: "Kode terdekat yang dikenal",
+            not_in_reference: "tidak memiliki entri sendiri; dijelaskan dari bagian-bagiannya",
             positive: "positif (berhasil)",
             intermediate: "perantara (lanjutkan)",
             transient: "sementara (gagal untuk saat ini)",

@@ -8,6 +8,7 @@
 //! Lookups take codes typed by people or sent by peers; they never panic.
 
 pub mod data;
+pub mod derive;
 pub mod explain;
 
 use std::collections::BTreeMap;

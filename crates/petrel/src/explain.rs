@@ -6,6 +6,7 @@
 use std::process::ExitCode;
 
 use clap::Args;
+use petrel_catalogue::derive::Derived;
 use petrel_catalogue::explain::{Explanation, compare, explain, labels, parse_query};
 use petrel_catalogue::{Catalogue, Entry, Lang};
 use serde_json::json;
@@ -55,8 +56,9 @@ fn explain_all(args: &ExplainArgs) -> Result<String, (u8, String)> {
             (
                 2,
                 format!(
-                    "{}: {code}. Nearest known codes: {}",
+                    "{}: {code}. {}: {}",
                     labels(lang).unknown,
+                    labels(lang).nearest,
                     nearest.join(", ")
                 ),
             )
@@ -91,6 +93,31 @@ fn render(explanation: &Explanation<'_>, lang: Lang) -> String {
     {
         out.push_str(&render_entry(entry, lang));
         out.push('\n');
+    }
+    for derived in &explanation.derived {
+        out.push_str(&render_derived(derived, lang));
+        out.push('\n');
+    }
+    out
+}
+
+fn render_derived(derived: &Derived, lang: Lang) -> String {
+    let labels = labels(lang);
+    let mut out = format!("{} {}\n", derived.code, derived.title);
+    out.push_str(&format!(
+        "  {}: {}   {}: {}\n",
+        labels.class_label,
+        labels.class(derived.class),
+        labels.rfc,
+        labels.not_in_reference
+    ));
+    out.push_str(&format!("  {}:\n    {}\n", labels.meaning, derived.meaning));
+    if !derived.registered.is_empty() {
+        out.push_str(&format!(
+            "  {}: {}\n",
+            labels.related,
+            derived.registered.join(", ")
+        ));
     }
     out
 }
@@ -129,7 +156,8 @@ fn render_entry(entry: &Entry, lang: Lang) -> String {
 fn render_comparison(first: &Explanation<'_>, second: &Explanation<'_>, lang: Lang) -> String {
     let labels = labels(lang);
     let (Some(a), Some(b)) = (main_entry(first), main_entry(second)) else {
-        return String::new();
+        // A side the reference has no entry for: each explained on its own.
+        return format!("{}{}", render(first, lang), render(second, lang));
     };
     let mut out = format!(
         "{} {}\n    vs\n{} {}\n\n{}:\n",
@@ -183,6 +211,14 @@ fn explanation_json(explanation: &Explanation<'_>, lang: Lang) -> serde_json::Va
         "lang": lang.as_str(),
         "basic": explanation.basic.map(|e| entry_json(e, lang)),
         "enhanced": explanation.enhanced.map(|e| entry_json(e, lang)),
+        "derived": explanation.derived.iter().map(|d| json!({
+            "code": d.code,
+            "title": d.title,
+            "class": d.class,
+            "meaning": d.meaning,
+            "registered": d.registered,
+            "registered_detail": d.is_registered_detail,
+        })).collect::<Vec<_>>(),
         "warnings": explanation.warnings,
     })
 }

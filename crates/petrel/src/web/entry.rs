@@ -18,6 +18,45 @@ pub fn code_key(code: &str) -> Vec<u32> {
         .collect()
 }
 
+/// Renders a code the reference has no entry for, explained from its parts, as an `<article>`
+/// with links to the registered codes it was explained from.
+pub fn derived_article(
+    ctx: &Ctx<'_>,
+    derived: &petrel_catalogue::derive::Derived,
+    level: u8,
+) -> String {
+    let labels = labels(ctx.lang);
+    let links: Vec<String> = derived
+        .registered
+        .iter()
+        .map(|code| code_link(ctx, code, ""))
+        .collect();
+    let mut out = format!(
+        "<article class=\"entry\" id=\"code-{id}\">\n<h{level}><code>{code}</code> {title}</h{level}>\n\
+         <dl class=\"facts\"><dt>{class_label}</dt><dd>{class}</dd><dt>{rfc_label}</dt><dd>{note}</dd></dl>\n\
+         <h{sub}>{meaning_label}</h{sub}>\n{meaning}\n",
+        id = escape(&derived.code.replace('.', "-")),
+        code = escape(&derived.code),
+        title = escape(&derived.title),
+        class_label = labels.class_label,
+        class = escape(labels.class(derived.class)),
+        rfc_label = labels.rfc,
+        note = escape(labels.not_in_reference),
+        sub = level + 1,
+        meaning_label = labels.meaning,
+        meaning = paragraphs(&derived.meaning),
+    );
+    if !links.is_empty() {
+        out.push_str(&format!(
+            "<p>{}: {}</p>\n",
+            labels.related,
+            links.join(", ")
+        ));
+    }
+    out.push_str("</article>\n");
+    out
+}
+
 /// Renders `entry` as an `<article>`, its heading at `level` (2 or 3), its parts one below.
 pub fn article(ctx: &Ctx<'_>, entry: &Entry, level: u8) -> String {
     let labels = labels(ctx.lang);

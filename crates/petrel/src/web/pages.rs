@@ -7,7 +7,7 @@ use petrel_catalogue::explain::{Explanation, Query, explain, labels, nearest, pa
 use petrel_catalogue::{Catalogue, Entry, Lang};
 
 use super::compare;
-use super::entry::{CLASSES, article, class_rank, code_key, title};
+use super::entry::{CLASSES, article, class_rank, code_key, derived_article, title};
 use super::html::{Ctx, code_link, escape, page};
 use super::http::{Request, Response};
 use super::words::{subject, words};
@@ -141,7 +141,19 @@ pub fn code_list(ctx: &Ctx<'_>, entries: &[&Entry]) -> String {
 /// One code's page, or a 404 with the nearest known codes.
 fn code_page(ctx: &Ctx<'_>, catalogue: &Catalogue, code: &str) -> Response {
     let Some(entry) = catalogue.entry(code) else {
-        return unknown_codes(ctx, catalogue, &[code]);
+        let derived = petrel_catalogue::derive::enhanced(catalogue, code, ctx.lang)
+            .or_else(|| petrel_catalogue::derive::basic(catalogue, code, ctx.lang));
+        let Some(derived) = derived else {
+            return unknown_codes(ctx, catalogue, &[code]);
+        };
+        let mut body = derived_article(ctx, &derived, 1);
+        body.push_str(&format!(
+            "<p><a href=\"{}\">{}</a></p>\n",
+            ctx.href("/codes/"),
+            words(ctx.lang).all_codes
+        ));
+        let title = format!("{} {}", derived.code, derived.title);
+        return Response::html(200, page(ctx, &title, &body));
     };
     let text = entry.text(ctx.lang);
     let mut body = article(ctx, entry, 1);
@@ -253,6 +265,9 @@ fn reply_page(
         .flatten()
     {
         body.push_str(&article(ctx, entry, 2));
+    }
+    for derived in &explanation.derived {
+        body.push_str(&derived_article(ctx, derived, 2));
     }
     let title = format!("{} {basic} {enhanced}", words.reply_line);
     Response::html(200, page(ctx, &title, &body))

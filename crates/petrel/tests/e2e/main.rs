@@ -13,6 +13,7 @@ mod dane;
 mod dist;
 mod dnssec;
 mod durability;
+mod explain;
 mod fakemx;
 mod forwarding;
 mod greylist;

@@ -172,6 +172,16 @@ fn web_pages_over_http() {
         );
     }
 
+    // A code with no entry of its own, explained from its parts (issue 17, item 1).
+    let page = get(address, "/codes/2.6.0");
+    assert_eq!(page.status, 200, "{}", page.body);
+    assert!(
+        page.body.contains("Other or undefined media error")
+            && page.body.contains("href=\"/codes/5.6.0\""),
+        "{}",
+        page.body
+    );
+
     let garbage = raw(address, b"\x16\x03\x01 this is not HTTP\r\n\r\n");
     assert_eq!(garbage.status, 400, "{}", garbage.body);
     assert_eq!(raw(address, b"GARBAGE\r\n\r\n").status, 400);
