@@ -15,8 +15,12 @@ use serde_json::json;
 #[derive(Debug, Args)]
 pub struct ExplainArgs {
     /// A code (556, 5.1.10) or a whole reply line in quotes; give two to compare.
-    #[arg(required = true, num_args = 1..=2)]
+    #[arg(num_args = 1..=2, required_unless_present = "message")]
     codes: Vec<String>,
+    /// A whole bounce message to read (a file, or - for standard input): each failed
+    /// recipient with its status, remote server and reply, explained.
+    #[arg(long, value_name = "FILE", conflicts_with = "codes")]
+    message: Option<std::path::PathBuf>,
     /// Language: en or id.
     #[arg(long, default_value = "en")]
     lang: String,
@@ -44,6 +48,9 @@ fn explain_all(args: &ExplainArgs) -> Result<String, (u8, String)> {
         Lang::parse(&args.lang).ok_or((1, format!("--lang {:?}: use en or id", args.lang)))?;
     let catalogue =
         Catalogue::get().map_err(|e| (1, format!("the reference does not load: {e}")))?;
+    if let Some(path) = &args.message {
+        return read_bounce(path, catalogue, lang, args.json);
+    }
     let mut explanations = Vec::new();
     for code in &args.codes {
         let Some(query) = parse_query(code) else {
@@ -74,6 +81,53 @@ fn explain_all(args: &ExplainArgs) -> Result<String, (u8, String)> {
         (false, [one]) => render(one, lang),
         (false, [first, second]) => render_comparison(first, second, lang),
         _ => String::new(),
+    })
+}
+
+/// `--message FILE`: the bounce in FILE (or on standard input for `-`), explained; exit 2 when
+/// it names no recipient.
+fn read_bounce(
+    path: &std::path::Path,
+    catalogue: &Catalogue,
+    lang: Lang,
+    as_json: bool,
+) -> Result<String, (u8, String)> {
+    /// Bounces larger than this are refused: a bounce carries a copy of one message at most.
+    const LIMIT: u64 = 64 * 1024 * 1024;
+    let mut bytes = Vec::new();
+    let read = if path.as_os_str() == "-" {
+        std::io::Read::read_to_end(
+            &mut std::io::Read::take(std::io::stdin(), LIMIT),
+            &mut bytes,
+        )
+    } else {
+        std::fs::File::open(path).and_then(|file| {
+            std::io::Read::read_to_end(&mut std::io::Read::take(file, LIMIT), &mut bytes)
+        })
+    };
+    read.map_err(|e| (1, format!("{}: {e}", path.display())))?;
+    let Some(bounce) = crate::bounce::read(&bytes) else {
+        return Err((
+            2,
+            match lang {
+                Lang::En => format!(
+                    "{}: no failed or delayed recipient found; is it a bounce (a delivery status notification)?",
+                    path.display()
+                ),
+                Lang::Id => format!(
+                    "{}: tidak ditemukan penerima yang gagal atau tertunda; apakah ini pesan pentalan (pemberitahuan status pengiriman)?",
+                    path.display()
+                ),
+            },
+        ));
+    };
+    Ok(if as_json {
+        format!(
+            "{:#}\n",
+            crate::bounce::report::json(&bounce, catalogue, lang)
+        )
+    } else {
+        crate::bounce::report::text(&bounce, catalogue, lang)
     })
 }
 
@@ -205,7 +259,8 @@ fn entry_json(entry: &Entry, lang: Lang) -> serde_json::Value {
     })
 }
 
-fn explanation_json(explanation: &Explanation<'_>, lang: Lang) -> serde_json::Value {
+/// The JSON object of one explanation (also each recipient's in `--message`).
+pub(crate) fn explanation_json(explanation: &Explanation<'_>, lang: Lang) -> serde_json::Value {
     json!({
         "query": explanation.query.text,
         "lang": lang.as_str(),

@@ -23,6 +23,7 @@ macro_rules! outln {
     };
 }
 
+mod bounce;
 mod config;
 mod dkim;
 mod explain;
