@@ -160,6 +160,83 @@ fn distance(a: &str, b: &str) -> usize {
         .sum()
 }
 
+/// One sentence naming the class of each code as its RFC names it (RFC 5321 §4.2.1 for basic
+/// codes, RFC 3463 §3.1 for enhanced ones) and what that class means for the message.
+pub fn summary(a: &Entry, b: &Entry, lang: Lang) -> String {
+    let name = |entry: &Entry| {
+        let enhanced = entry.facts.code.contains('.');
+        let (rfc_name, outcome_en, outcome_id) = match (entry.facts.class.as_str(), enhanced) {
+            ("positive", false) => (
+                "Positive Completion reply",
+                "the step succeeded",
+                "langkahnya berhasil",
+            ),
+            ("intermediate", _) => (
+                "Positive Intermediate reply",
+                "the server waits for the rest",
+                "server menunggu kelanjutannya",
+            ),
+            ("transient", false) => (
+                "Transient Negative Completion reply",
+                "the step failed for now and may succeed when tried again",
+                "langkahnya gagal untuk saat ini dan dapat berhasil bila dicoba lagi",
+            ),
+            ("permanent", false) => (
+                "Permanent Negative Completion reply",
+                "the step failed and will fail the same way again",
+                "langkahnya gagal dan akan gagal dengan cara yang sama lagi",
+            ),
+            ("positive", true) => ("Success", "the step succeeded", "langkahnya berhasil"),
+            ("transient", true) => (
+                "Persistent Transient Failure",
+                "the step failed for now and may succeed when tried again",
+                "langkahnya gagal untuk saat ini dan dapat berhasil bila dicoba lagi",
+            ),
+            _ => (
+                "Permanent Failure",
+                "the step failed and will fail the same way again",
+                "langkahnya gagal dan akan gagal dengan cara yang sama lagi",
+            ),
+        };
+        (
+            rfc_name,
+            if lang == Lang::En {
+                outcome_en
+            } else {
+                outcome_id
+            },
+        )
+    };
+    let ((name_a, outcome_a), (name_b, outcome_b)) = (name(a), name(b));
+    let rfc = |entry: &Entry| {
+        if entry.facts.code.contains('.') {
+            "RFC 3463 §3.1"
+        } else {
+            "RFC 5321 §4.2.1"
+        }
+    };
+    let sources = if rfc(a) == rfc(b) {
+        rfc(a).to_owned()
+    } else {
+        format!("{}, {}", rfc(a), rfc(b))
+    };
+    let (code_a, code_b) = (&a.facts.code, &b.facts.code);
+    match (lang, a.facts.class == b.facts.class) {
+        (Lang::En, false) => format!(
+            "{code_a} is a {name_a}: {outcome_a}; {code_b} is a {name_b}: {outcome_b} ({sources})."
+        ),
+        (Lang::En, true) => format!(
+            "{code_a} and {code_b} are both a {name_a} ({sources}): {outcome_a}; they differ in what they are about and in who must act."
+        ),
+        (Lang::Id, false) => format!(
+            "{code_a} adalah {name_a}: {outcome_a}; {code_b} adalah {name_b}: {outcome_b} ({sources})."
+        ),
+        (Lang::Id, true) => format!(
+            "{code_a} dan {code_b} sama-sama {name_a} ({sources}): {outcome_a}; keduanya berbeda dalam hal yang dibahas dan siapa yang harus bertindak."
+        ),
+    }
+}
+
 /// One row of a comparison.
 #[derive(Debug, Clone)]
 pub struct Difference {

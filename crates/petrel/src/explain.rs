@@ -214,11 +214,12 @@ fn render_comparison(first: &Explanation<'_>, second: &Explanation<'_>, lang: La
         return format!("{}{}", render(first, lang), render(second, lang));
     };
     let mut out = format!(
-        "{} {}\n    vs\n{} {}\n\n{}:\n",
+        "{} {}\n    vs\n{} {}\n\n{}\n\n{}:\n",
         a.facts.code,
         a.text(lang).title,
         b.facts.code,
         b.text(lang).title,
+        petrel_catalogue::explain::summary(a, b, lang),
         labels.differences
     );
     for row in compare(a, b, lang) {

@@ -1,9 +1,10 @@
-//! Two codes side by side (`/compare/354/556`): their titles, the key differences of
-//! `explain::compare` in a two-column table that stacks on a narrow screen, when each applies,
-//! and both entries in full. Also the "compare with" form and `/compare?a=…&b=…`, which it
+//! Two codes side by side (`/compare/354/556`): a sentence naming both classes as the RFCs
+//! name them, the key differences of `explain::compare` in a two-column table that stacks on a
+//! narrow screen (short answers, no sentence repeated), what to do about each side by side,
+//! when each applies, and both entries in full. Also the "compare with" form and `/compare?a=…&b=…`, which it
 //! sends to (the form works without JavaScript).
 
-use petrel_catalogue::explain::{compare, labels, parse_query};
+use petrel_catalogue::explain::{compare, labels, parse_query, summary};
 use petrel_catalogue::{Catalogue, Entry};
 
 use super::entry::{article, rfc_links};
@@ -30,9 +31,27 @@ pub fn compare_page(ctx: &Ctx<'_>, catalogue: &Catalogue, first: &str, second: &
         code_link(ctx, &b.facts.code, title_b),
     );
     body.push_str(&format!(
+        "<p class=\"summary\">{}</p>\n",
+        escape(&summary(a, b, ctx.lang))
+    ));
+    body.push_str(&format!(
         "<h2 id=\"differences\">{}</h2>\n{}",
         labels.differences,
         differences(ctx, a, b)
+    ));
+    let todo_rows = format!(
+        "<tr><th scope=\"row\">{}</th>{}{}</tr>\n<tr><th scope=\"row\">{}</th>{}{}</tr>\n",
+        labels.fix_sender,
+        cell(a, &escape(&a.text(ctx.lang).fix_sender)),
+        cell(b, &escape(&b.text(ctx.lang).fix_sender)),
+        labels.fix_admin,
+        cell(a, &escape(&a.text(ctx.lang).fix_admin)),
+        cell(b, &escape(&b.text(ctx.lang).fix_admin)),
+    );
+    body.push_str(&format!(
+        "<h2 id=\"what-to-do\">{}</h2>\n{}",
+        words.what_to_do,
+        table(ctx, a, b, &todo_rows)
     ));
     let when_rows = format!(
         "<tr><th scope=\"row\">{}</th>{}{}</tr>\n",
@@ -65,28 +84,21 @@ pub fn compare_page(ctx: &Ctx<'_>, catalogue: &Catalogue, first: &str, second: &
     Response::html(200, page(ctx, &title, &body))
 }
 
-/// The rows of `explain::compare`, with the short who-acts and retry answers as tags and the
-/// RFCs as links.
+/// The rows of `explain::compare`: the short who-acts and retry answers (their sentences are
+/// in the entries below) and the RFCs as links.
 fn differences(ctx: &Ctx<'_>, a: &Entry, b: &Entry) -> String {
     let labels = labels(ctx.lang);
     let mut rows = String::new();
     for row in compare(a, b, ctx.lang) {
         let render = |entry: &Entry, value: &str| {
-            let tag = if row.label == labels.who_acts {
-                Some(actor(ctx.lang, &entry.facts.actor))
+            if row.label == labels.who_acts {
+                escape(&actor(ctx.lang, &entry.facts.actor))
             } else if row.label == labels.retry {
-                Some(retry(ctx.lang, &entry.facts.retry))
-            } else {
-                None
-            };
-            let value = if row.label == labels.rfc {
+                escape(&retry(ctx.lang, &entry.facts.retry))
+            } else if row.label == labels.rfc {
                 rfc_links(value)
             } else {
                 escape(value)
-            };
-            match tag {
-                Some(tag) => format!("<span class=\"tag\">{}</span> {value}", escape(&tag)),
-                None => value,
             }
         };
         rows.push_str(&format!(

@@ -153,6 +153,10 @@ fn web_pages_over_http() {
     for needle in [
         "354",
         "556",
+        "354 is a Positive Intermediate reply",
+        "556 is a Permanent Negative Completion reply",
+        "What to do",
+        labels(Lang::En).fix_admin,
         labels(Lang::En).differences,
         &title("354", Lang::En),
         &title("556", Lang::En),
