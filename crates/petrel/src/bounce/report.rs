@@ -38,7 +38,7 @@ fn words(lang: Lang) -> Words {
 }
 
 /// What happened to a recipient, in `lang` (RFC 3464 §2.3.3's actions).
-fn action(action: &str, lang: Lang) -> &str {
+pub fn action(action: &str, lang: Lang) -> &str {
     match (action, lang) {
         ("failed", Lang::En) => "failed",
         ("failed", Lang::Id) => "gagal",
@@ -55,7 +55,7 @@ fn action(action: &str, lang: Lang) -> &str {
 }
 
 /// The text the reference explains for a recipient: its reply, else its status.
-fn explained<'a>(
+pub fn explained<'a>(
     catalogue: &'a Catalogue,
     recipient: &Recipient,
     lang: Lang,

@@ -138,6 +138,7 @@ pub fn page(ctx: &Ctx<'_>, title: &str, body: &str) -> String {
          <nav class=\"lang\" aria-label=\"{language}\">\
          <a href=\"{en}\" hreflang=\"en\" lang=\"en\"{en_current}>English</a> · \
          <a href=\"{id}\" hreflang=\"id\" lang=\"id\"{id_current}>Bahasa Indonesia</a></nav>\n\
+         <nav class=\"tools\"><a href=\"{bounce_href}\">{bounce}</a></nav>\n\
          <form class=\"search\" action=\"/search\" method=\"get\" role=\"search\">\
          <label for=\"q\">{search_label}</label> \
          <span class=\"row\"><input id=\"q\" name=\"q\" type=\"search\" value=\"{query}\" placeholder=\"{hint}\">{lang_field} \
@@ -154,6 +155,8 @@ pub fn page(ctx: &Ctx<'_>, title: &str, body: &str) -> String {
         lang_field = ctx.lang_field(),
         search = words.search,
         footer = words.footer,
+        bounce_href = ctx.href("/explain"),
+        bounce = words.read_bounce,
     )
 }
 
@@ -172,6 +175,8 @@ nav.lang a[aria-current]{font-weight:700;color:var(--fg);text-decoration:none}
 form.search{flex:1 1 100%;margin:.5rem 0 .75rem}
 form.search label{display:block;font-size:.9rem;color:var(--muted)}
 .row{display:flex;gap:.5rem;flex-wrap:wrap}
+textarea{width:100%;font:14px/1.4 ui-monospace,monospace;padding:.5rem;border:1px solid var(--line);border-radius:.35rem;background:var(--bg);color:var(--fg)}
+form.bounce{display:flex;flex-direction:column;gap:.5rem;margin:1rem 0}form.bounce button{align-self:flex-start}
 input,button{font:inherit;padding:.35rem .6rem;border:1px solid var(--line);border-radius:.35rem;background:var(--bg);color:var(--fg)}
 input[type=search],input[name=b]{flex:1 1 12rem;min-width:0}
 button{background:var(--accent);color:var(--bg);border-color:var(--accent);cursor:pointer}

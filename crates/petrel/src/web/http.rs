@@ -1,4 +1,5 @@
-//! The HTTP/1.1 of the reference pages, by hand: parsing a request head (GET and HEAD only),
+//! The HTTP/1.1 of the reference pages, by hand: parsing a request head (GET and HEAD, and
+//! POST with a `Content-Length` body for the bounce form),
 //! percent-decoding the path and the query, and writing a response with Content-Length and
 //! `Connection: close`. Everything here handles bytes from anyone on the network: it never
 //! panics, and a request it cannot read becomes a `Rejection` with a status code.
@@ -13,6 +14,7 @@ pub const MAX_HEAD: usize = 16 * 1024;
 pub enum Method {
     Get,
     Head,
+    Post,
 }
 
 /// A request the server understood.
@@ -23,9 +25,25 @@ pub struct Request {
     pub path: String,
     /// The decoded query parameters, in order.
     pub query: Vec<(String, String)>,
+    /// `Content-Length`, when given.
+    pub content_length: Option<usize>,
+    /// The body (POST), read by the server after the head.
+    pub body: Vec<u8>,
 }
 
 impl Request {
+    /// The fields of an `application/x-www-form-urlencoded` body, decoded.
+    pub fn form(&self) -> Vec<(String, String)> {
+        String::from_utf8_lossy(&self.body)
+            .split('&')
+            .filter(|pair| !pair.is_empty())
+            .map(|pair| {
+                let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
+                (decode_form(key), decode_form(value))
+            })
+            .collect()
+    }
+
     /// The first value of query parameter `name`.
     pub fn param(&self, name: &str) -> Option<&str> {
         self.query
@@ -97,31 +115,38 @@ pub fn parse_head(head: &[u8]) -> Result<Request, Rejection> {
         }
         _ => return Err(reject(400, "the version is not HTTP/1.x")),
     };
-    let has_host = check_fields(lines)?;
+    let (has_host, content_length) = check_fields(lines)?;
     if http11 && !has_host {
         return Err(reject(400, "an HTTP/1.1 request needs a Host field"));
     }
     let method = match method {
         "GET" => Method::Get,
         "HEAD" => Method::Head,
-        _ => return Err(reject(405, "only GET and HEAD are allowed")),
+        "POST" => Method::Post,
+        _ => return Err(reject(405, "only GET, HEAD and POST are allowed")),
     };
     let (path, query) = parse_target(target)?;
     Ok(Request {
         method,
         path,
         query,
+        content_length,
+        body: Vec::new(),
     })
 }
 
-/// Checks the header fields are `name: value` lines; true when one is `Host`.
-fn check_fields<'a>(lines: impl Iterator<Item = &'a str>) -> Result<bool, Rejection> {
+/// Checks the header fields are `name: value` lines; whether one is `Host`, and the
+/// `Content-Length` when given (chunked bodies are refused: the form never sends them).
+fn check_fields<'a>(
+    lines: impl Iterator<Item = &'a str>,
+) -> Result<(bool, Option<usize>), Rejection> {
     let mut has_host = false;
+    let mut content_length = None;
     for line in lines {
         if line.is_empty() {
             break;
         }
-        let Some((name, _value)) = line.split_once(':') else {
+        let Some((name, value)) = line.split_once(':') else {
             return Err(reject(400, "a header field has no colon"));
         };
         if name.is_empty()
@@ -132,8 +157,21 @@ fn check_fields<'a>(lines: impl Iterator<Item = &'a str>) -> Result<bool, Reject
             return Err(reject(400, "a header field name is malformed"));
         }
         has_host |= name.eq_ignore_ascii_case("host");
+        if name.eq_ignore_ascii_case("content-length") {
+            let length = value
+                .trim()
+                .parse()
+                .map_err(|_| reject(400, "Content-Length is not a number"))?;
+            if content_length.is_some_and(|l| l != length) {
+                return Err(reject(400, "two different Content-Length fields"));
+            }
+            content_length = Some(length);
+        }
+        if name.eq_ignore_ascii_case("transfer-encoding") {
+            return Err(reject(411, "send the body with a Content-Length"));
+        }
     }
-    Ok(has_host)
+    Ok((has_host, content_length))
 }
 
 /// Splits a request target (origin-form, or absolute-form `http://host/path`) into the decoded
@@ -299,6 +337,8 @@ pub fn reason(status: u16) -> &'static str {
         404 => "Not Found",
         405 => "Method Not Allowed",
         408 => "Request Timeout",
+        411 => "Length Required",
+        413 => "Content Too Large",
         431 => "Request Header Fields Too Large",
         500 => "Internal Server Error",
         505 => "HTTP Version Not Supported",

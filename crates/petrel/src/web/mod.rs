@@ -3,10 +3,12 @@
 //! domains at `/.well-known/mta-sts.txt` when `[http.mta_sts]` gives one.
 //!
 //! A small HTTP/1.1 server written by hand over tokio: one request per connection (GET or
-//! HEAD), its head read within 16 KiB and 10 seconds, the answer sent with Content-Length and
+//! HEAD; POST only for the bounce form at `/explain`, its body at most 1 MiB), its head read
+//! within 16 KiB and 10 seconds, the answer sent with Content-Length and
 //! `Connection: close`. The pages are server-rendered HTML that needs no JavaScript, in
 //! English or (with `?lang=id`) Indonesian. See `pages.rs` for which path shows what.
 
+mod bounce;
 mod compare;
 mod entry;
 mod html;
@@ -31,6 +33,11 @@ const HEAD_TIMEOUT: Duration = Duration::from_secs(10);
 const WRITE_TIMEOUT: Duration = Duration::from_secs(30);
 /// How many connections are served at once; more wait in the listen queue.
 const MAX_CONNECTIONS: usize = 256;
+
+/// The largest form body (a pasted bounce) the server reads.
+const MAX_FORM: usize = 1024 * 1024;
+/// How long a client may take to send a form body.
+const BODY_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Where senders fetch an MTA-STS policy (RFC 8461 §3.2).
 const MTA_STS_PATH: &str = "/.well-known/mta-sts.txt";
@@ -83,7 +90,10 @@ async fn handle(
                 )),
                 false,
             ),
-            Ok(Head::Complete(bytes)) => match http::parse_head(&bytes) {
+            Ok(Head::Complete(bytes, rest)) => match http::parse_head(&bytes) {
+                Ok(request) if request.method == Method::Post => {
+                    (Some(post(&mut stream, request, rest).await), false)
+                }
                 Ok(request) => {
                     let response = if request.path == "/metrics" {
                         metrics::respond(queue).await
@@ -106,10 +116,44 @@ async fn handle(
     }
 }
 
+/// A POST: the bounce form's body read (at most `MAX_FORM`, within `BODY_TIMEOUT`) and
+/// answered; any other path is 405.
+async fn post(stream: &mut TcpStream, mut request: http::Request, rest: Vec<u8>) -> Response {
+    if request.path != "/explain" {
+        return pages::refused(405, "only the bounce form at /explain takes POST");
+    }
+    let Some(length) = request.content_length else {
+        return pages::refused(411, "send the form with a Content-Length");
+    };
+    if length > MAX_FORM {
+        return pages::refused(413, "the form is larger than 1 MiB");
+    }
+    let mut body = rest;
+    let read = tokio::time::timeout(BODY_TIMEOUT, async {
+        let mut chunk = [0u8; 8192];
+        while body.len() < length {
+            match stream.read(&mut chunk).await {
+                Ok(0) | Err(_) => return false,
+                Ok(read) => body.extend_from_slice(&chunk[..read]),
+            }
+        }
+        true
+    })
+    .await;
+    if !matches!(read, Ok(true)) {
+        return pages::refused(400, "the form body ended early or took too long");
+    }
+    body.truncate(length);
+    request.body = body;
+    let response = pages::respond_post(&request);
+    debug!(path = %request.path, status = response.status, "http request");
+    response
+}
+
 /// What reading a request head gave.
 enum Head {
-    /// The head, up to and including its empty line.
-    Complete(Vec<u8>),
+    /// The head, up to and including its empty line, and the bytes read after it.
+    Complete(Vec<u8>, Vec<u8>),
     /// More than `MAX_HEAD` bytes without an empty line.
     TooLarge,
     /// The client closed (or the connection failed) before sending anything.
@@ -125,14 +169,14 @@ async fn read_head(stream: &mut TcpStream) -> Head {
                 return Head::Closed;
             }
             // A partial head, then the end: answer it (it fails to parse, so a 400).
-            Ok(0) | Err(_) => return Head::Complete(buffer),
+            Ok(0) | Err(_) => return Head::Complete(buffer, Vec::new()),
             Ok(read) => read,
         };
         buffer.extend_from_slice(&chunk[..read]);
         match http::head_end(&buffer) {
             Some(end) if end <= MAX_HEAD => {
-                buffer.truncate(end);
-                return Head::Complete(buffer);
+                let rest = buffer.split_off(end);
+                return Head::Complete(buffer, rest);
             }
             Some(_) => return Head::TooLarge,
             None => {}

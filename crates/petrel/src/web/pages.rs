@@ -41,8 +41,34 @@ pub fn respond(request: &Request) -> Response {
         }
         ["compare", first] => compare::form_page(&ctx, Some(first), None),
         ["compare", first, second] => compare::compare_page(&ctx, catalogue, first, second),
+        ["explain"] => super::bounce::form_page(&ctx),
         _ => not_found(&ctx),
     }
+}
+
+/// Answers a POST (the server sends only `/explain` here): the bounce form's message, read
+/// and explained.
+pub fn respond_post(request: &Request) -> Response {
+    let form = request.form();
+    let field = |name: &str| {
+        form.iter()
+            .find(|(key, _)| key == name)
+            .map(|(_, value)| value.as_str())
+    };
+    let lang = field("lang")
+        .or(request.param("lang"))
+        .and_then(Lang::parse)
+        .unwrap_or(Lang::En);
+    let ctx = Ctx {
+        lang,
+        path: &request.path,
+        query: &request.query,
+    };
+    let catalogue = match Catalogue::get() {
+        Ok(catalogue) => catalogue,
+        Err(error) => return broken(&ctx, &error.0),
+    };
+    super::bounce::answer(&ctx, catalogue, field("message").unwrap_or(""))
 }
 
 /// The index: basic codes, then enhanced codes, each grouped by class.

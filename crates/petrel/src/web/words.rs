@@ -38,6 +38,7 @@ pub struct Words {
     pub not_found_text: &'static str,
     pub broken: &'static str,
     pub footer: &'static str,
+    pub read_bounce: &'static str,
 }
 
 /// The words of `lang`.
@@ -79,6 +80,7 @@ static ENGLISH: Words = Words {
     not_found_text: "There is no page here.",
     broken: "The reference does not load",
     footer: "petrel reply-code reference · sources: RFC 5321, RFC 3463 and the IANA registry of enhanced status codes",
+    read_bounce: "Read a bounce",
 };
 
 static INDONESIAN: Words = Words {
@@ -112,6 +114,7 @@ static INDONESIAN: Words = Words {
     not_found_text: "Tidak ada halaman di sini.",
     broken: "Referensi tidak dapat dimuat",
     footer: "Referensi kode balasan petrel · sumber: RFC 5321, RFC 3463, dan registri IANA untuk kode status lanjutan",
+    read_bounce: "Membaca pesan pentalan",
 };
 
 /// A short name for who must act (`facts.actor`); the token itself when unknown.

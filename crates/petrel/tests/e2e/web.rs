@@ -399,3 +399,59 @@ fn the_mta_sts_policy_is_served_from_configuration() {
     let (_petrel, address) = start(&plain);
     assert_eq!(get(address, "/.well-known/mta-sts.txt").status, 404);
 }
+
+/// The bounce form (`/explain`, issue 17): curl posts a pasted bounce as a browser form would
+/// and gets each failed recipient explained; text that is no bounce gets 422 with the form
+/// again; a body over 1 MiB is refused with 413; POST elsewhere stays 405.
+#[test]
+fn web_bounce_form() {
+    let scratch = Scratch::new("web-bounce");
+    let (_petrel, address) = start(&scratch);
+    let form = get(address, "/explain?lang=id");
+    assert_eq!(form.status, 200);
+    assert!(form.body.contains("<textarea") && form.body.contains("method=\"post\""));
+    assert!(form.body.contains("Membaca pesan pentalan"));
+
+    let bounce = scratch.0.join("bounce.eml");
+    std::fs::write(
+        &bounce,
+        "From: MAILER-DAEMON@mx.example.org\r\nTo: alice@example.org\r\nSubject: Undelivered Mail Returned to Sender\r\nMIME-Version: 1.0\r\nContent-Type: multipart/report; report-type=delivery-status; boundary=\"B\"\r\n\r\n--B\r\nContent-Type: text/plain\r\n\r\nThis is the mail system at host mx.example.org.\r\n\r\n--B\r\nContent-Type: message/delivery-status\r\n\r\nReporting-MTA: dns; mx.example.org\r\nX-Postfix-Queue-ID: 4F2A\r\n\r\nFinal-Recipient: rfc822; bob@example.net\r\nAction: failed\r\nStatus: 5.1.1\r\nRemote-MTA: dns; mx.example.net\r\nDiagnostic-Code: smtp; 550 5.1.1 <bob@example.net>: Recipient address\r\n    rejected: User unknown in local recipient table\r\n\r\n--B--\r\n",
+    )
+    .unwrap();
+    let curl = |args: &[&str]| {
+        let output = std::process::Command::new("curl")
+            .args(["-sS", "-o", "-", "-w", "\n%{http_code}"])
+            .args(args)
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&output.stdout).into_owned();
+        let (body, status) = text.rsplit_once('\n').unwrap();
+        (status.to_owned(), body.to_owned())
+    };
+    let url = format!("http://{address}/explain");
+    let (status, body) = curl(&[
+        "--data-urlencode",
+        &format!("message@{}", bounce.display()),
+        &url,
+    ]);
+    assert_eq!(status, "200", "{body}");
+    let text = visible_text(&body);
+    for needle in [
+        "Postfix",
+        "bob@example.net",
+        "mx.example.net",
+        "550 5.1.1 <bob@example.net>: Recipient address rejected: User unknown in local recipient table",
+        "Bad destination mailbox address",
+    ] {
+        assert!(text.contains(needle), "{needle:?} missing from {text}");
+    }
+
+    let (status, body) = curl(&["--data-urlencode", "message=hello there", &url]);
+    assert_eq!(status, "422", "{body}");
+    assert!(body.contains("<textarea"), "{body}");
+
+    let big = scratch.0.join("big.txt");
+    std::fs::write(&big, vec![b'a'; 1024 * 1024 + 10]).unwrap();
+    let (status, _) = curl(&["--data-binary", &format!("@{}", big.display()), &url]);
+    assert_eq!(status, "413");
+}
