@@ -57,7 +57,7 @@ pub fn read(bytes: &[u8]) -> Option<Bounce> {
                 report.get_or_insert_with(|| dsn::parse(text));
             }
             PartType::Text(text) => {
-                texts.push_str(text);
+                texts.push_str(&text.replace("\r\n", "\n"));
                 texts.push('\n');
             }
             _ => {}
@@ -74,13 +74,38 @@ pub fn read(bytes: &[u8]) -> Option<Bounce> {
     let (reporting_mta, recipients) = match report {
         Some(report) if !report.recipients.is_empty() => (report.reporting_mta, report.recipients),
         _ => {
-            let found = [text::exim, text::qmail, text::postfix_text]
+            let mut found = [text::exim, text::qmail, text::postfix_text]
                 .iter()
                 .map(|read| read(&texts))
                 .find(|found| !found.is_empty())?;
+            // A failure the text gives no code for is "other undefined status" (RFC 3463
+            // §3.1), as Postfix and Exim report it.
+            for recipient in &mut found {
+                if recipient.status.is_none() {
+                    let class = if recipient.action == "delayed" {
+                        "4"
+                    } else {
+                        "5"
+                    };
+                    recipient.status = Some(format!("{class}.0.0"));
+                }
+            }
             (None, found)
         }
     };
+    let mut recipients = recipients;
+    for recipient in &mut recipients {
+        // "connect to mx.example.net[192.0.2.25]:25: Connection timed out": the host tried.
+        if recipient.remote_mta.is_none()
+            && let Some(rest) = recipient
+                .reply
+                .as_deref()
+                .and_then(|r| r.strip_prefix("connect to "))
+            && let Some((host, _)) = rest.split_once('[')
+        {
+            recipient.remote_mta = Some(host.to_owned());
+        }
+    }
     let software = software(
         &from,
         reporting_mta.as_deref().unwrap_or(""),
@@ -112,15 +137,15 @@ fn software(
     };
     if text.contains("This is the qmail-send program") {
         "qmail"
-    } else if exim_header || text.contains("The following address(es) failed:") {
-        "Exim"
     } else if from.contains("googlemail.com")
         || reporting.ends_with("google.com")
         || reporting == "googlemail.com"
     {
         "Gmail"
-    } else if reporting.ends_with("outlook.com") || reporting.ends_with(".outlook.com") {
+    } else if reporting.ends_with("outlook.com") {
         "Microsoft 365"
+    } else if exim_header || text.contains("The following address(es) failed:") {
+        "Exim"
     } else if from.starts_with("microsoftexchange") || raw_has(b"X-MS-Exchange") {
         "Exchange Server"
     } else if raw_has(b"X-Postfix-Queue-ID") || text.contains("This is the mail system at host") {

@@ -66,3 +66,70 @@ fn unknown_codes_exit_2_with_the_nearest_in_the_asked_language() {
     let (output, text) = explain(&["hello"]);
     assert_eq!(output.status.code(), Some(2), "{text}");
 }
+
+/// Collapses every run of white space to one space (the manifest's convention for replies).
+fn collapsed(text: &str) -> String {
+    text.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+/// The bounce reader against one sample bounce per sender software (tests/e2e/bounces, built
+/// from the formats' specifications and published samples, listed in manifest.toml): every
+/// recipient found, with its action, status, remote server and reply; each explained.
+#[test]
+fn the_bounce_reader_finds_every_recipient_of_every_sample() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/e2e/bounces");
+    let manifest: toml::Value =
+        toml::from_str(&std::fs::read_to_string(dir.join("manifest.toml")).unwrap()).unwrap();
+    let bounces = manifest["bounce"].as_array().unwrap();
+    assert!(bounces.len() >= 8, "one sample per sender software");
+    for bounce in bounces {
+        let file = bounce["file"].as_str().unwrap();
+        let (output, text) = explain(&["--message", dir.join(file).to_str().unwrap(), "--json"]);
+        assert!(output.status.success(), "{file}: {text}");
+        let read: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+        let expected = bounce["recipient"].as_array().unwrap();
+        let found = read["recipients"].as_array().unwrap();
+        assert_eq!(found.len(), expected.len(), "{file}: {read:#}");
+        for (want, got) in expected.iter().zip(found) {
+            let field = |name: &str| got[name].as_str().unwrap_or("").to_owned();
+            let wanted = |name: &str| want[name].as_str().unwrap().to_owned();
+            assert_eq!(field("address"), wanted("address"), "{file}");
+            assert_eq!(field("action"), wanted("action"), "{file}");
+            assert_eq!(field("status"), wanted("status"), "{file}");
+            assert_eq!(field("remote_mta"), wanted("remote_mta"), "{file}");
+            if !wanted("reply").is_empty() {
+                assert_eq!(
+                    collapsed(&field("reply")),
+                    collapsed(&wanted("reply")),
+                    "{file}"
+                );
+            }
+            assert!(
+                got["explanation"].is_object(),
+                "{file}: {} is not explained",
+                field("address")
+            );
+        }
+    }
+    // The text form, in Indonesian, reads the same bounce from standard input.
+    let mut child = Command::new(env!("CARGO_BIN_EXE_petrel"))
+        .args(["explain", "--message", "-", "--lang", "id"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::io::Write::write_all(
+        child.stdin.as_mut().unwrap(),
+        &std::fs::read(dir.join("microsoft365.eml")).unwrap(),
+    )
+    .unwrap();
+    drop(child.stdin.take());
+    let output = child.wait_with_output().unwrap();
+    let text = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "{text}");
+    assert!(
+        text.contains("Pesan pentalan ditulis oleh: Microsoft 365")
+            && text.contains("bob@fabrikam.com: gagal, 5.7.606"),
+        "{text}"
+    );
+}
