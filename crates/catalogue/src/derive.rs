@@ -149,11 +149,11 @@ fn subject_name(subject: &str, lang: Lang) -> Option<&'static str> {
         ),
         "1" => ("addressing status", "status alamat"),
         "2" => ("mailbox status", "status kotak surat"),
-        "3" => ("mail system status", "status sistem surat"),
+        "3" => ("mail system status", "status sistem surel"),
         "4" => ("network and routing status", "status jaringan dan perutean"),
         "5" => (
             "mail delivery protocol status",
-            "status protokol pengiriman surat",
+            "status protokol pengiriman surel",
         ),
         "6" => (
             "message content or media status",
@@ -177,7 +177,7 @@ fn category_name(digit: u8, lang: Lang) -> Option<&'static str> {
         0 => ("syntax", "sintaksis"),
         1 => ("information", "informasi"),
         2 => ("the connection", "koneksi"),
-        5 => ("the mail system", "sistem surat"),
+        5 => ("the mail system", "sistem surel"),
         _ => return None,
     };
     Some(match lang {

@@ -296,6 +296,8 @@ pub struct Labels {
     pub nearest: &'static str,
     /// Where the RFC of a code outside the reference would be.
     pub not_in_reference: &'static str,
+    /// After a text that is neither a code nor a reply line.
+    pub not_a_code: &'static str,
     positive: &'static str,
     intermediate: &'static str,
     transient: &'static str,
@@ -332,6 +334,7 @@ pub fn labels(lang: Lang) -> Labels {
             unknown: "Unknown code",
             nearest: "Nearest known codes",
             not_in_reference: "no entry of its own; explained from its parts",
+            not_a_code: "is not a reply code, an enhanced status code or a reply line",
             positive: "positive (success)",
             intermediate: "intermediate (go on)",
             transient: "transient (temporary failure)",
@@ -352,6 +355,7 @@ pub fn labels(lang: Lang) -> Labels {
             unknown: "Kode tidak dikenal",
             nearest: "Kode terdekat yang dikenal",
             not_in_reference: "tidak memiliki entri sendiri; dijelaskan dari bagian-bagiannya",
+            not_a_code: "bukan kode balasan, kode status lanjutan, atau baris balasan",
             positive: "positif (berhasil)",
             intermediate: "perantara (lanjutkan)",
             transient: "sementara (gagal untuk saat ini)",

@@ -1,6 +1,7 @@
 //! The reference's completeness and quality checks: every registry code and every basic code
 //! is there in both languages, every field is written for its code (no text shared word for
-//! word between two codes, no English left in the Indonesian texts), classes match codes, and
+//! word between two codes, no English left in the Indonesian texts outside quoted server texts
+//! and configuration names), classes match codes, and
 //! every reply petrel can emit has its entries. One test per data group, so a group can be
 //! checked on its own (`cargo test -p petrel-catalogue group_x6`).
 
@@ -125,6 +126,18 @@ fn fields(text: &CodeText) -> [(&'static str, &str); 7] {
     ]
 }
 
+/// `text` without what stays in English in every language: double-quoted spans (a server's
+/// own reply, a setting's label in a mail program) and words with an underscore
+/// (configuration names such as message_size_limit).
+fn outside_verbatim(text: &str) -> String {
+    text.split('"')
+        .step_by(2)
+        .flat_map(str::split_whitespace)
+        .filter(|word| !word.contains('_'))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
 fn expected_class(code: &str) -> &'static str {
     match code.as_bytes().first() {
         Some(b'2') => "positive",
@@ -210,7 +223,8 @@ fn check_group(group: &str) {
                     text.code
                 );
             }
-            for word in id_value.split(|c: char| !c.is_alphanumeric()) {
+            let checked = outside_verbatim(id_value);
+            for word in checked.split(|c: char| !c.is_alphanumeric()) {
                 assert!(
                     !ENGLISH_WORDS.contains(&word),
                     "id {}: {name} has the English word {word:?}: {id_value:?}",
@@ -332,4 +346,120 @@ fn related_codes_exist() {
             );
         }
     }
+}
+
+/// The rows of docs/terminology.md: (English, Indonesian, the variants not to use).
+fn terminology() -> Vec<(String, String, Vec<String>)> {
+    let text = include_str!("../../../docs/terminology.md");
+    text.lines()
+        .filter(|line| {
+            line.starts_with("| ") && !line.starts_with("| English") && !line.starts_with("|---")
+        })
+        .map(|line| {
+            let cells: Vec<&str> = line.split('|').map(str::trim).collect();
+            let forbidden = cells
+                .get(3)
+                .map(|c| {
+                    c.split(", ")
+                        .map(str::trim)
+                        .filter(|v| !v.is_empty())
+                        .map(str::to_lowercase)
+                        .collect()
+                })
+                .unwrap_or_default();
+            (cells[1].to_owned(), cells[2].to_owned(), forbidden)
+        })
+        .collect()
+}
+
+/// `text` lower-cased without what stays verbatim in every language: double-quoted and
+/// backticked spans, configuration names (words with `_`) and all-caps protocol words.
+fn running_text(text: &str) -> String {
+    let unquoted: String = text
+        .split('"')
+        .step_by(2)
+        .flat_map(|part| part.split('`').step_by(2))
+        .collect::<Vec<_>>()
+        .join(" ");
+    unquoted
+        .split_whitespace()
+        .filter(|word| !word.contains('_'))
+        .filter(|word| {
+            let letters: String = word.chars().filter(|c| c.is_alphabetic()).collect();
+            letters.is_empty() || letters.chars().any(char::is_lowercase)
+        })
+        .map(str::to_lowercase)
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// Whether `phrase` occurs in `text` as whole words.
+fn has_phrase(text: &str, phrase: &str) -> bool {
+    text.match_indices(phrase).any(|(at, _)| {
+        let before = text[..at].chars().next_back();
+        let after = text[at + phrase.len()..].chars().next();
+        !before.is_some_and(char::is_alphanumeric) && !after.is_some_and(char::is_alphanumeric)
+    })
+}
+
+/// Issue 17, item 6: one Indonesian. No Indonesian text of the reference uses a variant that
+/// docs/terminology.md rejects, and every string the English quotes verbatim (a server's reply,
+/// a setting's label) and every configuration name is in the Indonesian too.
+#[test]
+fn one_indonesian_terminology_and_verbatim_strings_kept() {
+    let terms = terminology();
+    assert!(
+        terms.len() >= 20,
+        "the terminology table is read: {}",
+        terms.len()
+    );
+    let mut problems = Vec::new();
+    for group in data::GROUPS {
+        let (_, english, indonesian) = load_group(group);
+        for id_text in &indonesian {
+            let all_id: String = fields(id_text)
+                .iter()
+                .map(|(_, v)| *v)
+                .collect::<Vec<_>>()
+                .join(" ");
+            let running = running_text(&all_id);
+            for (english_term, _, forbidden) in &terms {
+                for variant in forbidden {
+                    if has_phrase(&running, variant) {
+                        problems.push(format!(
+                            "id {}: {variant:?} (use the term for {english_term:?})",
+                            id_text.code
+                        ));
+                    }
+                }
+            }
+            let Some(en_text) = english.iter().find(|t| t.code == id_text.code) else {
+                continue;
+            };
+            let all_en: String = fields(en_text)
+                .iter()
+                .map(|(_, v)| *v)
+                .collect::<Vec<_>>()
+                .join(" ");
+            let quoted = all_en.split('"').skip(1).step_by(2);
+            let names = all_en
+                .split(|c: char| c.is_whitespace() || c == ',' || c == '(' || c == ')')
+                .filter(|w| w.contains('_'))
+                .map(|w| w.trim_matches(|c: char| !c.is_alphanumeric() && c != '_'));
+            for verbatim in quoted.chain(names) {
+                if !verbatim.is_empty() && !all_id.contains(verbatim) {
+                    problems.push(format!(
+                        "id {}: lacks {verbatim:?}, which the English has verbatim",
+                        id_text.code
+                    ));
+                }
+            }
+        }
+    }
+    assert!(
+        problems.is_empty(),
+        "{} problems:\n{}",
+        problems.len(),
+        problems.join("\n")
+    );
 }

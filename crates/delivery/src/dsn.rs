@@ -288,9 +288,9 @@ mod tests {
                 ),
                 advice(
                     "Artinya",
-                    "Domain itu tidak menerima surat.",
+                    "Domain itu tidak menerima surel.",
                     "Yang dapat Anda lakukan",
-                    "Pakai alamat lain.",
+                    "Gunakan alamat lain.",
                 ),
             ]
         };
@@ -318,7 +318,7 @@ mod tests {
         assert!(text.contains("Auto-Submitted: auto-replied\r\n"));
         assert!(text.contains("Reporting-MTA: dns; mx.test\r\nOriginal-Envelope-Id: env-1\r\nArrival-Date: Thu, 1 Jan 1970 00:00:00 +0000\r\n"));
         assert!(text.contains("Final-Recipient: rfc822; b@nullmx.test\r\nOriginal-Recipient: rfc822; b@example.net\r\nAction: failed\r\nStatus: 5.1.10\r\n"));
-        assert!(text.contains("What it means: The domain takes no mail.\r\n    What you can do: Use another address.\r\n    Artinya: Domain itu tidak menerima surat.\r\n"));
+        assert!(text.contains("What it means: The domain takes no mail.\r\n    What you can do: Use another address.\r\n    Artinya: Domain itu tidak menerima surel.\r\n"));
         assert!(text.contains("Content-Type: text/rfc822-headers\r\n\r\nSubject: hello\r\n"));
         assert!(!text.contains("secret body"), "RET absent: headers only");
         assert!(text.ends_with("--ABC/mx.test--\r\n"));

@@ -54,10 +54,7 @@ fn explain_all(args: &ExplainArgs) -> Result<String, (u8, String)> {
     let mut explanations = Vec::new();
     for code in &args.codes {
         let Some(query) = parse_query(code) else {
-            return Err((
-                2,
-                format!("{code:?} is not a reply code, an enhanced status code or a reply line"),
-            ));
+            return Err((2, format!("{code:?} {}", labels(lang).not_a_code)));
         };
         let explanation = explain(catalogue, &query, lang).map_err(|nearest| {
             (

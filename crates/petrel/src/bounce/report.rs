@@ -47,7 +47,7 @@ pub fn action(action: &str, lang: Lang) -> &str {
         ("delivered", Lang::En) => "delivered",
         ("delivered", Lang::Id) => "terkirim",
         ("relayed", Lang::En) => "relayed to a server that sends no reports",
-        ("relayed", Lang::Id) => "diteruskan ke server yang tidak mengirim laporan",
+        ("relayed", Lang::Id) => "di-relay ke server yang tidak mengirim laporan",
         ("expanded", Lang::En) => "expanded to other addresses",
         ("expanded", Lang::Id) => "diperluas ke alamat lain",
         (other, _) => other,
