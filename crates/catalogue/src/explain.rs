@@ -57,6 +57,8 @@ pub struct Explanation<'a> {
     pub enhanced: Option<&'a Entry>,
     /// The parts the reference has no entry for, explained from their digits (basic first).
     pub derived: Vec<crate::derive::Derived>,
+    /// The provider pattern the reply line is recognised as (the most specific), if any.
+    pub provider: Option<&'static crate::providers::Provider>,
     /// Sentences flagging a mismatch between the parts, in the asked language.
     pub warnings: Vec<String>,
 }
@@ -107,6 +109,9 @@ pub fn explain<'a>(
         basic,
         enhanced,
         derived,
+        provider: crate::providers::matching(&query.text, None)
+            .first()
+            .copied(),
         warnings,
     })
 }
@@ -292,6 +297,10 @@ pub struct Labels {
     pub when_each: &'static str,
     pub differences: &'static str,
     pub unknown: &'static str,
+    /// Before a provider's own meaning of a reply: "Recognised as".
+    pub recognised: &'static str,
+    /// Before a provider entry's public source.
+    pub source: &'static str,
     /// Before the nearest known codes of an unknown one.
     pub nearest: &'static str,
     /// Where the RFC of a code outside the reference would be.
@@ -332,6 +341,8 @@ pub fn labels(lang: Lang) -> Labels {
             when_each: "When each applies",
             differences: "Key differences",
             unknown: "Unknown code",
+            recognised: "Recognised as",
+            source: "Source",
             nearest: "Nearest known codes",
             not_in_reference: "no entry of its own; explained from its parts",
             not_a_code: "is not a reply code, an enhanced status code or a reply line",
@@ -353,6 +364,8 @@ pub fn labels(lang: Lang) -> Labels {
             when_each: "Kapan masing-masing berlaku",
             differences: "Perbedaan utama",
             unknown: "Kode tidak dikenal",
+            recognised: "Dikenali sebagai",
+            source: "Sumber",
             nearest: "Kode terdekat yang dikenal",
             not_in_reference: "tidak memiliki entri sendiri; dijelaskan dari bagian-bagiannya",
             not_a_code: "bukan kode balasan, kode status lanjutan, atau baris balasan",

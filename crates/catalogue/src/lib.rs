@@ -4,12 +4,17 @@
 //! it, how to fix it, who must act, whether retrying helps, and the RFC, in English and
 //! Indonesian.
 //!
+//! Codes without an entry are explained from their parts (`derive`), and reply lines of large
+//! receivers and common MTAs are recognised from the provider knowledge (`providers`, with a
+//! corpus of real reply lines and their sources).
+//!
 //! The data files are embedded at build time and parsed once. Depends on proto (codes) only.
 //! Lookups take codes typed by people or sent by peers; they never panic.
 
 pub mod data;
 pub mod derive;
 pub mod explain;
+pub mod providers;
 
 use std::collections::BTreeMap;
 use std::sync::OnceLock;

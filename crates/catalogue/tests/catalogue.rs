@@ -456,6 +456,28 @@ fn one_indonesian_terminology_and_verbatim_strings_kept() {
             }
         }
     }
+    for provider in petrel_catalogue::providers::all().unwrap() {
+        let text = &provider.indonesian;
+        let all_id = [
+            &text.title,
+            &text.meaning,
+            &text.fix_sender,
+            &text.fix_admin,
+        ]
+        .map(String::as_str)
+        .join(" ");
+        let running = running_text(&all_id);
+        for (english_term, _, forbidden) in &terms {
+            for variant in forbidden {
+                if has_phrase(&running, variant) {
+                    problems.push(format!(
+                        "provider {}: {variant:?} (use the term for {english_term:?})",
+                        provider.id
+                    ));
+                }
+            }
+        }
+    }
     assert!(
         problems.is_empty(),
         "{} problems:\n{}",

@@ -8,6 +8,7 @@ use std::process::ExitCode;
 use clap::Args;
 use petrel_catalogue::derive::Derived;
 use petrel_catalogue::explain::{Explanation, compare, explain, labels, parse_query};
+use petrel_catalogue::providers::Provider;
 use petrel_catalogue::{Catalogue, Entry, Lang};
 use serde_json::json;
 
@@ -138,6 +139,10 @@ fn render(explanation: &Explanation<'_>, lang: Lang) -> String {
     for warning in &explanation.warnings {
         out.push_str(&format!("! {warning}\n\n"));
     }
+    if let Some(provider) = explanation.provider {
+        out.push_str(&render_provider(provider, lang));
+        out.push('\n');
+    }
     for entry in [explanation.basic, explanation.enhanced]
         .into_iter()
         .flatten()
@@ -150,6 +155,40 @@ fn render(explanation: &Explanation<'_>, lang: Lang) -> String {
         out.push('\n');
     }
     out
+}
+
+/// A provider's own meaning of the reply, from its entry in the provider knowledge.
+pub(crate) fn render_provider(provider: &Provider, lang: Lang) -> String {
+    let labels = labels(lang);
+    let text = provider.text(lang);
+    format!(
+        "{}: {}: {}\n  {}:\n    {}\n  {}:\n    {}\n  {}:\n    {}\n  {}: {}\n",
+        labels.recognised,
+        provider.provider,
+        text.title,
+        labels.meaning,
+        text.meaning,
+        labels.fix_sender,
+        text.fix_sender,
+        labels.fix_admin,
+        text.fix_admin,
+        labels.source,
+        provider.source
+    )
+}
+
+/// A provider entry as JSON.
+pub(crate) fn provider_json(provider: &Provider, lang: Lang) -> serde_json::Value {
+    let text = provider.text(lang);
+    json!({
+        "id": provider.id,
+        "provider": provider.provider,
+        "title": text.title,
+        "meaning": text.meaning,
+        "fix_sender": text.fix_sender,
+        "fix_admin": text.fix_admin,
+        "source": provider.source,
+    })
 }
 
 fn render_derived(derived: &Derived, lang: Lang) -> String {
@@ -272,6 +311,7 @@ pub(crate) fn explanation_json(explanation: &Explanation<'_>, lang: Lang) -> ser
             "registered": d.registered,
             "registered_detail": d.is_registered_detail,
         })).collect::<Vec<_>>(),
+        "provider": explanation.provider.map(|p| provider_json(p, lang)),
         "warnings": explanation.warnings,
     })
 }

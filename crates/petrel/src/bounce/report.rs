@@ -68,7 +68,15 @@ pub fn explained<'a>(
     if query.enhanced.is_none() {
         query.enhanced.clone_from(&recipient.status);
     }
-    explain(catalogue, &query, lang).ok()
+    let mut explanation = explain(catalogue, &query, lang).ok()?;
+    // The replying host helps tell providers apart.
+    if let Some(reply) = &recipient.reply {
+        explanation.provider =
+            petrel_catalogue::providers::matching(reply, recipient.remote_mta.as_deref())
+                .first()
+                .copied();
+    }
+    Some(explanation)
 }
 
 /// The bounce as text in `lang`.
@@ -100,6 +108,11 @@ pub fn text(bounce: &Bounce, catalogue: &Catalogue, lang: Lang) -> String {
             recipient.reply.as_deref().unwrap_or(words.none)
         ));
         if let Some(explanation) = explained(catalogue, recipient, lang) {
+            if let Some(provider) = explanation.provider {
+                for line in crate::explain::render_provider(provider, lang).lines() {
+                    out.push_str(&format!("   {line}\n"));
+                }
+            }
             // The most precise of: the enhanced code's entry, its explanation from its parts,
             // the basic code's entry.
             let entry = explanation

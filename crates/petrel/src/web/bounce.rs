@@ -4,7 +4,7 @@
 
 use petrel_catalogue::{Catalogue, Lang};
 
-use super::entry::{article, derived_article};
+use super::entry::{article, derived_article, provider_article};
 use super::html::{Ctx, escape, page};
 use super::http::Response;
 
@@ -111,6 +111,9 @@ pub fn answer(ctx: &Ctx<'_>, catalogue: &Catalogue, message: &str) -> Response {
         ));
         if let Some(explanation) = crate::bounce::report::explained(catalogue, recipient, ctx.lang)
         {
+            if let Some(provider) = explanation.provider {
+                body.push_str(&provider_article(ctx, provider, 3));
+            }
             let entry = explanation
                 .enhanced
                 .or(explanation.basic.filter(|_| explanation.derived.is_empty()));

@@ -18,6 +18,42 @@ pub fn code_key(code: &str) -> Vec<u32> {
         .collect()
 }
 
+/// Renders a provider's own meaning of a reply (the provider knowledge) as an `<article>`, with
+/// a link to its public source.
+pub fn provider_article(
+    ctx: &Ctx<'_>,
+    provider: &petrel_catalogue::providers::Provider,
+    level: u8,
+) -> String {
+    let labels = labels(ctx.lang);
+    let text = provider.text(ctx.lang);
+    let sub = level + 1;
+    let mut out = format!(
+        "<article class=\"entry provider\" id=\"provider-{id}\">\n<h{level}>{recognised}: {name}: {title}</h{level}>\n",
+        id = escape(&provider.id),
+        recognised = labels.recognised,
+        name = escape(&provider.provider),
+        title = escape(&text.title),
+    );
+    for (label, value) in [
+        (labels.meaning, &text.meaning),
+        (labels.fix_sender, &text.fix_sender),
+        (labels.fix_admin, &text.fix_admin),
+    ] {
+        out.push_str(&format!(
+            "<h{sub}>{label}</h{sub}>\n{}\n",
+            paragraphs(value)
+        ));
+    }
+    out.push_str(&format!(
+        "<p>{}: <a href=\"{}\" rel=\"noreferrer\">{}</a></p>\n</article>\n",
+        labels.source,
+        escape(&provider.source),
+        escape(&provider.source)
+    ));
+    out
+}
+
 /// Renders a code the reference has no entry for, explained from its parts, as an `<article>`
 /// with links to the registered codes it was explained from.
 pub fn derived_article(

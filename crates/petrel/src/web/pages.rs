@@ -7,7 +7,9 @@ use petrel_catalogue::explain::{Explanation, Query, explain, labels, nearest, pa
 use petrel_catalogue::{Catalogue, Entry, Lang};
 
 use super::compare;
-use super::entry::{CLASSES, article, class_rank, code_key, derived_article, title};
+use super::entry::{
+    CLASSES, article, class_rank, code_key, derived_article, provider_article, title,
+};
 use super::html::{Ctx, code_link, escape, page};
 use super::http::{Request, Response};
 use super::words::{subject, words};
@@ -286,6 +288,9 @@ fn reply_page(
     }
     body.push_str(&format!("<p>{}</p>\n", words.reply_parts));
     body.push_str(&reply_notes(ctx, &explanation));
+    if let Some(provider) = explanation.provider {
+        body.push_str(&provider_article(ctx, provider, 2));
+    }
     for entry in [explanation.basic, explanation.enhanced]
         .into_iter()
         .flatten()

@@ -52,6 +52,36 @@ fn codes_outside_the_reference_are_explained_from_their_parts() {
     assert_eq!(value["derived"][0]["registered_detail"], true, "{text}");
 }
 
+/// Reply lines of large providers are recognised and explained from the provider's published
+/// meaning (issue 17, item 2; the whole corpus is matched by the catalogue's tests).
+#[test]
+fn provider_replies_are_recognised() {
+    let (output, text) = explain(&[
+        "421 4.7.0 [TSS04] Messages from 192.0.2.1 temporarily deferred due to unexpected volume or user complaints - 4.16.55.1; see https://postmaster.yahooinc.com/error-codes",
+    ]);
+    assert!(output.status.success(), "{text}");
+    assert!(text.contains("Recognised as: Yahoo / AOL"), "{text}");
+    assert!(text.contains("Source: https://"), "{text}");
+    let (output, _) = explain(&[
+        "550 5.7.606 Access denied, banned sending IP [203.0.113.5]. To request removal from this list please visit https://sender.office.com/",
+        "--json",
+        "--lang",
+        "id",
+    ]);
+    let value: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(value["provider"]["id"], "microsoft-5.7.606", "{value:#}");
+    assert!(
+        value["provider"]["fix_admin"]
+            .as_str()
+            .unwrap()
+            .contains("https://sender.office.com/")
+    );
+    // An ordinary reply is not taken for a provider's.
+    let (output, _) = explain(&["250 2.0.0 Ok: queued", "--json"]);
+    let value: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert!(value["provider"].is_null(), "{value:#}");
+}
+
 #[test]
 fn unknown_codes_exit_2_with_the_nearest_in_the_asked_language() {
     let (output, text) = explain(&["5.9.9"]);
@@ -129,7 +159,8 @@ fn the_bounce_reader_finds_every_recipient_of_every_sample() {
     assert!(output.status.success(), "{text}");
     assert!(
         text.contains("Pesan pentalan ditulis oleh: Microsoft 365")
-            && text.contains("bob@fabrikam.com: gagal, 5.7.606"),
+            && text.contains("bob@fabrikam.com: gagal, 5.7.606")
+            && text.contains("Dikenali sebagai: Microsoft 365"),
         "{text}"
     );
 }
