@@ -220,6 +220,12 @@ mod tests {
         let mut wrong = Vec::new();
         for line in &corpus.line {
             assert!(line.source.contains('.'), "{}: no source", line.reply);
+            // Explained, never "unknown": the codes from the reference or from their parts.
+            let query = crate::explain::parse_query(&line.reply);
+            let explained = query.and_then(|q| {
+                crate::explain::explain(crate::Catalogue::get().ok()?, &q, Lang::En).ok()
+            });
+            assert!(explained.is_some(), "{}: not explained", line.reply);
             let found = matching(&line.reply, None);
             if found.first().map(|p| p.id.as_str()) != Some(line.expect.as_str()) {
                 wrong.push(format!(
