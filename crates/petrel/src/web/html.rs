@@ -45,27 +45,26 @@ impl Ctx<'_> {
         escape(&self.location_with(path, params))
     }
 
-    /// A Location value (not escaped for HTML) for `path` with `params`, keeping the language.
+    /// A Location value (not escaped for HTML) for `path` with `params`, keeping the language:
+    /// Indonesian pages live under `/id/`.
     pub fn location_with(&self, path: &str, params: &[(&str, &str)]) -> String {
-        let mut all: Vec<(&str, &str)> = params.to_vec();
-        if self.lang == Lang::Id {
-            all.push(("lang", "id"));
-        }
-        with_query(&encode_path(path), &all)
+        with_query(&encode_path(&lang_path(self.lang, path)), params)
     }
 
-    /// A link to the page being shown in `lang`, keeping the rest of its query.
-    pub fn switch_href(&self, lang: Lang) -> String {
-        let mut params: Vec<(&str, &str)> = self
+    /// The page being shown, in `lang`, keeping the rest of its query (not escaped).
+    pub fn location_in(&self, lang: Lang) -> String {
+        let params: Vec<(&str, &str)> = self
             .query
             .iter()
             .filter(|(key, _)| key != "lang")
             .map(|(key, value)| (key.as_str(), value.as_str()))
             .collect();
-        if lang == Lang::Id {
-            params.push(("lang", "id"));
-        }
-        escape(&with_query(&encode_path(self.path), &params))
+        with_query(&encode_path(&lang_path(lang, self.path)), &params)
+    }
+
+    /// A link to the page being shown in `lang`, keeping the rest of its query.
+    pub fn switch_href(&self, lang: Lang) -> String {
+        escape(&self.location_in(lang))
     }
 
     /// A hidden field carrying the language into a form, or nothing for English.
@@ -74,6 +73,14 @@ impl Ctx<'_> {
             Lang::En => "",
             Lang::Id => "<input type=\"hidden\" name=\"lang\" value=\"id\">",
         }
+    }
+}
+
+/// `path` in `lang`: as it is in English, under `/id` in Indonesian.
+pub fn lang_path(lang: Lang, path: &str) -> String {
+    match lang {
+        Lang::En => path.to_owned(),
+        Lang::Id => format!("/id{path}"),
     }
 }
 
@@ -133,7 +140,10 @@ pub fn page(ctx: &Ctx<'_>, title: &str, body: &str) -> String {
     format!(
         "<!DOCTYPE html>\n<html lang=\"{lang}\">\n<head>\n<meta charset=\"utf-8\">\n\
          <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n\
-         <title>{title} · {site}</title>\n<style>{STYLE}</style>\n</head>\n<body>\n\
+         <title>{title} · {site}</title>\n\
+         <link rel=\"alternate\" hreflang=\"en\" href=\"{en}\">\n\
+         <link rel=\"alternate\" hreflang=\"id\" href=\"{id}\">\n\
+         <style>{STYLE}</style>\n</head>\n<body>\n\
          <header>\n<p class=\"site\"><a href=\"{home}\">{site}</a></p>\n\
          <nav class=\"lang\" aria-label=\"{language}\">\
          <a href=\"{en}\" hreflang=\"en\" lang=\"en\"{en_current}>English</a> · \

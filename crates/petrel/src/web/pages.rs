@@ -16,20 +16,29 @@ use super::words::{subject, words};
 
 /// Answers a parsed GET or HEAD request (the caller drops the body for HEAD).
 pub fn respond(request: &Request) -> Response {
-    let lang = request
-        .param("lang")
-        .and_then(Lang::parse)
-        .unwrap_or(Lang::En);
+    // Indonesian pages live under /id/ (`?lang=id` is still understood).
+    let (lang, path) = match request.path.strip_prefix("/id") {
+        Some(rest) if rest.is_empty() || rest.starts_with('/') => {
+            (Lang::Id, if rest.is_empty() { "/" } else { rest })
+        }
+        _ => (
+            request
+                .param("lang")
+                .and_then(Lang::parse)
+                .unwrap_or(Lang::En),
+            request.path.as_str(),
+        ),
+    };
     let ctx = Ctx {
         lang,
-        path: &request.path,
+        path,
         query: &request.query,
     };
     let catalogue = match Catalogue::get() {
         Ok(catalogue) => catalogue,
         Err(error) => return broken(&ctx, &error.0),
     };
-    let segments: Vec<&str> = request.path.split('/').skip(1).collect();
+    let segments: Vec<&str> = path.split('/').skip(1).collect();
     match segments.as_slice() {
         [""] | ["codes"] => Response::redirect(&ctx.location_with("/codes/", &[])),
         ["codes", ""] => Response::html(200, index(&ctx, catalogue)),
@@ -220,16 +229,39 @@ fn search(ctx: &Ctx<'_>, catalogue: &Catalogue, q: &str) -> Response {
         return Response::html(200, page(ctx, words.search, &body));
     }
     let mut body = format!("<h1>{} “{}”</h1>\n", words.results_for, escape(q));
-    let needle = q.to_lowercase();
-    let mut matches: Vec<&Entry> = catalogue
+    // Full text: every word of the query in the code, title, meaning, when or what to do, in
+    // either language; entries whose title holds them all first.
+    let needles: Vec<String> = q
+        .to_lowercase()
+        .split_whitespace()
+        .map(str::to_owned)
+        .collect();
+    let mut ranked: Vec<(u8, &Entry)> = catalogue
         .entries()
-        .filter(|e| {
-            e.facts.code.contains(&needle)
-                || e.english.title.to_lowercase().contains(&needle)
-                || e.indonesian.title.to_lowercase().contains(&needle)
+        .filter_map(|e| {
+            let titles = format!(
+                "{} {} {}",
+                e.facts.code, e.english.title, e.indonesian.title
+            )
+            .to_lowercase();
+            if needles.iter().all(|n| titles.contains(n.as_str())) {
+                return Some((0, e));
+            }
+            let text = [&e.english, &e.indonesian]
+                .iter()
+                .flat_map(|t| [&t.meaning, &t.when, &t.fix_sender, &t.fix_admin])
+                .map(|s| s.to_lowercase())
+                .collect::<Vec<_>>()
+                .join(" ");
+            let all = format!("{titles} {text}");
+            needles
+                .iter()
+                .all(|n| all.contains(n.as_str()))
+                .then_some((1, e))
         })
         .collect();
-    matches.sort_by_key(|e| code_key(&e.facts.code));
+    ranked.sort_by_key(|(rank, e)| (*rank, code_key(&e.facts.code)));
+    let matches: Vec<&Entry> = ranked.into_iter().map(|(_, e)| e).collect();
     if !matches.is_empty() {
         body.push_str(&code_list(ctx, &matches));
     } else if q.bytes().all(|b| b.is_ascii_digit() || b == b'.') {

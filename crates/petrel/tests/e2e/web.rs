@@ -134,18 +134,31 @@ fn web_pages_over_http() {
     assert!(page.body.contains("<html lang=\"en\">"));
     assert!(visible_text(&page.body).contains(&title("556", Lang::En)));
     assert!(
-        page.body.contains("href=\"/codes/556?lang=id\""),
+        page.body.contains("href=\"/id/codes/556\""),
         "language switch"
     );
-
-    let page = get(address, "/codes/5.1.10?lang=id");
-    assert_eq!(page.status, 200, "{}", page.body);
-    assert!(page.body.contains("<html lang=\"id\">"));
-    assert!(visible_text(&page.body).contains(&title("5.1.10", Lang::Id)));
     assert!(
-        page.body.contains("href=\"/codes/?lang=id\""),
-        "links keep the language"
+        page.body
+            .contains("<link rel=\"alternate\" hreflang=\"id\" href=\"/id/codes/556\">"),
+        "hreflang alternates"
     );
+
+    // Indonesian pages live under /id/ (issue 17, item 7); ?lang=id still works.
+    for target in ["/id/codes/5.1.10", "/codes/5.1.10?lang=id"] {
+        let page = get(address, target);
+        assert_eq!(page.status, 200, "{}", page.body);
+        assert!(page.body.contains("<html lang=\"id\">"));
+        assert!(visible_text(&page.body).contains(&title("5.1.10", Lang::Id)));
+        assert!(
+            page.body.contains("href=\"/id/codes/\""),
+            "links keep the language"
+        );
+        assert!(
+            page.body
+                .contains("<link rel=\"alternate\" hreflang=\"en\" href=\"/codes/5.1.10\">"),
+            "hreflang alternates"
+        );
+    }
 
     let page = get(address, "/compare/354/556");
     assert_eq!(page.status, 200, "{}", page.body);
@@ -236,7 +249,7 @@ fn web_search_and_reply_lines() {
     assert!(
         search
             .head
-            .contains("\r\nLocation: /reply/556/5.1.10?line="),
+            .contains("\r\nLocation: /id/reply/556/5.1.10?line="),
         "{}",
         search.head
     );
@@ -245,7 +258,6 @@ fn web_search_and_reply_lines() {
         .lines()
         .find_map(|l| l.strip_prefix("Location: "))
         .unwrap();
-    assert!(location.ends_with("lang=id"), "{location}");
     let reply = get(address, location);
     assert_eq!(reply.status, 200, "{}", reply.body);
     let text = visible_text(&reply.body);
@@ -253,6 +265,12 @@ fn web_search_and_reply_lines() {
     assert!(text.contains(&title("5.1.10", Lang::Id)), "{text}");
     assert!(text.contains("556 5.1.10 <x@y>: no mail"), "{text}");
     assert!(!reply.body.contains("<x@y>"), "escaped");
+    // Full-text search (issue 17, item 7): words of the texts, not only titles.
+    let found = get(address, "/search?q=dot-stuffing");
+    assert_eq!(found.status, 200, "{}", found.body);
+    assert!(found.body.contains("href=\"/codes/354\""), "{}", found.body);
+    let found = get(address, "/id/search?q=pesan+pentalan");
+    assert!(found.body.contains("href=\"/id/codes/"), "{}", found.body);
     let search = get(address, "/search?q=5.7.27");
     assert!(
         search.head.lines().any(|l| l == "Location: /codes/5.7.27"),
