@@ -553,6 +553,9 @@ async fn record(
                 wake_later(context, id, &wake);
             }
         }
+        Some(Err(QueueError::LeaseLost(_))) => {
+            warn!(queue_id = %id, "lease lost while delivering: another node took the message over and records its deliveries; this node's outcome is dropped (a recipient it reached may get a second copy)")
+        }
         Some(Err(error)) => {
             error!(queue_id = %id, %error, "cannot record the delivery; the message stays queued")
         }

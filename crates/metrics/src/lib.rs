@@ -86,6 +86,16 @@ pub const DESCRIPTIONS: &[(&str, &str, &str)] = &[
         "Claims of messages whose lease another node held and let run out (that node stopped or lost the database).",
     ),
     (
+        QUEUE_LEASES_LOST,
+        "counter",
+        "Changes this node did not make because its lease on the message had run out and another node had taken it over (fencing).",
+    ),
+    (
+        QUEUE_LEASE_RENEWAL_FAILURES,
+        "counter",
+        "Lease renewals of this node that failed (the database could not be reached).",
+    ),
+    (
         QUEUE_DATABASE_OPERATIONS,
         "counter",
         "Queue operations on PostgreSQL, by operation.",
@@ -108,7 +118,7 @@ pub const DESCRIPTIONS: &[(&str, &str, &str)] = &[
     (
         SCREEN_REFUSALS,
         "counter",
-        "Sessions refused at the door of port 25, by check (dnsbl).",
+        "Refusals by the door of port 25, by check (pregreet, dnsbl, dbl, fcrdns, helo, pipelining, non_smtp, unknown_sender_domain, unknown_recipient_domain, greylist, milter).",
     ),
 ];
 
@@ -126,6 +136,8 @@ pub const QUEUE_MESSAGES: &str = "petrel_queue_messages";
 pub const QUEUE_OLDEST_AGE: &str = "petrel_queue_oldest_message_age_seconds";
 pub const QUEUE_CLAIMS: &str = "petrel_queue_claims_total";
 pub const QUEUE_LEASE_TAKEOVERS: &str = "petrel_queue_lease_takeovers_total";
+pub const QUEUE_LEASES_LOST: &str = "petrel_queue_leases_lost_total";
+pub const QUEUE_LEASE_RENEWAL_FAILURES: &str = "petrel_queue_lease_renewal_failures_total";
 pub const QUEUE_DATABASE_OPERATIONS: &str = "petrel_queue_database_operations_total";
 pub const QUEUE_DATABASE_MICROSECONDS: &str = "petrel_queue_database_microseconds_total";
 pub const QUEUE_DATABASE_ERRORS: &str = "petrel_queue_database_errors_total";

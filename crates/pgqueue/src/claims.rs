@@ -4,7 +4,10 @@
 //! so nodes never wait on each other); `leases.rs` renews them and listens for wake-ups.
 //!
 //! A claim fetches the row's envelope and message with it, so the delivery that follows reads
-//! them from memory; the storage calls that end a delivery forget the claim.
+//! them from memory; the storage calls that end a delivery forget the claim. Each claim raises
+//! the row's `lease_epoch` and keeps the value: the changes that end a delivery are made only
+//! while the row still has it (fencing), so a node that stalled past its lease cannot overwrite
+//! what the node that took the message over wrote.
 
 use std::time::Duration;
 
@@ -22,9 +25,10 @@ const CLAIM: &str = "WITH target AS (
           AND (lease_until IS NULL OR lease_until < now() OR lease_owner = $2)
         FOR UPDATE)
     UPDATE petrel_messages m
-    SET lease_owner = $2, lease_until = now() + make_interval(secs => $3)
+    SET lease_owner = $2, lease_until = now() + make_interval(secs => $3),
+        lease_epoch = m.lease_epoch + 1
     FROM target WHERE m.id = target.id
-    RETURNING m.id, target.lease_owner, m.envelope, m.message";
+    RETURNING m.id, target.lease_owner, m.envelope, m.message, m.lease_epoch";
 
 const CLAIM_DUE: &str = "WITH due AS (
         SELECT id, lease_owner FROM petrel_messages
@@ -33,9 +37,10 @@ const CLAIM_DUE: &str = "WITH due AS (
         ORDER BY next_attempt, id LIMIT $2
         FOR UPDATE SKIP LOCKED)
     UPDATE petrel_messages m
-    SET lease_owner = $3, lease_until = now() + make_interval(secs => $4)
+    SET lease_owner = $3, lease_until = now() + make_interval(secs => $4),
+        lease_epoch = m.lease_epoch + 1
     FROM due WHERE m.id = due.id
-    RETURNING m.id, due.lease_owner, m.envelope, m.message";
+    RETURNING m.id, due.lease_owner, m.envelope, m.message, m.lease_epoch";
 
 impl Claims for PgQueue {
     fn claim(&self, id: &QueueId) -> Result<bool, QueueError> {

@@ -33,26 +33,43 @@ pub(crate) fn start(queue: &PgQueue, config: tokio_postgres::Config) {
     queue.bridge.handle().spawn(async move {
         let mut tick = tokio::time::interval((lease / 3).max(Duration::from_millis(300)));
         let mut is_failing = false;
+        let mut reported_lost = std::collections::HashSet::new();
         loop {
             tick.tick().await;
             let ids: Vec<String> = lock(&claimed).keys().map(ToString::to_string).collect();
             if ids.is_empty() {
+                reported_lost.clear();
                 continue;
             }
             let renewed = match pool.get().await {
                 Ok(client) => client
-                    .execute(
+                    .query(
                         "UPDATE petrel_messages
                          SET lease_until = now() + make_interval(secs => $3)
-                         WHERE lease_owner = $1 AND id = ANY($2)",
+                         WHERE lease_owner = $1 AND id = ANY($2)
+                         RETURNING id",
                         &[&node, &ids, &lease.as_secs_f64()],
                     )
                     .await
-                    .map(drop)
+                    .map(|rows| {
+                        rows.iter()
+                            .filter_map(|row| row.try_get::<_, String>(0).ok())
+                            .collect::<std::collections::HashSet<String>>()
+                    })
                     .map_err(|error| error.to_string()),
                 Err(error) => Err(error.to_string()),
             };
-            is_failing = report_renewal(renewed, is_failing, ids.len());
+            if let Ok(renewed) = &renewed {
+                // Claimed here, not renewed: another node holds it now, or it is gone. The
+                // fenced change that ends this node's delivery will not be made.
+                for id in ids.iter().filter(|id| !renewed.contains(*id)) {
+                    if reported_lost.insert(id.clone()) {
+                        tracing::warn!(queue_id = %id, "lease not renewed: another node took this message over or it left the queue");
+                    }
+                }
+                reported_lost.retain(|id| ids.contains(id));
+            }
+            is_failing = report_renewal(renewed.map(drop), is_failing, ids.len());
         }
     });
     let wakers = queue.wakers.clone();
@@ -124,6 +141,7 @@ fn report_renewal(renewed: Result<(), String>, was_failing: bool, count: usize) 
                 petrel_metrics::QUEUE_DATABASE_ERRORS,
                 &[("operation", "renew_leases")],
             );
+            petrel_metrics::registry().increment(petrel_metrics::QUEUE_LEASE_RENEWAL_FAILURES, &[]);
             if !was_failing {
                 tracing::warn!(leases = count, %error, "cannot renew this node's leases; other nodes take the messages over when they run out");
             }

@@ -84,6 +84,8 @@ pub struct OpenReport {
 pub(crate) struct Fetched {
     pub(crate) envelope: Option<String>,
     pub(crate) message: Option<Vec<u8>>,
+    /// The `lease_epoch` the claim left on the row (0 for mail stored leased to this node).
+    pub(crate) epoch: i64,
 }
 
 /// The queue on PostgreSQL.

@@ -144,8 +144,31 @@ impl PgQueue {
         lock(&self.claimed).get_mut(id).and_then(pick)
     }
 
-    fn forget_claim(&self, id: &QueueId) {
-        lock(&self.claimed).remove(id);
+    /// Forgets the claim of `id`, returning the epoch it held (`None`: not claimed here).
+    fn forget_claim(&self, id: &QueueId) -> Option<i64> {
+        lock(&self.claimed).remove(id).map(|fetched| fetched.epoch)
+    }
+
+    /// Why a fenced change to `id` changed no row: the row is still active, so the claim's
+    /// epoch is gone (another node took it over: logged and counted), or it is not there.
+    fn fenced_out(&self, operation: &'static str, id: &QueueId, epoch: Option<i64>) -> QueueError {
+        let active = self
+            .rows(
+                "fence",
+                "SELECT lease_owner, lease_epoch FROM petrel_messages
+                 WHERE id = $1 AND place = 'active'",
+                (id.to_string(),),
+            )
+            .ok()
+            .and_then(|rows| rows.into_iter().next());
+        let Some(row) = active.filter(|_| epoch.is_some()) else {
+            return not_found(id);
+        };
+        let owner: Option<String> = row.try_get(0).unwrap_or(None);
+        let now: i64 = row.try_get(1).unwrap_or(0);
+        tracing::warn!(queue_id = %id, operation, claimed_epoch = epoch, epoch = now, owner = owner.as_deref().unwrap_or("none"), "lease lost: another node took this message over; this node's change is not made");
+        petrel_metrics::registry().increment(petrel_metrics::QUEUE_LEASES_LOST, &[]);
+        QueueError::LeaseLost(id.to_string())
     }
 
     pub(crate) fn note_claims(&self, rows: &[tokio_postgres::Row]) -> Vec<QueueId> {
@@ -167,6 +190,7 @@ impl PgQueue {
             let fetched = crate::Fetched {
                 envelope: row.try_get(2).ok(),
                 message: row.try_get::<_, Option<Vec<u8>>>(3).ok().flatten(),
+                epoch: row.try_get(4).unwrap_or(0),
             };
             lock(&self.claimed).insert(id.clone(), fetched);
             ids.push(id);
@@ -317,6 +341,7 @@ impl Queue for PgQueue {
             let fetched = crate::Fetched {
                 envelope: Some(record.clone()),
                 message: Some(bytes.clone()),
+                epoch: 0,
             };
             lock(&self.kept).insert(id.clone(), (std::time::Instant::now(), fetched));
             let params = (id.to_string(), record, bytes, next, node, lease);
@@ -364,35 +389,38 @@ impl Queue for PgQueue {
     }
 
     fn update(&self, id: &QueueId, envelope: &Envelope) -> Result<(), QueueError> {
-        self.forget_claim(id);
+        let epoch = self.forget_claim(id);
         let changed = self.changed(
             "update",
             "UPDATE petrel_messages SET envelope = $2, next_attempt = $3,
                  lease_owner = CASE WHEN lease_owner = $4 THEN NULL ELSE lease_owner END,
                  lease_until = CASE WHEN lease_owner = $4 THEN NULL ELSE lease_until END
-             WHERE id = $1 AND place = 'active'",
+             WHERE id = $1 AND place = 'active'
+               AND ($5::bigint IS NULL OR lease_epoch = $5)",
             (
                 id.to_string(),
                 record_text(id, envelope),
                 next_attempt(envelope),
                 self.node.to_string(),
+                epoch,
             ),
         )?;
         if changed == 0 {
-            return Err(not_found(id));
+            return Err(self.fenced_out("update", id, epoch));
         }
         Ok(())
     }
 
     fn remove(&self, id: &QueueId) -> Result<(), QueueError> {
-        self.forget_claim(id);
+        let epoch = self.forget_claim(id);
         let changed = self.changed(
             "remove",
-            "DELETE FROM petrel_messages WHERE id = $1 AND place = 'active'",
-            (id.to_string(),),
+            "DELETE FROM petrel_messages WHERE id = $1 AND place = 'active'
+               AND ($2::bigint IS NULL OR lease_epoch = $2)",
+            (id.to_string(), epoch),
         )?;
         if changed == 0 {
-            return Err(not_found(id));
+            return Err(self.fenced_out("remove", id, epoch));
         }
         Ok(())
     }
@@ -478,16 +506,17 @@ impl Queue for PgQueue {
     }
 
     fn archive(&self, id: &QueueId, envelope: &Envelope) -> Result<(), QueueError> {
-        self.forget_claim(id);
+        let epoch = self.forget_claim(id);
         let changed = self.changed(
             "archive",
             "UPDATE petrel_messages SET place = 'done', envelope = $2, message = NULL,
                  next_attempt = 0, finished_at = now(), lease_owner = NULL, lease_until = NULL
-             WHERE id = $1 AND place = 'active'",
-            (id.to_string(), record_text(id, envelope)),
+             WHERE id = $1 AND place = 'active'
+               AND ($3::bigint IS NULL OR lease_epoch = $3)",
+            (id.to_string(), record_text(id, envelope), epoch),
         )?;
         if changed == 0 {
-            return Err(not_found(id));
+            return Err(self.fenced_out("archive", id, epoch));
         }
         Ok(())
     }

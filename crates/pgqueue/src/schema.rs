@@ -11,7 +11,8 @@
 //!   recipient's state, attempts, next attempt, last reply, and the history lines), so both
 //!   backends keep exactly the same facts; `message` the bytes as received (NULL once done);
 //!   `next_attempt` the earliest next attempt of a pending recipient (Unix seconds), which the
-//!   claim query orders and filters by; `lease_owner`/`lease_until` the node delivering it.
+//!   claim query orders and filters by; `lease_owner`/`lease_until` the node delivering it,
+//!   and `lease_epoch` the number of claims so far (the fencing token).
 //! - `petrel_records`: the small records beside the queue (`petrel_queue::Records`), one row
 //!   per shelf and key (MTA-STS policies by domain), shared by every node.
 //! - `petrel_schema_migrations`: the versions applied.
@@ -46,6 +47,9 @@ const MIGRATIONS: &[&str] = &[
         updated_at  timestamptz NOT NULL DEFAULT now(),
         PRIMARY KEY (shelf, key)
     );",
+    // Fencing: each claim raises the epoch; a node's change to a message it claimed is made
+    // only while the epoch is still the one its claim returned.
+    "ALTER TABLE petrel_messages ADD COLUMN lease_epoch bigint NOT NULL DEFAULT 0;",
 ];
 
 /// Applies every migration the database lacks, all in one transaction under the advisory

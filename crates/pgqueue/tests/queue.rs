@@ -214,7 +214,7 @@ fn the_contract_holds_for_the_spool() {
 fn the_contract_holds_for_postgres() {
     let url = database("contract");
     let (queue, report) = PgQueue::open(&settings(&url, "a", Duration::from_secs(60))).unwrap();
-    assert_eq!(report.schema_version, 2);
+    assert_eq!(report.schema_version, 3);
     assert_eq!(report.active, 0);
     contract(&queue);
     assert!(
@@ -349,7 +349,7 @@ fn migrations_are_applied_once_and_a_newer_schema_is_refused() {
         workers.into_iter().map(|w| w.join().unwrap()).collect()
     });
     for result in &opened {
-        assert_eq!(result.as_ref().unwrap().1.schema_version, 2);
+        assert_eq!(result.as_ref().unwrap().1.schema_version, 3);
     }
     drop(opened);
     let versions = cluster()
@@ -358,11 +358,14 @@ fn migrations_are_applied_once_and_a_newer_schema_is_refused() {
             "SELECT version FROM petrel_schema_migrations ORDER BY version",
         )
         .unwrap();
-    assert_eq!(versions.split_whitespace().collect::<Vec<_>>(), ["1", "2"]);
+    assert_eq!(
+        versions.split_whitespace().collect::<Vec<_>>(),
+        ["1", "2", "3"]
+    );
     assert!(
         PgQueue::check(&url)
             .unwrap()
-            .contains("petrel schema version 2 of 2")
+            .contains("petrel schema version 3 of 3")
     );
     cluster()
         .psql(

@@ -34,6 +34,9 @@ pub enum QueueError {
     },
     /// No entry with this queue id (permanent).
     NotFound(String),
+    /// Another node took the message over after this node's lease on it ran out (shared queue):
+    /// this node's change was not made, and it must stop working on the message.
+    LeaseLost(String),
 }
 
 impl QueueError {
@@ -42,7 +45,9 @@ impl QueueError {
     pub fn is_transient(&self) -> bool {
         match self {
             QueueError::NoSpace | QueueError::Io(_) => true,
-            QueueError::Corrupt { .. } | QueueError::NotFound(_) => false,
+            QueueError::Corrupt { .. } | QueueError::NotFound(_) | QueueError::LeaseLost(_) => {
+                false
+            }
         }
     }
 }
@@ -74,6 +79,10 @@ impl fmt::Display for QueueError {
                 write!(f, "queue entry {id} is corrupt: {reason}")
             }
             QueueError::NotFound(id) => write!(f, "queue entry {id} not found"),
+            QueueError::LeaseLost(id) => write!(
+                f,
+                "queue entry {id}: this node's lease ran out and another node took it over"
+            ),
         }
     }
 }

@@ -144,10 +144,14 @@ fn two_nodes_deliver_every_message_exactly_once_and_share_the_history() {
 }
 
 /// A TCP gate in front of `target`: connections from `held_source` are accepted and kept
-/// silent (the sender waits for a greeting that never comes); all others are relayed.
+/// silent (the sender waits for a greeting that never comes) until `release`; all others are
+/// relayed.
 struct Gate {
     address: SocketAddr,
     held: Arc<AtomicUsize>,
+    kept: Arc<Mutex<Vec<TcpStream>>>,
+    released: Arc<AtomicBool>,
+    target: SocketAddr,
 }
 
 impl Gate {
@@ -155,14 +159,17 @@ impl Gate {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let address = listener.local_addr().unwrap();
         let held = Arc::new(AtomicUsize::new(0));
-        let count = held.clone();
+        let kept: Arc<Mutex<Vec<TcpStream>>> = Arc::default();
+        let released = Arc::new(AtomicBool::new(false));
+        let (count, keep, is_released) = (held.clone(), kept.clone(), released.clone());
         std::thread::spawn(move || {
-            let mut kept = Vec::new();
             for stream in listener.incoming() {
                 let Ok(stream) = stream else { continue };
-                if stream.peer_addr().is_ok_and(|p| p.ip() == held_source) {
+                if stream.peer_addr().is_ok_and(|p| p.ip() == held_source)
+                    && !is_released.load(Ordering::SeqCst)
+                {
                     count.fetch_add(1, Ordering::SeqCst);
-                    kept.push(stream);
+                    keep.lock().unwrap().push(stream);
                     continue;
                 }
                 let Ok(upstream) = TcpStream::connect(target) else {
@@ -171,7 +178,22 @@ impl Gate {
                 relay(stream, upstream);
             }
         });
-        Gate { address, held }
+        Gate {
+            address,
+            held,
+            kept,
+            released,
+            target,
+        }
+    }
+
+    /// Lets the held connections (and later ones) through to the target.
+    fn release(&self) {
+        self.released.store(true, Ordering::SeqCst);
+        for stream in self.kept.lock().unwrap().drain(..) {
+            let upstream = TcpStream::connect(self.target).unwrap();
+            relay(stream, upstream);
+        }
     }
 }
 
@@ -372,7 +394,7 @@ fn check_config_connects_to_the_database_and_names_what_it_found() {
     assert!(checked.status.success(), "{stdout}");
     assert!(
         stdout.contains("queue = postgres, node mx1 (PostgreSQL ")
-            && stdout.contains("petrel schema version 0 of 2"),
+            && stdout.contains("petrel schema version 0 of 3"),
         "{stdout}"
     );
     // Nothing listens on the port of a closed listener: a clear refusal, at check and at start.
@@ -393,4 +415,77 @@ fn check_config_connects_to_the_database_and_names_what_it_found() {
             "{args:?}: {stderr}"
         );
     }
+}
+
+/// Fencing (issue 18, item 5): node a is stopped (SIGSTOP) in the middle of its deliveries for
+/// longer than its lease; b takes the messages over and records its own attempt (deferred: its
+/// route leads to a closed port). When a continues (SIGCONT) and its deliveries succeed, its
+/// records are refused (the claim's epoch is gone): b's state stands, a logs and counts the
+/// lost lease. Losses: none (every message arrived); duplicates: none so far (b's retries
+/// would be the duplicates; they are not reached here).
+#[test]
+fn a_node_paused_past_its_lease_cannot_overwrite_the_new_owner() {
+    let url = crate::backend::new_database();
+    let (scratch_r, scratch_a, scratch_b) = scratches("fence");
+    let receiver = receiving_petrel(&scratch_r);
+    let gate = Gate::start(receiver.address, [127, 0, 0, 2].into());
+    let closed = {
+        let probe = TcpListener::bind("127.0.0.1:0").unwrap();
+        probe.local_addr().unwrap().port()
+    };
+    let node = |scratch: &Scratch, name: &str, source: &str, port: u16| {
+        Petrel::start_for(
+            &scratch.0,
+            &format!("{name}.cluster.test"),
+            &["localhost"],
+            &format!(
+                "{}\n[delivery]\nsource_address = \"{source}\"\nretry = [\"1h\"]\n\n[[delivery.route]]\ndomain = \"remote.test\"\nnexthop = \"[127.0.0.1]:{port}\"\n\n[http]\naddress = \"127.0.0.1:0\"\n",
+                shared_queue(&url, name, "2s"),
+            ),
+        )
+    };
+    let a = node(&scratch_a, "a", "127.0.0.2", gate.address.port());
+    let b = node(&scratch_b, "b", "127.0.0.3", closed);
+    let mut expected = Vec::new();
+    for n in 0..3 {
+        expected.push(send_to_remote(&a, &format!("fence-{n}")));
+    }
+    wait_until("a to connect to the gate", || {
+        gate.held.load(Ordering::SeqCst) > 0
+    });
+    let id = first_queue_id(&a);
+    a.signal("STOP");
+    // b takes the message over once a's lease has run out, and its attempt is deferred.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let (_, shown) = b.queue(&["show", &id]);
+        if shown.contains("deferred") {
+            break;
+        }
+        assert!(Instant::now() < deadline, "b never deferred {id}: {shown}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    gate.release();
+    a.signal("CONT");
+    wait_until("a's deliveries to arrive", || {
+        subjects(&receiver, "remote.test", "user").contains_key(&expected[0])
+    });
+    wait_until("a to find its lease lost", || {
+        a.log_text().contains("lease lost")
+    });
+    let samples = crate::metrics::scrape(&a);
+    assert!(
+        samples
+            .get("petrel_queue_leases_lost_total")
+            .is_some_and(|n| *n >= 1.0),
+        "{samples:?}"
+    );
+    // b's record stands: the message is still queued, deferred, with b's attempt.
+    let (_, shown) = b.queue(&["show", &id]);
+    assert!(shown.contains("deferred"), "{shown}");
+    let (_, listed) = b.queue(&["list"]);
+    assert!(listed.contains(&id), "{listed}");
+    let seen = subjects(&receiver, "remote.test", "user");
+    assert!(seen.values().all(|&n| n == 1), "duplicates: {seen:?}");
+    drop(a);
 }
