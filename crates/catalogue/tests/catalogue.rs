@@ -456,23 +456,42 @@ fn one_indonesian_terminology_and_verbatim_strings_kept() {
             }
         }
     }
-    for provider in petrel_catalogue::providers::all().unwrap() {
-        let text = &provider.indonesian;
-        let all_id = [
-            &text.title,
-            &text.meaning,
-            &text.fix_sender,
-            &text.fix_admin,
-        ]
-        .map(String::as_str)
-        .join(" ");
+    let guides = petrel_catalogue::guides::guides().unwrap();
+    let glossary = petrel_catalogue::guides::glossary().unwrap();
+    let providers = petrel_catalogue::providers::all().unwrap();
+    let other_texts = providers
+        .iter()
+        .map(|p| {
+            let t = &p.indonesian;
+            (
+                format!("provider {}", p.id),
+                [&t.title, &t.meaning, &t.fix_sender, &t.fix_admin]
+                    .map(String::as_str)
+                    .join(" "),
+            )
+        })
+        .chain(guides.iter().map(|g| {
+            let t = &g.indonesian;
+            (
+                format!("guide {}", g.slug),
+                [&t.title, &t.summary, &t.body]
+                    .map(String::as_str)
+                    .join(" "),
+            )
+        }))
+        .chain(glossary.iter().map(|t| {
+            (
+                format!("glossary {}", t.key),
+                format!("{} {}", t.indonesian, t.indonesian_definition),
+            )
+        }));
+    for (what, all_id) in other_texts {
         let running = running_text(&all_id);
         for (english_term, _, forbidden) in &terms {
             for variant in forbidden {
                 if has_phrase(&running, variant) {
                     problems.push(format!(
-                        "provider {}: {variant:?} (use the term for {english_term:?})",
-                        provider.id
+                        "{what}: {variant:?} (use the term for {english_term:?})"
                     ));
                 }
             }

@@ -1,4 +1,4 @@
-//! Null MX at MAIL and RCPT (RFC 7505 §4.1, §4.2; docs/conformance.md S-NULLMX-4, S-NULLMX-5): a
+//! Null MX at MAIL and RCPT (RFC 7505 §4.1; docs/conformance.md S-NULLMX-4, S-NULLMX-5): a
 //! relayed recipient whose domain publishes a null MX gets 556 5.1.10, a sender whose domain
 //! publishes one gets 550 5.7.27, and a DNS failure during the check gives 451 4.4.3, never a
 //! silent accept.

@@ -148,7 +148,7 @@ pub fn page(ctx: &Ctx<'_>, title: &str, body: &str) -> String {
          <nav class=\"lang\" aria-label=\"{language}\">\
          <a href=\"{en}\" hreflang=\"en\" lang=\"en\"{en_current}>English</a> · \
          <a href=\"{id}\" hreflang=\"id\" lang=\"id\"{id_current}>Bahasa Indonesia</a></nav>\n\
-         <nav class=\"tools\"><a href=\"{bounce_href}\">{bounce}</a></nav>\n\
+         <nav class=\"tools\"><a href=\"{guides_href}\">{guides}</a> · <a href=\"{glossary_href}\">{glossary}</a> · <a href=\"{bounce_href}\">{bounce}</a></nav>\n\
          <form class=\"search\" action=\"/search\" method=\"get\" role=\"search\">\
          <label for=\"q\">{search_label}</label> \
          <span class=\"row\"><input id=\"q\" name=\"q\" type=\"search\" value=\"{query}\" placeholder=\"{hint}\">{lang_field} \
@@ -166,6 +166,10 @@ pub fn page(ctx: &Ctx<'_>, title: &str, body: &str) -> String {
         search = words.search,
         footer = words.footer,
         bounce_href = ctx.href("/explain"),
+        guides_href = ctx.href("/guides/"),
+        guides = super::guides::titles(ctx.lang).0,
+        glossary_href = ctx.href("/glossary"),
+        glossary = super::guides::titles(ctx.lang).1,
         bounce = words.read_bounce,
     )
 }

@@ -11,8 +11,10 @@
 mod bounce;
 mod compare;
 mod entry;
+mod guides;
 mod html;
 mod http;
+mod markdown;
 mod metrics;
 mod pages;
 mod words;

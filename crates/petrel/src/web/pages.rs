@@ -53,6 +53,10 @@ pub fn respond(request: &Request) -> Response {
         ["compare", first] => compare::form_page(&ctx, Some(first), None),
         ["compare", first, second] => compare::compare_page(&ctx, catalogue, first, second),
         ["explain"] => super::bounce::form_page(&ctx),
+        ["guides"] => Response::redirect(&ctx.location_with("/guides/", &[])),
+        ["guides", ""] => super::guides::index(&ctx),
+        ["guides", slug] => super::guides::guide_page(&ctx, slug),
+        ["glossary"] => super::guides::glossary_page(&ctx),
         _ => not_found(&ctx),
     }
 }
@@ -91,6 +95,7 @@ fn index(ctx: &Ctx<'_>, catalogue: &Catalogue) -> String {
         .into_iter()
         .partition(|e| e.facts.code.contains('.'));
     let mut body = format!("<h1>{}</h1>\n<p>{}</p>\n", words.site, words.intro);
+    body.push_str(&super::guides::index_section(ctx));
     body.push_str(&format!(
         "<h2 id=\"basic\">{}</h2>\n{}",
         words.basic_codes,
@@ -194,6 +199,7 @@ fn code_page(ctx: &Ctx<'_>, catalogue: &Catalogue, code: &str) -> Response {
     };
     let text = entry.text(ctx.lang);
     let mut body = article(ctx, entry, 1);
+    body.push_str(&super::guides::for_code(ctx, &entry.facts.code));
     body.push_str(&compare::form(ctx, Some(&entry.facts.code), None));
     body.push_str(&format!(
         "<p><a href=\"{}\">{}</a></p>\n",
@@ -262,9 +268,11 @@ fn search(ctx: &Ctx<'_>, catalogue: &Catalogue, q: &str) -> Response {
         .collect();
     ranked.sort_by_key(|(rank, e)| (*rank, code_key(&e.facts.code)));
     let matches: Vec<&Entry> = ranked.into_iter().map(|(_, e)| e).collect();
+    let found_guides = super::guides::search(ctx, &needles);
+    body.push_str(&found_guides);
     if !matches.is_empty() {
         body.push_str(&code_list(ctx, &matches));
-    } else if q.bytes().all(|b| b.is_ascii_digit() || b == b'.') {
+    } else if found_guides.is_empty() && q.bytes().all(|b| b.is_ascii_digit() || b == b'.') {
         // Looks like a code the reference does not have: offer the nearest ones.
         let near: Vec<&Entry> = nearest(catalogue, q)
             .iter()
@@ -276,7 +284,7 @@ fn search(ctx: &Ctx<'_>, catalogue: &Catalogue, q: &str) -> Response {
             words.nearest,
             code_list(ctx, &near)
         ));
-    } else {
+    } else if found_guides.is_empty() {
         body.push_str(&format!(
             "<p>{}</p>\n<p>{}</p>\n",
             words.no_results, words.type_something

@@ -269,6 +269,12 @@ fn web_search_and_reply_lines() {
     let found = get(address, "/search?q=dot-stuffing");
     assert_eq!(found.status, 200, "{}", found.body);
     assert!(found.body.contains("href=\"/codes/354\""), "{}", found.body);
+    let found = get(address, "/search?q=greylisting");
+    assert!(
+        found.body.contains("href=\"/guides/greylisting\""),
+        "guides are searched: {}",
+        found.body
+    );
     let found = get(address, "/id/search?q=pesan+pentalan");
     assert!(found.body.contains("href=\"/id/codes/"), "{}", found.body);
     let search = get(address, "/search?q=5.7.27");
@@ -472,4 +478,56 @@ fn web_bounce_form() {
     std::fs::write(&big, vec![b'a'; 1024 * 1024 + 10]).unwrap();
     let (status, _) = curl(&["--data-binary", &format!("@{}", big.display()), &url]);
     assert_eq!(status, "413");
+}
+
+/// Guides and the glossary (issue 17, item 4): the index lists every guide, each guide renders
+/// in both languages with links to the codes it explains, those code pages link back, and the
+/// glossary gives every term with its Indonesian term.
+#[test]
+fn web_guides_and_glossary() {
+    use petrel_catalogue::guides::{glossary, guides};
+    let scratch = Scratch::new("web-guides");
+    let (_petrel, address) = start(&scratch);
+    let index = get(address, "/guides/");
+    assert_eq!(index.status, 200);
+    for guide in guides().unwrap() {
+        assert!(
+            index
+                .body
+                .contains(&format!("href=\"/guides/{}\"", guide.slug)),
+            "{} not listed",
+            guide.slug
+        );
+        for (prefix, lang) in [("", Lang::En), ("/id", Lang::Id)] {
+            let page = get(address, &format!("{prefix}/guides/{}", guide.slug));
+            assert_eq!(page.status, 200, "{}", guide.slug);
+            let text = guide.text(lang);
+            assert!(
+                visible_text(&page.body).contains(text.title.as_str()),
+                "{}: {}",
+                guide.slug,
+                text.title
+            );
+            assert!(!page.body.contains("<script"), "{}", guide.slug);
+        }
+        if let Some(code) = guide.codes.first() {
+            let page = get(address, &format!("/codes/{code}"));
+            assert!(
+                page.body
+                    .contains(&format!("href=\"/guides/{}\"", guide.slug)),
+                "/codes/{code} does not link to {}",
+                guide.slug
+            );
+        }
+    }
+    let page = get(address, "/id/glossary");
+    assert_eq!(page.status, 200);
+    for term in glossary().unwrap() {
+        assert!(
+            page.body.contains(&format!("id=\"{}\"", term.key)),
+            "{} missing",
+            term.key
+        );
+    }
+    assert_eq!(get(address, "/guides/no-such-guide").status, 404);
 }

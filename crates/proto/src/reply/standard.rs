@@ -150,7 +150,7 @@ replies! {
     UNKNOWN_SENDER_DOMAIN = 550 [5, 1, 8] "Sender domain does not exist";
     /// RCPT to a relayed domain that does not exist (NXDOMAIN; `screen.reject_unknown_recipient_domain`).
     UNKNOWN_RECIPIENT_DOMAIN = 550 [5, 1, 2] "Recipient domain does not exist";
-    /// The sender's domain publishes a null MX (S-NULLMX-5, RFC 7505 §4.2).
+    /// The sender's domain publishes a null MX (S-NULLMX-5, RFC 7505 §4.1).
     NULL_MX_SENDER = 550 [5, 7, 27] "Sender domain does not accept mail (null MX)";
     /// Unknown MAIL/RCPT parameter (S-TXN-7).
     UNKNOWN_PARAMETER = 555 [5, 5, 4] "Unrecognized MAIL or RCPT parameter";
