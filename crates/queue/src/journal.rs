@@ -47,6 +47,10 @@ const SEGMENT_HEADER: u64 = 32;
 const RECORD_HEADER: usize = 40;
 const KIND_ENTRY: u8 = 1;
 const KIND_FORGET: u8 = 2;
+/// How long a batch waits for a checkpoint to free a segment when the disk is full.
+const FULL_DISK_WAIT: std::time::Duration = std::time::Duration::from_secs(3);
+/// How long after a failed attempt a new segment file is tried again (space may have returned).
+const SEGMENT_RETRY: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// Where an entry lives, to release it when the message needs the journal no more.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -227,7 +231,7 @@ impl Journal {
             nonce: 0,
             seq: next_seq,
             space_wanted,
-            is_out_of_space: false,
+            out_of_space_at: None,
             unsynced: BTreeSet::new(),
         };
         let thread = thread::Builder::new()
@@ -366,8 +370,9 @@ struct Writer {
     nonce: u64,
     seq: u64,
     space_wanted: SpaceWanted,
-    /// Making another segment failed (a full disk): only the existing ones are used.
-    is_out_of_space: bool,
+    /// When making another segment last failed (a full disk): until `SEGMENT_RETRY` has
+    /// passed only the existing ones are used.
+    out_of_space_at: Option<std::time::Instant>,
     /// Segments written by batches without an fdatasync since their last one.
     unsynced: BTreeSet<usize>,
 }
@@ -549,9 +554,11 @@ impl Writer {
     }
 
     /// The segment to continue in: the oldest one when nothing in it is live, else a new file,
-    /// else (all exist and are live) waits for a checkpoint to release some.
+    /// else (all exist and are live) waits for a checkpoint to release some. With the disk full
+    /// (no new file could be made) the wait is bounded: after `FULL_DISK_WAIT` the batch fails
+    /// with "storage full", so its clients get 452 4.3.1 in seconds instead of no answer.
     fn next_segment(&mut self, runs: &[Run]) -> io::Result<usize> {
-        let mut has_asked = false;
+        let mut asked_at: Option<std::time::Instant> = None;
         loop {
             {
                 let state = lock(&self.shared);
@@ -565,25 +572,37 @@ impl Writer {
                     self.order.push_back(oldest);
                     return Ok(oldest);
                 }
-                if self.files.len() < self.sizes.max_segments && !self.is_out_of_space {
+                let may_create = self
+                    .out_of_space_at
+                    .is_none_or(|at| at.elapsed() >= SEGMENT_RETRY);
+                if self.files.len() < self.sizes.max_segments && may_create {
                     drop(state);
                     let index = self.files.len();
                     match create_segment(&self.dir, index, self.sizes.segment_size) {
                         Ok(file) => {
+                            self.out_of_space_at = None;
                             self.files.push(file);
                             lock(&self.shared).segments.push(Segment::default());
                             self.order.push_back(index);
                             return Ok(index);
                         }
                         // Goes on with the segments it has, as if all were made.
-                        Err(_) => self.is_out_of_space = true,
+                        Err(_) => self.out_of_space_at = Some(std::time::Instant::now()),
                     }
                     continue;
                 }
                 if state.is_stopping {
                     return Err(io::Error::other("the journal is stopping"));
                 }
-                if has_asked {
+                if self.out_of_space_at.is_some()
+                    && asked_at.is_some_and(|at| at.elapsed() >= FULL_DISK_WAIT)
+                {
+                    return Err(io::Error::new(
+                        io::ErrorKind::StorageFull,
+                        "every journal segment is in use and the disk has no room for another",
+                    ));
+                }
+                if asked_at.is_some() {
                     let mut state = state;
                     state.is_writer_waiting = true;
                     let (mut next, _) = self
@@ -594,9 +613,9 @@ impl Writer {
                     next.is_writer_waiting = false;
                 }
             }
-            if !has_asked {
+            if asked_at.is_none() {
                 (self.space_wanted)();
-                has_asked = true;
+                asked_at = Some(std::time::Instant::now());
             }
         }
     }

@@ -16,6 +16,7 @@ mod durability;
 mod explain;
 mod fakemx;
 mod forwarding;
+mod full_disk;
 mod greylist;
 mod harness;
 mod lifecycle;

@@ -1,0 +1,187 @@
+//! A full disk (issue 18, item 2), on a real one: `data_dir` on a 16 MiB ext4 filesystem on a
+//! loop device (the tests run as root), filled by four clients sending 100 KiB messages for
+//! local mailboxes. Every reply is a 250 or a 4xx (the client's 60 s read timeout would catch a
+//! reply that never comes), the server keeps answering (NOOP, `queue list`), accepts again once
+//! space is freed, stops on SIGTERM within its grace period, and after a restart (and a queue
+//! flush, for what the full Maildir deferred) every message that got a 250 is in the mailbox.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::{Arc, Mutex};
+
+use crate::harness::{Petrel, RawClient, Scratch};
+
+/// A small ext4 filesystem on a loop device, mounted at `mount`; unmounted when dropped.
+struct SmallDisk {
+    mount: PathBuf,
+}
+
+impl SmallDisk {
+    fn new(image: &Path, mount: &Path, megabytes: u32) -> SmallDisk {
+        let run = |program: &str, args: &[&str]| {
+            let output = Command::new(program).args(args).output().unwrap();
+            assert!(
+                output.status.success(),
+                "{program} {args:?}: {}",
+                String::from_utf8_lossy(&output.stderr)
+            );
+        };
+        run(
+            "truncate",
+            &["-s", &format!("{megabytes}M"), image.to_str().unwrap()],
+        );
+        run("mkfs.ext4", &["-q", "-F", image.to_str().unwrap()]);
+        std::fs::create_dir_all(mount).unwrap();
+        run(
+            "mount",
+            &[
+                "-o",
+                "loop",
+                image.to_str().unwrap(),
+                mount.to_str().unwrap(),
+            ],
+        );
+        SmallDisk {
+            mount: mount.to_owned(),
+        }
+    }
+}
+
+impl Drop for SmallDisk {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg(&self.mount).status();
+    }
+}
+
+fn message(tag: &str) -> Vec<u8> {
+    let mut text = format!("Subject: {tag}\r\nMessage-ID: <{tag}@full.test>\r\n\r\n");
+    for _ in 0..1300 {
+        text.push_str(&"y".repeat(76));
+        text.push_str("\r\n");
+    }
+    text.push_str(&format!("tag {tag}\r\n"));
+    text.into_bytes()
+}
+
+/// One message in its own session; the final reply.
+fn send(address: std::net::SocketAddr, tag: &str) -> String {
+    let mut client = RawClient::connect(address);
+    client.reply();
+    client.command("EHLO client.test");
+    let reply = client.send_message("sender@localhost", &["user@localhost"], &message(tag));
+    client.command("QUIT");
+    reply
+}
+
+#[test]
+fn a_full_disk_gets_4xx_answers_and_loses_no_acknowledged_message() {
+    if !is_root() {
+        panic!("this test needs root (a loop device), as CI runs it");
+    }
+    let dir = Scratch::new("full-disk");
+    let disk = SmallDisk::new(&dir.0.join("disk.img"), &dir.0.join("data"), 16);
+    // Room to give back later.
+    std::fs::write(disk.mount.join("filler"), vec![0u8; 2 * 1024 * 1024]).unwrap();
+    // The file spool (with its journal) is what fills the disk; the PostgreSQL queue keeps
+    // its data elsewhere.
+    let mut petrel = Petrel::start(&dir.0, "[queue]\nbackend = \"spool\"\n");
+    let acked: Arc<Mutex<Vec<String>>> = Arc::default();
+    let refused = Arc::new(Mutex::new(0usize));
+    let workers: Vec<_> = (0..4)
+        .map(|worker| {
+            let (acked, refused, address) = (acked.clone(), refused.clone(), petrel.address);
+            std::thread::spawn(move || {
+                let mut refusals_in_a_row = 0;
+                for n in 0..80 {
+                    let tag = format!("m{worker}-{n}");
+                    let reply = send(address, &tag);
+                    if reply.starts_with("250") {
+                        acked.lock().unwrap().push(tag);
+                        refusals_in_a_row = 0;
+                    } else {
+                        assert!(reply.starts_with('4'), "{tag}: {reply:?}");
+                        *refused.lock().unwrap() += 1;
+                        refusals_in_a_row += 1;
+                        if refusals_in_a_row >= 5 {
+                            break;
+                        }
+                    }
+                }
+            })
+        })
+        .collect();
+    for worker in workers {
+        worker.join().unwrap();
+    }
+    let mut acked = acked.lock().unwrap().clone();
+    assert!(!acked.is_empty());
+    assert!(
+        *refused.lock().unwrap() > 0,
+        "the disk never filled: {} accepted",
+        acked.len()
+    );
+    // The server still answers.
+    let mut client = RawClient::connect(petrel.address);
+    client.reply();
+    assert!(client.command("NOOP").starts_with("250"));
+    client.command("QUIT");
+    let (listed, _) = petrel.queue(&["list"]);
+    assert!(listed, "queue list works on a full disk");
+    // Space comes back: mail is accepted again, by itself.
+    std::fs::remove_file(disk.mount.join("filler")).unwrap();
+    let mut accepted_again = false;
+    for attempt in 0..20 {
+        let tag = format!("after-{attempt}");
+        if send(petrel.address, &tag).starts_with("250") {
+            accepted_again = true;
+            acked.push(tag);
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(500));
+    }
+    assert!(accepted_again, "no 250 after space was freed");
+    // SIGTERM stops it within the grace period (the harness waits at most 60 s).
+    petrel.signal("TERM");
+    assert_eq!(petrel.wait_exit(), Some(0), "{}", petrel.log_text());
+    // Restarted, it delivers everything it acknowledged.
+    let restarted = Petrel::start_with(&petrel.config_path, &petrel.data_dir, &[]);
+    // Mail the full Maildir deferred is due again now, not at its next retry.
+    let (flushed, said) = restarted.queue(&["flush"]);
+    assert!(flushed, "{said}");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    loop {
+        let delivered: Vec<String> = restarted
+            .maildir("localhost", "user")
+            .iter()
+            .map(|m| String::from_utf8_lossy(m).into_owned())
+            .collect();
+        let missing: Vec<&String> = acked
+            .iter()
+            .filter(|tag| {
+                // Maildir files end lines with LF.
+                let line = format!("tag {tag}\n");
+                !delivered
+                    .iter()
+                    .any(|m| m.replace("\r\n", "\n").contains(&line))
+            })
+            .collect();
+        if missing.is_empty() {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "acknowledged but not delivered after restart: {missing:?}\n{}",
+            restarted.log_text()
+        );
+        std::thread::sleep(std::time::Duration::from_millis(500));
+    }
+    drop(restarted);
+    drop(disk);
+}
+
+fn is_root() -> bool {
+    Command::new("id")
+        .arg("-u")
+        .output()
+        .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
+}
