@@ -465,6 +465,10 @@ pub struct QueueConfig {
     /// (files, one shared syncfs(2) per group) or "fsync" (each file fsynced, directories
     /// shared).
     pub sync: Option<QueueSync>,
+    /// New mail is refused with 452 4.3.1 at MAIL while the spool's filesystem has less free
+    /// than this (Postfix's queue_minfree); by default one and a half times
+    /// `limits.max_message_bytes`, as Postfix's smtpd asks. 0 turns the check off.
+    pub min_free_bytes: Option<u64>,
 }
 
 /// `queue.backend`: where the queue lives.
@@ -500,6 +504,7 @@ impl Default for QueueConfig {
             lease: Duration::from_secs(60),
             postgres_pool_size: 16,
             sync: None,
+            min_free_bytes: None,
         }
     }
 }

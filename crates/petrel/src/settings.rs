@@ -109,6 +109,10 @@ impl Config {
                 .iter()
                 .map(crate::config::MilterConfig::settings)
                 .collect::<Result<Vec<_>, _>>()?,
+            min_free_bytes: self
+                .queue
+                .min_free_bytes
+                .unwrap_or(self.limits.max_message_bytes.saturating_mul(3) / 2),
             greylist: petrel_server::greylist::GreylistSettings {
                 enabled: self.greylist.enabled,
                 delay: self.greylist.delay,

@@ -220,6 +220,12 @@ pub trait Queue: Send + Sync {
     /// shares the queue.
     fn records(&self) -> &dyn Records;
 
+    /// Bytes free for the queue on its filesystem (for the reserve below which new mail is
+    /// refused); `None` when the queue keeps its data elsewhere (a database).
+    fn free_bytes(&self) -> Option<u64> {
+        None
+    }
+
     /// Moves both files of `id` into `corrupt/` for a human to look at, with `reason`.
     ///
     /// # Errors

@@ -642,6 +642,11 @@ impl Queue for Spool {
         self
     }
 
+    fn free_bytes(&self) -> Option<u64> {
+        let stats = nix::sys::statvfs::statvfs(&self.root).ok()?;
+        Some(stats.blocks_available().saturating_mul(stats.fragment_size()))
+    }
+
     fn update(&self, id: &QueueId, envelope: &Envelope) -> Result<(), QueueError> {
         if self
             .residents

@@ -156,10 +156,20 @@ impl Connection {
         let is_within_rate = self
             .server
             .within_rate(&settings, self.peer.ip(), RateKind::Message);
+        let is_short_of_space = settings.min_free_bytes > 0
+            && self
+                .server
+                .queue
+                .free_bytes()
+                .is_some_and(|free| free < settings.min_free_bytes);
+        if is_short_of_space {
+            warn!(session = self.session_id, peer = %self.peer, min_free_bytes = settings.min_free_bytes, "MAIL refused: the queue's filesystem is below its free-space reserve (queue.min_free_bytes)");
+        }
         let decision = match (
             self.protocol.is_submission(),
             self.session.authenticated_as(),
         ) {
+            _ if is_short_of_space => Err(standard::INSUFFICIENT_STORAGE.reply()),
             _ if !is_within_rate => Err(standard::MESSAGE_RATE_EXCEEDED.reply()),
             (true, Some(user))
                 if !owns_sender(

@@ -48,6 +48,8 @@ pub struct ServerSettings {
     pub screen: Arc<screen::ScreenSettings>,
     /// `[greylist]`.
     pub greylist: greylist::GreylistSettings,
+    /// New mail is refused (452 4.3.1 at MAIL) while the queue has less free space than this.
+    pub min_free_bytes: u64,
     /// `[[milter]]`, asked in order for every SMTP session.
     pub milters: Vec<milter::client::MilterSettings>,
     /// EHLO names of port-25 clients of the Internet checked (`screen.helo_checks`).

@@ -346,9 +346,10 @@ fn full_disk_answers_452_and_keeps_serving() {
     let queue_dir = scratch.0.join("data").join("queue");
     std::fs::create_dir_all(&queue_dir).unwrap();
     let queue_arg = queue_dir.display().to_string();
+    // No free-space reserve (queue.min_free_bytes): the tmpfs itself runs out.
     let petrel = Petrel::start_wrapped(
         &scratch.0,
-        "",
+        "[queue]\nmin_free_bytes = 0\n",
         &[
             "unshare",
             "--user",

@@ -84,7 +84,8 @@ fn a_full_disk_gets_4xx_answers_and_loses_no_acknowledged_message() {
     std::fs::write(disk.mount.join("filler"), vec![0u8; 2 * 1024 * 1024]).unwrap();
     // The file spool (with its journal) is what fills the disk; the PostgreSQL queue keeps
     // its data elsewhere.
-    let mut petrel = Petrel::start(&dir.0, "[queue]\nbackend = \"spool\"\n");
+    // No free-space reserve here: the disk itself runs out.
+    let mut petrel = Petrel::start(&dir.0, "[queue]\nbackend = \"spool\"\nmin_free_bytes = 0\n");
     let acked: Arc<Mutex<Vec<String>>> = Arc::default();
     let refused = Arc::new(Mutex::new(0usize));
     let workers: Vec<_> = (0..4)
@@ -184,4 +185,64 @@ fn is_root() -> bool {
         .arg("-u")
         .output()
         .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
+}
+
+/// `queue.min_free_bytes` (Postfix's queue_minfree): with a 6 MiB reserve on the 16 MiB disk,
+/// MAIL gets 452 4.3.1 once less is free, so the disk never fills; freeing space lets mail in
+/// again.
+#[test]
+fn the_free_space_reserve_refuses_mail_before_the_disk_is_full() {
+    assert!(
+        is_root(),
+        "this test needs root (a loop device), as CI runs it"
+    );
+    let dir = Scratch::new("min-free");
+    let disk = SmallDisk::new(&dir.0.join("disk.img"), &dir.0.join("data"), 16);
+    std::fs::write(disk.mount.join("filler"), vec![0u8; 4 * 1024 * 1024]).unwrap();
+    let reserve = 6 * 1024 * 1024;
+    let petrel = Petrel::start(
+        &dir.0,
+        &format!("[queue]\nbackend = \"spool\"\nmin_free_bytes = {reserve}\n"),
+    );
+    let mut refusal = None;
+    for n in 0..200 {
+        let mut client = RawClient::connect(petrel.address);
+        client.reply();
+        client.command("EHLO client.test");
+        let mail = client.command("MAIL FROM:<sender@localhost>");
+        if !mail.starts_with("250") {
+            refusal = Some(mail);
+            break;
+        }
+        client.command("RCPT TO:<user@localhost>");
+        assert!(client.command("DATA").starts_with("354"));
+        client.send(&message(&format!("r{n}")));
+        let reply = client.command(".");
+        assert!(reply.starts_with("250"), "{reply}");
+    }
+    assert_eq!(
+        refusal.as_deref(),
+        Some("452 4.3.1 Insufficient system storage, try again later\r\n")
+    );
+    let stats = Command::new("df")
+        .args(["--output=avail", "-B1"])
+        .arg(&disk.mount)
+        .output()
+        .unwrap();
+    let free: u64 = String::from_utf8_lossy(&stats.stdout)
+        .lines()
+        .nth(1)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    assert!(
+        free > 4 * 1024 * 1024,
+        "the reserve kept room: {free} bytes free"
+    );
+    assert!(petrel.log_text().contains("queue.min_free_bytes"));
+    std::fs::remove_file(disk.mount.join("filler")).unwrap();
+    assert!(send(petrel.address, "after").starts_with("250"));
+    drop(petrel);
+    drop(disk);
 }
