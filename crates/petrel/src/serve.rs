@@ -120,7 +120,7 @@ async fn serve(source: Source, config: Config) -> Result<(), String> {
     ));
     let delivery = tokio::spawn(scheduler.run(queued_rx, stop_delivery_rx));
 
-    let max_connections = config.limits.max_connections;
+    let max_connections = within_descriptors(config.limits.max_connections);
     let connections = Arc::new(Semaphore::new(max_connections));
     let server = Arc::new(Server {
         settings: server_settings_rx,
@@ -224,4 +224,35 @@ async fn wait_for_stop(
             },
         }
     }
+}
+
+/// Descriptors kept for everything that is not a session: the journal and spool files, the
+/// listeners, delivery's connections, the database pool, the web server, the control socket.
+const RESERVED_DESCRIPTORS: u64 = 256;
+
+/// `limits.max_connections`, lowered when the process's descriptor limit could not hold that
+/// many sessions (two descriptors each: the client and a milter or a file) beside the
+/// reserved ones, so a flood meets `421 4.7.0` from the connection limit instead of failing
+/// accepts and stores. The soft limit is raised to the hard one first.
+fn within_descriptors(max_connections: usize) -> usize {
+    use nix::sys::resource::{Resource, getrlimit, setrlimit};
+    let Ok((soft, hard)) = getrlimit(Resource::RLIMIT_NOFILE) else {
+        return max_connections;
+    };
+    let soft = if soft < hard && setrlimit(Resource::RLIMIT_NOFILE, hard, hard).is_ok() {
+        hard
+    } else {
+        soft
+    };
+    let fits = usize::try_from(soft.saturating_sub(RESERVED_DESCRIPTORS) / 2).unwrap_or(usize::MAX);
+    if fits < max_connections {
+        tracing::warn!(
+            max_connections,
+            lowered_to = fits.max(1),
+            descriptor_limit = soft,
+            "limits.max_connections lowered to what the descriptor limit holds (raise it, e.g. LimitNOFILE= in the systemd unit)"
+        );
+        return fits.max(1);
+    }
+    max_connections
 }

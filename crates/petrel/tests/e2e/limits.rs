@@ -5,7 +5,7 @@
 
 use std::process::Command;
 
-use crate::harness::{Petrel, Scratch};
+use crate::harness::{Petrel, RawClient, Scratch};
 
 /// Runs an smtplib scenario; returns its printed lines ("CODE TEXT" per reply of interest).
 fn smtplib(port: u16, script: &str) -> Vec<String> {
@@ -115,4 +115,47 @@ fn a_client_over_its_rate_is_refused_while_others_are_served() {
             "{limit}\n{metrics}"
         );
     }
+}
+
+/// Descriptors (issue 18, item 3): under a descriptor limit of 400 (prlimit), petrel lowers
+/// limits.max_connections to what the limit holds and says so; a flood of 200 connections gets
+/// a greeting or `421 4.7.0`, each at once, never a hung accept; afterwards mail is accepted
+/// and delivered as before.
+#[test]
+fn a_low_descriptor_limit_gives_clean_refusals() {
+    let dir = Scratch::new("nofile");
+    let petrel = Petrel::start_wrapped(&dir.0, "", &["prlimit", "--nofile=400:400"]);
+    assert!(
+        petrel
+            .log_text()
+            .contains("limits.max_connections lowered to what the descriptor limit holds"),
+        "{}",
+        petrel.log_text()
+    );
+    let mut open = Vec::new();
+    let (mut greeted, mut refused) = (0, 0);
+    for _ in 0..200 {
+        let mut client = RawClient::connect(petrel.address);
+        let greeting = client.reply();
+        if greeting.starts_with("220") {
+            greeted += 1;
+            open.push(client);
+        } else {
+            assert_eq!(greeting, "421 4.7.0 Too many connections, try again later\r\n");
+            refused += 1;
+        }
+    }
+    assert!(greeted > 0 && refused > 0, "{greeted} greeted, {refused} refused");
+    drop(open);
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    for n in 0..5 {
+        let reply = crate::harness::send_one(
+            petrel.address,
+            "a@localhost",
+            &["b@localhost"],
+            format!("Subject: after {n}\r\n\r\nhi\r\n").as_bytes(),
+        );
+        assert!(reply.starts_with("250"), "{reply}");
+    }
+    assert_eq!(petrel.wait_for_maildir("localhost", "b", 5).len(), 5);
 }
