@@ -644,7 +644,11 @@ impl Queue for Spool {
 
     fn free_bytes(&self) -> Option<u64> {
         let stats = nix::sys::statvfs::statvfs(&self.root).ok()?;
-        Some(stats.blocks_available().saturating_mul(stats.fragment_size()))
+        Some(
+            stats
+                .blocks_available()
+                .saturating_mul(stats.fragment_size()),
+        )
     }
 
     fn update(&self, id: &QueueId, envelope: &Envelope) -> Result<(), QueueError> {

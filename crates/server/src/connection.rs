@@ -51,7 +51,6 @@ struct Connection {
     spf_of_sender: Option<(String, bool)>,
 }
 
-/// Serves one client until QUIT, 421, timeout or disconnect.
 /// What the listener a session arrived on asks of it.
 #[derive(Debug, Clone)]
 pub struct Listening {
@@ -60,6 +59,7 @@ pub struct Listening {
     pub milters: Option<Arc<[String]>>,
 }
 
+/// Serves one client until QUIT, 421, timeout or disconnect.
 pub async fn serve_connection(
     server: Arc<Server>,
     stream: Stream,

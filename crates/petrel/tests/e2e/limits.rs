@@ -141,11 +141,17 @@ fn a_low_descriptor_limit_gives_clean_refusals() {
             greeted += 1;
             open.push(client);
         } else {
-            assert_eq!(greeting, "421 4.7.0 Too many connections, try again later\r\n");
+            assert_eq!(
+                greeting,
+                "421 4.7.0 Too many connections, try again later\r\n"
+            );
             refused += 1;
         }
     }
-    assert!(greeted > 0 && refused > 0, "{greeted} greeted, {refused} refused");
+    assert!(
+        greeted > 0 && refused > 0,
+        "{greeted} greeted, {refused} refused"
+    );
     drop(open);
     std::thread::sleep(std::time::Duration::from_millis(500));
     for n in 0..5 {
