@@ -14,6 +14,7 @@
 pub mod data;
 pub mod derive;
 pub mod explain;
+pub mod fuzzing;
 pub mod guides;
 pub mod providers;
 

@@ -8,6 +8,7 @@
 //! the server crate calls it. Handles untrusted messages and DNS answers: a message that cannot
 //! be parsed or a record that cannot be read gives a `none`/`permerror` result, never a panic.
 
+pub mod fuzzing;
 pub mod keygen;
 pub mod sign;
 pub mod srs;

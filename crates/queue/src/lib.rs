@@ -17,6 +17,7 @@ pub mod claims;
 mod dirsync;
 pub mod envelope;
 pub mod error;
+pub mod fuzzing;
 pub mod id;
 mod journal;
 pub mod record;
