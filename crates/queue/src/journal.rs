@@ -24,7 +24,9 @@
 //! file system and releases them) and waits for space.
 //!
 //! Failure policy: a failed write or fdatasync fails every entry of that batch (the callers
-//! answer 451); nothing here panics. Handles untrusted bytes only as opaque payload, and parses
+//! answer 451), the next record opens a new segment, and each failed entry gets a forget
+//! there, so what may have reached the disk anyway is not delivered after a restart (its
+//! client will send it again); nothing here panics. Handles untrusted bytes only as opaque payload, and parses
 //! its own files without trusting them (lengths are bounded by the segment).
 
 use std::collections::hash_map::RandomState;
@@ -437,7 +439,7 @@ impl Writer {
     /// wrote without one.
     fn write_batch(&mut self, batch: Vec<Pending>, is_synced: bool) {
         let mut runs: Vec<Run> = Vec::new();
-        let mut written: Vec<(EntryDone, usize)> = Vec::new();
+        let mut written: Vec<(EntryDone, usize, String)> = Vec::new();
         let mut failed: Vec<(EntryDone, io::Error)> = Vec::new();
         for pending in batch {
             let size = pending.size();
@@ -452,7 +454,7 @@ impl Writer {
                     entry_head(&id, &envelope),
                     envelope,
                     Some(message),
-                    Some(done),
+                    Some((done, id)),
                 ),
                 Pending::Forget(id) => (KIND_FORGET, id.into_bytes(), Vec::new(), None, None),
             };
@@ -460,7 +462,7 @@ impl Writer {
             let segment = match self.place(size, &mut runs) {
                 Ok(segment) => segment,
                 Err(error) => {
-                    if let Some(done) = done {
+                    if let Some((done, _)) = done {
                         failed.push((done, error));
                     }
                     continue;
@@ -470,9 +472,9 @@ impl Writer {
             encode_record(&mut run.bytes, kind, self.nonce, self.seq, &parts);
             self.seq += 1;
             self.position += size as u64;
-            if let Some(done) = done {
+            if let Some((done, id)) = done {
                 lock(&self.shared).segments[segment].live += 1;
-                written.push((done, segment));
+                written.push((done, segment, id));
             }
         }
         let outcome = self.write_runs(&runs, is_synced);
@@ -481,12 +483,20 @@ impl Writer {
             // next record opens a segment with a new header.
             self.current = None;
         }
-        for (done, segment) in written {
+        for (done, segment, id) in written {
             match &outcome {
                 Ok(()) => done(Ok(EntryRef { segment })),
                 Err(error) => {
-                    // The entries never became durable: nothing will release them.
-                    release_in(&mut lock(&self.shared), EntryRef { segment });
+                    // The entries never became durable: nothing will release them. Their
+                    // bytes may still reach the disk (a failed fdatasync says nothing of
+                    // what did), so a forget follows, in the new segment: a restart must not
+                    // deliver a message whose client was told 451 and will send it again.
+                    let mut state = lock(&self.shared);
+                    release_in(&mut state, EntryRef { segment });
+                    // First in line: an entry that reuses the id can only come after
+                    // `done` below, so after this forget.
+                    state.pending.insert(0, Pending::Forget(id));
+                    drop(state);
                     done(Err(io::Error::new(error.kind(), error.to_string())));
                 }
             }

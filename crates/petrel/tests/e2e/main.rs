@@ -19,6 +19,7 @@ mod forwarding;
 mod full_disk;
 mod greylist;
 mod harness;
+mod journal_fault;
 mod lifecycle;
 mod limits;
 mod lmtp;
