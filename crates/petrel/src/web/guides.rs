@@ -195,14 +195,7 @@ pub fn search(ctx: &Ctx<'_>, needles: &[String]) -> String {
                 &t.indonesian_definition,
             ])
         })
-        .map(|t| {
-            format!(
-                "<a href=\"{}#{}\">{}</a>",
-                ctx.href("/glossary"),
-                escape(&t.key),
-                escape(t.in_lang(ctx.lang).0)
-            )
-        })
+        .map(|t| term_link(ctx, t))
         .collect();
     let words = words(ctx.lang);
     let mut out = String::new();
@@ -219,6 +212,16 @@ pub fn search(ctx: &Ctx<'_>, needles: &[String]) -> String {
     out
 }
 
+/// A link to `term` in the glossary, named in the page's language.
+fn term_link(ctx: &Ctx<'_>, term: &petrel_catalogue::guides::Term) -> String {
+    format!(
+        "<a href=\"{}#{}\">{}</a>",
+        ctx.href("/glossary"),
+        escape(&term.key),
+        escape(term.in_lang(ctx.lang).0)
+    )
+}
+
 /// The box of a code page: the guides that explain the code and the glossary terms about it.
 pub fn for_code(ctx: &Ctx<'_>, code: &str) -> String {
     let words = words(ctx.lang);
@@ -232,17 +235,7 @@ pub fn for_code(ctx: &Ctx<'_>, code: &str) -> String {
         out.push_str(&list(ctx, &guides));
     }
     if !terms.is_empty() {
-        let links: Vec<String> = terms
-            .iter()
-            .map(|t| {
-                format!(
-                    "<a href=\"{}#{}\">{}</a>",
-                    ctx.href("/glossary"),
-                    escape(&t.key),
-                    escape(t.in_lang(ctx.lang).0)
-                )
-            })
-            .collect();
+        let links: Vec<String> = terms.iter().map(|t| term_link(ctx, t)).collect();
         out.push_str(&format!(
             "<p>{}: {}</p>\n",
             words.glossary,
