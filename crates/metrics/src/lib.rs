@@ -120,6 +120,16 @@ pub const DESCRIPTIONS: &[(&str, &str, &str)] = &[
         "counter",
         "Refusals by the door of port 25, by check (pregreet, dnsbl, dbl, fcrdns, helo, pipelining, non_smtp, unknown_sender_domain, unknown_recipient_domain, greylist, milter).",
     ),
+    (
+        DATA_MEMORY,
+        "gauge",
+        "Octets of message content the SMTP sessions hold now, read and not yet stored (bounded by limits.max_data_memory).",
+    ),
+    (
+        DATA_MEMORY_REFUSALS,
+        "counter",
+        "Messages refused with 452 4.3.1 while their data was read, because the message data in flight reached limits.max_data_memory (DATA refused at once for it is counted in the replies sent).",
+    ),
 ];
 
 pub const SMTP_CONNECTIONS: &str = "petrel_smtp_connections_total";
@@ -143,6 +153,8 @@ pub const QUEUE_DATABASE_MICROSECONDS: &str = "petrel_queue_database_microsecond
 pub const QUEUE_DATABASE_ERRORS: &str = "petrel_queue_database_errors_total";
 pub const RATE_LIMITED: &str = "petrel_rate_limited_total";
 pub const SCREEN_REFUSALS: &str = "petrel_screen_refusals_total";
+pub const DATA_MEMORY: &str = "petrel_data_memory_bytes";
+pub const DATA_MEMORY_REFUSALS: &str = "petrel_data_memory_refusals_total";
 
 type Key = (&'static str, Vec<(&'static str, String)>);
 

@@ -796,6 +796,9 @@ pub struct LimitsConfig {
     pub max_command_line_bytes: usize,
     pub max_data_line_bytes: usize,
     pub max_errors: u32,
+    /// The memory all SMTP sessions' message buffers may hold together; a message that would
+    /// pass it gets 452 4.3.1, and DATA gets 452 4.3.1 while it is reached. 0: no bound.
+    pub max_data_memory: u64,
 }
 
 impl Default for LimitsConfig {
@@ -813,6 +816,7 @@ impl Default for LimitsConfig {
             max_command_line_bytes: 2048,
             max_data_line_bytes: 65_536,
             max_errors: 20,
+            max_data_memory: 256 << 20,
         }
     }
 }

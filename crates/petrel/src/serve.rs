@@ -135,6 +135,7 @@ async fn serve(source: Source, config: Config) -> Result<(), String> {
         rates: petrel_server::rate::RateLimiter::default(),
         door: petrel_server::screen::DoorMemory::default(),
         greylist: Default::default(),
+        data_memory: Arc::default(),
     });
     for (listener, protocol, milters) in listeners {
         tokio::spawn(run_listener(

@@ -109,6 +109,7 @@ impl Config {
                 .iter()
                 .map(crate::config::MilterConfig::settings)
                 .collect::<Result<Vec<_>, _>>()?,
+            max_data_memory: self.limits.max_data_memory,
             min_free_bytes: self
                 .queue
                 .min_free_bytes

@@ -26,6 +26,8 @@ pub enum DataOutcome {
     BareNewline,
     LineTooLong,
     TooBig,
+    /// The server had no room for it (its bound on message data in flight): 452 4.3.1.
+    NoStorage,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -182,6 +184,12 @@ impl DataDecoder {
         if self.outcome == DataOutcome::Complete {
             body.extend_from_slice(bytes);
         }
+    }
+
+    /// Refuses the message for want of room (`DataOutcome::NoStorage`) and frees what was
+    /// stored; the data is still read to its end.
+    pub fn refuse_for_storage(&mut self, body: &mut Vec<u8>) {
+        self.fail(DataOutcome::NoStorage, body);
     }
 
     /// Notes the first reason the message is bad and frees what was stored.

@@ -17,6 +17,7 @@ use petrel_proto::{Event, Reply, ServerSession, standard};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tracing::{debug, info, warn};
 
+use crate::data_memory::DataShare;
 use crate::nullmx::{check_recipient, check_sender};
 use crate::rate::RateKind;
 use crate::receive::{Authentication, Receiving, store_message};
@@ -49,6 +50,8 @@ struct Connection {
     domain_scores: Option<(Vec<String>, crate::screen::Score)>,
     /// The sender SPF was last checked for, and whether it passed (greylisting).
     spf_of_sender: Option<(String, bool)>,
+    /// This session's part of the bound on message data in flight.
+    data_share: DataShare,
 }
 
 /// What the listener a session arrived on asks of it.
@@ -78,6 +81,7 @@ pub async fn serve_connection(
     if !door.early_input.is_empty() {
         session.receive(&door.early_input);
     }
+    let data_share = DataShare::new(server.data_memory.clone());
     let mut connection = Connection {
         server,
         stream,
@@ -92,6 +96,7 @@ pub async fn serve_connection(
         milter_names: milters,
         spf_of_sender: None,
         domain_scores: None,
+        data_share,
     };
     debug!(session = session_id, %peer, protocol = protocol.as_str(), "connected");
     connection.run().await;
@@ -105,6 +110,7 @@ impl Connection {
         loop {
             match self.session.poll() {
                 Event::NeedInput => {
+                    self.account_data();
                     if self.write_output().await.is_err() {
                         return;
                     }
@@ -119,7 +125,12 @@ impl Connection {
                                 debug!(session = session_id, %peer, "disconnected");
                                 return;
                             }
-                            Ok(Ok(count)) => self.session.receive(&buffer[..count]),
+                            Ok(Ok(count)) => {
+                                self.session.receive(&buffer[..count]);
+                                let limit = self.server.settings.borrow().max_data_memory;
+                                self.session
+                                    .set_short_of_storage(self.server.data_memory.is_full(limit));
+                            }
                         },
                         changed = lifecycle.changed() => {
                             let phase = if changed.is_ok() { *lifecycle.borrow() } else { Lifecycle::Stopping };
@@ -131,6 +142,7 @@ impl Connection {
                 Event::Rcpt(request) => self.rcpt(&request.forward_path).await,
                 Event::Message(message) => {
                     self.message(message).await;
+                    self.data_share.release();
                     if *lifecycle.borrow() != Lifecycle::Running {
                         apply_lifecycle(&mut self.session, *lifecycle.borrow());
                     }
@@ -148,6 +160,22 @@ impl Connection {
                     return;
                 }
             }
+        }
+    }
+
+    /// Counts what the message being read holds against `limits.max_data_memory`: past it,
+    /// the message is refused (452 4.3.1 once its data ends). (While the bound is reached,
+    /// DATA gets 452 4.3.1 at once: the session is told on each read.)
+    fn account_data(&mut self) {
+        let limit = self.server.settings.borrow().max_data_memory;
+        let holds = self.session.content_bytes() as u64;
+        if !self.data_share.hold(holds, limit) {
+            self.session.refuse_content();
+            let _ = self
+                .data_share
+                .hold(self.session.content_bytes() as u64, limit);
+            petrel_metrics::registry().increment(petrel_metrics::DATA_MEMORY_REFUSALS, &[]);
+            warn!(session = self.session_id, peer = %self.peer, max_data_memory = limit, "message refused (452 4.3.1 at its end): the message data in flight reached limits.max_data_memory");
         }
     }
 

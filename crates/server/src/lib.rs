@@ -7,6 +7,7 @@
 
 pub mod aliases;
 pub mod connection;
+pub mod data_memory;
 pub mod greylist;
 pub mod listener;
 pub mod milter;
@@ -50,6 +51,8 @@ pub struct ServerSettings {
     pub greylist: greylist::GreylistSettings,
     /// New mail is refused (452 4.3.1 at MAIL) while the queue has less free space than this.
     pub min_free_bytes: u64,
+    /// The bound on the memory all sessions' message buffers hold together (0: none).
+    pub max_data_memory: u64,
     /// `[[milter]]`, asked in order for every SMTP session.
     pub milters: Vec<milter::client::MilterSettings>,
     /// EHLO names of port-25 clients of the Internet checked (`screen.helo_checks`).
@@ -197,4 +200,6 @@ pub struct Server {
     pub door: screen::DoorMemory,
     /// The client networks greylisting knows are allowed.
     pub greylist: Arc<greylist::Memory>,
+    /// What the sessions' message buffers hold together.
+    pub data_memory: Arc<data_memory::DataMemory>,
 }

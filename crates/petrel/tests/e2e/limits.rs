@@ -165,3 +165,92 @@ fn a_low_descriptor_limit_gives_clean_refusals() {
     }
     assert_eq!(petrel.wait_for_maildir("localhost", "b", 5).len(), 5);
 }
+
+/// The bound on message data in flight (issue 18, item 1), `limits.max_data_memory` at 1 MiB,
+/// watched through the gauge `petrel_data_memory_bytes`: a session holding exactly 1 MiB of an
+/// unfinished message leaves no room, so another's DATA gets 452 4.3.1 at once (its transaction
+/// kept, DATA accepted once the room is back); a session holding 700 KiB leaves room for a
+/// DATA, but the 400 KiB that follow pass the bound: that message gets 452 4.3.1 at its end,
+/// while the first is accepted.
+#[test]
+fn message_data_in_flight_is_bounded() {
+    let dir = Scratch::new("data-memory");
+    let petrel = Petrel::start(
+        &dir.0,
+        "[http]\naddress = \"127.0.0.1:0\"\n\n[limits]\nmax_data_memory = 1048576\n",
+    );
+    let gauge = |wanted: f64| {
+        let samples = crate::harness::poll(
+            || crate::metrics::scrape(&petrel),
+            |samples| samples.get("petrel_data_memory_bytes").copied() == Some(wanted),
+        );
+        assert_eq!(
+            samples.get("petrel_data_memory_bytes").copied(),
+            Some(wanted),
+            "{samples:?}"
+        );
+    };
+    // Lines of 1,024 octets with their CR LF.
+    let kib = |count: usize| {
+        let mut line = "z".repeat(1022).into_bytes();
+        line.extend_from_slice(b"\r\n");
+        line.repeat(count)
+    };
+    let open = |address| {
+        let mut client = RawClient::connect(address);
+        client.reply();
+        client.command("EHLO client.test");
+        assert!(client.command("MAIL FROM:<a@localhost>").starts_with("250"));
+        assert!(
+            client
+                .command("RCPT TO:<user@localhost>")
+                .starts_with("250")
+        );
+        client
+    };
+    let mut a = open(petrel.address);
+    let mut b = open(petrel.address);
+    // Full: A holds exactly the bound.
+    assert!(a.command("DATA").starts_with("354"));
+    a.send(&kib(1024));
+    gauge(1_048_576.0);
+    assert!(
+        b.command("DATA")
+            .starts_with("452 4.3.1 Insufficient system storage"),
+        "DATA while the bound is reached"
+    );
+    a.send(b".\r\n");
+    assert!(a.reply().starts_with("250"), "the message at the bound");
+    gauge(0.0);
+    assert!(b.command("DATA").starts_with("354"), "room again");
+    b.send(b"Subject: small\r\n\r\nsmall\r\n.\r\n");
+    assert!(b.reply().starts_with("250"));
+    // Past the bound while reading: 700 KiB held by A, then 400 KiB from B.
+    assert!(a.command("MAIL FROM:<a@localhost>").starts_with("250"));
+    assert!(a.command("RCPT TO:<user@localhost>").starts_with("250"));
+    assert!(a.command("DATA").starts_with("354"));
+    a.send(&kib(700));
+    gauge(716_800.0);
+    assert!(b.command("MAIL FROM:<a@localhost>").starts_with("250"));
+    assert!(b.command("RCPT TO:<user@localhost>").starts_with("250"));
+    assert!(b.command("DATA").starts_with("354"));
+    b.send(&kib(400));
+    b.send(b".\r\n");
+    let reply = b.reply();
+    assert!(
+        reply.starts_with("452 4.3.1 Insufficient system storage"),
+        "{reply}"
+    );
+    assert!(b.command("NOOP").starts_with("250"), "the session goes on");
+    a.send(b".\r\n");
+    assert!(a.reply().starts_with("250"));
+    gauge(0.0);
+    let samples = crate::metrics::scrape(&petrel);
+    assert_eq!(
+        samples.get("petrel_data_memory_refusals_total").copied(),
+        Some(1.0)
+    );
+    let log = petrel.log_text();
+    assert!(log.contains("limits.max_data_memory"), "{log}");
+    petrel.wait_for_maildir("localhost", "user", 3);
+}

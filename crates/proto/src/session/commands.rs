@@ -239,6 +239,10 @@ impl ServerSession {
         if transaction.recipients.is_empty() {
             return self.fail(standard::NO_VALID_RECIPIENTS);
         }
+        if self.is_short_of_storage {
+            // The transaction stays: the client may try DATA again.
+            return self.fail(standard::INSUFFICIENT_STORAGE);
+        }
         self.data_content = Vec::new();
         self.phase = Phase::Data(DataDecoder::new(
             self.config.max_data_line_bytes,
@@ -253,12 +257,14 @@ impl ServerSession {
     fn bdat(&mut self, size_bytes: u64, is_last: bool) -> Step {
         let max_message_bytes = self.config.max_message_bytes;
         let policy = self.config.bare_newline;
+        let is_short_of_storage = self.is_short_of_storage;
         let failure = match &mut self.transaction {
             None => Some(standard::BAD_SEQUENCE),
             Some(transaction) if transaction.recipients.is_empty() => {
                 Some(standard::NO_VALID_RECIPIENTS)
             }
             Some(transaction) => {
+                let is_first = transaction.chunking.is_none();
                 let chunking = transaction.chunking.get_or_insert_with(|| Chunking {
                     content: Vec::new(),
                     received_bytes: 0,
@@ -269,6 +275,9 @@ impl ServerSession {
                 if chunking.failure.is_none() && chunking.received_bytes > max_message_bytes {
                     chunking.failure = Some(standard::MESSAGE_TOO_BIG);
                     chunking.content = Vec::new();
+                }
+                if chunking.failure.is_none() && is_first && is_short_of_storage {
+                    chunking.failure = Some(standard::INSUFFICIENT_STORAGE);
                 }
                 chunking.failure
             }
@@ -327,6 +336,7 @@ impl ServerSession {
             DataOutcome::BareNewline => Some(standard::BARE_NEWLINE_IN_DATA),
             DataOutcome::LineTooLong => Some(standard::DATA_LINE_TOO_LONG),
             DataOutcome::TooBig => Some(standard::MESSAGE_TOO_BIG),
+            DataOutcome::NoStorage => Some(standard::INSUFFICIENT_STORAGE),
         };
         if let Some(refusal) = refusal {
             self.transaction = None;

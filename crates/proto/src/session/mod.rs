@@ -215,6 +215,9 @@ pub struct ServerSession {
     /// The door's checks that refused something since the server last asked
     /// (`take_door_refusals`), by name: "helo", "pipelining", "non_smtp".
     door_refusals: Vec<&'static str>,
+    /// The server has no room for more message data now: DATA, and the first BDAT of a
+    /// transaction, get 452 4.3.1 (`set_short_of_storage`).
+    is_short_of_storage: bool,
 }
 
 impl ServerSession {
@@ -237,6 +240,7 @@ impl ServerSession {
             auth_failures: 0,
             pipelined_before_ehlo: false,
             door_refusals: Vec::new(),
+            is_short_of_storage: false,
         };
         session.is_tls = session.config.is_tls;
         if let Some(Refusal::Greeting(reply)) = &session.config.refusal {
@@ -276,6 +280,37 @@ impl ServerSession {
     /// The name the client gave in EHLO/HELO, once it has.
     pub fn helo_name(&self) -> Option<&str> {
         self.helo.as_ref().map(|h| h.name.as_str())
+    }
+
+    /// Octets of content of the message being read held now, for the server's bound on
+    /// message data in flight. 0 once handed over.
+    pub fn content_bytes(&self) -> usize {
+        let chunked = self
+            .transaction
+            .as_ref()
+            .and_then(|t| t.chunking.as_ref())
+            .map_or(0, |c| c.content.len());
+        self.data_content.len() + chunked
+    }
+
+    /// The server has no room for the message being read: what it holds is dropped, the rest
+    /// is read to its end, and the message gets 452 4.3.1.
+    pub fn refuse_content(&mut self) {
+        if let Phase::Data(decoder) = &mut self.phase {
+            decoder.refuse_for_storage(&mut self.data_content);
+        }
+        if let Some(chunking) = self.transaction.as_mut().and_then(|t| t.chunking.as_mut()) {
+            chunking
+                .failure
+                .get_or_insert(standard::INSUFFICIENT_STORAGE);
+            chunking.content = Vec::new();
+        }
+    }
+
+    /// Whether the server has room for more message data: while it has not, DATA and the
+    /// first BDAT of a transaction get 452 4.3.1 (RFC 5321 §4.5.3.1.10).
+    pub fn set_short_of_storage(&mut self, is_short: bool) {
+        self.is_short_of_storage = is_short;
     }
 
     /// True between an accepted MAIL and the reply to its message.
@@ -468,6 +503,7 @@ impl ServerSession {
         let chunk = &self.input[self.consumed..self.consumed + take];
         if failure.is_none()
             && let Some(chunking) = self.transaction.as_mut().and_then(|t| t.chunking.as_mut())
+            && chunking.failure.is_none()
         {
             chunking.filter.push(chunk, &mut chunking.content);
         }
@@ -476,7 +512,15 @@ impl ServerSession {
         if *remaining_bytes > 0 {
             return Step::NeedInput;
         }
-        let (is_last, failure) = (*is_last, *failure);
+        let (is_last, mut failure) = (*is_last, *failure);
+        if failure.is_none() {
+            // Refused while its octets were read (`refuse_content`).
+            failure = self
+                .transaction
+                .as_ref()
+                .and_then(|t| t.chunking.as_ref())
+                .and_then(|c| c.failure);
+        }
         self.phase = Phase::Command;
         self.end_of_chunk(is_last, failure)
     }

@@ -330,6 +330,59 @@ fn s_size_1_real_size_enforced() {
     assert!(messages.is_empty());
 }
 
+/// The server's bound on message data in flight (issue 18): content refused while it is read
+/// gets 452 4.3.1 once the real end arrives, and the session goes on; while the server is
+/// short, DATA and a first BDAT get 452 4.3.1 at once and the transaction stays.
+#[test]
+fn content_refused_for_storage_gets_452_at_its_end() {
+    let mut session = ServerSession::new(SessionConfig::default());
+    let mut messages = Vec::new();
+    session.receive(b"EHLO c\r\nMAIL FROM:<a@c>\r\nRCPT TO:<b@d>\r\nDATA\r\n");
+    run(&mut session, &mut messages);
+    session.take_output();
+    session.receive(b"Subject: big\r\n\r\nfirst part\r\n");
+    run(&mut session, &mut messages);
+    assert!(session.content_bytes() > 0);
+    session.refuse_content();
+    assert_eq!(session.content_bytes(), 0, "what it held is freed");
+    // A dot line inside the rest does not end it early (S-DATA-2).
+    session.receive(b"..not the end\r\nmore\r\n.\r\nNOOP\r\n");
+    run(&mut session, &mut messages);
+    assert_eq!(
+        String::from_utf8_lossy(&session.take_output()),
+        "452 4.3.1 Insufficient system storage, try again later\r\n250 2.0.0 OK\r\n"
+    );
+    assert!(messages.is_empty());
+    // BDAT: the chunk under way and the rest of the transaction are refused.
+    session.receive(b"MAIL FROM:<a@c>\r\nRCPT TO:<b@d>\r\nBDAT 4\r\nab");
+    run(&mut session, &mut messages);
+    session.take_output();
+    session.refuse_content();
+    session.receive(b"cd");
+    run(&mut session, &mut messages);
+    session.receive(b"BDAT 2 LAST\r\nef");
+    run(&mut session, &mut messages);
+    assert_eq!(
+        String::from_utf8_lossy(&session.take_output()),
+        "452 4.3.1 Insufficient system storage, try again later\r\n452 4.3.1 Insufficient system storage, try again later\r\n"
+    );
+    assert!(messages.is_empty());
+    // Short of storage: DATA refused at once, the transaction kept; then room again.
+    session.set_short_of_storage(true);
+    session.receive(b"MAIL FROM:<a@c>\r\nRCPT TO:<b@d>\r\nDATA\r\n");
+    run(&mut session, &mut messages);
+    session.set_short_of_storage(false);
+    session.receive(b"DATA\r\n");
+    run(&mut session, &mut messages);
+    session.receive(b"x\r\n.\r\n");
+    run(&mut session, &mut messages);
+    assert_eq!(
+        String::from_utf8_lossy(&session.take_output()),
+        "250 2.1.0 Sender OK\r\n250 2.1.5 Recipient OK\r\n452 4.3.1 Insufficient system storage, try again later\r\n354 Start mail input; end with <CRLF>.<CRLF>\r\n250 2.0.0 queued as TEST\r\n"
+    );
+    assert_eq!(messages.len(), 1);
+}
+
 #[test]
 fn s_data_12_loop_refused() {
     let mut content = "Received: x\r\n".repeat(100);
