@@ -121,6 +121,16 @@ pub const DESCRIPTIONS: &[(&str, &str, &str)] = &[
         "Refusals by the door of port 25, by check (pregreet, dnsbl, dbl, fcrdns, helo, pipelining, non_smtp, unknown_sender_domain, unknown_recipient_domain, greylist, milter).",
     ),
     (
+        TLS_HANDSHAKES_RUNNING,
+        "gauge",
+        "Inbound TLS handshakes running now (at most limits.max_tls_handshakes).",
+    ),
+    (
+        TLS_HANDSHAKES_WAITING,
+        "gauge",
+        "Inbound TLS handshakes waiting for a slot now (limits.max_tls_handshakes reached).",
+    ),
+    (
         DATA_MEMORY,
         "gauge",
         "Octets of message content the SMTP sessions hold now, read and not yet stored (bounded by limits.max_data_memory).",
@@ -154,6 +164,8 @@ pub const QUEUE_DATABASE_ERRORS: &str = "petrel_queue_database_errors_total";
 pub const RATE_LIMITED: &str = "petrel_rate_limited_total";
 pub const SCREEN_REFUSALS: &str = "petrel_screen_refusals_total";
 pub const DATA_MEMORY: &str = "petrel_data_memory_bytes";
+pub const TLS_HANDSHAKES_RUNNING: &str = "petrel_tls_handshakes_running";
+pub const TLS_HANDSHAKES_WAITING: &str = "petrel_tls_handshakes_waiting";
 pub const DATA_MEMORY_REFUSALS: &str = "petrel_data_memory_refusals_total";
 
 type Key = (&'static str, Vec<(&'static str, String)>);

@@ -799,6 +799,13 @@ pub struct LimitsConfig {
     /// The memory all SMTP sessions' message buffers may hold together; a message that would
     /// pass it gets 452 4.3.1, and DATA gets 452 4.3.1 while it is reached. 0: no bound.
     pub max_data_memory: u64,
+    /// Inbound TLS handshakes (STARTTLS, port 465) running at once; the others wait. Read at
+    /// start (a reload keeps the number the server started with).
+    pub max_tls_handshakes: usize,
+    /// How long an inbound TLS handshake may wait for a slot, and then take; past either the
+    /// connection is closed.
+    #[serde(deserialize_with = "duration")]
+    pub tls_handshake_timeout: Duration,
 }
 
 impl Default for LimitsConfig {
@@ -817,6 +824,8 @@ impl Default for LimitsConfig {
             max_data_line_bytes: 65_536,
             max_errors: 20,
             max_data_memory: 256 << 20,
+            max_tls_handshakes: 100,
+            tls_handshake_timeout: Duration::from_secs(30),
         }
     }
 }

@@ -136,6 +136,7 @@ async fn serve(source: Source, config: Config) -> Result<(), String> {
         door: petrel_server::screen::DoorMemory::default(),
         greylist: Default::default(),
         data_memory: Arc::default(),
+        tls_handshakes: Semaphore::new(config.limits.max_tls_handshakes.max(1)),
     });
     for (listener, protocol, milters) in listeners {
         tokio::spawn(run_listener(

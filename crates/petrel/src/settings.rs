@@ -110,6 +110,7 @@ impl Config {
                 .map(crate::config::MilterConfig::settings)
                 .collect::<Result<Vec<_>, _>>()?,
             max_data_memory: self.limits.max_data_memory,
+            tls_handshake_timeout: self.limits.tls_handshake_timeout,
             min_free_bytes: self
                 .queue
                 .min_free_bytes

@@ -390,7 +390,7 @@ impl Connection {
         let Stream::Plain(tcp) = std::mem::replace(&mut self.stream, Stream::Upgrading) else {
             return false;
         };
-        match tokio_rustls::TlsAcceptor::from(config).accept(tcp).await {
+        match crate::handshake::accept(&self.server, config, tcp).await {
             Ok(tls) => {
                 self.stream = Stream::Tls(Box::new(tls));
                 petrel_metrics::registry().increment(

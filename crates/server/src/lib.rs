@@ -9,6 +9,7 @@ pub mod aliases;
 pub mod connection;
 pub mod data_memory;
 pub mod greylist;
+pub mod handshake;
 pub mod listener;
 pub mod milter;
 pub mod network;
@@ -53,6 +54,8 @@ pub struct ServerSettings {
     pub min_free_bytes: u64,
     /// The bound on the memory all sessions' message buffers hold together (0: none).
     pub max_data_memory: u64,
+    /// How long an inbound TLS handshake may wait for a slot, and then take.
+    pub tls_handshake_timeout: Duration,
     /// `[[milter]]`, asked in order for every SMTP session.
     pub milters: Vec<milter::client::MilterSettings>,
     /// EHLO names of port-25 clients of the Internet checked (`screen.helo_checks`).
@@ -202,4 +205,6 @@ pub struct Server {
     pub greylist: Arc<greylist::Memory>,
     /// What the sessions' message buffers hold together.
     pub data_memory: Arc<data_memory::DataMemory>,
+    /// One permit per inbound TLS handshake allowed at once (`limits.max_tls_handshakes`).
+    pub tls_handshakes: tokio::sync::Semaphore,
 }

@@ -29,20 +29,18 @@ async fn open_stream(
         return Some(Stream::Plain(stream));
     }
     let config = server.settings.borrow().tls.clone()?;
-    let handshake = tokio_rustls::TlsAcceptor::from(config).accept(stream);
-    match tokio::time::timeout(Duration::from_secs(30), handshake).await {
-        Ok(Ok(tls)) => {
+    match crate::handshake::accept(server, config, stream).await {
+        Ok(tls) => {
             petrel_metrics::registry().increment(
                 petrel_metrics::SMTP_TLS_SESSIONS,
                 &[("direction", "inbound")],
             );
             Some(Stream::Tls(Box::new(tls)))
         }
-        Ok(Err(error)) => {
+        Err(error) => {
             tracing::info!(%error, "implicit TLS handshake failed");
             None
         }
-        Err(_) => None,
     }
 }
 

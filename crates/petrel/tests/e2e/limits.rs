@@ -254,3 +254,90 @@ fn message_data_in_flight_is_bounded() {
     assert!(log.contains("limits.max_data_memory"), "{log}");
     petrel.wait_for_maildir("localhost", "user", 3);
 }
+
+/// Inbound TLS handshakes (issue 18, item 3), `limits.max_tls_handshakes = 2` and
+/// `limits.tls_handshake_timeout = "3s"`: two clients that say STARTTLS and then nothing (a TLS
+/// slowloris) take both slots (gauge `petrel_tls_handshakes_running`); a real client's
+/// handshake (openssl s_client) waits (`petrel_tls_handshakes_waiting`), the stalled ones are
+/// closed by the server at their timeout, and then the real one completes.
+#[test]
+fn tls_handshakes_are_bounded_and_stalled_ones_are_dropped() {
+    use std::io::{BufRead, Read, Write};
+    let dir = Scratch::new("tls-handshakes");
+    let tls = crate::tls::make_certificate(&dir.0);
+    let petrel = Petrel::start(
+        &dir.0,
+        &format!(
+            "[tls]\ncertificate = \"{}\"\nprivate_key = \"{}\"\n\n[http]\naddress = \"127.0.0.1:0\"\n\n[limits]\nmax_tls_handshakes = 2\ntls_handshake_timeout = \"3s\"\n",
+            tls.cert.display(),
+            tls.key.display()
+        ),
+    );
+    let gauge = |name: &str, wanted: f64| {
+        let samples = crate::harness::poll(
+            || crate::metrics::scrape(&petrel),
+            |samples| samples.get(name).copied() == Some(wanted),
+        );
+        assert_eq!(samples.get(name).copied(), Some(wanted), "{name}");
+    };
+    let stall = || {
+        let stream = std::net::TcpStream::connect(petrel.address).unwrap();
+        stream
+            .set_read_timeout(Some(std::time::Duration::from_secs(30)))
+            .unwrap();
+        let mut reader = std::io::BufReader::new(stream.try_clone().unwrap());
+        let mut writer = stream;
+        let mut line = String::new();
+        reader.read_line(&mut line).unwrap();
+        for command in ["EHLO stall.test", "STARTTLS"] {
+            writer
+                .write_all(format!("{command}\r\n").as_bytes())
+                .unwrap();
+            loop {
+                line.clear();
+                reader.read_line(&mut line).unwrap();
+                if line.as_bytes().get(3) != Some(&b'-') {
+                    break;
+                }
+            }
+        }
+        assert!(line.starts_with("220"), "{line}");
+        reader
+    };
+    let stalled = [stall(), stall()];
+    gauge("petrel_tls_handshakes_running", 2.0);
+    let mut client = std::process::Command::new("openssl")
+        .args(["s_client", "-starttls", "smtp", "-connect"])
+        .arg(petrel.address.to_string())
+        .arg("-CAfile")
+        .arg(&tls.cert)
+        .args(["-servername", "mx.test", "-quiet", "-verify_return_error"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    gauge("petrel_tls_handshakes_waiting", 1.0);
+    // The server closes the stalled connections at their timeout (a read gives end of file,
+    // not the 30 s read timeout).
+    for mut reader in stalled {
+        let mut rest = Vec::new();
+        assert_eq!(reader.read_to_end(&mut rest).unwrap(), 0);
+    }
+    let mut stdin = client.stdin.take().unwrap();
+    let mut stdout = client.stdout.take().unwrap();
+    stdin.write_all(b"EHLO openssl.test\r\n").unwrap();
+    let mut seen = String::new();
+    let mut buffer = [0u8; 4096];
+    while !seen.contains("250 ") {
+        let count = stdout.read(&mut buffer).unwrap();
+        assert!(count > 0, "openssl ended: {seen}");
+        seen.push_str(&String::from_utf8_lossy(&buffer[..count]));
+    }
+    stdin.write_all(b"QUIT\r\n").unwrap();
+    drop(stdin);
+    let _ = client.wait();
+    gauge("petrel_tls_handshakes_running", 0.0);
+    let log = petrel.log_text();
+    assert!(log.contains("the TLS handshake timed out"), "{log}");
+}
