@@ -1,11 +1,11 @@
-//! Entry points of the fuzz targets in `fuzz/` (command parser, DATA and BDAT decoders, the
-//! whole server session), kept here so the committed corpus is also replayed by
+//! Entry points of the fuzz targets in `fuzz/` (command parser, DATA and BDAT decoders, SASL,
+//! the whole server session), kept here so the committed corpus is also replayed by
 //! `cargo test`. Each takes arbitrary bytes; a panic is a bug found. Not a public API.
 
 use crate::chunk::BareNewlineFilter;
 use crate::data::{BareNewline, DataDecoder};
 use crate::session::{Event, ServerSession, SessionConfig};
-use crate::{address, command, params, standard};
+use crate::{address, base64, command, params, sasl, standard};
 
 /// Parses the input as a command line and every argument it can hold.
 pub fn command_parser(input: &[u8]) {
@@ -70,6 +70,51 @@ pub fn bdat_decoder(input: &[u8]) {
             b'\n' => assert_eq!(index.checked_sub(1).map(|i| whole[i]), Some(b'\r')),
             _ => {}
         }
+    }
+}
+
+/// An AUTH exchange (RFC 4954, RFC 4616, LOGIN) over untrusted lines: the first line is
+/// `MECHANISM [initial-response]`, each further line a response; every step must be a
+/// challenge, credentials or a refusal with a 5xx. Base64 must round-trip the input, and a
+/// PLAIN message built from it must give back its username and password.
+pub fn sasl_exchange(input: &[u8]) {
+    assert_eq!(
+        base64::decode(&base64::encode(input)).as_deref(),
+        Some(input)
+    );
+    let Ok(text) = std::str::from_utf8(input) else {
+        return;
+    };
+    let mut lines = text.split('\n');
+    let first = lines.next().unwrap_or("");
+    let (mechanism, initial) = match first.split_once(' ') {
+        Some((mechanism, initial)) => (mechanism, Some(initial)),
+        None => (first, None),
+    };
+    if let Ok((mut exchange, mut step)) = sasl::SaslExchange::start(mechanism, initial) {
+        for line in lines {
+            match step {
+                sasl::SaslStep::Challenge(_) => step = exchange.respond(line),
+                sasl::SaslStep::Done(_) => break,
+                sasl::SaslStep::Failed(template) => {
+                    assert!(template.code >= 500);
+                    break;
+                }
+            }
+        }
+    }
+    if let Some((username, password)) = text.split_once('\0')
+        && !username.is_empty()
+        && !password.is_empty()
+        && !password.contains('\0')
+    {
+        let message = base64::encode(format!("\0{username}\0{password}").as_bytes());
+        let started = sasl::SaslExchange::start("PLAIN", Some(&message));
+        assert!(
+            matches!(&started, Ok((_, sasl::SaslStep::Done(credentials)))
+                if credentials.username == username && credentials.password == password),
+            "{started:?}"
+        );
     }
 }
 

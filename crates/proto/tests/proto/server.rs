@@ -507,8 +507,9 @@ proptest! {
 fn fuzz_corpus_replays() {
     let corpus = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fuzz/corpus");
     type Target = fn(&[u8]);
-    let targets: [(&str, Target); 4] = [
+    let targets: [(&str, Target); 5] = [
         ("command_parser", petrel_proto::fuzzing::command_parser),
+        ("sasl_exchange", petrel_proto::fuzzing::sasl_exchange),
         ("data_decoder", petrel_proto::fuzzing::data_decoder),
         ("bdat_decoder", petrel_proto::fuzzing::bdat_decoder),
         ("server_session", petrel_proto::fuzzing::server_session),
