@@ -782,6 +782,8 @@ impl Default for RelayConfig {
 pub struct LimitsConfig {
     pub max_message_bytes: u64,
     pub max_recipients: usize,
+    /// How long a session waits for a whole command line (however its octets trickle in:
+    /// Postfix's per-request deadline) and, between reads, for message content.
     #[serde(deserialize_with = "duration")]
     pub idle_timeout: Duration,
     #[serde(deserialize_with = "duration")]
@@ -799,6 +801,10 @@ pub struct LimitsConfig {
     /// The memory all SMTP sessions' message buffers may hold together; a message that would
     /// pass it gets 452 4.3.1, and DATA gets 452 4.3.1 while it is reached. 0: no bound.
     pub max_data_memory: u64,
+    /// The slowest message content accepted, in octets per second (Postfix's
+    /// smtpd_min_data_rate): each read of N octets gives the client N / rate more seconds,
+    /// never more than idle_timeout from then. 0: only idle_timeout per read.
+    pub min_data_rate: u64,
     /// Inbound TLS handshakes (STARTTLS, port 465) running at once; the others wait. Read at
     /// start (a reload keeps the number the server started with).
     pub max_tls_handshakes: usize,
@@ -824,6 +830,7 @@ impl Default for LimitsConfig {
             max_data_line_bytes: 65_536,
             max_errors: 20,
             max_data_memory: 256 << 20,
+            min_data_rate: 500,
             max_tls_handshakes: 100,
             tls_handshake_timeout: Duration::from_secs(30),
         }

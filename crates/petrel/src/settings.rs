@@ -111,6 +111,7 @@ impl Config {
                 .collect::<Result<Vec<_>, _>>()?,
             max_data_memory: self.limits.max_data_memory,
             tls_handshake_timeout: self.limits.tls_handshake_timeout,
+            min_data_rate: self.limits.min_data_rate,
             min_free_bytes: self
                 .queue
                 .min_free_bytes

@@ -18,6 +18,6 @@ pub mod trace;
 pub mod xtext;
 
 pub use reply::{EnhancedCode, Reply, Template, standard, status};
-pub use session::{Event, Message, Refusal, ServerSession, SessionConfig};
+pub use session::{Awaiting, Event, Message, Refusal, ServerSession, SessionConfig};
 #[doc(hidden)]
 pub mod fuzzing;

@@ -18,6 +18,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tracing::{debug, info, warn};
 
 use crate::data_memory::DataShare;
+use crate::deadline::Deadline;
 use crate::nullmx::{check_recipient, check_sender};
 use crate::rate::RateKind;
 use crate::receive::{Authentication, Receiving, store_message};
@@ -107,6 +108,8 @@ impl Connection {
         let mut lifecycle = self.server.lifecycle.clone();
         let mut buffer = vec![0u8; READ_BUFFER_BYTES];
         let (session_id, peer) = (self.session_id, self.peer);
+        let idle = self.server.settings.borrow().idle_timeout;
+        let mut deadline = Deadline::new(std::time::Instant::now(), idle);
         loop {
             match self.session.poll() {
                 Event::NeedInput => {
@@ -114,11 +117,16 @@ impl Connection {
                     if self.write_output().await.is_err() {
                         return;
                     }
-                    let idle = self.server.settings.borrow().idle_timeout;
+                    let (idle, min_rate) = {
+                        let settings = self.server.settings.borrow();
+                        (settings.idle_timeout, settings.min_data_rate)
+                    };
+                    deadline.before_read(self.session.awaiting(), std::time::Instant::now(), idle);
+                    let until = tokio::time::Instant::from_std(deadline.at);
                     tokio::select! {
-                        read = tokio::time::timeout(idle, self.stream.read(&mut buffer)) => match read {
+                        read = tokio::time::timeout_at(until, self.stream.read(&mut buffer)) => match read {
                             Err(_) => {
-                                info!(session = session_id, %peer, "idle timeout");
+                                info!(session = session_id, %peer, "{}", deadline.what());
                                 self.session.idle_timeout();
                             }
                             Ok(Ok(0)) | Ok(Err(_)) => {
@@ -126,6 +134,7 @@ impl Connection {
                                 return;
                             }
                             Ok(Ok(count)) => {
+                                deadline.after_read(count, std::time::Instant::now(), idle, min_rate);
                                 self.session.receive(&buffer[..count]);
                                 let limit = self.server.settings.borrow().max_data_memory;
                                 self.session

@@ -8,6 +8,7 @@
 pub mod aliases;
 pub mod connection;
 pub mod data_memory;
+pub mod deadline;
 pub mod greylist;
 pub mod handshake;
 pub mod listener;
@@ -54,6 +55,9 @@ pub struct ServerSettings {
     pub min_free_bytes: u64,
     /// The bound on the memory all sessions' message buffers hold together (0: none).
     pub max_data_memory: u64,
+    /// The slowest message content accepted, in octets per second (0: only the idle timeout
+    /// per read).
+    pub min_data_rate: u64,
     /// How long an inbound TLS handshake may wait for a slot, and then take.
     pub tls_handshake_timeout: Duration,
     /// `[[milter]]`, asked in order for every SMTP session.

@@ -341,3 +341,113 @@ fn tls_handshakes_are_bounded_and_stalled_ones_are_dropped() {
     let log = petrel.log_text();
     assert!(log.contains("the TLS handshake timed out"), "{log}");
 }
+
+/// Slowloris (issue 18, item 3), `limits.idle_timeout = "3s"` and `limits.min_data_rate =
+/// 1000`: thousands of clients trickle one octet of a command line every 300 ms (each read
+/// would reset a plain idle timeout), and a hundred more trickle message content at 33 octets
+/// a second. Every one gets 421 4.4.2 and is closed (the command lines at their deadline, the
+/// content when it falls behind the rate), while a normal client is served meanwhile.
+#[test]
+fn slowloris_clients_are_dropped_at_their_deadlines() {
+    use nix::sys::resource::{Resource, getrlimit, setrlimit};
+    use std::io::{ErrorKind, Read, Write};
+    use std::time::{Duration, Instant};
+    let (_, hard) = getrlimit(Resource::RLIMIT_NOFILE).unwrap();
+    setrlimit(Resource::RLIMIT_NOFILE, hard, hard).unwrap();
+    let commands = usize::try_from(hard.saturating_sub(400) / 2)
+        .unwrap()
+        .min(2000);
+    let dir = Scratch::new("slowloris");
+    let petrel = Petrel::start(
+        &dir.0,
+        "[limits]\nidle_timeout = \"3s\"\nmin_data_rate = 1000\n",
+    );
+    struct Trickler {
+        stream: std::net::TcpStream,
+        octets: &'static [u8],
+        seen: Vec<u8>,
+        is_closed: bool,
+    }
+    let mut tricklers = Vec::new();
+    for _ in 0..commands {
+        let mut client = RawClient::connect(petrel.address);
+        assert!(client.reply().starts_with("220"));
+        tricklers.push((client, &b"x"[..]));
+    }
+    for _ in 0..100 {
+        let mut client = RawClient::connect(petrel.address);
+        client.reply();
+        client.command("EHLO slow.test");
+        assert!(client.command("MAIL FROM:<a@localhost>").starts_with("250"));
+        assert!(
+            client
+                .command("RCPT TO:<user@localhost>")
+                .starts_with("250")
+        );
+        assert!(client.command("DATA").starts_with("354"));
+        tricklers.push((client, &b"yyyyyyyyyy"[..]));
+    }
+    let mut tricklers: Vec<Trickler> = tricklers
+        .into_iter()
+        .map(|(client, octets)| {
+            let stream = client.stream;
+            stream.set_nonblocking(true).unwrap();
+            Trickler {
+                stream,
+                octets,
+                seen: Vec::new(),
+                is_closed: false,
+            }
+        })
+        .collect();
+    let mut normal_served = false;
+    let bound = Instant::now() + Duration::from_secs(60);
+    while tricklers.iter().any(|t| !t.is_closed) && Instant::now() < bound {
+        for trickler in tricklers.iter_mut().filter(|t| !t.is_closed) {
+            let mut buffer = [0u8; 512];
+            loop {
+                match trickler.stream.read(&mut buffer) {
+                    Ok(0) => {
+                        trickler.is_closed = true;
+                        break;
+                    }
+                    Ok(count) => trickler.seen.extend_from_slice(&buffer[..count]),
+                    Err(error) if error.kind() == ErrorKind::WouldBlock => break,
+                    Err(_) => {
+                        trickler.is_closed = true;
+                        break;
+                    }
+                }
+            }
+            if !trickler.is_closed {
+                let _ = trickler.stream.write(trickler.octets);
+            }
+        }
+        if !normal_served {
+            let reply = crate::harness::send_one(
+                petrel.address,
+                "a@localhost",
+                &["user@localhost"],
+                b"Subject: meanwhile\r\n\r\nserved\r\n",
+            );
+            assert!(reply.starts_with("250"), "{reply}");
+            normal_served = true;
+        }
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    let open = tricklers.iter().filter(|t| !t.is_closed).count();
+    assert_eq!(open, 0, "{open} slow clients still connected after 60 s");
+    let without_421 = tricklers
+        .iter()
+        .filter(|t| !String::from_utf8_lossy(&t.seen).contains("421 4.4.2"))
+        .count();
+    assert_eq!(without_421, 0, "closed without 421 4.4.2");
+    let log = petrel.log_text();
+    assert!(
+        log.contains("a command line not completed within limits.idle_timeout")
+            && log.contains("message content slower than limits.min_data_rate"),
+        "{}",
+        log.lines().rev().take(20).collect::<Vec<_>>().join("\n")
+    );
+    println!("{commands} command tricklers and 100 content tricklers, all given 421 4.4.2");
+}

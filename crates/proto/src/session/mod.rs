@@ -190,6 +190,17 @@ enum Phase {
     Closed,
 }
 
+/// What a session waits for from the client (`ServerSession::awaiting`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Awaiting {
+    /// A new command or SASL line, nothing of which has arrived.
+    Request,
+    /// The rest of a command or SASL line that has begun.
+    RestOfRequest,
+    /// Message content: after 354, or a BDAT chunk's octets.
+    Content,
+}
+
 /// One SMTP server session.
 #[derive(Debug)]
 pub struct ServerSession {
@@ -311,6 +322,17 @@ impl ServerSession {
     /// first BDAT of a transaction get 452 4.3.1 (RFC 5321 §4.5.3.1.10).
     pub fn set_short_of_storage(&mut self, is_short: bool) {
         self.is_short_of_storage = is_short;
+    }
+
+    /// What the session waits for, once `poll` asked for input: the driver's deadlines
+    /// depend on it (a whole request within the timeout; content at a minimum rate).
+    pub fn awaiting(&self) -> Awaiting {
+        match self.phase {
+            Phase::Data(_) | Phase::Bdat { .. } => Awaiting::Content,
+            Phase::LongLine(_) | Phase::LongSaslLine => Awaiting::RestOfRequest,
+            _ if !self.input.is_empty() => Awaiting::RestOfRequest,
+            _ => Awaiting::Request,
+        }
     }
 
     /// True between an accepted MAIL and the reply to its message.
