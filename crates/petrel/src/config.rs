@@ -663,6 +663,13 @@ pub struct ListenerConfig {
     /// one when not given, none with `[]`.
     #[serde(default)]
     pub milters: Option<Vec<String>>,
+    /// Connections start with a PROXY protocol header (version 1 or 2) naming the client,
+    /// as HAProxy's `send-proxy` sends; only from `proxy_networks`.
+    #[serde(default)]
+    pub proxy_protocol: bool,
+    /// The networks of the proxies allowed to send the PROXY header.
+    #[serde(default, deserialize_with = "networks")]
+    pub proxy_networks: Vec<IpNetwork>,
 }
 
 /// What a listener speaks.
@@ -888,6 +895,31 @@ pub fn load(source: &Source) -> Result<Config, String> {
     Ok(config)
 }
 
+/// The fuzz target `configuration` (fuzz/, which includes this file): any text read as a
+/// configuration gives a checked `Config` or a message naming the line, never a panic.
+/// Replayed over the corpus by the tests.
+#[cfg_attr(not(test), allow(dead_code))]
+pub fn fuzz_configuration(input: &[u8]) {
+    let Ok(text) = std::str::from_utf8(input) else {
+        return;
+    };
+    match toml::from_str::<Config>(text) {
+        Ok(config) => {
+            if config.validate().is_ok() {
+                let _ = config.screen.screen_settings();
+                let _ = config.postgres_settings();
+                let _ = config.sync_mode();
+                for milter in &config.milter {
+                    let _ = milter.settings();
+                }
+            }
+        }
+        Err(error) => {
+            let _ = describe("fuzz", text, &error);
+        }
+    }
+}
+
 fn describe(name: &str, text: &str, error: &toml::de::Error) -> String {
     let message = error.message().trim_end();
     match error.span() {
@@ -931,6 +963,18 @@ impl Config {
             return Err("listener: at least one [[listener]] is needed".into());
         }
         for listener in &self.listener {
+            if listener.proxy_protocol && listener.proxy_networks.is_empty() {
+                return Err(format!(
+                    "listener {}: proxy_protocol needs proxy_networks, the networks of the proxies allowed to send the PROXY header",
+                    listener.address
+                ));
+            }
+            if !listener.proxy_protocol && !listener.proxy_networks.is_empty() {
+                return Err(format!(
+                    "listener {}: proxy_networks is set but proxy_protocol is not",
+                    listener.address
+                ));
+            }
             if listener.protocol != Protocol::Smtp && self.tls.is_none() {
                 return Err(format!(
                     "listener {}: protocol \"{}\" needs a [tls] certificate and key (AUTH is only offered inside TLS)",
@@ -1052,6 +1096,8 @@ fn default_listeners() -> Vec<ListenerConfig> {
         address: SocketAddr::from(([127, 0, 0, 1], 2525)),
         protocol: Protocol::Smtp,
         milters: None,
+        proxy_protocol: false,
+        proxy_networks: Vec::new(),
     }]
 }
 
@@ -1114,6 +1160,19 @@ fn bare_newline<'de, D: Deserializer<'de>>(deserializer: D) -> Result<BareNewlin
 
 #[cfg(test)]
 mod tests {
+    /// Replays the committed corpus of the `configuration` fuzz target.
+    #[test]
+    fn fuzz_corpus_replays() {
+        let corpus = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../../fuzz/corpus/configuration");
+        let mut count = 0;
+        for entry in std::fs::read_dir(corpus).unwrap() {
+            super::fuzz_configuration(&std::fs::read(entry.unwrap().path()).unwrap());
+            count += 1;
+        }
+        assert!(count > 0);
+    }
+
     use super::*;
 
     fn parse(text: &str) -> Result<Config, String> {

@@ -50,11 +50,22 @@ async fn serve(source: Source, config: Config) -> Result<(), String> {
             .local_addr()
             .map_err(|e| format!("cannot read the address of {}: {e}", listener.address))?;
         ready_lines.push(format!(
-            "listening on {address} ({})",
-            listener.protocol.as_str()
+            "listening on {address} ({}{})",
+            listener.protocol.as_str(),
+            if listener.proxy_protocol {
+                ", proxy protocol"
+            } else {
+                ""
+            }
         ));
-        let milters = listener.milters.clone().map(Arc::from);
-        listeners.push((bound, listener.protocol.server_protocol(), milters));
+        let listening = petrel_server::connection::Listening {
+            protocol: listener.protocol.server_protocol(),
+            milters: listener.milters.clone().map(Arc::from),
+            proxy_networks: listener
+                .proxy_protocol
+                .then(|| Arc::from(listener.proxy_networks.clone())),
+        };
+        listeners.push((bound, listening));
         own_addresses.push(address);
     }
 
@@ -138,20 +149,23 @@ async fn serve(source: Source, config: Config) -> Result<(), String> {
         data_memory: Arc::default(),
         tls_handshakes: Semaphore::new(config.limits.max_tls_handshakes.max(1)),
     });
-    for (listener, protocol, milters) in listeners {
+    for (listener, listening) in listeners {
         tokio::spawn(run_listener(
             listener,
-            protocol,
-            milters,
+            listening,
             server.clone(),
             connections.clone(),
         ));
     }
+    // The handlers are in place before "listening on": a SIGHUP sent as soon as a script
+    // sees that line must reload, not end the process (the default action).
+    let signals = Signals::install()?;
     for line in &ready_lines {
         info!("{line}");
     }
 
     let grace = wait_for_stop(
+        signals,
         &source,
         &own_addresses,
         config.limits.shutdown_grace,
@@ -195,18 +209,38 @@ async fn open_queue(config: &Config) -> Result<Arc<dyn Queue>, String> {
     .map_err(|e| format!("cannot open the queue: {e}"))?
 }
 
+/// The signals petrel answers.
+struct Signals {
+    terminate: tokio::signal::unix::Signal,
+    interrupt: tokio::signal::unix::Signal,
+    hangup: tokio::signal::unix::Signal,
+}
+
+impl Signals {
+    fn install() -> Result<Signals, String> {
+        let signal_error = |e: std::io::Error| format!("cannot install signal handlers: {e}");
+        Ok(Signals {
+            terminate: signal(SignalKind::terminate()).map_err(signal_error)?,
+            interrupt: signal(SignalKind::interrupt()).map_err(signal_error)?,
+            hangup: signal(SignalKind::hangup()).map_err(signal_error)?,
+        })
+    }
+}
+
 /// Waits for SIGTERM or SIGINT, reloading on SIGHUP; returns the shutdown grace period.
 async fn wait_for_stop(
+    signals: Signals,
     source: &Source,
     own_addresses: &[std::net::SocketAddr],
     mut grace: Duration,
     server_settings: &watch::Sender<Arc<petrel_server::ServerSettings>>,
     delivery_settings: &watch::Sender<Arc<petrel_delivery::DeliverySettings>>,
 ) -> Result<Duration, String> {
-    let signal_error = |e: std::io::Error| format!("cannot install signal handlers: {e}");
-    let mut terminate = signal(SignalKind::terminate()).map_err(signal_error)?;
-    let mut interrupt = signal(SignalKind::interrupt()).map_err(signal_error)?;
-    let mut hangup = signal(SignalKind::hangup()).map_err(signal_error)?;
+    let Signals {
+        mut terminate,
+        mut interrupt,
+        mut hangup,
+    } = signals;
     loop {
         tokio::select! {
             _ = terminate.recv() => return Ok(grace),

@@ -61,6 +61,9 @@ pub struct Listening {
     pub protocol: Protocol,
     /// The `[[milter]]`s asked, by name; `None`: all of them.
     pub milters: Option<Arc<[String]>>,
+    /// A PROXY protocol header comes first, from a proxy in these networks (`None`: no PROXY
+    /// protocol on this listener).
+    pub proxy_networks: Option<Arc<[crate::network::IpNetwork]>>,
 }
 
 /// Serves one client until QUIT, 421, timeout or disconnect.
@@ -72,7 +75,9 @@ pub async fn serve_connection(
     listening: Listening,
     door: crate::screen::Door,
 ) {
-    let Listening { protocol, milters } = listening;
+    let Listening {
+        protocol, milters, ..
+    } = listening;
     let settings = server.settings.borrow().clone();
     let mut config = settings.session_for(peer.ip(), protocol);
     config.refusal = door.refusal;

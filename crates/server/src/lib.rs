@@ -17,6 +17,7 @@ pub mod network;
 pub mod nullmx;
 pub mod per_ip;
 pub mod policy;
+pub mod proxy_protocol;
 pub mod rate;
 pub mod receive;
 pub mod screen;

@@ -1,20 +1,27 @@
 //! The accept loop of one listener: a bounded number of concurrent sessions
 //! (`limits.max_connections`), each in its own task, until the server drains.
 //!
+//! On a listener with `proxy_protocol` the connection must come from its `proxy_networks` and
+//! start with a PROXY header (`proxy_protocol`), and the client it names is the session's
+//! peer for every check, limit and log line.
+//!
 //! A client over the limit gets 421 4.7.0 and is closed. Accept errors (such as running out of
 //! file descriptors) are logged and retried after a pause; they never end the listener.
 
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use petrel_proto::standard;
+use petrel_proto::{Reply, standard};
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 use tracing::warn;
 
-use crate::connection::serve_connection;
+use crate::connection::{Listening, serve_connection};
+use crate::network::IpNetwork;
+use crate::proxy_protocol::Proxied;
 use crate::rate::RateKind;
 use crate::stream::Stream;
 use crate::{Lifecycle, Protocol, Server};
@@ -46,13 +53,16 @@ async fn open_stream(
 
 static NEXT_SESSION_ID: AtomicU64 = AtomicU64::new(1);
 
+/// How long a proxy has to send its PROXY header.
+const PROXY_HEADER_TIMEOUT: Duration = Duration::from_secs(10);
+
 /// Accepts connections until the lifecycle leaves `Running`. `connections` holds one permit
 /// per session allowed at once, shared by all listeners; the caller waits for them to return.
-/// `milters` names the `[[milter]]`s its sessions are asked by (`None`: all of them).
+/// `listening` says what the sessions speak, which `[[milter]]`s ask them, and whether a PROXY
+/// header comes first (and from which networks).
 pub async fn run_listener(
     listener: TcpListener,
-    protocol: Protocol,
-    milters: Option<Arc<[String]>>,
+    listening: Listening,
     server: Arc<Server>,
     connections: Arc<Semaphore>,
 ) {
@@ -80,56 +90,127 @@ pub async fn run_listener(
             refuse(stream, standard::TOO_MANY_CONNECTIONS.reply());
             continue;
         };
-        let ip_slot = {
-            let settings = server.settings.borrow();
-            if settings.policy.is_relay_client(peer.ip()) {
-                None
-            } else if !server.within_rate(&settings, peer.ip(), RateKind::Connection) {
-                warn!(%peer, "connection rate exceeded");
-                refuse(stream, standard::TOO_MANY_CONNECTIONS_PER_MINUTE.reply());
-                continue;
-            } else {
-                match server
-                    .per_ip
-                    .acquire(peer.ip(), settings.max_connections_per_ip)
-                {
-                    Some(slot) => Some(slot),
-                    None => {
-                        warn!(%peer, "too many connections from this address");
-                        limited("max_connections_per_ip");
-                        refuse(stream, standard::TOO_MANY_CONNECTIONS_FROM_ADDRESS.reply());
-                        continue;
-                    }
-                }
-            }
-        };
-        let session_id = NEXT_SESSION_ID.fetch_add(1, Ordering::Relaxed);
         let server = server.clone();
-        let milters = milters.clone();
-        let registry = petrel_metrics::registry();
-        let labels = [("protocol", protocol.as_str())];
-        registry.increment(petrel_metrics::SMTP_CONNECTIONS, &labels);
-        registry.add(petrel_metrics::SMTP_CONNECTIONS_OPEN, &labels, 1);
-        tokio::spawn(async move {
-            let mut stream = stream;
-            let door = if protocol == Protocol::Smtp {
-                let mut door = at_the_door(&server, &mut stream, peer.ip()).await;
-                if door.refusal.is_none() {
-                    door.refusal = reverse_dns_refusal(&server, peer.ip()).await;
+        let listening = listening.clone();
+        if let Some(networks) = listening.proxy_networks.clone() {
+            // The client's address comes in the PROXY header, read in the session's own task.
+            tokio::spawn(async move {
+                let mut stream = stream;
+                let Some(client) = proxied_client(&mut stream, peer, &networks).await else {
+                    return;
+                };
+                match admit(&server, client) {
+                    Ok(ip_slot) => {
+                        run_session(server, stream, client, listening, (permit, ip_slot)).await;
+                    }
+                    Err(reply) => refuse(stream, reply),
                 }
-                door
-            } else {
-                crate::screen::Door::default()
-            };
-            if let Some(stream) = open_stream(&server, stream, protocol).await {
-                let listening = crate::connection::Listening { protocol, milters };
-                serve_connection(server, stream, peer, session_id, listening, door).await;
+            });
+            continue;
+        }
+        match admit(&server, peer) {
+            Ok(ip_slot) => {
+                tokio::spawn(run_session(
+                    server,
+                    stream,
+                    peer,
+                    listening,
+                    (permit, ip_slot),
+                ));
             }
-            registry.add(petrel_metrics::SMTP_CONNECTIONS_OPEN, &labels, -1);
-            drop(permit);
-            drop(ip_slot);
-        });
+            Err(reply) => refuse(stream, reply),
+        }
     }
+}
+
+/// The PROXY header of a connection from `proxy` (issue 19): the client it names, or `None`
+/// (logged) when `proxy` is not in `networks` or its header is missing or malformed; the
+/// connection is then closed without a word.
+async fn proxied_client(
+    stream: &mut tokio::net::TcpStream,
+    proxy: SocketAddr,
+    networks: &[IpNetwork],
+) -> Option<SocketAddr> {
+    if !networks.iter().any(|network| network.contains(proxy.ip())) {
+        warn!(%proxy, "a connection to a PROXY protocol listener from outside its proxy_networks: closed");
+        limited("proxy_networks");
+        return None;
+    }
+    let header = tokio::time::timeout(
+        PROXY_HEADER_TIMEOUT,
+        crate::proxy_protocol::read_header(stream),
+    )
+    .await;
+    match header {
+        Ok(Ok(Proxied::Client(client))) => Some(client),
+        Ok(Ok(Proxied::Unknown)) => Some(proxy),
+        Ok(Err(error)) => {
+            warn!(%proxy, %error, "no valid PROXY header: closed");
+            None
+        }
+        Err(_) => {
+            warn!(%proxy, "no PROXY header within 10 s: closed");
+            None
+        }
+    }
+}
+
+/// The per-client limits at connection time (relay networks exempt): the slot the client
+/// takes, or the reply that refuses it.
+fn admit(server: &Server, peer: SocketAddr) -> Result<Option<crate::per_ip::IpSlot>, Reply> {
+    let settings = server.settings.borrow();
+    if settings.policy.is_relay_client(peer.ip()) {
+        return Ok(None);
+    }
+    if !server.within_rate(&settings, peer.ip(), RateKind::Connection) {
+        warn!(%peer, "connection rate exceeded");
+        return Err(standard::TOO_MANY_CONNECTIONS_PER_MINUTE.reply());
+    }
+    match server
+        .per_ip
+        .acquire(peer.ip(), settings.max_connections_per_ip)
+    {
+        Some(slot) => Ok(Some(slot)),
+        None => {
+            warn!(%peer, "too many connections from this address");
+            limited("max_connections_per_ip");
+            Err(standard::TOO_MANY_CONNECTIONS_FROM_ADDRESS.reply())
+        }
+    }
+}
+
+/// One admitted connection: the door (port 25), TLS (port 465), then the session; `held` is
+/// given back when it ends.
+async fn run_session(
+    server: Arc<Server>,
+    mut stream: tokio::net::TcpStream,
+    peer: SocketAddr,
+    listening: Listening,
+    held: (
+        tokio::sync::OwnedSemaphorePermit,
+        Option<crate::per_ip::IpSlot>,
+    ),
+) {
+    let protocol = listening.protocol;
+    let session_id = NEXT_SESSION_ID.fetch_add(1, Ordering::Relaxed);
+    let registry = petrel_metrics::registry();
+    let labels = [("protocol", protocol.as_str())];
+    registry.increment(petrel_metrics::SMTP_CONNECTIONS, &labels);
+    registry.add(petrel_metrics::SMTP_CONNECTIONS_OPEN, &labels, 1);
+    let door = if protocol == Protocol::Smtp {
+        let mut door = at_the_door(&server, &mut stream, peer.ip()).await;
+        if door.refusal.is_none() {
+            door.refusal = reverse_dns_refusal(&server, peer.ip()).await;
+        }
+        door
+    } else {
+        crate::screen::Door::default()
+    };
+    if let Some(stream) = open_stream(&server, stream, protocol).await {
+        serve_connection(server, stream, peer, session_id, listening, door).await;
+    }
+    registry.add(petrel_metrics::SMTP_CONNECTIONS_OPEN, &labels, -1);
+    drop(held);
 }
 
 /// The door of port 25 (relay networks and `screen.allow_networks` exempt): the DNS lists

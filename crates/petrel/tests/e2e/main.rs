@@ -30,6 +30,7 @@ mod netns;
 mod notices;
 mod nullmx;
 mod privileges;
+mod proxy;
 mod queue_tools;
 mod relay;
 mod requiretls;
