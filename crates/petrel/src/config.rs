@@ -389,12 +389,73 @@ pub fn default_dkim_selector() -> String {
     "petrel".into()
 }
 
-/// `[tls]`.
+/// `[tls]`: one certificate (`certificate` and `private_key`), or several chosen by the name
+/// a client asks for with SNI (`[[tls.certificate]]`, each with `names`, `certificate` and
+/// `key`; the first also answers clients that ask for no name or another one).
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TlsConfig {
+    pub certificate: CertificateSetting,
+    pub private_key: Option<PathBuf>,
+}
+
+/// `tls.certificate`: a PEM file, or the certificates by name.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+pub enum CertificateSetting {
+    File(PathBuf),
+    ByName(Vec<NamedCertificate>),
+}
+
+/// One `[[tls.certificate]]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NamedCertificate {
+    /// The host names it answers for (`*.example.org` for one label under it).
+    pub names: Vec<String>,
+    /// The chain, leaf first (PEM).
     pub certificate: PathBuf,
-    pub private_key: PathBuf,
+    /// Its private key (PEM).
+    pub key: PathBuf,
+}
+
+impl TlsConfig {
+    /// The certificates: (names, chain file, key file); the first is the default.
+    pub fn certificates(&self) -> Vec<(Vec<String>, PathBuf, PathBuf)> {
+        match (&self.certificate, &self.private_key) {
+            (CertificateSetting::File(certificate), Some(key)) => {
+                vec![(Vec::new(), certificate.clone(), key.clone())]
+            }
+            (CertificateSetting::File(_), None) => Vec::new(),
+            (CertificateSetting::ByName(named), _) => named
+                .iter()
+                .map(|n| (n.names.clone(), n.certificate.clone(), n.key.clone()))
+                .collect(),
+        }
+    }
+
+    fn check(&self) -> Result<(), String> {
+        match (&self.certificate, &self.private_key) {
+            (CertificateSetting::File(_), None) => Err("tls: certificate needs private_key".into()),
+            (CertificateSetting::ByName(_), Some(_)) => Err(
+                "tls: with [[tls.certificate]] each one names its key; private_key is not used"
+                    .into(),
+            ),
+            (CertificateSetting::ByName(named), None) if named.is_empty() => {
+                Err("tls: no [[tls.certificate]]".into())
+            }
+            (CertificateSetting::ByName(named), None) => {
+                match named.iter().find(|n| n.names.is_empty()) {
+                    Some(n) => Err(format!(
+                        "tls.certificate {}: names is empty",
+                        n.certificate.display()
+                    )),
+                    None => Ok(()),
+                }
+            }
+            (CertificateSetting::File(_), Some(_)) => Ok(()),
+        }
+    }
 }
 
 /// `[auth]`.
@@ -959,6 +1020,9 @@ impl DnsConfig {
 
 impl Config {
     fn validate(&self) -> Result<(), String> {
+        if let Some(tls) = &self.tls {
+            tls.check()?;
+        }
         if self.listener.is_empty() {
             return Err("listener: at least one [[listener]] is needed".into());
         }

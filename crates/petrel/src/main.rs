@@ -206,6 +206,11 @@ fn check_config(source: &config::Source) -> Result<(), String> {
     }
     // The files the configuration names: certificate and key, users, aliases, DKIM keys.
     config.server_settings()?;
+    if let Some(tls) = &config.tls {
+        for line in tls::check(&tls.certificates(), &config.hostname)? {
+            outln!("{line}");
+        }
+    }
     config.delivery_settings(&[])?;
     if let Some(settings) = config.postgres_settings() {
         let found = petrel_pgqueue::PgQueue::check(&settings.url)

@@ -1,38 +1,214 @@
-//! TLS material: the `[tls]` certificate chain and private key (PEM) turned into a rustls
-//! server configuration with the ring provider (the only provider in the build).
+//! TLS material: the `[tls]` certificates (PEM chains and keys) turned into a rustls server
+//! configuration with the ring provider (the only provider in the build). Several
+//! certificates are chosen by the name the client asks for (SNI), the first answering clients
+//! that ask for no name or another one; `check` is what `check-config` says of each.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::{Duration, SystemTime};
 
+use rustls::client::danger::ServerCertVerifier;
+use rustls::crypto::CryptoProvider;
 use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
+use rustls::server::{ClientHello, ResolvesServerCert};
+use rustls::sign::CertifiedKey;
 
-/// Reads the certificate chain and key.
-///
-/// # Errors
-/// A message naming the file and what is wrong with it.
-pub fn server_config(
-    certificate: &Path,
-    private_key: &Path,
-) -> Result<Arc<rustls::ServerConfig>, String> {
-    let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(certificate)
-        .map_err(|e| format!("tls.certificate {}: {e}", certificate.display()))?
+/// How soon an expiry makes `check-config` warn.
+const EXPIRY_WARNING: Duration = Duration::from_secs(14 * 24 * 3600);
+
+/// One configured certificate: the names it answers for (none: only as the default), its
+/// chain file and key file.
+pub type Certificate = (Vec<String>, PathBuf, PathBuf);
+
+fn provider() -> Arc<CryptoProvider> {
+    Arc::new(rustls::crypto::ring::default_provider())
+}
+
+fn read_chain(path: &Path) -> Result<Vec<CertificateDer<'static>>, String> {
+    let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(path)
+        .map_err(|e| format!("tls.certificate {}: {e}", path.display()))?
         .collect::<Result<_, _>>()
-        .map_err(|e| format!("tls.certificate {}: {e}", certificate.display()))?;
+        .map_err(|e| format!("tls.certificate {}: {e}", path.display()))?;
     if chain.is_empty() {
         return Err(format!(
             "tls.certificate {}: no certificate in the file",
-            certificate.display()
+            path.display()
         ));
     }
-    let key = PrivateKeyDer::from_pem_file(private_key)
-        .map_err(|e| format!("tls.private_key {}: {e}", private_key.display()))?;
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let config = rustls::ServerConfig::builder_with_provider(provider)
+    Ok(chain)
+}
+
+/// The chain and key of one certificate, checked to belong together.
+fn certified_key(certificate: &Path, key: &Path) -> Result<CertifiedKey, String> {
+    let chain = read_chain(certificate)?;
+    let private =
+        PrivateKeyDer::from_pem_file(key).map_err(|e| format!("tls key {}: {e}", key.display()))?;
+    CertifiedKey::from_der(chain, private, &provider()).map_err(|e| {
+        format!(
+            "tls: the key {} does not fit the certificate {}: {e}",
+            key.display(),
+            certificate.display()
+        )
+    })
+}
+
+/// The certificates by name (SNI).
+#[derive(Debug)]
+struct ByName {
+    /// Lower-case names, `*.` patterns included, with their certificate.
+    names: Vec<(String, Arc<CertifiedKey>)>,
+    default: Arc<CertifiedKey>,
+}
+
+impl ByName {
+    fn find(&self, asked: &str) -> Arc<CertifiedKey> {
+        let asked = asked.trim_end_matches('.').to_ascii_lowercase();
+        let exact = self.names.iter().find(|(name, _)| *name == asked);
+        let wildcard = || {
+            let (_, parent) = asked.split_once('.')?;
+            self.names
+                .iter()
+                .find(|(name, _)| name.strip_prefix("*.") == Some(parent))
+        };
+        exact
+            .or_else(wildcard)
+            .map_or_else(|| self.default.clone(), |(_, key)| key.clone())
+    }
+}
+
+impl ResolvesServerCert for ByName {
+    fn resolve(&self, client_hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
+        Some(match client_hello.server_name() {
+            Some(name) => self.find(name),
+            None => self.default.clone(),
+        })
+    }
+}
+
+/// Reads the certificates and keys into a server configuration.
+///
+/// # Errors
+/// A message naming the file and what is wrong with it.
+pub fn server_config(certificates: &[Certificate]) -> Result<Arc<rustls::ServerConfig>, String> {
+    let mut names = Vec::new();
+    let mut default = None;
+    for (certificate_names, certificate, key) in certificates {
+        let key = Arc::new(certified_key(certificate, key)?);
+        default.get_or_insert_with(|| key.clone());
+        for name in certificate_names {
+            names.push((name.trim_end_matches('.').to_ascii_lowercase(), key.clone()));
+        }
+    }
+    let default = default.ok_or("tls: no certificate")?;
+    let config = rustls::ServerConfig::builder_with_provider(provider())
         .with_safe_default_protocol_versions()
         .map_err(|e| format!("TLS setup: {e}"))?
         .with_no_client_auth()
-        .with_single_cert(chain, key)
-        .map_err(|e| format!("tls: the key does not fit the certificate: {e}"))?;
+        .with_cert_resolver(Arc::new(ByName { names, default }));
     Ok(Arc::new(config))
+}
+
+/// What `check-config` says of each certificate: that its chain leads to its last
+/// certificate, that it is valid for each of its names (for a lone certificate, a warning
+/// when it does not name `hostname`), and whether it expires within 14 days. Errors for what
+/// makes it unusable.
+///
+/// # Errors
+/// A file cannot be read, a key does not fit, a chain is broken, a name is not covered, or a
+/// certificate has expired.
+pub fn check(certificates: &[Certificate], hostname: &str) -> Result<Vec<String>, String> {
+    let mut report = Vec::new();
+    for (names, certificate, key) in certificates {
+        certified_key(certificate, key)?;
+        let chain = read_chain(certificate)?;
+        let (leaf, intermediates) = chain.split_first().ok_or("tls: empty chain")?;
+        let mut roots = rustls::RootCertStore::empty();
+        let anchor = chain.last().unwrap_or(leaf).clone();
+        roots.add(anchor).map_err(|e| {
+            format!(
+                "tls.certificate {}: the last certificate of the chain cannot be read: {e}",
+                certificate.display()
+            )
+        })?;
+        let verifier = rustls::client::WebPkiServerVerifier::builder_with_provider(
+            Arc::new(roots),
+            provider(),
+        )
+        .build()
+        .map_err(|e| format!("tls.certificate {}: {e}", certificate.display()))?;
+        let checked_names = if names.is_empty() {
+            vec![hostname.to_owned()]
+        } else {
+            names.clone()
+        };
+        let at = |time: SystemTime| {
+            UnixTime::since_unix_epoch(
+                time.duration_since(SystemTime::UNIX_EPOCH)
+                    .unwrap_or_default(),
+            )
+        };
+        let mut expiring = false;
+        let mut warnings = Vec::new();
+        for name in &checked_names {
+            // A `*.` pattern is checked with a name under it.
+            let probe = match name.strip_prefix("*.") {
+                Some(parent) => format!("sni-check.{parent}"),
+                None => name.clone(),
+            };
+            let server_name = ServerName::try_from(probe.clone()).map_err(|_| {
+                format!(
+                    "tls.certificate {}: {name:?} is not a host name",
+                    certificate.display()
+                )
+            })?;
+            let now = verifier.verify_server_cert(
+                leaf,
+                intermediates,
+                &server_name,
+                &[],
+                at(SystemTime::now()),
+            );
+            match now {
+                Ok(_) => {}
+                // A lone certificate need not name this host (it may serve another name).
+                Err(rustls::Error::InvalidCertificate(
+                    rustls::CertificateError::NotValidForName
+                    | rustls::CertificateError::NotValidForNameContext { .. },
+                )) if names.is_empty() => {
+                    warnings.push(format!("not valid for the hostname {name}"));
+                    continue;
+                }
+                Err(e) => {
+                    return Err(format!(
+                        "tls.certificate {} for {name}: {e}",
+                        certificate.display()
+                    ));
+                }
+            }
+            expiring |= verifier
+                .verify_server_cert(
+                    leaf,
+                    intermediates,
+                    &server_name,
+                    &[],
+                    at(SystemTime::now() + EXPIRY_WARNING),
+                )
+                .is_err();
+        }
+        if expiring {
+            warnings.push("expires within 14 days".to_owned());
+        }
+        report.push(format!(
+            "tls.certificate = {} for {}{}",
+            certificate.display(),
+            checked_names.join(", "),
+            if warnings.is_empty() {
+                String::new()
+            } else {
+                format!(" (warning: {})", warnings.join("; "))
+            }
+        ));
+    }
+    Ok(report)
 }

@@ -38,6 +38,7 @@ mod rspamd;
 mod screen;
 mod sendmail;
 mod smarthost;
+mod sni;
 mod tls;
 mod tls_reports;
 mod tools;
