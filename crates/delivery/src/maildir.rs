@@ -52,13 +52,18 @@ pub fn deliver(copy: &MaildirCopy<'_>) -> io::Result<PathBuf> {
 }
 
 fn write_file(path: &Path, copy: &MaildirCopy<'_>) -> io::Result<()> {
-    let mut file = OpenOptions::new().write(true).create_new(true).open(path)?;
-    let mut content = Vec::with_capacity(copy.message.len() + 256);
-    content.extend_from_slice(return_path_header(copy.reverse_path).as_bytes());
-    content.extend_from_slice(format!("Delivered-To: {}\r\n", copy.delivered_to).as_bytes());
-    content.extend_from_slice(copy.message);
-    file.write_all(&crlf_to_lf(&content))?;
-    file.sync_all()
+    let file = OpenOptions::new().write(true).create_new(true).open(path)?;
+    // Converted as it is written, through a small buffer: no copy of the message is made.
+    let mut out = io::BufWriter::with_capacity(64 * 1024, file);
+    write_lf(&mut out, return_path_header(copy.reverse_path).as_bytes())?;
+    write_lf(
+        &mut out,
+        format!("Delivered-To: {}\r\n", copy.delivered_to).as_bytes(),
+    )?;
+    write_lf(&mut out, copy.message)?;
+    out.into_inner()
+        .map_err(io::IntoInnerError::into_error)?
+        .sync_all()
 }
 
 /// Creates `tmp/`, `new/`, `cur/` when missing, syncing each directory that gained an entry.
@@ -116,23 +121,28 @@ fn unique_name(hostname: &str) -> String {
     )
 }
 
-/// CR LF to LF; other octets unchanged.
-fn crlf_to_lf(content: &[u8]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(content.len());
-    let mut index = 0;
-    while index < content.len() {
-        if content[index] == b'\r' && content.get(index + 1) == Some(&b'\n') {
-            index += 1;
-        }
-        out.push(content[index]);
-        index += 1;
+/// Writes `content` with each CR LF turned into LF; other octets unchanged. (The header
+/// lines written before a message end with CR LF, so no CR LF is split between two calls.)
+fn write_lf(out: &mut impl Write, content: &[u8]) -> io::Result<()> {
+    let mut rest = content;
+    while let Some(at) = rest.windows(2).position(|pair| pair == b"\r\n") {
+        out.write_all(&rest[..at])?;
+        out.write_all(b"\n")?;
+        rest = &rest[at + 2..];
     }
-    out
+    out.write_all(rest)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn write_lf_turns_only_crlf_into_lf() {
+        let mut out = Vec::new();
+        write_lf(&mut out, b"a\r\nb\r\r\nc\rd\ne\r").unwrap();
+        assert_eq!(out, b"a\nb\r\nc\rd\ne\r");
+    }
 
     #[test]
     fn delivers_with_lf_and_trace_headers() {
