@@ -475,6 +475,9 @@ pub struct HttpConfig {
     /// `/.well-known/mta-sts.txt` (RFC 8461 §3.2; put it behind HTTPS as
     /// `https://mta-sts.<domain>/`).
     pub mta_sts: Option<MtaStsPolicyConfig>,
+    /// A file holding the token of the JSON API at `/api/v1/` (`Authorization: Bearer
+    /// TOKEN`); no API without it. Read at start.
+    pub api_token_file: Option<PathBuf>,
 }
 
 /// `[http.mta_sts]`.

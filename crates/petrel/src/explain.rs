@@ -44,6 +44,19 @@ pub fn run(args: &ExplainArgs) -> ExitCode {
     }
 }
 
+/// `petrel explain QUERY --json --lang LANG`'s text, for the HTTP API.
+///
+/// # Errors
+/// As the command: 2 for an unknown code, 1 for a bad language.
+pub fn as_json(query: &str, lang: &str) -> Result<String, (u8, String)> {
+    explain_all(&ExplainArgs {
+        codes: vec![query.to_owned()],
+        message: None,
+        lang: lang.to_owned(),
+        json: true,
+    })
+}
+
 fn explain_all(args: &ExplainArgs) -> Result<String, (u8, String)> {
     let lang =
         Lang::parse(&args.lang).ok_or((1, format!("--lang {:?}: use en or id", args.lang)))?;

@@ -206,6 +206,9 @@ fn check_config(source: &config::Source) -> Result<(), String> {
     }
     // The files the configuration names: certificate and key, users, aliases, DKIM keys.
     config.server_settings()?;
+    if serve::read_api_token(&config)?.is_some() {
+        outln!("http api = on (/api/v1/)");
+    }
     if let Some(tls) = &config.tls {
         for line in tls::check(&tls.certificates(), &config.hostname)? {
             outln!("{line}");

@@ -138,11 +138,6 @@ pub fn ask_daemon(mut stream: UnixStream, line: &str) -> Result<(), String> {
     }
 }
 
-/// The operator's sentence for a control command's result.
-fn sentence(result: Result<String, ControlError>) -> Result<String, String> {
-    result.map_err(|error| error.to_string())
-}
-
 /// Executes a command against the queue; the text to print, or the error.
 ///
 /// # Errors
@@ -151,15 +146,10 @@ pub async fn execute(control: &Control, command: &QueueCommand) -> Result<String
     match command {
         QueueCommand::List { json } => queue_view::list(control.queue().as_ref(), *json),
         QueueCommand::Show { id, json } => queue_view::show(control.queue().as_ref(), id, *json),
-        QueueCommand::Flush { id } => match id {
-            Some(id) => control.flush(Some(&parse_id(id)?)).await,
-            None => control.flush(None).await,
-        }
-        .map_err(|error| error.to_string()),
-        QueueCommand::Hold { id } => sentence(control.hold(&parse_id(id)?).await),
-        QueueCommand::Release { id } => sentence(control.release(&parse_id(id)?).await),
-        QueueCommand::Delete { id } => sentence(control.delete(&parse_id(id)?).await),
-        QueueCommand::Bounce { id } => sentence(control.bounce(&parse_id(id)?).await),
+        action => act(control, action).await.map_err(|error| match error {
+            Ok(error) => error.to_string(),
+            Err(sentence) => sentence,
+        }),
     }
     .map(|text| {
         if text.ends_with('\n') {
@@ -168,6 +158,31 @@ pub async fn execute(control: &Control, command: &QueueCommand) -> Result<String
             format!("{text}\n")
         }
     })
+}
+
+/// A queue action (flush, hold, release, delete, bounce) through the control, its error kept
+/// typed (`Err(Ok)`) for the HTTP API; `Err(Err)` for a malformed id or a command that is not
+/// an action.
+///
+/// # Errors
+/// As said.
+pub async fn act(
+    control: &Control,
+    command: &QueueCommand,
+) -> Result<String, Result<ControlError, String>> {
+    let id = |text: &str| parse_id(text).map_err(Err);
+    match command {
+        QueueCommand::Flush { id: Some(text) } => control.flush(Some(&id(text)?)).await,
+        QueueCommand::Flush { id: None } => control.flush(None).await,
+        QueueCommand::Hold { id: text } => control.hold(&id(text)?).await,
+        QueueCommand::Release { id: text } => control.release(&id(text)?).await,
+        QueueCommand::Delete { id: text } => control.delete(&id(text)?).await,
+        QueueCommand::Bounce { id: text } => control.bounce(&id(text)?).await,
+        QueueCommand::List { .. } | QueueCommand::Show { .. } => {
+            return Err(Err("not an action".into()));
+        }
+    }
+    .map_err(Ok)
 }
 
 fn parse_id(text: &str) -> Result<QueueId, String> {

@@ -83,6 +83,7 @@ async fn serve(source: Source, config: Config) -> Result<(), String> {
         None => None,
     };
     // Certificates, keys and password files are read before privileges are dropped.
+    let api_token = read_api_token(&config)?;
     let (server_settings, server_settings_rx) = watch::channel(config.server_settings()?);
     let (delivery_settings, delivery_settings_rx) =
         watch::channel(config.delivery_settings(&own_addresses)?);
@@ -98,8 +99,6 @@ async fn serve(source: Source, config: Config) -> Result<(), String> {
         .as_ref()
         .and_then(|h| h.mta_sts.as_ref())
         .map(|policy| Arc::new(policy.render()));
-    let http = http_listener
-        .map(|bound| tokio::spawn(crate::web::serve(bound, queue.clone(), mta_sts.clone())));
     let (lifecycle, lifecycle_rx) = watch::channel(Lifecycle::Running);
     let (stop_delivery, stop_delivery_rx) = watch::channel(false);
     let (queued_tx, queued_rx) = mpsc::unbounded_channel();
@@ -129,6 +128,20 @@ async fn serve(source: Source, config: Config) -> Result<(), String> {
             delivery: delivery_settings_rx,
         },
     ));
+    let api = api_token.map(|token| {
+        Arc::new(crate::web::api::Api {
+            token,
+            control: scheduler.control(),
+        })
+    });
+    let http = http_listener.map(|bound| {
+        tokio::spawn(crate::web::serve(
+            bound,
+            queue.clone(),
+            mta_sts.clone(),
+            api,
+        ))
+    });
     let delivery = tokio::spawn(scheduler.run(queued_rx, stop_delivery_rx));
 
     let max_connections = within_descriptors(config.limits.max_connections);
@@ -198,6 +211,26 @@ async fn serve(source: Source, config: Config) -> Result<(), String> {
     let _ = std::fs::remove_file(&control_path);
     info!("stopped");
     Ok(())
+}
+
+/// The JSON API's token from `[http] api_token_file` (its first line), when one is named.
+///
+/// # Errors
+/// The file cannot be read or holds no token.
+pub fn read_api_token(config: &Config) -> Result<Option<String>, String> {
+    let Some(path) = config.http.as_ref().and_then(|h| h.api_token_file.as_ref()) else {
+        return Ok(None);
+    };
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| format!("http.api_token_file {}: {e}", path.display()))?;
+    let token = text.lines().next().unwrap_or("").trim();
+    if token.len() < 16 {
+        return Err(format!(
+            "http.api_token_file {}: the token must be at least 16 characters",
+            path.display()
+        ));
+    }
+    Ok(Some(token.to_owned()))
 }
 
 async fn open_queue(config: &Config) -> Result<Arc<dyn Queue>, String> {

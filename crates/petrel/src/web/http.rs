@@ -1,5 +1,5 @@
 //! The HTTP/1.1 of the reference pages, by hand: parsing a request head (GET and HEAD, and
-//! POST with a `Content-Length` body for the bounce form),
+//! POST with a `Content-Length` body for the bounce form, POST and DELETE for the JSON API),
 //! percent-decoding the path and the query, and writing a response with Content-Length and
 //! `Connection: close`. Everything here handles bytes from anyone on the network: it never
 //! panics, and a request it cannot read becomes a `Rejection` with a status code.
@@ -15,6 +15,8 @@ pub enum Method {
     Get,
     Head,
     Post,
+    /// Only for the JSON API.
+    Delete,
 }
 
 /// A request the server understood.
@@ -27,6 +29,8 @@ pub struct Request {
     pub query: Vec<(String, String)>,
     /// `Content-Length`, when given.
     pub content_length: Option<usize>,
+    /// The `Authorization` field's value, when given (the JSON API's bearer token).
+    pub authorization: Option<String>,
     /// The body (POST), read by the server after the head.
     pub body: Vec<u8>,
 }
@@ -115,7 +119,11 @@ pub fn parse_head(head: &[u8]) -> Result<Request, Rejection> {
         }
         _ => return Err(reject(400, "the version is not HTTP/1.x")),
     };
-    let (has_host, content_length) = check_fields(lines)?;
+    let Fields {
+        has_host,
+        content_length,
+        authorization,
+    } = check_fields(lines)?;
     if http11 && !has_host {
         return Err(reject(400, "an HTTP/1.1 request needs a Host field"));
     }
@@ -123,7 +131,8 @@ pub fn parse_head(head: &[u8]) -> Result<Request, Rejection> {
         "GET" => Method::Get,
         "HEAD" => Method::Head,
         "POST" => Method::Post,
-        _ => return Err(reject(405, "only GET, HEAD and POST are allowed")),
+        "DELETE" => Method::Delete,
+        _ => return Err(reject(405, "only GET, HEAD, POST and DELETE are allowed")),
     };
     let (path, query) = parse_target(target)?;
     Ok(Request {
@@ -131,17 +140,24 @@ pub fn parse_head(head: &[u8]) -> Result<Request, Rejection> {
         path,
         query,
         content_length,
+        authorization,
         body: Vec::new(),
     })
 }
 
+/// What the header fields say.
+struct Fields {
+    has_host: bool,
+    content_length: Option<usize>,
+    authorization: Option<String>,
+}
+
 /// Checks the header fields are `name: value` lines; whether one is `Host`, and the
 /// `Content-Length` when given (chunked bodies are refused: the form never sends them).
-fn check_fields<'a>(
-    lines: impl Iterator<Item = &'a str>,
-) -> Result<(bool, Option<usize>), Rejection> {
+fn check_fields<'a>(lines: impl Iterator<Item = &'a str>) -> Result<Fields, Rejection> {
     let mut has_host = false;
     let mut content_length = None;
+    let mut authorization = None;
     for line in lines {
         if line.is_empty() {
             break;
@@ -170,8 +186,15 @@ fn check_fields<'a>(
         if name.eq_ignore_ascii_case("transfer-encoding") {
             return Err(reject(411, "send the body with a Content-Length"));
         }
+        if name.eq_ignore_ascii_case("authorization") {
+            authorization = Some(value.trim().to_owned());
+        }
     }
-    Ok((has_host, content_length))
+    Ok(Fields {
+        has_host,
+        content_length,
+        authorization,
+    })
 }
 
 /// Splits a request target (origin-form, or absolute-form `http://host/path`) into the decoded

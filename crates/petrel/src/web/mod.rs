@@ -1,6 +1,7 @@
 //! The `[http]` server of `petrel serve`: the reply-code reference as web pages,
-//! `/metrics` in the Prometheus text format (`metrics.rs`), and the MTA-STS policy of our own
-//! domains at `/.well-known/mta-sts.txt` when `[http.mta_sts]` gives one.
+//! `/metrics` in the Prometheus text format (`metrics.rs`), the MTA-STS policy of our own
+//! domains at `/.well-known/mta-sts.txt` when `[http.mta_sts]` gives one, and the JSON API
+//! under `/api/v1/` when `[http] api_token_file` gives a token (`api.rs`).
 //!
 //! A small HTTP/1.1 server written by hand over tokio: one request per connection (GET or
 //! HEAD; POST only for the bounce form at `/explain`, its body at most 1 MiB), its head read
@@ -8,6 +9,7 @@
 //! `Connection: close`. The pages are server-rendered HTML that needs no JavaScript, in
 //! English or (with `?lang=id`) Indonesian. See `pages.rs` for which path shows what.
 
+pub mod api;
 mod bounce;
 mod compare;
 mod entry;
@@ -44,11 +46,13 @@ const BODY_TIMEOUT: Duration = Duration::from_secs(30);
 /// Where senders fetch an MTA-STS policy (RFC 8461 §3.2).
 const MTA_STS_PATH: &str = "/.well-known/mta-sts.txt";
 
-/// Serves HTTP on `listener` until the task is dropped; `mta_sts` is the policy file to serve.
+/// Serves HTTP on `listener` until the task is dropped; `mta_sts` is the policy file to serve,
+/// `api` the JSON API when a token is configured.
 pub async fn serve(
     listener: TcpListener,
     queue: Arc<dyn petrel_queue::Queue>,
     mta_sts: Option<Arc<String>>,
+    api: Option<Arc<api::Api>>,
 ) {
     let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));
     loop {
@@ -57,9 +61,9 @@ pub async fn serve(
         };
         match listener.accept().await {
             Ok((stream, _peer)) => {
-                let (queue, mta_sts) = (queue.clone(), mta_sts.clone());
+                let (queue, mta_sts, api) = (queue.clone(), mta_sts.clone(), api.clone());
                 tokio::spawn(async move {
-                    handle(stream, queue, mta_sts).await;
+                    handle(stream, queue, mta_sts, api).await;
                     drop(slot);
                 });
             }
@@ -77,6 +81,7 @@ async fn handle(
     mut stream: TcpStream,
     queue: Arc<dyn petrel_queue::Queue>,
     mta_sts: Option<Arc<String>>,
+    api: Option<Arc<api::Api>>,
 ) {
     let (response, head_only) =
         match tokio::time::timeout(HEAD_TIMEOUT, read_head(&mut stream)).await {
@@ -93,6 +98,22 @@ async fn handle(
                 false,
             ),
             Ok(Head::Complete(bytes, rest)) => match http::parse_head(&bytes) {
+                Ok(request) if request.path.starts_with("/api/") => {
+                    let response = match &api {
+                        // The API's requests have no body worth reading.
+                        Some(api) if request.content_length.unwrap_or(0) <= MAX_FORM => {
+                            api::respond(&request, api).await
+                        }
+                        Some(_) => pages::refused(413, "the request body is too large"),
+                        None => pages::refused(404, "the API is off ([http] api_token_file)"),
+                    };
+                    debug!(path = %request.path, status = response.status, "http api request");
+                    (Some(response), request.method == Method::Head)
+                }
+                Ok(request) if request.method == Method::Delete => (
+                    Some(pages::refused(405, "DELETE is only for the API")),
+                    false,
+                ),
                 Ok(request) if request.method == Method::Post => {
                     (Some(post(&mut stream, request, rest).await), false)
                 }
