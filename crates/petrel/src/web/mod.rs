@@ -3,11 +3,12 @@
 //! domains at `/.well-known/mta-sts.txt` when `[http.mta_sts]` gives one, and the JSON API
 //! under `/api/v1/` when `[http] api_token_file` gives a token (`api.rs`).
 //!
-//! A small HTTP/1.1 server written by hand over tokio: one request per connection (GET or
-//! HEAD; POST only for the bounce form at `/explain`, its body at most 1 MiB), its head read
-//! within 16 KiB and 10 seconds, the answer sent with Content-Length and
-//! `Connection: close`. The pages are server-rendered HTML that needs no JavaScript, in
-//! English or (with `?lang=id`) Indonesian. See `pages.rs` for which path shows what.
+//! HTTP/1.1 by hyper (issue 19, item 1): keep-alive, a request head within 16 KiB and 10
+//! seconds (hyper answers 431 and 400 itself), at most 256 connections at once and 5 minutes
+//! each; GET and HEAD for the pages, POST for the bounce form at `/explain` (its body at most
+//! 1 MiB) and the API, DELETE for the API. The pages are server-rendered HTML that needs no
+//! JavaScript, in English or (under `/id/`) Indonesian. See `pages.rs` for which path shows
+//! what, `http.rs` for the request and response as the pages see them.
 
 pub mod api;
 mod bounce;
@@ -21,20 +22,26 @@ mod metrics;
 mod pages;
 mod words;
 
+use std::convert::Infallible;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::body::Incoming;
+use hyper::header::{AUTHORIZATION, CONTENT_LENGTH, HOST};
+use hyper_util::rt::{TokioIo, TokioTimer};
+use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 use tracing::{debug, warn};
 
 use http::{MAX_HEAD, Method, Response};
 
-/// How long a client may take to send its request head.
+/// How long a client may take to send a request head (also the longest idle time between
+/// requests on a kept-alive connection).
 const HEAD_TIMEOUT: Duration = Duration::from_secs(10);
-/// How long sending the answer may take.
-const WRITE_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long one connection may last, its requests together.
+const CONNECTION_TIMEOUT: Duration = Duration::from_secs(300);
 /// How many connections are served at once; more wait in the listen queue.
 const MAX_CONNECTIONS: usize = 256;
 
@@ -46,6 +53,13 @@ const BODY_TIMEOUT: Duration = Duration::from_secs(30);
 /// Where senders fetch an MTA-STS policy (RFC 8461 §3.2).
 const MTA_STS_PATH: &str = "/.well-known/mta-sts.txt";
 
+/// What the requests are answered from.
+struct State {
+    queue: Arc<dyn petrel_queue::Queue>,
+    mta_sts: Option<Arc<String>>,
+    api: Option<Arc<api::Api>>,
+}
+
 /// Serves HTTP on `listener` until the task is dropped; `mta_sts` is the policy file to serve,
 /// `api` the JSON API when a token is configured.
 pub async fn serve(
@@ -54,6 +68,11 @@ pub async fn serve(
     mta_sts: Option<Arc<String>>,
     api: Option<Arc<api::Api>>,
 ) {
+    let state = Arc::new(State {
+        queue,
+        mta_sts,
+        api,
+    });
     let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));
     loop {
         let Ok(slot) = slots.clone().acquire_owned().await else {
@@ -61,9 +80,19 @@ pub async fn serve(
         };
         match listener.accept().await {
             Ok((stream, _peer)) => {
-                let (queue, mta_sts, api) = (queue.clone(), mta_sts.clone(), api.clone());
+                let state = state.clone();
                 tokio::spawn(async move {
-                    handle(stream, queue, mta_sts, api).await;
+                    let service = hyper::service::service_fn(move |request| {
+                        let state = state.clone();
+                        async move { Ok::<_, Infallible>(answer(request, &state).await) }
+                    });
+                    let connection = hyper::server::conn::http1::Builder::new()
+                        .timer(TokioTimer::new())
+                        .header_read_timeout(HEAD_TIMEOUT)
+                        .max_buf_size(MAX_HEAD)
+                        .title_case_headers(true)
+                        .serve_connection(TokioIo::new(stream), service);
+                    let _ = tokio::time::timeout(CONNECTION_TIMEOUT, connection).await;
                     drop(slot);
                 });
             }
@@ -76,162 +105,131 @@ pub async fn serve(
     }
 }
 
-/// Reads one request from `stream`, answers it and closes the connection.
-async fn handle(
-    mut stream: TcpStream,
-    queue: Arc<dyn petrel_queue::Queue>,
-    mta_sts: Option<Arc<String>>,
-    api: Option<Arc<api::Api>>,
-) {
-    let (response, head_only) =
-        match tokio::time::timeout(HEAD_TIMEOUT, read_head(&mut stream)).await {
-            Err(_) => (
-                Some(pages::refused(408, "the request head took too long")),
-                false,
-            ),
-            Ok(Head::Closed) => (None, false),
-            Ok(Head::TooLarge) => (
-                Some(pages::refused(
-                    431,
-                    "the request head is larger than 16 KiB",
-                )),
-                false,
-            ),
-            Ok(Head::Complete(bytes, rest)) => match http::parse_head(&bytes) {
-                Ok(request) if request.path.starts_with("/api/") => {
-                    let response = match &api {
-                        // The API's requests have no body worth reading.
-                        Some(api) if request.content_length.unwrap_or(0) <= MAX_FORM => {
-                            api::respond(&request, api).await
-                        }
-                        Some(_) => pages::refused(413, "the request body is too large"),
-                        None => pages::refused(404, "the API is off ([http] api_token_file)"),
-                    };
-                    debug!(path = %request.path, status = response.status, "http api request");
-                    (Some(response), request.method == Method::Head)
-                }
-                Ok(request) if request.method == Method::Delete => (
-                    Some(pages::refused(405, "DELETE is only for the API")),
-                    false,
-                ),
-                Ok(request) if request.method == Method::Post => {
-                    (Some(post(&mut stream, request, rest).await), false)
-                }
-                Ok(request) => {
-                    let response = if request.path == "/metrics" {
-                        metrics::respond(queue).await
-                    } else if let Some(policy) = mta_sts.filter(|_| request.path == MTA_STS_PATH) {
-                        Response::text("text/plain", policy.as_str().to_owned())
-                    } else {
-                        pages::respond(&request)
-                    };
-                    debug!(path = %request.path, status = response.status, "http request");
-                    (Some(response), request.method == Method::Head)
-                }
-                Err(rejection) => (
-                    Some(pages::refused(rejection.status, rejection.reason)),
-                    false,
-                ),
-            },
+/// Answers one request (hyper has read and checked its head).
+async fn answer(request: hyper::Request<Incoming>, state: &State) -> hyper::Response<Full<Bytes>> {
+    let (parts, body) = request.into_parts();
+    let is_head = parts.method == hyper::Method::HEAD;
+    let response = match read_request(&parts) {
+        Ok(request) => route(request, body, state).await,
+        Err(refusal) => refusal,
+    };
+    debug!(path = %parts.uri.path(), status = response.status, "http request");
+    to_hyper(response, is_head)
+}
+
+/// Our view of a request head: method, decoded path and query, the fields we read.
+fn read_request(parts: &hyper::http::request::Parts) -> Result<http::Request, Response> {
+    let method = match parts.method {
+        hyper::Method::GET => Method::Get,
+        hyper::Method::HEAD => Method::Head,
+        hyper::Method::POST => Method::Post,
+        hyper::Method::DELETE => Method::Delete,
+        _ => {
+            return Err(pages::refused(
+                405,
+                "only GET, HEAD, POST and DELETE are allowed",
+            ));
+        }
+    };
+    if parts.version == hyper::Version::HTTP_11 && !parts.headers.contains_key(HOST) {
+        return Err(pages::refused(
+            400,
+            "an HTTP/1.1 request needs a Host field",
+        ));
+    }
+    let target = parts.uri.path_and_query().map_or("/", |p| p.as_str());
+    let (path, query) = http::parse_target(target)
+        .map_err(|rejection| pages::refused(rejection.status, rejection.reason))?;
+    let text = |name| {
+        parts
+            .headers
+            .get(name)
+            .and_then(|value: &hyper::header::HeaderValue| value.to_str().ok())
+            .map(str::to_owned)
+    };
+    Ok(http::Request {
+        method,
+        path,
+        query,
+        content_length: text(CONTENT_LENGTH).and_then(|l| l.trim().parse().ok()),
+        authorization: text(AUTHORIZATION),
+        body: Vec::new(),
+    })
+}
+
+async fn route(request: http::Request, body: Incoming, state: &State) -> Response {
+    if request.path.starts_with("/api/") {
+        return match &state.api {
+            Some(api) => api::respond(&request, api).await,
+            None => pages::refused(404, "the API is off ([http] api_token_file)"),
         };
-    if let Some(response) = response {
-        send(&mut stream, &response, head_only).await;
+    }
+    match request.method {
+        Method::Delete => pages::refused(405, "DELETE is only for the API"),
+        Method::Post => post(request, body).await,
+        Method::Get | Method::Head => {
+            if request.path == "/metrics" {
+                metrics::respond(state.queue.clone()).await
+            } else if let Some(policy) = state
+                .mta_sts
+                .as_ref()
+                .filter(|_| request.path == MTA_STS_PATH)
+            {
+                Response::text("text/plain", policy.as_str().to_owned())
+            } else {
+                pages::respond(&request)
+            }
+        }
     }
 }
 
 /// A POST: the bounce form's body read (at most `MAX_FORM`, within `BODY_TIMEOUT`) and
 /// answered; any other path is 405.
-async fn post(stream: &mut TcpStream, mut request: http::Request, rest: Vec<u8>) -> Response {
+async fn post(mut request: http::Request, body: Incoming) -> Response {
     if request.path != "/explain" {
         return pages::refused(405, "only the bounce form at /explain takes POST");
     }
-    let Some(length) = request.content_length else {
-        return pages::refused(411, "send the form with a Content-Length");
-    };
-    if length > MAX_FORM {
+    if request
+        .content_length
+        .is_some_and(|length| length > MAX_FORM)
+    {
         return pages::refused(413, "the form is larger than 1 MiB");
     }
-    let mut body = rest;
-    let read = tokio::time::timeout(BODY_TIMEOUT, async {
-        let mut chunk = [0u8; 8192];
-        while body.len() < length {
-            match stream.read(&mut chunk).await {
-                Ok(0) | Err(_) => return false,
-                Ok(read) => body.extend_from_slice(&chunk[..read]),
-            }
+    let read = tokio::time::timeout(BODY_TIMEOUT, Limited::new(body, MAX_FORM).collect()).await;
+    match read {
+        Ok(Ok(collected)) => request.body = collected.to_bytes().to_vec(),
+        Ok(Err(error)) if error.is::<http_body_util::LengthLimitError>() => {
+            return pages::refused(413, "the form is larger than 1 MiB");
         }
-        true
-    })
-    .await;
-    if !matches!(read, Ok(true)) {
-        return pages::refused(400, "the form body ended early or took too long");
+        _ => return pages::refused(400, "the form body ended early or took too long"),
     }
-    body.truncate(length);
-    request.body = body;
-    let response = pages::respond_post(&request);
-    debug!(path = %request.path, status = response.status, "http request");
-    response
+    pages::respond_post(&request)
 }
 
-/// What reading a request head gave.
-enum Head {
-    /// The head, up to and including its empty line, and the bytes read after it.
-    Complete(Vec<u8>, Vec<u8>),
-    /// More than `MAX_HEAD` bytes without an empty line.
-    TooLarge,
-    /// The client closed (or the connection failed) before sending anything.
-    Closed,
-}
-
-async fn read_head(stream: &mut TcpStream) -> Head {
-    let mut buffer = Vec::with_capacity(1024);
-    let mut chunk = [0u8; 4096];
-    loop {
-        let read = match stream.read(&mut chunk).await {
-            Ok(0) | Err(_) if buffer.iter().all(u8::is_ascii_whitespace) => {
-                return Head::Closed;
-            }
-            // A partial head, then the end: answer it (it fails to parse, so a 400).
-            Ok(0) | Err(_) => return Head::Complete(buffer, Vec::new()),
-            Ok(read) => read,
-        };
-        buffer.extend_from_slice(&chunk[..read]);
-        match http::head_end(&buffer) {
-            Some(end) if end <= MAX_HEAD => {
-                let rest = buffer.split_off(end);
-                return Head::Complete(buffer, rest);
-            }
-            Some(_) => return Head::TooLarge,
-            None => {}
-        }
-        if buffer.len() > MAX_HEAD {
-            return Head::TooLarge;
-        }
+/// Our response as hyper's, with the header fields every answer carries.
+fn to_hyper(response: Response, is_head: bool) -> hyper::Response<Full<Bytes>> {
+    let length = response.body.len();
+    let body = if is_head {
+        Full::new(Bytes::new())
+    } else {
+        Full::new(Bytes::from(response.body.into_bytes()))
+    };
+    let mut builder = hyper::Response::builder()
+        .status(response.status)
+        .header("Content-Type", response.content_type)
+        .header("Content-Length", length)
+        .header("Cache-Control", "no-cache")
+        .header("X-Content-Type-Options", "nosniff")
+        .header("Content-Security-Policy", http::CONTENT_SECURITY_POLICY)
+        .header("Referrer-Policy", "no-referrer");
+    for (name, value) in &response.headers {
+        // Values are built from encoded text; a stray control character is dropped.
+        let value: String = value.chars().filter(|c| !c.is_control()).collect();
+        builder = builder.header(*name, value);
     }
-}
-
-/// Writes `response`, closes our side, and lets the client's remaining bytes drain briefly so
-/// the close does not reset the connection before the client has read the answer.
-async fn send(stream: &mut TcpStream, response: &Response, head_only: bool) {
-    let bytes = response.to_bytes(head_only);
-    let written = tokio::time::timeout(WRITE_TIMEOUT, async {
-        stream.write_all(&bytes).await?;
-        stream.flush().await?;
-        stream.shutdown().await
+    builder.body(body).unwrap_or_else(|_| {
+        let mut fallback = hyper::Response::new(Full::new(Bytes::new()));
+        *fallback.status_mut() = hyper::StatusCode::INTERNAL_SERVER_ERROR;
+        fallback
     })
-    .await;
-    if !matches!(written, Ok(Ok(()))) {
-        return;
-    }
-    let _ = tokio::time::timeout(Duration::from_secs(2), async {
-        let mut sink = [0u8; 4096];
-        let mut drained = 0usize;
-        while drained < 64 * 1024 {
-            match stream.read(&mut sink).await {
-                Ok(0) | Err(_) => break,
-                Ok(read) => drained += read,
-            }
-        }
-    })
-    .await;
 }
