@@ -67,8 +67,11 @@ fn the_api_answers_as_the_cli_does_and_only_with_the_token() {
         .arg(format!("http://{}/api/v1/queue", petrel.listener("http")))
         .output()
         .unwrap();
+    // Field names are case-insensitive (hyper writes this one Www-Authenticate).
     assert!(
-        String::from_utf8_lossy(&headers.stdout).contains("WWW-Authenticate: Bearer"),
+        String::from_utf8_lossy(&headers.stdout)
+            .to_ascii_lowercase()
+            .contains("www-authenticate: bearer"),
         "{}",
         String::from_utf8_lossy(&headers.stdout)
     );
