@@ -63,7 +63,9 @@ def drop_caches_of_writes():
 
 class Petrel:
     def __init__(self, scratch, relayhost="discard:", max_connections=1000, extra="",
-                 delivery_extra=""):
+                 delivery_extra="", prefix=()):
+        # A command petrel runs under, e.g. prlimit for a higher descriptor limit.
+        self.prefix = list(prefix)
         self.dir = tempfile.mkdtemp(prefix="petrel-", dir=scratch)
         self.port = free_port()
         config = f"""hostname = "petrel.bench.test"
@@ -96,7 +98,7 @@ max_connections_per_minute_per_ip = 0
 
     def start(self):
         self.process = subprocess.Popen(
-            [PETREL, "serve", "--config", self.config],
+            [*getattr(self, "prefix", []), PETREL, "serve", "--config", self.config],
             stdout=subprocess.DEVNULL, stderr=self.log)
         wait_port(self.port)
 
@@ -361,6 +363,13 @@ def delivery(scratch, count):
 
 def memory(scratch, connections):
     out = {}
+    # petrel lowers max_connections to what its descriptor limit holds (two per session and a
+    # reserve of 256); stay under it, as this machine's hard limit cannot be raised.
+    import resource
+    hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
+    if hard != resource.RLIM_INFINITY:
+        connections = min(connections, (hard - 256) // 2 - 100)
+    out["petrel_connections"] = connections
     petrel = Petrel(scratch, max_connections=connections + 1000)
     before = petrel.rss_kib()
     idle = subprocess.Popen([LOADGEN, "idle", f"127.0.0.1:{petrel.port}", str(connections),

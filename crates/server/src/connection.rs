@@ -66,6 +66,31 @@ pub struct Listening {
     pub proxy_networks: Option<Arc<[crate::network::IpNetwork]>>,
 }
 
+/// Reads what the client sent and hands it to the session: the number of octets (0: the
+/// client closed). A plain connection waits for readiness and reads into a buffer on the
+/// stack, so an idle session holds no read buffer (issue 20: memory per idle session); TLS
+/// reads through tokio-rustls into a buffer that lives only while a read is pending.
+async fn read_into(stream: &mut Stream, session: &mut ServerSession) -> std::io::Result<usize> {
+    if let Stream::Plain(tcp) = stream {
+        loop {
+            tcp.readable().await?;
+            let mut chunk = [0u8; READ_BUFFER_BYTES];
+            match tcp.try_read(&mut chunk) {
+                Ok(count) => {
+                    session.receive(&chunk[..count]);
+                    return Ok(count);
+                }
+                Err(error) if error.kind() == std::io::ErrorKind::WouldBlock => {}
+                Err(error) => return Err(error),
+            }
+        }
+    }
+    let mut chunk = vec![0u8; READ_BUFFER_BYTES];
+    let count = stream.read(&mut chunk).await?;
+    session.receive(&chunk[..count]);
+    Ok(count)
+}
+
 /// Serves one client until QUIT, 421, timeout or disconnect.
 pub async fn serve_connection(
     server: Arc<Server>,
@@ -109,9 +134,11 @@ pub async fn serve_connection(
 }
 
 impl Connection {
+    /// The session's loop. The handlers of its events (checks with DNS lookups, the store,
+    /// STARTTLS, AUTH) run as boxed futures: their state exists only while they run, so the
+    /// task of an idle session stays small (issue 20: memory per idle session).
     async fn run(&mut self) {
         let mut lifecycle = self.server.lifecycle.clone();
-        let mut buffer = vec![0u8; READ_BUFFER_BYTES];
         let (session_id, peer) = (self.session_id, self.peer);
         let idle = self.server.settings.borrow().idle_timeout;
         let mut deadline = Deadline::new(std::time::Instant::now(), idle);
@@ -129,7 +156,7 @@ impl Connection {
                     deadline.before_read(self.session.awaiting(), std::time::Instant::now(), idle);
                     let until = tokio::time::Instant::from_std(deadline.at);
                     tokio::select! {
-                        read = tokio::time::timeout_at(until, self.stream.read(&mut buffer)) => match read {
+                        read = tokio::time::timeout_at(until, read_into(&mut self.stream, &mut self.session)) => match read {
                             Err(_) => {
                                 info!(session = session_id, %peer, "{}", deadline.what());
                                 self.session.idle_timeout();
@@ -140,7 +167,6 @@ impl Connection {
                             }
                             Ok(Ok(count)) => {
                                 deadline.after_read(count, std::time::Instant::now(), idle, min_rate);
-                                self.session.receive(&buffer[..count]);
                                 let limit = self.server.settings.borrow().max_data_memory;
                                 self.session
                                     .set_short_of_storage(self.server.data_memory.is_full(limit));
@@ -152,21 +178,21 @@ impl Connection {
                         }
                     }
                 }
-                Event::Mail(request) => self.mail(&request.reverse_path).await,
-                Event::Rcpt(request) => self.rcpt(&request.forward_path).await,
+                Event::Mail(request) => Box::pin(self.mail(&request.reverse_path)).await,
+                Event::Rcpt(request) => Box::pin(self.rcpt(&request.forward_path)).await,
                 Event::Message(message) => {
-                    self.message(message).await;
+                    Box::pin(self.message(message)).await;
                     self.data_share.release();
                     if *lifecycle.borrow() != Lifecycle::Running {
                         apply_lifecycle(&mut self.session, *lifecycle.borrow());
                     }
                 }
                 Event::StartTls => {
-                    if !self.start_tls().await {
+                    if !Box::pin(self.start_tls()).await {
                         return;
                     }
                 }
-                Event::Auth(credentials) => self.auth(credentials).await,
+                Event::Auth(credentials) => Box::pin(self.auth(credentials)).await,
                 Event::Close => {
                     let _ = self.write_output().await;
                     let _ = self.stream.shutdown().await;

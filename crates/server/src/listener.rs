@@ -180,7 +180,9 @@ fn admit(server: &Server, peer: SocketAddr) -> Result<Option<crate::per_ip::IpSl
 }
 
 /// One admitted connection: the door (port 25), TLS (port 465), then the session; `held` is
-/// given back when it ends.
+/// given back when it ends. The door, the handshake and the session run as boxed futures:
+/// kept inline, their states took 6 KiB of every session's task (measured with
+/// `size_of_val`), boxed the task keeps 0.6 KiB beside the session's own 3 KiB.
 async fn run_session(
     server: Arc<Server>,
     mut stream: tokio::net::TcpStream,
@@ -198,16 +200,19 @@ async fn run_session(
     registry.increment(petrel_metrics::SMTP_CONNECTIONS, &labels);
     registry.add(petrel_metrics::SMTP_CONNECTIONS_OPEN, &labels, 1);
     let door = if protocol == Protocol::Smtp {
-        let mut door = at_the_door(&server, &mut stream, peer.ip()).await;
+        let mut door = Box::pin(at_the_door(&server, &mut stream, peer.ip())).await;
         if door.refusal.is_none() {
-            door.refusal = reverse_dns_refusal(&server, peer.ip()).await;
+            door.refusal = Box::pin(reverse_dns_refusal(&server, peer.ip())).await;
         }
         door
     } else {
         crate::screen::Door::default()
     };
-    if let Some(stream) = open_stream(&server, stream, protocol).await {
-        serve_connection(server, stream, peer, session_id, listening, door).await;
+    if let Some(stream) = Box::pin(open_stream(&server, stream, protocol)).await {
+        Box::pin(serve_connection(
+            server, stream, peer, session_id, listening, door,
+        ))
+        .await;
     }
     registry.add(petrel_metrics::SMTP_CONNECTIONS_OPEN, &labels, -1);
     drop(held);
