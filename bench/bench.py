@@ -63,7 +63,7 @@ def drop_caches_of_writes():
 
 class Petrel:
     def __init__(self, scratch, relayhost="discard:", max_connections=1000, extra="",
-                 delivery_extra="", prefix=()):
+                 delivery_extra="", prefix=(), retry="10m"):
         # A command petrel runs under, e.g. prlimit for a higher descriptor limit.
         self.prefix = list(prefix)
         self.dir = tempfile.mkdtemp(prefix="petrel-", dir=scratch)
@@ -81,7 +81,7 @@ reject_null_mx_sender = false
 nameservers = ["127.0.0.1:9"]
 [delivery]
 relayhost = "{relayhost}"
-retry = ["10m"]
+retry = ["{retry}"]
 {delivery_extra}
 [limits]
 max_connections = {max_connections}

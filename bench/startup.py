@@ -15,7 +15,6 @@ Loopback only; bounded in count and time (every wait has a timeout).
 """
 
 import os
-import re
 import socket
 import subprocess
 import sys
@@ -56,35 +55,12 @@ def main():
     scratch = tempfile.mkdtemp(prefix="startup-")
     sink_port = bench.free_port()
     http_port = bench.free_port()
-    petrel = bench.Petrel.__new__(bench.Petrel)
-    petrel.dir = tempfile.mkdtemp(prefix="petrel-", dir=scratch)
-    petrel.port = bench.free_port()
-    petrel.config = os.path.join(petrel.dir, "petrel.toml")
-    with open(petrel.config, "w") as f:
-        f.write(f"""hostname = "petrel.bench.test"
-data_dir = "{petrel.dir}/data"
-[[listener]]
-address = "127.0.0.1:{petrel.port}"
-[local]
-domains = ["localhost"]
-[policy]
-reject_null_mx_recipient = false
-reject_null_mx_sender = false
-[dns]
-nameservers = ["127.0.0.1:9"]
-[delivery]
-relayhost = "[127.0.0.1]:{sink_port}"
-retry = ["15s"]
-[limits]
-max_connections = 1000
-max_messages_per_minute_per_ip = 0
-max_recipients_per_minute_per_ip = 0
-max_connections_per_minute_per_ip = 0
-[http]
-address = "127.0.0.1:{http_port}"
-""")
-    petrel.log = open(os.path.join(petrel.dir, "log"), "w")
-    petrel.start()
+    petrel = bench.Petrel(
+        scratch,
+        relayhost=f"[127.0.0.1]:{sink_port}",
+        retry="15s",
+        extra=f'[http]\naddress = "127.0.0.1:{http_port}"',
+    )
     fill_start = time.time()
     subprocess.run(["smtp-source", "-l", "1024", "-m", str(COUNT), "-s", "20", "-d",
                     "-f", "bench@bench.test", "-t", "user@bench.test",

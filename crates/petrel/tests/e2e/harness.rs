@@ -443,3 +443,21 @@ pub fn run_with_stdin(command: &mut Command, input: &[u8]) -> std::process::Outp
     child.stdin.take().unwrap().write_all(input).unwrap();
     child.wait_with_output().unwrap()
 }
+
+/// Runs a Python program (`python3 -c`), failing the test when it fails; its printed lines.
+pub fn python_lines(program: &str) -> Vec<String> {
+    let output = Command::new("python3")
+        .args(["-c", program])
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}\n{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .map(str::to_owned)
+        .collect()
+}

@@ -9,23 +9,9 @@ use crate::harness::{Petrel, RawClient, Scratch};
 
 /// Runs an smtplib scenario; returns its printed lines ("CODE TEXT" per reply of interest).
 fn smtplib(port: u16, script: &str) -> Vec<String> {
-    let program = format!(
+    crate::harness::python_lines(&format!(
         "import smtplib, sys\nPORT = {port}\ndef client(source):\n    return smtplib.SMTP('127.0.0.1', PORT, source_address=(source, 0), timeout=30)\n{script}"
-    );
-    let output = Command::new("python3")
-        .args(["-c", &program])
-        .output()
-        .unwrap();
-    assert!(
-        output.status.success(),
-        "{}\n{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
-    String::from_utf8_lossy(&output.stdout)
-        .lines()
-        .map(str::to_owned)
-        .collect()
+    ))
 }
 
 const SCRIPT: &str = r#"

@@ -62,21 +62,9 @@ impl Drop for HaProxy {
 
 /// Runs a Python script with `PORT` and `PORT2` set; its printed lines.
 fn python(port: u16, port2: u16, script: &str) -> Vec<String> {
-    let program = format!("import smtplib, socket\nPORT = {port}\nPORT2 = {port2}\n{script}");
-    let output = Command::new("python3")
-        .args(["-c", &program])
-        .output()
-        .unwrap();
-    assert!(
-        output.status.success(),
-        "{}\n{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
-    String::from_utf8_lossy(&output.stdout)
-        .lines()
-        .map(str::to_owned)
-        .collect()
+    crate::harness::python_lines(&format!(
+        "import smtplib, socket\nPORT = {port}\nPORT2 = {port2}\n{script}"
+    ))
 }
 
 #[test]
