@@ -3,7 +3,8 @@
 //!
 //! On a listener with `proxy_protocol` the connection must come from its `proxy_networks` and
 //! start with a PROXY header (`proxy_protocol`), and the client it names is the session's
-//! peer for every check, limit and log line.
+//! peer for every check, limit and log line (a header that names no client closes it: the
+//! proxy's own address, often in the relay networks, never stands in).
 //!
 //! A client over the limit gets 421 4.7.0 and is closed. Accept errors (such as running out of
 //! file descriptors) are logged and retried after a pause; they never end the listener.
@@ -124,8 +125,8 @@ pub async fn run_listener(
 }
 
 /// The PROXY header of a connection from `proxy` (issue 19): the client it names, or `None`
-/// (logged) when `proxy` is not in `networks` or its header is missing or malformed; the
-/// connection is then closed without a word.
+/// (logged) when `proxy` is not in `networks` or its header is missing, malformed or names no
+/// client; the connection is then closed without a word.
 async fn proxied_client(
     stream: &mut tokio::net::TcpStream,
     proxy: SocketAddr,
@@ -143,7 +144,12 @@ async fn proxied_client(
     .await;
     match header {
         Ok(Ok(Proxied::Client(client))) => Some(client),
-        Ok(Ok(Proxied::Unknown)) => Some(proxy),
+        // The proxy's own address must not stand in for the client: on the proxy's host it
+        // would be a relay network. (Health checks need only a TCP connection.)
+        Ok(Ok(Proxied::Unknown)) => {
+            warn!(%proxy, "a PROXY header that names no client (LOCAL or UNKNOWN): closed");
+            None
+        }
         Ok(Err(error)) => {
             warn!(%proxy, %error, "no valid PROXY header: closed");
             None

@@ -22,8 +22,8 @@ const MAX_V1: usize = 107;
 pub enum Proxied {
     /// The client's address and port.
     Client(SocketAddr),
-    /// The proxy speaks for itself (LOCAL, UNKNOWN, or a family other than TCP over IP): the
-    /// connection's own address stands.
+    /// The proxy speaks for itself (LOCAL, UNKNOWN, or a family other than TCP over IP): no
+    /// client address (the listener closes such a connection).
     Unknown,
 }
 

@@ -143,6 +143,17 @@ for source, port in (('127.0.0.6', PORT), ('127.0.0.7', PORT2)):
             "the Received field names the client HAProxy saw: {message}"
         );
     }
+    // A header that names no client, even from the proxy's own address, is refused: that
+    // address (127.0.0.9, in the default relay networks) must not stand in for the client.
+    let lines = crate::harness::python_lines(&format!(
+        "import socket\ns = socket.create_connection(('127.0.0.1', {}), source_address=('127.0.0.9', 0), timeout=30)\ns.sendall(b'PROXY UNKNOWN\\r\\n')\nprint('answer', repr(s.recv(100)))",
+        listener.port()
+    ));
+    assert_eq!(
+        lines,
+        vec!["answer b''".to_owned()],
+        "closed without a greeting"
+    );
     // A PROXY header from outside proxy_networks (here 127.0.0.1) is refused without a word.
     let mut forged = TcpStream::connect(listener).unwrap();
     forged
