@@ -138,7 +138,7 @@ pub const DESCRIPTIONS: &[(&str, &str, &str)] = &[
     (
         DATA_MEMORY_REFUSALS,
         "counter",
-        "Messages refused with 452 4.3.1 while their data was read, because the message data in flight reached limits.max_data_memory (DATA refused at once for it is counted in the replies sent).",
+        "Messages refused with 452 4.3.1 while their data was read, because the message data in flight reached limits.max_data_memory (messages refused from their start while it is reached are counted in the replies sent).",
     ),
 ];
 

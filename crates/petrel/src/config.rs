@@ -870,7 +870,8 @@ pub struct LimitsConfig {
     pub max_data_line_bytes: usize,
     pub max_errors: u32,
     /// The memory all SMTP sessions' message buffers may hold together; a message that would
-    /// pass it gets 452 4.3.1, and DATA gets 452 4.3.1 while it is reached. 0: no bound.
+    /// pass it gets 452 4.3.1 at its end, and while it is reached so does every new message (a
+    /// first BDAT at once). 0: no bound.
     pub max_data_memory: u64,
     /// The slowest message content accepted, in octets per second (Postfix's
     /// smtpd_min_data_rate): each read of N octets gives the client N / rate more seconds,

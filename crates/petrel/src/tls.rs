@@ -110,9 +110,10 @@ pub fn server_config(certificates: &[Certificate]) -> Result<Arc<rustls::ServerC
 }
 
 /// What `check-config` says of each certificate: that its chain leads to its last
-/// certificate, that it is valid for each of its names (for a lone certificate, a warning
-/// when it does not name `hostname`), and whether it expires within 14 days. Errors for what
-/// makes it unusable.
+/// certificate (a warning when it does not), that it is valid for each of its names (for a
+/// lone certificate, a warning when it does not name `hostname`), and whether it expires
+/// within 14 days. Errors for what makes it unusable: a file, a key that does not fit, a
+/// configured name it does not cover, a date past.
 ///
 /// # Errors
 /// A file cannot be read, a key does not fit, a chain is broken, a name is not covered, or a
@@ -179,11 +180,26 @@ pub fn check(certificates: &[Certificate], hostname: &str) -> Result<Vec<String>
                     warnings.push(format!("not valid for the hostname {name}"));
                     continue;
                 }
-                Err(e) => {
+                // A name the configuration gives it, or a date past: it cannot serve.
+                Err(
+                    e @ rustls::Error::InvalidCertificate(
+                        rustls::CertificateError::NotValidForName
+                        | rustls::CertificateError::NotValidForNameContext { .. }
+                        | rustls::CertificateError::Expired
+                        | rustls::CertificateError::ExpiredContext { .. },
+                    ),
+                ) => {
                     return Err(format!(
                         "tls.certificate {} for {name}: {e}",
                         certificate.display()
                     ));
+                }
+                // The chain does not lead to its last certificate (a file with the leaf
+                // alone, a self-signed certificate marked as a CA): serve takes it, senders
+                // that verify may not.
+                Err(e) => {
+                    warnings.push(format!("its chain could not be checked: {e}"));
+                    continue;
                 }
             }
             expiring |= verifier

@@ -25,8 +25,9 @@
 //!
 //! Failure policy: a failed write or fdatasync fails every entry of that batch (the callers
 //! answer 451), the next record opens a new segment, and each failed entry gets a forget
-//! there, so what may have reached the disk anyway is not delivered after a restart (its
-//! client will send it again); nothing here panics. Handles untrusted bytes only as opaque payload, and parses
+//! there (best effort: written with the next batch, so what may have reached the disk anyway
+//! is not delivered after a restart, as its client will send it again; if that write fails
+//! too, a restart may deliver it, a duplicate and never a loss); nothing here panics. Handles untrusted bytes only as opaque payload, and parses
 //! its own files without trusting them (lengths are bounded by the segment).
 
 use std::collections::hash_map::RandomState;

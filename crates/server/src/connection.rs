@@ -205,7 +205,7 @@ impl Connection {
 
     /// Counts what the message being read holds against `limits.max_data_memory`: past it,
     /// the message is refused (452 4.3.1 once its data ends). (While the bound is reached,
-    /// DATA gets 452 4.3.1 at once: the session is told on each read.)
+    /// new messages are refused too: the session is told on each read.)
     fn account_data(&mut self) {
         let limit = self.server.settings.borrow().max_data_memory;
         let holds = self.session.content_bytes() as u64;
@@ -602,8 +602,24 @@ impl Connection {
             return Ok(());
         }
         count_replies_sent(&output);
-        self.stream.write_all(&output).await?;
-        self.stream.flush().await
+        // A client that sends and never reads fills the socket buffers; it gets
+        // limits.idle_timeout to take its replies, then the session ends.
+        let idle = self.server.settings.borrow().idle_timeout;
+        let written = tokio::time::timeout(idle, async {
+            self.stream.write_all(&output).await?;
+            self.stream.flush().await
+        })
+        .await;
+        match written {
+            Ok(result) => result,
+            Err(_) => {
+                info!(session = self.session_id, peer = %self.peer, "timeout: the client did not read its replies within limits.idle_timeout");
+                Err(std::io::Error::new(
+                    std::io::ErrorKind::TimedOut,
+                    "the client does not read",
+                ))
+            }
+        }
     }
 }
 

@@ -1,8 +1,10 @@
 //! The bound on message data in flight (issue 18, item 1): the octets of message content the
 //! sessions hold together, counted against `limits.max_data_memory`. A session whose message
 //! would pass it has that message refused (452 4.3.1 at its end, the data still read), and
-//! while the bound is reached DATA gets 452 4.3.1 at once, so a crowd of large messages cannot
-//! exhaust the machine. Shown as the gauge `petrel_data_memory_bytes`.
+//! while the bound is reached a new message is refused the same way (its first BDAT at once),
+//! so a crowd of large messages cannot exhaust the machine. Shown as the gauge
+//! `petrel_data_memory_bytes`. It counts content octets; the buffers' spare capacity (up to as
+//! much again) and the copy a store makes are not counted.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};

@@ -20,7 +20,7 @@ impl Deadline {
     /// A session waiting for its first request.
     pub fn new(now: Instant, idle: Duration) -> Deadline {
         Deadline {
-            at: now + idle,
+            at: later(now, idle),
             awaiting: Awaiting::Request,
         }
     }
@@ -34,7 +34,7 @@ impl Deadline {
             Awaiting::Content => self.awaiting != Awaiting::Content,
         };
         if is_new {
-            self.at = now + idle;
+            self.at = later(now, idle);
         }
         self.awaiting = awaiting;
     }
@@ -45,12 +45,12 @@ impl Deadline {
         if self.awaiting != Awaiting::Content {
             return;
         }
-        let limit = now + idle;
+        let limit = later(now, idle);
         self.at = if min_rate == 0 {
             limit
         } else {
             let earned = Duration::from_secs_f64(octets as f64 / min_rate as f64);
-            (self.at + earned).min(limit)
+            later(self.at, earned).min(limit)
         };
     }
 
@@ -64,6 +64,13 @@ impl Deadline {
             Awaiting::Content => "timeout: message content slower than limits.min_data_rate",
         }
     }
+}
+
+/// `at + by`, or as far as an `Instant` goes (a configured timeout of centuries).
+fn later(at: Instant, by: Duration) -> Instant {
+    at.checked_add(by)
+        .or_else(|| at.checked_add(Duration::from_secs(100 * 365 * 86_400)))
+        .unwrap_or(at)
 }
 
 #[cfg(test)]

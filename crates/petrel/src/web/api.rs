@@ -48,10 +48,13 @@ fn same(given: &[u8], wanted: &[u8]) -> bool {
 
 /// Answers a request under `/api/`.
 pub async fn respond(request: &Request, api: &Api) -> Response {
+    // The scheme name is case-insensitive (RFC 9110 §11.1).
     let Some(given) = request
         .authorization
         .as_deref()
-        .and_then(|value| value.strip_prefix("Bearer "))
+        .and_then(|value| value.split_once(' '))
+        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+        .map(|(_, token)| token)
     else {
         let mut response = error(401, "send Authorization: Bearer TOKEN");
         response

@@ -169,8 +169,8 @@ fn a_low_descriptor_limit_gives_clean_refusals() {
 
 /// The bound on message data in flight (issue 18, item 1), `limits.max_data_memory` at 1 MiB,
 /// watched through the gauge `petrel_data_memory_bytes`: a session holding exactly 1 MiB of an
-/// unfinished message leaves no room, so another's DATA gets 452 4.3.1 at once (its transaction
-/// kept, DATA accepted once the room is back); a session holding 700 KiB leaves room for a
+/// unfinished message leaves no room, so another's message is refused with 452 4.3.1 at its end
+/// (a new one is accepted once the room is back); a session holding 700 KiB leaves room for a
 /// DATA, but the 400 KiB that follow pass the bound: that message gets 452 4.3.1 at its end,
 /// while the first is accepted.
 #[test]
@@ -215,14 +215,18 @@ fn message_data_in_flight_is_bounded() {
     assert!(a.command("DATA").starts_with("354"));
     a.send(&kib(1024));
     gauge(1_048_576.0);
+    assert!(b.command("DATA").starts_with("354"));
+    b.send(b"Subject: small\r\n\r\nsmall\r\n.\r\n");
     assert!(
-        b.command("DATA")
+        b.reply()
             .starts_with("452 4.3.1 Insufficient system storage"),
-        "DATA while the bound is reached"
+        "a message while the bound is reached"
     );
     a.send(b".\r\n");
     assert!(a.reply().starts_with("250"), "the message at the bound");
     gauge(0.0);
+    assert!(b.command("MAIL FROM:<a@localhost>").starts_with("250"));
+    assert!(b.command("RCPT TO:<user@localhost>").starts_with("250"));
     assert!(b.command("DATA").starts_with("354"), "room again");
     b.send(b"Subject: small\r\n\r\nsmall\r\n.\r\n");
     assert!(b.reply().starts_with("250"));
@@ -451,4 +455,53 @@ fn slowloris_clients_are_dropped_at_their_deadlines() {
         log.lines().rev().take(20).collect::<Vec<_>>().join("\n")
     );
     println!("{commands} command tricklers and 100 content tricklers, all given 421 4.4.2");
+}
+
+/// A client that sends and never reads (issue 18, item 3): pipelined NOOPs fill the socket
+/// buffers with replies, the server's write waits, and after `limits.idle_timeout` the session
+/// ends (it used to wait for ever, holding its connection).
+#[test]
+fn a_client_that_never_reads_is_dropped() {
+    use std::io::{Read, Write};
+    let dir = Scratch::new("never-reads");
+    let petrel = Petrel::start(&dir.0, "[limits]\nidle_timeout = \"2s\"\n");
+    let mut client = RawClient::connect(petrel.address);
+    client.reply();
+    client.command("EHLO lazy.test");
+    let mut writer = client.stream.try_clone().unwrap();
+    writer
+        .set_write_timeout(Some(std::time::Duration::from_secs(20)))
+        .unwrap();
+    let sender = std::thread::spawn(move || {
+        let burst = b"NOOP\r\n".repeat(10_000);
+        // At most 3 MB; the server stops reading long before.
+        for _ in 0..50 {
+            if writer.write_all(&burst).is_err() {
+                break;
+            }
+        }
+    });
+    crate::harness::wait_until("the session to end for not reading", || {
+        petrel.log_text().contains("did not read its replies")
+    });
+    // Closed: what was written arrives, then the end (or a reset), not a read timeout.
+    let mut stream = client.stream;
+    stream
+        .set_read_timeout(Some(std::time::Duration::from_secs(20)))
+        .unwrap();
+    let mut sink = vec![0u8; 1 << 16];
+    loop {
+        match stream.read(&mut sink) {
+            Ok(0) => break,
+            Ok(_) => {}
+            Err(error) => {
+                assert!(
+                    error.kind() == std::io::ErrorKind::ConnectionReset,
+                    "not closed: {error}"
+                );
+                break;
+            }
+        }
+    }
+    sender.join().unwrap();
 }

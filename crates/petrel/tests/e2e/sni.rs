@@ -166,4 +166,46 @@ fn sni_chooses_the_certificate_by_name_and_reloads() {
         !output.status.success() && said.contains("*.three.test"),
         "{said}"
     );
+    // A self-signed certificate from `openssl req -x509` (marked as a CA) serves; check-config
+    // warns that its chain could not be checked instead of refusing it.
+    let made = Command::new("openssl")
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-nodes",
+            "-days",
+            "30",
+            "-subj",
+            "/CN=mx.test",
+            "-addext",
+            "subjectAltName=DNS:mx.test",
+            "-keyout",
+        ])
+        .arg(dir.0.join("ca.key"))
+        .arg("-out")
+        .arg(dir.0.join("ca.pem"))
+        .output()
+        .unwrap();
+    assert!(made.status.success());
+    let lone = format!(
+        "[tls]\ncertificate = \"{}\"\nprivate_key = \"{}\"\n",
+        dir.0.join("ca.pem").display(),
+        dir.0.join("ca.key").display()
+    );
+    std::fs::write(&petrel.config_path, config.replace(&tls(&one), &lone)).unwrap();
+    let output = Command::new(env!("CARGO_BIN_EXE_petrel"))
+        .args(["check-config", "--config"])
+        .arg(&petrel.config_path)
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success() && said.contains("(warning: its chain could not be checked"),
+        "{said}{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
 }

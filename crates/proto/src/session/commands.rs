@@ -239,16 +239,18 @@ impl ServerSession {
         if transaction.recipients.is_empty() {
             return self.fail(standard::NO_VALID_RECIPIENTS);
         }
-        if self.is_short_of_storage {
-            // The transaction stays: the client may try DATA again.
-            return self.fail(standard::INSUFFICIENT_STORAGE);
-        }
         self.data_content = Vec::new();
-        self.phase = Phase::Data(DataDecoder::new(
+        let mut decoder = DataDecoder::new(
             self.config.max_data_line_bytes,
             self.config.max_message_bytes,
             self.config.bare_newline,
-        ));
+        );
+        if self.is_short_of_storage {
+            // 452 answers the data, not DATA (RFC 5321 §4.3.2): the content is read and
+            // refused at its end.
+            decoder.refuse_for_storage(&mut self.data_content);
+        }
+        self.phase = Phase::Data(decoder);
         self.send(standard::START_MAIL_INPUT.reply());
         Step::Continue
     }

@@ -226,8 +226,9 @@ pub struct ServerSession {
     /// The door's checks that refused something since the server last asked
     /// (`take_door_refusals`), by name: "helo", "pipelining", "non_smtp".
     door_refusals: Vec<&'static str>,
-    /// The server has no room for more message data now: DATA, and the first BDAT of a
-    /// transaction, get 452 4.3.1 (`set_short_of_storage`).
+    /// The server has no room for more message data now: the content after DATA is read and
+    /// refused with 452 4.3.1 at its end, and the first BDAT of a transaction gets 452 4.3.1
+    /// (`set_short_of_storage`).
     is_short_of_storage: bool,
 }
 
@@ -318,8 +319,10 @@ impl ServerSession {
         }
     }
 
-    /// Whether the server has room for more message data: while it has not, DATA and the
-    /// first BDAT of a transaction get 452 4.3.1 (RFC 5321 §4.5.3.1.10).
+    /// Whether the server has room for more message data: while it has not, the content after
+    /// DATA is read and refused with 452 4.3.1 at its end (RFC 5321 §4.3.2 gives 452 to the
+    /// data, not to DATA), and the first BDAT of a transaction gets 452 4.3.1 (RFC 3030
+    /// answers each chunk).
     pub fn set_short_of_storage(&mut self, is_short: bool) {
         self.is_short_of_storage = is_short;
     }

@@ -332,7 +332,8 @@ fn s_size_1_real_size_enforced() {
 
 /// The server's bound on message data in flight (issue 18): content refused while it is read
 /// gets 452 4.3.1 once the real end arrives, and the session goes on; while the server is
-/// short, DATA and a first BDAT get 452 4.3.1 at once and the transaction stays.
+/// short, DATA gets its 354 and the content is refused at its end (RFC 5321 §4.3.2 gives 452
+/// to the data), and a first BDAT gets 452 4.3.1 at once.
 #[test]
 fn content_refused_for_storage_gets_452_at_its_end() {
     let mut session = ServerSession::new(SessionConfig::default());
@@ -367,18 +368,26 @@ fn content_refused_for_storage_gets_452_at_its_end() {
         "452 4.3.1 Insufficient system storage, try again later\r\n452 4.3.1 Insufficient system storage, try again later\r\n"
     );
     assert!(messages.is_empty());
-    // Short of storage: DATA refused at once, the transaction kept; then room again.
+    // Short of storage: DATA gets 354, the content is refused at its end; a first BDAT at
+    // once; then room again.
     session.set_short_of_storage(true);
     session.receive(b"MAIL FROM:<a@c>\r\nRCPT TO:<b@d>\r\nDATA\r\n");
     run(&mut session, &mut messages);
+    session.receive(b"x\r\n.\r\nMAIL FROM:<a@c>\r\nRCPT TO:<b@d>\r\nBDAT 3 LAST\r\nx\r\n");
+    run(&mut session, &mut messages);
     session.set_short_of_storage(false);
-    session.receive(b"DATA\r\n");
+    session.receive(b"MAIL FROM:<a@c>\r\nRCPT TO:<b@d>\r\nDATA\r\n");
     run(&mut session, &mut messages);
     session.receive(b"x\r\n.\r\n");
     run(&mut session, &mut messages);
+    let storage = "452 4.3.1 Insufficient system storage, try again later\r\n";
+    let transaction = "250 2.1.0 Sender OK\r\n250 2.1.5 Recipient OK\r\n";
+    let start = "354 Start mail input; end with <CRLF>.<CRLF>\r\n";
     assert_eq!(
         String::from_utf8_lossy(&session.take_output()),
-        "250 2.1.0 Sender OK\r\n250 2.1.5 Recipient OK\r\n452 4.3.1 Insufficient system storage, try again later\r\n354 Start mail input; end with <CRLF>.<CRLF>\r\n250 2.0.0 queued as TEST\r\n"
+        format!(
+            "{transaction}{start}{storage}{transaction}{storage}{transaction}{start}250 2.0.0 queued as TEST\r\n"
+        )
     );
     assert_eq!(messages.len(), 1);
 }
