@@ -146,14 +146,19 @@ impl Connection {
             match self.session.poll() {
                 Event::NeedInput => {
                     self.account_data();
-                    if self.write_output().await.is_err() {
+                    let Ok(has_replied) = self.write_output().await else {
                         return;
-                    }
+                    };
                     let (idle, min_rate) = {
                         let settings = self.server.settings.borrow();
                         (settings.idle_timeout, settings.min_data_rate)
                     };
-                    deadline.before_read(self.session.awaiting(), std::time::Instant::now(), idle);
+                    deadline.before_read(
+                        self.session.awaiting(),
+                        has_replied,
+                        std::time::Instant::now(),
+                        idle,
+                    );
                     let until = tokio::time::Instant::from_std(deadline.at);
                     tokio::select! {
                         read = tokio::time::timeout_at(until, read_into(&mut self.stream, &mut self.session)) => match read {
@@ -593,13 +598,14 @@ impl Connection {
         passes
     }
 
-    async fn write_output(&mut self) -> std::io::Result<()> {
+    /// Writes the replies waiting; whether there were any.
+    async fn write_output(&mut self) -> std::io::Result<bool> {
         for check in self.session.take_door_refusals() {
             count_refusal(check);
         }
         let output = self.session.take_output();
         if output.is_empty() {
-            return Ok(());
+            return Ok(false);
         }
         count_replies_sent(&output);
         // A client that sends and never reads fills the socket buffers; it gets
@@ -611,7 +617,7 @@ impl Connection {
         })
         .await;
         match written {
-            Ok(result) => result,
+            Ok(result) => result.map(|()| true),
             Err(_) => {
                 info!(session = self.session_id, peer = %self.peer, "timeout: the client did not read its replies within limits.idle_timeout");
                 Err(std::io::Error::new(

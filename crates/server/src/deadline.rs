@@ -25,14 +25,23 @@ impl Deadline {
         }
     }
 
-    /// Before a read, with what the session awaits now.
-    pub fn before_read(&mut self, awaiting: Awaiting, now: Instant, idle: Duration) {
-        let is_new = match awaiting {
-            Awaiting::Request => true,
-            // A request continues; one that follows content is new.
-            Awaiting::RestOfRequest => self.awaiting == Awaiting::Content,
-            Awaiting::Content => self.awaiting != Awaiting::Content,
-        };
+    /// Before a read, with what the session awaits now and whether it has just replied (a
+    /// reply means a request was completed, so the time the server then took to answer is not
+    /// charged to what the client sends next).
+    pub fn before_read(
+        &mut self,
+        awaiting: Awaiting,
+        has_replied: bool,
+        now: Instant,
+        idle: Duration,
+    ) {
+        let is_new = has_replied
+            || match awaiting {
+                Awaiting::Request => true,
+                // A request continues; one that follows content is new.
+                Awaiting::RestOfRequest => self.awaiting == Awaiting::Content,
+                Awaiting::Content => self.awaiting != Awaiting::Content,
+            };
         if is_new {
             self.at = later(now, idle);
         }
@@ -83,16 +92,20 @@ mod tests {
     fn a_trickled_command_line_keeps_its_first_deadline() {
         let start = Instant::now();
         let mut deadline = Deadline::new(start, IDLE);
-        deadline.before_read(Awaiting::Request, start, IDLE);
+        deadline.before_read(Awaiting::Request, false, start, IDLE);
         for second in 1..30 {
             let now = start + Duration::from_secs(second);
             deadline.after_read(1, now, IDLE, 500);
-            deadline.before_read(Awaiting::RestOfRequest, now, IDLE);
+            deadline.before_read(Awaiting::RestOfRequest, false, now, IDLE);
             assert_eq!(deadline.at, start + IDLE);
         }
+        // A reply (a pipelined request completed in the same read) starts the time again.
+        let replied = start + Duration::from_secs(3);
+        deadline.before_read(Awaiting::RestOfRequest, true, replied, IDLE);
+        assert_eq!(deadline.at, replied + IDLE);
         // The line completes: the next request gets its own time.
         let later = start + Duration::from_secs(5);
-        deadline.before_read(Awaiting::Request, later, IDLE);
+        deadline.before_read(Awaiting::Request, false, later, IDLE);
         assert_eq!(deadline.at, later + IDLE);
     }
 
@@ -100,7 +113,7 @@ mod tests {
     fn content_must_keep_up_the_minimum_rate() {
         let start = Instant::now();
         let mut deadline = Deadline::new(start, IDLE);
-        deadline.before_read(Awaiting::Content, start, IDLE);
+        deadline.before_read(Awaiting::Content, false, start, IDLE);
         assert_eq!(deadline.at, start + IDLE);
         // 1,000 octets at 500 octets/s earn 2 s; a fast client is capped at idle from now.
         let now = start + Duration::from_secs(5);
@@ -110,14 +123,14 @@ mod tests {
         assert_eq!(deadline.at, now + IDLE);
         // Content continues: the deadline is not reset before a read.
         let later = start + Duration::from_secs(6);
-        deadline.before_read(Awaiting::Content, later, IDLE);
+        deadline.before_read(Awaiting::Content, false, later, IDLE);
         assert_eq!(deadline.at, now + IDLE);
         // Without a rate every read resets it.
         deadline.after_read(1, later, IDLE, 0);
         assert_eq!(deadline.at, later + IDLE);
         // A command after the content is a new request.
         let next = start + Duration::from_secs(7);
-        deadline.before_read(Awaiting::RestOfRequest, next, IDLE);
+        deadline.before_read(Awaiting::RestOfRequest, false, next, IDLE);
         assert_eq!(deadline.awaiting, Awaiting::RestOfRequest);
         assert_eq!(deadline.at, next + IDLE);
     }
