@@ -391,12 +391,17 @@ pub fn default_dkim_selector() -> String {
 
 /// `[tls]`: one certificate (`certificate` and `private_key`), or several chosen by the name
 /// a client asks for with SNI (`[[tls.certificate]]`, each with `names`, `certificate` and
-/// `key`; the first also answers clients that ask for no name or another one).
+/// `key`, and/or a `directory` of one directory per host name); the first also answers
+/// clients that ask for no name or another one.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TlsConfig {
-    pub certificate: CertificateSetting,
+    pub certificate: Option<CertificateSetting>,
     pub private_key: Option<PathBuf>,
+    /// A directory with one directory per host name, each holding `fullchain.pem` and
+    /// `privkey.pem` (as certbot's `live/`), read again on SIGHUP; after the certificates
+    /// named above, if any.
+    pub directory: Option<PathBuf>,
 }
 
 /// `tls.certificate`: a PEM file, or the certificates by name.
@@ -421,30 +426,59 @@ pub struct NamedCertificate {
 
 impl TlsConfig {
     /// The certificates: (names, chain file, key file); the first is the default.
-    pub fn certificates(&self) -> Vec<(Vec<String>, PathBuf, PathBuf)> {
-        match (&self.certificate, &self.private_key) {
-            (CertificateSetting::File(certificate), Some(key)) => {
+    ///
+    /// # Errors
+    /// `directory` cannot be read.
+    pub fn certificates(&self) -> Result<Vec<(Vec<String>, PathBuf, PathBuf)>, String> {
+        let mut certificates = match (&self.certificate, &self.private_key) {
+            (Some(CertificateSetting::File(certificate)), Some(key)) => {
                 vec![(Vec::new(), certificate.clone(), key.clone())]
             }
-            (CertificateSetting::File(_), None) => Vec::new(),
-            (CertificateSetting::ByName(named), _) => named
+            (Some(CertificateSetting::ByName(named)), _) => named
                 .iter()
                 .map(|n| (n.names.clone(), n.certificate.clone(), n.key.clone()))
                 .collect(),
+            _ => Vec::new(),
+        };
+        if let Some(directory) = &self.directory {
+            let entries = std::fs::read_dir(directory)
+                .map_err(|e| format!("tls.directory {}: {e}", directory.display()))?;
+            let mut hosts: Vec<(String, PathBuf)> = entries
+                .filter_map(Result::ok)
+                .filter(|entry| entry.path().join("fullchain.pem").is_file())
+                .filter_map(|entry| Some((entry.file_name().into_string().ok()?, entry.path())))
+                .collect();
+            hosts.sort();
+            for (name, path) in hosts {
+                certificates.push((
+                    vec![name],
+                    path.join("fullchain.pem"),
+                    path.join("privkey.pem"),
+                ));
+            }
         }
+        Ok(certificates)
     }
 
     fn check(&self) -> Result<(), String> {
         match (&self.certificate, &self.private_key) {
-            (CertificateSetting::File(_), None) => Err("tls: certificate needs private_key".into()),
-            (CertificateSetting::ByName(_), Some(_)) => Err(
+            (None, None) if self.directory.is_none() => Err(
+                "tls: name a certificate (and private_key), [[tls.certificate]] or a directory"
+                    .into(),
+            ),
+            (None, None) => Ok(()),
+            (None, Some(_)) => Err("tls: private_key needs certificate".into()),
+            (Some(CertificateSetting::File(_)), None) => {
+                Err("tls: certificate needs private_key".into())
+            }
+            (Some(CertificateSetting::ByName(_)), Some(_)) => Err(
                 "tls: with [[tls.certificate]] each one names its key; private_key is not used"
                     .into(),
             ),
-            (CertificateSetting::ByName(named), None) if named.is_empty() => {
+            (Some(CertificateSetting::ByName(named)), None) if named.is_empty() => {
                 Err("tls: no [[tls.certificate]]".into())
             }
-            (CertificateSetting::ByName(named), None) => {
+            (Some(CertificateSetting::ByName(named)), None) => {
                 match named.iter().find(|n| n.names.is_empty()) {
                     Some(n) => Err(format!(
                         "tls.certificate {}: names is empty",
@@ -453,7 +487,7 @@ impl TlsConfig {
                     None => Ok(()),
                 }
             }
-            (CertificateSetting::File(_), Some(_)) => Ok(()),
+            (Some(CertificateSetting::File(_)), Some(_)) => Ok(()),
         }
     }
 }

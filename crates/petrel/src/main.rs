@@ -210,7 +210,7 @@ fn check_config(source: &config::Source) -> Result<(), String> {
         outln!("http api = on (/api/v1/)");
     }
     if let Some(tls) = &config.tls {
-        for line in tls::check(&tls.certificates(), &config.hostname)? {
+        for line in tls::check(&tls.certificates()?, &config.hostname)? {
             outln!("{line}");
         }
     }

@@ -48,7 +48,7 @@ impl Config {
     /// A message naming the file that could not be used.
     pub fn server_settings(&self) -> Result<Arc<ServerSettings>, String> {
         let tls = match &self.tls {
-            Some(tls) => Some(crate::tls::server_config(&tls.certificates())?),
+            Some(tls) => Some(crate::tls::server_config(&tls.certificates()?)?),
             None => None,
         };
         let aliases = match &self.local.aliases {

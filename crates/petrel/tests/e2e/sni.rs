@@ -209,3 +209,34 @@ fn sni_chooses_the_certificate_by_name_and_reloads() {
         String::from_utf8_lossy(&output.stderr)
     );
 }
+
+/// `[tls] directory`: one directory per host name with fullchain.pem and privkey.pem (as
+/// certbot's live/); each name gets its own certificate, and a host added later is served
+/// after a SIGHUP.
+#[test]
+fn a_certificate_directory_serves_each_host_name() {
+    let dir = Scratch::new("sni-directory");
+    let live = dir.0.join("live");
+    let add = |name: &str| {
+        let host = live.join(name);
+        std::fs::create_dir_all(&host).unwrap();
+        let pem = certificate(&host, "cert", &[name], None);
+        std::fs::rename(&pem, host.join("fullchain.pem")).unwrap();
+        std::fs::rename(host.join("cert.key"), host.join("privkey.pem")).unwrap();
+        host.join("fullchain.pem")
+    };
+    let five = add("mail.five.test");
+    let six = add("mail.six.test");
+    let petrel = Petrel::start(
+        &dir.0,
+        &format!("[tls]\ndirectory = \"{}\"\n", live.display()),
+    );
+    assert!(handshake(petrel.address, true, "mail.five.test", &five));
+    assert!(handshake(petrel.address, true, "mail.six.test", &six));
+    assert!(!handshake(petrel.address, true, "mail.six.test", &five));
+    let seven = add("mail.seven.test");
+    petrel.signal("HUP");
+    crate::harness::wait_until("the new host's certificate", || {
+        handshake(petrel.address, true, "mail.seven.test", &seven)
+    });
+}
