@@ -53,6 +53,8 @@ struct Connection {
     spf_of_sender: Option<(String, bool)>,
     /// This session's part of the bound on message data in flight.
     data_share: DataShare,
+    /// Where a TLS session reads (a plain one reads into the stack).
+    tls_read_buffer: Vec<u8>,
 }
 
 /// What the listener a session arrived on asks of it.
@@ -69,8 +71,12 @@ pub struct Listening {
 /// Reads what the client sent and hands it to the session: the number of octets (0: the
 /// client closed). A plain connection waits for readiness and reads into a buffer on the
 /// stack, so an idle session holds no read buffer (issue 20: memory per idle session); TLS
-/// reads through tokio-rustls into a buffer that lives only while a read is pending.
-async fn read_into(stream: &mut Stream, session: &mut ServerSession) -> std::io::Result<usize> {
+/// reads through tokio-rustls into `tls_buffer`, made on the first TLS read and kept.
+async fn read_into(
+    stream: &mut Stream,
+    session: &mut ServerSession,
+    tls_buffer: &mut Vec<u8>,
+) -> std::io::Result<usize> {
     if let Stream::Plain(tcp) = stream {
         loop {
             tcp.readable().await?;
@@ -85,9 +91,9 @@ async fn read_into(stream: &mut Stream, session: &mut ServerSession) -> std::io:
             }
         }
     }
-    let mut chunk = vec![0u8; READ_BUFFER_BYTES];
-    let count = stream.read(&mut chunk).await?;
-    session.receive(&chunk[..count]);
+    tls_buffer.resize(READ_BUFFER_BYTES, 0);
+    let count = stream.read(tls_buffer).await?;
+    session.receive(&tls_buffer[..count]);
     Ok(count)
 }
 
@@ -128,6 +134,7 @@ pub async fn serve_connection(
         spf_of_sender: None,
         domain_scores: None,
         data_share,
+        tls_read_buffer: Vec::new(),
     };
     debug!(session = session_id, %peer, protocol = protocol.as_str(), "connected");
     connection.run().await;
@@ -161,7 +168,7 @@ impl Connection {
                     );
                     let until = tokio::time::Instant::from_std(deadline.at);
                     tokio::select! {
-                        read = tokio::time::timeout_at(until, read_into(&mut self.stream, &mut self.session)) => match read {
+                        read = tokio::time::timeout_at(until, read_into(&mut self.stream, &mut self.session, &mut self.tls_read_buffer)) => match read {
                             Err(_) => {
                                 info!(session = session_id, %peer, "{}", deadline.what());
                                 self.session.idle_timeout();
