@@ -311,17 +311,7 @@ fn tls_handshakes_are_bounded_and_stalled_ones_are_dropped() {
     };
     let stalled = [stall(), stall()];
     gauge("petrel_tls_handshakes_running", 2.0);
-    let mut client = std::process::Command::new("openssl")
-        .args(["s_client", "-starttls", "smtp", "-connect"])
-        .arg(petrel.address.to_string())
-        .arg("-CAfile")
-        .arg(&tls.cert)
-        .args(["-servername", "mx.test", "-quiet", "-verify_return_error"])
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
+    let client = crate::tls::openssl_starttls(petrel.address, &tls.cert);
     gauge("petrel_tls_handshakes_waiting", 1.0);
     // The server closes the stalled connections at their timeout (a read gives end of file,
     // not the 30 s read timeout).
@@ -329,19 +319,8 @@ fn tls_handshakes_are_bounded_and_stalled_ones_are_dropped() {
         let mut rest = Vec::new();
         assert_eq!(reader.read_to_end(&mut rest).unwrap(), 0);
     }
-    let mut stdin = client.stdin.take().unwrap();
-    let mut stdout = client.stdout.take().unwrap();
-    stdin.write_all(b"EHLO openssl.test\r\n").unwrap();
-    let mut seen = String::new();
-    let mut buffer = [0u8; 4096];
-    while !seen.contains("250 ") {
-        let count = stdout.read(&mut buffer).unwrap();
-        assert!(count > 0, "openssl ended: {seen}");
-        seen.push_str(&String::from_utf8_lossy(&buffer[..count]));
-    }
-    stdin.write_all(b"QUIT\r\n").unwrap();
-    drop(stdin);
-    let _ = client.wait();
+    let seen = crate::tls::ehlo_and_quit(client);
+    assert!(seen.contains("250 "), "{seen}");
     gauge("petrel_tls_handshakes_running", 0.0);
     let log = petrel.log_text();
     assert!(log.contains("the TLS handshake timed out"), "{log}");

@@ -80,6 +80,15 @@ fn handshake(address: std::net::SocketAddr, starttls: bool, name: &str, ca: &Pat
     text.contains("Verification: OK")
 }
 
+/// `petrel check-config --config PATH`.
+fn check_config(path: &Path) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_petrel"))
+        .args(["check-config", "--config"])
+        .arg(path)
+        .output()
+        .unwrap()
+}
+
 #[test]
 fn sni_chooses_the_certificate_by_name_and_reloads() {
     let dir = Scratch::new("sni");
@@ -129,11 +138,7 @@ fn sni_chooses_the_certificate_by_name_and_reloads() {
     });
     assert!(!handshake(smtp, true, "mail.one.test", &one));
     // check-config names each certificate and warns of the one expiring in 7 days.
-    let output = Command::new(env!("CARGO_BIN_EXE_petrel"))
-        .args(["check-config", "--config"])
-        .arg(&petrel.config_path)
-        .output()
-        .unwrap();
+    let output = check_config(&petrel.config_path);
     let said = String::from_utf8_lossy(&output.stdout);
     assert!(
         output.status.success(),
@@ -156,11 +161,7 @@ fn sni_chooses_the_certificate_by_name_and_reloads() {
         config.replace("names = [\"*.two.test\"]", "names = [\"*.three.test\"]"),
     )
     .unwrap();
-    let output = Command::new(env!("CARGO_BIN_EXE_petrel"))
-        .args(["check-config", "--config"])
-        .arg(&petrel.config_path)
-        .output()
-        .unwrap();
+    let output = check_config(&petrel.config_path);
     let said = String::from_utf8_lossy(&output.stderr);
     assert!(
         !output.status.success() && said.contains("*.three.test"),
@@ -197,11 +198,7 @@ fn sni_chooses_the_certificate_by_name_and_reloads() {
         dir.0.join("ca.key").display()
     );
     std::fs::write(&petrel.config_path, config.replace(&tls(&one), &lone)).unwrap();
-    let output = Command::new(env!("CARGO_BIN_EXE_petrel"))
-        .args(["check-config", "--config"])
-        .arg(&petrel.config_path)
-        .output()
-        .unwrap();
+    let output = check_config(&petrel.config_path);
     let said = String::from_utf8_lossy(&output.stdout);
     assert!(
         output.status.success() && said.contains("(warning: its chain could not be checked"),

@@ -180,25 +180,33 @@ print('ok')
 fn openssl_s_client_starttls_on_port_25() {
     let scratch = Scratch::new("tls-openssl");
     let (petrel, tls) = start(&scratch);
-    let smtp = petrel.listener("smtp");
-    let mut child = Command::new("openssl")
-        .args([
-            "s_client",
-            "-starttls",
-            "smtp",
-            "-connect",
-            &smtp.to_string(),
-            "-CAfile",
-        ])
-        .arg(&tls.cert)
+    let client = openssl_starttls(petrel.listener("smtp"), &tls.cert);
+    let seen = ehlo_and_quit(client);
+    assert!(
+        seen.contains("250-AUTH PLAIN LOGIN") && !seen.contains("STARTTLS"),
+        "{seen}"
+    );
+}
+
+/// `openssl s_client -starttls smtp` to `address`, verifying with `ca` for mx.test.
+pub fn openssl_starttls(address: std::net::SocketAddr, ca: &Path) -> std::process::Child {
+    Command::new("openssl")
+        .args(["s_client", "-starttls", "smtp", "-connect"])
+        .arg(address.to_string())
+        .arg("-CAfile")
+        .arg(ca)
         .args(["-servername", "mx.test", "-quiet", "-verify_return_error"])
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
+        .stderr(Stdio::null())
         .spawn()
-        .unwrap();
-    let mut stdin = child.stdin.take().unwrap();
-    let mut stdout = child.stdout.take().unwrap();
+        .unwrap()
+}
+
+/// Sends EHLO through an `openssl_starttls` client, reads the reply, QUITs; the reply.
+pub fn ehlo_and_quit(mut client: std::process::Child) -> String {
+    let mut stdin = client.stdin.take().unwrap();
+    let mut stdout = client.stdout.take().unwrap();
     stdin.write_all(b"EHLO openssl.test\r\n").unwrap();
     let mut seen = String::new();
     let mut buffer = [0u8; 4096];
@@ -209,11 +217,8 @@ fn openssl_s_client_starttls_on_port_25() {
     }
     stdin.write_all(b"QUIT\r\n").unwrap();
     drop(stdin);
-    let _ = child.wait();
-    assert!(
-        seen.contains("250-AUTH PLAIN LOGIN") && !seen.contains("STARTTLS"),
-        "{seen}"
-    );
+    let _ = client.wait();
+    seen
 }
 
 #[test]
