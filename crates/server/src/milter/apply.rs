@@ -6,7 +6,7 @@
 //! Values from milters are untrusted text: bare LF becomes CRLF, a field name with a colon,
 //! space or control character is ignored, and an index past the end is ignored.
 
-use super::client::Change;
+use super::codec::Change;
 
 /// What applying changes gave.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

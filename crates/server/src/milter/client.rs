@@ -17,7 +17,7 @@ use std::time::Duration;
 use petrel_proto::{Reply, standard};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
-use super::codec::{Command, Decoder, Response, action, encode, protocol};
+use super::codec::{Change, Command, Decoder, Response, action, encode, protocol};
 
 /// Where a milter listens.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -54,30 +54,6 @@ pub enum Decision {
     Tempfail(Reply),
     /// Take the message and drop it.
     Discard,
-}
-
-/// A change the milter asked for at the end of the message.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Change {
-    AddHeader {
-        name: String,
-        value: String,
-    },
-    ChangeHeader {
-        index: u32,
-        name: String,
-        value: String,
-    },
-    InsertHeader {
-        index: u32,
-        name: String,
-        value: String,
-    },
-    AddRcpt(String),
-    DeleteRcpt(String),
-    ChangeFrom(String),
-    ReplaceBody(Vec<u8>),
-    Quarantine(String),
 }
 
 trait Stream: AsyncRead + AsyncWrite + Unpin + Send + Sync {}
@@ -372,33 +348,19 @@ impl MilterClient {
         let mut replaced: Option<Vec<u8>> = None;
         loop {
             let response = self.read().await?;
-            let change = match response {
-                Response::AddHeader { name, value } => Change::AddHeader { name, value },
-                Response::ChangeHeader { index, name, value } => {
-                    Change::ChangeHeader { index, name, value }
-                }
-                Response::InsertHeader { index, name, value } => {
-                    Change::InsertHeader { index, name, value }
-                }
-                Response::AddRcpt(r) => Change::AddRcpt(r),
-                Response::DeleteRcpt(r) => Change::DeleteRcpt(r),
-                Response::ChangeFrom(f) => Change::ChangeFrom(f),
-                Response::Quarantine(reason) => Change::Quarantine(reason),
-                Response::ReplaceBody(chunk) => {
-                    replaced
-                        .get_or_insert_with(Vec::new)
-                        .extend_from_slice(&chunk);
-                    continue;
-                }
-                Response::Progress => continue,
+            match response {
+                Response::Change(Change::ReplaceBody(chunk)) => replaced
+                    .get_or_insert_with(Vec::new)
+                    .extend_from_slice(&chunk),
+                Response::Change(change) => changes.push(change),
+                Response::Progress => {}
                 final_response => {
                     if let Some(body) = replaced {
                         changes.push(Change::ReplaceBody(body));
                     }
                     return Ok((decision(final_response), changes));
                 }
-            };
-            changes.push(change);
+            }
         }
     }
 

@@ -187,6 +187,14 @@ pub enum Response {
     ReplyCode(String),
     Skip,
     Progress,
+    /// A modification action (at the end of the message).
+    Change(Change),
+}
+
+/// A change the milter asks for at the end of the message (its modification actions; a
+/// replaced body may come in several chunks, which the client joins).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Change {
     AddHeader {
         name: String,
         value: String,
@@ -278,26 +286,26 @@ impl Decoder {
             b's' => Response::Skip,
             b'p' => Response::Progress,
             b'y' => Response::ReplyCode(field(0)),
-            b'h' => Response::AddHeader {
+            b'h' => Response::Change(Change::AddHeader {
                 name: field(0),
                 value: field(1),
-            },
+            }),
             b'm' | b'i' => {
                 let index = u32_at(data, 0).ok_or_else(|| bad("header"))?;
                 let rest = strings(data.get(4..).unwrap_or_default());
                 let name = rest.first().cloned().unwrap_or_default();
                 let value = rest.get(1).cloned().unwrap_or_default();
-                if *code == b'm' {
-                    Response::ChangeHeader { index, name, value }
+                Response::Change(if *code == b'm' {
+                    Change::ChangeHeader { index, name, value }
                 } else {
-                    Response::InsertHeader { index, name, value }
-                }
+                    Change::InsertHeader { index, name, value }
+                })
             }
-            b'+' | b'2' => Response::AddRcpt(field(0)),
-            b'-' => Response::DeleteRcpt(field(0)),
-            b'e' => Response::ChangeFrom(field(0)),
-            b'b' => Response::ReplaceBody(data.to_vec()),
-            b'q' => Response::Quarantine(field(0)),
+            b'+' | b'2' => Response::Change(Change::AddRcpt(field(0))),
+            b'-' => Response::Change(Change::DeleteRcpt(field(0))),
+            b'e' => Response::Change(Change::ChangeFrom(field(0))),
+            b'b' => Response::Change(Change::ReplaceBody(data.to_vec())),
+            b'q' => Response::Change(Change::Quarantine(field(0))),
             other => {
                 return Err(DecodeError(format!(
                     "an unknown milter response {:?}",
@@ -358,10 +366,10 @@ mod tests {
         decoder.push(&bytes[7..]);
         assert_eq!(
             decoder.next_response(),
-            Ok(Some(Response::AddHeader {
+            Ok(Some(Response::Change(Change::AddHeader {
                 name: "X-Spam".into(),
                 value: "yes".into()
-            }))
+            })))
         );
         assert_eq!(
             decoder.next_response(),
@@ -373,11 +381,11 @@ mod tests {
         decoder.push(&packet(b'm', &change));
         assert_eq!(
             decoder.next_response(),
-            Ok(Some(Response::ChangeHeader {
+            Ok(Some(Response::Change(Change::ChangeHeader {
                 index: 2,
                 name: "Subject".into(),
                 value: "new".into()
-            }))
+            })))
         );
         decoder.push(&packet(b'Z', b""));
         assert!(decoder.next_response().is_err());
