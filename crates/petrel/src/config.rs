@@ -512,6 +512,13 @@ pub struct HttpConfig {
     /// A file holding the token of the JSON API at `/api/v1/` (`Authorization: Bearer
     /// TOKEN`); no API without it. Read at start.
     pub api_token_file: Option<PathBuf>,
+    /// The queue console at `/queue/`: login with the users of `[auth] users_file`. Off
+    /// unless set.
+    #[serde(default)]
+    pub console: bool,
+    /// The networks the console answers (others get 403); loopback when not given.
+    #[serde(default, deserialize_with = "networks")]
+    pub console_networks: Vec<IpNetwork>,
 }
 
 /// `[http.mta_sts]`.
@@ -1063,6 +1070,14 @@ impl Config {
         }
         if self.listener.is_empty() {
             return Err("listener: at least one [[listener]] is needed".into());
+        }
+        if let Some(http) = &self.http {
+            if http.console && self.auth.users_file.is_none() {
+                return Err("http.console: the console's users are those of [auth] users_file; set it (petrel user add NAME writes it)".into());
+            }
+            if !http.console && !http.console_networks.is_empty() {
+                return Err("http.console_networks is set but http.console is not".into());
+            }
         }
         for listener in &self.listener {
             if listener.proxy_protocol && listener.proxy_networks.is_empty() {

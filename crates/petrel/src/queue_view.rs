@@ -64,7 +64,12 @@ pub fn list(queue: &dyn Queue, is_json: bool) -> Result<String, String> {
     Ok(out)
 }
 
-fn recipient_state(recipient: &petrel_queue::Recipient, place: Place, now: u64) -> &'static str {
+/// How a recipient stands: held, deferred, pending, delivered or failed.
+pub fn recipient_state(
+    recipient: &petrel_queue::Recipient,
+    place: Place,
+    now: u64,
+) -> &'static str {
     match (place, recipient.state) {
         (Place::Held, RecipientState::Pending) => "held",
         (_, RecipientState::Pending) if recipient.next_attempt_unix_seconds > now => "deferred",
@@ -198,7 +203,8 @@ pub fn show(queue: &dyn Queue, wanted: &str, is_json: bool) -> Result<String, St
     Ok(out)
 }
 
-fn find(queue: &dyn Queue, wanted: &str) -> Option<(QueueId, Place, Envelope)> {
+/// The message a queue id or Message-ID names, wherever it is (active, held, history).
+pub fn find(queue: &dyn Queue, wanted: &str) -> Option<(QueueId, Place, Envelope)> {
     if let Some(id) = QueueId::parse(&wanted.to_ascii_uppercase()) {
         for place in [Place::Active, Place::Held, Place::Done] {
             if let Ok(envelope) = queue.load_in(&id, place) {
@@ -235,7 +241,8 @@ pub fn explain(code: &str) -> Option<String> {
     Some(format!("{code} {}: {}", text.title, text.meaning))
 }
 
-fn headers(message: &[u8]) -> String {
+/// The header section of a message, with LF line ends.
+pub fn headers(message: &[u8]) -> String {
     let text = String::from_utf8_lossy(message);
     text.split("\r\n\r\n")
         .next()
@@ -243,7 +250,8 @@ fn headers(message: &[u8]) -> String {
         .replace("\r\n", "\n")
 }
 
-fn age(seconds: u64) -> String {
+/// An age in its largest unit: "45s", "12m", "3h", "2d".
+pub fn age(seconds: u64) -> String {
     match seconds {
         s if s < 60 => format!("{s}s"),
         s if s < 3600 => format!("{}m", s / 60),

@@ -134,12 +134,26 @@ async fn serve(source: Source, config: Config) -> Result<(), String> {
             control: scheduler.control(),
         })
     });
+    let console = config
+        .http
+        .as_ref()
+        .filter(|http| http.console)
+        .map(|http| {
+            Arc::new(crate::web::console::Console::new(
+                scheduler.control(),
+                server_settings_rx.clone(),
+                http.console_networks.clone(),
+            ))
+        });
     let http = http_listener.map(|bound| {
         tokio::spawn(crate::web::serve(
             bound,
             queue.clone(),
-            mta_sts.clone(),
-            api,
+            crate::web::Extras {
+                mta_sts: mta_sts.clone(),
+                api,
+                console,
+            },
         ))
     });
     let delivery = tokio::spawn(scheduler.run(queued_rx, stop_delivery_rx));

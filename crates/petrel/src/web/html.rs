@@ -175,7 +175,7 @@ pub fn page(ctx: &Ctx<'_>, title: &str, body: &str) -> String {
 }
 
 /// The style sheet: one column, system fonts, tables that stack on a narrow screen.
-const STYLE: &str = "
+pub const STYLE: &str = "
 :root{color-scheme:light dark;--fg:#1d2430;--bg:#fdfdfb;--muted:#5b6472;--line:#d5d9e0;--accent:#0b5cad;--soft:#eef3f9;--warn:#fff4d6;--warnline:#d9a400}
 @media (prefers-color-scheme:dark){:root{--fg:#e4e7ec;--bg:#16191e;--muted:#a3abb8;--line:#39404b;--accent:#7cb7ff;--soft:#1f2630;--warn:#3a3114;--warnline:#b38a00}}
 *{box-sizing:border-box}

@@ -34,6 +34,14 @@ pub struct Request {
     pub content_length: Option<usize>,
     /// The `Authorization` field's value, when given (the JSON API's bearer token).
     pub authorization: Option<String>,
+    /// The `Cookie` field's value (the console's session).
+    pub cookie: Option<String>,
+    /// The `Origin` field's value, or failing that `Referer`'s (the console's forms).
+    pub origin: Option<String>,
+    /// The `Host` field's value.
+    pub host: Option<String>,
+    /// The client's address.
+    pub peer: Option<std::net::IpAddr>,
     /// The body (POST), read by the server after the head.
     pub body: Vec<u8>,
 }
@@ -170,6 +178,10 @@ pub fn fuzz_request(input: &[u8]) {
             query,
             content_length: Some(body.len()),
             authorization: None,
+            cookie: None,
+            origin: None,
+            host: None,
+            peer: None,
             body: body.as_bytes().to_vec(),
         };
         let _ = request.form();
@@ -217,6 +229,14 @@ impl Response {
         }
     }
 
+    /// A 303 ("See Other", the answer to a form posted) to `location`, with extra fields.
+    pub fn see_other(location: &str, headers: Vec<(&'static str, String)>) -> Response {
+        let mut response = Response::redirect(location);
+        response.status = 303;
+        response.headers.extend(headers);
+        response
+    }
+
     /// A 302 to `location` (a path with its query, already encoded), with a small page.
     pub fn redirect(location: &str) -> Response {
         let escaped = super::html::escape(location);
@@ -236,12 +256,16 @@ pub fn reason(status: u16) -> &'static str {
     match status {
         200 => "OK",
         302 => "Found",
+        303 => "See Other",
+        401 => "Unauthorized",
+        403 => "Forbidden",
         400 => "Bad Request",
         404 => "Not Found",
         405 => "Method Not Allowed",
         408 => "Request Timeout",
         411 => "Length Required",
         413 => "Content Too Large",
+        429 => "Too Many Requests",
         431 => "Request Header Fields Too Large",
         500 => "Internal Server Error",
         505 => "HTTP Version Not Supported",

@@ -1,7 +1,8 @@
 //! The `[http]` server of `petrel serve`: the reply-code reference as web pages,
 //! `/metrics` in the Prometheus text format (`metrics.rs`), the MTA-STS policy of our own
 //! domains at `/.well-known/mta-sts.txt` when `[http.mta_sts]` gives one, and the JSON API
-//! under `/api/v1/` when `[http] api_token_file` gives a token (`api.rs`).
+//! under `/api/v1/` when `[http] api_token_file` gives a token (`api.rs`), and the queue
+//! console under `/queue/` when `[http] console` is on (`console/`).
 //!
 //! HTTP/1.1 by hyper (issue 19, item 1): keep-alive, a request head within 16 KiB and 10
 //! seconds (hyper answers 431 and 400 itself), at most 256 connections at once and 5 minutes
@@ -13,6 +14,7 @@
 pub mod api;
 mod bounce;
 mod compare;
+pub mod console;
 mod entry;
 mod guides;
 mod html;
@@ -29,7 +31,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
-use hyper::header::{AUTHORIZATION, CONTENT_LENGTH, HOST};
+use hyper::header::{AUTHORIZATION, CONTENT_LENGTH, COOKIE, HOST, ORIGIN, REFERER};
 use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
@@ -47,6 +49,8 @@ const MAX_CONNECTIONS: usize = 256;
 
 /// The largest form body (a pasted bounce) the server reads.
 const MAX_FORM: usize = 1024 * 1024;
+/// The largest console form (a login, an action).
+const MAX_CONSOLE_FORM: usize = 16 * 1024;
 /// How long a client may take to send a form body.
 const BODY_TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -58,20 +62,26 @@ struct State {
     queue: Arc<dyn petrel_queue::Queue>,
     mta_sts: Option<Arc<String>>,
     api: Option<Arc<api::Api>>,
+    console: Option<Arc<console::Console>>,
 }
 
-/// Serves HTTP on `listener` until the task is dropped; `mta_sts` is the policy file to serve,
-/// `api` the JSON API when a token is configured.
-pub async fn serve(
-    listener: TcpListener,
-    queue: Arc<dyn petrel_queue::Queue>,
-    mta_sts: Option<Arc<String>>,
-    api: Option<Arc<api::Api>>,
-) {
+/// What the server answers besides the reference pages and `/metrics`.
+pub struct Extras {
+    /// The MTA-STS policy file to serve.
+    pub mta_sts: Option<Arc<String>>,
+    /// The JSON API, when a token is configured.
+    pub api: Option<Arc<api::Api>>,
+    /// The queue console, when `[http] console` is on.
+    pub console: Option<Arc<console::Console>>,
+}
+
+/// Serves HTTP on `listener` until the task is dropped.
+pub async fn serve(listener: TcpListener, queue: Arc<dyn petrel_queue::Queue>, extras: Extras) {
     let state = Arc::new(State {
         queue,
-        mta_sts,
-        api,
+        mta_sts: extras.mta_sts,
+        api: extras.api,
+        console: extras.console,
     });
     let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));
     loop {
@@ -79,12 +89,12 @@ pub async fn serve(
             return;
         };
         match listener.accept().await {
-            Ok((stream, _peer)) => {
+            Ok((stream, peer)) => {
                 let state = state.clone();
                 tokio::spawn(async move {
                     let service = hyper::service::service_fn(move |request| {
                         let state = state.clone();
-                        async move { Ok::<_, Infallible>(answer(request, &state).await) }
+                        async move { Ok::<_, Infallible>(answer(request, peer.ip(), &state).await) }
                     });
                     let connection = hyper::server::conn::http1::Builder::new()
                         .timer(TokioTimer::new())
@@ -106,10 +116,14 @@ pub async fn serve(
 }
 
 /// Answers one request (hyper has read and checked its head).
-async fn answer(request: hyper::Request<Incoming>, state: &State) -> hyper::Response<Full<Bytes>> {
+async fn answer(
+    request: hyper::Request<Incoming>,
+    peer: std::net::IpAddr,
+    state: &State,
+) -> hyper::Response<Full<Bytes>> {
     let (parts, body) = request.into_parts();
     let is_head = parts.method == hyper::Method::HEAD;
-    let response = match read_request(&parts) {
+    let response = match read_request(&parts, peer) {
         Ok(request) => route(request, body, state).await,
         Err(refusal) => refusal,
     };
@@ -118,7 +132,10 @@ async fn answer(request: hyper::Request<Incoming>, state: &State) -> hyper::Resp
 }
 
 /// Our view of a request head: method, decoded path and query, the fields we read.
-fn read_request(parts: &hyper::http::request::Parts) -> Result<http::Request, Response> {
+fn read_request(
+    parts: &hyper::http::request::Parts,
+    peer: std::net::IpAddr,
+) -> Result<http::Request, Response> {
     let method = match parts.method {
         hyper::Method::GET => Method::Get,
         hyper::Method::HEAD => Method::Head,
@@ -153,11 +170,27 @@ fn read_request(parts: &hyper::http::request::Parts) -> Result<http::Request, Re
         query,
         content_length: text(CONTENT_LENGTH).and_then(|l| l.trim().parse().ok()),
         authorization: text(AUTHORIZATION),
+        cookie: text(COOKIE),
+        origin: text(ORIGIN).or_else(|| text(REFERER)),
+        host: text(HOST),
+        peer: Some(peer),
         body: Vec::new(),
     })
 }
 
-async fn route(request: http::Request, body: Incoming, state: &State) -> Response {
+async fn route(mut request: http::Request, body: Incoming, state: &State) -> Response {
+    if request.path == "/queue" || request.path.starts_with("/queue/") {
+        let Some(console) = &state.console else {
+            return pages::refused(404, "the queue console is off ([http] console)");
+        };
+        if request.method == Method::Post {
+            match read_body(&mut request, body, MAX_CONSOLE_FORM).await {
+                Ok(()) => {}
+                Err(refusal) => return refusal,
+            }
+        }
+        return console::respond(&request, console).await;
+    }
     if request.path.starts_with("/api/") {
         return match &state.api {
             Some(api) => api::respond(&request, api).await,
@@ -183,27 +216,39 @@ async fn route(request: http::Request, body: Incoming, state: &State) -> Respons
     }
 }
 
-/// A POST: the bounce form's body read (at most `MAX_FORM`, within `BODY_TIMEOUT`) and
-/// answered; any other path is 405.
+/// A POST: the bounce form's body read and answered; any other path is 405.
 async fn post(mut request: http::Request, body: Incoming) -> Response {
     if request.path != "/explain" {
         return pages::refused(405, "only the bounce form at /explain takes POST");
     }
-    if request
-        .content_length
-        .is_some_and(|length| length > MAX_FORM)
-    {
-        return pages::refused(413, "the form is larger than 1 MiB");
+    match read_body(&mut request, body, MAX_FORM).await {
+        Ok(()) => pages::respond_post(&request),
+        Err(refusal) => refusal,
     }
-    let read = tokio::time::timeout(BODY_TIMEOUT, Limited::new(body, MAX_FORM).collect()).await;
+}
+
+/// Reads a form body of at most `limit` octets, within `BODY_TIMEOUT`, into `request.body`.
+async fn read_body(
+    request: &mut http::Request,
+    body: Incoming,
+    limit: usize,
+) -> Result<(), Response> {
+    let too_large = || pages::refused(413, "the form is larger than this server takes");
+    if request.content_length.is_some_and(|length| length > limit) {
+        return Err(too_large());
+    }
+    let read = tokio::time::timeout(BODY_TIMEOUT, Limited::new(body, limit).collect()).await;
     match read {
-        Ok(Ok(collected)) => request.body = collected.to_bytes().to_vec(),
-        Ok(Err(error)) if error.is::<http_body_util::LengthLimitError>() => {
-            return pages::refused(413, "the form is larger than 1 MiB");
+        Ok(Ok(collected)) => {
+            request.body = collected.to_bytes().to_vec();
+            Ok(())
         }
-        _ => return pages::refused(400, "the form body ended early or took too long"),
+        Ok(Err(error)) if error.is::<http_body_util::LengthLimitError>() => Err(too_large()),
+        _ => Err(pages::refused(
+            400,
+            "the form body ended early or took too long",
+        )),
     }
-    pages::respond_post(&request)
 }
 
 /// Our response as hyper's, with the header fields every answer carries.
@@ -218,10 +263,17 @@ fn to_hyper(response: Response, is_head: bool) -> hyper::Response<Full<Bytes>> {
         .status(response.status)
         .header("Content-Type", response.content_type)
         .header("Content-Length", length)
-        .header("Cache-Control", "no-cache")
         .header("X-Content-Type-Options", "nosniff")
-        .header("Content-Security-Policy", http::CONTENT_SECURITY_POLICY)
-        .header("Referrer-Policy", "no-referrer");
+        .header("Content-Security-Policy", http::CONTENT_SECURITY_POLICY);
+    // Defaults a response may set otherwise (the console: no-store, same-origin).
+    for (name, value) in [
+        ("Cache-Control", "no-cache"),
+        ("Referrer-Policy", "no-referrer"),
+    ] {
+        if !response.headers.iter().any(|(n, _)| *n == name) {
+            builder = builder.header(name, value);
+        }
+    }
     for (name, value) in &response.headers {
         // Values are built from encoded text; a stray control character is dropped.
         let value: String = value.chars().filter(|c| !c.is_control()).collect();
