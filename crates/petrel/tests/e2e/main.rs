@@ -10,6 +10,7 @@ mod backend;
 mod bad_input;
 mod clients;
 mod cluster;
+mod console;
 mod dane;
 mod dist;
 mod dnssec;

@@ -364,3 +364,39 @@ fn next_attempt(place: Place, envelope: &Envelope, now: u64) -> String {
         },
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_hop_is_marked_with_its_tls_and_codes_in_a_line_are_explained() {
+        let line = "Mon, 7 Dec 2026 16:32:54 +0000 mx.example.net [192.0.2.1]: STARTTLS: TLSv1_3 TLS13_AES_256_GCM_SHA384, certificate verified (MTA-STS enforce)";
+        assert_eq!(tls_level(line), Some("MTA-STS (verified)"));
+        assert_eq!(
+            tls_level("mx [192.0.2.1]: STARTTLS: TLSv1_3 X, certificate matched TLSA (DANE)"),
+            Some("DANE")
+        );
+        assert_eq!(
+            tls_level("mx [192.0.2.1]: STARTTLS: TLSv1_2 X, certificate verified"),
+            Some("verified")
+        );
+        assert_eq!(
+            tls_level(
+                "mx [192.0.2.1]: STARTTLS: TLSv1_3 X, certificate not verified (expired; opportunistic TLS)"
+            ),
+            Some("encrypted, not verified")
+        );
+        assert_eq!(tls_level("connect mx [192.0.2.1]: refused"), None);
+        let html = history_line(line).into_string();
+        assert!(
+            html.starts_with("<span class=\"tag\">TLS: MTA-STS (verified)</span>"),
+            "{html}"
+        );
+
+        let html = history_line("bob@example.net: 5.1.10 null MX <b> -> failed").into_string();
+        assert!(html.contains("href=\"/codes/5.1.10\""), "{html}");
+        assert!(html.contains("&lt;b&gt;"), "escaped: {html}");
+        assert!(!html.contains("TLS:"), "{html}");
+    }
+}
