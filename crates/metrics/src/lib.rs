@@ -1,17 +1,21 @@
-//! petrel-metrics: the process's counters and gauges, and their rendering in the Prometheus
-//! text exposition format (version 0.0.4) for `/metrics`.
+//! petrel-metrics: the process's counters and gauges, kept and rendered for `/metrics` by
+//! prometheus-client in the OpenMetrics text format (which Prometheus reads; issue 19, item 1).
 //!
-//! std only, so that `server` and `delivery` can both count without depending on each other.
-//! One registry per process (`registry()`); a sample is a name, a few labels and a value.
-//! Names and help texts are listed in `DESCRIPTIONS`; label values are escaped, so a value a
-//! peer chose (a reply code it sent) cannot break the format. Never panics: a poisoned lock is
-//! taken over.
+//! Shared by `server` and `delivery` so that both count without depending on each other. One
+//! registry per process (`registry()`); a sample is a name, a few labels and a value. Names,
+//! types and help texts are listed in `DESCRIPTIONS`; the sample names are those petrel has
+//! always exported (a counter's ends in `_total`; OpenMetrics names its family without that
+//! suffix on the `# TYPE` and `# HELP` lines). Label values are escaped by the encoder, so a
+//! value a peer chose (a reply code it sent) cannot break the format.
 
 pub mod replies;
 
-use std::collections::BTreeMap;
-use std::fmt::Write as _;
-use std::sync::{Mutex, MutexGuard, OnceLock};
+use std::collections::HashMap;
+use std::sync::OnceLock;
+
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
 
 /// Every metric petrel exports: name, type, help.
 pub const DESCRIPTIONS: &[(&str, &str, &str)] = &[
@@ -168,20 +172,15 @@ pub const TLS_HANDSHAKES_RUNNING: &str = "petrel_tls_handshakes_running";
 pub const TLS_HANDSHAKES_WAITING: &str = "petrel_tls_handshakes_waiting";
 pub const DATA_MEMORY_REFUSALS: &str = "petrel_data_memory_refusals_total";
 
-type Key = (&'static str, Vec<(&'static str, String)>);
+/// The labels of a sample, in the order the caller gives them.
+type Labels = Vec<(&'static str, String)>;
 
 /// The process's samples.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Registry {
-    samples: Mutex<BTreeMap<Key, i64>>,
-}
-
-/// The map key of the sample `name{labels}`.
-fn key(name: &'static str, labels: &[(&'static str, &str)]) -> Key {
-    (
-        name,
-        labels.iter().map(|(k, v)| (*k, (*v).to_owned())).collect(),
-    )
+    exposition: prometheus_client::registry::Registry,
+    counters: HashMap<&'static str, Family<Labels, Counter>>,
+    gauges: HashMap<&'static str, Family<Labels, Gauge>>,
 }
 
 /// The registry of this process.
@@ -190,19 +189,56 @@ pub fn registry() -> &'static Registry {
     REGISTRY.get_or_init(Registry::default)
 }
 
-impl Registry {
-    fn lock(&self) -> MutexGuard<'_, BTreeMap<Key, i64>> {
-        self.samples
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-    }
+fn labels(labels: &[(&'static str, &str)]) -> Labels {
+    labels.iter().map(|(k, v)| (*k, (*v).to_owned())).collect()
+}
 
-    /// Adds `delta` (may be negative, for gauges) to the sample `name{labels}`.
-    pub fn add(&self, name: &'static str, labels: &[(&'static str, &str)], delta: i64) {
-        let key = key(name, labels);
-        let mut samples = self.lock();
-        let value = samples.entry(key).or_insert(0);
-        *value = value.saturating_add(delta);
+impl Default for Registry {
+    /// Every metric of `DESCRIPTIONS`, the label-free ones at 0 from the start (a series that
+    /// exists before it first moves lets rate() work from the start).
+    fn default() -> Registry {
+        let mut registry = Registry {
+            exposition: prometheus_client::registry::Registry::default(),
+            counters: HashMap::new(),
+            gauges: HashMap::new(),
+        };
+        for (name, kind, help) in DESCRIPTIONS {
+            // The encoder ends each help text with a full stop of its own.
+            let help = help.strip_suffix('.').unwrap_or(help);
+            if *kind == "counter" {
+                let family = Family::<Labels, Counter>::default();
+                if labels_free(name) {
+                    drop(family.get_or_create(&Vec::new()));
+                }
+                // The encoder puts the suffix back on the samples.
+                let family_name = name.strip_suffix("_total").unwrap_or(name);
+                registry
+                    .exposition
+                    .register(family_name, help, family.clone());
+                registry.counters.insert(name, family);
+            } else {
+                let family = Family::<Labels, Gauge>::default();
+                if labels_free(name) {
+                    drop(family.get_or_create(&Vec::new()));
+                }
+                registry.exposition.register(*name, help, family.clone());
+                registry.gauges.insert(name, family);
+            }
+        }
+        registry
+    }
+}
+
+impl Registry {
+    /// Adds `delta` to the sample `name{labels}` (a gauge may go down; a counter only up).
+    pub fn add(&self, name: &'static str, labels_given: &[(&'static str, &str)], delta: i64) {
+        if let Some(family) = self.counters.get(name) {
+            if let Ok(delta) = u64::try_from(delta) {
+                family.get_or_create(&labels(labels_given)).inc_by(delta);
+            }
+        } else if let Some(family) = self.gauges.get(name) {
+            family.get_or_create(&labels(labels_given)).inc_by(delta);
+        }
     }
 
     /// Adds one to a counter.
@@ -211,37 +247,41 @@ impl Registry {
     }
 
     /// Sets a gauge.
-    pub fn set(&self, name: &'static str, labels: &[(&'static str, &str)], value: i64) {
-        let key = key(name, labels);
-        self.lock().insert(key, value);
+    pub fn set(&self, name: &'static str, labels_given: &[(&'static str, &str)], value: i64) {
+        if let Some(family) = self.gauges.get(name) {
+            family.get_or_create(&labels(labels_given)).set(value);
+        }
     }
 
     /// The current value of one sample (0 when never touched).
-    pub fn value(&self, name: &'static str, labels: &[(&'static str, &str)]) -> i64 {
-        let key = key(name, labels);
-        self.lock().get(&key).copied().unwrap_or(0)
+    pub fn value(&self, name: &'static str, labels_given: &[(&'static str, &str)]) -> i64 {
+        let labels = labels(labels_given);
+        if let Some(family) = self.counters.get(name) {
+            family.get(&labels).map_or(0, |counter| {
+                i64::try_from(counter.get()).unwrap_or(i64::MAX)
+            })
+        } else {
+            self.gauges
+                .get(name)
+                .and_then(|family| family.get(&labels).map(|gauge| gauge.get()))
+                .unwrap_or(0)
+        }
     }
 
-    /// Every sample in the text exposition format, each metric under its HELP and TYPE lines.
+    /// Every sample in the OpenMetrics text format, each metric under its HELP and TYPE
+    /// lines, ending with `# EOF`.
     pub fn render(&self) -> String {
-        let samples = self.lock();
         let mut out = String::new();
-        for (name, kind, help) in DESCRIPTIONS {
-            let _ = writeln!(out, "# HELP {name} {help}");
-            let _ = writeln!(out, "# TYPE {name} {kind}");
-            let mut any = false;
-            for ((_, labels), value) in samples.range(range_of(name)) {
-                any = true;
-                let _ = writeln!(out, "{name}{} {value}", render_labels(labels));
-            }
-            // A counter that has not moved is still a series (0), so rate() works from the start.
-            if !any && labels_free(name) {
-                let _ = writeln!(out, "{name} 0");
-            }
+        if prometheus_client::encoding::text::encode(&mut out, &self.exposition).is_err() {
+            // Writing into a String cannot fail; say so rather than serve half a page.
+            return "# EOF\n".to_owned();
         }
         out
     }
 }
+
+/// The Content-Type of `render()`'s text.
+pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
 
 /// Metrics that have no labels, rendered as 0 before their first sample.
 fn labels_free(name: &str) -> bool {
@@ -252,35 +292,6 @@ fn labels_free(name: &str) -> bool {
         QUEUE_OLDEST_AGE,
     ]
     .contains(&name)
-}
-
-fn range_of(name: &'static str) -> std::ops::RangeInclusive<Key> {
-    (name, Vec::new())..=(name, vec![("\u{10ffff}", String::from("\u{10ffff}"))])
-}
-
-fn render_labels(labels: &[(&'static str, String)]) -> String {
-    if labels.is_empty() {
-        return String::new();
-    }
-    let parts: Vec<String> = labels
-        .iter()
-        .map(|(key, value)| format!("{key}=\"{}\"", escape(value)))
-        .collect();
-    format!("{{{}}}", parts.join(","))
-}
-
-/// Label value escaping: backslash, double quote and line feed.
-fn escape(value: &str) -> String {
-    let mut out = String::with_capacity(value.len());
-    for c in value.chars() {
-        match c {
-            '\\' => out.push_str("\\\\"),
-            '"' => out.push_str("\\\""),
-            '\n' => out.push_str("\\n"),
-            c => out.push(c),
-        }
-    }
-    out
 }
 
 #[cfg(test)]
@@ -296,7 +307,15 @@ mod tests {
         registry.add(SMTP_CONNECTIONS_OPEN, &[("protocol", "smtp")], 1);
         registry.add(SMTP_CONNECTIONS_OPEN, &[("protocol", "smtp")], -1);
         let text = registry.render();
-        assert!(text.contains("# TYPE petrel_smtp_replies_sent_total counter\n"));
+        assert!(
+            text.contains("# TYPE petrel_smtp_replies_sent counter\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("# HELP petrel_smtp_replies_sent Replies petrel sent to SMTP clients, by basic and enhanced code.\n"),
+            "{text}"
+        );
+        assert!(text.ends_with("# EOF\n"), "{text}");
         assert!(
             text.contains("petrel_smtp_replies_sent_total{code=\"250\",enhanced=\"2.0.0\"} 2\n")
         );

@@ -1,6 +1,6 @@
 //! `/metrics`: the process's counters (petrel-metrics) and the queue gauges, computed at each
 //! scrape from the queue's listing (the age of a message is read from its id, which starts with
-//! its arrival time), in the Prometheus text exposition format 0.0.4.
+//! its arrival time), in the OpenMetrics text format.
 
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -33,8 +33,5 @@ pub async fn respond(queue: Arc<dyn petrel_queue::Queue>) -> Response {
             i64::try_from(oldest).unwrap_or(i64::MAX),
         );
     }
-    Response::text(
-        "text/plain; version=0.0.4; charset=utf-8",
-        registry().render(),
-    )
+    Response::text(petrel_metrics::CONTENT_TYPE, registry().render())
 }

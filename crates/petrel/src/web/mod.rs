@@ -1,5 +1,5 @@
 //! The `[http]` server of `petrel serve`: the reply-code reference as web pages,
-//! `/metrics` in the Prometheus text format (`metrics.rs`), the MTA-STS policy of our own
+//! `/metrics` in the OpenMetrics text format (`metrics.rs`), the MTA-STS policy of our own
 //! domains at `/.well-known/mta-sts.txt` when `[http.mta_sts]` gives one, and the JSON API
 //! under `/api/v1/` when `[http] api_token_file` gives a token (`api.rs`), and the queue
 //! console under `/queue/` when `[http] console` is on (`console/`).

@@ -1,7 +1,7 @@
-//! `/metrics` (issue 7): scraped with curl after known traffic and parsed as the Prometheus text
-//! format; the counters must equal what was sent: messages received, replies by code, the
-//! bare-newline refusal, local and remote deliveries, the replies of the remote server, and
-//! the queue gauges.
+//! `/metrics` (issue 7): scraped with curl after known traffic and parsed as the OpenMetrics
+//! text format (prometheus-client's, issue 19); the counters must equal what was sent:
+//! messages received, replies by code, the bare-newline refusal, local and remote deliveries,
+//! the replies of the remote server, and the queue gauges.
 
 use std::collections::HashMap;
 use std::process::Command;
@@ -30,9 +30,10 @@ pub fn scrape(petrel: &Petrel) -> HashMap<String, f64> {
     let text = String::from_utf8(output.stdout).unwrap();
     let (head, body) = text.split_once("\r\n\r\n").unwrap();
     assert!(
-        head.contains("Content-Type: text/plain; version=0.0.4"),
+        head.contains("Content-Type: application/openmetrics-text; version=1.0.0"),
         "{head}"
     );
+    assert!(body.ends_with("# EOF\n"), "{body}");
     let mut samples = HashMap::new();
     let mut typed = std::collections::HashSet::new();
     for line in body.lines() {
@@ -47,7 +48,12 @@ pub fn scrape(petrel: &Petrel) -> HashMap<String, f64> {
         }
         let (series, value) = line.rsplit_once(' ').unwrap();
         let name = series.split('{').next().unwrap();
-        assert!(typed.contains(name), "{name} has no TYPE line before it");
+        // OpenMetrics names a counter's family without the _total of its samples.
+        let family = name.strip_suffix("_total").unwrap_or(name);
+        assert!(
+            typed.contains(name) || typed.contains(family),
+            "{name} has no TYPE line before it"
+        );
         samples.insert(series.to_owned(), value.parse::<f64>().unwrap());
     }
     samples
