@@ -519,6 +519,10 @@ pub struct HttpConfig {
     /// The networks the console answers (others get 403); loopback when not given.
     #[serde(default, deserialize_with = "networks")]
     pub console_networks: Vec<IpNetwork>,
+    /// HTTPS instead of HTTP, with the certificates of `[tls]` (chosen by SNI as on the
+    /// mail listeners, reloaded on SIGHUP).
+    #[serde(default)]
+    pub tls: bool,
 }
 
 /// `[http.mta_sts]`.
@@ -1074,6 +1078,11 @@ impl Config {
         if let Some(http) = &self.http {
             if http.console && self.auth.users_file.is_none() {
                 return Err("http.console: the console's users are those of [auth] users_file; set it (petrel user add NAME writes it)".into());
+            }
+            if http.tls && self.tls.is_none() {
+                return Err(
+                    "http.tls: HTTPS uses the certificates of [tls]; configure them".into(),
+                );
             }
             if !http.console && !http.console_networks.is_empty() {
                 return Err("http.console_networks is set but http.console is not".into());

@@ -77,7 +77,8 @@ async fn serve(source: Source, config: Config) -> Result<(), String> {
             let address = bound
                 .local_addr()
                 .map_err(|e| format!("cannot read the http address: {e}"))?;
-            ready_lines.push(format!("listening on {address} (http)"));
+            let scheme = if http.tls { "https" } else { "http" };
+            ready_lines.push(format!("listening on {address} ({scheme})"));
             Some(bound)
         }
         None => None,
@@ -153,6 +154,11 @@ async fn serve(source: Source, config: Config) -> Result<(), String> {
                 mta_sts: mta_sts.clone(),
                 api,
                 console,
+                tls: config
+                    .http
+                    .as_ref()
+                    .is_some_and(|http| http.tls)
+                    .then(|| server_settings_rx.clone()),
             },
         ))
     });

@@ -4,7 +4,8 @@
 //! under `/api/v1/` when `[http] api_token_file` gives a token (`api.rs`), and the queue
 //! console under `/queue/` when `[http] console` is on (`console/`).
 //!
-//! HTTP/1.1 by hyper (issue 19, item 1): keep-alive, a request head within 16 KiB and 10
+//! HTTP/1.1 by hyper (issue 19, item 1), over TLS with the `[tls]` certificates (SNI) when
+//! `[http] tls` is on: keep-alive, a request head within 16 KiB and 10
 //! seconds (hyper answers 431 and 400 itself), at most 256 connections at once and 5 minutes
 //! each; GET and HEAD for the pages, POST for the bounce form at `/explain` (its body at most
 //! 1 MiB) and the API, DELETE for the API. The pages are server-rendered HTML that needs no
@@ -34,7 +35,7 @@ use hyper::body::Incoming;
 use hyper::header::{AUTHORIZATION, CONTENT_LENGTH, COOKIE, HOST, ORIGIN, REFERER};
 use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::net::TcpListener;
-use tokio::sync::Semaphore;
+use tokio::sync::{Semaphore, watch};
 use tracing::{debug, warn};
 
 use http::{MAX_HEAD, Method, Response};
@@ -73,10 +74,14 @@ pub struct Extras {
     pub api: Option<Arc<api::Api>>,
     /// The queue console, when `[http] console` is on.
     pub console: Option<Arc<console::Console>>,
+    /// HTTPS with the certificates of these settings (`[http] tls`), read at each connection
+    /// so that a SIGHUP's new certificates are used.
+    pub tls: Option<watch::Receiver<Arc<petrel_server::ServerSettings>>>,
 }
 
 /// Serves HTTP on `listener` until the task is dropped.
 pub async fn serve(listener: TcpListener, queue: Arc<dyn petrel_queue::Queue>, extras: Extras) {
+    let extras_tls = extras.tls;
     let state = Arc::new(State {
         queue,
         mta_sts: extras.mta_sts,
@@ -91,18 +96,27 @@ pub async fn serve(listener: TcpListener, queue: Arc<dyn petrel_queue::Queue>, e
         match listener.accept().await {
             Ok((stream, peer)) => {
                 let state = state.clone();
+                let tls = extras_tls
+                    .as_ref()
+                    .map(|settings| settings.borrow().tls.clone());
                 tokio::spawn(async move {
-                    let service = hyper::service::service_fn(move |request| {
-                        let state = state.clone();
-                        async move { Ok::<_, Infallible>(answer(request, peer.ip(), &state).await) }
-                    });
-                    let connection = hyper::server::conn::http1::Builder::new()
-                        .timer(TokioTimer::new())
-                        .header_read_timeout(HEAD_TIMEOUT)
-                        .max_buf_size(MAX_HEAD)
-                        .title_case_headers(true)
-                        .serve_connection(TokioIo::new(stream), service);
-                    let _ = tokio::time::timeout(CONNECTION_TIMEOUT, connection).await;
+                    let _ = tokio::time::timeout(CONNECTION_TIMEOUT, async {
+                        match tls {
+                            None => connection(stream, peer.ip(), state).await,
+                            Some(Some(config)) => {
+                                let acceptor = tokio_rustls::TlsAcceptor::from(config);
+                                match tokio::time::timeout(HEAD_TIMEOUT, acceptor.accept(stream))
+                                    .await
+                                {
+                                    Ok(Ok(stream)) => connection(stream, peer.ip(), state).await,
+                                    Ok(Err(error)) => debug!(%error, "https: handshake failed"),
+                                    Err(_) => debug!("https: handshake timed out"),
+                                }
+                            }
+                            Some(None) => warn!("https: [tls] has no certificate now"),
+                        }
+                    })
+                    .await;
                     drop(slot);
                 });
             }
@@ -113,6 +127,24 @@ pub async fn serve(listener: TcpListener, queue: Arc<dyn petrel_queue::Queue>, e
             }
         }
     }
+}
+
+/// Serves the requests of one connection (plain or TLS) until it ends.
+async fn connection<S>(stream: S, peer: std::net::IpAddr, state: Arc<State>)
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let service = hyper::service::service_fn(move |request| {
+        let state = state.clone();
+        async move { Ok::<_, Infallible>(answer(request, peer, &state).await) }
+    });
+    let _ = hyper::server::conn::http1::Builder::new()
+        .timer(TokioTimer::new())
+        .header_read_timeout(HEAD_TIMEOUT)
+        .max_buf_size(MAX_HEAD)
+        .title_case_headers(true)
+        .serve_connection(TokioIo::new(stream), service)
+        .await;
 }
 
 /// Answers one request (hyper has read and checked its head).

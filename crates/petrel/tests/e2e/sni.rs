@@ -1,9 +1,10 @@
 //! Several certificates chosen by SNI (issue 19, item 4): `[[tls.certificate]]` entries for
 //! mail.one.test and *.two.test. OpenSSL's s_client, with -servername and the CA file of one
 //! certificate (and -verify_return_error), completes a handshake only when petrel served that
-//! certificate: on STARTTLS (port 25) and on implicit TLS (465), a name nobody has gets the
-//! first certificate, a SIGHUP with a new certificate file serves the new one, and
-//! `check-config` names each certificate and warns of one that expires within 14 days.
+//! certificate: on STARTTLS (port 25), on implicit TLS (465) and on HTTPS (`[http] tls`, where
+//! curl also fetches a page for each name), a name nobody has gets the first certificate, a
+//! SIGHUP with a new certificate file serves the new one, and `check-config` names each
+//! certificate and warns of one that expires within 14 days.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -106,13 +107,14 @@ fn sni_chooses_the_certificate_by_name_and_reloads() {
     let petrel = Petrel::start(
         &dir.0,
         &format!(
-            "[[listener]]\naddress = \"127.0.0.1:0\"\nprotocol = \"submissions\"\n\n{}",
+            "[[listener]]\naddress = \"127.0.0.1:0\"\nprotocol = \"submissions\"\n\n[http]\naddress = \"127.0.0.1:0\"\ntls = true\n\n{}",
             tls(&one)
         ),
     );
     let smtp = petrel.address;
     let submissions = petrel.listener("submissions");
-    for (address, starttls) in [(smtp, true), (submissions, false)] {
+    let https = petrel.listener("https");
+    for (address, starttls) in [(smtp, true), (submissions, false), (https, false)] {
         assert!(handshake(address, starttls, "mail.one.test", &one));
         assert!(handshake(address, starttls, "smtp.two.test", &two));
         assert!(
@@ -122,6 +124,23 @@ fn sni_chooses_the_certificate_by_name_and_reloads() {
         assert!(
             handshake(address, starttls, "unknown.test", &one),
             "another name gets the first certificate"
+        );
+    }
+    // The web pages over HTTPS, as curl sees them for each name.
+    for (name, ca) in [("mail.one.test", &one), ("www.two.test", &two)] {
+        let output = Command::new("curl")
+            .args(["-sS", "-o", "/dev/null", "-w", "%{http_code}", "--resolve"])
+            .arg(format!("{name}:{}:127.0.0.1", https.port()))
+            .arg("--cacert")
+            .arg(ca)
+            .arg(format!("https://{name}:{}/codes/", https.port()))
+            .output()
+            .unwrap();
+        assert_eq!(
+            String::from_utf8_lossy(&output.stdout),
+            "200",
+            "{name}: {}",
+            String::from_utf8_lossy(&output.stderr)
         );
     }
     // A new certificate for mail.one.test, taken on SIGHUP.
@@ -137,6 +156,7 @@ fn sni_chooses_the_certificate_by_name_and_reloads() {
         handshake(smtp, true, "mail.one.test", &renewed)
     });
     assert!(!handshake(smtp, true, "mail.one.test", &one));
+    assert!(handshake(https, false, "mail.one.test", &renewed));
     // check-config names each certificate and warns of the one expiring in 7 days.
     let output = check_config(&petrel.config_path);
     let said = String::from_utf8_lossy(&output.stdout);
