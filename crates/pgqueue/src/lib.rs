@@ -32,6 +32,7 @@ mod bridge;
 mod claims;
 #[cfg(feature = "test-cluster")]
 pub mod cluster;
+pub mod directory;
 mod leases;
 mod queue;
 pub mod schema;

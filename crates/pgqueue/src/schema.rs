@@ -15,6 +15,8 @@
 //!   and `lease_epoch` the number of claims so far (the fencing token).
 //! - `petrel_records`: the small records beside the queue (`petrel_queue::Records`), one row
 //!   per shelf and key (MTA-STS policies by domain), shared by every node.
+//! - `petrel_domains`, `petrel_mailboxes`, `petrel_aliases`, `petrel_users` and
+//!   `petrel_directory_version`: the directory of `[local] store = "postgres"` (`directory.rs`).
 //! - `petrel_schema_migrations`: the versions applied.
 
 use tokio_postgres::Client;
@@ -50,6 +52,17 @@ const MIGRATIONS: &[&str] = &[
     // Fencing: each claim raises the epoch; a node's change to a message it claimed is made
     // only while the epoch is still the one its claim returned.
     "ALTER TABLE petrel_messages ADD COLUMN lease_epoch bigint NOT NULL DEFAULT 0;",
+    // The directory (`directory.rs`): domains, mailboxes, aliases and users shared by the
+    // nodes, and the version every change raises.
+    "CREATE TABLE petrel_domains (name text PRIMARY KEY);
+    CREATE TABLE petrel_mailboxes (address text PRIMARY KEY);
+    CREATE TABLE petrel_aliases (name text PRIMARY KEY, targets text NOT NULL);
+    CREATE TABLE petrel_users (name text PRIMARY KEY, hash text NOT NULL);
+    CREATE TABLE petrel_directory_version (
+        one      boolean PRIMARY KEY DEFAULT true CHECK (one),
+        version  bigint NOT NULL
+    );
+    INSERT INTO petrel_directory_version (version) VALUES (0);",
 ];
 
 /// Applies every migration the database lacks, all in one transaction under the advisory

@@ -214,7 +214,7 @@ fn the_contract_holds_for_the_spool() {
 fn the_contract_holds_for_postgres() {
     let url = database("contract");
     let (queue, report) = PgQueue::open(&settings(&url, "a", Duration::from_secs(60))).unwrap();
-    assert_eq!(report.schema_version, 3);
+    assert_eq!(report.schema_version, 4);
     assert_eq!(report.active, 0);
     contract(&queue);
     assert!(
@@ -349,7 +349,7 @@ fn migrations_are_applied_once_and_a_newer_schema_is_refused() {
         workers.into_iter().map(|w| w.join().unwrap()).collect()
     });
     for result in &opened {
-        assert_eq!(result.as_ref().unwrap().1.schema_version, 3);
+        assert_eq!(result.as_ref().unwrap().1.schema_version, 4);
     }
     drop(opened);
     let versions = cluster()
@@ -360,12 +360,12 @@ fn migrations_are_applied_once_and_a_newer_schema_is_refused() {
         .unwrap();
     assert_eq!(
         versions.split_whitespace().collect::<Vec<_>>(),
-        ["1", "2", "3"]
+        ["1", "2", "3", "4"]
     );
     assert!(
         PgQueue::check(&url)
             .unwrap()
-            .contains("petrel schema version 3 of 3")
+            .contains("petrel schema version 4 of 4")
     );
     cluster()
         .psql(
@@ -462,4 +462,72 @@ fn a_node_keeps_the_new_mail_it_has_room_for_and_shares_the_rest() {
     }
     a.unclaim(&kept[0]).unwrap();
     assert!(b.claim(&kept[0]).unwrap());
+}
+
+#[test]
+fn the_directory_changes_raise_its_version_and_load_reads_them_back() {
+    use petrel_pgqueue::directory::{Change, DirectoryStore};
+    let url = database("directory");
+    let store = DirectoryStore::connect(&url, "test").unwrap();
+    let empty = store.load().unwrap();
+    assert_eq!((empty.version, empty.domains.len()), (0, 0));
+    assert!(
+        store
+            .change(Change::AddDomain("example.org".into()))
+            .unwrap()
+    );
+    assert!(
+        !store
+            .change(Change::AddDomain("example.org".into()))
+            .unwrap(),
+        "adding it again changes nothing"
+    );
+    assert!(
+        store
+            .change(Change::AddMailbox("alice@example.org".into()))
+            .unwrap()
+    );
+    let alias = |targets: &str| Change::SetAlias {
+        name: "team@example.org".into(),
+        targets: targets.into(),
+    };
+    assert!(store.change(alias("alice@example.org")).unwrap());
+    assert!(!store.change(alias("alice@example.org")).unwrap());
+    assert!(
+        store
+            .change(alias("alice@example.org, bob@remote.example"))
+            .unwrap()
+    );
+    assert!(
+        store
+            .change(Change::SetUser {
+                name: "alice".into(),
+                hash: "$argon2id$x".into()
+            })
+            .unwrap()
+    );
+    assert_eq!(store.version().unwrap(), 5);
+    let directory = store.load().unwrap();
+    assert_eq!(directory.version, 5);
+    assert_eq!(directory.domains, ["example.org"]);
+    assert_eq!(directory.mailboxes, ["alice@example.org"]);
+    assert_eq!(
+        directory.aliases,
+        [(
+            "team@example.org".to_owned(),
+            "alice@example.org, bob@remote.example".to_owned()
+        )]
+    );
+    assert_eq!(
+        directory.users,
+        [("alice".to_owned(), "$argon2id$x".to_owned())]
+    );
+    assert!(
+        store
+            .change(Change::RemoveDomain("example.org".into()))
+            .unwrap()
+    );
+    assert!(!store.change(Change::RemoveUser("nobody".into())).unwrap());
+    let after = store.load().unwrap();
+    assert_eq!((after.version, after.domains.len()), (6, 0));
 }
