@@ -498,6 +498,9 @@ impl TlsConfig {
 pub struct AuthConfig {
     /// One `name:argon2-hash` per line; `petrel user add NAME` writes it.
     pub users_file: Option<PathBuf>,
+    /// User lines from the directory, after the users file's (not a key of the file).
+    #[serde(skip)]
+    pub directory_users: String,
 }
 
 /// `[http]`.
@@ -825,6 +828,25 @@ pub struct LocalConfig {
     /// Deliver local mail over LMTP (`127.0.0.1:24`, or a Unix socket `/path`) instead of
     /// into Maildir.
     pub lmtp: Option<String>,
+    /// Where `petrel domain|mailbox|alias|user` keep what they manage: "file" (this file,
+    /// the aliases file, the users file) or "postgres" (the directory tables, shared by every
+    /// node and used by each within seconds of a change, beside what the files hold).
+    #[serde(default)]
+    pub store: DirectoryStore,
+    /// The directory's database when `store = "postgres"`; `queue.postgres_url` when not set.
+    pub postgres_url: Option<String>,
+    /// Alias lines from the directory, after the aliases file's (not a key of the file).
+    #[serde(skip)]
+    pub directory_aliases: String,
+}
+
+/// `local.store`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DirectoryStore {
+    #[default]
+    File,
+    Postgres,
 }
 
 impl Default for LocalConfig {
@@ -835,6 +857,9 @@ impl Default for LocalConfig {
             mailboxes: None,
             aliases: None,
             lmtp: None,
+            store: DirectoryStore::File,
+            postgres_url: None,
+            directory_aliases: String::new(),
         }
     }
 }
@@ -1068,6 +1093,17 @@ impl DnsConfig {
 }
 
 impl Config {
+    /// The directory's database URL when `local.store = "postgres"`.
+    pub fn directory_url(&self) -> Option<&str> {
+        if self.local.store != DirectoryStore::Postgres {
+            return None;
+        }
+        self.local
+            .postgres_url
+            .as_deref()
+            .or(self.queue.postgres_url.as_deref())
+    }
+
     fn validate(&self) -> Result<(), String> {
         if let Some(tls) = &self.tls {
             tls.check()?;
@@ -1075,9 +1111,17 @@ impl Config {
         if self.listener.is_empty() {
             return Err("listener: at least one [[listener]] is needed".into());
         }
+        if self.local.store == DirectoryStore::Postgres && self.directory_url().is_none() {
+            return Err(
+                "local.store = \"postgres\" needs local.postgres_url or queue.postgres_url".into(),
+            );
+        }
         if let Some(http) = &self.http {
-            if http.console && self.auth.users_file.is_none() {
-                return Err("http.console: the console's users are those of [auth] users_file; set it (petrel user add NAME writes it)".into());
+            if http.console
+                && self.auth.users_file.is_none()
+                && self.local.store == DirectoryStore::File
+            {
+                return Err("http.console: the console's users are those of [auth] users_file (or of local.store = \"postgres\"); set it (petrel user add NAME writes it)".into());
             }
             if http.tls && self.tls.is_none() {
                 return Err(

@@ -25,6 +25,7 @@ macro_rules! outln {
 
 mod bounce;
 mod config;
+mod directory;
 mod dkim;
 mod explain;
 mod logging;
@@ -90,9 +91,19 @@ enum Command {
     /// Look at and act on the queue (works with or without a running daemon).
     #[command(subcommand)]
     Queue(queue_cli::QueueCommand),
-    /// Manage the users who may AUTH (auth.users_file); the password is read from stdin.
+    /// Manage the users who may AUTH and log in to the console (auth.users_file, or the
+    /// directory of local.store = "postgres"); the password is read from stdin.
     #[command(subcommand)]
     User(users::UserCommand),
+    /// Manage the local domains (local.domains, or the directory).
+    #[command(subcommand)]
+    Domain(directory::DomainCommand),
+    /// Manage the mailboxes that exist (local.mailboxes, or the directory).
+    #[command(subcommand)]
+    Mailbox(directory::MailboxCommand),
+    /// Manage the aliases (local.aliases, or the directory).
+    #[command(subcommand)]
+    Alias(directory::AliasCommand),
     /// DKIM keys: `petrel dkim keygen DOMAIN` writes a key and prints the DNS record to publish.
     #[command(subcommand)]
     Dkim(dkim::DkimCommand),
@@ -162,6 +173,9 @@ fn main() -> ExitCode {
         Command::Explain(_) => Ok(()),
         Command::Queue(command) => queue_cli::run(&source, &command),
         Command::User(command) => users::run(&source, &command),
+        Command::Domain(command) => directory::run_domain(&source, &command),
+        Command::Mailbox(command) => directory::run_mailbox(&source, &command),
+        Command::Alias(command) => directory::run_alias(&source, &command),
         Command::Dkim(command) => dkim::run(&source, &command),
         Command::Send(args) => send::run(&args),
         Command::Probe(args) => probe::run(&source, &args),
@@ -223,6 +237,19 @@ fn check_config(source: &config::Source) -> Result<(), String> {
         outln!(
             "queue = spool ({})",
             config.data_dir.join("queue").display()
+        );
+    }
+    if let Some(store) = directory::open(&config)? {
+        let found = store
+            .load()
+            .map_err(|e| format!("local.store = \"postgres\": {e}"))?;
+        outln!(
+            "local.store = postgres: {} domains, {} mailboxes, {} aliases, {} users (version {})",
+            found.domains.len(),
+            found.mailboxes.len(),
+            found.aliases.len(),
+            found.users.len(),
+            found.version
         );
     }
     Ok(())

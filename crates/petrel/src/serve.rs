@@ -32,8 +32,18 @@ pub fn run(source: Source) -> Result<(), String> {
     runtime.block_on(serve(source, config))
 }
 
-async fn serve(source: Source, config: Config) -> Result<(), String> {
+async fn serve(source: Source, mut config: Config) -> Result<(), String> {
     info!(config = %source, hostname = %config.hostname, data_dir = %config.data_dir.display(), "starting");
+    // The directory (local.store = "postgres") joins what the files say before any settings
+    // are built from them.
+    let directory = match crate::directory::open(&config)? {
+        Some(store) => {
+            let version = crate::directory::load_into(&store, &mut config)?;
+            info!(version, domains = ?config.local.domains, "directory read from PostgreSQL");
+            Some((Arc::new(store), version))
+        }
+        None => None,
+    };
     let identity = match &config.privileges.user {
         Some(user) => crate::privileges::resolve(user, config.privileges.group.as_deref())?,
         None => None,
@@ -197,15 +207,26 @@ async fn serve(source: Source, config: Config) -> Result<(), String> {
         info!("{line}");
     }
 
+    let (changed_tx, changed_rx) = mpsc::channel(1);
+    let watcher = directory
+        .as_ref()
+        .map(|(store, version)| tokio::spawn(watch_directory(store.clone(), *version, changed_tx)));
     let grace = wait_for_stop(
         signals,
-        &source,
-        &own_addresses,
+        Reload {
+            source: &source,
+            own_addresses: &own_addresses,
+            directory: directory.as_ref().map(|(store, _)| store.as_ref()),
+        },
+        changed_rx,
         config.limits.shutdown_grace,
         &server_settings,
         &delivery_settings,
     )
     .await?;
+    if let Some(watcher) = watcher {
+        watcher.abort();
+    }
     info!(grace = ?grace, "stopping: no new connections; transactions in flight may finish");
     let _ = lifecycle.send(Lifecycle::Draining);
     let all = u32::try_from(max_connections).unwrap_or(u32::MAX);
@@ -280,11 +301,37 @@ impl Signals {
     }
 }
 
-/// Waits for SIGTERM or SIGINT, reloading on SIGHUP; returns the shutdown grace period.
+/// What a reload reads: the configuration file, and the directory when there is one.
+struct Reload<'a> {
+    source: &'a Source,
+    own_addresses: &'a [std::net::SocketAddr],
+    directory: Option<&'a petrel_pgqueue::directory::DirectoryStore>,
+}
+
+type Settings = (
+    Config,
+    Arc<petrel_server::ServerSettings>,
+    Arc<petrel_delivery::DeliverySettings>,
+);
+
+impl Reload<'_> {
+    fn read(&self) -> Result<Settings, String> {
+        let mut config = config::load(self.source)?;
+        if let Some(store) = self.directory {
+            crate::directory::load_into(store, &mut config)?;
+        }
+        let server = config.server_settings()?;
+        let delivery = config.delivery_settings(self.own_addresses)?;
+        Ok((config, server, delivery))
+    }
+}
+
+/// Waits for SIGTERM or SIGINT, reloading on SIGHUP and when the directory changed; returns
+/// the shutdown grace period.
 async fn wait_for_stop(
     signals: Signals,
-    source: &Source,
-    own_addresses: &[std::net::SocketAddr],
+    reload: Reload<'_>,
+    mut directory_changed: mpsc::Receiver<i64>,
     mut grace: Duration,
     server_settings: &watch::Sender<Arc<petrel_server::ServerSettings>>,
     delivery_settings: &watch::Sender<Arc<petrel_delivery::DeliverySettings>>,
@@ -295,22 +342,50 @@ async fn wait_for_stop(
         mut hangup,
     } = signals;
     loop {
-        tokio::select! {
+        let why = tokio::select! {
             _ = terminate.recv() => return Ok(grace),
             _ = interrupt.recv() => return Ok(grace),
-            _ = hangup.recv() => match config::load(source).and_then(|c| {
-                let server = c.server_settings()?;
-                let delivery = c.delivery_settings(own_addresses)?;
-                Ok((c, server, delivery))
-            }) {
-                Ok((config, settings, delivery)) => {
-                    server_settings.send_replace(settings);
-                    delivery_settings.send_replace(delivery);
-                    grace = config.limits.shutdown_grace;
-                    info!(config = %source, "configuration reloaded (listeners and data_dir change only at restart)");
+            _ = hangup.recv() => "SIGHUP".to_owned(),
+            Some(version) = directory_changed.recv() => format!("the directory changed (version {version})"),
+        };
+        match tokio::task::block_in_place(|| reload.read()) {
+            Ok((config, settings, delivery)) => {
+                server_settings.send_replace(settings);
+                delivery_settings.send_replace(delivery);
+                grace = config.limits.shutdown_grace;
+                info!(config = %reload.source, "configuration reloaded after {why} (listeners and data_dir change only at restart)");
+            }
+            Err(message) => {
+                error!(%message, "reload after {why} refused; the running configuration stays")
+            }
+        }
+    }
+}
+
+/// Asks the directory's version every `directory::POLL` and says when it moved.
+async fn watch_directory(
+    store: Arc<petrel_pgqueue::directory::DirectoryStore>,
+    mut seen: i64,
+    changed: mpsc::Sender<i64>,
+) {
+    loop {
+        tokio::time::sleep(crate::directory::POLL).await;
+        let asked = {
+            let store = store.clone();
+            tokio::task::spawn_blocking(move || store.version()).await
+        };
+        match asked {
+            Ok(Ok(version)) if version != seen => {
+                seen = version;
+                if changed.send(version).await.is_err() {
+                    return;
                 }
-                Err(message) => error!(%message, "reload refused; the running configuration stays"),
-            },
+            }
+            Ok(Ok(_)) => {}
+            Ok(Err(error)) => {
+                warn!(%error, "cannot ask the directory whether it changed; asking again")
+            }
+            Err(_) => return,
         }
     }
 }

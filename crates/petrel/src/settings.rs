@@ -51,23 +51,26 @@ impl Config {
             Some(tls) => Some(crate::tls::server_config(&tls.certificates()?)?),
             None => None,
         };
+        // The files' lines first, then the directory's (local.store = "postgres").
         let aliases = match &self.local.aliases {
             Some(path) => {
                 let text = std::fs::read_to_string(path)
                     .map_err(|e| format!("local.aliases {}: {e}", path.display()))?;
-                Aliases::parse(&text)
+                Aliases::parse(&(text + "\n" + &self.local.directory_aliases))
                     .map_err(|e| format!("local.aliases {}: {e}", path.display()))?
             }
-            None => Aliases::default(),
+            None => Aliases::parse(&self.local.directory_aliases)
+                .map_err(|e| format!("the directory's aliases: {e}"))?,
         };
         let users = match &self.auth.users_file {
             Some(path) => {
                 let text = std::fs::read_to_string(path)
                     .map_err(|e| format!("auth.users_file {}: {e}", path.display()))?;
-                UserStore::parse(&text)
+                UserStore::parse(&(text + "\n" + &self.auth.directory_users))
                     .map_err(|e| format!("auth.users_file {}: {e}", path.display()))?
             }
-            None => UserStore::default(),
+            None => UserStore::parse(&self.auth.directory_users)
+                .map_err(|e| format!("the directory's users: {e}"))?,
         };
         let dkim = self.dkim_signer()?;
         Ok(Arc::new(ServerSettings {

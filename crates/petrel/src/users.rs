@@ -1,12 +1,14 @@
-//! `petrel user add NAME | user remove NAME`: manage `auth.users_file`. The password is read
-//! from standard input (a terminal or a pipe), never from the command line; it is stored as an
-//! argon2id PHC hash with a random salt.
+//! `petrel user add NAME | remove NAME | list`: manage `auth.users_file`, or the directory's
+//! users when `local.store = "postgres"` (directory.rs). The password is read from standard
+//! input (a terminal or a pipe), never from the command line; it is stored as an argon2id PHC
+//! hash with a random salt.
 
 use std::io::BufRead;
 
 use argon2::Argon2;
 use argon2::password_hash::{PasswordHasher, SaltString};
 use clap::Subcommand;
+use petrel_pgqueue::directory::Change;
 use petrel_server::users::UserStore;
 
 use crate::config::{self, Source};
@@ -18,6 +20,8 @@ pub enum UserCommand {
     Add { name: String },
     /// Remove a user.
     Remove { name: String },
+    /// The users' names.
+    List,
 }
 
 /// Runs a user command.
@@ -26,6 +30,30 @@ pub enum UserCommand {
 /// A sentence for the operator.
 pub fn run(source: &Source, command: &UserCommand) -> Result<(), String> {
     let config = config::load(source)?;
+    if let UserCommand::Add { name } = command {
+        check_name(name)?;
+    }
+    if let Some(store) = crate::directory::open(&config)? {
+        return match command {
+            UserCommand::Add { name } => crate::directory::change(
+                &store,
+                Change::SetUser {
+                    name: name.clone(),
+                    hash: hash_password(&read_password()?)?,
+                },
+            ),
+            UserCommand::Remove { name } => {
+                crate::directory::change(&store, Change::RemoveUser(name.clone()))
+            }
+            UserCommand::List => {
+                let directory = store.load().map_err(|e| format!("the directory: {e}"))?;
+                for (name, _) in directory.users {
+                    println!("{name}");
+                }
+                Ok(())
+            }
+        };
+    }
     let path = config
         .auth
         .users_file
@@ -42,11 +70,6 @@ pub fn run(source: &Source, command: &UserCommand) -> Result<(), String> {
         .collect();
     match command {
         UserCommand::Add { name } => {
-            if name.is_empty() || name.contains(':') || name.chars().any(char::is_whitespace) {
-                return Err(format!(
-                    "{name:?}: a user name cannot be empty or hold ':' or spaces"
-                ));
-            }
             let hash = hash_password(&read_password()?)?;
             entries.retain(|(n, _)| n != name);
             entries.push((name.clone(), hash));
@@ -57,6 +80,12 @@ pub fn run(source: &Source, command: &UserCommand) -> Result<(), String> {
             if entries.len() == before {
                 return Err(format!("no user {name:?} in {}", path.display()));
             }
+        }
+        UserCommand::List => {
+            for (name, _) in &entries {
+                println!("{name}");
+            }
+            return Ok(());
         }
     }
     entries.sort();
@@ -73,6 +102,15 @@ pub fn run(source: &Source, command: &UserCommand) -> Result<(), String> {
         "{} updated; a running petrel uses it after SIGHUP",
         path.display()
     );
+    Ok(())
+}
+
+fn check_name(name: &str) -> Result<(), String> {
+    if name.is_empty() || name.contains(':') || name.chars().any(char::is_whitespace) {
+        return Err(format!(
+            "{name:?}: a user name cannot be empty or hold ':' or spaces"
+        ));
+    }
     Ok(())
 }
 

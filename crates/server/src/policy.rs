@@ -21,7 +21,8 @@ pub struct Policy {
     pub local_domains: Vec<String>,
     /// `alice+tag` -> `alice` when this is `+`.
     pub recipient_delimiter: Option<String>,
-    /// When set, the only local parts (lower-case, without tag) that exist; postmaster always.
+    /// When set, the only mailboxes that exist (lower-case, without tag): a local part, in
+    /// every local domain, or `local@domain`, in that one; postmaster always.
     pub mailboxes: Option<HashSet<String>>,
     /// Clients that may relay to other domains.
     pub relay_networks: Vec<IpNetwork>,
@@ -81,7 +82,7 @@ impl Policy {
         let folder = mailbox_folder(&content, self.recipient_delimiter.as_deref())
             .ok_or_else(|| standard::MAILBOX_NAME_NOT_ALLOWED.reply())?;
         let domain = mailbox.domain.to_string();
-        let is_mailbox = self.mailboxes.as_ref().is_none_or(|m| m.contains(&folder));
+        let is_mailbox = self.has_mailbox(&folder, &domain);
         let is_alias = self.aliases.targets(&folder, &domain, is_mailbox).is_some();
         if is_mailbox || is_alias || folder == "postmaster" || folder == "abuse" {
             Ok(())
@@ -120,10 +121,18 @@ impl Policy {
             &mailbox.local_part_content(),
             self.recipient_delimiter.as_deref(),
         )?;
-        let exists = self.mailboxes.as_ref().is_none_or(|m| m.contains(&folder))
-            || folder == "postmaster"
-            || folder == "abuse";
-        Some((folder, mailbox.domain.to_string().to_lowercase(), exists))
+        let domain = mailbox.domain.to_string().to_lowercase();
+        let exists =
+            self.has_mailbox(&folder, &domain) || folder == "postmaster" || folder == "abuse";
+        Some((folder, domain, exists))
+    }
+
+    /// Whether mailbox `folder` exists in local `domain` (every one does when none are listed).
+    fn has_mailbox(&self, folder: &str, domain: &str) -> bool {
+        self.mailboxes.as_ref().is_none_or(|listed| {
+            listed.contains(folder)
+                || listed.contains(&format!("{folder}@{}", domain.to_ascii_lowercase()))
+        })
     }
 
     /// The final recipients of `address` after alias expansion.
@@ -145,9 +154,13 @@ mod tests {
 
     fn policy() -> Policy {
         Policy {
-            local_domains: vec!["example.org".into()],
+            local_domains: vec!["example.org".into(), "example.net".into()],
             recipient_delimiter: Some("+".into()),
-            mailboxes: Some(["alice".to_owned()].into_iter().collect()),
+            mailboxes: Some(
+                ["alice".to_owned(), "carol@example.org".to_owned()]
+                    .into_iter()
+                    .collect(),
+            ),
             relay_networks: vec![IpNetwork::parse("127.0.0.0/8").unwrap()],
             aliases: Arc::new(Aliases::parse("team: alice\n").unwrap()),
             srs: None,
@@ -171,6 +184,13 @@ mod tests {
     fn s_txn_9_local_mailboxes_and_relay() {
         assert_eq!(check("192.0.2.1", "<Alice+news@example.org>"), Ok(()));
         assert_eq!(check("192.0.2.1", "<bob@example.org>"), Err(550));
+        assert_eq!(check("192.0.2.1", "<alice@example.net>"), Ok(()));
+        assert_eq!(
+            check("192.0.2.1", "<Carol@Example.ORG>"),
+            Ok(()),
+            "a mailbox of one domain"
+        );
+        assert_eq!(check("192.0.2.1", "<carol@example.net>"), Err(550));
         assert_eq!(
             check("192.0.2.1", "<team@example.org>"),
             Ok(()),

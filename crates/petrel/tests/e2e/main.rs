@@ -12,6 +12,7 @@ mod clients;
 mod cluster;
 mod console;
 mod dane;
+mod directory;
 mod dist;
 mod dnssec;
 mod durability;
