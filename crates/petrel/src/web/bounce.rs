@@ -5,7 +5,9 @@
 use petrel_catalogue::{Catalogue, Lang};
 
 use super::entry::{article, derived_article, provider_article};
-use super::html::{Ctx, escape, page};
+use maud::{Markup, html};
+
+use super::html::{Ctx, page};
 use super::http::Response;
 
 struct Words {
@@ -48,84 +50,71 @@ fn words(lang: Lang) -> Words {
 }
 
 /// The form, with `message` in it when given.
-fn form(ctx: &Ctx<'_>, message: &str) -> String {
+fn form(ctx: &Ctx<'_>, message: &str) -> Markup {
     let words = words(ctx.lang);
-    format!(
-        "<form class=\"bounce\" action=\"/explain\" method=\"post\">\n<label for=\"message\">{}</label>\n<textarea id=\"message\" name=\"message\" rows=\"16\" required>{}</textarea>\n{}<button type=\"submit\">{}</button>\n</form>\n",
-        words.paste,
-        escape(message),
-        ctx.lang_field(),
-        words.submit
-    )
+    html! {
+        form.bounce action="/explain" method="post" {
+            label for="message" { (words.paste) }
+            textarea #message name="message" rows="16" required { (message) }
+            (ctx.lang_field())
+            button type="submit" { (words.submit) }
+        }
+    }
 }
 
 /// `GET /explain`: the empty form.
 pub fn form_page(ctx: &Ctx<'_>) -> Response {
     let words = words(ctx.lang);
-    let body = format!(
-        "<h1>{}</h1>\n<p>{}</p>\n{}",
-        words.title,
-        words.intro,
-        form(ctx, "")
-    );
-    Response::html(200, page(ctx, words.title, &body))
+    let body = html! {
+        h1 { (words.title) }
+        p { (words.intro) }
+        (form(ctx, ""))
+    };
+    Response::html(200, page(ctx, words.title, body))
 }
 
 /// `POST /explain`: the pasted bounce, read and explained, and the form again below.
 pub fn answer(ctx: &Ctx<'_>, catalogue: &Catalogue, message: &str) -> Response {
     let words = words(ctx.lang);
-    let mut body = format!("<h1>{}</h1>\n", words.title);
     // Pasted text often has bare newlines; the reader wants a message, CRLF or not.
     let Some(bounce) = crate::bounce::read(message.as_bytes()) else {
-        body.push_str(&format!(
-            "<p class=\"warning\" role=\"note\">{}</p>\n{}",
-            words.not_a_bounce,
-            form(ctx, message)
-        ));
-        return Response::html(422, page(ctx, words.title, &body));
+        let body = html! {
+            h1 { (words.title) }
+            p.warning role="note" { (words.not_a_bounce) }
+            (form(ctx, message))
+        };
+        return Response::html(422, page(ctx, words.title, body));
     };
-    body.push_str(&format!(
-        "<p>{}: {}{}</p>\n",
-        words.written_by,
-        escape(bounce.software),
-        bounce
-            .reporting_mta
-            .as_deref()
-            .map(|m| format!(" (<code>{}</code>)", escape(m)))
-            .unwrap_or_default()
-    ));
-    for recipient in &bounce.recipients {
-        body.push_str(&format!(
-            "<section class=\"recipient\">\n<h2><code>{}</code>: {}{}</h2>\n<dl class=\"facts\"><dt>{}</dt><dd>{}</dd><dt>{}</dt><dd><code>{}</code></dd></dl>\n",
-            escape(&recipient.address),
-            escape(crate::bounce::report::action(&recipient.action, ctx.lang)),
-            recipient
-                .status
-                .as_deref()
-                .map(|s| format!(", <code>{}</code>", escape(s)))
-                .unwrap_or_default(),
-            words.remote,
-            escape(recipient.remote_mta.as_deref().unwrap_or(words.none)),
-            words.reply,
-            escape(recipient.reply.as_deref().unwrap_or(words.none)),
-        ));
-        if let Some(explanation) = crate::bounce::report::explained(catalogue, recipient, ctx.lang)
-        {
-            if let Some(provider) = explanation.provider {
-                body.push_str(&provider_article(ctx, provider, 3));
-            }
-            let entry = explanation
-                .enhanced
-                .or(explanation.basic.filter(|_| explanation.derived.is_empty()));
-            if let Some(entry) = entry {
-                body.push_str(&article(ctx, entry, 3));
-            }
-            for derived in &explanation.derived {
-                body.push_str(&derived_article(ctx, derived, 3));
+    let body = html! {
+        h1 { (words.title) }
+        p {
+            (words.written_by) ": " (bounce.software)
+            @if let Some(mta) = &bounce.reporting_mta { " (" code { (mta) } ")" }
+        }
+        @for recipient in &bounce.recipients {
+            section.recipient {
+                h2 {
+                    code { (recipient.address) } ": "
+                    (crate::bounce::report::action(&recipient.action, ctx.lang))
+                    @if let Some(status) = &recipient.status { ", " code { (status) } }
+                }
+                dl.facts {
+                    dt { (words.remote) } dd { (recipient.remote_mta.as_deref().unwrap_or(words.none)) }
+                    dt { (words.reply) } dd { code { (recipient.reply.as_deref().unwrap_or(words.none)) } }
+                }
+                @if let Some(explanation) = crate::bounce::report::explained(catalogue, recipient, ctx.lang) {
+                    @if let Some(provider) = explanation.provider { (provider_article(ctx, provider, 3)) }
+                    @if let Some(entry) = explanation
+                        .enhanced
+                        .or(explanation.basic.filter(|_| explanation.derived.is_empty()))
+                    {
+                        (article(ctx, entry, 3))
+                    }
+                    @for derived in &explanation.derived { (derived_article(ctx, derived, 3)) }
+                }
             }
         }
-        body.push_str("</section>\n");
-    }
-    body.push_str(&form(ctx, ""));
-    Response::html(200, page(ctx, words.title, &body))
+        (form(ctx, ""))
+    };
+    Response::html(200, page(ctx, words.title, body))
 }

@@ -1,11 +1,13 @@
-//! One entry of the reference as HTML: its title, class, every text under its label, the
+//! One entry of the reference as HTML (maud): its title, class, every text under its label, the
 //! defining RFCs as links to rfc-editor.org (with the section anchor when one is given), the
 //! related codes with "compare" links. Also the numeric order of codes (5.1.2 before 5.1.10).
 
 use petrel_catalogue::explain::labels;
 use petrel_catalogue::{Entry, Lang};
 
-use super::html::{Ctx, code_link, escape, paragraphs};
+use maud::{Markup, html};
+
+use super::html::{Ctx, code_link, heading, joined, paragraphs};
 use super::words::{actor, retry, words};
 
 /// The IANA registry of enhanced status codes, linked from entries that cite it.
@@ -24,34 +26,23 @@ pub fn provider_article(
     ctx: &Ctx<'_>,
     provider: &petrel_catalogue::providers::Provider,
     level: u8,
-) -> String {
+) -> Markup {
     let labels = labels(ctx.lang);
     let text = provider.text(ctx.lang);
-    let sub = level + 1;
-    let mut out = format!(
-        "<article class=\"entry provider\" id=\"provider-{id}\">\n<h{level}>{recognised}: {name}: {title}</h{level}>\n",
-        id = escape(&provider.id),
-        recognised = labels.recognised,
-        name = escape(&provider.provider),
-        title = escape(&text.title),
-    );
-    for (label, value) in [
-        (labels.meaning, &text.meaning),
-        (labels.fix_sender, &text.fix_sender),
-        (labels.fix_admin, &text.fix_admin),
-    ] {
-        out.push_str(&format!(
-            "<h{sub}>{label}</h{sub}>\n{}\n",
-            paragraphs(value)
-        ));
+    html! {
+        article.entry.provider id={ "provider-" (provider.id) } {
+            (heading(level, html! { (labels.recognised) ": " (provider.provider) ": " (text.title) }))
+            @for (label, value) in [
+                (labels.meaning, &text.meaning),
+                (labels.fix_sender, &text.fix_sender),
+                (labels.fix_admin, &text.fix_admin),
+            ] {
+                (heading(level + 1, html! { (label) }))
+                (paragraphs(value))
+            }
+            p { (labels.source) ": " a href=(provider.source) rel="noreferrer" { (provider.source) } }
+        }
     }
-    out.push_str(&format!(
-        "<p>{}: <a href=\"{}\" rel=\"noreferrer\">{}</a></p>\n</article>\n",
-        labels.source,
-        escape(&provider.source),
-        escape(&provider.source)
-    ));
-    out
 }
 
 /// Renders a code the reference has no entry for, explained from its parts, as an `<article>`
@@ -60,151 +51,132 @@ pub fn derived_article(
     ctx: &Ctx<'_>,
     derived: &petrel_catalogue::derive::Derived,
     level: u8,
-) -> String {
+) -> Markup {
     let labels = labels(ctx.lang);
-    let links: Vec<String> = derived
+    let links: Vec<Markup> = derived
         .registered
         .iter()
         .map(|code| code_link(ctx, code, ""))
         .collect();
-    let mut out = format!(
-        "<article class=\"entry\" id=\"code-{id}\">\n<h{level}><code>{code}</code> {title}</h{level}>\n\
-         <dl class=\"facts\"><dt>{class_label}</dt><dd>{class}</dd><dt>{rfc_label}</dt><dd>{note}</dd></dl>\n\
-         <h{sub}>{meaning_label}</h{sub}>\n{meaning}\n",
-        id = escape(&derived.code.replace('.', "-")),
-        code = escape(&derived.code),
-        title = escape(&derived.title),
-        class_label = labels.class_label,
-        class = escape(labels.class(derived.class)),
-        rfc_label = labels.rfc,
-        note = escape(labels.not_in_reference),
-        sub = level + 1,
-        meaning_label = labels.meaning,
-        meaning = paragraphs(&derived.meaning),
-    );
-    if !links.is_empty() {
-        out.push_str(&format!(
-            "<p>{}: {}</p>\n",
-            labels.related,
-            links.join(", ")
-        ));
+    html! {
+        article.entry id={ "code-" (derived.code.replace('.', "-")) } {
+            (heading(level, html! { code { (derived.code) } " " (derived.title) }))
+            dl.facts {
+                dt { (labels.class_label) } dd { (labels.class(derived.class)) }
+                dt { (labels.rfc) } dd { (labels.not_in_reference) }
+            }
+            (heading(level + 1, html! { (labels.meaning) }))
+            (paragraphs(&derived.meaning))
+            @if !links.is_empty() {
+                p { (labels.related) ": " (joined(&links, ", ")) }
+            }
+        }
     }
-    out.push_str("</article>\n");
-    out
 }
 
 /// Renders `entry` as an `<article>`, its heading at `level` (2 or 3), its parts one below.
-pub fn article(ctx: &Ctx<'_>, entry: &Entry, level: u8) -> String {
+pub fn article(ctx: &Ctx<'_>, entry: &Entry, level: u8) -> Markup {
     let labels = labels(ctx.lang);
     let text = entry.text(ctx.lang);
     let facts = &entry.facts;
     let sub = level + 1;
-    let mut out = format!(
-        "<article class=\"entry\" id=\"code-{id}\">\n<h{level}><code>{code}</code> {title}</h{level}>\n\
-         <dl class=\"facts\"><dt>{class_label}</dt><dd>{class}</dd><dt>{rfc_label}</dt><dd>{rfc}</dd></dl>\n",
-        id = escape(&facts.code.replace('.', "-")),
-        code = escape(&facts.code),
-        title = escape(&text.title),
-        class_label = labels.class_label,
-        class = escape(labels.class(&facts.class)),
-        rfc_label = labels.rfc,
-        rfc = rfc_links(&facts.rfc),
-    );
-    for (label, value) in [
-        (labels.meaning, &text.meaning),
-        (labels.when, &text.when),
-        (labels.fix_sender, &text.fix_sender),
-        (labels.fix_admin, &text.fix_admin),
-    ] {
-        out.push_str(&format!(
-            "<h{sub}>{label}</h{sub}>\n{}\n",
-            paragraphs(value)
-        ));
+    html! {
+        article.entry id={ "code-" (facts.code.replace('.', "-")) } {
+            (heading(level, html! { code { (facts.code) } " " (text.title) }))
+            dl.facts {
+                dt { (labels.class_label) } dd { (labels.class(&facts.class)) }
+                dt { (labels.rfc) } dd { (rfc_links(&facts.rfc)) }
+            }
+            @for (label, value) in [
+                (labels.meaning, &text.meaning),
+                (labels.when, &text.when),
+                (labels.fix_sender, &text.fix_sender),
+                (labels.fix_admin, &text.fix_admin),
+            ] {
+                (heading(sub, html! { (label) }))
+                (paragraphs(value))
+            }
+            @for (label, tag, value) in [
+                (labels.who_acts, actor(ctx.lang, &facts.actor), &text.who_acts),
+                (labels.retry, retry(ctx.lang, &facts.retry), &text.retry),
+            ] {
+                (heading(sub, html! { (label) }))
+                p { span.tag { (tag) } " " (value.trim()) }
+            }
+            (related(ctx, entry, sub))
+        }
     }
-    for (label, tag, value) in [
-        (
-            labels.who_acts,
-            actor(ctx.lang, &facts.actor),
-            &text.who_acts,
-        ),
-        (labels.retry, retry(ctx.lang, &facts.retry), &text.retry),
-    ] {
-        out.push_str(&format!(
-            "<h{sub}>{label}</h{sub}>\n<p><span class=\"tag\">{}</span> {}</p>\n",
-            escape(&tag),
-            escape(value.trim())
-        ));
-    }
-    out.push_str(&related(ctx, entry, sub));
-    out.push_str("</article>\n");
-    out
 }
 
 /// The related codes, each with its title and a link comparing it with `entry`.
-fn related(ctx: &Ctx<'_>, entry: &Entry, level: u8) -> String {
+fn related(ctx: &Ctx<'_>, entry: &Entry, level: u8) -> Markup {
     if entry.facts.related.is_empty() {
-        return String::new();
+        return html! {};
     }
     let catalogue = petrel_catalogue::Catalogue::get().ok();
     let compare = words(ctx.lang).compare;
-    let mut out = format!(
-        "<h{level}>{}</h{level}>\n<ul class=\"codes\">\n",
-        labels(ctx.lang).related
-    );
-    for code in &entry.facts.related {
-        let known = catalogue.and_then(|c| c.entry(code));
-        let title = known.map_or("", |e| e.text(ctx.lang).title.as_str());
-        let compare_link = if known.is_some() {
-            format!(
-                " · <a href=\"{}\">{compare}</a>",
-                ctx.href(&format!("/compare/{}/{code}", entry.facts.code))
-            )
-        } else {
-            String::new()
-        };
-        out.push_str(&format!(
-            "<li>{}{compare_link}</li>\n",
-            code_link(ctx, code, title)
-        ));
+    html! {
+        (heading(level, html! { (labels(ctx.lang).related) }))
+        ul.codes {
+            @for code in &entry.facts.related {
+                @let known = catalogue.and_then(|c| c.entry(code));
+                li {
+                    (code_link(ctx, code, known.map_or("", |e| e.text(ctx.lang).title.as_str())))
+                    @if known.is_some() {
+                        " · " a href=(ctx.href(&format!("/compare/{}/{code}", entry.facts.code))) { (compare) }
+                    }
+                }
+            }
+        }
     }
-    out.push_str("</ul>\n");
-    out
 }
 
 /// The text of `facts.rfc` with every `RFC NNNN` (and its `§x.y`) as a link to
-/// rfc-editor.org; a bare `§x.y` after one links into the same RFC. Escaped.
-pub fn rfc_links(text: &str) -> String {
-    let mut out = String::new();
+/// rfc-editor.org; a bare `§x.y` after one links into the same RFC.
+pub fn rfc_links(text: &str) -> Markup {
+    let mut parts: Vec<Markup> = Vec::new();
+    let mut plain = String::new();
     let mut rest = text;
     let mut current: Option<String> = None;
+    let link = |plain: &mut String, parts: &mut Vec<Markup>, href: String, shown: &str| {
+        parts.push(html! { (plain) a href=(href) { (shown) } });
+        plain.clear();
+    };
     while !rest.is_empty() {
         if let Some((number, section, used)) = rfc_reference(rest) {
-            out.push_str(&rfc_anchor(&number, section.as_deref(), &rest[..used]));
+            link(
+                &mut plain,
+                &mut parts,
+                rfc_href(&number, section.as_deref()),
+                &rest[..used],
+            );
             current = Some(number);
             rest = &rest[used..];
         } else if let (Some(number), Some((section, used))) = (&current, section_reference(rest)) {
-            out.push_str(&rfc_anchor(number, Some(&section), &rest[..used]));
+            link(
+                &mut plain,
+                &mut parts,
+                rfc_href(number, Some(&section)),
+                &rest[..used],
+            );
             rest = &rest[used..];
         } else if let Some(after) = rest.strip_prefix("IANA registry") {
-            out.push_str(&format!("<a href=\"{IANA}\">IANA registry</a>"));
+            link(&mut plain, &mut parts, IANA.to_owned(), "IANA registry");
             rest = after;
         } else {
             let mut chars = rest.chars();
             if let Some(c) = chars.next() {
-                out.push_str(&escape(c.encode_utf8(&mut [0; 4])));
+                plain.push(c);
             }
             rest = chars.as_str();
         }
     }
-    out
+    html! { @for part in &parts { (part) } (plain) }
 }
 
-fn rfc_anchor(number: &str, section: Option<&str>, shown: &str) -> String {
+fn rfc_href(number: &str, section: Option<&str>) -> String {
     let fragment = section.map_or(String::new(), |s| format!("#section-{s}"));
-    format!(
-        "<a href=\"https://www.rfc-editor.org/rfc/rfc{number}{fragment}\">{}</a>",
-        escape(shown)
-    )
+    format!("https://www.rfc-editor.org/rfc/rfc{number}{fragment}")
 }
 
 /// At the start of `text`: `RFC NNNN` with an optional ` §x.y`; (number, section, bytes used).

@@ -4,7 +4,9 @@
 use petrel_catalogue::Lang;
 use petrel_catalogue::guides::{Guide, glossary, guide, guides, guides_for, terms_for};
 
-use super::html::{Ctx, code_link, escape, page};
+use maud::{Markup, html};
+
+use super::html::{Ctx, code_link, joined, page};
 use super::http::Response;
 use super::markdown;
 use super::pages::not_found;
@@ -46,46 +48,38 @@ pub fn titles(lang: Lang) -> (&'static str, &'static str) {
 }
 
 /// A list of guides with their summaries.
-fn list(ctx: &Ctx<'_>, guides: &[&Guide]) -> String {
-    let mut out = String::from("<ul class=\"guides\">\n");
-    for guide in guides {
-        let text = guide.text(ctx.lang);
-        out.push_str(&format!(
-            "<li><a href=\"{}\">{}</a>: {}</li>\n",
-            ctx.href(&format!("/guides/{}", guide.slug)),
-            escape(&text.title),
-            escape(&text.summary)
-        ));
+fn list(ctx: &Ctx<'_>, guides: &[&Guide]) -> Markup {
+    html! {
+        ul.guides {
+            @for guide in guides {
+                @let text = guide.text(ctx.lang);
+                li { a href=(ctx.href(&format!("/guides/{}", guide.slug))) { (text.title) } ": " (text.summary) }
+            }
+        }
     }
-    out.push_str("</ul>\n");
-    out
 }
 
 /// `/guides/`: every guide, then the glossary.
 pub fn index(ctx: &Ctx<'_>) -> Response {
     let words = words(ctx.lang);
     let all: Vec<&Guide> = guides().map(|g| g.iter().collect()).unwrap_or_default();
-    let body = format!(
-        "<h1>{}</h1>\n{}<p><a href=\"{}\">{}</a></p>\n",
-        words.guides,
-        list(ctx, &all),
-        ctx.href("/glossary"),
-        words.glossary
-    );
-    Response::html(200, page(ctx, words.guides, &body))
+    let body = html! {
+        h1 { (words.guides) }
+        (list(ctx, &all))
+        p { a href=(ctx.href("/glossary")) { (words.glossary) } }
+    };
+    Response::html(200, page(ctx, words.guides, body))
 }
 
 /// The guides in the index of the codes.
-pub fn index_section(ctx: &Ctx<'_>) -> String {
+pub fn index_section(ctx: &Ctx<'_>) -> Markup {
     let words = words(ctx.lang);
     let all: Vec<&Guide> = guides().map(|g| g.iter().collect()).unwrap_or_default();
-    format!(
-        "<h2 id=\"guides\">{}</h2>\n{}<p><a href=\"{}\">{}</a></p>\n",
-        words.guides,
-        list(ctx, &all),
-        ctx.href("/glossary"),
-        words.glossary
-    )
+    html! {
+        h2 #guides { (words.guides) }
+        (list(ctx, &all))
+        p { a href=(ctx.href("/glossary")) { (words.glossary) } }
+    }
 }
 
 /// `/guides/<slug>`.
@@ -95,77 +89,65 @@ pub fn guide_page(ctx: &Ctx<'_>, slug: &str) -> Response {
     };
     let words = words(ctx.lang);
     let text = guide.text(ctx.lang);
-    let mut body = format!(
-        "<article class=\"guide\">\n<h1>{}</h1>\n<p class=\"summary\">{}</p>\n{}",
-        escape(&text.title),
-        escape(&text.summary),
-        markdown::render(ctx, &text.body)
-    );
-    if !guide.codes.is_empty() {
-        let links: Vec<String> = guide
-            .codes
-            .iter()
-            .map(|code| code_link(ctx, code, ""))
-            .collect();
-        body.push_str(&format!(
-            "<h2 id=\"codes\">{}</h2>\n<p>{}</p>\n",
-            words.codes,
-            links.join(", ")
-        ));
-    }
-    body.push_str(&format!(
-        "</article>\n<p><a href=\"{}\">{}</a> · <a href=\"{}\">{}</a></p>\n",
-        ctx.href("/guides/"),
-        words.guides,
-        ctx.href("/glossary"),
-        words.glossary
-    ));
-    Response::html(200, page(ctx, &text.title, &body))
+    let links: Vec<Markup> = guide
+        .codes
+        .iter()
+        .map(|code| code_link(ctx, code, ""))
+        .collect();
+    let body = html! {
+        article.guide {
+            h1 { (text.title) }
+            p.summary { (text.summary) }
+            (markdown::render(ctx, &text.body))
+            @if !links.is_empty() {
+                h2 #codes { (words.codes) }
+                p { (joined(&links, ", ")) }
+            }
+        }
+        p {
+            a href=(ctx.href("/guides/")) { (words.guides) }
+            " · "
+            a href=(ctx.href("/glossary")) { (words.glossary) }
+        }
+    };
+    Response::html(200, page(ctx, &text.title, body))
 }
 
 /// `/glossary`: every term, its definition, and its term in the other language.
 pub fn glossary_page(ctx: &Ctx<'_>) -> Response {
     let words = words(ctx.lang);
-    let mut body = format!(
-        "<h1>{}</h1>\n<p>{}</p>\n<dl class=\"glossary\">\n",
-        words.glossary, words.glossary_intro
-    );
-    for term in glossary().unwrap_or_default() {
-        let (name, definition) = term.in_lang(ctx.lang);
-        let other = match ctx.lang {
-            Lang::En => &term.indonesian,
-            Lang::Id => &term.english,
-        };
-        let codes: Vec<String> = term
-            .codes
-            .iter()
-            .map(|code| code_link(ctx, code, ""))
-            .collect();
-        body.push_str(&format!(
-            "<dt id=\"{}\">{} <span class=\"other\" lang=\"{}\">({}: {})</span></dt>\n<dd>{}{}</dd>\n",
-            escape(&term.key),
-            escape(name),
-            match ctx.lang {
-                Lang::En => "id",
-                Lang::Id => "en",
-            },
-            words.in_other,
-            escape(other),
-            escape(definition),
-            if codes.is_empty() {
-                String::new()
-            } else {
-                format!(" {}", codes.join(", "))
+    let other_lang = match ctx.lang {
+        Lang::En => "id",
+        Lang::Id => "en",
+    };
+    let body = html! {
+        h1 { (words.glossary) }
+        p { (words.glossary_intro) }
+        dl.glossary {
+            @for term in glossary().unwrap_or_default() {
+                @let (name, definition) = term.in_lang(ctx.lang);
+                @let other = match ctx.lang {
+                    Lang::En => &term.indonesian,
+                    Lang::Id => &term.english,
+                };
+                @let codes: Vec<Markup> = term.codes.iter().map(|code| code_link(ctx, code, "")).collect();
+                dt id=(term.key) {
+                    (name) " "
+                    span.other lang=(other_lang) { "(" (words.in_other) ": " (other) ")" }
+                }
+                dd {
+                    (definition)
+                    @if !codes.is_empty() { " " (joined(&codes, ", ")) }
+                }
             }
-        ));
-    }
-    body.push_str("</dl>\n");
-    Response::html(200, page(ctx, words.glossary, &body))
+        }
+    };
+    Response::html(200, page(ctx, words.glossary, body))
 }
 
 /// The guides and glossary terms whose text holds every one of `needles` (lower-case), in
-/// either language, as a list for the search page; empty when none does.
-pub fn search(ctx: &Ctx<'_>, needles: &[String]) -> String {
+/// either language, as a list for the search page; `None` when none does.
+pub fn search(ctx: &Ctx<'_>, needles: &[String]) -> Option<Markup> {
     let has_all = |texts: &[&str]| {
         let all = texts.join(" ").to_lowercase();
         needles.iter().all(|n| all.contains(n.as_str()))
@@ -184,7 +166,7 @@ pub fn search(ctx: &Ctx<'_>, needles: &[String]) -> String {
             ])
         })
         .collect();
-    let terms: Vec<String> = glossary()
+    let terms: Vec<Markup> = glossary()
         .unwrap_or_default()
         .iter()
         .filter(|t| {
@@ -197,51 +179,41 @@ pub fn search(ctx: &Ctx<'_>, needles: &[String]) -> String {
         })
         .map(|t| term_link(ctx, t))
         .collect();
+    if found.is_empty() && terms.is_empty() {
+        return None;
+    }
     let words = words(ctx.lang);
-    let mut out = String::new();
-    if !found.is_empty() {
-        out.push_str(&format!("<h2>{}</h2>\n{}", words.guides, list(ctx, &found)));
-    }
-    if !terms.is_empty() {
-        out.push_str(&format!(
-            "<h2>{}</h2>\n<p>{}</p>\n",
-            words.glossary,
-            terms.join(", ")
-        ));
-    }
-    out
+    Some(html! {
+        @if !found.is_empty() {
+            h2 { (words.guides) }
+            (list(ctx, &found))
+        }
+        @if !terms.is_empty() {
+            h2 { (words.glossary) }
+            p { (joined(&terms, ", ")) }
+        }
+    })
 }
 
 /// A link to `term` in the glossary, named in the page's language.
-fn term_link(ctx: &Ctx<'_>, term: &petrel_catalogue::guides::Term) -> String {
-    format!(
-        "<a href=\"{}#{}\">{}</a>",
-        ctx.href("/glossary"),
-        escape(&term.key),
-        escape(term.in_lang(ctx.lang).0)
-    )
+fn term_link(ctx: &Ctx<'_>, term: &petrel_catalogue::guides::Term) -> Markup {
+    html! {
+        a href={ (ctx.href("/glossary")) "#" (term.key) } { (term.in_lang(ctx.lang).0) }
+    }
 }
 
 /// The box of a code page: the guides that explain the code and the glossary terms about it.
-pub fn for_code(ctx: &Ctx<'_>, code: &str) -> String {
+pub fn for_code(ctx: &Ctx<'_>, code: &str) -> Markup {
     let words = words(ctx.lang);
     let guides = guides_for(code);
-    let terms = terms_for(code);
-    if guides.is_empty() && terms.is_empty() {
-        return String::new();
+    let terms: Vec<Markup> = terms_for(code).iter().map(|t| term_link(ctx, t)).collect();
+    html! {
+        @if !guides.is_empty() || !terms.is_empty() {
+            aside.guides {
+                h2 { (words.read_more) }
+                @if !guides.is_empty() { (list(ctx, &guides)) }
+                @if !terms.is_empty() { p { (words.glossary) ": " (joined(&terms, ", ")) } }
+            }
+        }
     }
-    let mut out = format!("<aside class=\"guides\">\n<h2>{}</h2>\n", words.read_more);
-    if !guides.is_empty() {
-        out.push_str(&list(ctx, &guides));
-    }
-    if !terms.is_empty() {
-        let links: Vec<String> = terms.iter().map(|t| term_link(ctx, t)).collect();
-        out.push_str(&format!(
-            "<p>{}: {}</p>\n",
-            words.glossary,
-            links.join(", ")
-        ));
-    }
-    out.push_str("</aside>\n");
-    out
 }

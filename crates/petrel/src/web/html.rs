@@ -1,13 +1,16 @@
-//! The frame every reference page shares: HTML escaping, links that keep the chosen language,
-//! the page layout (header with the search form and the language switch) and its small
-//! inline style sheet, readable on a phone. No JavaScript anywhere.
+//! The frame every reference page shares, built with maud (text is escaped by construction):
+//! links that keep the chosen language, the page layout (header with the search form and the
+//! language switch) and its small inline style sheet, readable on a phone. No JavaScript
+//! anywhere.
 
+use maud::{DOCTYPE, Markup, PreEscaped, html};
 use petrel_catalogue::Lang;
 
 use super::http::{encode, encode_path};
 use super::words::words;
 
-/// Escapes text for HTML content and quoted attribute values.
+/// Escapes text for HTML content and quoted attribute values (for the few responses built
+/// without maud: the redirect page).
 pub fn escape(text: &str) -> String {
     let mut out = String::with_capacity(text.len() + text.len() / 8);
     for c in text.chars() {
@@ -34,24 +37,18 @@ pub struct Ctx<'a> {
 }
 
 impl Ctx<'_> {
-    /// An internal link to `path` (decoded) keeping the language, escaped for an attribute.
+    /// An internal link to `path` (decoded) keeping the language (maud escapes it).
     pub fn href(&self, path: &str) -> String {
-        self.href_with(path, &[])
+        self.location_with(path, &[])
     }
 
-    /// An internal link to `path` (decoded) with query `params`, keeping the language, escaped
-    /// for an attribute.
-    pub fn href_with(&self, path: &str, params: &[(&str, &str)]) -> String {
-        escape(&self.location_with(path, params))
-    }
-
-    /// A Location value (not escaped for HTML) for `path` with `params`, keeping the language:
-    /// Indonesian pages live under `/id/`.
+    /// A Location value for `path` with `params`, keeping the language: Indonesian pages
+    /// live under `/id/`.
     pub fn location_with(&self, path: &str, params: &[(&str, &str)]) -> String {
         with_query(&encode_path(&lang_path(self.lang, path)), params)
     }
 
-    /// The page being shown, in `lang`, keeping the rest of its query (not escaped).
+    /// The page being shown, in `lang`, keeping the rest of its query.
     pub fn location_in(&self, lang: Lang) -> String {
         let params: Vec<(&str, &str)> = self
             .query
@@ -62,16 +59,10 @@ impl Ctx<'_> {
         with_query(&encode_path(&lang_path(lang, self.path)), &params)
     }
 
-    /// A link to the page being shown in `lang`, keeping the rest of its query.
-    pub fn switch_href(&self, lang: Lang) -> String {
-        escape(&self.location_in(lang))
-    }
-
     /// A hidden field carrying the language into a form, or nothing for English.
-    pub fn lang_field(&self) -> &'static str {
-        match self.lang {
-            Lang::En => "",
-            Lang::Id => "<input type=\"hidden\" name=\"lang\" value=\"id\">",
+    pub fn lang_field(&self) -> Markup {
+        html! {
+            @if self.lang == Lang::Id { input type="hidden" name="lang" value="id"; }
         }
     }
 }
@@ -97,81 +88,103 @@ fn with_query(path: &str, params: &[(&str, &str)]) -> String {
 }
 
 /// A link to a code's page: `<a href=…><code>CODE</code> title</a>`; no title when empty.
-pub fn code_link(ctx: &Ctx<'_>, code: &str, title: &str) -> String {
-    let href = ctx.href(&format!("/codes/{code}"));
-    let code = escape(code);
-    if title.is_empty() {
-        format!("<a href=\"{href}\"><code>{code}</code></a>")
-    } else {
-        format!(
-            "<a href=\"{href}\"><code>{code}</code> {}</a>",
-            escape(title)
-        )
+pub fn code_link(ctx: &Ctx<'_>, code: &str, title: &str) -> Markup {
+    html! {
+        a href=(ctx.href(&format!("/codes/{code}"))) {
+            code { (code) }
+            @if !title.is_empty() { " " (title) }
+        }
+    }
+}
+
+/// Links joined by `separator`.
+pub fn joined(items: &[Markup], separator: &str) -> Markup {
+    html! {
+        @for (index, item) in items.iter().enumerate() {
+            @if index > 0 { (separator) }
+            (item)
+        }
     }
 }
 
 /// Turns a text from the data files into paragraphs, split at blank lines.
-pub fn paragraphs(text: &str) -> String {
-    text.split("\n\n")
-        .map(str::trim)
-        .filter(|p| !p.is_empty())
-        .map(|p| format!("<p>{}</p>", escape(p)))
-        .collect()
+pub fn paragraphs(text: &str) -> Markup {
+    html! {
+        @for paragraph in text.split("\n\n").map(str::trim).filter(|p| !p.is_empty()) {
+            p { (paragraph) }
+        }
+    }
 }
 
-/// A whole page: `title` in the tab, `body` (HTML) in the main part.
-pub fn page(ctx: &Ctx<'_>, title: &str, body: &str) -> String {
+/// A heading of `level` (1 to 6) holding `content`.
+pub fn heading(level: u8, content: Markup) -> Markup {
+    html! {
+        @match level {
+            1 => h1 { (content) },
+            2 => h2 { (content) },
+            3 => h3 { (content) },
+            4 => h4 { (content) },
+            5 => h5 { (content) },
+            _ => h6 { (content) },
+        }
+    }
+}
+
+/// A whole page: `title` in the tab, `body` in the main part.
+pub fn page(ctx: &Ctx<'_>, title: &str, body: Markup) -> String {
     let words = words(ctx.lang);
-    let lang = ctx.lang.as_str();
-    let (en_current, id_current) = match ctx.lang {
-        Lang::En => (" aria-current=\"true\"", ""),
-        Lang::Id => ("", " aria-current=\"true\""),
-    };
+    let guides = super::guides::titles(ctx.lang);
     let query = if ctx.path == "/search" {
-        escape(
-            ctx.query
-                .iter()
-                .find(|(k, _)| k == "q")
-                .map_or("", |(_, v)| v.as_str()),
-        )
+        ctx.query
+            .iter()
+            .find(|(k, _)| k == "q")
+            .map_or("", |(_, v)| v.as_str())
     } else {
-        String::new()
+        ""
     };
-    format!(
-        "<!DOCTYPE html>\n<html lang=\"{lang}\">\n<head>\n<meta charset=\"utf-8\">\n\
-         <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n\
-         <title>{title} · {site}</title>\n\
-         <link rel=\"alternate\" hreflang=\"en\" href=\"{en}\">\n\
-         <link rel=\"alternate\" hreflang=\"id\" href=\"{id}\">\n\
-         <style>{STYLE}</style>\n</head>\n<body>\n\
-         <header>\n<p class=\"site\"><a href=\"{home}\">{site}</a></p>\n\
-         <nav class=\"lang\" aria-label=\"{language}\">\
-         <a href=\"{en}\" hreflang=\"en\" lang=\"en\"{en_current}>English</a> · \
-         <a href=\"{id}\" hreflang=\"id\" lang=\"id\"{id_current}>Bahasa Indonesia</a></nav>\n\
-         <nav class=\"tools\"><a href=\"{guides_href}\">{guides}</a> · <a href=\"{glossary_href}\">{glossary}</a> · <a href=\"{bounce_href}\">{bounce}</a></nav>\n\
-         <form class=\"search\" action=\"/search\" method=\"get\" role=\"search\">\
-         <label for=\"q\">{search_label}</label> \
-         <span class=\"row\"><input id=\"q\" name=\"q\" type=\"search\" value=\"{query}\" placeholder=\"{hint}\">{lang_field} \
-         <button type=\"submit\">{search}</button></span></form>\n</header>\n\
-         <main>\n{body}\n</main>\n<footer><p>{footer}</p></footer>\n</body>\n</html>\n",
-        title = escape(title),
-        site = words.site,
-        home = ctx.href("/codes/"),
-        language = words.language,
-        en = ctx.switch_href(Lang::En),
-        id = ctx.switch_href(Lang::Id),
-        search_label = words.search_label,
-        hint = words.search_hint,
-        lang_field = ctx.lang_field(),
-        search = words.search,
-        footer = words.footer,
-        bounce_href = ctx.href("/explain"),
-        guides_href = ctx.href("/guides/"),
-        guides = super::guides::titles(ctx.lang).0,
-        glossary_href = ctx.href("/glossary"),
-        glossary = super::guides::titles(ctx.lang).1,
-        bounce = words.read_bounce,
-    )
+    html! {
+        (DOCTYPE)
+        html lang=(ctx.lang.as_str()) {
+            head {
+                meta charset="utf-8";
+                meta name="viewport" content="width=device-width, initial-scale=1";
+                title { (title) " · " (words.site) }
+                link rel="alternate" hreflang="en" href=(ctx.location_in(Lang::En));
+                link rel="alternate" hreflang="id" href=(ctx.location_in(Lang::Id));
+                style { (PreEscaped(STYLE)) }
+            }
+            body {
+                header {
+                    p.site { a href=(ctx.href("/codes/")) { (words.site) } }
+                    nav.lang aria-label=(words.language) {
+                        a href=(ctx.location_in(Lang::En)) hreflang="en" lang="en" aria-current=[(ctx.lang == Lang::En).then_some("true")] { "English" }
+                        " · "
+                        a href=(ctx.location_in(Lang::Id)) hreflang="id" lang="id" aria-current=[(ctx.lang == Lang::Id).then_some("true")] { "Bahasa Indonesia" }
+                    }
+                    nav.tools {
+                        a href=(ctx.href("/guides/")) { (guides.0) }
+                        " · "
+                        a href=(ctx.href("/glossary")) { (guides.1) }
+                        " · "
+                        a href=(ctx.href("/explain")) { (words.read_bounce) }
+                    }
+                    form.search action="/search" method="get" role="search" {
+                        label for="q" { (words.search_label) }
+                        " "
+                        span.row {
+                            input #q name="q" type="search" value=(query) placeholder=(words.search_hint);
+                            (ctx.lang_field())
+                            " "
+                            button type="submit" { (words.search) }
+                        }
+                    }
+                }
+                main { (body) }
+                footer { p { (words.footer) } }
+            }
+        }
+    }
+    .into_string()
 }
 
 /// The style sheet: one column, system fonts, tables that stack on a narrow screen.

@@ -1,75 +1,79 @@
 //! The Markdown subset of the guides, to HTML: paragraphs (split at blank lines), `## `
 //! headings, `- ` lists, `code` spans and [text](target) links to our own pages or to https
-//! sites. Everything else is text, escaped by construction: no HTML from the data reaches the
-//! page as markup.
+//! sites. Everything else is text, escaped by construction (maud): no HTML from the data
+//! reaches the page as markup.
 
-use super::html::{Ctx, escape};
+use maud::{Markup, html};
+
+use super::html::Ctx;
 
 /// Renders `text`; internal links keep the page's language.
-pub fn render(ctx: &Ctx<'_>, text: &str) -> String {
-    let mut out = String::new();
-    for block in text.split("\n\n").map(str::trim).filter(|b| !b.is_empty()) {
-        if let Some(heading) = block.strip_prefix("## ") {
-            let id: String = heading
-                .to_lowercase()
-                .chars()
-                .map(|c| if c.is_alphanumeric() { c } else { '-' })
-                .collect();
-            out.push_str(&format!(
-                "<h2 id=\"{}\">{}</h2>\n",
-                escape(id.trim_matches('-')),
-                inline(ctx, heading)
-            ));
-        } else if block.starts_with("- ") {
-            out.push_str("<ul>\n");
-            let mut item = String::new();
-            for line in block.lines() {
-                if let Some(rest) = line.strip_prefix("- ") {
-                    if !item.is_empty() {
-                        out.push_str(&format!("<li>{}</li>\n", inline(ctx, &item)));
-                    }
-                    item = rest.to_owned();
-                } else {
-                    item.push(' ');
-                    item.push_str(line.trim());
+pub fn render(ctx: &Ctx<'_>, text: &str) -> Markup {
+    let blocks: Vec<&str> = text
+        .split("\n\n")
+        .map(str::trim)
+        .filter(|b| !b.is_empty())
+        .collect();
+    html! {
+        @for block in blocks {
+            @if let Some(heading) = block.strip_prefix("## ") {
+                @let id: String = heading
+                    .to_lowercase()
+                    .chars()
+                    .map(|c| if c.is_alphanumeric() { c } else { '-' })
+                    .collect();
+                h2 id=(id.trim_matches('-')) { (inline(ctx, heading)) }
+            } @else if block.starts_with("- ") {
+                ul {
+                    @for item in items(block) { li { (inline(ctx, &item)) } }
                 }
+            } @else {
+                p { (inline(ctx, &block.lines().map(str::trim).collect::<Vec<_>>().join(" "))) }
             }
-            if !item.is_empty() {
-                out.push_str(&format!("<li>{}</li>\n", inline(ctx, &item)));
-            }
-            out.push_str("</ul>\n");
-        } else {
-            let joined = block.lines().map(str::trim).collect::<Vec<_>>().join(" ");
-            out.push_str(&format!("<p>{}</p>\n", inline(ctx, &joined)));
         }
     }
-    out
 }
 
-/// One line of text: `code` spans and [text](target) links, the rest escaped.
-fn inline(ctx: &Ctx<'_>, text: &str) -> String {
-    let mut out = String::new();
+/// The items of a `- ` list, each with its continuation lines joined.
+fn items(block: &str) -> Vec<String> {
+    let mut items: Vec<String> = Vec::new();
+    for line in block.lines() {
+        match (line.strip_prefix("- "), items.last_mut()) {
+            (Some(rest), _) => items.push(rest.to_owned()),
+            (None, Some(item)) => {
+                item.push(' ');
+                item.push_str(line.trim());
+            }
+            (None, None) => items.push(line.trim().to_owned()),
+        }
+    }
+    items
+}
+
+/// One line of text: `code` spans and [text](target) links, the rest text.
+fn inline(ctx: &Ctx<'_>, text: &str) -> Markup {
+    let mut parts: Vec<Markup> = Vec::new();
     let mut rest = text;
     while !rest.is_empty() {
         let code_at = rest.find('`');
         let link_at = rest.find('[');
         match (code_at, link_at) {
             (Some(c), l) if l.is_none_or(|l| c < l) => {
-                out.push_str(&escape(&rest[..c]));
+                parts.push(html! { (&rest[..c]) });
                 let after = &rest[c + 1..];
                 match after.find('`') {
                     Some(end) => {
-                        out.push_str(&format!("<code>{}</code>", escape(&after[..end])));
+                        parts.push(html! { code { (&after[..end]) } });
                         rest = &after[end + 1..];
                     }
                     None => {
-                        out.push_str(&escape(&rest[c..]));
+                        parts.push(html! { (&rest[c..]) });
                         rest = "";
                     }
                 }
             }
             (_, Some(l)) => {
-                out.push_str(&escape(&rest[..l]));
+                parts.push(html! { (&rest[..l]) });
                 let after = &rest[l + 1..];
                 let parsed = after.find("](").and_then(|mid| {
                     let end = after[mid + 2..].find(')')? + mid + 2;
@@ -77,34 +81,27 @@ fn inline(ctx: &Ctx<'_>, text: &str) -> String {
                 });
                 match parsed {
                     Some((label, target, tail)) if is_allowed(target) => {
-                        let href = if target.starts_with('/') {
-                            internal(ctx, target)
-                        } else {
-                            escape(target)
-                        };
                         let label = inline(ctx, label);
-                        if target.starts_with('/') {
-                            out.push_str(&format!("<a href=\"{href}\">{label}</a>"));
+                        parts.push(if target.starts_with('/') {
+                            html! { a href=(internal(ctx, target)) { (label) } }
                         } else {
-                            out.push_str(&format!(
-                                "<a href=\"{href}\" rel=\"noreferrer\">{label}</a>"
-                            ));
-                        }
+                            html! { a href=(target) rel="noreferrer" { (label) } }
+                        });
                         rest = tail;
                     }
                     _ => {
-                        out.push('[');
+                        parts.push(html! { "[" });
                         rest = after;
                     }
                 }
             }
             _ => {
-                out.push_str(&escape(rest));
+                parts.push(html! { (rest) });
                 rest = "";
             }
         }
     }
-    out
+    html! { @for part in &parts { (part) } }
 }
 
 /// Links the guides may hold: our own paths, and https pages.
@@ -112,13 +109,13 @@ fn is_allowed(target: &str) -> bool {
     (target.starts_with('/') && !target.starts_with("//")) || target.starts_with("https://")
 }
 
-/// An internal link in the page's language, its `#fragment` kept.
+/// An internal link in the page's language, its `#fragment` kept (maud escapes it).
 fn internal(ctx: &Ctx<'_>, target: &str) -> String {
     let (path, fragment) = target.split_once('#').unwrap_or((target, ""));
     let mut href = ctx.href(path);
     if !fragment.is_empty() {
         href.push('#');
-        href.push_str(&escape(fragment));
+        href.push_str(fragment);
     }
     href
 }
@@ -141,7 +138,8 @@ mod tests {
         let html = render(
             &ctx(Lang::Id),
             "## Why <b>\n\nA [null MX](/codes/556) and `a<b>` see [RFC 7505](https://www.rfc-editor.org/rfc/rfc7505).\n\n- one\n- two [x](javascript:alert(1))\n\n<script>",
-        );
+        )
+        .into_string();
         assert!(
             html.contains("<h2 id=\"why--b\">Why &lt;b&gt;</h2>"),
             "{html}"
@@ -165,7 +163,7 @@ mod tests {
 
     #[test]
     fn glossary_fragments_are_kept() {
-        let html = render(&ctx(Lang::En), "See [DSN](/glossary#dsn).");
+        let html = render(&ctx(Lang::En), "See [DSN](/glossary#dsn).").into_string();
         assert!(html.contains("<a href=\"/glossary#dsn\">DSN</a>"), "{html}");
     }
 }

@@ -10,7 +10,9 @@ use super::compare;
 use super::entry::{
     CLASSES, article, class_rank, code_key, derived_article, provider_article, title,
 };
-use super::html::{Ctx, code_link, escape, page};
+use maud::{Markup, html};
+
+use super::html::{Ctx, code_link, page};
 use super::http::{Request, Response};
 use super::words::{subject, words};
 
@@ -94,90 +96,79 @@ fn index(ctx: &Ctx<'_>, catalogue: &Catalogue) -> String {
     let (enhanced, basic): (Vec<&Entry>, Vec<&Entry>) = entries
         .into_iter()
         .partition(|e| e.facts.code.contains('.'));
-    let mut body = format!("<h1>{}</h1>\n<p>{}</p>\n", words.site, words.intro);
-    body.push_str(&super::guides::index_section(ctx));
-    body.push_str(&format!(
-        "<h2 id=\"basic\">{}</h2>\n{}",
-        words.basic_codes,
-        class_groups(ctx, &basic, false)
-    ));
-    body.push_str(&format!(
-        "<h2 id=\"enhanced\">{}</h2>\n{}",
-        words.enhanced_codes,
-        class_groups(ctx, &enhanced, true)
-    ));
-    page(ctx, words.site, &body)
+    let body = html! {
+        h1 { (words.site) }
+        p { (words.intro) }
+        (super::guides::index_section(ctx))
+        h2 #basic { (words.basic_codes) }
+        (class_groups(ctx, &basic, false))
+        h2 #enhanced { (words.enhanced_codes) }
+        (class_groups(ctx, &enhanced, true))
+    };
+    page(ctx, words.site, body)
 }
 
 /// The entries of one kind under a heading per class (and, for enhanced codes, per subject).
-fn class_groups(ctx: &Ctx<'_>, entries: &[&Entry], enhanced: bool) -> String {
+fn class_groups(ctx: &Ctx<'_>, entries: &[&Entry], enhanced: bool) -> Markup {
     if entries.is_empty() {
-        return format!("<p>{}</p>\n", words(ctx.lang).no_codes);
+        return html! { p { (words(ctx.lang).no_codes) } };
     }
     let labels = labels(ctx.lang);
-    let mut out = String::new();
-    for (rank, class) in CLASSES.iter().enumerate() {
-        let group: Vec<&Entry> = entries
-            .iter()
-            .copied()
-            .filter(|e| class_rank(&e.facts.class) == rank)
-            .collect();
-        let Some(first) = group.first() else { continue };
-        let digit = first.facts.code.get(..1).unwrap_or("");
-        let pattern = if enhanced {
-            format!("{digit}.x.x")
-        } else {
-            format!("{digit}xx")
-        };
-        out.push_str(&format!(
-            "<h3 id=\"{}-{class}\"><code>{}</code> {}</h3>\n",
-            if enhanced { "enhanced" } else { "basic" },
-            escape(&pattern),
-            escape(labels.class(class))
-        ));
-        if enhanced {
-            out.push_str(&subject_groups(ctx, &group));
-        } else {
-            out.push_str(&code_list(ctx, &group));
+    let kind = if enhanced { "enhanced" } else { "basic" };
+    html! {
+        @for (rank, class) in CLASSES.iter().enumerate() {
+            @let group: Vec<&Entry> = entries
+                .iter()
+                .copied()
+                .filter(|e| class_rank(&e.facts.class) == rank)
+                .collect();
+            @if let Some(first) = group.first() {
+                @let digit = first.facts.code.get(..1).unwrap_or("");
+                h3 id={ (kind) "-" (class) } {
+                    code { (digit) @if enhanced { ".x.x" } @else { "xx" } }
+                    " " (labels.class(class))
+                }
+                @if enhanced { (subject_groups(ctx, &group)) } @else { (code_list(ctx, &group)) }
+            }
         }
     }
-    out
 }
 
 /// Enhanced codes under a heading per subject (the middle number).
-fn subject_groups(ctx: &Ctx<'_>, group: &[&Entry]) -> String {
-    let mut out = String::new();
+fn subject_groups(ctx: &Ctx<'_>, group: &[&Entry]) -> Markup {
+    let subject_of = |e: &Entry| e.facts.code.split('.').nth(1).unwrap_or("").to_owned();
+    let mut runs: Vec<(String, &[&Entry])> = Vec::new();
     let mut start = 0;
     while let Some(first) = group.get(start) {
-        let subject_of = |e: &Entry| e.facts.code.split('.').nth(1).unwrap_or("").to_owned();
         let current = subject_of(first);
         let length = group[start..]
             .iter()
             .take_while(|e| subject_of(e) == current)
             .count()
             .max(1);
-        out.push_str(&format!(
-            "<h4>{}</h4>\n{}",
-            escape(&subject(ctx.lang, &current)),
-            code_list(ctx, &group[start..start + length])
-        ));
+        runs.push((current, &group[start..start + length]));
         start += length;
     }
-    out
+    html! {
+        @for (current, run) in &runs {
+            h4 { (subject(ctx.lang, current)) }
+            (code_list(ctx, run))
+        }
+    }
 }
 
 /// A list of links to codes with their titles.
-pub fn code_list(ctx: &Ctx<'_>, entries: &[&Entry]) -> String {
-    let items: String = entries
-        .iter()
-        .map(|e| {
-            format!(
-                "<li>{}</li>\n",
-                code_link(ctx, &e.facts.code, title(e, ctx.lang))
-            )
-        })
-        .collect();
-    format!("<ul class=\"codes\">\n{items}</ul>\n")
+pub fn code_list(ctx: &Ctx<'_>, entries: &[&Entry]) -> Markup {
+    html! {
+        ul.codes {
+            @for e in entries { li { (code_link(ctx, &e.facts.code, title(e, ctx.lang))) } }
+        }
+    }
+}
+
+/// A link back to the index of all codes.
+fn all_codes(ctx: &Ctx<'_>) -> Markup {
+    html! { p { a href=(ctx.href("/codes/")) { (words(ctx.lang).all_codes) } } }
 }
 
 /// One code's page, or a 404 with the nearest known codes.
@@ -188,26 +179,19 @@ fn code_page(ctx: &Ctx<'_>, catalogue: &Catalogue, code: &str) -> Response {
         let Some(derived) = derived else {
             return unknown_codes(ctx, catalogue, &[code]);
         };
-        let mut body = derived_article(ctx, &derived, 1);
-        body.push_str(&format!(
-            "<p><a href=\"{}\">{}</a></p>\n",
-            ctx.href("/codes/"),
-            words(ctx.lang).all_codes
-        ));
+        let body = html! { (derived_article(ctx, &derived, 1)) (all_codes(ctx)) };
         let title = format!("{} {}", derived.code, derived.title);
-        return Response::html(200, page(ctx, &title, &body));
+        return Response::html(200, page(ctx, &title, body));
     };
     let text = entry.text(ctx.lang);
-    let mut body = article(ctx, entry, 1);
-    body.push_str(&super::guides::for_code(ctx, &entry.facts.code));
-    body.push_str(&compare::form(ctx, Some(&entry.facts.code), None));
-    body.push_str(&format!(
-        "<p><a href=\"{}\">{}</a></p>\n",
-        ctx.href("/codes/"),
-        words(ctx.lang).all_codes
-    ));
+    let body = html! {
+        (article(ctx, entry, 1))
+        (super::guides::for_code(ctx, &entry.facts.code))
+        (compare::form(ctx, Some(&entry.facts.code), None))
+        (all_codes(ctx))
+    };
     let title = format!("{} {}", entry.facts.code, text.title);
-    Response::html(200, page(ctx, &title, &body))
+    Response::html(200, page(ctx, &title, body))
 }
 
 /// The search: a code or a reply line redirects to its page; other text lists the entries
@@ -228,13 +212,9 @@ fn search(ctx: &Ctx<'_>, catalogue: &Catalogue, q: &str) -> Response {
         return Response::redirect(&location);
     }
     if q.is_empty() {
-        let body = format!(
-            "<h1>{}</h1>\n<p>{}</p>\n",
-            words.search, words.type_something
-        );
-        return Response::html(200, page(ctx, words.search, &body));
+        let body = html! { h1 { (words.search) } p { (words.type_something) } };
+        return Response::html(200, page(ctx, words.search, body));
     }
-    let mut body = format!("<h1>{} “{}”</h1>\n", words.results_for, escape(q));
     // Full text: every word of the query in the code, title, meaning, when or what to do, in
     // either language; entries whose title holds them all first.
     let needles: Vec<String> = q
@@ -269,28 +249,31 @@ fn search(ctx: &Ctx<'_>, catalogue: &Catalogue, q: &str) -> Response {
     ranked.sort_by_key(|(rank, e)| (*rank, code_key(&e.facts.code)));
     let matches: Vec<&Entry> = ranked.into_iter().map(|(_, e)| e).collect();
     let found_guides = super::guides::search(ctx, &needles);
-    body.push_str(&found_guides);
-    if !matches.is_empty() {
-        body.push_str(&code_list(ctx, &matches));
-    } else if found_guides.is_empty() && q.bytes().all(|b| b.is_ascii_digit() || b == b'.') {
-        // Looks like a code the reference does not have: offer the nearest ones.
-        let near: Vec<&Entry> = nearest(catalogue, q)
+    // Looks like a code the reference does not have: offer the nearest ones.
+    let looks_like_code = q.bytes().all(|b| b.is_ascii_digit() || b == b'.');
+    let near: Vec<&Entry> = if matches.is_empty() && found_guides.is_none() && looks_like_code {
+        nearest(catalogue, q)
             .iter()
             .filter_map(|c| catalogue.entry(c))
-            .collect();
-        body.push_str(&format!(
-            "<p>{}</p>\n<h2>{}</h2>\n{}",
-            words.no_results,
-            words.nearest,
-            code_list(ctx, &near)
-        ));
-    } else if found_guides.is_empty() {
-        body.push_str(&format!(
-            "<p>{}</p>\n<p>{}</p>\n",
-            words.no_results, words.type_something
-        ));
-    }
-    Response::html(200, page(ctx, &format!("{} {q}", words.search), &body))
+            .collect()
+    } else {
+        Vec::new()
+    };
+    let body = html! {
+        h1 { (words.results_for) " “" (q) "”" }
+        @if let Some(found) = &found_guides { (found) }
+        @if !matches.is_empty() {
+            (code_list(ctx, &matches))
+        } @else if found_guides.is_none() && looks_like_code {
+            p { (words.no_results) }
+            h2 { (words.nearest) }
+            (code_list(ctx, &near))
+        } @else if found_guides.is_none() {
+            p { (words.no_results) }
+            p { (words.type_something) }
+        }
+    };
+    Response::html(200, page(ctx, &format!("{} {q}", words.search), body))
 }
 
 /// A reply line's page: both entries and the warnings of `explain`.
@@ -317,58 +300,36 @@ fn reply_page(
         Err(_) => return unknown_codes(ctx, catalogue, &[basic, enhanced]),
     };
     let words = words(ctx.lang);
-    let mut body = format!(
-        "<h1>{} <code>{} {}</code></h1>\n",
-        words.reply_line,
-        escape(basic),
-        escape(enhanced)
-    );
-    if let Some(line) = line {
-        body.push_str(&format!("<p class=\"line\">{}</p>\n", escape(line)));
-    }
-    body.push_str(&format!("<p>{}</p>\n", words.reply_parts));
-    body.push_str(&reply_notes(ctx, &explanation));
-    if let Some(provider) = explanation.provider {
-        body.push_str(&provider_article(ctx, provider, 2));
-    }
-    for entry in [explanation.basic, explanation.enhanced]
-        .into_iter()
-        .flatten()
-    {
-        body.push_str(&article(ctx, entry, 2));
-    }
-    for derived in &explanation.derived {
-        body.push_str(&derived_article(ctx, derived, 2));
-    }
+    let body = html! {
+        h1 { (words.reply_line) " " code { (basic) " " (enhanced) } }
+        @if let Some(line) = line { p.line { (line) } }
+        p { (words.reply_parts) }
+        (reply_notes(ctx, &explanation))
+        @if let Some(provider) = explanation.provider { (provider_article(ctx, provider, 2)) }
+        @for entry in [explanation.basic, explanation.enhanced].into_iter().flatten() {
+            (article(ctx, entry, 2))
+        }
+        @for derived in &explanation.derived { (derived_article(ctx, derived, 2)) }
+    };
     let title = format!("{} {basic} {enhanced}", words.reply_line);
-    Response::html(200, page(ctx, &title, &body))
+    Response::html(200, page(ctx, &title, body))
 }
 
 /// The warnings of an explanation, and a link comparing its two entries when it has both.
-fn reply_notes(ctx: &Ctx<'_>, explanation: &Explanation<'_>) -> String {
+fn reply_notes(ctx: &Ctx<'_>, explanation: &Explanation<'_>) -> Markup {
     let words = words(ctx.lang);
-    let mut out = String::new();
-    for warning in &explanation.warnings {
-        out.push_str(&format!(
-            "<p class=\"warning\" role=\"note\"><strong>{}:</strong> {}</p>\n",
-            words.warning,
-            escape(warning)
-        ));
+    html! {
+        @for warning in &explanation.warnings {
+            p.warning role="note" { strong { (words.warning) ":" } " " (warning) }
+        }
+        @if let (Some(first), Some(second)) = (explanation.basic, explanation.enhanced) {
+            p {
+                a href=(ctx.href(&format!("/compare/{}/{}", first.facts.code, second.facts.code))) {
+                    (words.compare) " " code { (first.facts.code) } " " (words.and) " " code { (second.facts.code) }
+                }
+            }
+        }
     }
-    if let (Some(first), Some(second)) = (explanation.basic, explanation.enhanced) {
-        out.push_str(&format!(
-            "<p><a href=\"{}\">{} <code>{}</code> {} <code>{}</code></a></p>\n",
-            ctx.href(&format!(
-                "/compare/{}/{}",
-                first.facts.code, second.facts.code
-            )),
-            words.compare,
-            escape(&first.facts.code),
-            words.and,
-            escape(&second.facts.code)
-        ));
-    }
-    out
 }
 
 /// A 404 for codes the reference does not have, each with its nearest known codes.
@@ -381,59 +342,48 @@ pub fn unknown_codes(ctx: &Ctx<'_>, catalogue: &Catalogue, codes: &[&str]) -> Re
         .filter(|c| catalogue.entry(c).is_none())
         .collect();
     unknown.dedup();
-    let shown: Vec<String> = unknown
-        .iter()
-        .map(|c| format!("<code>{}</code>", escape(c)))
-        .collect();
-    let mut body = format!("<h1>{}: {}</h1>\n", labels.unknown, shown.join(", "));
-    for (code, shown) in unknown.iter().zip(&shown) {
-        let heading = if unknown.len() > 1 {
-            format!("{}: {shown}", words.nearest)
-        } else {
-            words.nearest.to_owned()
-        };
-        let near: Vec<&Entry> = nearest(catalogue, code)
-            .iter()
-            .filter_map(|c| catalogue.entry(c))
-            .collect();
-        body.push_str(&format!("<h2>{heading}</h2>\n"));
-        if near.is_empty() {
-            body.push_str(&format!("<p>{}</p>\n", words.no_codes));
-        } else {
-            body.push_str(&code_list(ctx, &near));
+    let shown = |code: &str| html! { code { (code) } };
+    let body = html! {
+        h1 {
+            (labels.unknown) ": "
+            @for (index, code) in unknown.iter().enumerate() {
+                @if index > 0 { ", " }
+                (shown(code))
+            }
         }
-    }
-    body.push_str(&format!(
-        "<p><a href=\"{}\">{}</a></p>\n",
-        ctx.href("/codes/"),
-        words.all_codes
-    ));
+        @for code in &unknown {
+            @let near: Vec<&Entry> = nearest(catalogue, code)
+                .iter()
+                .filter_map(|c| catalogue.entry(c))
+                .collect();
+            h2 {
+                (words.nearest)
+                @if unknown.len() > 1 { ": " (shown(code)) }
+            }
+            @if near.is_empty() { p { (words.no_codes) } } @else { (code_list(ctx, &near)) }
+        }
+        (all_codes(ctx))
+    };
     let title = format!("{}: {}", labels.unknown, unknown.join(", "));
-    Response::html(404, page(ctx, &title, &body))
+    Response::html(404, page(ctx, &title, body))
 }
 
 /// The 404 for a path that shows nothing.
 pub fn not_found(ctx: &Ctx<'_>) -> Response {
     let words = words(ctx.lang);
-    let body = format!(
-        "<h1>{}</h1>\n<p>{}</p>\n<p><a href=\"{}\">{}</a></p>\n",
-        words.not_found,
-        words.not_found_text,
-        ctx.href("/codes/"),
-        words.all_codes
-    );
-    Response::html(404, page(ctx, words.not_found, &body))
+    let body = html! {
+        h1 { (words.not_found) }
+        p { (words.not_found_text) }
+        (all_codes(ctx))
+    };
+    Response::html(404, page(ctx, words.not_found, body))
 }
 
 /// The 500 when the embedded reference does not parse.
 fn broken(ctx: &Ctx<'_>, message: &str) -> Response {
     let words = words(ctx.lang);
-    let body = format!(
-        "<h1>{}</h1>\n<p class=\"line\">{}</p>\n",
-        words.broken,
-        escape(message)
-    );
-    Response::html(500, page(ctx, words.broken, &body))
+    let body = html! { h1 { (words.broken) } p.line { (message) } };
+    Response::html(500, page(ctx, words.broken, body))
 }
 
 /// The page for a request the server refused (400, 405, 408, 431, 505), in English: the
@@ -445,13 +395,12 @@ pub fn refused(status: u16, reason: &str) -> Response {
         query: &[],
     };
     let heading = format!("{status} {}", super::http::reason(status));
-    let body = format!(
-        "<h1>{}</h1>\n<p>{}.</p>\n<p><a href=\"/codes/\">{}</a></p>\n",
-        escape(&heading),
-        escape(reason),
-        words(Lang::En).all_codes
-    );
-    let mut response = Response::html(status, page(&ctx, &heading, &body));
+    let body = html! {
+        h1 { (heading) }
+        p { (reason) "." }
+        p { a href="/codes/" { (words(Lang::En).all_codes) } }
+    };
+    let mut response = Response::html(status, page(&ctx, &heading, body));
     if status == 405 {
         response.headers.push(("Allow", "GET, HEAD".to_owned()));
     }
