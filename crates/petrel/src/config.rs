@@ -1128,6 +1128,14 @@ impl Config {
                     "http.tls: HTTPS uses the certificates of [tls]; configure them".into(),
                 );
             }
+            if http
+                .console_networks
+                .iter()
+                .any(|network| !network.is_loopback())
+                && !http.tls
+            {
+                return Err("http.console_networks: a client that is not on loopback needs HTTPS (http.tls = true): the console's cookie is Secure, and a password must not cross the network in clear".into());
+            }
             if !http.console && !http.console_networks.is_empty() {
                 return Err("http.console_networks is set but http.console is not".into());
             }

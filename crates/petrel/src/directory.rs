@@ -99,16 +99,6 @@ pub fn open(config: &Config) -> Result<Option<DirectoryStore>, String> {
         .map_err(|e| format!("local.store = \"postgres\": {e}"))
 }
 
-/// Reads the directory from `store` into `config`; its version.
-///
-/// # Errors
-/// The database cannot be read.
-pub fn load_into(store: &DirectoryStore, config: &mut Config) -> Result<i64, String> {
-    let directory = store.load().map_err(|e| format!("the directory: {e}"))?;
-    apply(&directory, config);
-    Ok(directory.version)
-}
-
 /// `petrel domain`.
 ///
 /// # Errors

@@ -6,6 +6,7 @@
 //! process with a clear message; nothing after start may stop it but a signal.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::Duration;
 
 use petrel_delivery::Scheduler;
@@ -38,12 +39,16 @@ async fn serve(source: Source, mut config: Config) -> Result<(), String> {
     // are built from them.
     let directory = match crate::directory::open(&config)? {
         Some(store) => {
-            let version = crate::directory::load_into(&store, &mut config)?;
-            info!(version, domains = ?config.local.domains, "directory read from PostgreSQL");
-            Some((Arc::new(store), version))
+            let read = store.load().map_err(|e| format!("the directory: {e}"))?;
+            crate::directory::apply(&read, &mut config);
+            info!(version = read.version, domains = ?config.local.domains, "directory read from PostgreSQL");
+            Some((Arc::new(store), read))
         }
         None => None,
     };
+    let applied = Arc::new(AtomicI64::new(
+        directory.as_ref().map_or(0, |(_, read)| read.version),
+    ));
     let identity = match &config.privileges.user {
         Some(user) => crate::privileges::resolve(user, config.privileges.group.as_deref())?,
         None => None,
@@ -208,15 +213,17 @@ async fn serve(source: Source, mut config: Config) -> Result<(), String> {
     }
 
     let (changed_tx, changed_rx) = mpsc::channel(1);
-    let watcher = directory
-        .as_ref()
-        .map(|(store, version)| tokio::spawn(watch_directory(store.clone(), *version, changed_tx)));
+    let watcher = directory.as_ref().map(|(store, _)| {
+        tokio::spawn(watch_directory(store.clone(), applied.clone(), changed_tx))
+    });
     let grace = wait_for_stop(
         signals,
         Reload {
             source: &source,
             own_addresses: &own_addresses,
             directory: directory.as_ref().map(|(store, _)| store.as_ref()),
+            last: std::sync::Mutex::new(directory.as_ref().map(|(_, read)| read.clone())),
+            applied,
         },
         changed_rx,
         config.limits.shutdown_grace,
@@ -306,6 +313,11 @@ struct Reload<'a> {
     source: &'a Source,
     own_addresses: &'a [std::net::SocketAddr],
     directory: Option<&'a petrel_pgqueue::directory::DirectoryStore>,
+    /// The directory the running settings were built with: used again when the database
+    /// cannot be read at a reload (a SIGHUP for a new certificate must not wait for it).
+    last: std::sync::Mutex<Option<petrel_pgqueue::directory::Directory>>,
+    /// The version of `last`, which the watcher compares the database's with.
+    applied: Arc<AtomicI64>,
 }
 
 type Settings = (
@@ -317,11 +329,33 @@ type Settings = (
 impl Reload<'_> {
     fn read(&self) -> Result<Settings, String> {
         let mut config = config::load(self.source)?;
-        if let Some(store) = self.directory {
-            crate::directory::load_into(store, &mut config)?;
+        let Some(store) = self.directory else {
+            let server = config.server_settings()?;
+            let delivery = config.delivery_settings(self.own_addresses)?;
+            return Ok((config, server, delivery));
+        };
+        let mut last = self
+            .last
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut loaded = None;
+        match (store.load(), last.as_ref()) {
+            (Ok(read), _) => {
+                crate::directory::apply(&read, &mut config);
+                loaded = Some(read);
+            }
+            (Err(error), Some(earlier)) => {
+                warn!(%error, version = earlier.version, "cannot read the directory; the version read last is used");
+                crate::directory::apply(earlier, &mut config);
+            }
+            (Err(error), None) => return Err(format!("the directory: {error}")),
         }
         let server = config.server_settings()?;
         let delivery = config.delivery_settings(self.own_addresses)?;
+        if let Some(read) = loaded {
+            self.applied.store(read.version, Ordering::Relaxed);
+            *last = Some(read);
+        }
         Ok((config, server, delivery))
     }
 }
@@ -362,12 +396,15 @@ async fn wait_for_stop(
     }
 }
 
-/// Asks the directory's version every `directory::POLL` and says when it moved.
+/// Asks the directory's version every `directory::POLL` and says when it is not the one the
+/// running settings were built with (`applied`); again every `REASK` while a reload fails.
 async fn watch_directory(
     store: Arc<petrel_pgqueue::directory::DirectoryStore>,
-    mut seen: i64,
+    applied: Arc<AtomicI64>,
     changed: mpsc::Sender<i64>,
 ) {
+    const REASK: Duration = Duration::from_secs(30);
+    let mut said: Option<(i64, tokio::time::Instant)> = None;
     loop {
         tokio::time::sleep(crate::directory::POLL).await;
         let asked = {
@@ -375,10 +412,13 @@ async fn watch_directory(
             tokio::task::spawn_blocking(move || store.version()).await
         };
         match asked {
-            Ok(Ok(version)) if version != seen => {
-                seen = version;
-                if changed.send(version).await.is_err() {
-                    return;
+            Ok(Ok(version)) if version != applied.load(Ordering::Relaxed) => {
+                let is_new = said.is_none_or(|(v, at)| v != version || at.elapsed() >= REASK);
+                if is_new {
+                    said = Some((version, tokio::time::Instant::now()));
+                    if changed.send(version).await.is_err() {
+                        return;
+                    }
                 }
             }
             Ok(Ok(_)) => {}

@@ -109,7 +109,10 @@ impl DirectoryStore {
                 .query_opt("SELECT version FROM petrel_directory_version", &[])
                 .await
                 .map_err(database_error)?;
-            Ok(row.map_or(0, |row| row.get(0)))
+            match row {
+                Some(row) => row.try_get(0).map_err(database_error),
+                None => Ok(0),
+            }
         })
     }
 
@@ -128,28 +131,35 @@ impl DirectoryStore {
                 .await
                 .map_err(database_error)?;
             let read = async {
-                let column = |rows: Vec<tokio_postgres::Row>| -> Vec<String> {
-                    rows.iter().map(|row| row.get(0)).collect()
+                let column = |rows: Vec<tokio_postgres::Row>| {
+                    rows.iter()
+                        .map(|row| row.try_get(0))
+                        .collect::<Result<Vec<String>, _>>()
                 };
-                let pairs = |rows: Vec<tokio_postgres::Row>| -> Vec<(String, String)> {
-                    rows.iter().map(|row| (row.get(0), row.get(1))).collect()
+                let pairs = |rows: Vec<tokio_postgres::Row>| {
+                    rows.iter()
+                        .map(|row| Ok((row.try_get(0)?, row.try_get(1)?)))
+                        .collect::<Result<Vec<(String, String)>, tokio_postgres::Error>>()
                 };
-                let version = client
+                let version = match client
                     .query_opt("SELECT version FROM petrel_directory_version", &[])
                     .await?
-                    .map_or(0, |row| row.get(0));
+                {
+                    Some(row) => row.try_get(0)?,
+                    None => 0,
+                };
                 Ok::<_, tokio_postgres::Error>(Directory {
                     version,
                     domains: column(
                         client
                             .query("SELECT name FROM petrel_domains ORDER BY name", &[])
                             .await?,
-                    ),
+                    )?,
                     mailboxes: column(
                         client
                             .query("SELECT address FROM petrel_mailboxes ORDER BY address", &[])
                             .await?,
-                    ),
+                    )?,
                     aliases: pairs(
                         client
                             .query(
@@ -157,12 +167,12 @@ impl DirectoryStore {
                                 &[],
                             )
                             .await?,
-                    ),
+                    )?,
                     users: pairs(
                         client
                             .query("SELECT name, hash FROM petrel_users ORDER BY name", &[])
                             .await?,
-                    ),
+                    )?,
                 })
             };
             let result = read.await;

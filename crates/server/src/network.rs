@@ -57,6 +57,14 @@ impl IpNetwork {
         })
     }
 
+    /// True when every address of the network is a loopback address.
+    pub fn is_loopback(&self) -> bool {
+        match self.address {
+            IpAddr::V4(v4) => v4.is_loopback() && self.prefix_bits >= 8,
+            IpAddr::V6(v6) => v6.is_loopback() && self.prefix_bits == 128,
+        }
+    }
+
     /// True when `ip` is inside the network (IPv4-mapped IPv6 addresses count as IPv4).
     pub fn contains(&self, ip: IpAddr) -> bool {
         let ip = match ip {

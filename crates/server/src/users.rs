@@ -79,6 +79,12 @@ impl UserStore {
         is_known && is_valid
     }
 
+    /// The stored hash of `username`: a session made with another (the password changed, or
+    /// the user was removed) no longer counts.
+    pub fn hash(&self, username: &str) -> Option<&str> {
+        self.users.get(username).map(String::as_str)
+    }
+
     /// The users and hashes, to write the file back.
     pub fn entries(&self) -> impl Iterator<Item = (&String, &String)> {
         self.users.iter()

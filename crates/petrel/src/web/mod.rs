@@ -96,9 +96,15 @@ pub async fn serve(listener: TcpListener, queue: Arc<dyn petrel_queue::Queue>, e
         match listener.accept().await {
             Ok((stream, peer)) => {
                 let state = state.clone();
-                let tls = extras_tls
-                    .as_ref()
-                    .map(|settings| settings.borrow().tls.clone());
+                // The certificates of the mail listeners, offered for HTTP/1.1 only (ALPN), so
+                // that a TLS session cannot be taken across to another protocol.
+                let tls = extras_tls.as_ref().map(|settings| {
+                    settings.borrow().tls.as_ref().map(|config| {
+                        let mut config = rustls::ServerConfig::clone(config);
+                        config.alpn_protocols = vec![b"http/1.1".to_vec()];
+                        Arc::new(config)
+                    })
+                });
                 tokio::spawn(async move {
                     let _ = tokio::time::timeout(CONNECTION_TIMEOUT, async {
                         match tls {

@@ -288,10 +288,24 @@ fn console_refuses_strangers_forged_forms_and_guessed_passwords() {
 #[test]
 fn console_answers_only_its_networks_and_only_when_on() {
     let dir = Scratch::new("console-networks");
-    let (petrel, _, _) = start(&dir.0, "console_networks = [\"192.0.2.0/24\"]");
+    let (petrel, _, _) = start(&dir.0, "console_networks = [\"127.0.0.2/32\"]");
     let (status, _, body) = curl(&petrel, "/queue/login", &[]);
     assert_eq!(status, 403, "{body}");
     assert!(body.contains("console_networks"), "{body}");
+    // A network beyond loopback needs HTTPS.
+    let config = std::fs::read_to_string(&petrel.config_path).unwrap();
+    let wider = dir.0.join("wider.toml");
+    std::fs::write(&wider, config.replace("127.0.0.2/32", "192.0.2.0/24")).unwrap();
+    let output = Command::new(env!("CARGO_BIN_EXE_petrel"))
+        .args(["check-config", "--config"])
+        .arg(&wider)
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        !output.status.success() && said.contains("needs HTTPS (http.tls = true)"),
+        "{said}"
+    );
 
     let dir = Scratch::new("console-off");
     let petrel = Petrel::start(&dir.0, "[http]\naddress = \"127.0.0.1:0\"\n");

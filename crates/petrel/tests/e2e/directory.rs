@@ -2,7 +2,8 @@
 //! (issue 19, item 6). With `local.store = "postgres"` on two nodes of one real PostgreSQL,
 //! a change made with node a's command is used by node b without a restart: a new domain's
 //! RCPT goes from 554 to 250, a listed mailbox makes others 550 5.1.1, an alias delivers to its
-//! target's Maildir, a new user logs in to b's console, a removed domain is refused again.
+//! target's Maildir, a new user logs in to b's console and is logged out when removed, a
+//! removed domain is refused again.
 //! With the file store, the commands edit the configuration file (its comments kept) and the
 //! aliases file, and a SIGHUP puts them to use.
 
@@ -130,27 +131,44 @@ fn the_postgres_directory_is_used_by_every_node_without_a_restart() {
     let (ok, said) = petrel_command(&a, &["user", "add", "carol"], "carol-password-1\n");
     assert!(ok, "{said}");
     assert!(run(&b, &["user", "list"]).contains("carol"));
-    let login = || {
+    let console = |path: &str, args: &[&str]| {
         let output = Command::new("curl")
-            .args(["-sS", "-o", "/dev/null", "-w", "%{http_code}", "-d"])
-            .arg("user=carol&password=carol-password-1")
-            .arg(format!("http://{}/queue/login", b.listener("http")))
+            .args(["-sS", "-D", "-", "-o", "/dev/null"])
+            .args(args)
+            .arg(format!("http://{}{path}", b.listener("http")))
             .output()
             .unwrap();
-        String::from_utf8_lossy(&output.stdout).into_owned()
+        String::from_utf8_lossy(&output.stdout).to_ascii_lowercase()
     };
     wait_until("node b to read the directory again", || reloads() > before);
-    assert_eq!(login(), "303", "carol logs in");
+    let head = console(
+        "/queue/login",
+        &["-d", "user=carol&password=carol-password-1"],
+    );
+    assert!(head.starts_with("http/1.1 303"), "carol logs in: {head}");
+    let cookie = head
+        .lines()
+        .find_map(|l| l.strip_prefix("set-cookie: "))
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_owned();
+    assert!(console("/queue/", &["-b", &cookie]).starts_with("http/1.1 200"));
+
+    // A user removed on a is logged out of b's console.
+    let before = reloads();
+    run(&a, &["user", "remove", "carol"]);
+    wait_until("node b to read the directory again", || reloads() > before);
+    let head = console("/queue/", &["-b", &cookie]);
+    assert!(
+        head.starts_with("http/1.1 302") && head.contains("location: /queue/login"),
+        "{head}"
+    );
 
     // A removed domain is not local any more.
     run(&a, &["domain", "remove", "newco.test"]);
     wait_for_rcpt(&b, "alice@newco.test", "554");
-    assert!(
-        b.log_text()
-            .contains("configuration reloaded after the directory changed"),
-        "{}",
-        b.log_text()
-    );
 }
 
 #[test]

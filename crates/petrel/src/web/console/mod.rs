@@ -38,7 +38,12 @@ pub struct Console {
     settings: watch::Receiver<Arc<ServerSettings>>,
     networks: Vec<IpNetwork>,
     sessions: Sessions,
+    /// Password checks running at once (argon2 takes about 19 MiB and tens of ms each).
+    checks: tokio::sync::Semaphore,
 }
+
+/// How many password checks run at once.
+const MAX_CHECKS: usize = 4;
 
 impl Console {
     /// A console acting through `control`, with the users of `settings` (read again on
@@ -53,6 +58,20 @@ impl Console {
             settings,
             networks,
             sessions: Sessions::default(),
+            checks: tokio::sync::Semaphore::new(MAX_CHECKS),
+        }
+    }
+
+    /// The session a cookie names, while its user still has the password it logged in with
+    /// (a removed user, or one whose password changed, is logged out).
+    fn live_session(&self, cookie: Option<&str>) -> Option<Session> {
+        let session = self.sessions.find(cookie)?;
+        let users = self.settings.borrow().users.clone();
+        if users.hash(&session.user) == Some(session.hash.as_str()) {
+            Some(session)
+        } else {
+            self.sessions.end(cookie);
+            None
         }
     }
 
@@ -99,7 +118,7 @@ async fn answer(request: &Request, console: &Console) -> Response {
     if path == "/queue/login" {
         return login(request, console).await;
     }
-    let session = console.sessions.find(request.cookie.as_deref());
+    let session = console.live_session(request.cookie.as_deref());
     if request.method == Method::Post {
         let Some(session) = session else {
             return refused(403, "Log in first: this form has no live session.");
@@ -126,7 +145,7 @@ async fn answer(request: &Request, console: &Console) -> Response {
 /// The login form (GET) and a login (POST).
 async fn login(request: &Request, console: &Console) -> Response {
     if request.method != Method::Post {
-        if console.sessions.find(request.cookie.as_deref()).is_some() {
+        if console.live_session(request.cookie.as_deref()).is_some() {
             return Response::redirect("/queue/");
         }
         return Response::html(200, view::login(None));
@@ -137,7 +156,7 @@ async fn login(request: &Request, console: &Console) -> Response {
     let Some(peer) = request.peer else {
         return refused(403, "No client address.");
     };
-    if !console.sessions.may_try(peer) {
+    if !console.sessions.try_login(peer) {
         return Response::html(
             429,
             view::login(Some(
@@ -153,13 +172,17 @@ async fn login(request: &Request, console: &Console) -> Response {
     };
     let (user, password) = (field("user"), field("password"));
     let users = console.settings.borrow().users.clone();
+    let Ok(_slot) = console.checks.acquire().await else {
+        return refused(503, "The console is stopping.");
+    };
     let checked = {
-        let user = user.clone();
+        let (user, users) = (user.clone(), users.clone());
         tokio::task::spawn_blocking(move || users.verify(&user, &password)).await
     };
-    if checked.unwrap_or(false) {
+    let hash = users.hash(&user).map(str::to_owned);
+    if let (Ok(true), Some(hash)) = (checked, hash) {
         console.sessions.succeeded(peer);
-        return match console.sessions.start(&user) {
+        return match console.sessions.start(&user, &hash) {
             Ok(token) => {
                 tracing::info!(%user, %peer, "console: logged in");
                 Response::see_other("/queue/", vec![("Set-Cookie", session::set_cookie(&token))])
@@ -167,7 +190,6 @@ async fn login(request: &Request, console: &Console) -> Response {
             Err(error) => refused(500, &format!("Cannot start a session: {error}")),
         };
     }
-    console.sessions.failed(peer);
     tracing::warn!(%user, %peer, "console: failed login");
     Response::html(401, view::login(Some("Wrong user or password.")))
 }

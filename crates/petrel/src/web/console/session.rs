@@ -26,6 +26,8 @@ const FAILURE_WINDOW: Duration = Duration::from_secs(300);
 #[derive(Debug, Clone)]
 pub struct Session {
     pub user: String,
+    /// The user's password hash at login: the session ends when it is no longer theirs.
+    pub hash: String,
     /// What the console's forms carry as `csrf`.
     pub csrf: String,
     started: Instant,
@@ -40,11 +42,11 @@ pub struct Sessions {
 }
 
 impl Sessions {
-    /// A new session for `user`: its cookie token.
+    /// A new session for `user`, whose password hash is `hash`: its cookie token.
     ///
     /// # Errors
     /// No random bytes could be read.
-    pub fn start(&self, user: &str) -> std::io::Result<String> {
+    pub fn start(&self, user: &str, hash: &str) -> std::io::Result<String> {
         let token = random_hex()?;
         let csrf = random_hex()?;
         let now = Instant::now();
@@ -62,6 +64,7 @@ impl Sessions {
             token.clone(),
             Session {
                 user: user.to_owned(),
+                hash: hash.to_owned(),
                 csrf,
                 started: now,
                 seen: now,
@@ -91,21 +94,18 @@ impl Sessions {
         }
     }
 
-    /// Whether `peer` may try to log in now.
-    pub fn may_try(&self, peer: IpAddr) -> bool {
-        let failures = lock(&self.failures);
-        failures
-            .get(&peer)
-            .is_none_or(|(count, first)| *count < MAX_FAILURES || first.elapsed() > FAILURE_WINDOW)
-    }
-
-    /// Counts a failed login from `peer`.
-    pub fn failed(&self, peer: IpAddr) {
+    /// Whether `peer` may try to log in now; if so the try is counted as a failure at once
+    /// (under one lock, so guesses sent in parallel are counted too) until `succeeded`.
+    pub fn try_login(&self, peer: IpAddr) -> bool {
         let now = Instant::now();
         let mut failures = lock(&self.failures);
         failures.retain(|_, (_, first)| now.duration_since(*first) <= FAILURE_WINDOW);
         let entry = failures.entry(peer).or_insert((0, now));
+        if entry.0 >= MAX_FAILURES {
+            return false;
+        }
         entry.0 += 1;
+        true
     }
 
     /// Forgets the failures of `peer` after a successful login.
@@ -170,7 +170,7 @@ mod tests {
     #[test]
     fn a_session_is_found_by_its_cookie_and_ends_at_logout() {
         let sessions = Sessions::default();
-        let token = sessions.start("admin").unwrap();
+        let token = sessions.start("admin", "$argon2id$h").unwrap();
         assert_eq!(token.len(), 64);
         let field = format!("other=1; {COOKIE}={token}; more=2");
         let session = sessions.find(Some(&field)).unwrap();
@@ -194,13 +194,12 @@ mod tests {
         let (peer, other): (IpAddr, IpAddr) =
             ("127.0.0.2".parse().unwrap(), "::1".parse().unwrap());
         for _ in 0..MAX_FAILURES {
-            assert!(sessions.may_try(peer));
-            sessions.failed(peer);
+            assert!(sessions.try_login(peer));
         }
-        assert!(!sessions.may_try(peer));
-        assert!(sessions.may_try(other));
+        assert!(!sessions.try_login(peer));
+        assert!(sessions.try_login(other));
         sessions.succeeded(peer);
-        assert!(sessions.may_try(peer));
+        assert!(sessions.try_login(peer));
     }
 
     #[test]
