@@ -7,7 +7,9 @@ user when run as root) and listens on a free 127.0.0.1 port only; each node coun
 fresh database. smtp-source drives every node at once (50 clients in all, split between the
 nodes, 10 KiB messages, many per connection); each node delivers to `discard:`. Reported:
 messages/s accepted (the 250 after the commit) and messages/s through (accepted and then
-delivered and archived by the nodes, until the shared queue is empty), median of REPEATS.
+delivered and archived by the nodes, until the shared queue is empty), the store transactions
+per message (the nodes' /metrics) and all commits per message in the database
+(pg_stat_database.xact_commit: stores, claims, archives), median of REPEATS.
 """
 
 import glob
@@ -21,6 +23,9 @@ import threading
 import time
 
 import bench
+
+# NODES=1 python3 bench/nodes.py: only one node count.
+NODE_COUNTS = [int(n) for n in os.environ.get("NODES", "1 2 3").split()]
 
 
 def pg_bin():
@@ -55,6 +60,17 @@ class Cluster:
         self.run("createdb", "-h", "127.0.0.1", "-p", str(self.port), "-U", "postgres", name)
         return f"postgres://postgres@127.0.0.1:{self.port}/{name}"
 
+    def commits(self, name):
+        """Transactions committed in database `name` so far (pg_stat_database.xact_commit;
+        the statistics reach it within a second of each commit)."""
+        command = [os.path.join(self.bin, "psql"), "-h", "127.0.0.1", "-p", str(self.port),
+                   "-U", "postgres", "-d", name, "-Atc",
+                   f"SELECT xact_commit FROM pg_stat_database WHERE datname = '{name}'"]
+        if self.as_postgres:
+            command = ["runuser", "-u", "postgres", "--"] + command
+        out = subprocess.run(command, cwd="/tmp", capture_output=True, text=True, check=True)
+        return int(out.stdout.strip() or 0)
+
     def stop(self):
         self.run("pg_ctl", "-D", self.dir, "-m", "fast", "-w", "stop")
 
@@ -63,13 +79,30 @@ def split(total, parts):
     return [total // parts + (1 if i < total % parts else 0) for i in range(parts)]
 
 
+def store_transactions(petrel):
+    """The store transactions a node has committed (its /metrics)."""
+    import urllib.request
+    text = urllib.request.urlopen(f"http://127.0.0.1:{petrel.http_port}/metrics",
+                                  timeout=10).read().decode()
+    for line in text.splitlines():
+        if line.startswith('petrel_queue_database_operations_total{operation="store"}'):
+            return int(float(line.split()[-1]))
+    return 0
+
+
 def one_run(scratch, cluster, nodes, run_number, messages, clients):
-    url = cluster.create(f"bench_{nodes}_{run_number}")
-    petrels = [bench.Petrel(scratch, extra=f"""[queue]
+    name = f"bench_{nodes}_{run_number}"
+    url = cluster.create(name)
+    ports = [bench.free_port() for _ in range(nodes)]
+    petrels = [bench.Petrel(scratch, extra=f"""[http]
+address = "127.0.0.1:{ports[i]}"
+[queue]
 backend = "postgres"
 postgres_url = "{url}"
 node_name = "node{i}"
 """) for i in range(nodes)]
+    for petrel, port in zip(petrels, ports):
+        petrel.http_port = port
     try:
         bench.drop_caches_of_writes()
         errors = []
@@ -82,6 +115,8 @@ node_name = "node{i}"
 
         threads = [threading.Thread(target=drive, args=(p, m, c))
                    for p, m, c in zip(petrels, split(messages, nodes), split(clients, nodes))]
+        time.sleep(1.5)
+        commits_before = cluster.commits(name)
         start = time.time()
         for t in threads:
             t.start()
@@ -90,9 +125,12 @@ node_name = "node{i}"
         accepted = time.time() - start
         if errors:
             raise errors[0]
+        stores = sum(store_transactions(p) for p in petrels)
         bench.wait_drained(petrels[0], timeout=120)
         through = time.time() - start
-        return messages / accepted, messages / through
+        time.sleep(1.5)
+        commits = cluster.commits(name) - commits_before
+        return messages / accepted, messages / through, stores / messages, commits / messages
     finally:
         for petrel in petrels:
             petrel.stop()
@@ -102,14 +140,18 @@ def shared_queue(scratch, messages=2000, clients=50):
     cluster = Cluster(scratch)
     rows = []
     try:
-        for nodes in (1, 2, 3):
+        for nodes in NODE_COUNTS:
             runs = [one_run(scratch, cluster, nodes, r, messages, clients)
                     for r in range(bench.REPEATS)]
             accepted = statistics.median(r[0] for r in runs)
             through = statistics.median(r[1] for r in runs)
-            rows.append({"nodes": nodes, "accepted_per_s": accepted, "through_per_s": through})
+            stores = statistics.median(r[2] for r in runs)
+            commits = statistics.median(r[3] for r in runs)
+            rows.append({"nodes": nodes, "accepted_per_s": accepted, "through_per_s": through,
+                         "store_commits_per_message": stores, "commits_per_message": commits})
             print(f"  {nodes} node(s) on one PostgreSQL: accepted {accepted:.0f}/s, "
-                  f"through {through:.0f}/s", file=sys.stderr)
+                  f"through {through:.0f}/s, store commits/msg {stores:.3f}, "
+                  f"all commits/msg {commits:.2f}", file=sys.stderr)
     finally:
         cluster.stop()
     return rows
@@ -118,9 +160,11 @@ def shared_queue(scratch, messages=2000, clients=50):
 def report(rows, messages=2000, clients=50):
     lines = [f"Shared queue on PostgreSQL ({messages} messages of 10 KiB, {clients} clients in "
              "all split between the nodes, many per connection, discard delivery):", "",
-             "| nodes | accepted msg/s | accepted and delivered msg/s |", "|---|---|---|"]
+             "| nodes | accepted msg/s | accepted and delivered msg/s | store commits per message | "
+             "all commits per message (xact_commit) |", "|---|---|---|---|---|"]
     for r in rows:
-        lines.append(f"| {r['nodes']} | {r['accepted_per_s']:.0f} | {r['through_per_s']:.0f} |")
+        lines.append(f"| {r['nodes']} | {r['accepted_per_s']:.0f} | {r['through_per_s']:.0f} | "
+                     f"{r['store_commits_per_message']:.3f} | {r['commits_per_message']:.2f} |")
     return "\n".join(lines) + "\n"
 
 

@@ -28,6 +28,7 @@
 
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
 
+mod batch;
 mod bridge;
 mod claims;
 #[cfg(feature = "test-cluster")]
@@ -89,6 +90,9 @@ pub(crate) struct Fetched {
     pub(crate) epoch: i64,
 }
 
+/// The mail a node stored leased to itself and has not claimed yet.
+pub(crate) type Kept = Arc<Mutex<HashMap<petrel_queue::QueueId, (std::time::Instant, Fetched)>>>;
+
 /// The queue on PostgreSQL.
 pub struct PgQueue {
     bridge: Bridge,
@@ -100,7 +104,9 @@ pub struct PgQueue {
     claimed: Arc<Mutex<HashMap<petrel_queue::QueueId, Fetched>>>,
     /// Mail this node stored leased to itself, not yet claimed by its scheduler: when it was
     /// stored, and its envelope and bytes (see `PgSettings::claim_ahead`).
-    kept: Arc<Mutex<HashMap<petrel_queue::QueueId, (std::time::Instant, Fetched)>>>,
+    kept: Kept,
+    /// Where stores wait for their group commit.
+    batcher: batch::Batcher,
     claim_ahead: usize,
     wakers: leases::Wakers,
 }
@@ -129,13 +135,24 @@ impl PgQueue {
             .build()
             .map_err(|e| QueueError::Io(io::Error::other(format!("database pool: {e}"))))?;
         petrel_queue::id::seed_counter(&settings.node_name);
+        let node: Arc<str> = Arc::from(settings.node_name.as_str());
+        let lease = settings.lease.max(Duration::from_secs(1));
+        let kept = Kept::default();
+        let batcher = batch::Batcher::start(
+            &bridge,
+            pool.clone(),
+            node.clone(),
+            lease.as_secs_f64(),
+            kept.clone(),
+        );
         let queue = PgQueue {
             bridge,
             pool,
-            node: Arc::from(settings.node_name.as_str()),
-            lease: settings.lease.max(Duration::from_secs(1)),
+            node,
+            lease,
             claimed: Arc::default(),
-            kept: Arc::default(),
+            kept,
+            batcher,
             claim_ahead: settings.claim_ahead,
             wakers: Arc::default(),
         };

@@ -1,5 +1,6 @@
-//! `impl Queue for PgQueue`: every queue operation as one SQL statement (a store is one
-//! INSERT with its NOTIFY, committed before the caller hears of it), timed into `/metrics`.
+//! `impl Queue for PgQueue`: every queue operation as one SQL statement (stores are grouped:
+//! the messages stored while a commit is under way go in together, one INSERT with its NOTIFYs
+//! committed before any of their callers hears of it; batch.rs), timed into `/metrics`.
 //!
 //! Places map to the `place` column; ids, envelopes and message bytes are the same values the
 //! file spool keeps (the envelope as its versioned record). A row that does not decode is
@@ -61,7 +62,7 @@ fn not_found(id: &QueueId) -> QueueError {
 }
 
 /// Counts one database operation and its duration for `/metrics`.
-async fn timed<T>(
+pub(crate) async fn timed<T>(
     operation: &'static str,
     work: impl Future<Output = Result<T, QueueError>>,
 ) -> Result<T, QueueError> {
@@ -255,16 +256,6 @@ params_tuple!(A, B, C, D);
 params_tuple!(A, B, C, D, E);
 params_tuple!(A, B, C, D, E, F);
 
-/// The id of a store whose INSERT returned `rows` (none: the id was taken by another node).
-fn stored_id(id: QueueId, rows: Vec<tokio_postgres::Row>) -> Result<QueueId, QueueError> {
-    if rows.is_empty() {
-        return Err(QueueError::Io(io::Error::other(format!(
-            "queue id {id} is taken; try again"
-        ))));
-    }
-    Ok(id)
-}
-
 async fn query<P: Params>(
     pool: &deadpool_postgres::Pool,
     sql: &'static str,
@@ -291,18 +282,6 @@ async fn execute<P: Params>(
         .map_err(database_error)
 }
 
-/// A store for the other nodes: unleased, and announced.
-const INSERT_SHARED: &str = "WITH stored AS (
-        INSERT INTO petrel_messages (id, envelope, message, next_attempt, stored_by)
-        VALUES ($1, $2, $3, $4, $5) ON CONFLICT (id) DO NOTHING RETURNING id)
-    SELECT pg_notify('petrel_queue', $5 || ' ' || id) FROM stored";
-
-/// A store this node delivers itself: leased to it from the start.
-const INSERT_KEPT: &str = "INSERT INTO petrel_messages
-        (id, envelope, message, next_attempt, stored_by, lease_owner, lease_until)
-    VALUES ($1, $2, $3, $4, $5, $5, now() + make_interval(secs => $6))
-    ON CONFLICT (id) DO NOTHING RETURNING id";
-
 impl Queue for PgQueue {
     fn store(&self, envelope: &Envelope, message: &NewMessage<'_>) -> Result<QueueId, QueueError> {
         let (tx, rx) = std::sync::mpsc::sync_channel(1);
@@ -328,15 +307,14 @@ impl Queue for PgQueue {
         None
     }
 
+    /// Queued for the next group commit (batch.rs); `done` hears of it after that commit.
     fn store_then(&self, envelope: &Envelope, message: &NewMessage<'_>, done: StoreDone) {
         let id = QueueId::generate(SystemTime::now());
         let mut bytes = (message.header)(&id).into_bytes();
         bytes.extend_from_slice(message.content);
         let record = record_text(&id, envelope);
-        let next = next_attempt(envelope);
-        let (pool, node) = (self.pool.clone(), self.node.to_string());
-        let (kept, lease) = (self.kept.clone(), self.lease_seconds());
-        if self.has_room_to_keep() {
+        let is_kept = self.has_room_to_keep();
+        if is_kept {
             // Kept before the commit is known, so the scheduler finds it when told of it.
             let fetched = crate::Fetched {
                 envelope: Some(record.clone()),
@@ -344,25 +322,15 @@ impl Queue for PgQueue {
                 epoch: 0,
             };
             lock(&self.kept).insert(id.clone(), (std::time::Instant::now(), fetched));
-            let params = (id.to_string(), record, bytes, next, node, lease);
-            return self.bridge.spawn(
-                timed("store", async move {
-                    let stored = query(&pool, INSERT_KEPT, params).await;
-                    if !matches!(&stored, Ok(rows) if !rows.is_empty()) {
-                        lock(&kept).remove(&id);
-                    }
-                    stored_id(id, stored?)
-                }),
-                done,
-            );
         }
-        self.bridge.spawn(
-            timed("store", async move {
-                let params = (id.to_string(), record, bytes, next, node);
-                stored_id(id, query(&pool, INSERT_SHARED, params).await?)
-            }),
+        self.batcher.store(crate::batch::Pending {
+            id,
+            record,
+            bytes,
+            next_attempt: next_attempt(envelope),
+            is_kept,
             done,
-        );
+        });
     }
 
     fn list(&self) -> Result<Vec<QueueId>, QueueError> {

@@ -531,3 +531,92 @@ fn the_directory_changes_raise_its_version_and_load_reads_them_back() {
     let after = store.load().unwrap();
     assert_eq!((after.version, after.domains.len()), (6, 0));
 }
+
+#[test]
+fn stores_that_wait_for_a_commit_share_the_next_one() {
+    // Stores made while the table is locked (as while a commit is under way) go in together
+    // once it is free: each row's stored_at is the start of its transaction, so the distinct
+    // values count the commits. Every store is answered with its id, after its commit.
+    let url = database("grouped");
+    let (queue, _) = PgQueue::open(&settings(&url, "g", Duration::from_secs(60))).unwrap();
+    let port = cluster().port().to_string();
+    let mut locker = std::process::Command::new("psql")
+        .args([
+            "-h",
+            "127.0.0.1",
+            "-p",
+            &port,
+            "-U",
+            "postgres",
+            "-d",
+            "grouped",
+            "-X",
+            "-q",
+        ])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut stdin = locker.stdin.take().unwrap();
+    std::io::Write::write_all(
+        &mut stdin,
+        b"BEGIN;\nLOCK TABLE petrel_messages IN ACCESS EXCLUSIVE MODE;\n",
+    )
+    .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while cluster()
+        .psql(
+            "grouped",
+            "SELECT count(*) FROM pg_locks WHERE granted AND mode = 'AccessExclusiveLock' \
+             AND relation = 'petrel_messages'::regclass",
+        )
+        .unwrap()
+        .trim()
+        != "1"
+    {
+        assert!(Instant::now() < deadline, "the lock was not taken");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let (tx, rx) = std::sync::mpsc::channel();
+    let header = |id: &petrel_queue::QueueId| format!("X-Queue-Id: {id}\r\n");
+    for n in 0..50 {
+        let tx = tx.clone();
+        queue.store_then(
+            &envelope(&["bob@example.test"]),
+            &NewMessage {
+                header: &header,
+                content: format!("Subject: {n}\r\n\r\nbody\r\n").as_bytes(),
+            },
+            Box::new(move |result| {
+                let _ = tx.send(result);
+            }),
+        );
+    }
+    assert!(
+        rx.recv_timeout(Duration::from_millis(300)).is_err(),
+        "no store is answered before its commit"
+    );
+    std::io::Write::write_all(&mut stdin, b"COMMIT;\n").unwrap();
+    drop(stdin);
+    locker.wait().unwrap();
+    let mut ids = Vec::new();
+    for _ in 0..50 {
+        ids.push(rx.recv_timeout(Duration::from_secs(30)).unwrap().unwrap());
+    }
+    ids.sort();
+    ids.dedup();
+    assert_eq!(ids.len(), 50);
+    assert_eq!(queue.list().unwrap().len(), 50);
+    let commits: usize = cluster()
+        .psql(
+            "grouped",
+            "SELECT count(DISTINCT stored_at) FROM petrel_messages",
+        )
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    // Each writer blocked on the lock holds what was queued when it started; everything
+    // queued after that waits for the next commit: a handful of commits in all, not 50.
+    assert!(commits <= 4, "{commits} commits for 50 stores");
+}
