@@ -25,6 +25,7 @@ import time
 import bench
 
 # NODES=1 python3 bench/nodes.py: only one node count.
+# AB="old=PATH,new=PATH" python3 bench/nodes.py: one node, the binaries alternating.
 NODE_COUNTS = [int(n) for n in os.environ.get("NODES", "1 2 3").split()]
 
 
@@ -93,6 +94,11 @@ def store_transactions(petrel):
 def one_run(scratch, cluster, nodes, run_number, messages, clients):
     name = f"bench_{nodes}_{run_number}"
     url = cluster.create(name)
+    # Read with the nodes stopped on both sides: a backend reports its commits to
+    # pg_stat_database only every so often while its connection stays open (up to 10 s
+    # idle in PostgreSQL 15), at once when it closes. Start-up and shutdown count too (a
+    # few dozen transactions in all).
+    commits_before = cluster.commits(name)
     ports = [bench.free_port() for _ in range(nodes)]
     petrels = [bench.Petrel(scratch, extra=f"""[http]
 address = "127.0.0.1:{ports[i]}"
@@ -115,8 +121,6 @@ node_name = "node{i}"
 
         threads = [threading.Thread(target=drive, args=(p, m, c))
                    for p, m, c in zip(petrels, split(messages, nodes), split(clients, nodes))]
-        time.sleep(1.5)
-        commits_before = cluster.commits(name)
         start = time.time()
         for t in threads:
             t.start()
@@ -128,12 +132,52 @@ node_name = "node{i}"
         stores = sum(store_transactions(p) for p in petrels)
         bench.wait_drained(petrels[0], timeout=120)
         through = time.time() - start
-        time.sleep(1.5)
-        commits = cluster.commits(name) - commits_before
-        return messages / accepted, messages / through, stores / messages, commits / messages
     finally:
         for petrel in petrels:
             petrel.stop()
+    time.sleep(1)
+    commits = cluster.commits(name) - commits_before
+    return messages / accepted, messages / through, stores / messages, commits / messages
+
+
+def ab(scratch, binaries, messages=2000, clients=50):
+    """The same run for several petrel binaries, alternating (AB="old=PATH,new=PATH"): one
+    node, median of REPEATS each."""
+    cluster = Cluster(scratch)
+    runs = {name: [] for name, _ in binaries}
+    postfix_runs = []
+    try:
+        for r in range(bench.REPEATS):
+            for name, path in binaries:
+                bench.PETREL = path
+                runs[name].append(one_run(scratch, cluster, 1, f"{name}_{r}", messages, clients))
+            postfix_runs.append(postfix_run(scratch, messages, clients))
+    finally:
+        cluster.stop()
+    lines = [f"One node on PostgreSQL, {messages} messages of 10 KiB, {clients} clients, many per "
+             f"connection, discard delivery, the binaries alternating, median of {bench.REPEATS}:",
+             "", "| binary | accepted msg/s | accepted and delivered msg/s | store commits per "
+             "message | all commits per message (xact_commit) |", "|---|---|---|---|---|"]
+    postfix = statistics.median(postfix_runs)
+    for name, _ in binaries:
+        median = [statistics.median(run[i] for run in runs[name]) for i in range(4)]
+        lines.append(f"| {name} | {median[0]:.0f} ({median[0] / postfix:.2f}x Postfix) | "
+                     f"{median[1]:.0f} | {median[2]:.3f} | {median[3]:.2f} |")
+    lines.append(f"| Postfix (its own queue, discard) | {postfix:.0f} | | | |")
+    return "\n".join(lines) + "\n"
+
+
+def postfix_run(scratch, messages, clients):
+    """Postfix accepting the same load into its own queue (delivery to discard)."""
+    postfix = bench.Postfix(scratch)
+    try:
+        start = time.time()
+        bench.smtp_source(postfix.port, clients, messages, 10, True)
+        accepted = messages / (time.time() - start)
+        bench.wait_drained(postfix, timeout=120)
+        return accepted
+    finally:
+        postfix.stop()
 
 
 def shared_queue(scratch, messages=2000, clients=50):
@@ -174,7 +218,11 @@ if __name__ == "__main__":
     scratch = tempfile.mkdtemp(prefix="nodes-", dir=results)
     os.chmod(scratch, 0o755)
     count = 500 if bench.QUICK else 2000
-    table = report(shared_queue(scratch, messages=count), messages=count)
+    if os.environ.get("AB"):
+        pairs = [item.split("=", 1) for item in os.environ["AB"].split(",")]
+        table = ab(scratch, pairs, messages=count)
+    else:
+        table = report(shared_queue(scratch, messages=count), messages=count)
     with open(os.path.join(results, "nodes.md"), "w") as f:
         f.write(table)
     print(table)

@@ -1,35 +1,210 @@
-//! Group commit of stores (issue 20, item 3): the messages that SMTP sessions store while a
-//! commit is under way wait for the next one, and go in together, one INSERT of many rows
-//! committed once; each session hears of its message (and only then answers 250) after that
-//! commit. As the journal groups fdatasyncs, this groups PostgreSQL's synchronous commits: with
-//! one client every store still has its own commit at once, with fifty they share them.
+//! Group commit (issue 20, item 3): the stores (and the archives) that callers ask for while a
+//! commit is under way wait for the next one and go in together, one statement over arrays of
+//! rows committed once; each caller hears of its row only after that commit (a session answers
+//! 250 then). As the journal groups fdatasyncs, this groups PostgreSQL's synchronous commits:
+//! with one client every row still has its own commit at once, with fifty they share them.
 //!
-//! `WRITERS` tasks take turns: one collects a batch (everything queued, up to `MAX_BATCH`
-//! messages or `MAX_BATCH_BYTES`) while the others commit theirs. The statement stores each
-//! row as `store_then` asked (leased to this node, or shared and announced with NOTIFY) and
-//! returns the ids it stored; a row whose id was taken (another node made the same id) fails
-//! alone. A failed or timed-out commit fails every message of its batch, transiently.
+//! `WRITERS` tasks per kind take turns: one collects a batch (everything queued, up to
+//! `MAX_BATCH` rows or `MAX_BATCH_BYTES` of message) while the others commit theirs. A
+//! statement returns the ids it changed; a row it did not change (a store whose id another
+//! node took, an archive fenced out by a lost lease) is answered `Ok(false)` alone, and a
+//! failed or timed-out commit fails every row of its batch, transiently.
 
 use std::collections::HashSet;
+use std::future::Future;
 use std::io;
 use std::sync::Arc;
 
-use petrel_queue::sync::lock;
-use petrel_queue::{QueueError, QueueId, StoreDone};
+use deadpool_postgres::Client;
+use petrel_queue::{QueueError, QueueId};
 use tokio::sync::{Mutex, mpsc};
 
 use crate::bridge::{Bridge, OPERATION_TIMEOUT};
-use crate::{Kept, database_error, pool_error};
+use crate::{database_error, pool_error};
 
-/// Batches committed at once.
+/// Batches of one kind committed at once.
 const WRITERS: usize = 2;
-/// The most messages in one batch.
+/// The most rows in one batch.
 const MAX_BATCH: usize = 256;
-/// The most message octets in one batch (the first message always goes, whatever its size).
+/// The most message octets in one batch (the first row always goes, whatever its size).
 const MAX_BATCH_BYTES: usize = 16 * 1024 * 1024;
 
-/// All the rows of a batch in one statement: leased rows get this node as owner and a lease,
-/// shared rows are announced (the NOTIFY is sent at the commit).
+/// Told whether its row was changed (`Ok(false)`: not, and why is the caller's to find out).
+pub(crate) type Done = Box<dyn FnOnce(Result<bool, QueueError>) + Send>;
+
+/// What one kind of grouped statement does with its rows.
+pub(crate) trait Kind: Send + Sync + 'static {
+    /// One row as the caller gives it.
+    type Row: Send + 'static;
+    /// The rows of a batch as the statement takes them (one array per column).
+    type Columns: Default + Send + Sync + 'static;
+    /// Its name in `/metrics`.
+    const OPERATION: &'static str;
+    /// The message octets of `row`, for `MAX_BATCH_BYTES`.
+    fn size(row: &Self::Row) -> usize;
+    /// Adds `row` (of message `id`) to the columns.
+    fn add(columns: &mut Self::Columns, id: &QueueId, row: Self::Row);
+    /// Runs the statement; the ids it changed.
+    fn commit<'a>(
+        &'a self,
+        client: &'a Client,
+        columns: &'a Self::Columns,
+    ) -> impl Future<Output = Result<HashSet<String>, QueueError>> + Send + 'a;
+}
+
+/// Where callers put their rows.
+pub(crate) struct Group<K: Kind> {
+    queue: mpsc::UnboundedSender<(QueueId, K::Row, Done)>,
+}
+
+struct Writer<K: Kind> {
+    kind: K,
+    pool: deadpool_postgres::Pool,
+    waiting: Mutex<mpsc::UnboundedReceiver<(QueueId, K::Row, Done)>>,
+}
+
+impl<K: Kind> Group<K> {
+    /// Starts the writers of `kind` on the queue's runtime.
+    pub(crate) fn start(bridge: &Bridge, pool: deadpool_postgres::Pool, kind: K) -> Group<K> {
+        let (queue, waiting) = mpsc::unbounded_channel();
+        let writer = Arc::new(Writer {
+            kind,
+            pool,
+            waiting: Mutex::new(waiting),
+        });
+        for _ in 0..WRITERS {
+            bridge.handle().spawn(writer.clone().run());
+        }
+        Group { queue }
+    }
+
+    /// Queues `row` of message `id` for the next commit; `done` hears how it went.
+    pub(crate) fn put(&self, id: QueueId, row: K::Row, done: Done) {
+        if let Err(mpsc::error::SendError((_, _, done))) = self.queue.send((id, row, done)) {
+            done(Err(QueueError::Io(io::Error::other(
+                "the database runtime stopped",
+            ))));
+        }
+    }
+
+    /// Queues `row` and waits for its commit (for the synchronous `Queue` calls, which run
+    /// on blocking threads: many of them at once share a commit).
+    pub(crate) fn put_and_wait(&self, id: QueueId, row: K::Row) -> Result<bool, QueueError> {
+        let (tx, rx) = std::sync::mpsc::sync_channel(1);
+        self.put(
+            id,
+            row,
+            Box::new(move |result| {
+                let _ = tx.send(result);
+            }),
+        );
+        rx.recv()
+            .map_err(|_| QueueError::Io(io::Error::other("the database runtime stopped")))?
+    }
+}
+
+impl<K: Kind> Writer<K> {
+    async fn run(self: Arc<Self>) {
+        while let Some(batch) = self.next_batch().await {
+            // The columns go to the statement; who waits for each row stays here (a Done is
+            // not Sync, and is not needed across the await).
+            let mut columns = K::Columns::default();
+            let mut waiting = Vec::with_capacity(batch.len());
+            for (id, row, done) in batch {
+                K::add(&mut columns, &id, row);
+                waiting.push((id, done));
+            }
+            let result = tokio::time::timeout(
+                OPERATION_TIMEOUT,
+                crate::queue::timed(K::OPERATION, async {
+                    let client = self.pool.get().await.map_err(pool_error)?;
+                    self.kind.commit(&client, &columns).await
+                }),
+            )
+            .await;
+            drop(columns);
+            answer(waiting, result);
+        }
+    }
+
+    /// Waits for a row, then takes what else is waiting, within the limits.
+    async fn next_batch(&self) -> Option<Vec<(QueueId, K::Row, Done)>> {
+        let mut waiting = self.waiting.lock().await;
+        let first = waiting.recv().await?;
+        let mut size = K::size(&first.1);
+        let mut batch = vec![first];
+        while batch.len() < MAX_BATCH && size < MAX_BATCH_BYTES {
+            match waiting.try_recv() {
+                Ok(next) => {
+                    size = size.saturating_add(K::size(&next.1));
+                    batch.push(next);
+                }
+                Err(_) => break,
+            }
+        }
+        Some(batch)
+    }
+}
+
+/// Tells each row of a batch how its commit went.
+fn answer(
+    waiting: Vec<(QueueId, Done)>,
+    result: Result<Result<HashSet<String>, QueueError>, tokio::time::error::Elapsed>,
+) {
+    // io::Error is not Clone: each row gets the same kind and text.
+    let failure = match &result {
+        Ok(Ok(_)) => None,
+        Ok(Err(QueueError::Io(error))) => Some((error.kind(), error.to_string())),
+        Ok(Err(error)) => Some((io::ErrorKind::Other, error.to_string())),
+        Err(_) => Some((
+            io::ErrorKind::TimedOut,
+            "the database did not answer in time".to_owned(),
+        )),
+    };
+    let changed = match result {
+        Ok(Ok(changed)) => changed,
+        _ => HashSet::new(),
+    };
+    for (id, done) in waiting {
+        done(match &failure {
+            Some((kind, text)) => Err(QueueError::Io(io::Error::new(*kind, text.clone()))),
+            None => Ok(changed.contains(id.as_str())),
+        });
+    }
+}
+
+/// The ids a statement returned.
+fn ids(rows: Vec<tokio_postgres::Row>) -> Result<HashSet<String>, QueueError> {
+    rows.iter()
+        .map(|row| row.try_get::<_, String>(0).map_err(database_error))
+        .collect()
+}
+
+/// New messages: leased rows get this node as owner and a lease, shared rows are announced
+/// (the NOTIFY is sent at the commit).
+pub(crate) struct Stores {
+    pub(crate) node: Arc<str>,
+    pub(crate) lease_seconds: f64,
+}
+
+/// One new message.
+pub(crate) struct NewRow {
+    pub(crate) record: String,
+    pub(crate) bytes: Vec<u8>,
+    pub(crate) next_attempt: i64,
+    /// Leased to this node from the start, else shared with the others.
+    pub(crate) is_kept: bool,
+}
+
+#[derive(Default)]
+pub(crate) struct NewColumns {
+    ids: Vec<String>,
+    records: Vec<String>,
+    messages: Vec<Vec<u8>>,
+    next_attempts: Vec<i64>,
+    is_kept: Vec<bool>,
+}
+
 const INSERT_BATCH: &str = "WITH rows AS (
         SELECT * FROM unnest($1::text[], $2::text[], $3::bytea[], $4::bigint[], $5::bool[])
             AS r(id, envelope, message, next_attempt, is_kept)),
@@ -46,179 +221,108 @@ const INSERT_BATCH: &str = "WITH rows AS (
         SELECT pg_notify('petrel_queue', $6 || ' ' || id) FROM stored WHERE lease_owner IS NULL)
     SELECT id FROM stored WHERE (SELECT count(*) FROM announced) >= 0";
 
-/// One message waiting for a commit.
-pub(crate) struct Pending {
-    pub(crate) id: QueueId,
-    pub(crate) record: String,
-    pub(crate) bytes: Vec<u8>,
-    pub(crate) next_attempt: i64,
-    /// Leased to this node from the start, else shared with the others.
-    pub(crate) is_kept: bool,
-    pub(crate) done: StoreDone,
-}
+impl Kind for Stores {
+    type Row = NewRow;
+    type Columns = NewColumns;
+    const OPERATION: &'static str = "store";
 
-/// The columns of a batch, one array each, as the statement takes them.
-#[derive(Default)]
-struct Rows {
-    ids: Vec<String>,
-    records: Vec<String>,
-    messages: Vec<Vec<u8>>,
-    next_attempts: Vec<i64>,
-    is_kept: Vec<bool>,
-}
-
-/// Where `store_then` puts its messages.
-pub(crate) struct Batcher {
-    queue: mpsc::UnboundedSender<Pending>,
-}
-
-/// What the writers need.
-struct Writer {
-    pool: deadpool_postgres::Pool,
-    node: Arc<str>,
-    lease_seconds: f64,
-    kept: Kept,
-    waiting: Arc<Mutex<mpsc::UnboundedReceiver<Pending>>>,
-}
-
-impl Batcher {
-    /// Starts the writers on the queue's runtime.
-    pub(crate) fn start(
-        bridge: &Bridge,
-        pool: deadpool_postgres::Pool,
-        node: Arc<str>,
-        lease_seconds: f64,
-        kept: Kept,
-    ) -> Batcher {
-        let (queue, waiting) = mpsc::unbounded_channel();
-        let writer = Arc::new(Writer {
-            pool,
-            node,
-            lease_seconds,
-            kept,
-            waiting: Arc::new(Mutex::new(waiting)),
-        });
-        for _ in 0..WRITERS {
-            bridge.handle().spawn(writer.clone().run());
-        }
-        Batcher { queue }
+    fn size(row: &NewRow) -> usize {
+        row.bytes.len()
     }
 
-    /// Queues `pending` for the next commit.
-    pub(crate) fn store(&self, pending: Pending) {
-        if let Err(mpsc::error::SendError(pending)) = self.queue.send(pending) {
-            (pending.done)(Err(QueueError::Io(io::Error::other(
-                "the database runtime stopped",
-            ))));
-        }
-    }
-}
-
-impl Writer {
-    async fn run(self: Arc<Writer>) {
-        while let Some(batch) = self.next_batch().await {
-            // The rows go to the statement; who waits for each stays here (a StoreDone is
-            // not Sync, and is not needed across the await).
-            let mut rows = Rows::default();
-            let mut waiting = Vec::with_capacity(batch.len());
-            for pending in batch {
-                rows.ids.push(pending.id.to_string());
-                rows.records.push(pending.record);
-                rows.messages.push(pending.bytes);
-                rows.next_attempts.push(pending.next_attempt);
-                rows.is_kept.push(pending.is_kept);
-                waiting.push((pending.id, pending.is_kept, pending.done));
-            }
-            let result = tokio::time::timeout(
-                OPERATION_TIMEOUT,
-                crate::queue::timed("store", self.commit(&rows)),
-            )
-            .await;
-            drop(rows);
-            self.answer(waiting, result);
-        }
+    fn add(columns: &mut NewColumns, id: &QueueId, row: NewRow) {
+        columns.ids.push(id.to_string());
+        columns.records.push(row.record);
+        columns.messages.push(row.bytes);
+        columns.next_attempts.push(row.next_attempt);
+        columns.is_kept.push(row.is_kept);
     }
 
-    /// Waits for a message, then takes what else is waiting, within the limits.
-    async fn next_batch(&self) -> Option<Vec<Pending>> {
-        let mut waiting = self.waiting.lock().await;
-        let first = waiting.recv().await?;
-        let mut size = first.bytes.len();
-        let mut batch = vec![first];
-        while batch.len() < MAX_BATCH && size < MAX_BATCH_BYTES {
-            match waiting.try_recv() {
-                Ok(next) => {
-                    size = size.saturating_add(next.bytes.len());
-                    batch.push(next);
-                }
-                Err(_) => break,
-            }
-        }
-        Some(batch)
-    }
-
-    /// Stores the rows in one statement; the ids stored.
-    async fn commit(&self, rows: &Rows) -> Result<HashSet<String>, QueueError> {
-        let node: &str = &self.node;
-        let client = self.pool.get().await.map_err(pool_error)?;
+    async fn commit(
+        &self,
+        client: &Client,
+        columns: &NewColumns,
+    ) -> Result<HashSet<String>, QueueError> {
         let statement = client
             .prepare_cached(INSERT_BATCH)
             .await
             .map_err(database_error)?;
+        let node: &str = &self.node;
         let rows = client
             .query(
                 &statement,
                 &[
-                    &rows.ids,
-                    &rows.records,
-                    &rows.messages,
-                    &rows.next_attempts,
-                    &rows.is_kept,
+                    &columns.ids,
+                    &columns.records,
+                    &columns.messages,
+                    &columns.next_attempts,
+                    &columns.is_kept,
                     &node,
                     &self.lease_seconds,
                 ],
             )
             .await
             .map_err(database_error)?;
-        rows.iter()
-            .map(|row| row.try_get::<_, String>(0).map_err(database_error))
-            .collect()
+        ids(rows)
+    }
+}
+
+/// Finished messages moved to the history: each only while it is active and, when this node
+/// claimed it, while the claim's epoch is still the row's (fencing).
+pub(crate) struct Archives;
+
+/// One finished message.
+pub(crate) struct DoneRow {
+    pub(crate) record: String,
+    pub(crate) epoch: Option<i64>,
+}
+
+#[derive(Default)]
+pub(crate) struct DoneColumns {
+    ids: Vec<String>,
+    records: Vec<String>,
+    epochs: Vec<Option<i64>>,
+}
+
+const ARCHIVE_BATCH: &str = "UPDATE petrel_messages m SET place = 'done', envelope = u.envelope,
+        message = NULL, next_attempt = 0, finished_at = now(), lease_owner = NULL,
+        lease_until = NULL
+    FROM unnest($1::text[], $2::text[], $3::bigint[]) AS u(id, envelope, epoch)
+    WHERE m.id = u.id AND m.place = 'active'
+      AND (u.epoch IS NULL OR m.lease_epoch = u.epoch)
+    RETURNING m.id";
+
+impl Kind for Archives {
+    type Row = DoneRow;
+    type Columns = DoneColumns;
+    const OPERATION: &'static str = "archive";
+
+    fn size(_: &DoneRow) -> usize {
+        0
     }
 
-    /// Tells each message of the batch how its store went.
-    fn answer(
+    fn add(columns: &mut DoneColumns, id: &QueueId, row: DoneRow) {
+        columns.ids.push(id.to_string());
+        columns.records.push(row.record);
+        columns.epochs.push(row.epoch);
+    }
+
+    async fn commit(
         &self,
-        waiting: Vec<(QueueId, bool, StoreDone)>,
-        result: Result<Result<HashSet<String>, QueueError>, tokio::time::error::Elapsed>,
-    ) {
-        // io::Error is not Clone: each message gets the same kind and text.
-        let failure = match &result {
-            Ok(Ok(_)) => None,
-            Ok(Err(QueueError::Io(error))) => Some((error.kind(), error.to_string())),
-            Ok(Err(error)) => Some((io::ErrorKind::Other, error.to_string())),
-            Err(_) => Some((
-                io::ErrorKind::TimedOut,
-                "the database did not answer in time".to_owned(),
-            )),
-        };
-        let stored = match result {
-            Ok(Ok(stored)) => stored,
-            _ => HashSet::new(),
-        };
-        for (id, is_kept, done) in waiting {
-            let outcome = if stored.contains(id.as_str()) {
-                Ok(id.clone())
-            } else if let Some((kind, text)) = &failure {
-                Err(QueueError::Io(io::Error::new(*kind, text.clone())))
-            } else {
-                Err(QueueError::Io(io::Error::other(format!(
-                    "queue id {id} is taken; try again"
-                ))))
-            };
-            if outcome.is_err() && is_kept {
-                lock(&self.kept).remove(&id);
-            }
-            done(outcome);
-        }
+        client: &Client,
+        columns: &DoneColumns,
+    ) -> Result<HashSet<String>, QueueError> {
+        let statement = client
+            .prepare_cached(ARCHIVE_BATCH)
+            .await
+            .map_err(database_error)?;
+        let rows = client
+            .query(
+                &statement,
+                &[&columns.ids, &columns.records, &columns.epochs],
+            )
+            .await
+            .map_err(database_error)?;
+        ids(rows)
     }
 }

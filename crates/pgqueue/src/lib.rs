@@ -106,7 +106,9 @@ pub struct PgQueue {
     /// stored, and its envelope and bytes (see `PgSettings::claim_ahead`).
     kept: Kept,
     /// Where stores wait for their group commit.
-    batcher: batch::Batcher,
+    stores: batch::Group<batch::Stores>,
+    /// Where archives wait for theirs.
+    archives: batch::Group<batch::Archives>,
     claim_ahead: usize,
     wakers: leases::Wakers,
 }
@@ -138,13 +140,15 @@ impl PgQueue {
         let node: Arc<str> = Arc::from(settings.node_name.as_str());
         let lease = settings.lease.max(Duration::from_secs(1));
         let kept = Kept::default();
-        let batcher = batch::Batcher::start(
+        let stores = batch::Group::start(
             &bridge,
             pool.clone(),
-            node.clone(),
-            lease.as_secs_f64(),
-            kept.clone(),
+            batch::Stores {
+                node: node.clone(),
+                lease_seconds: lease.as_secs_f64(),
+            },
         );
+        let archives = batch::Group::start(&bridge, pool.clone(), batch::Archives);
         let queue = PgQueue {
             bridge,
             pool,
@@ -152,7 +156,8 @@ impl PgQueue {
             lease,
             claimed: Arc::default(),
             kept,
-            batcher,
+            stores,
+            archives,
             claim_ahead: settings.claim_ahead,
             wakers: Arc::default(),
         };

@@ -323,14 +323,30 @@ impl Queue for PgQueue {
             };
             lock(&self.kept).insert(id.clone(), (std::time::Instant::now(), fetched));
         }
-        self.batcher.store(crate::batch::Pending {
+        let kept = self.kept.clone();
+        let stored_id = id.clone();
+        self.stores.put(
             id,
-            record,
-            bytes,
-            next_attempt: next_attempt(envelope),
-            is_kept,
-            done,
-        });
+            crate::batch::NewRow {
+                record,
+                bytes,
+                next_attempt: next_attempt(envelope),
+                is_kept,
+            },
+            Box::new(move |result| {
+                let result = match result {
+                    Ok(true) => Ok(stored_id.clone()),
+                    Ok(false) => Err(QueueError::Io(io::Error::other(format!(
+                        "queue id {stored_id} is taken; try again"
+                    )))),
+                    Err(error) => Err(error),
+                };
+                if result.is_err() && is_kept {
+                    lock(&kept).remove(&stored_id);
+                }
+                done(result);
+            }),
+        );
     }
 
     fn list(&self) -> Result<Vec<QueueId>, QueueError> {
@@ -473,17 +489,14 @@ impl Queue for PgQueue {
         Ok(())
     }
 
+    /// Grouped with the archives of the other deliveries finishing at the same time.
     fn archive(&self, id: &QueueId, envelope: &Envelope) -> Result<(), QueueError> {
         let epoch = self.forget_claim(id);
-        let changed = self.changed(
-            "archive",
-            "UPDATE petrel_messages SET place = 'done', envelope = $2, message = NULL,
-                 next_attempt = 0, finished_at = now(), lease_owner = NULL, lease_until = NULL
-             WHERE id = $1 AND place = 'active'
-               AND ($3::bigint IS NULL OR lease_epoch = $3)",
-            (id.to_string(), record_text(id, envelope), epoch),
-        )?;
-        if changed == 0 {
+        let row = crate::batch::DoneRow {
+            record: record_text(id, envelope),
+            epoch,
+        };
+        if !self.archives.put_and_wait(id.clone(), row)? {
             return Err(self.fenced_out("archive", id, epoch));
         }
         Ok(())
