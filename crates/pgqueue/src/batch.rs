@@ -326,3 +326,60 @@ impl Kind for Archives {
         ids(rows)
     }
 }
+
+/// Claims of messages this node was told of: each row leased to this node with a new epoch
+/// and fetched (into `claimed`), unless another node holds an unexpired lease on it.
+pub(crate) struct Claims {
+    pub(crate) node: Arc<str>,
+    pub(crate) lease_seconds: f64,
+    pub(crate) claimed: crate::Claimed,
+}
+
+// FOR UPDATE without SKIP LOCKED: a claim_due of this node may hold a row for a moment, and
+// the row it leaves (leased to us) must count as ours, not be skipped. Locked in id order, so
+// two nodes claiming overlapping sets do not deadlock.
+const CLAIM_BATCH: &str = "WITH target AS (
+        SELECT id, lease_owner FROM petrel_messages
+        WHERE id = ANY($1) AND place = 'active'
+          AND (lease_until IS NULL OR lease_until < now() OR lease_owner = $2)
+        ORDER BY id
+        FOR UPDATE)
+    UPDATE petrel_messages m
+    SET lease_owner = $2, lease_until = now() + make_interval(secs => $3),
+        lease_epoch = m.lease_epoch + 1
+    FROM target WHERE m.id = target.id
+    RETURNING m.id, target.lease_owner, m.envelope, m.message, m.lease_epoch";
+
+impl Kind for Claims {
+    type Row = ();
+    type Columns = Vec<String>;
+    const OPERATION: &'static str = "claim";
+
+    fn size(_: &()) -> usize {
+        0
+    }
+
+    fn add(columns: &mut Vec<String>, id: &QueueId, _: ()) {
+        columns.push(id.to_string());
+    }
+
+    async fn commit(
+        &self,
+        client: &Client,
+        columns: &Vec<String>,
+    ) -> Result<HashSet<String>, QueueError> {
+        let statement = client
+            .prepare_cached(CLAIM_BATCH)
+            .await
+            .map_err(database_error)?;
+        let node: &str = &self.node;
+        let rows = client
+            .query(&statement, &[columns, &node, &self.lease_seconds])
+            .await
+            .map_err(database_error)?;
+        Ok(crate::queue::note_claims(&rows, &self.node, &self.claimed)
+            .iter()
+            .map(ToString::to_string)
+            .collect())
+    }
+}

@@ -1,6 +1,7 @@
 //! The coordination half of the PostgreSQL queue (`petrel_queue::Claims`): claims are leases
-//! on rows (`lease_owner`, `lease_until`), taken one at a time (`claim`, for a message this
-//! node was told of) or for every due, unleased message (`claim_due`, `FOR UPDATE SKIP LOCKED`
+//! on rows (`lease_owner`, `lease_until`), taken for a message this node was told of (`claim`,
+//! grouped with the other claims made at the same time: batch.rs) or for every due, unleased
+//! message (`claim_due`, `FOR UPDATE SKIP LOCKED`
 //! so nodes never wait on each other); `leases.rs` renews them and listens for wake-ups.
 //!
 //! A claim fetches the row's envelope and message with it, so the delivery that follows reads
@@ -16,19 +17,6 @@ use petrel_queue::{Claims, QueueError, QueueId};
 
 use crate::PgQueue;
 use crate::queue::unix_now;
-
-// FOR UPDATE without SKIP LOCKED: a claim_due of this node may hold the row for a moment, and
-// the row it leaves (leased to us) must count as ours, not be skipped.
-const CLAIM: &str = "WITH target AS (
-        SELECT id, lease_owner FROM petrel_messages
-        WHERE id = $1 AND place = 'active'
-          AND (lease_until IS NULL OR lease_until < now() OR lease_owner = $2)
-        FOR UPDATE)
-    UPDATE petrel_messages m
-    SET lease_owner = $2, lease_until = now() + make_interval(secs => $3),
-        lease_epoch = m.lease_epoch + 1
-    FROM target WHERE m.id = target.id
-    RETURNING m.id, target.lease_owner, m.envelope, m.message, m.lease_epoch";
 
 const CLAIM_DUE: &str = "WITH due AS (
         SELECT id, lease_owner FROM petrel_messages
@@ -56,12 +44,8 @@ impl Claims for PgQueue {
             petrel_metrics::registry().increment(petrel_metrics::QUEUE_CLAIMS, &[]);
             return Ok(true);
         }
-        let rows = self.rows(
-            "claim",
-            CLAIM,
-            (id.to_string(), self.node.to_string(), self.lease_seconds()),
-        )?;
-        Ok(!self.note_claims(&rows).is_empty())
+        // Grouped with the claims of the other deliveries starting at the same time.
+        self.claims.put_and_wait(id.clone(), ())
     }
 
     fn claim_due(&self, limit: usize) -> Result<Vec<QueueId>, QueueError> {

@@ -90,6 +90,9 @@ pub(crate) struct Fetched {
     pub(crate) epoch: i64,
 }
 
+/// The messages this node holds leases on, with what their claims fetched.
+pub(crate) type Claimed = Arc<Mutex<HashMap<petrel_queue::QueueId, Fetched>>>;
+
 /// The mail a node stored leased to itself and has not claimed yet.
 pub(crate) type Kept = Arc<Mutex<HashMap<petrel_queue::QueueId, (std::time::Instant, Fetched)>>>;
 
@@ -101,7 +104,7 @@ pub struct PgQueue {
     lease: Duration,
     /// Messages this process holds leases on (renewed by `leases` until given back), with
     /// the envelope and bytes the claim fetched, handed out once by `load` and `read_message`.
-    claimed: Arc<Mutex<HashMap<petrel_queue::QueueId, Fetched>>>,
+    claimed: Claimed,
     /// Mail this node stored leased to itself, not yet claimed by its scheduler: when it was
     /// stored, and its envelope and bytes (see `PgSettings::claim_ahead`).
     kept: Kept,
@@ -109,6 +112,8 @@ pub struct PgQueue {
     stores: batch::Group<batch::Stores>,
     /// Where archives wait for theirs.
     archives: batch::Group<batch::Archives>,
+    /// Where claims of single messages wait for theirs.
+    claims: batch::Group<batch::Claims>,
     claim_ahead: usize,
     wakers: leases::Wakers,
 }
@@ -149,15 +154,26 @@ impl PgQueue {
             },
         );
         let archives = batch::Group::start(&bridge, pool.clone(), batch::Archives);
+        let claimed = Claimed::default();
+        let claims = batch::Group::start(
+            &bridge,
+            pool.clone(),
+            batch::Claims {
+                node: node.clone(),
+                lease_seconds: lease.as_secs_f64(),
+                claimed: claimed.clone(),
+            },
+        );
         let queue = PgQueue {
             bridge,
             pool,
             node,
             lease,
-            claimed: Arc::default(),
+            claimed,
             kept,
             stores,
             archives,
+            claims,
             claim_ahead: settings.claim_ahead,
             wakers: Arc::default(),
         };

@@ -172,31 +172,9 @@ impl PgQueue {
         QueueError::LeaseLost(id.to_string())
     }
 
+    /// Notes the rows a claim returned (see `note_claims`); the ids claimed.
     pub(crate) fn note_claims(&self, rows: &[tokio_postgres::Row]) -> Vec<QueueId> {
-        let registry = petrel_metrics::registry();
-        let mut ids = Vec::new();
-        for row in rows {
-            let Some(id) = row
-                .try_get::<_, String>(0)
-                .ok()
-                .and_then(|text| QueueId::parse(&text))
-            else {
-                continue;
-            };
-            let previous: Option<String> = row.try_get(1).unwrap_or(None);
-            registry.increment(petrel_metrics::QUEUE_CLAIMS, &[]);
-            if previous.is_some_and(|owner| *owner != *self.node) {
-                registry.increment(petrel_metrics::QUEUE_LEASE_TAKEOVERS, &[]);
-            }
-            let fetched = crate::Fetched {
-                envelope: row.try_get(2).ok(),
-                message: row.try_get::<_, Option<Vec<u8>>>(3).ok().flatten(),
-                epoch: row.try_get(4).unwrap_or(0),
-            };
-            lock(&self.claimed).insert(id.clone(), fetched);
-            ids.push(id);
-        }
-        ids
+        note_claims(rows, &self.node, &self.claimed)
     }
 
     /// At open: the migrations, and what is there.
@@ -587,4 +565,38 @@ impl Records for PgQueue {
             .map(|row| row.try_get::<_, Vec<u8>>(0).map_err(database_error))
             .collect()
     }
+}
+
+/// Notes the rows a claim returned (id, previous owner, envelope, message, epoch): each is
+/// now held by `node` with what it fetched, counted, and a takeover counted when another node
+/// held it; the ids claimed.
+pub(crate) fn note_claims(
+    rows: &[tokio_postgres::Row],
+    node: &str,
+    claimed: &crate::Claimed,
+) -> Vec<QueueId> {
+    let registry = petrel_metrics::registry();
+    let mut ids = Vec::new();
+    for row in rows {
+        let Some(id) = row
+            .try_get::<_, String>(0)
+            .ok()
+            .and_then(|text| QueueId::parse(&text))
+        else {
+            continue;
+        };
+        let previous: Option<String> = row.try_get(1).unwrap_or(None);
+        registry.increment(petrel_metrics::QUEUE_CLAIMS, &[]);
+        if previous.is_some_and(|owner| owner != node) {
+            registry.increment(petrel_metrics::QUEUE_LEASE_TAKEOVERS, &[]);
+        }
+        let fetched = crate::Fetched {
+            envelope: row.try_get(2).ok(),
+            message: row.try_get::<_, Option<Vec<u8>>>(3).ok().flatten(),
+            epoch: row.try_get(4).unwrap_or(0),
+        };
+        lock(claimed).insert(id.clone(), fetched);
+        ids.push(id);
+    }
+    ids
 }
