@@ -4,8 +4,8 @@
 //! 250 then). As the journal groups fdatasyncs, this groups PostgreSQL's synchronous commits:
 //! with one client every row still has its own commit at once, with fifty they share them.
 //!
-//! `WRITERS` tasks per kind take turns: one collects a batch (everything queued, up to
-//! `MAX_BATCH` rows or `MAX_BATCH_BYTES` of message) while the others commit theirs. A
+//! One writer task per kind takes everything queued (up to `MAX_BATCH` rows or
+//! `MAX_BATCH_BYTES` of message) as a batch, commits it, and takes what came meanwhile. A
 //! statement returns the ids it changed; a row it did not change (a store whose id another
 //! node took, an archive fenced out by a lost lease) is answered `Ok(false)` alone, and a
 //! failed or timed-out commit fails every row of its batch, transiently.
@@ -22,8 +22,9 @@ use tokio::sync::{Mutex, mpsc};
 use crate::bridge::{Bridge, OPERATION_TIMEOUT};
 use crate::{database_error, pool_error};
 
-/// Batches of one kind committed at once.
-const WRITERS: usize = 2;
+/// Batches of one kind committed at once: one, so that everything asked for while it commits
+/// goes into the next batch (two writers made batches half as large and were 8% slower).
+const WRITERS: usize = 1;
 /// The most rows in one batch.
 const MAX_BATCH: usize = 256;
 /// The most message octets in one batch (the first row always goes, whatever its size).
