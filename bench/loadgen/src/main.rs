@@ -9,11 +9,128 @@
 //! EHLO answered), reports when all are open, holds them SECONDS, then QUITs them; errors are
 //! counted, never hidden.
 //!
+//! With `LOADGEN_STARTTLS=1` every session says STARTTLS after its EHLO and goes on in TLS 1.3
+//! (rustls with ring; the server's certificate is not checked: a benchmark on loopback), EHLO
+//! again; all sessions share one client configuration, so they resume TLS sessions as an MTA's
+//! session cache does. The output then adds the handshakes made and how many were resumed.
+//!
 //! Talks only to the address it is given (the benchmark gives 127.0.0.1); every loop is bounded.
 
-use std::io::{BufRead, BufReader, Write};
+use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
+
+use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
+use rustls::{ClientConfig, ClientConnection, DigitallySignedStruct, SignatureScheme, StreamOwned};
+
+/// TLS handshakes completed, and how many of them resumed a session.
+static HANDSHAKES: AtomicUsize = AtomicUsize::new(0);
+static RESUMED: AtomicUsize = AtomicUsize::new(0);
+
+/// The one client configuration of STARTTLS sessions, when LOADGEN_STARTTLS=1.
+fn tls_config() -> Option<Arc<ClientConfig>> {
+    static CONFIG: OnceLock<Option<Arc<ClientConfig>>> = OnceLock::new();
+    CONFIG
+        .get_or_init(|| {
+            if std::env::var("LOADGEN_STARTTLS").as_deref() != Ok("1") {
+                return None;
+            }
+            let provider = Arc::new(rustls::crypto::ring::default_provider());
+            let config = ClientConfig::builder_with_provider(provider.clone())
+                .with_protocol_versions(&[&rustls::version::TLS13])
+                .ok()?
+                .dangerous()
+                .with_custom_certificate_verifier(Arc::new(AnyCertificate(provider)))
+                .with_no_client_auth();
+            Some(Arc::new(config))
+        })
+        .clone()
+}
+
+/// Takes any certificate (the signatures of the handshake are still checked).
+#[derive(Debug)]
+struct AnyCertificate(Arc<rustls::crypto::CryptoProvider>);
+
+impl ServerCertVerifier for AnyCertificate {
+    fn verify_server_cert(
+        &self,
+        _: &CertificateDer<'_>,
+        _: &[CertificateDer<'_>],
+        _: &ServerName<'_>,
+        _: &[u8],
+        _: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        Ok(ServerCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.0
+            .signature_verification_algorithms
+            .supported_schemes()
+    }
+}
+
+/// A session's connection: plain, or TLS after STARTTLS.
+enum Stream {
+    Plain(TcpStream),
+    Tls(Box<StreamOwned<ClientConnection, TcpStream>>),
+}
+
+impl Read for Stream {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        match self {
+            Stream::Plain(stream) => stream.read(buf),
+            Stream::Tls(stream) => stream.read(buf),
+        }
+    }
+}
+
+impl Write for Stream {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        match self {
+            Stream::Plain(stream) => stream.write(buf),
+            Stream::Tls(stream) => stream.write(buf),
+        }
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        match self {
+            Stream::Plain(stream) => stream.flush(),
+            Stream::Tls(stream) => stream.flush(),
+        }
+    }
+}
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
@@ -42,10 +159,10 @@ fn address(args: &[String]) -> Result<SocketAddr, String> {
         .map_err(|_| "ADDR must be IP:PORT".to_owned())
 }
 
-/// One SMTP session; one descriptor (reads are buffered, writes go through `&TcpStream`), so
-/// 10,000 idle sessions need 10,000 descriptors.
+/// One SMTP session; one descriptor (reads are buffered, writes go through the same stream),
+/// so 10,000 idle sessions need 10,000 descriptors.
 struct Session {
-    reader: BufReader<TcpStream>,
+    reader: BufReader<Stream>,
 }
 
 impl Session {
@@ -56,11 +173,41 @@ impl Session {
             .set_read_timeout(Some(Duration::from_secs(60)))
             .map_err(|e| e.to_string())?;
         let mut session = Session {
-            reader: BufReader::new(stream),
+            reader: BufReader::new(Stream::Plain(stream)),
         };
         session.expect("2")?;
         session.command("EHLO loadgen.bench", "250")?;
+        if let Some(config) = tls_config() {
+            session.command("STARTTLS", "220")?;
+            session = session.start_tls(config)?;
+            session.command("EHLO loadgen.bench", "250")?;
+        }
         Ok(session)
+    }
+
+    /// The TLS handshake on this session's connection (nothing may be buffered after the 220).
+    fn start_tls(self, config: Arc<ClientConfig>) -> Result<Session, String> {
+        if !self.reader.buffer().is_empty() {
+            return Err("the server sent more after its 220 to STARTTLS".into());
+        }
+        let Stream::Plain(stream) = self.reader.into_inner() else {
+            return Err("TLS is on already".into());
+        };
+        let name = ServerName::try_from("petrel.bench.test").map_err(|e| e.to_string())?;
+        let connection = ClientConnection::new(config, name).map_err(|e| e.to_string())?;
+        let mut tls = StreamOwned::new(connection, stream);
+        while tls.conn.is_handshaking() {
+            tls.conn
+                .complete_io(&mut tls.sock)
+                .map_err(|e| format!("TLS handshake: {e}"))?;
+        }
+        HANDSHAKES.fetch_add(1, Ordering::Relaxed);
+        if tls.conn.handshake_kind() == Some(rustls::HandshakeKind::Resumed) {
+            RESUMED.fetch_add(1, Ordering::Relaxed);
+        }
+        Ok(Session {
+            reader: BufReader::new(Stream::Tls(Box::new(tls))),
+        })
     }
 
     /// Reads one reply; its code must start with `prefix`.
@@ -84,10 +231,16 @@ impl Session {
     }
 
     fn command(&mut self, line: &str, prefix: &str) -> Result<String, String> {
-        self.writer()
-            .write_all(format!("{line}\r\n").as_bytes())
-            .map_err(|e| format!("write: {e}"))?;
+        self.write(format!("{line}\r\n").as_bytes())?;
         self.expect(prefix)
+    }
+
+    fn write(&mut self, bytes: &[u8]) -> Result<(), String> {
+        let stream = self.reader.get_mut();
+        stream
+            .write_all(bytes)
+            .and_then(|()| stream.flush())
+            .map_err(|e| format!("write: {e}"))
     }
 
     /// One transaction; returns the time from the final "." to the 250.
@@ -95,19 +248,11 @@ impl Session {
         self.command("MAIL FROM:<bench@bench.test>", "250")?;
         self.command("RCPT TO:<user@bench.test>", "250")?;
         self.command("DATA", "354")?;
-        self.writer()
-            .write_all(body)
-            .map_err(|e| format!("write: {e}"))?;
+        self.write(body)?;
         let start = Instant::now();
-        self.writer()
-            .write_all(b".\r\n")
-            .map_err(|e| format!("write: {e}"))?;
+        self.write(b".\r\n")?;
         self.expect("250")?;
         Ok(start.elapsed())
-    }
-
-    fn writer(&self) -> &TcpStream {
-        self.reader.get_ref()
     }
 
     fn quit(mut self) {
@@ -185,12 +330,14 @@ fn latency(args: &[String]) -> Result<(), String> {
         times[index].as_secs_f64() * 1000.0
     };
     println!(
-        "messages={} seconds={elapsed:.3} per_second={:.1} mb_per_second={:.2} p50_ms={:.3} p99_ms={:.3} errors={errors}",
+        "messages={} seconds={elapsed:.3} per_second={:.1} mb_per_second={:.2} p50_ms={:.3} p99_ms={:.3} errors={errors} handshakes={} resumed={}",
         times.len(),
         times.len() as f64 / elapsed,
         (times.len() * body.len()) as f64 / elapsed / 1e6,
         percentile(0.5),
-        percentile(0.99)
+        percentile(0.99),
+        HANDSHAKES.load(Ordering::Relaxed),
+        RESUMED.load(Ordering::Relaxed)
     );
     if errors > 0 {
         return Err(format!("{errors} client(s) failed"));
@@ -217,9 +364,10 @@ fn idle(args: &[String]) -> Result<(), String> {
         }
     }
     println!(
-        "open={} errors={errors} seconds_to_open={:.2}",
+        "open={} errors={errors} seconds_to_open={:.2} handshakes={}",
         sessions.len(),
-        started.elapsed().as_secs_f64()
+        started.elapsed().as_secs_f64(),
+        HANDSHAKES.load(Ordering::Relaxed)
     );
     let _ = std::io::stdout().flush();
     std::thread::sleep(Duration::from_secs(seconds as u64));
