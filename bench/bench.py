@@ -472,14 +472,18 @@ def main():
     print("delivery over verified TLS:", file=sys.stderr)
     import tls_delivery  # bench/tls_delivery.py
     tls = tls_delivery.tls_delivery(scratch, 500 if QUICK else 2000)
+    print("acceptance over STARTTLS:", file=sys.stderr)
+    import tls_acceptance  # bench/tls_acceptance.py
+    starttls = tls_acceptance.tls_acceptance(scratch, 500 if QUICK else 2000)
     text = report(machine, rows, fsyncs, lat, deliver, mem) + "\n" + nodes.report(
-        node_rows, messages=node_count) + "\n" + tls_delivery.report(tls)
+        node_rows, messages=node_count) + "\n" + tls_delivery.report(tls) + "\n" + \
+        tls_acceptance.report(starttls)
     with open(os.path.join(results, "latest.md"), "w") as f:
         f.write(text)
     with open(os.path.join(results, "latest.json"), "w") as f:
         json.dump({"machine": machine, "acceptance": rows, "fsyncs": fsyncs, "latency": lat,
                    "delivery": deliver, "memory": mem, "shared_queue": node_rows,
-                   "tls_delivery": tls}, f, indent=1)
+                   "tls_delivery": tls, "starttls": starttls}, f, indent=1)
     print(text)
     shutil.rmtree(scratch, ignore_errors=True)
 
