@@ -6,6 +6,7 @@
 #   ONLY=nodes bench/run.sh only the shared queue: 1, 2 and 3 nodes on one PostgreSQL
 #   ONLY=tls bench/run.sh   only delivery over verified TLS, petrel against Postfix
 #   ONLY=starttls bench/run.sh  only acceptance over STARTTLS, petrel against Postfix
+#   ONLY=peers bench/run.sh only the peers: petrel, Postfix, chasquid and OpenSMTPD, 10 KiB
 #   ONLY=door bench/run.sh  only the cost of port 25's checks for a client that passed them
 # Installs what it needs on Debian (Postfix for smtp-source, smtp-sink and the peer, strace,
 # PostgreSQL for the shared queue),
@@ -29,6 +30,7 @@ ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)"
 if [ "${ONLY:-}" = nodes ]; then exec python3 bench/nodes.py; fi
 if [ "${ONLY:-}" = tls ]; then exec python3 bench/tls_delivery.py; fi
 if [ "${ONLY:-}" = starttls ]; then exec python3 bench/tls_acceptance.py; fi
+if [ "${ONLY:-}" = peers ]; then exec python3 bench/peers.py; fi
 if [ "${ONLY:-}" = door ]; then
   # Debian's python3 with its dnspython: door.py serves the checks' DNS zone with it.
   /usr/bin/python3 -c "import dns.message" 2>/dev/null \
