@@ -206,30 +206,26 @@ impl DataDecoder {
 /// becomes CR LF, a leading "." is doubled, and the content ends with CR LF "." CR LF.
 pub fn dot_stuff(content: &[u8]) -> Vec<u8> {
     let mut out = Vec::with_capacity(content.len() + content.len() / 64 + 5);
-    let mut at_line_start = true;
-    let mut index = 0;
-    while index < content.len() {
-        let byte = content[index];
-        index += 1;
-        match byte {
-            b'\r' | b'\n' => {
-                if byte == b'\r' && content.get(index) == Some(&b'\n') {
-                    index += 1;
-                }
+    // One line at a time, copied whole (a relay sends every message through here).
+    let mut rest = content;
+    while let Some(&first) = rest.first() {
+        if first == b'.' {
+            out.push(b'.');
+        }
+        match rest.iter().position(|&b| b == b'\r' || b == b'\n') {
+            Some(end) => {
+                out.extend_from_slice(&rest[..end]);
                 out.extend_from_slice(b"\r\n");
-                at_line_start = true;
+                let is_crlf = rest[end] == b'\r' && rest.get(end + 1) == Some(&b'\n');
+                rest = &rest[end + if is_crlf { 2 } else { 1 }..];
             }
-            _ => {
-                if at_line_start && byte == b'.' {
-                    out.push(b'.');
-                }
-                out.push(byte);
-                at_line_start = false;
+            None => {
+                // The last line had no line end: it gets one.
+                out.extend_from_slice(rest);
+                out.extend_from_slice(b"\r\n");
+                rest = &[];
             }
         }
-    }
-    if !at_line_start {
-        out.extend_from_slice(b"\r\n");
     }
     out.extend_from_slice(b".\r\n");
     out
@@ -318,6 +314,48 @@ mod tests {
         assert!(ended);
         assert_eq!(decoder.outcome(), DataOutcome::TooBig);
         assert_eq!(decoder.body_bytes(), 12);
+    }
+
+    /// The definition, a byte at a time: what `dot_stuff` (which copies whole lines) must
+    /// give for any content.
+    fn dot_stuff_bytewise(content: &[u8]) -> Vec<u8> {
+        let mut out = Vec::new();
+        let mut at_line_start = true;
+        let mut index = 0;
+        while index < content.len() {
+            let byte = content[index];
+            index += 1;
+            if byte == b'\r' || byte == b'\n' {
+                if byte == b'\r' && content.get(index) == Some(&b'\n') {
+                    index += 1;
+                }
+                out.extend_from_slice(b"\r\n");
+                at_line_start = true;
+            } else {
+                if at_line_start && byte == b'.' {
+                    out.push(b'.');
+                }
+                out.push(byte);
+                at_line_start = false;
+            }
+        }
+        if !at_line_start {
+            out.extend_from_slice(b"\r\n");
+        }
+        out.extend_from_slice(b".\r\n");
+        out
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn s_data_4_dot_stuffing_matches_its_definition(
+            content in proptest::collection::vec(
+                proptest::sample::select(vec![b'.', b'\r', b'\n', b'a', b' ', 0xff]),
+                0..200,
+            )
+        ) {
+            proptest::prop_assert_eq!(dot_stuff(&content), dot_stuff_bytewise(&content));
+        }
     }
 
     #[test]
