@@ -45,23 +45,34 @@ pub(crate) trait Kind: Send + Sync + 'static {
     fn size(row: &Self::Row) -> usize;
     /// Adds `row` (of message `id`) to the columns.
     fn add(columns: &mut Self::Columns, id: &QueueId, row: Self::Row);
+    /// The columns of row `index` alone (a copy: only when a batch is refused for its data).
+    fn one(columns: &Self::Columns, index: usize) -> Self::Columns;
     /// Runs the statement; the ids it changed.
     fn commit<'a>(
         &'a self,
         client: &'a Client,
         columns: &'a Self::Columns,
-    ) -> impl Future<Output = Result<HashSet<String>, QueueError>> + Send + 'a;
+    ) -> impl Future<Output = Result<HashSet<String>, Refused>> + Send + 'a;
 }
 
 /// Where callers put their rows.
 pub(crate) struct Group<K: Kind> {
-    queue: mpsc::UnboundedSender<(QueueId, K::Row, Done)>,
+    queue: mpsc::UnboundedSender<Queued<K>>,
+}
+
+/// A row waiting for its commit: its message, the row, who waits, and by when it must be
+/// answered (`OPERATION_TIMEOUT` after it was put, as every other queue operation).
+struct Queued<K: Kind> {
+    id: QueueId,
+    row: K::Row,
+    done: Done,
+    deadline: tokio::time::Instant,
 }
 
 struct Writer<K: Kind> {
     kind: K,
     pool: deadpool_postgres::Pool,
-    waiting: Mutex<mpsc::UnboundedReceiver<(QueueId, K::Row, Done)>>,
+    waiting: Mutex<mpsc::UnboundedReceiver<Queued<K>>>,
 }
 
 impl<K: Kind> Group<K> {
@@ -81,8 +92,14 @@ impl<K: Kind> Group<K> {
 
     /// Queues `row` of message `id` for the next commit; `done` hears how it went.
     pub(crate) fn put(&self, id: QueueId, row: K::Row, done: Done) {
-        if let Err(mpsc::error::SendError((_, _, done))) = self.queue.send((id, row, done)) {
-            done(Err(QueueError::Io(io::Error::other(
+        let queued = Queued {
+            id,
+            row,
+            done,
+            deadline: tokio::time::Instant::now() + OPERATION_TIMEOUT,
+        };
+        if let Err(mpsc::error::SendError(queued)) = self.queue.send(queued) {
+            (queued.done)(Err(QueueError::Io(io::Error::other(
                 "the database runtime stopped",
             ))));
         }
@@ -106,38 +123,67 @@ impl<K: Kind> Group<K> {
 
 impl<K: Kind> Writer<K> {
     async fn run(self: Arc<Self>) {
-        while let Some(batch) = self.next_batch().await {
+        while let Some(mut batch) = self.next_batch().await {
+            // A row that waited its whole time for this batch is answered now, uncommitted.
+            let now = tokio::time::Instant::now();
+            let (expired, live): (Vec<_>, Vec<_>) =
+                batch.drain(..).partition(|queued| queued.deadline <= now);
+            answer(
+                expired.into_iter().map(|q| (q.id, q.done)).collect(),
+                Err(Elapsed),
+            );
+            let Some(deadline) = live.iter().map(|q| q.deadline).min() else {
+                continue;
+            };
             // The columns go to the statement; who waits for each row stays here (a Done is
             // not Sync, and is not needed across the await).
             let mut columns = K::Columns::default();
-            let mut waiting = Vec::with_capacity(batch.len());
-            for (id, row, done) in batch {
-                K::add(&mut columns, &id, row);
-                waiting.push((id, done));
+            let mut waiting = Vec::with_capacity(live.len());
+            for queued in live {
+                K::add(&mut columns, &queued.id, queued.row);
+                waiting.push((queued.id, queued.done));
             }
-            let result = tokio::time::timeout(
-                OPERATION_TIMEOUT,
-                crate::queue::timed(K::OPERATION, async {
+            let count = waiting.len();
+            let result = tokio::time::timeout_at(deadline, async {
+                let batch = crate::queue::timed(K::OPERATION, async {
                     let client = self.pool.get().await.map_err(pool_error)?;
-                    self.kind.commit(&client, &columns).await
-                }),
-            )
-            .await;
+                    Ok(self.kind.commit(&client, &columns).await)
+                })
+                .await?;
+                match batch {
+                    // One row the database refuses (a data error) must not fail the others:
+                    // each goes alone then, and only the refused ones fail.
+                    Err(Refused::Data) if count > 1 => {
+                        let mut changed = HashSet::new();
+                        for index in 0..count {
+                            let one = K::one(&columns, index);
+                            let client = self.pool.get().await.map_err(pool_error)?;
+                            if let Ok(ids) = self.kind.commit(&client, &one).await {
+                                changed.extend(ids);
+                            }
+                        }
+                        Ok(changed)
+                    }
+                    other => other.map_err(QueueError::from),
+                }
+            })
+            .await
+            .map_err(|_| Elapsed);
             drop(columns);
             answer(waiting, result);
         }
     }
 
     /// Waits for a row, then takes what else is waiting, within the limits.
-    async fn next_batch(&self) -> Option<Vec<(QueueId, K::Row, Done)>> {
+    async fn next_batch(&self) -> Option<Vec<Queued<K>>> {
         let mut waiting = self.waiting.lock().await;
         let first = waiting.recv().await?;
-        let mut size = K::size(&first.1);
+        let mut size = K::size(&first.row);
         let mut batch = vec![first];
         while batch.len() < MAX_BATCH && size < MAX_BATCH_BYTES {
             match waiting.try_recv() {
                 Ok(next) => {
-                    size = size.saturating_add(K::size(&next.1));
+                    size = size.saturating_add(K::size(&next.row));
                     batch.push(next);
                 }
                 Err(_) => break,
@@ -147,10 +193,43 @@ impl<K: Kind> Writer<K> {
     }
 }
 
+/// The batch's time ran out.
+struct Elapsed;
+
+/// Why a statement failed: the database refused a row's data (SQLSTATE class 22 or 23: worth
+/// trying the rows one by one), or anything else.
+pub(crate) enum Refused {
+    Data,
+    Other(QueueError),
+}
+
+impl From<Refused> for QueueError {
+    fn from(refused: Refused) -> QueueError {
+        match refused {
+            Refused::Data => QueueError::Io(io::Error::other("the database refused the data")),
+            Refused::Other(error) => error,
+        }
+    }
+}
+
+impl From<QueueError> for Refused {
+    fn from(error: QueueError) -> Refused {
+        Refused::Other(error)
+    }
+}
+
+/// A statement's error, with data errors told apart.
+fn refused(error: tokio_postgres::Error) -> Refused {
+    match error.code().map(|code| code.code()) {
+        Some(code) if code.starts_with("22") || code.starts_with("23") => Refused::Data,
+        _ => Refused::Other(database_error(error)),
+    }
+}
+
 /// Tells each row of a batch how its commit went.
 fn answer(
     waiting: Vec<(QueueId, Done)>,
-    result: Result<Result<HashSet<String>, QueueError>, tokio::time::error::Elapsed>,
+    result: Result<Result<HashSet<String>, QueueError>, Elapsed>,
 ) {
     // io::Error is not Clone: each row gets the same kind and text.
     let failure = match &result {
@@ -175,9 +254,9 @@ fn answer(
 }
 
 /// The ids a statement returned.
-fn ids(rows: Vec<tokio_postgres::Row>) -> Result<HashSet<String>, QueueError> {
+fn ids(rows: Vec<tokio_postgres::Row>) -> Result<HashSet<String>, Refused> {
     rows.iter()
-        .map(|row| row.try_get::<_, String>(0).map_err(database_error))
+        .map(|row| row.try_get::<_, String>(0).map_err(refused))
         .collect()
 }
 
@@ -239,15 +318,22 @@ impl Kind for Stores {
         columns.is_kept.push(row.is_kept);
     }
 
+    fn one(columns: &NewColumns, index: usize) -> NewColumns {
+        NewColumns {
+            ids: columns.ids[index..=index].to_vec(),
+            records: columns.records[index..=index].to_vec(),
+            messages: columns.messages[index..=index].to_vec(),
+            next_attempts: columns.next_attempts[index..=index].to_vec(),
+            is_kept: columns.is_kept[index..=index].to_vec(),
+        }
+    }
+
     async fn commit(
         &self,
         client: &Client,
         columns: &NewColumns,
-    ) -> Result<HashSet<String>, QueueError> {
-        let statement = client
-            .prepare_cached(INSERT_BATCH)
-            .await
-            .map_err(database_error)?;
+    ) -> Result<HashSet<String>, Refused> {
+        let statement = client.prepare_cached(INSERT_BATCH).await.map_err(refused)?;
         let node: &str = &self.node;
         let rows = client
             .query(
@@ -263,7 +349,7 @@ impl Kind for Stores {
                 ],
             )
             .await
-            .map_err(database_error)?;
+            .map_err(refused)?;
         ids(rows)
     }
 }
@@ -285,12 +371,19 @@ pub(crate) struct DoneColumns {
     epochs: Vec<Option<i64>>,
 }
 
-const ARCHIVE_BATCH: &str = "UPDATE petrel_messages m SET place = 'done', envelope = u.envelope,
+// The rows are locked in id order first (as the lease renewal and the claims lock theirs), so
+// statements over many rows cannot deadlock each other.
+const ARCHIVE_BATCH: &str = "WITH u AS (
+        SELECT * FROM unnest($1::text[], $2::text[], $3::bigint[]) AS u(id, envelope, epoch)),
+    locked AS (
+        SELECT m.id FROM petrel_messages m JOIN u ON m.id = u.id
+        WHERE m.place = 'active' AND (u.epoch IS NULL OR m.lease_epoch = u.epoch)
+        ORDER BY m.id FOR UPDATE OF m)
+    UPDATE petrel_messages m SET place = 'done', envelope = u.envelope,
         message = NULL, next_attempt = 0, finished_at = now(), lease_owner = NULL,
         lease_until = NULL
-    FROM unnest($1::text[], $2::text[], $3::bigint[]) AS u(id, envelope, epoch)
-    WHERE m.id = u.id AND m.place = 'active'
-      AND (u.epoch IS NULL OR m.lease_epoch = u.epoch)
+    FROM u, locked
+    WHERE m.id = u.id AND m.id = locked.id
     RETURNING m.id";
 
 impl Kind for Archives {
@@ -308,22 +401,30 @@ impl Kind for Archives {
         columns.epochs.push(row.epoch);
     }
 
+    fn one(columns: &DoneColumns, index: usize) -> DoneColumns {
+        DoneColumns {
+            ids: columns.ids[index..=index].to_vec(),
+            records: columns.records[index..=index].to_vec(),
+            epochs: columns.epochs[index..=index].to_vec(),
+        }
+    }
+
     async fn commit(
         &self,
         client: &Client,
         columns: &DoneColumns,
-    ) -> Result<HashSet<String>, QueueError> {
+    ) -> Result<HashSet<String>, Refused> {
         let statement = client
             .prepare_cached(ARCHIVE_BATCH)
             .await
-            .map_err(database_error)?;
+            .map_err(refused)?;
         let rows = client
             .query(
                 &statement,
                 &[&columns.ids, &columns.records, &columns.epochs],
             )
             .await
-            .map_err(database_error)?;
+            .map_err(refused)?;
         ids(rows)
     }
 }
@@ -364,20 +465,21 @@ impl Kind for Claims {
         columns.push(id.to_string());
     }
 
+    fn one(columns: &Vec<String>, index: usize) -> Vec<String> {
+        columns[index..=index].to_vec()
+    }
+
     async fn commit(
         &self,
         client: &Client,
         columns: &Vec<String>,
-    ) -> Result<HashSet<String>, QueueError> {
-        let statement = client
-            .prepare_cached(CLAIM_BATCH)
-            .await
-            .map_err(database_error)?;
+    ) -> Result<HashSet<String>, Refused> {
+        let statement = client.prepare_cached(CLAIM_BATCH).await.map_err(refused)?;
         let node: &str = &self.node;
         let rows = client
             .query(&statement, &[columns, &node, &self.lease_seconds])
             .await
-            .map_err(database_error)?;
+            .map_err(refused)?;
         Ok(crate::queue::note_claims(&rows, &self.node, &self.claimed)
             .iter()
             .map(ToString::to_string)

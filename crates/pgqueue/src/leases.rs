@@ -44,10 +44,16 @@ pub(crate) fn start(queue: &PgQueue, config: tokio_postgres::Config) {
             let renewed = match pool.get().await {
                 Ok(client) => client
                     .query(
-                        "UPDATE petrel_messages
+                        // Rows locked in id order, as the grouped archives and claims
+                        // lock theirs: two statements over many rows cannot deadlock.
+                        "WITH mine AS (
+                             SELECT id FROM petrel_messages
+                             WHERE lease_owner = $1 AND id = ANY($2)
+                             ORDER BY id FOR UPDATE)
+                         UPDATE petrel_messages m
                          SET lease_until = now() + make_interval(secs => $3)
-                         WHERE lease_owner = $1 AND id = ANY($2)
-                         RETURNING id",
+                         FROM mine WHERE m.id = mine.id
+                         RETURNING m.id",
                         &[&node, &ids, &lease.as_secs_f64()],
                     )
                     .await

@@ -558,6 +558,15 @@ fn stores_that_wait_for_a_commit_share_the_next_one() {
         .spawn()
         .unwrap();
     let mut stdin = locker.stdin.take().unwrap();
+    // The lock's holder ends with the test, whatever happens.
+    struct Ends(std::process::Child);
+    impl Drop for Ends {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let locker = Ends(locker);
     std::io::Write::write_all(
         &mut stdin,
         b"BEGIN;\nLOCK TABLE petrel_messages IN ACCESS EXCLUSIVE MODE;\n",
@@ -568,7 +577,8 @@ fn stores_that_wait_for_a_commit_share_the_next_one() {
         .psql(
             "grouped",
             "SELECT count(*) FROM pg_locks WHERE granted AND mode = 'AccessExclusiveLock' \
-             AND relation = 'petrel_messages'::regclass",
+             AND relation = 'petrel_messages'::regclass \
+             AND database = (SELECT oid FROM pg_database WHERE datname = current_database())",
         )
         .unwrap()
         .trim()
@@ -598,7 +608,7 @@ fn stores_that_wait_for_a_commit_share_the_next_one() {
     );
     std::io::Write::write_all(&mut stdin, b"COMMIT;\n").unwrap();
     drop(stdin);
-    locker.wait().unwrap();
+    drop(locker);
     let mut ids = Vec::new();
     for _ in 0..50 {
         ids.push(rx.recv_timeout(Duration::from_secs(30)).unwrap().unwrap());
@@ -619,4 +629,106 @@ fn stores_that_wait_for_a_commit_share_the_next_one() {
     // Each writer blocked on the lock holds what was queued when it started; everything
     // queued after that waits for the next commit: a handful of commits in all, not 50.
     assert!(commits <= 4, "{commits} commits for 50 stores");
+}
+
+#[test]
+fn a_row_the_database_refuses_fails_alone_in_its_batch() {
+    // Two stores in one batch (queued behind a commit that waits on a lock); the database
+    // refuses one of them (a CHECK constraint made for the test: SQLSTATE 23514, as any row
+    // whose data it refuses): that one fails, the other is stored.
+    let url = database("refused");
+    let (queue, _) = PgQueue::open(&settings(&url, "r", Duration::from_secs(60))).unwrap();
+    cluster()
+        .psql(
+            "refused",
+            "ALTER TABLE petrel_messages ADD CONSTRAINT refused_helo \
+             CHECK (envelope NOT LIKE '%refused-helo.test%')",
+        )
+        .unwrap();
+    let first = store(&queue, b"Subject: first\r\n\r\nbody\r\n");
+    let port = cluster().port().to_string();
+    let mut locker = std::process::Command::new("psql")
+        .args([
+            "-h",
+            "127.0.0.1",
+            "-p",
+            &port,
+            "-U",
+            "postgres",
+            "-d",
+            "refused",
+            "-X",
+            "-q",
+        ])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut stdin = locker.stdin.take().unwrap();
+    std::io::Write::write_all(
+        &mut stdin,
+        b"BEGIN;\nLOCK TABLE petrel_messages IN ACCESS EXCLUSIVE MODE;\n",
+    )
+    .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while cluster()
+        .psql(
+            "refused",
+            "SELECT count(*) FROM pg_locks WHERE granted AND mode = 'AccessExclusiveLock' \
+             AND relation = 'petrel_messages'::regclass \
+             AND database = (SELECT oid FROM pg_database WHERE datname = current_database())",
+        )
+        .unwrap()
+        .trim()
+        != "1"
+    {
+        assert!(Instant::now() < deadline, "the lock was not taken");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let (tx, rx) = std::sync::mpsc::channel();
+    let header = |id: &petrel_queue::QueueId| format!("X-Queue-Id: {id}\r\n");
+    // The first store waits on the lock alone; these two queue behind it, one batch.
+    for (n, helo) in ["blocked.test", "good.test", "refused-helo.test"]
+        .iter()
+        .enumerate()
+    {
+        let mut envelope = envelope(&["bob@example.test"]);
+        envelope.client_helo = (*helo).to_owned();
+        let tx = tx.clone();
+        queue.store_then(
+            &envelope,
+            &NewMessage {
+                header: &header,
+                content: b"Subject: batch\r\n\r\nbody\r\n",
+            },
+            Box::new(move |result| {
+                let _ = tx.send((n, result));
+            }),
+        );
+        if n == 0 {
+            // Let the writer take the first one before the others are queued.
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+    std::io::Write::write_all(&mut stdin, b"COMMIT;\n").unwrap();
+    drop(stdin);
+    locker.wait().unwrap();
+    let mut results: Vec<(usize, Result<petrel_queue::QueueId, QueueError>)> = (0..3)
+        .map(|_| rx.recv_timeout(Duration::from_secs(30)).unwrap())
+        .collect();
+    results.sort_by_key(|(n, _)| *n);
+    assert!(results[0].1.is_ok(), "{:?}", results[0]);
+    assert!(
+        results[1].1.is_ok(),
+        "the good row is stored: {:?}",
+        results[1]
+    );
+    assert!(
+        results[2].1.is_err(),
+        "the refused row fails: {:?}",
+        results[2]
+    );
+    let listed = queue.list().unwrap();
+    assert_eq!(listed.len(), 3, "first, blocked and good: {listed:?}");
+    assert!(listed.contains(&first));
 }
