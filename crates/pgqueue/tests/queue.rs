@@ -539,54 +539,7 @@ fn stores_that_wait_for_a_commit_share_the_next_one() {
     // values count the commits. Every store is answered with its id, after its commit.
     let url = database("grouped");
     let (queue, _) = PgQueue::open(&settings(&url, "g", Duration::from_secs(60))).unwrap();
-    let port = cluster().port().to_string();
-    let mut locker = std::process::Command::new("psql")
-        .args([
-            "-h",
-            "127.0.0.1",
-            "-p",
-            &port,
-            "-U",
-            "postgres",
-            "-d",
-            "grouped",
-            "-X",
-            "-q",
-        ])
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut stdin = locker.stdin.take().unwrap();
-    // The lock's holder ends with the test, whatever happens.
-    struct Ends(std::process::Child);
-    impl Drop for Ends {
-        fn drop(&mut self) {
-            let _ = self.0.kill();
-            let _ = self.0.wait();
-        }
-    }
-    let locker = Ends(locker);
-    std::io::Write::write_all(
-        &mut stdin,
-        b"BEGIN;\nLOCK TABLE petrel_messages IN ACCESS EXCLUSIVE MODE;\n",
-    )
-    .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while cluster()
-        .psql(
-            "grouped",
-            "SELECT count(*) FROM pg_locks WHERE granted AND mode = 'AccessExclusiveLock' \
-             AND relation = 'petrel_messages'::regclass \
-             AND database = (SELECT oid FROM pg_database WHERE datname = current_database())",
-        )
-        .unwrap()
-        .trim()
-        != "1"
-    {
-        assert!(Instant::now() < deadline, "the lock was not taken");
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    let lock = TableLock::take("grouped");
     let (tx, rx) = std::sync::mpsc::channel();
     let header = |id: &petrel_queue::QueueId| format!("X-Queue-Id: {id}\r\n");
     for n in 0..50 {
@@ -606,9 +559,7 @@ fn stores_that_wait_for_a_commit_share_the_next_one() {
         rx.recv_timeout(Duration::from_millis(300)).is_err(),
         "no store is answered before its commit"
     );
-    std::io::Write::write_all(&mut stdin, b"COMMIT;\n").unwrap();
-    drop(stdin);
-    drop(locker);
+    lock.release();
     let mut ids = Vec::new();
     for _ in 0..50 {
         ids.push(rx.recv_timeout(Duration::from_secs(30)).unwrap().unwrap());
@@ -646,45 +597,7 @@ fn a_row_the_database_refuses_fails_alone_in_its_batch() {
         )
         .unwrap();
     let first = store(&queue, b"Subject: first\r\n\r\nbody\r\n");
-    let port = cluster().port().to_string();
-    let mut locker = std::process::Command::new("psql")
-        .args([
-            "-h",
-            "127.0.0.1",
-            "-p",
-            &port,
-            "-U",
-            "postgres",
-            "-d",
-            "refused",
-            "-X",
-            "-q",
-        ])
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut stdin = locker.stdin.take().unwrap();
-    std::io::Write::write_all(
-        &mut stdin,
-        b"BEGIN;\nLOCK TABLE petrel_messages IN ACCESS EXCLUSIVE MODE;\n",
-    )
-    .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while cluster()
-        .psql(
-            "refused",
-            "SELECT count(*) FROM pg_locks WHERE granted AND mode = 'AccessExclusiveLock' \
-             AND relation = 'petrel_messages'::regclass \
-             AND database = (SELECT oid FROM pg_database WHERE datname = current_database())",
-        )
-        .unwrap()
-        .trim()
-        != "1"
-    {
-        assert!(Instant::now() < deadline, "the lock was not taken");
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    let lock = TableLock::take("refused");
     let (tx, rx) = std::sync::mpsc::channel();
     let header = |id: &petrel_queue::QueueId| format!("X-Queue-Id: {id}\r\n");
     // The first store waits on the lock alone; these two queue behind it, one batch.
@@ -710,9 +623,7 @@ fn a_row_the_database_refuses_fails_alone_in_its_batch() {
             std::thread::sleep(Duration::from_millis(200));
         }
     }
-    std::io::Write::write_all(&mut stdin, b"COMMIT;\n").unwrap();
-    drop(stdin);
-    locker.wait().unwrap();
+    lock.release();
     let mut results: Vec<(usize, Result<petrel_queue::QueueId, QueueError>)> = (0..3)
         .map(|_| rx.recv_timeout(Duration::from_secs(30)).unwrap())
         .collect();
@@ -731,4 +642,76 @@ fn a_row_the_database_refuses_fails_alone_in_its_batch() {
     let listed = queue.list().unwrap();
     assert_eq!(listed.len(), 3, "first, blocked and good: {listed:?}");
     assert!(listed.contains(&first));
+}
+
+/// An ACCESS EXCLUSIVE lock on petrel_messages of a database, held by a psql session in an
+/// open transaction (as a long commit would hold the table), until `release` or the end of
+/// the test.
+struct TableLock {
+    psql: std::process::Child,
+    stdin: Option<std::process::ChildStdin>,
+}
+
+impl TableLock {
+    /// Takes the lock; returns once the database shows it granted.
+    fn take(database: &str) -> TableLock {
+        let port = cluster().port().to_string();
+        let mut psql = std::process::Command::new("psql")
+            .args([
+                "-h",
+                "127.0.0.1",
+                "-p",
+                &port,
+                "-U",
+                "postgres",
+                "-d",
+                database,
+            ])
+            .args(["-X", "-q"])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let mut stdin = psql.stdin.take().unwrap();
+        std::io::Write::write_all(
+            &mut stdin,
+            b"BEGIN;\nLOCK TABLE petrel_messages IN ACCESS EXCLUSIVE MODE;\n",
+        )
+        .unwrap();
+        let lock = TableLock {
+            psql,
+            stdin: Some(stdin),
+        };
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while cluster()
+            .psql(
+                database,
+                "SELECT count(*) FROM pg_locks WHERE granted AND mode = 'AccessExclusiveLock' \
+                 AND relation = 'petrel_messages'::regclass \
+                 AND database = (SELECT oid FROM pg_database WHERE datname = current_database())",
+            )
+            .unwrap()
+            .trim()
+            != "1"
+        {
+            assert!(Instant::now() < deadline, "the lock was not taken");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        lock
+    }
+
+    /// Ends the transaction: the table is free.
+    fn release(mut self) {
+        if let Some(mut stdin) = self.stdin.take() {
+            let _ = std::io::Write::write_all(&mut stdin, b"COMMIT;\n");
+        }
+        let _ = self.psql.wait();
+    }
+}
+
+impl Drop for TableLock {
+    fn drop(&mut self) {
+        let _ = self.psql.kill();
+        let _ = self.psql.wait();
+    }
 }

@@ -176,19 +176,23 @@ fn curl(petrel: &Petrel, path: &str, args: &[&str]) -> (u16, String, String) {
     (status, head.to_ascii_lowercase(), body.to_owned())
 }
 
-/// Logs in; returns the Cookie field and the page's CSRF token.
-fn log_in(petrel: &Petrel) -> (String, String) {
-    let form = format!("user={USER}&password={PASSWORD}");
-    let (status, head, _) = curl(petrel, "/queue/login", &["-d", &form]);
-    assert_eq!(status, 303, "{head}");
-    let cookie = head
-        .lines()
+/// The `name=value` of the cookie a response's (lower-cased) header section sets.
+pub fn session_cookie(head: &str) -> String {
+    head.lines()
         .find_map(|l| l.strip_prefix("set-cookie: "))
         .unwrap()
         .split(';')
         .next()
         .unwrap()
-        .to_owned();
+        .to_owned()
+}
+
+/// Logs in; returns the Cookie field and the page's CSRF token.
+fn log_in(petrel: &Petrel) -> (String, String) {
+    let form = format!("user={USER}&password={PASSWORD}");
+    let (status, head, _) = curl(petrel, "/queue/login", &["-d", &form]);
+    assert_eq!(status, 303, "{head}");
+    let cookie = session_cookie(&head);
     let (status, _, body) = curl(petrel, "/queue/", &["-b", &cookie]);
     assert_eq!(status, 200, "{body}");
     let csrf = body

@@ -146,14 +146,7 @@ fn the_postgres_directory_is_used_by_every_node_without_a_restart() {
         &["-d", "user=carol&password=carol-password-1"],
     );
     assert!(head.starts_with("http/1.1 303"), "carol logs in: {head}");
-    let cookie = head
-        .lines()
-        .find_map(|l| l.strip_prefix("set-cookie: "))
-        .unwrap()
-        .split(';')
-        .next()
-        .unwrap()
-        .to_owned();
+    let cookie = crate::console::session_cookie(&head);
     assert!(console("/queue/", &["-b", &cookie]).starts_with("http/1.1 200"));
 
     // A user removed on a is logged out of b's console.
