@@ -36,8 +36,8 @@ fn error(status: u16, message: &str) -> Response {
     reply(status, format!("{:#}\n", json!({ "error": message })))
 }
 
-/// Equal without telling how much matched by how long it took.
-fn same(given: &[u8], wanted: &[u8]) -> bool {
+/// Equal without telling how much matched by how long it took (tokens, CSRF tokens).
+pub fn same(given: &[u8], wanted: &[u8]) -> bool {
     given.len() == wanted.len()
         && given
             .iter()
