@@ -22,7 +22,7 @@ pub fn list(queue: &dyn Queue, is_json: bool) -> Result<String, String> {
             let Ok(envelope) = queue.load_in(&id, place) else {
                 continue;
             };
-            let size = queue.read_message_in(&id, place).map_or(0, |m| m.len());
+            let size = queue.message_size_in(&id, place).unwrap_or(0);
             rows.push((id, place, envelope, size));
         }
     }

@@ -438,6 +438,20 @@ impl Queue for PgQueue {
         message.ok_or_else(|| not_found(id))
     }
 
+    /// Counted by the database, the bytes left where they are.
+    fn message_size_in(&self, id: &QueueId, place: Place) -> Result<usize, QueueError> {
+        let rows = self.rows(
+            "size",
+            "SELECT octet_length(message)::bigint FROM petrel_messages
+             WHERE id = $1 AND place = $2",
+            (id.to_string(), place_name(place)),
+        )?;
+        let row = rows.first().ok_or_else(|| not_found(id))?;
+        let size: Option<i64> = row.try_get(0).map_err(database_error)?;
+        size.and_then(|size| usize::try_from(size).ok())
+            .ok_or_else(|| not_found(id))
+    }
+
     fn hold(&self, id: &QueueId) -> Result<(), QueueError> {
         self.forget_claim(id);
         let changed = self.changed(

@@ -82,6 +82,15 @@ fn contract(queue: &dyn Queue) {
         stored,
         format!("X-Queue-Id: {id}\r\nSubject: one\r\n\r\nbody\r\n").into_bytes()
     );
+    assert_eq!(
+        queue.message_size_in(&id, Place::Active).unwrap(),
+        stored.len(),
+        "the size without reading the message"
+    );
+    assert!(matches!(
+        queue.message_size_in(&id, Place::Held),
+        Err(QueueError::NotFound(_))
+    ));
     let mut loaded = queue.load(&id).unwrap().envelope;
     assert_eq!(
         loaded,

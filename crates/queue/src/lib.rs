@@ -186,6 +186,15 @@ pub trait Queue: Send + Sync {
     /// As [`Queue::read_message`].
     fn read_message_in(&self, id: &QueueId, place: Place) -> Result<Vec<u8>, QueueError>;
 
+    /// The size in octets of the message of `id` in `place`, without reading it where the
+    /// backend can tell (`queue list` shows it for every message).
+    ///
+    /// # Errors
+    /// As [`Queue::read_message`].
+    fn message_size_in(&self, id: &QueueId, place: Place) -> Result<usize, QueueError> {
+        self.read_message_in(id, place).map(|message| message.len())
+    }
+
     /// Sets `id` aside: it stays queued but is never scheduled until released.
     ///
     /// # Errors

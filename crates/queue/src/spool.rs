@@ -609,6 +609,19 @@ impl Queue for Spool {
         places::read_in(self, id, place, MESSAGE_SUFFIX)
     }
 
+    /// A resident message's length, else its file's.
+    fn message_size_in(&self, id: &QueueId, place: Place) -> Result<usize, QueueError> {
+        if let Some(message) = self
+            .residents
+            .as_ref()
+            .filter(|_| place == Place::Active)
+            .and_then(|r| r.message(id))
+        {
+            return Ok(message.len());
+        }
+        places::size_in(self, id, place, MESSAGE_SUFFIX)
+    }
+
     fn list_in(&self, place: Place) -> Result<Vec<QueueId>, QueueError> {
         if place == Place::Active {
             return self.list();

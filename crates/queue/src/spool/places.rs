@@ -184,3 +184,15 @@ pub(super) fn read_in(
     fs::read(spool.place_path(id, place, suffix))
         .map_err(|error: io::Error| not_found_or(id, error))
 }
+
+/// A file's size, `NotFound` for a missing one.
+pub(super) fn size_in(
+    spool: &Spool,
+    id: &QueueId,
+    place: Place,
+    suffix: &str,
+) -> Result<usize, QueueError> {
+    fs::metadata(spool.place_path(id, place, suffix))
+        .map(|metadata| usize::try_from(metadata.len()).unwrap_or(usize::MAX))
+        .map_err(|error: io::Error| not_found_or(id, error))
+}
