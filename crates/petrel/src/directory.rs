@@ -212,11 +212,20 @@ pub fn run_alias(source: &Source, command: &AliasCommand) -> Result<(), String> 
         (Some(store), Some(targets)) => change(&store, Change::SetAlias { name, targets }),
         (Some(store), None) => change(&store, Change::RemoveAlias(name)),
         (None, targets) => {
-            let (path, mut lines) = read_aliases(&config)?;
+            // Every line of the file, comments and blank lines kept in place.
+            let (path, _) = read_aliases(&config)?;
+            let mut lines: Vec<String> = match std::fs::read_to_string(&path) {
+                Ok(text) => text.lines().map(str::to_owned).collect(),
+                Err(error) if error.kind() == std::io::ErrorKind::NotFound => Vec::new(),
+                Err(error) => return Err(format!("{}: {error}", path.display())),
+            };
             let before = lines.len();
             lines.retain(|line| {
-                line.split_once(':')
-                    .is_none_or(|(n, _)| n.trim().to_lowercase() != name)
+                let is_comment = line.trim_start().starts_with('#');
+                is_comment
+                    || line
+                        .split_once(':')
+                        .is_none_or(|(n, _)| n.trim().to_lowercase() != name)
             });
             if targets.is_none() && lines.len() == before {
                 return Err(format!("no alias {name:?} in {}", path.display()));

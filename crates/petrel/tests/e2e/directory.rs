@@ -197,6 +197,10 @@ fn with_the_file_store_the_commands_edit_the_files_and_sighup_uses_them() {
     );
     assert!(aliases.contains("postmaster: root"), "{aliases}");
     assert!(
+        aliases.starts_with("# the aliases\n"),
+        "comments kept: {aliases}"
+    );
+    assert!(
         rcpt(&petrel, "a@files.test").starts_with("554"),
         "not before SIGHUP"
     );
