@@ -178,7 +178,12 @@ pub fn run_alias(source: &Source, command: &AliasCommand) -> Result<(), String> 
                 .iter()
                 .map(|(name, targets)| format!("{name}: {targets}"))
                 .collect(),
-            None => read_aliases(&config)?.1,
+            None => read_aliases(&config)?
+                .1
+                .into_iter()
+                .map(|line| line.trim().to_owned())
+                .filter(|line| !line.is_empty() && !line.starts_with('#'))
+                .collect(),
         };
         return print_list(&lines);
     }
@@ -213,12 +218,7 @@ pub fn run_alias(source: &Source, command: &AliasCommand) -> Result<(), String> 
         (Some(store), None) => change(&store, Change::RemoveAlias(name)),
         (None, targets) => {
             // Every line of the file, comments and blank lines kept in place.
-            let (path, _) = read_aliases(&config)?;
-            let mut lines: Vec<String> = match std::fs::read_to_string(&path) {
-                Ok(text) => text.lines().map(str::to_owned).collect(),
-                Err(error) if error.kind() == std::io::ErrorKind::NotFound => Vec::new(),
-                Err(error) => return Err(format!("{}: {error}", path.display())),
-            };
+            let (path, mut lines) = read_aliases(&config)?;
             let before = lines.len();
             lines.retain(|line| {
                 let is_comment = line.trim_start().starts_with('#');
@@ -239,7 +239,7 @@ pub fn run_alias(source: &Source, command: &AliasCommand) -> Result<(), String> 
     }
 }
 
-/// The aliases file and its alias lines (comments and blank lines left out).
+/// The aliases file and its lines (none when it does not exist yet).
 fn read_aliases(config: &Config) -> Result<(std::path::PathBuf, Vec<String>), String> {
     let path = config.local.aliases.clone().ok_or(
         "local.aliases is not set in the configuration; set it to the file that should hold the aliases (or use local.store = \"postgres\")",
@@ -249,13 +249,7 @@ fn read_aliases(config: &Config) -> Result<(std::path::PathBuf, Vec<String>), St
         Err(error) if error.kind() == std::io::ErrorKind::NotFound => String::new(),
         Err(error) => return Err(format!("{}: {error}", path.display())),
     };
-    let lines = text
-        .lines()
-        .map(str::trim)
-        .filter(|line| !line.is_empty() && !line.starts_with('#'))
-        .map(str::to_owned)
-        .collect();
-    Ok((path, lines))
+    Ok((path, text.lines().map(str::to_owned).collect()))
 }
 
 /// Adds `value` to (or removes it from) the list `local.KEY` of the configuration file,

@@ -236,9 +236,14 @@ pub fn find(queue: &dyn Queue, wanted: &str) -> Option<(QueueId, Place, Envelope
 
 /// "5.1.10 Recipient domain has a null MX: <meaning>" from the reference, when it has the code.
 pub fn explain(code: &str) -> Option<String> {
-    let entry = Catalogue::get().ok()?.entry(code)?;
-    let text = entry.text(Lang::En);
-    Some(format!("{code} {}: {}", text.title, text.meaning))
+    let (title, meaning) = explained(code)?;
+    Some(format!("{code} {title}: {meaning}"))
+}
+
+/// The reference's title and meaning of `code` (English), when it has the code.
+pub fn explained(code: &str) -> Option<(&'static str, &'static str)> {
+    let text = Catalogue::get().ok()?.entry(code)?.text(Lang::En);
+    Some((text.title.as_str(), text.meaning.as_str()))
 }
 
 /// The header section of a message, with LF line ends.

@@ -329,26 +329,24 @@ type Settings = (
 impl Reload<'_> {
     fn read(&self) -> Result<Settings, String> {
         let mut config = config::load(self.source)?;
-        let Some(store) = self.directory else {
-            let server = config.server_settings()?;
-            let delivery = config.delivery_settings(self.own_addresses)?;
-            return Ok((config, server, delivery));
-        };
         let mut last = self
             .last
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
+        // The directory read now, to keep once the settings built from it are good.
         let mut loaded = None;
-        match (store.load(), last.as_ref()) {
-            (Ok(read), _) => {
-                crate::directory::apply(&read, &mut config);
-                loaded = Some(read);
+        if let Some(store) = self.directory {
+            match (store.load(), last.as_ref()) {
+                (Ok(read), _) => {
+                    crate::directory::apply(&read, &mut config);
+                    loaded = Some(read);
+                }
+                (Err(error), Some(earlier)) => {
+                    warn!(%error, version = earlier.version, "cannot read the directory; the version read last is used");
+                    crate::directory::apply(earlier, &mut config);
+                }
+                (Err(error), None) => return Err(format!("the directory: {error}")),
             }
-            (Err(error), Some(earlier)) => {
-                warn!(%error, version = earlier.version, "cannot read the directory; the version read last is used");
-                crate::directory::apply(earlier, &mut config);
-            }
-            (Err(error), None) => return Err(format!("the directory: {error}")),
         }
         let server = config.server_settings()?;
         let delivery = config.delivery_settings(self.own_addresses)?;

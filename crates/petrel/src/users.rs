@@ -129,13 +129,20 @@ fn read_password() -> Result<String, String> {
 }
 
 fn hash_password(password: &str) -> Result<String, String> {
-    let mut salt = [0u8; 16];
-    std::fs::File::open("/dev/urandom")
-        .and_then(|mut f| std::io::Read::read_exact(&mut f, &mut salt))
-        .map_err(|e| format!("cannot read random bytes: {e}"))?;
+    let salt: [u8; 16] = random_bytes().map_err(|e| format!("cannot read random bytes: {e}"))?;
     let salt = SaltString::encode_b64(&salt).map_err(|e| e.to_string())?;
     Argon2::default()
         .hash_password(password.as_bytes(), &salt)
         .map(|hash| hash.to_string())
         .map_err(|e| e.to_string())
+}
+
+/// `N` random bytes from the kernel (salts, session and CSRF tokens).
+///
+/// # Errors
+/// /dev/urandom cannot be read.
+pub fn random_bytes<const N: usize>() -> std::io::Result<[u8; N]> {
+    let mut bytes = [0u8; N];
+    std::io::Read::read_exact(&mut std::fs::File::open("/dev/urandom")?, &mut bytes)?;
+    Ok(bytes)
 }

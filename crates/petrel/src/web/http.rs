@@ -61,11 +61,16 @@ impl Request {
 
     /// The first value of query parameter `name`.
     pub fn param(&self, name: &str) -> Option<&str> {
-        self.query
-            .iter()
-            .find(|(key, _)| key == name)
-            .map(|(_, value)| value.as_str())
+        field(&self.query, name)
     }
+}
+
+/// The first value of `name` among decoded `name=value` pairs (a query or a form).
+pub fn field<'a>(pairs: &'a [(String, String)], name: &str) -> Option<&'a str> {
+    pairs
+        .iter()
+        .find(|(key, _)| key == name)
+        .map(|(_, value)| value.as_str())
 }
 
 /// Why a request head was refused: the status to answer and a short reason for the page.

@@ -61,9 +61,7 @@ const MTA_STS_PATH: &str = "/.well-known/mta-sts.txt";
 /// What the requests are answered from.
 struct State {
     queue: Arc<dyn petrel_queue::Queue>,
-    mta_sts: Option<Arc<String>>,
-    api: Option<Arc<api::Api>>,
-    console: Option<Arc<console::Console>>,
+    extras: Extras,
 }
 
 /// What the server answers besides the reference pages and `/metrics`.
@@ -81,13 +79,11 @@ pub struct Extras {
 
 /// Serves HTTP on `listener` until the task is dropped.
 pub async fn serve(listener: TcpListener, queue: Arc<dyn petrel_queue::Queue>, extras: Extras) {
-    let extras_tls = extras.tls;
-    let state = Arc::new(State {
-        queue,
-        mta_sts: extras.mta_sts,
-        api: extras.api,
-        console: extras.console,
-    });
+    let state = Arc::new(State { queue, extras });
+    // The HTTPS configuration: the mail listeners' certificates offered for HTTP/1.1 only
+    // (ALPN), so that a TLS session cannot be taken across to another protocol; made again
+    // only when a reload brought new certificates.
+    let mut https: Option<(Arc<rustls::ServerConfig>, Arc<rustls::ServerConfig>)> = None;
     let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));
     loop {
         let Ok(slot) = slots.clone().acquire_owned().await else {
@@ -95,16 +91,20 @@ pub async fn serve(listener: TcpListener, queue: Arc<dyn petrel_queue::Queue>, e
         };
         match listener.accept().await {
             Ok((stream, peer)) => {
-                let state = state.clone();
-                // The certificates of the mail listeners, offered for HTTP/1.1 only (ALPN), so
-                // that a TLS session cannot be taken across to another protocol.
-                let tls = extras_tls.as_ref().map(|settings| {
-                    settings.borrow().tls.as_ref().map(|config| {
-                        let mut config = rustls::ServerConfig::clone(config);
-                        config.alpn_protocols = vec![b"http/1.1".to_vec()];
-                        Arc::new(config)
-                    })
+                let tls = state.extras.tls.as_ref().map(|settings| {
+                    let current = settings.borrow().tls.clone()?;
+                    match &https {
+                        Some((source, made)) if Arc::ptr_eq(source, &current) => Some(made.clone()),
+                        _ => {
+                            let mut config = rustls::ServerConfig::clone(&current);
+                            config.alpn_protocols = vec![b"http/1.1".to_vec()];
+                            let made = Arc::new(config);
+                            https = Some((current, made.clone()));
+                            Some(made)
+                        }
+                    }
                 });
+                let state = state.clone();
                 tokio::spawn(async move {
                     let _ = tokio::time::timeout(CONNECTION_TIMEOUT, async {
                         match tls {
@@ -218,7 +218,7 @@ fn read_request(
 
 async fn route(mut request: http::Request, body: Incoming, state: &State) -> Response {
     if request.path == "/queue" || request.path.starts_with("/queue/") {
-        let Some(console) = &state.console else {
+        let Some(console) = &state.extras.console else {
             return pages::refused(404, "the queue console is off ([http] console)");
         };
         if request.method == Method::Post {
@@ -230,7 +230,7 @@ async fn route(mut request: http::Request, body: Incoming, state: &State) -> Res
         return console::respond(&request, console).await;
     }
     if request.path.starts_with("/api/") {
-        return match &state.api {
+        return match &state.extras.api {
             Some(api) => api::respond(&request, api).await,
             None => pages::refused(404, "the API is off ([http] api_token_file)"),
         };
@@ -242,6 +242,7 @@ async fn route(mut request: http::Request, body: Incoming, state: &State) -> Res
             if request.path == "/metrics" {
                 metrics::respond(state.queue.clone()).await
             } else if let Some(policy) = state
+                .extras
                 .mta_sts
                 .as_ref()
                 .filter(|_| request.path == MTA_STS_PATH)

@@ -67,11 +67,7 @@ pub fn respond(request: &Request) -> Response {
 /// and explained.
 pub fn respond_post(request: &Request) -> Response {
     let form = request.form();
-    let field = |name: &str| {
-        form.iter()
-            .find(|(key, _)| key == name)
-            .map(|(_, value)| value.as_str())
-    };
+    let field = |name: &str| super::http::field(&form, name);
     let lang = field("lang")
         .or(request.param("lang"))
         .and_then(Lang::parse)

@@ -35,11 +35,7 @@ fn the_api_answers_as_the_cli_does_and_only_with_the_token() {
     let dir = Scratch::new("api");
     let token_file = dir.0.join("api.token");
     std::fs::write(&token_file, format!("{TOKEN}\n")).unwrap();
-    let closed = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let closed = crate::harness::closed_port();
     let petrel = Petrel::start(
         &dir.0,
         &format!(

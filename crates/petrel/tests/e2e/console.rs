@@ -49,11 +49,7 @@ fn users_file(dir: &Path) -> std::path::PathBuf {
 /// first to relay.test, the second to example.net. Returns it and the two queue ids.
 fn start(dir: &Path, extra: &str) -> (Petrel, String, String) {
     let users = users_file(dir);
-    let closed = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let closed = crate::harness::closed_port();
     let petrel = Petrel::start(
         dir,
         &format!(
@@ -322,11 +318,7 @@ fn on_a_cluster_one_nodes_console_shows_and_holds_what_another_accepted() {
     let url = crate::backend::new_database();
     let (dir_a, dir_b) = (Scratch::new("console-cl-a"), Scratch::new("console-cl-b"));
     let users = users_file(&dir_a.0);
-    let closed = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let closed = crate::harness::closed_port();
     let node = |dir: &Scratch, name: &str| {
         Petrel::start_for(
             &dir.0,

@@ -88,6 +88,16 @@ pub fn config_for(
     )
 }
 
+/// A loopback port nothing listens on (bound, read, and let go): deliveries to it are
+/// refused, so mail stays deferred.
+pub fn closed_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
 /// Calls `probe` until `done` holds for its value or 30 s have passed; returns the last value
 /// (the caller asserts on it, with what it wants to show).
 pub fn poll<T>(mut probe: impl FnMut() -> T, done: impl Fn(&T) -> bool) -> T {

@@ -165,11 +165,7 @@ async fn login(request: &Request, console: &Console) -> Response {
         );
     }
     let form = request.form();
-    let field = |name: &str| {
-        form.iter()
-            .find(|(k, _)| k == name)
-            .map_or(String::new(), |(_, v)| v.clone())
-    };
+    let field = |name: &str| super::http::field(&form, name).unwrap_or("").to_owned();
     let (user, password) = (field("user"), field("password"));
     let users = console.settings.borrow().users.clone();
     let Ok(_slot) = console.checks.acquire().await else {
@@ -211,10 +207,7 @@ fn check_form(request: &Request, session: Option<&Session>) -> Result<(), &'stat
     }
     if let Some(session) = session {
         let form = request.form();
-        let given = form
-            .iter()
-            .find(|(k, _)| k == "csrf")
-            .map_or("", |(_, v)| v.as_str());
+        let given = super::http::field(&form, "csrf").unwrap_or("");
         if !session::same(given.as_bytes(), session.csrf.as_bytes()) {
             return Err(
                 "This form's CSRF token is missing or wrong: reload the page and try again.",

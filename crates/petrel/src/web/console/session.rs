@@ -142,8 +142,7 @@ fn cookie_value<'a>(field: &'a str, name: &str) -> Option<&'a str> {
 
 /// 32 random bytes from the kernel, in hex.
 fn random_hex() -> std::io::Result<String> {
-    let mut bytes = [0u8; 32];
-    std::io::Read::read_exact(&mut std::fs::File::open("/dev/urandom")?, &mut bytes)?;
+    let bytes: [u8; 32] = crate::users::random_bytes()?;
     Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
 }
 

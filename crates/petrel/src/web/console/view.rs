@@ -4,11 +4,10 @@
 //! is the reference's (its style sheet) with a few rules of its own; no JavaScript.
 
 use maud::{DOCTYPE, Markup, PreEscaped, html};
-use petrel_catalogue::{Catalogue, Lang};
 use petrel_proto::trace::rfc5322_date;
 use petrel_queue::{Envelope, Place, QueueId, Recipient};
 
-use crate::queue_view::{age, recipient_state};
+use crate::queue_view::{age, explained, recipient_state};
 
 use super::filter::{Class, Filter, State};
 
@@ -118,12 +117,7 @@ pub struct ListPage<'a> {
 }
 
 pub fn list(viewer: &Viewer<'_>, view: &ListPage<'_>) -> String {
-    let value = |name: &str| {
-        view.query
-            .iter()
-            .find(|(k, _)| k == name)
-            .map_or("", |(_, v)| v.as_str())
-    };
+    let value = |name: &str| crate::web::http::field(view.query, name).unwrap_or("");
     let body = html! {
         h1 { "Queue" }
         @if let Some(flash) = view.flash { p.flash role="status" { (flash) } }
@@ -297,7 +291,7 @@ fn last(recipient: &Recipient) -> Markup {
 
 /// A history line with the codes in it linked and explained, and the TLS of a hop marked.
 fn history_line(line: &str) -> Markup {
-    let codes: Vec<(String, String)> = line
+    let codes: Vec<(String, &str)> = line
         .split(|c: char| !(c.is_ascii_digit() || c == '.'))
         .map(|word| word.trim_end_matches('.'))
         .filter(|word| petrel_proto::EnhancedCode::parse(word).is_some())
@@ -330,13 +324,6 @@ fn tls_level(line: &str) -> Option<&'static str> {
 
 fn code_link(code: &str) -> Markup {
     html! { a href={ "/codes/" (code) } { code { (code) } } }
-}
-
-/// The reference's title and meaning of `code`.
-fn explained(code: &str) -> Option<(String, String)> {
-    let entry = Catalogue::get().ok()?.entry(code)?;
-    let text = entry.text(Lang::En);
-    Some((text.title.to_string(), text.meaning.to_string()))
 }
 
 fn sender(envelope: &Envelope) -> String {
