@@ -18,11 +18,15 @@ export DEBIAN_FRONTEND=noninteractive
 sudo=""
 if [ "$(id -u)" -ne 0 ]; then sudo="sudo"; fi
 if ! command -v smtp-source >/dev/null || ! command -v strace >/dev/null \
+    || ! command -v openssl >/dev/null || ! command -v ip >/dev/null \
     || ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then
   echo "postfix postfix/main_mailer_type select No configuration" | $sudo debconf-set-selections
   $sudo apt-get update -q
   # The packaged PostgreSQL service is not needed (bench/nodes.py makes its own cluster).
-  $sudo apt-get install -y -q --no-install-recommends postfix strace python3 postgresql
+  # openssl makes the TLS rows' certificates; iproute2 brings up loopback in the peers'
+  # network namespace.
+  $sudo apt-get install -y -q --no-install-recommends postfix strace python3 postgresql \
+    openssl iproute2
 fi
 cargo build --release --locked -p petrel
 (cd bench/loadgen && cargo build --release --locked)
