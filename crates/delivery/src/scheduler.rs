@@ -88,8 +88,27 @@ pub struct Scheduler {
     context: Arc<Context>,
 }
 
+/// A message above this size is read for delivery only when there is room for it under
+/// `LARGE_MESSAGES_KIB` (issue 18): a crowd of large messages is delivered a few at a time
+/// instead of all read into memory at once.
+const LARGE_MESSAGE_BYTES: u64 = 1024 * 1024;
+/// The room, in KiB, for large messages being delivered at once (64 MiB); one message larger
+/// than all of it takes all of it.
+const LARGE_MESSAGES_KIB: u32 = 32 * 1024;
+
+/// What a load found of the message itself.
+enum Content {
+    /// Nothing is due: not read.
+    NotDue,
+    Read(Vec<u8>),
+    /// Due and large: read once there is room (`LARGE_MESSAGES_KIB`).
+    Large(u64),
+}
+
 struct Context {
     queue: Arc<dyn Queue>,
+    /// Room for large messages being delivered (permits are KiB).
+    large_messages: Arc<Semaphore>,
     resolver: Resolver,
     settings: watch::Receiver<Arc<DeliverySettings>>,
     in_flight: Arc<Mutex<HashSet<QueueId>>>,
@@ -150,6 +169,7 @@ impl Scheduler {
                 settings,
                 in_flight: Arc::new(Mutex::new(HashSet::new())),
                 slots: Arc::new(Semaphore::new(MAX_IN_FLIGHT)),
+                large_messages: Arc::new(Semaphore::new(LARGE_MESSAGES_KIB as usize)),
                 domains: Mutex::new(HashMap::new()),
                 waking: Mutex::new(HashSet::new()),
                 pool: crate::pool::Pool::default(),
@@ -387,19 +407,47 @@ async fn process(context: &Arc<Context>, id: &QueueId) {
             .pending()
             .any(|(_, r)| r.next_attempt_unix_seconds <= now)
         {
-            return Ok((envelope, residence, None));
+            return Ok((envelope, residence, Content::NotDue));
+        }
+        if residence == Residence::Storage
+            && let Some(size) = queue
+                .message_size_hint(&load_id)
+                .filter(|size| *size > LARGE_MESSAGE_BYTES)
+        {
+            return Ok((envelope, residence, Content::Large(size)));
         }
         let message = queue.read_message(&load_id).map_err(|e| (false, e))?;
-        Ok((envelope, residence, Some(message)))
+        Ok((envelope, residence, Content::Read(message)))
     })
     .await;
-    let (mut envelope, residence, message) = match loaded {
+    let (mut envelope, residence, content) = match loaded {
         Some(Ok(loaded)) => loaded,
         Some(Err((true, QueueError::NotFound(_)))) | None => return,
         Some(Err((_, error))) => return quarantine(context, id, &error).await,
     };
-    let Some(message) = message.map(Arc::new) else {
-        return wake_later(context, id, &envelope);
+    // A large message is read only when there is room for it (issue 18: memory bounded
+    // whatever the message sizes); the permit is held until its delivery ends.
+    let mut _room = None;
+    let message = match content {
+        Content::NotDue => return wake_later(context, id, &envelope),
+        Content::Read(message) => Arc::new(message),
+        Content::Large(size) => {
+            let kib = u32::try_from(size.div_ceil(1024))
+                .unwrap_or(u32::MAX)
+                .min(LARGE_MESSAGES_KIB);
+            _room = context
+                .large_messages
+                .clone()
+                .acquire_many_owned(kib)
+                .await
+                .ok();
+            let (queue, read_id) = (context.queue.clone(), id.clone());
+            match blocking(move || queue.read_message(&read_id)).await {
+                Some(Ok(message)) => Arc::new(message),
+                Some(Err(QueueError::NotFound(_))) | None => return,
+                Some(Err(error)) => return quarantine(context, id, &error).await,
+            }
+        }
     };
     let settings = context.settings.borrow().clone();
     let before: Vec<RecipientState> = envelope.recipients.iter().map(|r| r.state).collect();

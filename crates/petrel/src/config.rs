@@ -939,8 +939,10 @@ pub struct LimitsConfig {
     pub max_command_line_bytes: usize,
     pub max_data_line_bytes: usize,
     pub max_errors: u32,
-    /// The memory all SMTP sessions' message buffers may hold together; a message that would
-    /// pass it gets 452 4.3.1 at its end, and while it is reached so does every new message (a
+    /// The memory all SMTP sessions' message content may hold together (on the file spool a
+    /// message past 64 KiB streams to disk, so this counts the parts in memory and the
+    /// messages read back whole for DKIM, SPF/DMARC and milters); a message that would pass
+    /// it gets 452 4.3.1 at its end, and while it is reached so does every new message (a
     /// first BDAT at once). 0: no bound.
     pub max_data_memory: u64,
     /// The slowest message content accepted, in octets per second (Postfix's

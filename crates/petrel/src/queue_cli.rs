@@ -310,7 +310,7 @@ async fn submit(
         policy: &settings.policy,
         authentication: petrel_server::receive::Authentication::Sign(&settings.dkim),
     };
-    let stored = petrel_server::receive::store_message(queue, message, &context).await;
+    let stored = petrel_server::receive::store_message(queue, message, None, &context).await;
     match stored.queue_id {
         Some(id) => {
             let _ = service.queued.send(id.clone());

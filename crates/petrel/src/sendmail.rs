@@ -213,7 +213,7 @@ async fn into_spool(
         policy: &settings.policy,
         authentication: petrel_server::receive::Authentication::Sign(&settings.dkim),
     };
-    let stored = petrel_server::receive::store_message(queue, message, &context).await;
+    let stored = petrel_server::receive::store_message(queue, message, None, &context).await;
     match stored.queue_id {
         Some(id) => {
             eprintln!("queued as {id}; petrel delivers it when it runs");

@@ -287,6 +287,14 @@ impl Queue for PgQueue {
 
     /// Queued for the next group commit (batch.rs); `done` hears of it after that commit.
     fn store_then(&self, envelope: &Envelope, message: &NewMessage<'_>, done: StoreDone) {
+        // The database takes content from memory only (no `spill_dir`): a streamed rest would
+        // be lost, so it is refused rather than stored short.
+        if message.rest.is_some() {
+            return done(Err(QueueError::Io(io::Error::new(
+                io::ErrorKind::Unsupported,
+                "the PostgreSQL queue takes no streamed content",
+            ))));
+        }
         let id = QueueId::generate(SystemTime::now());
         let mut bytes = (message.header)(&id).into_bytes();
         bytes.extend_from_slice(message.content);

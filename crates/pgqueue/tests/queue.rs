@@ -68,6 +68,7 @@ fn store(queue: &dyn Queue, content: &[u8]) -> petrel_queue::QueueId {
             &NewMessage {
                 header: &header,
                 content,
+                rest: None,
             },
         )
         .unwrap()
@@ -402,6 +403,7 @@ fn a_lost_database_gives_transient_errors_and_the_queue_recovers_by_itself() {
         &NewMessage {
             header: &header,
             content: b"during\r\n",
+            rest: None,
         },
     );
     let error = failed.expect_err("no store without a database");
@@ -558,6 +560,7 @@ fn stores_that_wait_for_a_commit_share_the_next_one() {
             &NewMessage {
                 header: &header,
                 content: format!("Subject: {n}\r\n\r\nbody\r\n").as_bytes(),
+                rest: None,
             },
             Box::new(move |result| {
                 let _ = tx.send(result);
@@ -622,6 +625,7 @@ fn a_row_the_database_refuses_fails_alone_in_its_batch() {
             &NewMessage {
                 header: &header,
                 content: b"Subject: batch\r\n\r\nbody\r\n",
+                rest: None,
             },
             Box::new(move |result| {
                 let _ = tx.send((n, result));

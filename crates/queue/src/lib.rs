@@ -26,6 +26,8 @@ pub mod spool;
 pub mod status;
 pub mod sync;
 
+use std::path::{Path, PathBuf};
+
 pub use claims::Claims;
 pub use envelope::{Envelope, Recipient, RecipientState};
 pub use error::QueueError;
@@ -66,10 +68,15 @@ pub enum Place {
 pub type StoreDone = Box<dyn FnOnce(Result<QueueId, QueueError>) + Send>;
 
 /// A message to store: a header rendered once the queue id is known (the receiver's
-/// `Received:` field names the id), then the content exactly as received.
+/// `Received:` field names the id), then the content exactly as received: `content`, followed
+/// by the whole of the file `rest` when there is one.
 pub struct NewMessage<'a> {
     pub header: &'a (dyn Fn(&QueueId) -> String + Sync),
     pub content: &'a [u8],
+    /// The rest of the content, written to a file in `Queue::spill_dir` as it arrived
+    /// (issue 18: streaming DATA); the queue copies it and leaves the file to the caller.
+    /// Only for a queue that has a `spill_dir`.
+    pub rest: Option<&'a Path>,
 }
 
 impl<'a> NewMessage<'a> {
@@ -78,6 +85,7 @@ impl<'a> NewMessage<'a> {
         NewMessage {
             header: &|_| String::new(),
             content,
+            rest: None,
         }
     }
 }
@@ -114,6 +122,20 @@ pub trait Queue: Send + Sync {
         done: StoreDone,
     ) -> Option<StoreDone> {
         Some(done)
+    }
+
+    /// Where a receiver may write the content of a message as it arrives, to pass it to
+    /// `store` as `NewMessage::rest`: a directory on the queue's own file system, emptied when
+    /// the queue is opened. `None` when the queue takes content only from memory.
+    fn spill_dir(&self) -> Option<PathBuf> {
+        None
+    }
+
+    /// The size of message `id` when the queue knows it without reading the message or asking
+    /// a server (a file's metadata, a message in memory), so that a caller can wait for room
+    /// before reading a large one. `None` otherwise.
+    fn message_size_hint(&self, _id: &QueueId) -> Option<u64> {
+        None
     }
 
     /// The ids of all active messages, sorted.

@@ -321,7 +321,8 @@ impl Spool {
         message: &'m NewMessage<'m>,
         done: crate::StoreDone,
     ) -> Option<crate::StoreDone> {
-        if !self.fits_journal(message.content.len()) {
+        // A message that came in streamed (`rest`) is large: it is stored as files.
+        if message.rest.is_some() || !self.fits_journal(message.content.len()) {
             return Some(done);
         }
         let id = match self.fresh_id(residents) {
@@ -425,6 +426,7 @@ impl Spool {
         files::write_and_sync(
             message_file,
             &[header.as_bytes(), message.content],
+            message.rest,
             is_synced,
         )?;
         let envelope_tmp = self.tmp_path(id, ENVELOPE_SUFFIX);
@@ -610,6 +612,16 @@ impl Queue for Spool {
     }
 
     /// A resident message's length, else its file's.
+    fn spill_dir(&self) -> Option<PathBuf> {
+        Some(self.root.join(TMP_DIR))
+    }
+
+    fn message_size_hint(&self, id: &QueueId) -> Option<u64> {
+        self.message_size_in(id, Place::Active)
+            .ok()
+            .map(|size| size as u64)
+    }
+
     fn message_size_in(&self, id: &QueueId, place: Place) -> Result<usize, QueueError> {
         if let Some(message) = self
             .residents

@@ -390,6 +390,53 @@ fn every_sync_mode_stores_updates_and_reopens() {
     }
 }
 
+/// Streaming (issue 18): content written to a file in `spill_dir` as it arrived is stored
+/// after the header and the content in memory, in every mode (the journal hands such a
+/// message to files), survives a reopen, and its size is known without reading it; the spill
+/// file is the caller's, and a reopen empties the spill directory.
+#[test]
+fn a_streamed_rest_is_stored_after_the_content_in_every_mode() {
+    for mode in [SyncMode::Fsync, SyncMode::Syncfs, SyncMode::Journal] {
+        let dir = ScratchDir::new("rest");
+        let rest: Vec<u8> = (0..300_000u32)
+            .map(|i| b"abcdefgh\r\n"[i as usize % 10])
+            .collect();
+        let id = {
+            let (spool, _) = Spool::open_with(dir.path().to_path_buf(), mode).unwrap();
+            let spill = spool.spill_dir().unwrap().join("session-1.spill");
+            fs::write(&spill, &rest).unwrap();
+            let header = |id: &QueueId| format!("Received: by test; id {id}\r\n");
+            let id = spool
+                .store(
+                    &envelope(),
+                    &NewMessage {
+                        header: &header,
+                        content: b"Subject: big\r\n\r\n",
+                        rest: Some(&spill),
+                    },
+                )
+                .unwrap();
+            assert!(
+                spill.exists(),
+                "{mode:?}: the spill file is left to the caller"
+            );
+            id
+        };
+        let (spool, _) = Spool::open_with(dir.path().to_path_buf(), mode).unwrap();
+        let mut expected =
+            format!("Received: by test; id {id}\r\nSubject: big\r\n\r\n").into_bytes();
+        expected.extend_from_slice(&rest);
+        assert_eq!(spool.read_message(&id).unwrap(), expected, "{mode:?}");
+        assert_eq!(spool.message_size_hint(&id), Some(expected.len() as u64));
+        let spill_dir = spool.spill_dir().unwrap();
+        assert_eq!(
+            fs::read_dir(&spill_dir).unwrap().count(),
+            0,
+            "emptied at open"
+        );
+    }
+}
+
 #[test]
 fn finished_messages_are_kept_in_the_days_history_file() {
     for mode in [SyncMode::Syncfs, SyncMode::Fsync, SyncMode::Journal] {

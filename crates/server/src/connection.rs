@@ -22,6 +22,7 @@ use crate::deadline::Deadline;
 use crate::nullmx::{check_recipient, check_sender};
 use crate::rate::RateKind;
 use crate::receive::{Authentication, Receiving, store_message};
+use crate::spill::{Rest, SPILL_AT, Spill};
 use crate::stream::Stream;
 use crate::users::owns_sender;
 use crate::{Lifecycle, Protocol, Server, ServerSettings};
@@ -53,6 +54,8 @@ struct Connection {
     spf_of_sender: Option<(String, bool)>,
     /// This session's part of the bound on message data in flight.
     data_share: DataShare,
+    /// The content of the message being read that went to disk as it arrived.
+    spill: Spill,
     /// Where a TLS session reads (a plain one reads into the stack).
     tls_read_buffer: Vec<u8>,
 }
@@ -134,6 +137,7 @@ pub async fn serve_connection(
         spf_of_sender: None,
         domain_scores: None,
         data_share,
+        spill: Spill::default(),
         tls_read_buffer: Vec::new(),
     };
     debug!(session = session_id, %peer, protocol = protocol.as_str(), "connected");
@@ -152,6 +156,9 @@ impl Connection {
         loop {
             match self.session.poll() {
                 Event::NeedInput => {
+                    if self.spill.is_active() || self.session.content_bytes() >= SPILL_AT {
+                        Box::pin(self.stream_content()).await;
+                    }
                     self.account_data();
                     let Ok(has_replied) = self.write_output().await else {
                         return;
@@ -220,15 +227,105 @@ impl Connection {
     /// new messages are refused too: the session is told on each read.)
     fn account_data(&mut self) {
         let limit = self.server.settings.borrow().max_data_memory;
-        let holds = self.session.content_bytes() as u64;
+        let holds = (self.session.content_bytes() + self.spill.memory_bytes()) as u64;
         if !self.data_share.hold(holds, limit) {
             self.session.refuse_content();
+            self.spill.discard();
             let _ = self
                 .data_share
                 .hold(self.session.content_bytes() as u64, limit);
             petrel_metrics::registry().increment(petrel_metrics::DATA_MEMORY_REFUSALS, &[]);
             warn!(session = self.session_id, peer = %self.peer, max_data_memory = limit, "message refused (452 4.3.1 at its end): the message data in flight reached limits.max_data_memory");
         }
+    }
+
+    /// Streaming DATA (issue 18): once the message being read holds `SPILL_AT` octets they go
+    /// to the queue's spill directory; a spill of a message that ended without being handed
+    /// over (refused at its end, the transaction reset) is dropped. A write that fails has the
+    /// message refused with 452 4.3.1 at its end.
+    async fn stream_content(&mut self) {
+        let transaction = self.session.transaction_number();
+        if self.spill.is_active()
+            && (!self.session.has_transaction() || self.spill.transaction != transaction)
+        {
+            self.spill.discard();
+        }
+        if self.session.content_bytes() < SPILL_AT {
+            return;
+        }
+        let Some(dir) = self.server.queue.spill_dir() else {
+            // The queue takes content from memory only: the bound on data in flight holds.
+            return;
+        };
+        let part = self.session.take_content();
+        let name = self.session_id.to_string();
+        if let Err(error) = self.spill.push(transaction, &dir, &name, part).await {
+            warn!(session = self.session_id, peer = %self.peer, %error, "message refused (452 4.3.1 at its end): its content cannot be written to the spill directory");
+            self.spill.discard();
+            self.session.refuse_content();
+        }
+    }
+
+    /// The message's content put together again after streaming: the head in memory and the
+    /// rest in its spill file, or read whole when `is_whole_needed` (milters, DKIM, SPF/DMARC
+    /// read the message at once), under the bound on data in flight. Err: the reply refusing it.
+    async fn unspill(
+        &mut self,
+        message: &mut petrel_proto::Message,
+        is_whole_needed: bool,
+    ) -> Result<Option<Rest>, Reply> {
+        let transaction = self.session.transaction_number();
+        if !self.spill.is_active() {
+            return Ok(None);
+        }
+        if self.spill.transaction != transaction {
+            self.spill.discard();
+            return Ok(None);
+        }
+        let spill = std::mem::take(&mut self.spill);
+        let tail = std::mem::take(&mut message.content);
+        let (head, rest) = spill.finish(tail).await.map_err(|error| {
+            warn!(session = self.session_id, peer = %self.peer, %error, "message refused: the end of its content cannot be written to the spill directory");
+            standard::INSUFFICIENT_STORAGE.reply()
+        })?;
+        let rest = match rest {
+            Some(rest) if is_whole_needed => rest,
+            rest => {
+                message.content = head;
+                return Ok(rest);
+            }
+        };
+        let whole = (head.len() as u64).saturating_add(rest.bytes);
+        if !self.wait_for_data_room(whole).await {
+            warn!(session = self.session_id, peer = %self.peer, bytes = whole, "message refused (452 4.3.1): no room under limits.max_data_memory to read it whole");
+            return Err(standard::INSUFFICIENT_STORAGE.reply());
+        }
+        message.content = crate::spill::read_whole(head, &rest).await.map_err(|error| {
+            warn!(session = self.session_id, peer = %self.peer, %error, "message refused: its spill file cannot be read");
+            standard::LOCAL_ERROR.reply()
+        })?;
+        Ok(None)
+    }
+
+    /// Takes `bytes` of the bound on data in flight for this session, waiting up to the idle
+    /// timeout for others to give room back; false when it never came (or cannot: the message
+    /// alone is over the bound).
+    async fn wait_for_data_room(&mut self, bytes: u64) -> bool {
+        let (limit, patience) = {
+            let settings = self.server.settings.borrow();
+            (settings.max_data_memory, settings.idle_timeout)
+        };
+        if limit > 0 && bytes > limit {
+            return false;
+        }
+        let until = tokio::time::Instant::now() + patience;
+        while !self.data_share.hold(bytes, limit) {
+            if tokio::time::Instant::now() >= until {
+                return false;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+        true
     }
 
     async fn mail(&mut self, path: &ReversePath) {
@@ -352,6 +449,20 @@ impl Connection {
     }
 
     async fn message(&mut self, mut message: petrel_proto::Message) {
+        let settings = self.server.settings.borrow().clone();
+        let is_whole_needed = !self.milters.is_empty()
+            || match self.authentication_step(&settings) {
+                Authentication::None => false,
+                Authentication::Sign(keys) => !keys.is_empty(),
+                Authentication::Verify { .. } => true,
+            };
+        let rest = match self.unspill(&mut message, is_whole_needed).await {
+            Ok(rest) => rest,
+            Err(reply) => {
+                self.session.finish_message(reply);
+                return;
+            }
+        };
         let mut quarantine = None;
         if !self.milters.is_empty() {
             let label = format!("session-{}", self.session_id);
@@ -374,14 +485,13 @@ impl Connection {
                 }
             }
         }
-        let hostname = self.server.settings.borrow().session.hostname.clone();
+        let hostname = settings.session.hostname.clone();
         let (sender, count, size) = (
             message.reverse_path.to_string(),
             message.recipients.len(),
-            message.content.len(),
+            message.content.len() as u64 + rest.as_ref().map_or(0, |r| r.bytes),
         );
         let is_submission = self.protocol.is_submission();
-        let settings = self.server.settings.borrow().clone();
         let authentication = self.authentication_step(&settings);
         let context = Receiving {
             client: self.peer.ip(),
@@ -390,7 +500,10 @@ impl Connection {
             policy: &settings.policy,
             authentication,
         };
-        let stored = store_message(self.server.queue.clone(), message, &context).await;
+        let rest_path = rest.as_ref().map(|r| r.path.clone());
+        let stored = store_message(self.server.queue.clone(), message, rest_path, &context).await;
+        // The queue has its own copy now (or refused the message): the spill file goes.
+        drop(rest);
         let checks = stored.authentication.as_deref().unwrap_or("");
         match (&stored.queue_id, &stored.error) {
             (Some(id), _) => {

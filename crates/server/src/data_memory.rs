@@ -3,8 +3,10 @@
 //! would pass it has that message refused (452 4.3.1 at its end, the data still read), and
 //! while the bound is reached a new message is refused the same way (its first BDAT at once),
 //! so a crowd of large messages cannot exhaust the machine. Shown as the gauge
-//! `petrel_data_memory_bytes`. It counts content octets; the buffers' spare capacity (up to as
-//! much again) and the copy a store makes are not counted.
+//! `petrel_data_memory_bytes`. It counts content octets held in memory (with streaming,
+//! `spill`, a large message's first part and its latest, or the whole message while a step
+//! reads it at once); the buffers' spare capacity (up to as much again) and the copy a store
+//! makes are not counted.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};

@@ -21,6 +21,7 @@ pub mod proxy_protocol;
 pub mod rate;
 pub mod receive;
 pub mod screen;
+pub mod spill;
 pub mod stream;
 pub mod users;
 

@@ -1,4 +1,5 @@
-//! Receiving a finished message: the envelope record, the `Received:` header (S-TRACE-1,
+//! Receiving a finished message (its content in memory, or its head in memory and the rest in
+//! a spill file: `spill`): the envelope record, the `Received:` header (S-TRACE-1,
 //! S-TRACE-2), the message authentication step (a DKIM signature for mail we send out, or SPF,
 //! DKIM and DMARC results in `Authentication-Results:` for mail from the Internet), and the
 //! durable store, whose success alone earns the 250 (S-DATA-6).
@@ -8,6 +9,7 @@
 //! 452 4.3.1 (no space) or 451 4.3.0 and never stop the server.
 
 use std::net::IpAddr;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -46,6 +48,7 @@ pub enum Authentication<'a> {
 pub async fn store_message(
     queue: Arc<dyn Queue>,
     mut message: Message,
+    rest: Option<PathBuf>,
     context: &Receiving<'_>,
 ) -> Stored {
     let Receiving {
@@ -110,6 +113,7 @@ pub async fn store_message(
     let new_message = NewMessage {
         header: &header,
         content: &message.content,
+        rest: rest.as_deref(),
     };
     let written = match queue.try_store_then(&envelope, &new_message, done) {
         None => Ok(()),
@@ -120,6 +124,7 @@ pub async fn store_message(
                 let new_message = NewMessage {
                     header: &header,
                     content: &message.content,
+                    rest: rest.as_deref(),
                 };
                 queue.store_then(&envelope, &new_message, done);
             })

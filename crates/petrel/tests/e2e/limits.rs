@@ -167,18 +167,19 @@ fn a_low_descriptor_limit_gives_clean_refusals() {
     println!("{greeted} greeted, {refused} refused with 421 4.7.0");
 }
 
-/// The bound on message data in flight (issue 18, item 1), `limits.max_data_memory` at 1 MiB,
-/// watched through the gauge `petrel_data_memory_bytes`: a session holding exactly 1 MiB of an
-/// unfinished message leaves no room, so another's message is refused with 452 4.3.1 at its end
-/// (a new one is accepted once the room is back); a session holding 700 KiB leaves room for a
-/// DATA, but the 400 KiB that follow pass the bound: that message gets 452 4.3.1 at its end,
-/// while the first is accepted.
+/// The bound on message data in flight (issue 18, item 1), `limits.max_data_memory` at 48 KiB,
+/// watched through the gauge `petrel_data_memory_bytes` (amounts below the 64 KiB from which a
+/// session writes its message to disk, so they stay in memory on both queues): a session
+/// holding exactly 48 KiB of an unfinished message leaves no room, so another's message is
+/// refused with 452 4.3.1 at its end (a new one is accepted once the room is back); a session
+/// holding 36 KiB leaves room for a DATA, but the 24 KiB that follow pass the bound: that
+/// message gets 452 4.3.1 at its end, while the first is accepted.
 #[test]
 fn message_data_in_flight_is_bounded() {
     let dir = Scratch::new("data-memory");
     let petrel = Petrel::start(
         &dir.0,
-        "[http]\naddress = \"127.0.0.1:0\"\n\n[limits]\nmax_data_memory = 1048576\n",
+        "[http]\naddress = \"127.0.0.1:0\"\n\n[limits]\nmax_data_memory = 49152\n",
     );
     let gauge = |wanted: f64| {
         let samples = crate::harness::poll(
@@ -213,8 +214,8 @@ fn message_data_in_flight_is_bounded() {
     let mut b = open(petrel.address);
     // Full: A holds exactly the bound.
     assert!(a.command("DATA").starts_with("354"));
-    a.send(&kib(1024));
-    gauge(1_048_576.0);
+    a.send(&kib(48));
+    gauge(49_152.0);
     assert!(b.command("DATA").starts_with("354"));
     b.send(b"Subject: small\r\n\r\nsmall\r\n.\r\n");
     assert!(
@@ -230,16 +231,16 @@ fn message_data_in_flight_is_bounded() {
     assert!(b.command("DATA").starts_with("354"), "room again");
     b.send(b"Subject: small\r\n\r\nsmall\r\n.\r\n");
     assert!(b.reply().starts_with("250"));
-    // Past the bound while reading: 700 KiB held by A, then 400 KiB from B.
+    // Past the bound while reading: 36 KiB held by A, then 24 KiB from B.
     assert!(a.command("MAIL FROM:<a@localhost>").starts_with("250"));
     assert!(a.command("RCPT TO:<user@localhost>").starts_with("250"));
     assert!(a.command("DATA").starts_with("354"));
-    a.send(&kib(700));
-    gauge(716_800.0);
+    a.send(&kib(36));
+    gauge(36_864.0);
     assert!(b.command("MAIL FROM:<a@localhost>").starts_with("250"));
     assert!(b.command("RCPT TO:<user@localhost>").starts_with("250"));
     assert!(b.command("DATA").starts_with("354"));
-    b.send(&kib(400));
+    b.send(&kib(24));
     b.send(b".\r\n");
     let reply = b.reply();
     assert!(

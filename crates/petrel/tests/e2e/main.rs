@@ -42,6 +42,7 @@ mod screen;
 mod sendmail;
 mod smarthost;
 mod sni;
+mod streaming;
 mod tls;
 mod tls_reports;
 mod tools;

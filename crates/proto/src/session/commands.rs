@@ -328,10 +328,14 @@ impl ServerSession {
 
     /// Refuses a bad message (S-DATA-10) or hands a good one to the driver.
     fn end_of_content(&mut self, outcome: DataOutcome, content: Vec<u8>) -> Step {
+        // The header section is in the first content the driver took, when it took any.
+        let hops = self
+            .transaction
+            .as_ref()
+            .and_then(|t| t.received_in_taken)
+            .unwrap_or_else(|| count_received(&content));
         let refusal = match outcome {
-            DataOutcome::Complete
-                if count_received(&content) >= self.config.max_received_headers =>
-            {
+            DataOutcome::Complete if hops >= self.config.max_received_headers => {
                 Some(standard::MAIL_LOOP)
             }
             DataOutcome::Complete => None,

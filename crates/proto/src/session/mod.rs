@@ -152,6 +152,10 @@ struct Transaction {
     recipients: Vec<RcptRequest>,
     /// Set once BDAT was used: the content so far and the bare-newline scan.
     chunking: Option<Chunking>,
+    /// The `Received:` fields counted in the first content the driver took
+    /// (`take_content`), which holds the header section: the hop count of S-TRACE-3 is then
+    /// this, not a count over the rest.
+    received_in_taken: Option<usize>,
 }
 
 #[derive(Debug)]
@@ -230,6 +234,8 @@ pub struct ServerSession {
     /// refused with 452 4.3.1 at its end, and the first BDAT of a transaction gets 452 4.3.1
     /// (`set_short_of_storage`).
     is_short_of_storage: bool,
+    /// Transactions begun (accepted MAIL) so far.
+    transactions: u64,
 }
 
 impl ServerSession {
@@ -253,6 +259,7 @@ impl ServerSession {
             pipelined_before_ehlo: false,
             door_refusals: Vec::new(),
             is_short_of_storage: false,
+            transactions: 0,
         };
         session.is_tls = session.config.is_tls;
         if let Some(Refusal::Greeting(reply)) = &session.config.refusal {
@@ -303,6 +310,32 @@ impl ServerSession {
             .and_then(|t| t.chunking.as_ref())
             .map_or(0, |c| c.content.len());
         self.data_content.len() + chunked
+    }
+
+    /// Counts the transactions begun (accepted MAIL) in this session: content the driver took
+    /// (`take_content`) belongs to the transaction of this number, and to no later one.
+    pub fn transaction_number(&self) -> u64 {
+        self.transactions
+    }
+
+    /// Takes the message content decoded so far (after 354, or of the BDAT chunks), so the
+    /// driver can write it to disk as it arrives (issue 18: memory per session stays bounded
+    /// whatever the message size); decoding goes on, and the content after it comes in the
+    /// next call or in `Message::content`. The content the driver took comes first in the
+    /// message, in the order taken. Nothing when no message is being read.
+    pub fn take_content(&mut self) -> Vec<u8> {
+        let Some(transaction) = self.transaction.as_mut() else {
+            return Vec::new();
+        };
+        let taken = match (&self.phase, transaction.chunking.as_mut()) {
+            (Phase::Data(_), _) => std::mem::take(&mut self.data_content),
+            (_, Some(chunking)) => std::mem::take(&mut chunking.content),
+            _ => Vec::new(),
+        };
+        if transaction.received_in_taken.is_none() && !taken.is_empty() {
+            transaction.received_in_taken = Some(crate::trace::count_received(&taken));
+        }
+        taken
     }
 
     /// The server has no room for the message being read: what it holds is dropped, the rest
@@ -376,11 +409,13 @@ impl ServerSession {
     pub fn accept(&mut self) {
         match std::mem::replace(&mut self.phase, Phase::Command) {
             Phase::AwaitMail(request) => {
+                self.transactions += 1;
                 self.transaction = Some(Transaction {
                     reverse_path: request.reverse_path,
                     parameters: request.parameters,
                     recipients: Vec::new(),
                     chunking: None,
+                    received_in_taken: None,
                 });
                 self.send(standard::MAIL_OK.reply());
             }

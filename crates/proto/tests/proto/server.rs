@@ -392,6 +392,80 @@ fn content_refused_for_storage_gets_452_at_its_end() {
     assert_eq!(messages.len(), 1);
 }
 
+/// Streaming (issue 18): the driver takes the content as it is decoded; the parts it took and
+/// the message's own content, in order, are the whole message, for DATA (dots unstuffed, the
+/// smuggling rules unchanged) and for BDAT; the hop count comes from the first part taken.
+#[test]
+fn content_taken_as_it_arrives_adds_up_to_the_message() {
+    let mut session = ServerSession::new(SessionConfig::default());
+    let mut messages = Vec::new();
+    session.receive(b"EHLO c\r\nMAIL FROM:<a@c>\r\nRCPT TO:<b@d>\r\nDATA\r\n");
+    run(&mut session, &mut messages);
+    session.take_output();
+    assert!(session.take_content().is_empty(), "nothing read yet");
+    let mut taken = Vec::new();
+    for part in [
+        &b"Subject: streamed\r\n\r\nline one\r\n.."[..],
+        b"dotted\r\n\n.\r\nnot the end (S-SMUG-1)\r",
+        b"\nlast\r\n.",
+    ] {
+        session.receive(part);
+        run(&mut session, &mut messages);
+        taken.extend(session.take_content());
+    }
+    assert!(messages.is_empty(), "the data has not ended yet");
+    assert!(!taken.is_empty());
+    session.receive(b"\r\n");
+    run(&mut session, &mut messages);
+    // A bare LF is refused after the real end (S-SMUG-2), as without streaming.
+    let output = session.take_output();
+    assert!(
+        String::from_utf8_lossy(&output).starts_with("550 5.5.2"),
+        "{}",
+        String::from_utf8_lossy(&output)
+    );
+    assert!(messages.is_empty());
+    session.receive(b"MAIL FROM:<a@c>\r\nRCPT TO:<b@d>\r\nDATA\r\n");
+    run(&mut session, &mut messages);
+    session.receive(b"Subject: s\r\n\r\n..a\r\nb");
+    run(&mut session, &mut messages);
+    let mut whole = session.take_content();
+    session.receive(b"c\r\n.\r\n");
+    run(&mut session, &mut messages);
+    assert_eq!(
+        messages.len(),
+        1,
+        "{}",
+        String::from_utf8_lossy(&session.take_output())
+    );
+    whole.extend_from_slice(&messages[0].content);
+    assert_eq!(whole, b"Subject: s\r\n\r\n.a\r\nbc\r\n");
+    // BDAT: taken between chunks and inside one.
+    session.receive(b"MAIL FROM:<a@c>\r\nRCPT TO:<b@d>\r\nBDAT 6\r\nab\r\ncd");
+    run(&mut session, &mut messages);
+    let mut chunked = session.take_content();
+    session.receive(b"BDAT 4 LAST\r\nef\r\n");
+    run(&mut session, &mut messages);
+    chunked.extend_from_slice(&messages[1].content);
+    assert_eq!(chunked, b"ab\r\ncdef\r\n");
+    // The hop count is the first part's, where the header section is.
+    session.take_output();
+    let mut hops = "Received: x\r\n".repeat(100);
+    hops.push_str("\r\nbody\r\n");
+    session.receive(b"MAIL FROM:<a@c>\r\nRCPT TO:<b@d>\r\nDATA\r\n");
+    run(&mut session, &mut messages);
+    session.receive(hops.as_bytes());
+    run(&mut session, &mut messages);
+    assert!(!session.take_content().is_empty());
+    session.receive(b"more body\r\n.\r\n");
+    run(&mut session, &mut messages);
+    assert!(
+        String::from_utf8_lossy(&session.take_output())
+            .ends_with("554 5.4.6 Too many hops: mail loop detected\r\n")
+    );
+    assert_eq!(messages.len(), 2);
+}
+
 #[test]
 fn s_data_12_loop_refused() {
     let mut content = "Received: x\r\n".repeat(100);

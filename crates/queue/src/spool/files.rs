@@ -26,16 +26,25 @@ pub(crate) fn create_new_file(path: &Path) -> io::Result<File> {
 }
 
 /// Writes all of `parts`, in order, to `file`, and fsyncs its data and size when `is_synced`.
-pub(crate) fn write_and_sync(mut file: File, parts: &[&[u8]], is_synced: bool) -> io::Result<()> {
+pub(crate) fn write_and_sync(
+    mut file: File,
+    parts: &[&[u8]],
+    rest: Option<&Path>,
+    is_synced: bool,
+) -> io::Result<()> {
     for part in parts {
         file.write_all(part)?;
+    }
+    if let Some(rest) = rest {
+        // File to file: the kernel copies (copy_file_range), no buffer of the message's size.
+        io::copy(&mut File::open(rest)?, &mut file)?;
     }
     if is_synced { file.sync_all() } else { Ok(()) }
 }
 
 /// Creates `path` (which must not exist), writes `bytes` and fsyncs it when `is_synced`.
 pub(crate) fn write_new_file(path: &Path, bytes: &[u8], is_synced: bool) -> io::Result<()> {
-    write_and_sync(create_new_file(path)?, &[bytes], is_synced)
+    write_and_sync(create_new_file(path)?, &[bytes], None, is_synced)
 }
 
 /// Creates directory `path` with owner-only permissions; `Ok(false)` when it already existed.
