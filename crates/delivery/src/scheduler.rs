@@ -92,9 +92,12 @@ pub struct Scheduler {
 /// `LARGE_MESSAGES_KIB` (issue 18): a crowd of large messages is delivered a few at a time
 /// instead of all read into memory at once.
 const LARGE_MESSAGE_BYTES: u64 = 1024 * 1024;
-/// The room, in KiB, for large messages being delivered at once (64 MiB); one message larger
-/// than all of it takes all of it.
+/// The room, in KiB, for large messages being delivered at once (32 MiB); one message larger
+/// than all of it takes all of it. A message that finds no room gives its delivery slot back
+/// and is tried again after `LARGE_MESSAGE_RETRY`, so large messages never hold the slots the
+/// others need.
 const LARGE_MESSAGES_KIB: u32 = 32 * 1024;
+const LARGE_MESSAGE_RETRY: Duration = Duration::from_millis(250);
 
 /// What a load found of the message itself.
 enum Content {
@@ -435,12 +438,10 @@ async fn process(context: &Arc<Context>, id: &QueueId) {
             let kib = u32::try_from(size.div_ceil(1024))
                 .unwrap_or(u32::MAX)
                 .min(LARGE_MESSAGES_KIB);
-            _room = context
-                .large_messages
-                .clone()
-                .acquire_many_owned(kib)
-                .await
-                .ok();
+            match context.large_messages.clone().try_acquire_many_owned(kib) {
+                Ok(room) => _room = Some(room),
+                Err(_) => return wake_in(context, id, LARGE_MESSAGE_RETRY),
+            }
             let (queue, read_id) = (context.queue.clone(), id.clone());
             match blocking(move || queue.read_message(&read_id)).await {
                 Some(Ok(message)) => Arc::new(message),

@@ -611,7 +611,7 @@ impl Queue for Spool {
         places::read_in(self, id, place, MESSAGE_SUFFIX)
     }
 
-    /// A resident message's length, else its file's.
+    /// `tmp/`, emptied at open.
     fn spill_dir(&self) -> Option<PathBuf> {
         Some(self.root.join(TMP_DIR))
     }
@@ -622,6 +622,7 @@ impl Queue for Spool {
             .map(|size| size as u64)
     }
 
+    /// A resident message's length, else its file's.
     fn message_size_in(&self, id: &QueueId, place: Place) -> Result<usize, QueueError> {
         if let Some(message) = self
             .residents
