@@ -16,6 +16,7 @@ pub mod derive;
 pub mod explain;
 pub mod fuzzing;
 pub mod guides;
+pub mod meaning;
 pub mod providers;
 
 use std::collections::BTreeMap;
@@ -143,13 +144,18 @@ impl Catalogue {
 }
 
 /// The short English title of a reply, for log lines: the enhanced code's title when the
-/// reference has it, else the basic code's; `None` when it has neither.
+/// reference has it, else the basic code's, else the enhanced code's explanation from its
+/// parts (a provider's own detail number such as 5.7.606); `None` when nothing fits.
 pub fn short_title(code: u16, enhanced: Option<&str>) -> Option<String> {
     let catalogue = Catalogue::get().ok()?;
     enhanced
         .and_then(|e| catalogue.entry(e))
         .or_else(|| catalogue.entry(&code.to_string()))
         .map(|entry| entry.english.title.clone())
+        .or_else(|| {
+            let enhanced = enhanced?;
+            derive::enhanced(catalogue, enhanced, Lang::En).map(|d| d.title)
+        })
 }
 
 fn texts(dir: &str, files: &[(&str, &str)]) -> Result<BTreeMap<String, CodeText>, String> {

@@ -239,6 +239,29 @@ mod tests {
         assert!(wrong.is_empty(), "{}", wrong.join("\n"));
     }
 
+    /// Issue 17: Microsoft's 5.7.12 is not 4.7.12's "password transition": the entry for
+    /// recipients that take mail only from inside their organization comes first.
+    #[test]
+    fn microsoft_5_7_12_is_a_recipient_restricted_to_its_organization() {
+        for reply in [
+            "550 5.7.12 Sender was not authenticated by organization",
+            "550 5.7.133 RESOLVER.RST.SenderNotAuthenticatedForGroup; authentication required",
+        ] {
+            let found = matching(reply, Some("mail.protection.outlook.com"));
+            assert_eq!(
+                found.first().map(|p| p.id.as_str()),
+                Some("microsoft-5.7.12"),
+                "{reply}"
+            );
+        }
+        let entry = matching(
+            "550 5.7.12 Sender was not authenticated by organization",
+            None,
+        )[0];
+        assert!(entry.text(Lang::En).meaning.contains("outside"));
+        assert!(!entry.text(Lang::En).meaning.contains("password"));
+    }
+
     #[test]
     fn codes_of_a_line() {
         assert_eq!(codes_of("550-5.7.1 blocked"), vec!["550", "5.7.1"]);

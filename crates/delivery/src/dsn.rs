@@ -77,7 +77,7 @@ pub struct Advice {
 }
 
 /// The advice for a status, in each language the report gives (none when unknown).
-pub type Explain<'a> = &'a dyn Fn(&str) -> Vec<Advice>;
+pub type Explain<'a> = &'a dyn Fn(&str, Option<&DeliveryStatus>) -> Vec<Advice>;
 
 /// Everything a report is built from.
 pub struct Report<'a> {
@@ -195,7 +195,7 @@ fn human_part(report: &Report<'_>) -> String {
             let is_trouble = matches!(action, Action::Failed | Action::Delayed);
             let status = recipient.status.to_string();
             if is_trouble {
-                for advice in (report.explain)(&status) {
+                for advice in (report.explain)(&status, recipient.last) {
                     text.push_str(&format!(
                         "    {}: {}\r\n",
                         advice.meaning_label, advice.meaning
@@ -269,7 +269,7 @@ mod tests {
             address_type: "rfc822".into(),
             address: "b@example.net".into(),
         };
-        let explain = |status: &str| {
+        let explain = |status: &str, _: Option<&DeliveryStatus>| {
             let advice = |meaning_label, meaning: &str, fix_label, fix: &str| Advice {
                 meaning_label,
                 meaning: meaning.to_owned(),
@@ -330,7 +330,7 @@ mod tests {
 
     #[test]
     fn c_dsn_2_success_and_delay_actions() {
-        let explain = |_: &str| {
+        let explain = |_: &str, _: Option<&DeliveryStatus>| {
             vec![Advice {
                 meaning_label: "What it means",
                 meaning: "means".to_owned(),

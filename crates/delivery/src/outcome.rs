@@ -6,7 +6,8 @@
 //!
 //! Pure apart from reading the reply-code reference for the bounce's explanations.
 
-use petrel_catalogue::{Catalogue, Lang};
+use petrel_catalogue::Lang;
+use petrel_catalogue::meaning::meaning_of;
 use petrel_proto::client::Outgoing;
 use petrel_proto::params::{MailParameters, RcptParameters};
 use petrel_proto::status;
@@ -259,24 +260,31 @@ pub fn notice_for(
     if reported.is_empty() {
         return None;
     }
-    // Why, in English and in Indonesian (the reference's two languages).
-    let explain = |status: &str| {
-        let Some(entry) = Catalogue::get().ok().and_then(|c| c.entry(status)) else {
-            return Vec::new();
-        };
+    // Why, in English and in Indonesian (the reference's two languages): from the provider
+    // knowledge when the receiving server's reply line is recognised, else the reference's
+    // entry, else the code's parts (issue 17: a 5.7.606 is explained too).
+    let explain = |status: &str, last: Option<&DeliveryStatus>| {
+        let reply = last.and_then(|l| l.reply.as_ref()).map(|r| r.to_line());
+        let host = last
+            .and_then(|l| l.remote_mta.as_ref())
+            .map(|m| m.host.as_str());
         [
             (Lang::En, "What it means", "What you can do"),
             (Lang::Id, "Artinya", "Yang dapat Anda lakukan"),
         ]
         .into_iter()
-        .map(|(lang, meaning_label, fix_label)| {
-            let text = entry.text(lang);
-            Advice {
+        .filter_map(|(lang, meaning_label, fix_label)| {
+            let meaning = meaning_of(status, reply.as_deref(), host, lang)?;
+            let fix = meaning.fix_sender.unwrap_or_else(|| match lang {
+                Lang::En => format!("Look up the reply line with petrel explain, or ask the administrator of your mail server; the code is {status}."),
+                Lang::Id => format!("Cari baris balasan dengan petrel explain, atau tanyakan kepada administrator server surel Anda; kodenya {status}."),
+            });
+            Some(Advice {
                 meaning_label,
-                meaning: text.meaning.clone(),
+                meaning: meaning.meaning,
                 fix_label,
-                fix: text.fix_sender.clone(),
-            }
+                fix,
+            })
         })
         .collect()
     };

@@ -383,3 +383,51 @@ fn a_delay_notice_goes_once_after_delay_notice_after_and_says_servfail() {
         .is_none()
     );
 }
+
+/// Issue 17: a bounce explains what the remote server sent even when the reference has no entry
+/// for its code: Microsoft's 5.7.606 from an outlook.com host gets Microsoft's meaning and
+/// advice in both languages; the same code with a text no provider is known by is explained
+/// from its parts.
+#[test]
+fn a_bounce_explains_codes_outside_the_reference() {
+    let line = "Access denied, banned sending IP [192.0.2.1]. To request removal from this list please visit https://sender.office.com/";
+    let microsoft = RemoteMta {
+        host: "example-com.mail.protection.outlook.com".into(),
+        address: "192.0.2.25".parse().ok(),
+    };
+    for (mta, line, expected) in [
+        (microsoft, line, "Exchange Online Protection"),
+        (mx(), "Refused by local policy", "not in the IANA registry"),
+    ] {
+        let mut envelope = envelope(&["a@example.net"]);
+        let outcome = Outcome::of(DeliveryStatus::from_reply(
+            &reply(550, "5.7.606", line),
+            Stage::Rcpt,
+            Some(mta),
+        ));
+        apply_outcomes(
+            &settings(),
+            &mut envelope,
+            &[0],
+            &attempt(vec![outcome]),
+            ARRIVAL,
+            Transport::Smtp,
+        );
+        let (_, content) = notice_for(
+            &settings(),
+            &id(),
+            &mut envelope,
+            &[RecipientState::Pending],
+            &[],
+            b"Subject: hi\r\n\r\nbody\r\n",
+            ARRIVAL,
+        )
+        .unwrap();
+        let text = String::from_utf8(content).unwrap();
+        assert!(text.contains(expected), "{text}");
+        assert!(
+            text.contains("    What it means: ") && text.contains("    Artinya: "),
+            "{text}"
+        );
+    }
+}

@@ -2,7 +2,7 @@
 //! story of one message (envelope, headers, each recipient's last reply explained from the
 //! reference, the history), in text or JSON.
 
-use petrel_catalogue::{Catalogue, Lang};
+use petrel_catalogue::Lang;
 use petrel_delivery::scheduler::unix_now;
 use petrel_proto::trace::rfc5322_date;
 use petrel_queue::{DeliveryStatus, Envelope, Place, Queue, QueueId, RecipientState};
@@ -240,10 +240,11 @@ pub fn explain(code: &str) -> Option<String> {
     Some(format!("{code} {title}: {meaning}"))
 }
 
-/// The reference's title and meaning of `code` (English), when it has the code.
-pub fn explained(code: &str) -> Option<(&'static str, &'static str)> {
-    let text = Catalogue::get().ok()?.entry(code)?.text(Lang::En);
-    Some((text.title.as_str(), text.meaning.as_str()))
+/// The title and meaning of `code` (English): the reference's entry, or for a code it has no
+/// entry for (a provider's own detail such as 5.7.606) the explanation from its parts.
+pub fn explained(code: &str) -> Option<(String, String)> {
+    let meaning = petrel_catalogue::meaning::meaning_of(code, None, None, Lang::En)?;
+    Some((meaning.title, meaning.meaning))
 }
 
 /// The header section of a message, with LF line ends.

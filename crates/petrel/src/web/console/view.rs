@@ -291,7 +291,7 @@ fn last(recipient: &Recipient) -> Markup {
 
 /// A history line with the codes in it linked and explained, and the TLS of a hop marked.
 fn history_line(line: &str) -> Markup {
-    let codes: Vec<(String, &str)> = line
+    let codes: Vec<(String, String)> = line
         .split(|c: char| !(c.is_ascii_digit() || c == '.'))
         .map(|word| word.trim_end_matches('.'))
         .filter(|word| petrel_proto::EnhancedCode::parse(word).is_some())
