@@ -6,13 +6,22 @@
 use crate::{Catalogue, Lang};
 
 /// Reads the input as a reply line (or code) and explains it in both languages, with the
-/// nearest codes, the provider patterns and a comparison when it names two codes.
+/// nearest codes, the provider patterns, the meaning shown in bounces and a comparison when it
+/// names two codes.
 pub fn reply_line(input: &[u8]) {
     let text = String::from_utf8_lossy(input);
     let Ok(catalogue) = Catalogue::get() else {
         return;
     };
-    let _ = crate::providers::matching(&text, text.split_whitespace().last());
+    let host = text.split_whitespace().last();
+    let _ = crate::providers::matching(&text, host);
+    // What bounces, queue show and the console say of it (`meaning`), for every word that
+    // could be a code.
+    for word in text.split_whitespace().take(4) {
+        for lang in [Lang::En, Lang::Id] {
+            let _ = crate::meaning::meaning_of(word, Some(&text), host, lang);
+        }
+    }
     let Some(query) = crate::explain::parse_query(&text) else {
         return;
     };
