@@ -393,6 +393,35 @@ fn running_text(text: &str) -> String {
         .join(" ")
 }
 
+/// The contents of the string literals of Rust source, escaped quotes made plain quotes.
+fn string_literals(source: &str) -> Vec<String> {
+    let mut literals = Vec::new();
+    let mut current: Option<String> = None;
+    let mut chars = source.chars();
+    while let Some(c) = chars.next() {
+        match (&mut current, c) {
+            (None, '"') => current = Some(String::new()),
+            (None, '\'') => {
+                // The char literal '"' would open a string: skip it (lifetimes and other
+                // char literals hold no double quote).
+                let mut ahead = chars.clone();
+                if ahead.next() == Some('"') && ahead.next() == Some('\'') {
+                    chars = ahead;
+                }
+            }
+            (None, _) => {}
+            (Some(text), '\\') => match chars.next() {
+                Some('n') => text.push(' '),
+                Some(other) => text.push(other),
+                None => {}
+            },
+            (Some(_), '"') => literals.extend(current.take()),
+            (Some(text), other) => text.push(other),
+        }
+    }
+    literals
+}
+
 /// Whether `phrase` occurs in `text` as whole words.
 fn has_phrase(text: &str, phrase: &str) -> bool {
     text.match_indices(phrase).any(|(at, _)| {
@@ -485,7 +514,32 @@ fn one_indonesian_terminology_and_verbatim_strings_kept() {
                 format!("{} {}", t.indonesian, t.indonesian_definition),
             )
         }));
-    for (what, all_id) in other_texts {
+    // The Indonesian written in Rust (web page words, the bounce reader, the CLI, the DSN's
+    // labels): every string literal of those files, English ones included (the variants are
+    // Indonesian words, never English ones).
+    let sources = [
+        "../petrel/src/web/words.rs",
+        "../petrel/src/web/html.rs",
+        "../petrel/src/web/bounce.rs",
+        "../petrel/src/web/guides.rs",
+        "../petrel/src/bounce/report.rs",
+        "../petrel/src/explain.rs",
+        "../delivery/src/outcome.rs",
+    ];
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let code_texts: Vec<(String, String)> = sources
+        .iter()
+        .map(|file| {
+            let source = std::fs::read_to_string(root.join(file)).unwrap();
+            (format!("source {file}"), string_literals(&source).join(" "))
+        })
+        .collect();
+    assert!(
+        code_texts[4].1.contains("tertunda, masih dicoba lagi"),
+        "the literals are read: {}",
+        code_texts[4].1
+    );
+    for (what, all_id) in other_texts.chain(code_texts) {
         let running = running_text(&all_id);
         for (english_term, _, forbidden) in &terms {
             for variant in forbidden {
@@ -503,4 +557,48 @@ fn one_indonesian_terminology_and_verbatim_strings_kept() {
         problems.len(),
         problems.join("\n")
     );
+}
+
+/// Issue 17, item 4: the glossary has the terms the reference's texts lean on most, among
+/// them those a reader of a bounce meets first (AUTH, quotas, aliases and forwarding, app
+/// passwords, mailing lists), each with codes that exist in the reference.
+#[test]
+fn the_glossary_has_the_terms_the_reference_leans_on() {
+    let glossary = petrel_catalogue::guides::glossary().unwrap();
+    let catalogue = petrel_catalogue::Catalogue::get().unwrap();
+    for key in [
+        "envelope",
+        "bounce",
+        "dsn",
+        "relay",
+        "smarthost",
+        "greylisting",
+        "spf",
+        "dkim",
+        "dmarc",
+        "starttls",
+        "mta-sts",
+        "dane",
+        "smtp-auth",
+        "app-password",
+        "quota",
+        "alias",
+        "forwarding",
+        "mailing-list",
+        "srs",
+        "null-mx",
+        "dot-stuffing",
+    ] {
+        let term = glossary.iter().find(|t| t.key == key);
+        assert!(term.is_some(), "the glossary lacks {key}");
+    }
+    for term in glossary {
+        for code in &term.codes {
+            assert!(
+                catalogue.entry(code).is_some(),
+                "{}: {code} has no entry",
+                term.key
+            );
+        }
+    }
 }
