@@ -722,6 +722,19 @@ impl Connection {
     async fn write_output(&mut self) -> std::io::Result<bool> {
         for check in self.session.take_door_refusals() {
             count_refusal(check);
+            info!(session = self.session_id, peer = %self.peer, check, "refused at the door");
+            // Postscreen's pipelining and non-SMTP tests: such a client is a bot as much as one
+            // that spoke before the greeting, and is remembered the same way.
+            if matches!(check, "pipelining" | "non_smtp") {
+                let settings = self.server.settings.borrow().clone();
+                if !settings.screen.pregreet.is_zero() {
+                    self.server.door.remember(
+                        self.peer.ip(),
+                        crate::screen::Remembered::SpokeFirst,
+                        &settings.screen,
+                    );
+                }
+            }
         }
         let output = self.session.take_output();
         if output.is_empty() {

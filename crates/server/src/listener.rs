@@ -18,7 +18,7 @@ use petrel_proto::{Reply, standard};
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
-use tracing::warn;
+use tracing::{info, warn};
 
 use crate::connection::{Listening, serve_connection};
 use crate::network::IpNetwork;
@@ -271,6 +271,9 @@ async fn pregreet(
     match server.door.recall(client, screen) {
         Some(Remembered::Passed) => return Door::default(),
         Some(Remembered::SpokeFirst) => {
+            info!(%client, check = "pregreet", "remembered at the door (spoke before the greeting, pipelined before EHLO or sent no SMTP): its MAIL will be refused");
+            petrel_metrics::registry()
+                .increment(petrel_metrics::SCREEN_REFUSALS, &[("check", "pregreet")]);
             return Door {
                 refusal: caught(),
                 ..Door::default()

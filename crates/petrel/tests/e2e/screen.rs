@@ -168,6 +168,59 @@ fn the_pregreet_wait_tells_polite_clients_from_bots() {
     assert!(web.is_closed());
 }
 
+/// Postscreen's pipelining test (issue 16, item 1): a client that waits for the greeting but
+/// then sends EHLO and MAIL in one write, before the EHLO reply, is refused at MAIL with
+/// 554 5.5.1 and remembered like one that spoke first: its next connection, however polite, is
+/// refused at MAIL too. Each refusal is logged with its check and counted in
+/// `petrel_screen_refusals_total`.
+#[test]
+fn a_client_that_pipelines_before_ehlo_is_refused_and_remembered() {
+    let dir = Scratch::new("pregreet-pipelining");
+    let petrel = Petrel::start(
+        &dir.0,
+        "[http]\naddress = \"127.0.0.1:0\"\n\n[relay]\nnetworks = []\n\n[screen]\npregreet = \"1s\"\n",
+    );
+    let mut bot = RawClient::connect(petrel.address);
+    assert_eq!(bot.reply(), "220-mx.test ESMTP\r\n220 mx.test ESMTP\r\n");
+    bot.send(b"EHLO bot.test\r\nMAIL FROM:<a@relay.test>\r\n");
+    assert!(bot.reply().starts_with("250-mx.test Hello bot.test"));
+    assert_eq!(
+        bot.reply(),
+        "554 5.5.1 Protocol error: commands sent before the EHLO reply\r\n"
+    );
+    bot.command("QUIT");
+    let mut back = RawClient::connect(petrel.address);
+    assert_eq!(
+        back.reply(),
+        "220 mx.test ESMTP\r\n",
+        "remembered: no wait, it is known"
+    );
+    back.command("EHLO bot.test");
+    assert!(
+        back.command("MAIL FROM:<a@relay.test>")
+            .starts_with("554 5.5.1"),
+        "remembered for screen.pregreet_penalty"
+    );
+    let log = petrel.log_text();
+    assert!(
+        log.contains("refused at the door") && log.contains("pipelining"),
+        "{log}"
+    );
+    assert!(log.contains("remembered at the door"), "{log}");
+    let samples = crate::metrics::scrape(&petrel);
+    for check in ["pipelining", "pregreet"] {
+        assert_eq!(
+            samples
+                .get(&format!(
+                    "petrel_screen_refusals_total{{check=\"{check}\"}}"
+                ))
+                .copied(),
+            Some(1.0),
+            "{check}: {samples:?}"
+        );
+    }
+}
+
 /// Forward-confirmed reverse DNS (issue 16, item 3), `screen.fcrdns = "reject"`, with clients
 /// in a network namespace (loopback is "localhost" to the resolver): a PTR name that resolves
 /// back to the client passes; one that resolves elsewhere, and no PTR at all, get 550 5.7.25
