@@ -26,7 +26,10 @@ fn rcpt(petrel: &Petrel, from: &str, to: &str) -> String {
 #[test]
 fn a_triplet_passes_when_retried_after_the_delay() {
     let dir = Scratch::new("greylist");
-    let petrel = Petrel::start(&dir.0, GREYLIST);
+    let petrel = Petrel::start(
+        &dir.0,
+        &format!("[http]\naddress = \"127.0.0.1:0\"\n\n{GREYLIST}"),
+    );
     let first = rcpt(&petrel, "alice@relay.test", "bob@example.test");
     assert_eq!(first, "451 4.7.1 Greylisted: please try again later\r\n");
     let soon = rcpt(&petrel, "alice@relay.test", "bob@example.test");
@@ -40,6 +43,14 @@ fn a_triplet_passes_when_retried_after_the_delay() {
         "a client that retried is allowed: {other}"
     );
     assert!(petrel.log_text().contains("greylisted: 451 4.7.1"));
+    let samples = crate::metrics::scrape(&petrel);
+    assert_eq!(
+        samples
+            .get("petrel_screen_refusals_total{check=\"greylist\"}")
+            .copied(),
+        Some(2.0),
+        "the first try and the one too soon: {samples:?}"
+    );
 }
 
 #[test]

@@ -35,11 +35,22 @@ fn greeting(name: &str, screen: &str) -> (String, Petrel, Scratch) {
         "mx.test",
         &["example.test"],
         zone(),
-        &format!("[relay]\nnetworks = []\n\n[screen]\n{screen}"),
+        &format!(
+            "[http]\naddress = \"127.0.0.1:0\"\n\n[relay]\nnetworks = []\n\n[screen]\n{screen}"
+        ),
     );
     let mut client = RawClient::connect(petrel.address);
     let reply = client.reply();
     (reply, petrel, dir)
+}
+
+/// `petrel_screen_refusals_total{check}` from /metrics.
+fn refusals(petrel: &Petrel, check: &str) -> Option<f64> {
+    crate::metrics::scrape(petrel)
+        .get(&format!(
+            "petrel_screen_refusals_total{{check=\"{check}\"}}"
+        ))
+        .copied()
 }
 
 const ZEN: &str = "[[screen.dnsbl]]\nzone = \"zen.test\"\nweight = 3\n";
@@ -63,6 +74,11 @@ fn dns_lists_score_the_client_before_the_greeting() {
         petrel.log_text().contains("refused at the door: listed"),
         "{}",
         petrel.log_text()
+    );
+    assert_eq!(
+        refusals(&petrel, "dnsbl"),
+        Some(2.0),
+        "both connections counted"
     );
 
     let allowlisted = format!(
@@ -254,7 +270,9 @@ fn reverse_dns_must_confirm_the_client_address() {
         "mx.test",
         &["example.test"],
         zone,
-        &format!("[[listener]]\naddress = \"{p}.1:0\"\n\n[screen]\nfcrdns = \"reject\"\n"),
+        &format!(
+            "[http]\naddress = \"127.0.0.1:0\"\n\n[[listener]]\naddress = \"{p}.1:0\"\n\n[screen]\nfcrdns = \"reject\"\n"
+        ),
     );
     let marker = format!("listening on {p}.1:");
     let port = crate::harness::poll(
@@ -306,6 +324,7 @@ for source in sys.argv[3:]:
         text.contains(&format!("{four} 550 5.7.25")),
         "no PTR: {text}"
     );
+    assert_eq!(refusals(&petrel, "fcrdns"), Some(2.0));
 }
 
 /// Domain lists (`[[screen.dbl]]`, issue 16 item 2): the sender's domain and the EHLO name are
@@ -325,7 +344,7 @@ fn domain_lists_score_the_sender_domain_and_the_ehlo_name() {
         "mx.test",
         &["example.test"],
         zone,
-        "[relay]\nnetworks = []\n\n[[screen.dbl]]\nzone = \"dbl.test\"\ncodes = [\"127.0.1.2-127.0.1.99\"]\n",
+        "[http]\naddress = \"127.0.0.1:0\"\n\n[relay]\nnetworks = []\n\n[[screen.dbl]]\nzone = \"dbl.test\"\ncodes = [\"127.0.1.2-127.0.1.99\"]\n",
     );
     let mut client = RawClient::connect(petrel.address);
     client.reply();
@@ -347,4 +366,5 @@ fn domain_lists_score_the_sender_domain_and_the_ehlo_name() {
         named.command("MAIL FROM:<a@relay.test>"),
         "554 5.7.1 Service unavailable; spammer.test blocked using dbl.test\r\n"
     );
+    assert_eq!(refusals(&petrel, "dbl"), Some(2.0));
 }
