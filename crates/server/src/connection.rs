@@ -142,6 +142,8 @@ pub async fn serve_connection(
     };
     debug!(session = session_id, %peer, protocol = protocol.as_str(), "connected");
     connection.run().await;
+    // The milters hear the session is over (SMFIC_QUIT), as Postfix tells them.
+    connection.milters.quit().await;
 }
 
 impl Connection {

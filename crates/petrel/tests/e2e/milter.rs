@@ -14,6 +14,8 @@ server = socket.socket()
 server.bind(("127.0.0.1", 0))
 server.listen(16)
 print(server.getsockname()[1], flush=True)
+# Each command's code, one per line, to the file named by the first argument (if any).
+LOG = open(sys.argv[1], "a", buffering=1) if len(sys.argv) > 1 else None
 def read(conn):
     head = b""
     while len(head) < 4:
@@ -35,12 +37,17 @@ def serve(conn):
     subject = b""
     while True:
         code, data = read(conn)
+        if LOG and code:
+            LOG.write(code.decode() + "\n")
         if code is None or code == b"Q":
             break
         if code == b"O":
             send(conn, b"O", struct.pack(">III", 6, 0x1FF, 0))
         elif code in (b"D", b"A"):
             pass
+        elif code == b"M" and b"hang" in data:
+            import time
+            time.sleep(30)
         elif code == b"M":
             send(conn, b"t" if b"tempfail" in data else b"c")
         elif code == b"R":
@@ -74,8 +81,14 @@ struct TestMilter {
 
 impl TestMilter {
     fn start() -> TestMilter {
+        TestMilter::start_logging(None)
+    }
+
+    /// Also writes the code of each command it receives, a line each, to `log`.
+    fn start_logging(log: Option<&std::path::Path>) -> TestMilter {
         let mut child = Command::new("python3")
             .args(["-c", MILTER])
+            .args(log.map(|l| l.as_os_str().to_owned()))
             .stdout(Stdio::piped())
             .spawn()
             .unwrap();
@@ -201,6 +214,68 @@ fn an_unreachable_milter_gets_its_default_action() {
     );
     let (accept, _dir, _petrel) = with("accept", "milter-down-accept");
     assert!(accept.starts_with("250"), "{accept}");
+}
+
+/// The milter hears the session end (SMFIC_QUIT, as Postfix sends it) after the connect, HELO,
+/// MAIL, RCPT and message steps, and a milter that stops answering is given up after
+/// `[[milter]] timeout`, its `default_action` deciding: tempfail gives 451 4.7.1, accept lets
+/// the mail through.
+#[test]
+fn the_milter_hears_quit_and_one_that_hangs_gets_its_default_action() {
+    let dir = Scratch::new("milter-quit");
+    let log = dir.0.join("milter.log");
+    let milter = TestMilter::start_logging(Some(&log));
+    let petrel = Petrel::start(
+        &dir.0,
+        &format!(
+            "[[milter]]\naddress = \"127.0.0.1:{}\"\ntimeout = \"1s\"\ndefault_action = \"tempfail\"\n",
+            milter.port
+        ),
+    );
+    let mut client = RawClient::connect(petrel.address);
+    client.reply();
+    client.command("EHLO client.test");
+    let reply = message(&mut client, "a@localhost", "user@localhost", "plain");
+    assert!(reply.starts_with("250"), "{reply}");
+    assert!(client.command("QUIT").starts_with("221"));
+    crate::harness::wait_until("the milter to hear QUIT", || {
+        std::fs::read_to_string(&log).is_ok_and(|l| l.lines().any(|c| c == "Q"))
+    });
+    let codes: Vec<String> = std::fs::read_to_string(&log)
+        .unwrap()
+        .lines()
+        .map(str::to_owned)
+        .collect();
+    for step in ["O", "C", "H", "M", "R", "E", "Q"] {
+        assert!(codes.iter().any(|c| c == step), "{step} in {codes:?}");
+    }
+    assert_eq!(codes.last().map(String::as_str), Some("Q"), "{codes:?}");
+    // A milter that does not answer MAIL: 451 4.7.1 after the timeout (tempfail).
+    let mut hung = RawClient::connect(petrel.address);
+    hung.reply();
+    hung.command("EHLO client.test");
+    let reply = hung.command("MAIL FROM:<hang@localhost>");
+    assert!(reply.starts_with("451 4.7.1"), "{reply}");
+    // The same with default_action = "accept": the mail goes through without it.
+    let dir_accept = Scratch::new("milter-hang-accept");
+    let accepting = Petrel::start(
+        &dir_accept.0,
+        &format!(
+            "[[milter]]\naddress = \"127.0.0.1:{}\"\ntimeout = \"1s\"\ndefault_action = \"accept\"\n",
+            milter.port
+        ),
+    );
+    let mut through = RawClient::connect(accepting.address);
+    through.reply();
+    through.command("EHLO client.test");
+    let reply = message(
+        &mut through,
+        "hang@localhost",
+        "user@localhost",
+        "hung milter",
+    );
+    assert!(reply.starts_with("250"), "{reply}");
+    assert!(accepting.log_text().contains("a milter could not be asked"));
 }
 
 /// Debian's opendkim as a signing milter (the real milter): petrel hands it the message
