@@ -237,10 +237,11 @@ fn a_client_that_pipelines_before_ehlo_is_refused_and_remembered() {
     }
 }
 
-/// Forward-confirmed reverse DNS (issue 16, item 3), `screen.fcrdns = "reject"`, with clients
-/// in a network namespace (loopback is "localhost" to the resolver): a PTR name that resolves
-/// back to the client passes; one that resolves elsewhere, and no PTR at all, get 550 5.7.25
-/// at MAIL.
+/// Forward-confirmed reverse DNS (issue 16, item 3) in each mode of `screen.fcrdns`, with
+/// clients in a network namespace (loopback is "localhost" to the resolver): a PTR name that
+/// resolves back to the client passes; one that resolves elsewhere, and no PTR at all, get
+/// 550 5.7.25 at MAIL with "reject", 450 4.7.25 with "tempfail", and pass with "log" (logged,
+/// not counted as refusals).
 #[test]
 fn reverse_dns_must_confirm_the_client_address() {
     let netns = crate::netns::Netns::create("fcrdns", &[2, 3, 4]);
@@ -264,27 +265,6 @@ fn reverse_dns_must_confirm_the_client_address() {
         "liar.fcrdns.test",
         format!("{p}.99").parse().unwrap(),
     ));
-    let dir = Scratch::new("fcrdns");
-    let petrel = Petrel::start_in_zone(
-        &dir.0,
-        "mx.test",
-        &["example.test"],
-        zone,
-        &format!(
-            "[http]\naddress = \"127.0.0.1:0\"\n\n[[listener]]\naddress = \"{p}.1:0\"\n\n[screen]\nfcrdns = \"reject\"\n"
-        ),
-    );
-    let marker = format!("listening on {p}.1:");
-    let port = crate::harness::poll(
-        || {
-            petrel.log_text().lines().find_map(|line| {
-                let rest = line.split(marker.as_str()).nth(1)?;
-                rest.split(' ').next()?.parse::<u16>().ok()
-            })
-        },
-        Option::is_some,
-    )
-    .expect("the listener in the namespace's network");
     const SCRIPT: &str = r#"
 import smtplib, sys
 for source in sys.argv[3:]:
@@ -295,36 +275,84 @@ for source in sys.argv[3:]:
     smtp.quit()
 "#;
     let (two, three, four) = (format!("{p}.2"), format!("{p}.3"), format!("{p}.4"));
-    let output = netns.run(
-        "python3",
-        &[
-            "-c",
-            SCRIPT,
-            &format!("{p}.1"),
-            &port.to_string(),
-            &two,
-            &three,
-            &four,
-        ],
-    );
-    let text = String::from_utf8_lossy(&output.stdout);
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    assert!(text.contains(&format!("{two} 250")), "{text}");
-    assert!(
-        text.contains(&format!(
-            "{three} 550 5.7.25 Client host rejected: reverse DNS does not confirm your address"
-        )),
-        "{text}"
-    );
-    assert!(
-        text.contains(&format!("{four} 550 5.7.25")),
-        "no PTR: {text}"
-    );
-    assert_eq!(refusals(&petrel, "fcrdns"), Some(2.0));
+    // Each mode: what the liar (.3) and the client without PTR (.4) hear; .2 always passes.
+    for (mode, refusal, counted) in [
+        (
+            "reject",
+            Some("550 5.7.25 Client host rejected: reverse DNS does not confirm your address"),
+            Some(2.0),
+        ),
+        (
+            "tempfail",
+            Some(
+                "450 4.7.25 Client host rejected: reverse DNS does not confirm your address, try again later",
+            ),
+            Some(2.0),
+        ),
+        ("log", None, None),
+    ] {
+        let dir = Scratch::new(&format!("fcrdns-{mode}"));
+        let petrel = Petrel::start_in_zone(
+            &dir.0,
+            "mx.test",
+            &["example.test"],
+            zone.clone(),
+            &format!(
+                "[http]\naddress = \"127.0.0.1:0\"\n\n[[listener]]\naddress = \"{p}.1:0\"\n\n[screen]\nfcrdns = \"{mode}\"\n"
+            ),
+        );
+        let marker = format!("listening on {p}.1:");
+        let port = crate::harness::poll(
+            || {
+                petrel.log_text().lines().find_map(|line| {
+                    let rest = line.split(marker.as_str()).nth(1)?;
+                    rest.split(' ').next()?.parse::<u16>().ok()
+                })
+            },
+            Option::is_some,
+        )
+        .expect("the listener in the namespace's network");
+        let output = netns.run(
+            "python3",
+            &[
+                "-c",
+                SCRIPT,
+                &format!("{p}.1"),
+                &port.to_string(),
+                &two,
+                &three,
+                &four,
+            ],
+        );
+        let text = String::from_utf8_lossy(&output.stdout);
+        assert!(
+            output.status.success(),
+            "{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        assert!(text.contains(&format!("{two} 250")), "{mode}: {text}");
+        match refusal {
+            Some(reply) => {
+                assert!(text.contains(&format!("{three} {reply}")), "{mode}: {text}");
+                assert!(
+                    text.contains(&format!("{four} {reply}")),
+                    "{mode}, no PTR: {text}"
+                );
+            }
+            None => {
+                assert!(text.contains(&format!("{three} 250")), "{mode}: {text}");
+                assert!(text.contains(&format!("{four} 250")), "{mode}: {text}");
+                assert!(
+                    petrel
+                        .log_text()
+                        .contains("reverse DNS does not confirm the client's address"),
+                    "{}",
+                    petrel.log_text()
+                );
+            }
+        }
+        assert_eq!(refusals(&petrel, "fcrdns"), counted, "{mode}");
+    }
 }
 
 /// Domain lists (`[[screen.dbl]]`, issue 16 item 2): the sender's domain and the EHLO name are
