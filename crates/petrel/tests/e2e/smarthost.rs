@@ -164,6 +164,37 @@ fn security_levels_decide_what_a_server_without_tls_gets() {
     );
 }
 
+/// `verify` set for one domain (issue 15, item 2), with `match`: the receiver's certificate
+/// (from a CA in `delivery.ca_file`, for mx.test) is checked against the names the policy
+/// gives, not the next hop's: a policy naming mx.test delivers, verified; one naming another
+/// host defers with 4.7.5 (tls-certificate) and nothing reaches the receiver.
+#[test]
+fn verify_checks_the_certificate_against_the_policy_names() {
+    let secure_dir = Scratch::new("verify-secure");
+    let (secure, tls) = crate::tls::start(&secure_dir);
+    let config = |names: &str| {
+        format!(
+            "ca_file = \"{}\"\n\n[[delivery.route]]\ndomain = \"example.test\"\nnexthop = \"[127.0.0.1]:{}\"\n\n[[delivery.tls_policy]]\ndomain = \"example.test\"\nlevel = \"verify\"\nmatch = [{names}]\n",
+            tls.cert.display(),
+            secure.address.port()
+        )
+    };
+    let right_dir = Scratch::new("verify-right");
+    let right = sender(&right_dir, &config("\"mx.test\""));
+    send(&right, "bob@example.test", "verified by name");
+    secure.wait_for_one_from("example.test", "bob", &right);
+    let log = wait_for_log(&right, "certificate verified");
+    assert!(log.contains("TLS policy for 127.0.0.1: verify"), "{log}");
+
+    let wrong_dir = Scratch::new("verify-wrong");
+    let wrong = sender(&wrong_dir, &config("\"mx.other.test\""));
+    send(&wrong, "carol@example.test", "a name the certificate lacks");
+    let log = wait_for_log(&wrong, "cause=tls-certificate");
+    assert!(log.contains("status=4.7.5"), "{log}");
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    assert!(secure.maildir("example.test", "carol").is_empty());
+}
+
 #[test]
 fn a_wrong_password_defers_and_says_why() {
     let (_scratches, smarthost, a) = through_smarthost("smarthost-bad", "wrong");
