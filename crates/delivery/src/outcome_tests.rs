@@ -431,3 +431,52 @@ fn a_bounce_explains_codes_outside_the_reference() {
         );
     }
 }
+
+/// Issue 15: a TLS policy failure (4.7.5, the typed cause tls-certificate) that goes on past
+/// `delay_notice_after` gives the sender a delay notice saying why, in English and Indonesian.
+#[test]
+fn a_tls_policy_deferral_is_explained_in_the_delay_notice_in_both_languages() {
+    let mut envelope = envelope(&["a@example.net"]);
+    let failed = Outcome::of(DeliveryStatus::decided(
+        Verdict::Deferred,
+        status::CRYPTOGRAPHIC_FAILURE,
+        Cause::Tls(petrel_queue::status::TlsProblem::Certificate),
+        "mx.example.net: certificate not valid for mx.example.net (policy verify)".into(),
+    ));
+    let late = ARRIVAL + 1800;
+    apply_outcomes(
+        &settings(),
+        &mut envelope,
+        &[0],
+        &attempt(vec![failed]),
+        late,
+        Transport::Smtp,
+    );
+    let (_, content) = notice_for(
+        &settings(),
+        &id(),
+        &mut envelope,
+        &[RecipientState::Pending],
+        &[],
+        b"Subject: hi\r\n\r\n",
+        late,
+    )
+    .unwrap();
+    let text = String::from_utf8(content).unwrap();
+    assert!(
+        text.contains("Action: delayed\r\nStatus: 4.7.5\r\n"),
+        "{text}"
+    );
+    assert!(
+        text.contains("Status: 4.7.5 (TLS certificate not acceptable)"),
+        "{text}"
+    );
+    assert!(
+        text.contains("What it means: A cryptographic step failed"),
+        "{text}"
+    );
+    assert!(
+        text.contains("Artinya: Sebuah langkah kriptografi gagal"),
+        "{text}"
+    );
+}
