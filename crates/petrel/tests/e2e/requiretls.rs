@@ -288,3 +288,50 @@ fn a_server_without_requiretls_never_gets_the_message() {
     assert!(maillog.contains("starttls=1"), "TLS was used: {maillog}");
     assert!(!maillog.contains("mail=1"), "no MAIL was sent: {maillog}");
 }
+
+/// C-RTLS-2 and C-RTLS-3 at expiry: a REQUIRETLS message no hop can take (no MTA-STS policy
+/// or DNSSEC vouches for its MX) is never sent, and once `delivery.max_age` passes it bounces
+/// with 5.7.30; the bounce carries the message's header section only (text/rfc822-headers),
+/// never its content, which could travel back over a path with less protection.
+#[test]
+fn an_undeliverable_requiretls_message_bounces_with_5_7_30_and_headers_only() {
+    let dir = Scratch::new("rtls-expiry");
+    let ca = TestCa::new(&dir.0);
+    let mut zone = zone(Ipv4Addr::new(127, 0, 1, 5), &[]);
+    zone.push(petrel_dns::responder::ZoneEntry::Mx(
+        "nopolicy.test",
+        10,
+        "mx.sts.test",
+    ));
+    let (cert, key) = ca.issue("mx.a.test", &["mx.a.test"]);
+    let port = crate::harness::closed_port();
+    let a = Petrel::start_in_zone(
+        &dir.0,
+        "mx.a.test",
+        &["a.test"],
+        zone,
+        &format!(
+            "[tls]\ncertificate = \"{}\"\nprivate_key = \"{}\"\n\n[delivery]\nport = {port}\nretry = [\"1s\"]\nmax_age = \"3s\"\nca_file = \"{}\"\n",
+            cert.display(),
+            key.display(),
+            ca.cert_path.display()
+        ),
+    );
+    let headers =
+        "From: alice@a.test|Subject: protected and stuck|Message-ID: <rtls-expiry@a.test>";
+    let sent = smtplib(&a, "bob@nopolicy.test", headers, "REQUIRETLS", false);
+    assert!(sent.contains("sent"), "{sent}");
+    let bounces = a.wait_for_maildir("a.test", "alice", 1);
+    assert_eq!(bounces.len(), 1, "{}", a.log_text());
+    let bounce = String::from_utf8_lossy(&bounces[0]).into_owned();
+    assert!(bounce.contains("Action: failed"), "{bounce}");
+    assert!(bounce.contains("Status: 5.7.30"), "{bounce}");
+    assert!(bounce.contains("text/rfc822-headers"), "{bounce}");
+    assert!(bounce.contains("Subject: protected and stuck"), "{bounce}");
+    assert!(
+        !bounce.contains("secret content"),
+        "the content stays out: {bounce}"
+    );
+    let log = a.log_text();
+    assert!(log.contains("status=4.7.30"), "deferred first: {log}");
+}
