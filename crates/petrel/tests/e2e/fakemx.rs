@@ -18,6 +18,9 @@ pub struct Script {
     /// Offers STARTTLS, says 220 to it, then answers the handshake with bytes that are not
     /// TLS and hangs up: a handshake that fails.
     pub breaks_starttls: bool,
+    /// Offers AUTH PLAIN LOGIN and no STARTTLS: a server whose STARTTLS an attacker stripped,
+    /// waiting for credentials in the clear (any AUTH gets 235).
+    pub offers_auth_in_clear: bool,
 }
 
 impl Script {
@@ -27,6 +30,7 @@ impl Script {
             refuse: Vec::new(),
             data_end: Some("250 2.0.0 Ok: queued"),
             breaks_starttls: false,
+            offers_auth_in_clear: false,
         }
     }
 }
@@ -40,6 +44,8 @@ pub struct Seen {
     pub messages: Vec<Vec<u8>>,
     /// STARTTLS commands it answered.
     pub starttls: usize,
+    /// Every line the client sent outside message data, as sent.
+    pub lines: Vec<String>,
 }
 
 pub struct FakeMx {
@@ -93,8 +99,13 @@ fn converse(stream: TcpStream, script: &Script, seen: &Mutex<Seen>) -> std::io::
             return Ok(());
         }
         let command = line.trim_end().to_owned();
+        seen.lock().unwrap().lines.push(command.clone());
         let upper = command.to_ascii_uppercase();
-        if upper.starts_with("EHLO") && script.breaks_starttls {
+        if upper.starts_with("EHLO") && script.offers_auth_in_clear {
+            writer.write_all(b"250-fake.test\r\n250-AUTH PLAIN LOGIN\r\n250-8BITMIME\r\n250-ENHANCEDSTATUSCODES\r\n250 SIZE 10000000\r\n")?;
+        } else if upper.starts_with("AUTH") && script.offers_auth_in_clear {
+            writer.write_all(b"235 2.7.0 Authentication successful\r\n")?;
+        } else if upper.starts_with("EHLO") && script.breaks_starttls {
             writer.write_all(b"250-fake.test\r\n250-STARTTLS\r\n250-8BITMIME\r\n250-ENHANCEDSTATUSCODES\r\n250 SIZE 10000000\r\n")?;
         } else if upper == "STARTTLS" && script.breaks_starttls {
             seen.lock().unwrap().starttls += 1;

@@ -195,6 +195,58 @@ fn verify_checks_the_certificate_against_the_policy_names() {
     assert!(secure.maildir("example.test", "carol").is_empty());
 }
 
+/// Downgrades against credentials (issue 15): a relayhost whose STARTTLS was stripped (it
+/// offers AUTH in the clear) and one whose handshake fails never see AUTH, a MAIL or the
+/// password on the wire; the mail waits (4.7.0 auth-unavailable: "credentials are never sent in
+/// plaintext"; 4.7.5 tls-handshake).
+#[test]
+fn credentials_never_cross_a_stripped_or_failed_starttls() {
+    use crate::fakemx::{FakeMx, Script};
+    for (script, cause) in [
+        (
+            Script {
+                offers_auth_in_clear: true,
+                ..Script::accept()
+            },
+            "status=4.7.0 cause=auth-unavailable",
+        ),
+        (
+            Script {
+                breaks_starttls: true,
+                ..Script::accept()
+            },
+            "status=4.7.5 cause=tls-handshake",
+        ),
+    ] {
+        let fake = FakeMx::start(vec![script]);
+        let dir = Scratch::new("credentials-downgrade");
+        let password_file = dir.0.join("relay-password");
+        std::fs::write(&password_file, "hunter2-secret\n").unwrap();
+        let a = sender(
+            &dir,
+            &format!(
+                "relayhost = \"[127.0.0.1]:{}\"\nrelayhost_auth = \"alice:{}\"\n",
+                fake.address.port(),
+                password_file.display()
+            ),
+        );
+        send(&a, "bob@example.net", "credentials at stake");
+        let log = wait_for_log(&a, "outcome=deferred");
+        assert!(log.contains(cause), "{cause}: {log}");
+        let seen = fake.seen.lock().unwrap();
+        assert!(!seen.lines.is_empty(), "it was reached");
+        let wire = seen.lines.join("\n");
+        assert!(
+            !wire.to_ascii_uppercase().contains("AUTH") && !wire.contains("MAIL"),
+            "{cause}: {wire}"
+        );
+        // PLAIN's and LOGIN's encodings of the password, and the password itself.
+        for secret in ["hunter2-secret", "aHVudGVyMi1zZWNyZXQ", "YWxpY2UAaHVudGVy"] {
+            assert!(!wire.contains(secret), "{cause}: {wire}");
+        }
+    }
+}
+
 #[test]
 fn a_wrong_password_defers_and_says_why() {
     let (_scratches, smarthost, a) = through_smarthost("smarthost-bad", "wrong");
