@@ -239,3 +239,107 @@ fn each_dane_case_of_rfc_7672_against_unbound() {
     assert!(!accepted, "{text}");
     assert!(text.contains("its DANE lookup failed"), "{text}");
 }
+
+/// DANE against a real Postfix (issue 15): Postfix 3.7 serves STARTTLS with a certificate
+/// whose key a DANE-EE(3) record of the signed zone describes; petrel delivers to it only
+/// after matching that record, and defers (4.7.5, nothing sent) to the same Postfix reached
+/// through an MX host whose TLSA record matches nothing.
+#[test]
+fn a_postfix_receiver_is_authenticated_by_its_tlsa_record() {
+    let dir = Scratch::new("dane-postfix");
+    let ca = TestCa::new(&dir.0);
+    let issued = ca.issue_chain("postfix", &["mx1.dane.test", "mx2.dane.test"]);
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let postfix_dir = Scratch::new("dane-postfix-instance");
+    let instance = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../bench/postfix/instance.sh"
+    );
+    let started = std::process::Command::new(instance)
+        .args(["start", "discard"])
+        .arg(&postfix_dir.0)
+        .arg(port.to_string())
+        .env("PF_HOSTNAME", "mx1.dane.test")
+        .env(
+            "EXTRA_MAIN_CF",
+            format!(
+                "smtpd_tls_security_level = may\nsmtpd_tls_loglevel = 1\nsmtpd_tls_cert_file = {}\nsmtpd_tls_key_file = {}\n",
+                issued.chain.display(),
+                issued.key.display()
+            ),
+        )
+        .output()
+        .unwrap();
+    assert!(
+        started.status.success(),
+        "{}",
+        String::from_utf8_lossy(&started.stderr)
+    );
+    struct Stop<'a>(&'a std::path::Path);
+    impl Drop for Stop<'_> {
+        fn drop(&mut self) {
+            let instance = concat!(
+                env!("CARGO_MANIFEST_DIR"),
+                "/../../bench/postfix/instance.sh"
+            );
+            let _ = std::process::Command::new(instance)
+                .arg("stop")
+                .arg(self.0)
+                .output();
+        }
+    }
+    let _stop = Stop(&postfix_dir.0);
+    let ee = hex(digest(&SHA256, &issued.spki).as_ref());
+    let tlsa = |host: &str, record: String| format!("_{port}._tcp.{host}. IN TLSA {record}");
+    let dns_dir = Scratch::new("dane-postfix-dns");
+    let dns = SignedDns::start(
+        &dns_dir.0,
+        &[Zone {
+            name: "dane.test",
+            records: vec![
+                "pf IN MX 10 mx1.dane.test.".into(),
+                "pfbad IN MX 10 mx2.dane.test.".into(),
+                "mx1 IN A 127.0.0.1".into(),
+                "mx2 IN A 127.0.0.1".into(),
+                tlsa("mx1.dane.test", format!("3 1 1 {ee}")),
+                tlsa("mx2.dane.test", format!("3 1 1 {}", "00".repeat(32))),
+            ],
+            is_signed: true,
+            broken_tlsa: Vec::new(),
+        }],
+    );
+    let sender_dir = Scratch::new("dane-postfix-sender");
+    let data_dir = sender_dir.0.join("data");
+    let config = crate::harness::config_for(
+        &data_dir,
+        dns.address,
+        "mx.a.test",
+        &["a.test"],
+        &format!("[delivery]\nport = {port}\nretry = [\"1h\"]\n"),
+    )
+    .replace("timeout = \"2s\"", "timeout = \"2s\"\nvalidating = true");
+    let config_path = sender_dir.0.join("petrel.toml");
+    std::fs::write(&config_path, config).unwrap();
+    let a = Petrel::start_with(&config_path, &data_dir, &[]);
+
+    send(&a, "bob@pf.dane.test");
+    let good = lines_about(&a, "pf.dane.test", &["outcome=delivered"]);
+    assert!(good.contains("certificate matched TLSA (DANE)"), "{good}");
+    let maillog = poll(
+        || std::fs::read_to_string(postfix_dir.0.join("data/maillog")).unwrap_or_default(),
+        |log| log.contains("TLS connection established from"),
+    );
+    assert!(
+        maillog.contains("TLS connection established from"),
+        "over TLS: {maillog}"
+    );
+
+    send(&a, "bob@pfbad.dane.test");
+    let bad = lines_about(&a, "pfbad.dane.test", &["status=4.7.5"]);
+    assert!(bad.contains("cause=tls-certificate"), "{bad}");
+    assert!(bad.contains("no TLSA record matches"), "{bad}");
+}
