@@ -113,6 +113,8 @@ fn each_mode_does_what_rfc_8461_says_with_each_receiver() {
             "mta-sts.unlisted.test",
             "mta-sts.testing.test",
             "mta-sts.redirect.test",
+            "mta-sts.none.test",
+            "mta-sts.huge.test",
         ],
     );
     let redirect = "  server {\n    listen {address}:443 ssl;\n    server_name mta-sts.redirect.test;\n    return 301 https://mta-sts.good.test/.well-known/mta-sts.txt;\n  }\n";
@@ -137,6 +139,18 @@ fn each_mode_does_what_rfc_8461_says_with_each_receiver() {
         POLICY,
         &policy("testing", &["mx.sts.test"]),
     );
+    // mode none: the domain withdraws its policy; nothing is enforced.
+    site.serve(
+        "mta-sts.none.test",
+        POLICY,
+        &policy("none", &["mx.elsewhere.test"]),
+    );
+    // An enforce policy that would refuse mx.sts.test, past the 64 KiB a policy may have.
+    let padding: Vec<String> = (0..4000)
+        .map(|i| format!("pad{i:05}.elsewhere.test"))
+        .collect();
+    let padded: Vec<&str> = padding.iter().map(String::as_str).collect();
+    site.serve("mta-sts.huge.test", POLICY, &policy("enforce", &padded));
 
     let receiver_dir = Scratch::new("sts-modes-receiver");
     let domains = [
@@ -145,6 +159,8 @@ fn each_mode_does_what_rfc_8461_says_with_each_receiver() {
         "unlisted.test",
         "testing.test",
         "redirect.test",
+        "none.test",
+        "huge.test",
     ];
     let receiver = receiver(&receiver_dir, &ca, &domains);
     let sender_dir = Scratch::new("sts-modes-sender");
@@ -156,6 +172,8 @@ fn each_mode_does_what_rfc_8461_says_with_each_receiver() {
             ("unlisted.test", "mta-sts.unlisted.test", "mx.sts.test"),
             ("testing.test", "mta-sts.testing.test", "mx2.sts.test"),
             ("redirect.test", "mta-sts.redirect.test", "mx2.sts.test"),
+            ("none.test", "mta-sts.none.test", "mx.sts.test"),
+            ("huge.test", "mta-sts.huge.test", "mx.sts.test"),
         ],
     );
     let a = sender(&sender_dir, zone, receiver.address.port(), &ca);
@@ -218,6 +236,21 @@ fn each_mode_does_what_rfc_8461_says_with_each_receiver() {
     let redirected = lines_with(&log, "redirect.test");
     assert!(redirected.contains("HTTP 301"), "{redirected}");
     assert!(!redirected.contains("(MTA-STS"), "{redirected}");
+
+    // mode none: an MX the policy does not list still gets the mail (RFC 8461 §5).
+    send(&a, "bob@none.test");
+    receiver.wait_for_one_from("none.test", "bob", &a);
+    let log = log_with(&a, &["domain=none.test", "outcome=delivered"]);
+    let none = lines_with(&log, "none.test");
+    assert!(!none.contains("(MTA-STS enforce)"), "{none}");
+
+    // A policy past 64 KiB is not read: no policy applies (its enforce would have refused).
+    send(&a, "bob@huge.test");
+    receiver.wait_for_one_from("huge.test", "bob", &a);
+    let log = log_with(&a, &["domain=huge.test", "outcome=delivered"]);
+    let huge = lines_with(&log, "huge.test");
+    assert!(huge.contains("65536 bytes"), "{huge}");
+    assert!(!huge.contains("(MTA-STS enforce)"), "{huge}");
 
     // petrel probe shows the policy and what it does to each MX host (issue 15, item 7).
     let probe = |address: &str| {
