@@ -343,3 +343,112 @@ fn a_postfix_receiver_is_authenticated_by_its_tlsa_record() {
     assert!(bad.contains("cause=tls-certificate"), "{bad}");
     assert!(bad.contains("no TLSA record matches"), "{bad}");
 }
+
+/// C-STS-4 and C-RTLS-2 where DANE and MTA-STS meet: for a domain whose MX has a matching
+/// TLSA record, DANE decides, even where the domain's MTA-STS enforce policy does not list the
+/// host, and a REQUIRETLS message goes there on DANE's word; where the TLSA record matches
+/// nothing, an MTA-STS policy that lists the host and a certificate that verifies for its name
+/// do not override the failed DANE check: 4.7.5, nothing sent.
+#[test]
+fn dane_decides_where_it_applies_and_mta_sts_never_overrides_it() {
+    use crate::mta_sts::{POLICY, policy};
+    let dir = Scratch::new("dane-sts");
+    let ca = TestCa::new(&dir.0);
+    let site_dir = Scratch::new("dane-sts-site");
+    let site_address = std::net::Ipv4Addr::new(127, 0, 1, 6);
+    let site_cert = ca.issue(
+        "mta-sts",
+        &["mta-sts.both.dane.test", "mta-sts.bothbad.dane.test"],
+    );
+    let site = crate::websites::Nginx::start(&site_dir.0, site_address, &site_cert, "");
+    site.serve(
+        "mta-sts.both.dane.test",
+        POLICY,
+        &policy("enforce", &["mx.elsewhere.test"]),
+    );
+    site.serve(
+        "mta-sts.bothbad.dane.test",
+        POLICY,
+        &policy("enforce", &["mx2.dane.test"]),
+    );
+    let issued = ca.issue_chain("receiver", &["mx1.dane.test", "mx2.dane.test"]);
+    let receiver_dir = Scratch::new("dane-sts-receiver");
+    let b = Petrel::start_for(
+        &receiver_dir.0,
+        "mx1.dane.test",
+        &["both.dane.test", "bothbad.dane.test"],
+        &format!(
+            "[tls]\ncertificate = \"{}\"\nprivate_key = \"{}\"\n",
+            issued.chain.display(),
+            issued.key.display()
+        ),
+    );
+    let port = b.address.port();
+    let ee = hex(digest(&SHA256, &issued.spki).as_ref());
+    let tlsa = |host: &str, record: String| format!("_{port}._tcp.{host}. IN TLSA {record}");
+    let dns_dir = Scratch::new("dane-sts-dns");
+    let dns = SignedDns::start(
+        &dns_dir.0,
+        &[Zone {
+            name: "dane.test",
+            records: vec![
+                "both IN MX 10 mx1.dane.test.".into(),
+                "bothbad IN MX 10 mx2.dane.test.".into(),
+                "_mta-sts.both IN TXT \"v=STSv1; id=20261207;\"".into(),
+                "_mta-sts.bothbad IN TXT \"v=STSv1; id=20261207;\"".into(),
+                format!("mta-sts.both IN A {site_address}"),
+                format!("mta-sts.bothbad IN A {site_address}"),
+                "mx1 IN A 127.0.0.1".into(),
+                "mx2 IN A 127.0.0.1".into(),
+                tlsa("mx1.dane.test", format!("3 1 1 {ee}")),
+                tlsa("mx2.dane.test", format!("3 1 1 {}", "00".repeat(32))),
+            ],
+            is_signed: true,
+            broken_tlsa: Vec::new(),
+        }],
+    );
+    let (cert, key) = ca.issue("mx.a.test", &["mx.a.test"]);
+    let sender_dir = Scratch::new("dane-sts-sender");
+    let data_dir = sender_dir.0.join("data");
+    let config = crate::harness::config_for(
+        &data_dir,
+        dns.address,
+        "mx.a.test",
+        &["a.test"],
+        &format!(
+            "[tls]\ncertificate = \"{}\"\nprivate_key = \"{}\"\n\n[delivery]\nport = {port}\nretry = [\"1h\"]\nca_file = \"{}\"\n",
+            cert.display(),
+            key.display(),
+            ca.cert_path.display()
+        ),
+    )
+    .replace("timeout = \"2s\"", "timeout = \"2s\"\nvalidating = true");
+    let config_path = sender_dir.0.join("petrel.toml");
+    std::fs::write(&config_path, config).unwrap();
+    let a = Petrel::start_with(&config_path, &data_dir, &[]);
+
+    // DANE vouches for mx1, which the enforce policy does not list: delivered on DANE's word,
+    // a REQUIRETLS message too.
+    send(&a, "bob@both.dane.test");
+    b.wait_for_one_from("both.dane.test", "bob", &a);
+    let both = lines_about(&a, "both.dane.test", &["outcome=delivered"]);
+    assert!(both.contains("certificate matched TLSA (DANE)"), "{both}");
+    assert!(!both.contains("skipped (MTA-STS enforce)"), "{both}");
+    let sent = crate::requiretls::smtplib(
+        &a,
+        "carol@both.dane.test",
+        "From: alice@a.test|Subject: protected by DANE",
+        "REQUIRETLS",
+        false,
+    );
+    assert!(sent.contains("sent"), "{sent}");
+    b.wait_for_one_from("both.dane.test", "carol", &a);
+
+    // DANE fails for mx2; MTA-STS lists it and its certificate verifies: still refused.
+    send(&a, "bob@bothbad.dane.test");
+    let bad = lines_about(&a, "bothbad.dane.test", &["status=4.7.5"]);
+    assert!(bad.contains("no TLSA record matches"), "{bad}");
+    assert!(bad.contains("cause=tls-certificate"), "{bad}");
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    assert!(b.maildir("bothbad.dane.test", "bob").is_empty());
+}

@@ -39,7 +39,13 @@ fn sender(
 
 /// Sends one message through smtplib after STARTTLS, with `options` on MAIL; prints
 /// `refused CODE` when MAIL is refused, `sent` otherwise. With `plain`, no STARTTLS.
-fn smtplib(petrel: &Petrel, to: &str, headers: &str, options: &str, plain: bool) -> String {
+pub(crate) fn smtplib(
+    petrel: &Petrel,
+    to: &str,
+    headers: &str,
+    options: &str,
+    plain: bool,
+) -> String {
     const SCRIPT: &str = r#"
 import smtplib, ssl, sys
 host, port, to, headers, options, plain = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4], sys.argv[5], sys.argv[6] == "plain"
