@@ -119,7 +119,7 @@ fn each_dane_case_of_rfc_7672_against_unbound() {
         "mx.a.test",
         &["a.test"],
         &format!(
-            "[delivery]\nport = {port}\nretry = [\"1h\"]\n\n[[delivery.tls_policy]]\ndomain = \"only.dane.test\"\nlevel = \"dane-only\"\n\n[[delivery.tls_policy]]\ndomain = \"plain.dane.test\"\nlevel = \"none\"\n"
+            "[delivery]\nport = {port}\nretry = [\"1h\"]\n\n[[delivery.tls_policy]]\ndomain = \"only.dane.test\"\nlevel = \"dane-only\"\n\n[[delivery.tls_policy]]\ndomain = \"plain.dane.test\"\nlevel = \"none\"\n\n[[delivery.tls_policy]]\ndomain = \"none.dane.test\"\nlevel = \"dane\"\n"
         ),
     )
     .replace("timeout = \"2s\"", "timeout = \"2s\"\nvalidating = true");
@@ -153,7 +153,8 @@ fn each_dane_case_of_rfc_7672_against_unbound() {
     assert!(!bogus.contains("STARTTLS"), "no connection: {bogus}");
     assert!(b.maildir("bogus.dane.test", "bob").is_empty());
 
-    // No TLSA records (a validated denial): delivered as without DANE.
+    // No TLSA records (a validated denial), at the level `dane` named for the domain:
+    // delivered as without DANE (unlike dane-only below).
     send(&a, "bob@none.dane.test");
     b.wait_for_one_from("none.dane.test", "bob", &a);
     let none = lines_about(&a, "none.dane.test", &["outcome=delivered"]);
