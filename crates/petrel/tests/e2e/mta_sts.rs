@@ -339,3 +339,60 @@ fn enforce_refuses_a_server_without_starttls_and_the_kept_policy_outlives_a_rest
     );
     assert!(plain.maildir("good.test", "carol").is_empty());
 }
+
+/// The shared queue (issue 15, item 3): the MTA-STS policy one node fetched is kept in
+/// PostgreSQL for every node. With the policy's web server gone, a second node that never
+/// fetched it applies it (cached) and refuses the server stripped of STARTTLS; without the
+/// shared copy it would find no policy and deliver in plaintext.
+#[test]
+fn the_nodes_of_a_cluster_share_the_policy_one_of_them_fetched() {
+    let url = crate::backend::new_database();
+    let dir = Scratch::new("sts-cluster");
+    let ca = TestCa::new(&dir.0);
+    let site_dir = Scratch::new("sts-cluster-site");
+    let site_address = Ipv4Addr::new(127, 0, 1, 7);
+    let site_cert = ca.issue("mta-sts", &["mta-sts.good.test"]);
+    let mut site = Nginx::start(&site_dir.0, site_address, &site_cert, "");
+    site.serve(
+        "mta-sts.good.test",
+        POLICY,
+        &policy("enforce", &["mx.sts.test"]),
+    );
+    let plain_dir = Scratch::new("sts-cluster-plain");
+    let plain = Petrel::start_for(&plain_dir.0, "mx.sts.test", &["good.test"], "");
+    let node = |name: &str, scratch: &Scratch| {
+        Petrel::start_in_zone(
+            &scratch.0,
+            "mx.a.test",
+            &["a.test"],
+            zone(
+                site_address,
+                &[("good.test", "mta-sts.good.test", "mx.sts.test")],
+            ),
+            &format!(
+                "[queue]\nbackend = \"postgres\"\npostgres_url = \"{url}\"\nnode_name = \"{name}\"\n\n[delivery]\nport = {}\nretry = [\"1h\"]\nca_file = \"{}\"\n",
+                plain.address.port(),
+                ca.cert_path.display()
+            ),
+        )
+    };
+    let a_dir = Scratch::new("sts-cluster-a");
+    let a = node("a", &a_dir);
+    send(&a, "bob@good.test");
+    let log = log_with(&a, &["domain=good.test", "status=4.7.5"]);
+    assert!(log.contains("(fetched now)"), "{log}");
+    site.stop();
+    let b_dir = Scratch::new("sts-cluster-b");
+    let b = node("b", &b_dir);
+    send(&b, "carol@good.test");
+    let log = log_with(&b, &["(cached)", "status=4.7.5"]);
+    assert!(
+        log.contains(
+            "MTA-STS policy of good.test: mode enforce, mx mx.sts.test, id 20261207 (cached)"
+        ),
+        "{log}"
+    );
+    assert!(log.contains("cause=tls-policy"), "{log}");
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    assert!(plain.maildir("good.test", "carol").is_empty());
+}
