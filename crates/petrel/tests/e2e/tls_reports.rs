@@ -255,3 +255,67 @@ fn sessions_are_counted_and_the_report_goes_by_mail_and_https() {
     let packed = petrel_proto::base64::decode(&base64).unwrap();
     check(&gunzip_json(&packed), "mailed");
 }
+
+/// Shared queue (issue 15, item 5): the counts of every node of a cluster make one report.
+/// Nodes a and b (one PostgreSQL queue) each deliver to good.test over verified TLS; b stops
+/// (writing its counts); `petrel tls-report good.test --json` at a reports both sessions.
+#[test]
+fn a_cluster_reports_the_sessions_of_all_its_nodes() {
+    let url = crate::backend::new_database();
+    let dir = Scratch::new("tlsrpt-cluster");
+    let ca = TestCa::new(&dir.0);
+    let site_dir = Scratch::new("tlsrpt-cluster-site");
+    let site_address = Ipv4Addr::new(127, 0, 1, 8);
+    let site_cert = ca.issue("mta-sts", &["mta-sts.good.test"]);
+    let site = Nginx::start(&site_dir.0, site_address, &site_cert, "");
+    site.serve(
+        "mta-sts.good.test",
+        POLICY,
+        &policy("enforce", &["mx.sts.test"]),
+    );
+    let receiver_dir = Scratch::new("tlsrpt-cluster-receiver");
+    let b_receiver = receiver(&receiver_dir, &ca, &["good.test"]);
+    let node = |name: &str, scratch: &Scratch| {
+        Petrel::start_in_zone(
+            &scratch.0,
+            "mx.a.test",
+            &["a.test"],
+            zone(
+                site_address,
+                &[("good.test", "mta-sts.good.test", "mx.sts.test")],
+            ),
+            &format!(
+                "[queue]\nbackend = \"postgres\"\npostgres_url = \"{url}\"\nnode_name = \"{name}\"\n\n[delivery]\nport = {}\nretry = [\"1h\"]\nca_file = \"{}\"\n",
+                b_receiver.address.port(),
+                ca.cert_path.display()
+            ),
+        )
+    };
+    let a_dir = Scratch::new("tlsrpt-cluster-a");
+    let a = node("a", &a_dir);
+    let b_dir = Scratch::new("tlsrpt-cluster-b");
+    let mut b = node("b", &b_dir);
+    for (sender, count) in [(&a, 1), (&b, 2)] {
+        let content = "From: alice@a.test\r\nSubject: counted\r\n\r\nhello\r\n";
+        let reply = send_one(
+            sender.address,
+            "alice@a.test",
+            &["bob@good.test"],
+            content.as_bytes(),
+        );
+        assert!(reply.starts_with("250"), "{reply}");
+        crate::harness::poll(
+            || b_receiver.maildir("good.test", "bob").len(),
+            |n| *n >= count,
+        );
+    }
+    b.signal("TERM");
+    b.wait_exit();
+    let (ok, text) = tls_report(&a, &["good.test", "--json"]);
+    assert!(ok, "{text}");
+    let report: Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(
+        report["policies"][0]["summary"]["total-successful-session-count"], 2,
+        "both nodes' sessions: {report}"
+    );
+}
