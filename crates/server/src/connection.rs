@@ -725,9 +725,9 @@ impl Connection {
         for check in self.session.take_door_refusals() {
             count_refusal(check);
             info!(session = self.session_id, peer = %self.peer, check, "refused at the door");
-            // Postscreen's pipelining and non-SMTP tests: such a client is a bot as much as one
-            // that spoke before the greeting, and is remembered the same way.
-            if matches!(check, "pipelining" | "non_smtp") {
+            // Postscreen's pipelining, non-SMTP and bare newline tests: such a client is a bot
+            // as much as one that spoke before the greeting, and is remembered the same way.
+            if matches!(check, "pipelining" | "non_smtp" | "bare_newline") {
                 let settings = self.server.settings.borrow().clone();
                 if !settings.screen.pregreet.is_zero() {
                     self.server.door.remember(

@@ -184,10 +184,11 @@ fn the_pregreet_wait_tells_polite_clients_from_bots() {
     assert!(web.is_closed());
 }
 
-/// Postscreen's pipelining test (issue 16, item 1): a client that waits for the greeting but
-/// then sends EHLO and MAIL in one write, before the EHLO reply, is refused at MAIL with
-/// 554 5.5.1 and remembered like one that spoke first: its next connection, however polite, is
-/// refused at MAIL too. Each refusal is logged with its check and counted in
+/// Postscreen's pipelining and bare newline tests (issue 16, item 1): a client that waits for
+/// the greeting but then sends EHLO and MAIL in one write, before the EHLO reply, is refused at
+/// MAIL with 554 5.5.1, and one that ends a command with a bare LF gets 500 5.5.2; each is
+/// remembered like one that spoke first: its next connection, however polite, is refused at
+/// MAIL too. Each refusal is logged with its check and counted in
 /// `petrel_screen_refusals_total`.
 #[test]
 fn a_client_that_pipelines_before_ehlo_is_refused_and_remembered() {
@@ -223,6 +224,37 @@ fn a_client_that_pipelines_before_ehlo_is_refused_and_remembered() {
         "{log}"
     );
     assert!(log.contains("remembered at the door"), "{log}");
+    // A bare LF in a command (S-SMUG-3, postscreen's bare newline test): 500 5.5.2, and the
+    // client is remembered too.
+    let dir_lf = Scratch::new("pregreet-bare-newline");
+    let lf = Petrel::start(
+        &dir_lf.0,
+        "[http]\naddress = \"127.0.0.1:0\"\n\n[relay]\nnetworks = []\n\n[screen]\npregreet = \"1s\"\n",
+    );
+    let mut sloppy = RawClient::connect(lf.address);
+    sloppy.reply();
+    sloppy.command("EHLO sloppy.test");
+    assert!(
+        sloppy
+            .command("NOOP\nMAIL FROM:<a@relay.test>")
+            .starts_with("500 5.5.2"),
+        "a bare LF in a command"
+    );
+    let mut again = RawClient::connect(lf.address);
+    again.reply();
+    again.command("EHLO sloppy.test");
+    assert!(
+        again
+            .command("MAIL FROM:<a@relay.test>")
+            .starts_with("554 5.5.1"),
+        "remembered"
+    );
+    assert_eq!(
+        crate::metrics::scrape(&lf)
+            .get("petrel_screen_refusals_total{check=\"bare_newline\"}")
+            .copied(),
+        Some(1.0)
+    );
     let samples = crate::metrics::scrape(&petrel);
     for check in ["pipelining", "pregreet"] {
         assert_eq!(

@@ -17,6 +17,9 @@ impl ServerSession {
     /// Handles one command line (without CR LF).
     pub(super) fn handle_line(&mut self, line: &[u8]) -> Step {
         if line.contains(&b'\r') || line.contains(&b'\n') {
+            // A bare CR or LF in a command (S-SMUG-3): also a door check, as postscreen's
+            // bare newline test.
+            self.door_refusals.push("bare_newline");
             return self.fail(standard::BARE_NEWLINE_IN_COMMAND);
         }
         let Ok(text) = std::str::from_utf8(line) else {
