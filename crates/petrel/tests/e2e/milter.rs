@@ -278,11 +278,16 @@ fn the_milter_hears_quit_and_one_that_hangs_gets_its_default_action() {
     assert!(accepting.log_text().contains("a milter could not be asked"));
 }
 
-/// Debian's opendkim as a signing milter (the issue's real milter): petrel hands it the message
-/// at the end of DATA, applies the DKIM-Signature it adds, and the stored message verifies with
-/// dkimpy against the key published in the test DNS.
+/// Debian's opendkim as a signing and verifying milter (the issue's real milter, `Mode sv`):
+/// from an internal host (127.0.0.1) petrel hands it the message at the end of DATA, applies
+/// the DKIM-Signature it adds, and the stored message verifies with dkimpy against the key
+/// published in the test DNS; the same signed message sent again from an outside host
+/// (127.0.0.2) is verified by opendkim, whose Authentication-Results (dkim=pass) petrel
+/// stores, and a copy with its body changed gets dkim=fail. (opendkim reads the key record
+/// through its `TestDNSData`: its libunbound resolver sends no query to the test DNS server's
+/// port here.)
 #[test]
-fn opendkim_signs_through_the_milter_protocol() {
+fn opendkim_signs_and_verifies_through_the_milter_protocol() {
     use petrel_dns::responder::ZoneEntry;
     let dir = Scratch::new("opendkim");
     let (key, record) = crate::authentication::keygen(&dir.0, "example.test", "s2026");
@@ -291,13 +296,23 @@ fn opendkim_signs_through_the_milter_protocol() {
         .local_addr()
         .unwrap()
         .port();
+    let dns_data = dir.0.join("opendkim-dns");
+    std::fs::write(
+        &dns_data,
+        format!(
+            "s2026._domainkey.example.test {}\n",
+            record.replace('"', "")
+        ),
+    )
+    .unwrap();
     let conf = dir.0.join("opendkim.conf");
     std::fs::write(
         &conf,
         format!(
-            "Syslog no\nMode s\nDomain example.test\nSelector s2026\nKeyFile {}\nSocket inet:{port}@127.0.0.1\nBackground no\nPidFile {}\nCanonicalization relaxed/relaxed\nRequireSafeKeys false\nInternalHosts 127.0.0.1\n",
+            "Syslog no\nMode sv\nAuthservID opendkim.test\nDomain example.test\nSelector s2026\nKeyFile {}\nSocket inet:{port}@127.0.0.1\nBackground no\nPidFile {}\nCanonicalization relaxed/relaxed\nRequireSafeKeys false\nInternalHosts 127.0.0.1\nTestDNSData file:{}\n",
             key.display(),
-            dir.0.join("opendkim.pid").display()
+            dir.0.join("opendkim.pid").display(),
+            dns_data.display()
         ),
     )
     .unwrap();
@@ -314,7 +329,7 @@ fn opendkim_signs_through_the_milter_protocol() {
     let mut zone = crate::harness::test_zone();
     zone.push(ZoneEntry::Txt(
         "s2026._domainkey.example.test".into(),
-        record,
+        record.clone(),
     ));
     let petrel = Petrel::start_in_zone(
         &dir.0,
@@ -348,11 +363,49 @@ fn opendkim_signs_through_the_milter_protocol() {
         "{text}"
     );
     let dns_port = petrel.dns.as_ref().unwrap().address.port();
-    let (verified, why) =
-        crate::authentication::dkimpy_verify(&crate::authentication::crlf(&mail[0]), dns_port);
+    let signed = crate::authentication::crlf(&mail[0]);
+    let (verified, why) = crate::authentication::dkimpy_verify(&signed, dns_port);
+    assert!(verified, "dkimpy: {why}\n{text}");
+    // Verifying: the signed message again, and a tampered copy, from a host opendkim does not
+    // sign for.
+    let original = dir.0.join("signed.eml");
+    std::fs::write(&original, &signed).unwrap();
+    let tampered = dir.0.join("tampered.eml");
+    let changed = String::from_utf8_lossy(&signed)
+        .replace("hello through the milter", "hello from someone else");
+    std::fs::write(&tampered, changed).unwrap();
+    let lines = crate::harness::python_lines(&format!(
+        "import smtplib\nfor path in ['{}', '{}']:\n    c = smtplib.SMTP('127.0.0.1', {}, source_address=('127.0.0.2', 0), timeout=30)\n    c.ehlo('outside.test')\n    print(c.sendmail('alice@example.test', ['carol@example.test'], open(path, 'rb').read()))\n    c.quit()\n",
+        original.display(),
+        tampered.display(),
+        petrel.address.port()
+    ));
+    assert_eq!(lines, ["{}", "{}"], "both accepted");
+    let checked = petrel.wait_for_maildir("example.test", "carol", 2);
     let _ = opendkim.kill();
     let _ = opendkim.wait();
-    assert!(verified, "dkimpy: {why}\n{text}");
+    let verdict = |needle: &str| {
+        let message = checked
+            .iter()
+            .map(|m| String::from_utf8_lossy(m).into_owned())
+            .find(|m| m.contains(needle))
+            .unwrap_or_else(|| panic!("no stored copy with {needle:?}"));
+        message
+            .lines()
+            .skip_while(|l| !l.starts_with("Authentication-Results: opendkim.test"))
+            .take_while(|l| {
+                l.starts_with("Authentication-Results: opendkim.test") || l.starts_with([' ', '\t'])
+            })
+            .collect::<Vec<_>>()
+            .join(" ")
+    };
+    let passed = verdict("hello through the milter");
+    assert!(
+        passed.contains("dkim=pass") && passed.contains("header.d=example.test"),
+        "{passed}"
+    );
+    let failed = verdict("hello from someone else");
+    assert!(failed.contains("dkim=fail"), "{failed}");
 }
 
 /// `[[listener]] milters`: the sessions of a listener with `milters = []` ask no milter, those
