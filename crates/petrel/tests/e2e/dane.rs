@@ -32,6 +32,23 @@ fn lines_about(petrel: &Petrel, domain: &str, needles: &[&str]) -> String {
     crate::mta_sts::lines_with(&log, domain)
 }
 
+/// A sending petrel for a.test that asks `dns` (unbound, validating: `dns.validating`) and
+/// delivers to MX port `port`; `extra` is more configuration after its `[delivery]` lines.
+fn dane_sender(scratch: &Scratch, dns: &SignedDns, port: u16, extra: &str) -> Petrel {
+    let data_dir = scratch.0.join("data");
+    let config = crate::harness::config_for(
+        &data_dir,
+        dns.address,
+        "mx.a.test",
+        &["a.test"],
+        &format!("[delivery]\nport = {port}\nretry = [\"1h\"]\n{extra}"),
+    )
+    .replace("timeout = \"2s\"", "timeout = \"2s\"\nvalidating = true");
+    let config_path = scratch.0.join("petrel.toml");
+    std::fs::write(&config_path, config).unwrap();
+    Petrel::start_with(&config_path, &data_dir, &[])
+}
+
 #[test]
 fn each_dane_case_of_rfc_7672_against_unbound() {
     let dir = Scratch::new("dane");
@@ -112,20 +129,12 @@ fn each_dane_case_of_rfc_7672_against_unbound() {
         ],
     );
     let sender_dir = Scratch::new("dane-sender");
-    let data_dir = sender_dir.0.join("data");
-    let config = crate::harness::config_for(
-        &data_dir,
-        dns.address,
-        "mx.a.test",
-        &["a.test"],
-        &format!(
-            "[delivery]\nport = {port}\nretry = [\"1h\"]\n\n[[delivery.tls_policy]]\ndomain = \"only.dane.test\"\nlevel = \"dane-only\"\n\n[[delivery.tls_policy]]\ndomain = \"plain.dane.test\"\nlevel = \"none\"\n\n[[delivery.tls_policy]]\ndomain = \"none.dane.test\"\nlevel = \"dane\"\n"
-        ),
-    )
-    .replace("timeout = \"2s\"", "timeout = \"2s\"\nvalidating = true");
-    let config_path = sender_dir.0.join("petrel.toml");
-    std::fs::write(&config_path, config).unwrap();
-    let a = Petrel::start_with(&config_path, &data_dir, &[]);
+    let a = dane_sender(
+        &sender_dir,
+        &dns,
+        port,
+        "\n[[delivery.tls_policy]]\ndomain = \"only.dane.test\"\nlevel = \"dane-only\"\n\n[[delivery.tls_policy]]\ndomain = \"plain.dane.test\"\nlevel = \"none\"\n\n[[delivery.tls_policy]]\ndomain = \"none.dane.test\"\nlevel = \"dane\"\n",
+    );
 
     // DANE-EE(3) matches the key: delivered, and the history says how it was authenticated.
     send(&a, "bob@good.dane.test");
@@ -256,44 +265,13 @@ fn a_postfix_receiver_is_authenticated_by_its_tlsa_record() {
         .unwrap()
         .port();
     let postfix_dir = Scratch::new("dane-postfix-instance");
-    let instance = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../../bench/postfix/instance.sh"
+    let postfix = crate::requiretls::Postfix::start(
+        &postfix_dir.0,
+        port,
+        "mx1.dane.test",
+        &issued.chain,
+        &issued.key,
     );
-    let started = std::process::Command::new(instance)
-        .args(["start", "discard"])
-        .arg(&postfix_dir.0)
-        .arg(port.to_string())
-        .env("PF_HOSTNAME", "mx1.dane.test")
-        .env(
-            "EXTRA_MAIN_CF",
-            format!(
-                "smtpd_tls_security_level = may\nsmtpd_tls_loglevel = 1\nsmtpd_tls_cert_file = {}\nsmtpd_tls_key_file = {}\n",
-                issued.chain.display(),
-                issued.key.display()
-            ),
-        )
-        .output()
-        .unwrap();
-    assert!(
-        started.status.success(),
-        "{}",
-        String::from_utf8_lossy(&started.stderr)
-    );
-    struct Stop<'a>(&'a std::path::Path);
-    impl Drop for Stop<'_> {
-        fn drop(&mut self) {
-            let instance = concat!(
-                env!("CARGO_MANIFEST_DIR"),
-                "/../../bench/postfix/instance.sh"
-            );
-            let _ = std::process::Command::new(instance)
-                .arg("stop")
-                .arg(self.0)
-                .output();
-        }
-    }
-    let _stop = Stop(&postfix_dir.0);
     let ee = hex(digest(&SHA256, &issued.spki).as_ref());
     let tlsa = |host: &str, record: String| format!("_{port}._tcp.{host}. IN TLSA {record}");
     let dns_dir = Scratch::new("dane-postfix-dns");
@@ -314,24 +292,13 @@ fn a_postfix_receiver_is_authenticated_by_its_tlsa_record() {
         }],
     );
     let sender_dir = Scratch::new("dane-postfix-sender");
-    let data_dir = sender_dir.0.join("data");
-    let config = crate::harness::config_for(
-        &data_dir,
-        dns.address,
-        "mx.a.test",
-        &["a.test"],
-        &format!("[delivery]\nport = {port}\nretry = [\"1h\"]\n"),
-    )
-    .replace("timeout = \"2s\"", "timeout = \"2s\"\nvalidating = true");
-    let config_path = sender_dir.0.join("petrel.toml");
-    std::fs::write(&config_path, config).unwrap();
-    let a = Petrel::start_with(&config_path, &data_dir, &[]);
+    let a = dane_sender(&sender_dir, &dns, port, "");
 
     send(&a, "bob@pf.dane.test");
     let good = lines_about(&a, "pf.dane.test", &["outcome=delivered"]);
     assert!(good.contains("certificate matched TLSA (DANE)"), "{good}");
     let maillog = poll(
-        || std::fs::read_to_string(postfix_dir.0.join("data/maillog")).unwrap_or_default(),
+        || postfix.maillog(),
         |log| log.contains("TLS connection established from"),
     );
     assert!(
@@ -410,23 +377,17 @@ fn dane_decides_where_it_applies_and_mta_sts_never_overrides_it() {
     );
     let (cert, key) = ca.issue("mx.a.test", &["mx.a.test"]);
     let sender_dir = Scratch::new("dane-sts-sender");
-    let data_dir = sender_dir.0.join("data");
-    let config = crate::harness::config_for(
-        &data_dir,
-        dns.address,
-        "mx.a.test",
-        &["a.test"],
+    let a = dane_sender(
+        &sender_dir,
+        &dns,
+        port,
         &format!(
-            "[tls]\ncertificate = \"{}\"\nprivate_key = \"{}\"\n\n[delivery]\nport = {port}\nretry = [\"1h\"]\nca_file = \"{}\"\n",
+            "ca_file = \"{}\"\n\n[tls]\ncertificate = \"{}\"\nprivate_key = \"{}\"\n",
+            ca.cert_path.display(),
             cert.display(),
-            key.display(),
-            ca.cert_path.display()
+            key.display()
         ),
-    )
-    .replace("timeout = \"2s\"", "timeout = \"2s\"\nvalidating = true");
-    let config_path = sender_dir.0.join("petrel.toml");
-    std::fs::write(&config_path, config).unwrap();
-    let a = Petrel::start_with(&config_path, &data_dir, &[]);
+    );
 
     // DANE vouches for mx1, which the enforce policy does not list: delivered on DANE's word,
     // a REQUIRETLS message too.

@@ -65,13 +65,31 @@ pub fn receiver(scratch: &Scratch, ca: &TestCa, domains: &[&str]) -> Petrel {
 
 /// A sending petrel whose remote MX port is `port`, trusting `ca`.
 fn sender(scratch: &Scratch, zone: Vec<ZoneEntry>, port: u16, ca: &TestCa) -> Petrel {
+    node_of(scratch, zone, port, ca, "")
+}
+
+/// `sender`, as node `name` of the cluster whose PostgreSQL queue is at `url`.
+pub fn cluster_sender(
+    scratch: &Scratch,
+    zone: Vec<ZoneEntry>,
+    port: u16,
+    ca: &TestCa,
+    (url, name): (&str, &str),
+) -> Petrel {
+    let queue = format!(
+        "[queue]\nbackend = \"postgres\"\npostgres_url = \"{url}\"\nnode_name = \"{name}\"\n\n"
+    );
+    node_of(scratch, zone, port, ca, &queue)
+}
+
+fn node_of(scratch: &Scratch, zone: Vec<ZoneEntry>, port: u16, ca: &TestCa, queue: &str) -> Petrel {
     Petrel::start_in_zone(
         &scratch.0,
         "mx.a.test",
         &["a.test"],
         zone,
         &format!(
-            "[delivery]\nport = {port}\nretry = [\"1h\"]\nca_file = \"{}\"\n",
+            "{queue}[delivery]\nport = {port}\nretry = [\"1h\"]\nca_file = \"{}\"\n",
             ca.cert_path.display()
         ),
     )
@@ -361,20 +379,11 @@ fn the_nodes_of_a_cluster_share_the_policy_one_of_them_fetched() {
     let plain_dir = Scratch::new("sts-cluster-plain");
     let plain = Petrel::start_for(&plain_dir.0, "mx.sts.test", &["good.test"], "");
     let node = |name: &str, scratch: &Scratch| {
-        Petrel::start_in_zone(
-            &scratch.0,
-            "mx.a.test",
-            &["a.test"],
-            zone(
-                site_address,
-                &[("good.test", "mta-sts.good.test", "mx.sts.test")],
-            ),
-            &format!(
-                "[queue]\nbackend = \"postgres\"\npostgres_url = \"{url}\"\nnode_name = \"{name}\"\n\n[delivery]\nport = {}\nretry = [\"1h\"]\nca_file = \"{}\"\n",
-                plain.address.port(),
-                ca.cert_path.display()
-            ),
-        )
+        let zone = zone(
+            site_address,
+            &[("good.test", "mta-sts.good.test", "mx.sts.test")],
+        );
+        cluster_sender(scratch, zone, plain.address.port(), &ca, (&url, name))
     };
     let a_dir = Scratch::new("sts-cluster-a");
     let a = node("a", &a_dir);

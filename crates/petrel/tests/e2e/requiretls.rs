@@ -194,28 +194,29 @@ fn a_requiretls_message_goes_only_where_every_condition_holds() {
     assert!(b.maildir("waived.test", "frank").is_empty());
 }
 
-/// A private Postfix on 127.0.0.1:`port` with STARTTLS (a certificate for mx.sts.test from
-/// `ca`) that discards what it takes; Postfix 3.7 offers no REQUIRETLS.
-struct Postfix {
+/// A private Postfix on 127.0.0.1:`port` with STARTTLS (the certificate chain `cert` and its
+/// `key`, logged at smtpd_tls_loglevel 1) that discards what it takes, as `hostname`; Postfix
+/// 3.7 offers no REQUIRETLS. Stopped when dropped.
+pub(crate) struct Postfix {
     dir: std::path::PathBuf,
 }
 
+const INSTANCE: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/../../bench/postfix/instance.sh"
+);
+
 impl Postfix {
-    fn start(dir: &Path, port: u16, ca: &TestCa) -> Postfix {
-        let (cert, key) = ca.issue("postfix", &["mx.sts.test"]);
-        let instance = concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/../../bench/postfix/instance.sh"
-        );
-        let started = Command::new(instance)
+    pub(crate) fn start(dir: &Path, port: u16, hostname: &str, cert: &Path, key: &Path) -> Postfix {
+        let started = Command::new(INSTANCE)
             .args(["start", "discard"])
             .arg(dir)
             .arg(port.to_string())
-            .env("PF_HOSTNAME", "mx.sts.test")
+            .env("PF_HOSTNAME", hostname)
             .env(
                 "EXTRA_MAIN_CF",
                 format!(
-                    "smtpd_tls_security_level = may\nsmtpd_tls_cert_file = {}\nsmtpd_tls_key_file = {}\n",
+                    "smtpd_tls_security_level = may\nsmtpd_tls_loglevel = 1\nsmtpd_tls_cert_file = {}\nsmtpd_tls_key_file = {}\n",
                     cert.display(),
                     key.display()
                 ),
@@ -232,18 +233,14 @@ impl Postfix {
         }
     }
 
-    fn maillog(&self) -> String {
+    pub(crate) fn maillog(&self) -> String {
         std::fs::read_to_string(self.dir.join("data/maillog")).unwrap_or_default()
     }
 }
 
 impl Drop for Postfix {
     fn drop(&mut self) {
-        let instance = concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/../../bench/postfix/instance.sh"
-        );
-        let _ = Command::new(instance).arg("stop").arg(&self.dir).output();
+        let _ = Command::new(INSTANCE).arg("stop").arg(&self.dir).output();
     }
 }
 
@@ -268,7 +265,8 @@ fn a_server_without_requiretls_never_gets_the_message() {
         .unwrap()
         .port();
     let postfix_dir = Scratch::new("rtls-postfix-instance");
-    let postfix = Postfix::start(&postfix_dir.0, port, &ca);
+    let (cert, key) = ca.issue("postfix", &["mx.sts.test"]);
+    let postfix = Postfix::start(&postfix_dir.0, port, "mx.sts.test", &cert, &key);
     let sender_dir = Scratch::new("rtls-postfix-sender");
     let zone = zone(
         site_address,

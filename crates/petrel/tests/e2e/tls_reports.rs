@@ -276,20 +276,11 @@ fn a_cluster_reports_the_sessions_of_all_its_nodes() {
     let receiver_dir = Scratch::new("tlsrpt-cluster-receiver");
     let b_receiver = receiver(&receiver_dir, &ca, &["good.test"]);
     let node = |name: &str, scratch: &Scratch| {
-        Petrel::start_in_zone(
-            &scratch.0,
-            "mx.a.test",
-            &["a.test"],
-            zone(
-                site_address,
-                &[("good.test", "mta-sts.good.test", "mx.sts.test")],
-            ),
-            &format!(
-                "[queue]\nbackend = \"postgres\"\npostgres_url = \"{url}\"\nnode_name = \"{name}\"\n\n[delivery]\nport = {}\nretry = [\"1h\"]\nca_file = \"{}\"\n",
-                b_receiver.address.port(),
-                ca.cert_path.display()
-            ),
-        )
+        let zone = zone(
+            site_address,
+            &[("good.test", "mta-sts.good.test", "mx.sts.test")],
+        );
+        crate::mta_sts::cluster_sender(scratch, zone, b_receiver.address.port(), &ca, (&url, name))
     };
     let a_dir = Scratch::new("tlsrpt-cluster-a");
     let a = node("a", &a_dir);
