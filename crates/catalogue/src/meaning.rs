@@ -1,8 +1,10 @@
-//! What a reply means where petrel shows one (DSNs, delivery log lines and history, `queue
-//! show`, the console): one lookup for every code a real server sends, not only those with an
+//! What a code means where petrel shows one: DSNs (with the remote reply line and host), `queue
+//! show` and the console (the code alone); log lines use `short_title`, which falls back to the
+//! parts the same way. One lookup for every code a real server sends, not only those with an
 //! entry of their own (issue 17). In order: what the provider knowledge says of the reply line
-//! (its text and host identify the sender software), the reference's entry for the code, and
-//! the explanation from the code's parts (`derive`), which has no advice of its own.
+//! (its text and host identify the software; only when the line carries the code asked about),
+//! the reference's entry for the code, and the explanation from the code's parts (`derive`),
+//! which has no advice of its own.
 //!
 //! Takes codes and reply text from peers; never panics.
 
@@ -27,6 +29,9 @@ pub fn meaning_of(
     host: Option<&str>,
     lang: Lang,
 ) -> Option<Meaning> {
+    // The reply explains `code` only when it carries it: a message that expired (4.4.7) after a
+    // last deferral keeps that reply, which says something else.
+    let reply = reply.filter(|r| providers::codes_of(r).contains(&code));
     if let Some(provider) = reply.and_then(|r| providers::matching(r, host).into_iter().next()) {
         let text = provider.text(lang);
         return Some(Meaning {
@@ -84,11 +89,20 @@ mod tests {
         let parts = meaning_of("5.7.606", Some("550 5.7.606 go away"), None, Lang::En).unwrap();
         assert_eq!(parts.source, "parts");
         assert!(
-            parts.meaning.contains("not in the IANA registry")
-                || parts.meaning.contains("registry"),
+            parts.meaning.contains("not in the IANA registry"),
             "{}",
             parts.meaning
         );
+        // A reply that does not carry the code does not explain it (an expired message keeps
+        // its last deferral's reply).
+        let expired = meaning_of(
+            "4.4.7",
+            Some(line),
+            Some("mx.protection.outlook.com"),
+            Lang::En,
+        )
+        .unwrap();
+        assert_eq!(expired.source, "reference");
         assert!(meaning_of("558", None, None, Lang::En).is_some());
         assert!(meaning_of("not a code", None, None, Lang::En).is_none());
     }

@@ -160,7 +160,7 @@ pub fn matching(reply: &str, host: Option<&str>) -> Vec<&'static Provider> {
 }
 
 /// The basic and enhanced codes at the start of a reply line (`550-5.7.1 ...`, `[TSS04]` not).
-fn codes_of(reply: &str) -> Vec<&str> {
+pub(crate) fn codes_of(reply: &str) -> Vec<&str> {
     reply
         .split(|c: char| c.is_whitespace() || c == '-')
         .filter(|w| !w.is_empty())

@@ -76,7 +76,8 @@ pub struct Advice {
     pub fix: String,
 }
 
-/// The advice for a status, in each language the report gives (none when unknown).
+/// The advice for a status, in each language the report gives (none when unknown), given the
+/// recipient's last delivery status when there is one (the remote reply and host say more).
 pub type Explain<'a> = &'a dyn Fn(&str, Option<&DeliveryStatus>) -> Vec<Advice>;
 
 /// Everything a report is built from.

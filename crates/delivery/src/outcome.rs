@@ -276,8 +276,8 @@ pub fn notice_for(
         .filter_map(|(lang, meaning_label, fix_label)| {
             let meaning = meaning_of(status, reply.as_deref(), host, lang)?;
             let fix = meaning.fix_sender.unwrap_or_else(|| match lang {
-                Lang::En => format!("Look up the reply line with petrel explain, or ask the administrator of your mail server; the code is {status}."),
-                Lang::Id => format!("Cari baris balasan dengan petrel explain, atau tanyakan kepada administrator server surel Anda; kodenya {status}."),
+                Lang::En => format!("Forward this report to the administrator of your mail server; the code is {status}."),
+                Lang::Id => format!("Teruskan laporan ini kepada administrator server surel Anda; kodenya {status}."),
             });
             Some(Advice {
                 meaning_label,

@@ -93,11 +93,10 @@ pub struct Scheduler {
 /// instead of all read into memory at once.
 const LARGE_MESSAGE_BYTES: u64 = 1024 * 1024;
 /// The room, in KiB, for large messages being delivered at once (32 MiB); one message larger
-/// than all of it takes all of it. A message that finds no room gives its delivery slot back
-/// and is tried again after `LARGE_MESSAGE_RETRY`, so large messages never hold the slots the
-/// others need.
+/// than all of it takes all of it. A message waits for its room in turn (the semaphore is
+/// fair) after giving its delivery slot back, so large messages never hold the slots the
+/// others need, and takes a slot again once it has the room.
 const LARGE_MESSAGES_KIB: u32 = 32 * 1024;
-const LARGE_MESSAGE_RETRY: Duration = Duration::from_millis(250);
 
 /// What a load found of the message itself.
 enum Content {
@@ -295,7 +294,8 @@ impl Scheduler {
         }
         let context = self.context.clone();
         tokio::spawn(async move {
-            process(&context, &id).await;
+            let mut slot = Some(permit);
+            process(&context, &id, &mut slot).await;
             if context.queue.claims().is_some_and(|c| c.holds(&id)) {
                 // A path of `process` that recorded nothing: the claim ends here.
                 let (queue, claimed) = (context.queue.clone(), id.clone());
@@ -305,7 +305,7 @@ impl Scheduler {
                 }
             }
             lock(&context.in_flight).remove(&id);
-            drop(permit);
+            drop(slot);
             if context
                 .more
                 .swap(false, std::sync::atomic::Ordering::Relaxed)
@@ -370,7 +370,11 @@ async fn here_or_blocking<T: Send + 'static>(
 }
 
 /// Delivers what is due of one message and records the results.
-async fn process(context: &Arc<Context>, id: &QueueId) {
+async fn process(
+    context: &Arc<Context>,
+    id: &QueueId,
+    slot: &mut Option<tokio::sync::OwnedSemaphorePermit>,
+) {
     if context.queue.claims().is_some() {
         let (queue, claim_id) = (context.queue.clone(), id.clone());
         let claimed = blocking(move || queue.claims().map_or(Ok(true), |c| c.claim(&claim_id)));
@@ -438,9 +442,19 @@ async fn process(context: &Arc<Context>, id: &QueueId) {
             let kib = u32::try_from(size.div_ceil(1024))
                 .unwrap_or(u32::MAX)
                 .min(LARGE_MESSAGES_KIB);
-            match context.large_messages.clone().try_acquire_many_owned(kib) {
-                Ok(room) => _room = Some(room),
-                Err(_) => return wake_in(context, id, LARGE_MESSAGE_RETRY),
+            if let Ok(room) = context.large_messages.clone().try_acquire_many_owned(kib) {
+                _room = Some(room);
+            } else {
+                // Wait for the room in turn without holding a delivery slot; the message stays
+                // in flight, so it is not started twice meanwhile.
+                drop(slot.take());
+                _room = context
+                    .large_messages
+                    .clone()
+                    .acquire_many_owned(kib)
+                    .await
+                    .ok();
+                *slot = context.slots.clone().acquire_owned().await.ok();
             }
             let (queue, read_id) = (context.queue.clone(), id.clone());
             match blocking(move || queue.read_message(&read_id)).await {

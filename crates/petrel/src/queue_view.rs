@@ -1,6 +1,7 @@
 //! What `petrel queue list` and `petrel queue show` print: one line per message, and the whole
 //! story of one message (envelope, headers, each recipient's last reply explained from the
-//! reference, the history), in text or JSON.
+//! reference, or from its parts for a code the reference has no entry for, the history), in
+//! text or JSON.
 
 use petrel_catalogue::Lang;
 use petrel_delivery::scheduler::unix_now;
@@ -234,7 +235,7 @@ pub fn find(queue: &dyn Queue, wanted: &str) -> Option<(QueueId, Place, Envelope
     None
 }
 
-/// "5.1.10 Recipient domain has a null MX: <meaning>" from the reference, when it has the code.
+/// "5.1.10 Recipient domain has a null MX: <meaning>" (`explained`).
 pub fn explain(code: &str) -> Option<String> {
     let (title, meaning) = explained(code)?;
     Some(format!("{code} {title}: {meaning}"))

@@ -723,19 +723,31 @@ impl Connection {
     /// Writes the replies waiting; whether there were any.
     async fn write_output(&mut self) -> std::io::Result<bool> {
         for check in self.session.take_door_refusals() {
+            // The door is port 25's, for clients outside the relay networks and the allow
+            // list: a bare newline or an HTTP request on another port, or from one of ours, is
+            // refused by the session as ever but neither counted here nor remembered.
+            let client = self.peer.ip();
+            let (is_screened, is_remembering) = {
+                let settings = self.server.settings.borrow();
+                let is_screened = self.protocol == Protocol::Smtp
+                    && !settings.policy.is_relay_client(client)
+                    && !settings.screen.is_allowed(client);
+                (is_screened, !settings.screen.pregreet.is_zero())
+            };
+            if !is_screened {
+                continue;
+            }
             count_refusal(check);
             info!(session = self.session_id, peer = %self.peer, check, "refused at the door");
             // Postscreen's pipelining, non-SMTP and bare newline tests: such a client is a bot
             // as much as one that spoke before the greeting, and is remembered the same way.
-            if matches!(check, "pipelining" | "non_smtp" | "bare_newline") {
-                let settings = self.server.settings.borrow().clone();
-                if !settings.screen.pregreet.is_zero() {
-                    self.server.door.remember(
-                        self.peer.ip(),
-                        crate::screen::Remembered::SpokeFirst,
-                        &settings.screen,
-                    );
-                }
+            if is_remembering && matches!(check, "pipelining" | "non_smtp" | "bare_newline") {
+                let settings = self.server.settings.borrow();
+                self.server.door.remember(
+                    client,
+                    crate::screen::Remembered::SpokeFirst,
+                    &settings.screen,
+                );
             }
         }
         let output = self.session.take_output();

@@ -402,6 +402,5 @@ fn the_nodes_of_a_cluster_share_the_policy_one_of_them_fetched() {
         "{log}"
     );
     assert!(log.contains("cause=tls-policy"), "{log}");
-    std::thread::sleep(std::time::Duration::from_millis(300));
     assert!(plain.maildir("good.test", "carol").is_empty());
 }

@@ -301,7 +301,7 @@ fn a_server_without_requiretls_never_gets_the_message() {
 fn an_undeliverable_requiretls_message_bounces_with_5_7_30_and_headers_only() {
     let dir = Scratch::new("rtls-expiry");
     let ca = TestCa::new(&dir.0);
-    let mut zone = zone(Ipv4Addr::new(127, 0, 1, 5), &[]);
+    let mut zone = zone(Ipv4Addr::new(127, 0, 1, 10), &[]);
     zone.push(petrel_dns::responder::ZoneEntry::Mx(
         "nopolicy.test",
         10,

@@ -191,7 +191,6 @@ fn verify_checks_the_certificate_against_the_policy_names() {
     send(&wrong, "carol@example.test", "a name the certificate lacks");
     let log = wait_for_log(&wrong, "cause=tls-certificate");
     assert!(log.contains("status=4.7.5"), "{log}");
-    std::thread::sleep(std::time::Duration::from_millis(500));
     assert!(secure.maildir("example.test", "carol").is_empty());
 }
 
@@ -241,7 +240,11 @@ fn credentials_never_cross_a_stripped_or_failed_starttls() {
             "{cause}: {wire}"
         );
         // PLAIN's and LOGIN's encodings of the password, and the password itself.
-        for secret in ["hunter2-secret", "aHVudGVyMi1zZWNyZXQ", "YWxpY2UAaHVudGVy"] {
+        for secret in [
+            "hunter2-secret",
+            "aHVudGVyMi1zZWNyZXQ",
+            "AGFsaWNlAGh1bnRlcjItc2VjcmV0",
+        ] {
             assert!(!wire.contains(secret), "{cause}: {wire}");
         }
     }

@@ -295,10 +295,9 @@ fn a_cluster_reports_the_sessions_of_all_its_nodes() {
             content.as_bytes(),
         );
         assert!(reply.starts_with("250"), "{reply}");
-        crate::harness::poll(
-            || b_receiver.maildir("good.test", "bob").len(),
-            |n| *n >= count,
-        );
+        wait_until("the message at the receiver", || {
+            b_receiver.maildir("good.test", "bob").len() >= count
+        });
     }
     b.signal("TERM");
     b.wait_exit();

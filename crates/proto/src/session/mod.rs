@@ -228,7 +228,7 @@ pub struct ServerSession {
     /// test): its MAIL is refused.
     pipelined_before_ehlo: bool,
     /// The door's checks that refused something since the server last asked
-    /// (`take_door_refusals`), by name: "helo", "pipelining", "non_smtp".
+    /// (`take_door_refusals`), by name: "helo", "pipelining", "non_smtp", "bare_newline".
     door_refusals: Vec<&'static str>,
     /// The server has no room for more message data now: the content after DATA is read and
     /// refused with 452 4.3.1 at its end, and the first BDAT of a transaction gets 452 4.3.1
@@ -286,7 +286,7 @@ impl ServerSession {
     }
 
     /// The door's checks that refused a command since the last call, by name ("helo",
-    /// "pipelining", "non_smtp"), for the server to count.
+    /// "pipelining", "non_smtp", "bare_newline"), for the server to count.
     pub fn take_door_refusals(&mut self) -> Vec<&'static str> {
         std::mem::take(&mut self.door_refusals)
     }
