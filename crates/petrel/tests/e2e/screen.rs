@@ -170,7 +170,12 @@ fn the_pregreet_wait_tells_polite_clients_from_bots() {
             .starts_with("554 5.5.1"),
         "remembered for screen.pregreet_penalty"
     );
-    assert!(bot_server.log_text().contains("spoke before the greeting"));
+    // The log is read from petrel's stderr by a thread of the harness: wait for the line.
+    let log = crate::harness::poll(
+        || bot_server.log_text(),
+        |log| log.contains("spoke before the greeting"),
+    );
+    assert!(log.contains("spoke before the greeting"), "{log}");
 
     let (web_server, _dir) = pregreeting("pregreet-http");
     let mut web = RawClient::connect(web_server.address);
@@ -218,7 +223,10 @@ fn a_client_that_pipelines_before_ehlo_is_refused_and_remembered() {
             .starts_with("554 5.5.1"),
         "remembered for screen.pregreet_penalty"
     );
-    let log = petrel.log_text();
+    let log = crate::harness::poll(
+        || petrel.log_text(),
+        |log| log.contains("pipelining") && log.contains("remembered at the door"),
+    );
     assert!(
         log.contains("refused at the door") && log.contains("pipelining"),
         "{log}"
@@ -374,13 +382,9 @@ for source in sys.argv[3:]:
             None => {
                 assert!(text.contains(&format!("{three} 250")), "{mode}: {text}");
                 assert!(text.contains(&format!("{four} 250")), "{mode}: {text}");
-                assert!(
-                    petrel
-                        .log_text()
-                        .contains("reverse DNS does not confirm the client's address"),
-                    "{}",
-                    petrel.log_text()
-                );
+                let needle = "reverse DNS does not confirm the client's address";
+                let log = crate::harness::poll(|| petrel.log_text(), |log| log.contains(needle));
+                assert!(log.contains(needle), "{log}");
             }
         }
         assert_eq!(refusals(&petrel, "fcrdns"), counted, "{mode}");
