@@ -512,6 +512,10 @@ async fn process(
         envelope,
         residence,
     };
+    // The delivery is over: its slot goes to the next message while the outcome is recorded.
+    // On PostgreSQL an archive waits for a group commit, which gathers more rows the more
+    // deliveries finish meanwhile; the message stays in flight (and claimed) until recorded.
+    drop(slot.take());
     record(context, id, loaded, bounce).await;
 }
 
