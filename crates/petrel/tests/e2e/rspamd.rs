@@ -71,7 +71,19 @@ worker "rspamd_proxy" {{
 }
 
 impl Drop for Rspamd {
+    /// SIGTERM first: rspamd's main process then stops its workers (a SIGKILL left them
+    /// running, orphaned); SIGKILL only if it has not ended within 10 s.
     fn drop(&mut self) {
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while std::time::Instant::now() < deadline {
+            if matches!(self.child.try_wait(), Ok(Some(_))) {
+                return;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
