@@ -121,27 +121,27 @@ impl Cluster {
     /// # Errors
     /// When psql fails (its stderr is in the error).
     pub fn psql(&self, database: &str, sql: &str) -> io::Result<String> {
+        let mut args = self.psql_connection(database);
+        args.extend(["-X", "-A", "-t", "-v", "ON_ERROR_STOP=1", "-c", sql].map(String::from));
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        self.run_tool("psql", &args)
+    }
+
+    /// psql's arguments to connect to `database` of this cluster as postgres over loopback.
+    pub fn psql_connection(&self, database: &str) -> Vec<String> {
         let port = self.port.to_string();
-        self.run_tool(
-            "psql",
-            &[
-                "-h",
-                "127.0.0.1",
-                "-p",
-                &port,
-                "-U",
-                "postgres",
-                "-d",
-                database,
-                "-X",
-                "-A",
-                "-t",
-                "-v",
-                "ON_ERROR_STOP=1",
-                "-c",
-                sql,
-            ],
-        )
+        [
+            "-h",
+            "127.0.0.1",
+            "-p",
+            &port,
+            "-U",
+            "postgres",
+            "-d",
+            database,
+        ]
+        .map(String::from)
+        .to_vec()
     }
 
     /// Stops the server (the data stays).

@@ -668,18 +668,8 @@ struct TableLock {
 impl TableLock {
     /// Takes the lock; returns once the database shows it granted.
     fn take(database: &str) -> TableLock {
-        let port = cluster().port().to_string();
         let mut psql = std::process::Command::new("psql")
-            .args([
-                "-h",
-                "127.0.0.1",
-                "-p",
-                &port,
-                "-U",
-                "postgres",
-                "-d",
-                database,
-            ])
+            .args(cluster().psql_connection(database))
             .args(["-X", "-q"])
             .stdin(std::process::Stdio::piped())
             .stdout(std::process::Stdio::null())
