@@ -384,6 +384,30 @@ fn a_delay_notice_goes_once_after_delay_notice_after_and_says_servfail() {
     );
 }
 
+/// The text of the notice owed after one recipient's `outcome` at `now` (one is owed).
+fn notice_after(outcome: Outcome, now: u64) -> String {
+    let mut envelope = envelope(&["a@example.net"]);
+    apply_outcomes(
+        &settings(),
+        &mut envelope,
+        &[0],
+        &attempt(vec![outcome]),
+        now,
+        Transport::Smtp,
+    );
+    let (_, content) = notice_for(
+        &settings(),
+        &id(),
+        &mut envelope,
+        &[RecipientState::Pending],
+        &[],
+        b"Subject: hi\r\n\r\nbody\r\n",
+        now,
+    )
+    .unwrap();
+    String::from_utf8(content).unwrap()
+}
+
 /// Issue 17: a bounce explains what the remote server sent even when the reference has no entry
 /// for its code: Microsoft's 5.7.606 from an outlook.com host gets Microsoft's meaning and
 /// advice in both languages; the same code with a text no provider is known by is explained
@@ -399,31 +423,12 @@ fn a_bounce_explains_codes_outside_the_reference() {
         (microsoft, line, "Exchange Online Protection"),
         (mx(), "Refused by local policy", "not in the IANA registry"),
     ] {
-        let mut envelope = envelope(&["a@example.net"]);
         let outcome = Outcome::of(DeliveryStatus::from_reply(
             &reply(550, "5.7.606", line),
             Stage::Rcpt,
             Some(mta),
         ));
-        apply_outcomes(
-            &settings(),
-            &mut envelope,
-            &[0],
-            &attempt(vec![outcome]),
-            ARRIVAL,
-            Transport::Smtp,
-        );
-        let (_, content) = notice_for(
-            &settings(),
-            &id(),
-            &mut envelope,
-            &[RecipientState::Pending],
-            &[],
-            b"Subject: hi\r\n\r\nbody\r\n",
-            ARRIVAL,
-        )
-        .unwrap();
-        let text = String::from_utf8(content).unwrap();
+        let text = notice_after(outcome, ARRIVAL);
         assert!(text.contains(expected), "{text}");
         assert!(
             text.contains("    What it means: ") && text.contains("    Artinya: "),
@@ -436,33 +441,13 @@ fn a_bounce_explains_codes_outside_the_reference() {
 /// `delay_notice_after` gives the sender a delay notice saying why, in English and Indonesian.
 #[test]
 fn a_tls_policy_deferral_is_explained_in_the_delay_notice_in_both_languages() {
-    let mut envelope = envelope(&["a@example.net"]);
     let failed = Outcome::of(DeliveryStatus::decided(
         Verdict::Deferred,
         status::CRYPTOGRAPHIC_FAILURE,
         Cause::Tls(petrel_queue::status::TlsProblem::Certificate),
         "mx.example.net: certificate not valid for mx.example.net (policy verify)".into(),
     ));
-    let late = ARRIVAL + 1800;
-    apply_outcomes(
-        &settings(),
-        &mut envelope,
-        &[0],
-        &attempt(vec![failed]),
-        late,
-        Transport::Smtp,
-    );
-    let (_, content) = notice_for(
-        &settings(),
-        &id(),
-        &mut envelope,
-        &[RecipientState::Pending],
-        &[],
-        b"Subject: hi\r\n\r\n",
-        late,
-    )
-    .unwrap();
-    let text = String::from_utf8(content).unwrap();
+    let text = notice_after(failed, ARRIVAL + 1800);
     assert!(
         text.contains("Action: delayed\r\nStatus: 4.7.5\r\n"),
         "{text}"
