@@ -413,6 +413,16 @@ impl RawClient {
         matches!(self.reader.read(&mut byte), Ok(0) | Err(_))
     }
 
+    /// MAIL, RCPT and DATA, each asserted accepted: the message's content may follow.
+    pub fn start_data(&mut self, from: &str, to: &str) {
+        let mail = self.command(&format!("MAIL FROM:<{from}>"));
+        assert!(mail.starts_with("250"), "{mail}");
+        let rcpt = self.command(&format!("RCPT TO:<{to}>"));
+        assert!(rcpt.starts_with("250"), "{rcpt}");
+        let data = self.command("DATA");
+        assert!(data.starts_with("354"), "{data}");
+    }
+
     /// Sends one message in one transaction; returns the final reply.
     pub fn send_message(&mut self, from: &str, to: &[&str], content: &[u8]) -> String {
         let reply = self.command(&format!("MAIL FROM:<{from}>"));

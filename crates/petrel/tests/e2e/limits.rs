@@ -363,13 +363,7 @@ fn slowloris_clients_are_dropped_at_their_deadlines() {
         let mut client = RawClient::connect(petrel.address);
         client.reply();
         client.command("EHLO slow.test");
-        assert!(client.command("MAIL FROM:<a@localhost>").starts_with("250"));
-        assert!(
-            client
-                .command("RCPT TO:<user@localhost>")
-                .starts_with("250")
-        );
-        assert!(client.command("DATA").starts_with("354"));
+        client.start_data("a@localhost", "user@localhost");
         tricklers.push((client, &b"yyyyyyyyyy"[..]));
     }
     let mut tricklers: Vec<Trickler> = tricklers

@@ -69,13 +69,7 @@ fn a_large_message_goes_to_disk_as_it_arrives_and_arrives_whole() {
     let mut client = RawClient::connect(petrel.address);
     client.reply();
     client.command("EHLO client.test");
-    assert!(client.command("MAIL FROM:<a@localhost>").starts_with("250"));
-    assert!(
-        client
-            .command("RCPT TO:<user@localhost>")
-            .starts_with("250")
-    );
-    assert!(client.command("DATA").starts_with("354"));
+    client.start_data("a@localhost", "user@localhost");
     client.send(&dot_stuffed(&content));
     if !is_postgres() {
         // The data is still open: nearly all of it is in the spill file, and the session
@@ -123,13 +117,7 @@ fn a_large_message_goes_to_disk_as_it_arrives_and_arrives_whole() {
         assert!(reply.starts_with("250"), "{reply}");
     }
     // A message abandoned half-way leaves no spill file behind.
-    assert!(client.command("MAIL FROM:<a@localhost>").starts_with("250"));
-    assert!(
-        client
-            .command("RCPT TO:<user@localhost>")
-            .starts_with("250")
-    );
-    assert!(client.command("DATA").starts_with("354"));
+    client.start_data("a@localhost", "user@localhost");
     client.send(&dot_stuffed(&content)[..2 << 20]);
     drop(client);
     crate::harness::wait_until("the abandoned message's spill file is removed", || {
