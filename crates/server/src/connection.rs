@@ -321,13 +321,19 @@ impl Connection {
             return false;
         }
         let until = tokio::time::Instant::now() + patience;
-        while !self.data_share.hold(bytes, limit) {
-            if tokio::time::Instant::now() >= until {
+        let memory = self.server.data_memory.clone();
+        loop {
+            // Listening before the try: room given back in between is not missed.
+            let freed = memory.freed();
+            tokio::pin!(freed);
+            freed.as_mut().enable();
+            if self.data_share.hold(bytes, limit) {
+                return true;
+            }
+            if tokio::time::timeout_at(until, freed).await.is_err() {
                 return false;
             }
-            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
         }
-        true
     }
 
     async fn mail(&mut self, path: &ReversePath) {

@@ -15,9 +15,16 @@ use std::sync::atomic::{AtomicU64, Ordering};
 #[derive(Debug, Default)]
 pub struct DataMemory {
     used: AtomicU64,
+    /// Told whenever a share is given back, for sessions waiting for room.
+    freed: tokio::sync::Notify,
 }
 
 impl DataMemory {
+    /// Completes once some share is given back after it was enabled (tokio's `Notified`).
+    pub fn freed(&self) -> tokio::sync::futures::Notified<'_> {
+        self.freed.notified()
+    }
+
     /// Takes `bytes` more unless that would pass `limit` (0: no bound).
     fn try_take(&self, bytes: u64, limit: u64) -> bool {
         let mut current = self.used.load(Ordering::Relaxed);
@@ -43,6 +50,9 @@ impl DataMemory {
     fn give_back(&self, bytes: u64) {
         self.used.fetch_sub(bytes, Ordering::AcqRel);
         add_to_gauge(bytes, -1);
+        if bytes > 0 {
+            self.freed.notify_waiters();
+        }
     }
 
     /// Whether the bound is reached: a new message would be refused at its first octets.
