@@ -115,6 +115,10 @@ enum Command {
     TlsReport(tls_report::TlsReportArgs),
 }
 
+/// mimalloc in place of glibc's malloc (A/B in BENCHMARKS.md).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().collect();
     let invoked_as = args
