@@ -90,13 +90,24 @@ impl DataDecoder {
         let mut index = 0;
         while index < input.len() {
             if self.state == State::InLine {
-                let run = input[index..]
-                    .iter()
-                    .position(|&b| b == b'\r' || b == b'\n')
-                    .unwrap_or(input.len() - index);
+                let run = find_line_break(&input[index..]).unwrap_or(input.len() - index);
+                let end = index + run;
+                if input.get(end) == Some(&b'\r') && input.get(end + 1) == Some(&b'\n') {
+                    // The common case: the line and its real CR LF, copied as one.
+                    self.emit_whole_line(&input[index..end + 2], body);
+                    index = end + 2;
+                    if input
+                        .get(index)
+                        .is_some_and(|&b| !matches!(b, b'.' | b'\r' | b'\n'))
+                    {
+                        // An ordinary first octet: the next line needs no state of its own.
+                        self.state = State::InLine;
+                    }
+                    continue;
+                }
                 if run > 0 {
-                    self.emit_line_content(&input[index..index + run], body);
-                    index += run;
+                    self.emit_line_content(&input[index..end], body);
+                    index = end;
                     continue;
                 }
             }
@@ -168,12 +179,31 @@ impl DataDecoder {
         self.line_bytes = 0;
     }
 
+    /// A line's content and its real CR LF (the last two octets of `line`), copied as one:
+    /// `emit_line_content` of the content, then `line_end`.
+    fn emit_whole_line(&mut self, line: &[u8], body: &mut Vec<u8>) {
+        self.count_line(line.len().saturating_sub(2), body);
+        self.emit(line, body);
+        self.state = State::LineStart;
+        self.is_line_start_real = true;
+        self.line_bytes = 0;
+    }
+
     fn emit_line_content(&mut self, bytes: &[u8], body: &mut Vec<u8>) {
-        self.line_bytes = self.line_bytes.saturating_add(bytes.len());
-        if self.line_bytes > self.max_line_bytes {
+        self.count_line(bytes.len(), body);
+        self.emit(bytes, body);
+    }
+
+    /// Counts `count` octets of line content about to be emitted. The line is too long when
+    /// it passes its limit at an octet before the one where the body passes its own: the
+    /// first reason in octet order, however the input was split.
+    fn count_line(&mut self, count: usize, body: &mut Vec<u8>) {
+        let line_room = self.max_line_bytes.saturating_sub(self.line_bytes);
+        self.line_bytes = self.line_bytes.saturating_add(count);
+        let body_room = self.max_body_bytes.saturating_sub(self.body_bytes);
+        if count > line_room && u64::try_from(line_room).unwrap_or(u64::MAX) <= body_room {
             self.fail(DataOutcome::LineTooLong, body);
         }
-        self.emit(bytes, body);
     }
 
     fn emit(&mut self, bytes: &[u8], body: &mut Vec<u8>) {
@@ -202,6 +232,32 @@ impl DataDecoder {
     }
 }
 
+/// The index of the first CR or LF in `bytes`, eight octets at a time (a word holds a CR or
+/// LF when one of its bytes XORed with it is zero; the lowest flagged byte is exact).
+pub(crate) fn find_line_break(bytes: &[u8]) -> Option<usize> {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGHS: u64 = 0x8080_8080_8080_8080;
+    let has_zero = |word: u64| word.wrapping_sub(ONES) & !word & HIGHS;
+    let mut chunks = bytes.chunks_exact(8);
+    let mut offset = 0;
+    for chunk in &mut chunks {
+        let mut word = [0u8; 8];
+        word.copy_from_slice(chunk);
+        let word = u64::from_le_bytes(word);
+        let found =
+            has_zero(word ^ (ONES * u64::from(b'\r'))) | has_zero(word ^ (ONES * u64::from(b'\n')));
+        if found != 0 {
+            return Some(offset + (found.trailing_zeros() / 8) as usize);
+        }
+        offset += 8;
+    }
+    chunks
+        .remainder()
+        .iter()
+        .position(|&b| b == b'\r' || b == b'\n')
+        .map(|at| offset + at)
+}
+
 /// Dot-stuffs content for sending after DATA (S-DATA-4, S-DATA-5, S-SMUG-4): every line end
 /// becomes CR LF, a leading "." is doubled, and the content ends with CR LF "." CR LF.
 pub fn dot_stuff(content: &[u8]) -> Vec<u8> {
@@ -212,7 +268,7 @@ pub fn dot_stuff(content: &[u8]) -> Vec<u8> {
         if first == b'.' {
             out.push(b'.');
         }
-        match rest.iter().position(|&b| b == b'\r' || b == b'\n') {
+        match find_line_break(rest) {
             Some(end) => {
                 out.extend_from_slice(&rest[..end]);
                 out.extend_from_slice(b"\r\n");
@@ -355,6 +411,61 @@ mod tests {
             )
         ) {
             proptest::prop_assert_eq!(dot_stuff(&content), dot_stuff_bytewise(&content));
+        }
+    }
+
+    /// Everything a decoding shows: body, where it ended, outcome, counted octets.
+    fn decode_in_pieces(
+        input: &[u8],
+        piece: usize,
+        limits: (usize, u64),
+        policy: BareNewline,
+    ) -> (Vec<u8>, Option<usize>, DataOutcome, u64) {
+        let mut decoder = DataDecoder::new(limits.0, limits.1, policy);
+        let mut body = Vec::new();
+        let mut used = 0;
+        for chunk in input.chunks(piece.max(1)) {
+            let (count, ended) = decoder.decode(chunk, &mut body);
+            used += count;
+            if ended {
+                return (body, Some(used), decoder.outcome(), decoder.body_bytes());
+            }
+        }
+        (body, None, decoder.outcome(), decoder.body_bytes())
+    }
+
+    proptest::proptest! {
+        /// Whole lines copied at once (the fast path) give what one octet at a time gives,
+        /// with limits small enough to be reached.
+        #[test]
+        fn whole_lines_decode_as_octet_by_octet(
+            input in proptest::collection::vec(
+                proptest::sample::select(vec![b'.', b'\r', b'\n', b'a', b' ']),
+                0..300,
+            ),
+            max_line in 0usize..12,
+            max_body in 0u64..200,
+            normalize in proptest::bool::ANY,
+        ) {
+            let policy = if normalize { BareNewline::Normalize } else { BareNewline::Reject };
+            let limits = (max_line, max_body);
+            proptest::prop_assert_eq!(
+                decode_in_pieces(&input, input.len(), limits, policy),
+                decode_in_pieces(&input, 1, limits, policy)
+            );
+        }
+
+        #[test]
+        fn find_line_break_is_the_first_cr_or_lf(
+            input in proptest::collection::vec(
+                proptest::sample::select(vec![b'\r', b'\n', b'a', 0x0c, 0x0e, 0x8d, 0x8a, 0]),
+                0..40,
+            )
+        ) {
+            proptest::prop_assert_eq!(
+                find_line_break(&input),
+                input.iter().position(|&b| b == b'\r' || b == b'\n')
+            );
         }
     }
 
