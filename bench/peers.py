@@ -133,15 +133,12 @@ def source(port, clients, count, persistent):
             "-f", "bench@bench.test", "-t", "user@bench.test"]
     if persistent:
         args.append("-d")
-    start = time.time()
-    try:
-        subprocess.run(args + [f"127.0.0.1:{port}"], check=True, timeout=60,
-                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    except subprocess.CalledProcessError:
-        return "refused"
-    except subprocess.TimeoutExpired:
+    status, seconds, killed = bench.timed_run(args + [f"127.0.0.1:{port}"], 60)
+    if killed:
         return "over 60 s"
-    return count / (time.time() - start)
+    if status != 0:
+        return "refused"
+    return count / seconds
 
 
 def drained(server, timeout=120):
