@@ -394,7 +394,7 @@ fn check_config_connects_to_the_database_and_names_what_it_found() {
     assert!(checked.status.success(), "{stdout}");
     assert!(
         stdout.contains("queue = postgres, node mx1 (PostgreSQL ")
-            && stdout.contains("petrel schema version 0 of 4"),
+            && stdout.contains("petrel schema version 0 of 5"),
         "{stdout}"
     );
     // Nothing listens on the port of a closed listener: a clear refusal, at check and at start.
