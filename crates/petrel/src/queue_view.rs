@@ -19,11 +19,7 @@ pub fn list(queue: &dyn Queue, is_json: bool) -> Result<String, String> {
     let now = unix_now();
     let mut rows = Vec::new();
     for place in [Place::Active, Place::Held] {
-        for id in queue.list_in(place).map_err(|e| e.to_string())? {
-            let Ok(envelope) = queue.load_in(&id, place) else {
-                continue;
-            };
-            let size = queue.message_size_in(&id, place).unwrap_or(0);
+        for (id, envelope, size) in queue.summaries_in(place).map_err(|e| e.to_string())? {
             rows.push((id, place, envelope, size));
         }
     }

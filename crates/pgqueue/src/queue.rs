@@ -424,6 +424,24 @@ impl Queue for PgQueue {
             .collect())
     }
 
+    fn summaries_in(&self, place: Place) -> Result<Vec<(QueueId, Envelope, usize)>, QueueError> {
+        let rows = self.rows(
+            "envelopes",
+            "SELECT id, envelope, coalesce(octet_length(message), 0)::bigint
+             FROM petrel_messages WHERE place = $1 ORDER BY id",
+            (place_name(place),),
+        )?;
+        Ok(rows
+            .iter()
+            .filter_map(|row| {
+                let id = QueueId::parse(&row.try_get::<_, String>(0).ok()?)?;
+                let envelope = decode(&id, &row.try_get::<_, String>(1).ok()?).ok()?;
+                let size = usize::try_from(row.try_get::<_, i64>(2).ok()?).unwrap_or(0);
+                Some((id, envelope, size))
+            })
+            .collect())
+    }
+
     fn load_in(&self, id: &QueueId, place: Place) -> Result<Envelope, QueueError> {
         let rows = self.rows(
             "load",

@@ -97,6 +97,12 @@ fn contract(queue: &dyn Queue) {
         loaded,
         envelope(&["bob@example.test", "carol@example.test"])
     );
+    assert_eq!(
+        queue.summaries_in(Place::Active).unwrap(),
+        vec![(id.clone(), loaded.clone(), stored.len())],
+        "what `queue list` shows, in one read"
+    );
+    assert!(queue.summaries_in(Place::Held).unwrap().is_empty());
 
     loaded.recipients[0].state = RecipientState::Delivered;
     loaded.recipients[1].attempts = 1;

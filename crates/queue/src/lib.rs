@@ -196,6 +196,22 @@ pub trait Queue: Send + Sync {
             .collect())
     }
 
+    /// Every readable envelope in `place` with the size of its message (0 when it cannot be
+    /// told), for `queue list`; a backend that can answers in one read.
+    ///
+    /// # Errors
+    /// `QueueError::Io` when the place cannot be read.
+    fn summaries_in(&self, place: Place) -> Result<Vec<(QueueId, Envelope, usize)>, QueueError> {
+        Ok(self
+            .envelopes_in(place)?
+            .into_iter()
+            .map(|(id, envelope)| {
+                let size = self.message_size_in(&id, place).unwrap_or(0);
+                (id, envelope, size)
+            })
+            .collect())
+    }
+
     /// Reads the envelope of `id` in `place`.
     ///
     /// # Errors
