@@ -515,25 +515,31 @@ impl Connection {
         let checks = stored.authentication.as_deref().unwrap_or("");
         match (&stored.queue_id, &stored.error) {
             (Some(id), _) => {
+                if let Some(reason) = &quarantine {
+                    let queue = self.server.queue.clone();
+                    let held = id.clone();
+                    let _ = tokio::task::spawn_blocking(move || queue.hold(&held)).await;
+                    info!(session = self.session_id, queue_id = %id, %reason, check = "milter", "quarantined (held) by a milter");
+                }
+                // The client waits for nothing else: the 250 goes out first (a write that
+                // fails ends the session at its next step, as any other), then the log line
+                // and the hand-off to delivery.
+                self.session.finish_message(stored.reply.clone());
+                let _ = self.write_output().await;
                 info!(session = self.session_id, queue_id = %id, peer = %self.peer, sender = %sender, recipients = count, size, tls = ?self.stream.tls_summary(), user = ?self.session.authenticated_as(), authentication = checks, "queued");
                 petrel_metrics::registry().increment(
                     petrel_metrics::MESSAGES_RECEIVED,
                     &[("source", self.protocol.as_str())],
                 );
-                if let Some(reason) = quarantine {
-                    let queue = self.server.queue.clone();
-                    let held = id.clone();
-                    let _ = tokio::task::spawn_blocking(move || queue.hold(&held)).await;
-                    info!(session = self.session_id, queue_id = %id, %reason, check = "milter", "quarantined (held) by a milter");
-                } else {
+                if quarantine.is_none() {
                     (self.server.on_queued)(id.clone());
                 }
             }
             (None, error) => {
                 warn!(session = self.session_id, peer = %self.peer, sender = %sender, error = ?error, authentication = checks, reply = %stored.reply, meaning = %title(&stored.reply), "message not queued");
+                self.session.finish_message(stored.reply);
             }
         }
-        self.session.finish_message(stored.reply);
     }
 
     /// Our own users' mail is signed; mail from the Internet on port 25 is checked.
