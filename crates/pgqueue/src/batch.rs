@@ -44,6 +44,10 @@ pub(crate) trait Kind: Send + Sync + 'static {
     /// How long a batch that is not full waits for more rows after its first (zero: it goes
     /// at once; only for rows nobody answers a client for).
     const LINGER: std::time::Duration = std::time::Duration::ZERO;
+    /// How long a batch waits for more rows when the batch before it had several (callers
+    /// storing at once: more are on their way), as PostgreSQL's commit_delay waits only with
+    /// commit_siblings. Zero: never.
+    const LINGER_WITH_SIBLINGS: std::time::Duration = std::time::Duration::ZERO;
     /// The message octets of `row`, for `MAX_BATCH_BYTES`.
     fn size(row: &Self::Row) -> usize;
     /// Adds `row` (of message `id`) to the columns.
@@ -76,6 +80,8 @@ struct Writer<K: Kind> {
     kind: K,
     pool: deadpool_postgres::Pool,
     waiting: Mutex<mpsc::UnboundedReceiver<Queued<K>>>,
+    /// The rows of the batch before.
+    previous: std::sync::atomic::AtomicUsize,
 }
 
 impl<K: Kind> Group<K> {
@@ -86,6 +92,7 @@ impl<K: Kind> Group<K> {
             kind,
             pool,
             waiting: Mutex::new(waiting),
+            previous: std::sync::atomic::AtomicUsize::new(0),
         });
         for _ in 0..WRITERS {
             bridge.handle().spawn(writer.clone().run());
@@ -183,20 +190,37 @@ impl<K: Kind> Writer<K> {
         let first = waiting.recv().await?;
         let mut size = K::size(&first.row);
         let mut batch = vec![first];
+        // With siblings, wait (at most LINGER_WITH_SIBLINGS) for as many rows as the batch
+        // before had: two sessions storing at once wait for each other, not for the timer.
+        let previous = self.previous.load(std::sync::atomic::Ordering::Relaxed);
+        let expected = if previous > 1 && !K::LINGER_WITH_SIBLINGS.is_zero() {
+            previous
+        } else {
+            0
+        };
+        let until = tokio::time::Instant::now() + K::LINGER_WITH_SIBLINGS;
         let mut lingered = K::LINGER.is_zero();
         while batch.len() < MAX_BATCH && size < MAX_BATCH_BYTES {
-            match waiting.try_recv() {
-                Ok(next) => {
-                    size = size.saturating_add(K::size(&next.row));
-                    batch.push(next);
+            let next = match waiting.try_recv() {
+                Ok(next) => next,
+                Err(_) if batch.len() < expected => {
+                    match tokio::time::timeout_at(until, waiting.recv()).await {
+                        Ok(Some(next)) => next,
+                        _ => break,
+                    }
                 }
                 Err(_) if !lingered => {
                     lingered = true;
                     tokio::time::sleep(K::LINGER).await;
+                    continue;
                 }
                 Err(_) => break,
-            }
+            };
+            size = size.saturating_add(K::size(&next.row));
+            batch.push(next);
         }
+        self.previous
+            .store(batch.len(), std::sync::atomic::Ordering::Relaxed);
         Some(batch)
     }
 }
@@ -313,6 +337,8 @@ impl Kind for Stores {
     type Row = NewRow;
     type Columns = NewColumns;
     const OPERATION: &'static str = "store";
+    /// A client waits for its store: only while others store too, for at most one tick.
+    const LINGER_WITH_SIBLINGS: std::time::Duration = std::time::Duration::from_millis(1);
 
     fn size(row: &NewRow) -> usize {
         row.bytes.len()
