@@ -521,9 +521,12 @@ impl Connection {
                     let _ = tokio::task::spawn_blocking(move || queue.hold(&held)).await;
                     info!(session = self.session_id, queue_id = %id, %reason, check = "milter", "quarantined (held) by a milter");
                 }
-                // The client waits for nothing else: the 250 goes out first (a write that
-                // fails ends the session at its next step, as any other), then the log line
-                // and the hand-off to delivery.
+                // Delivery gets the message, then the client its 250 (a write that fails ends
+                // the session at its next step, as any other; one the client does not read
+                // delays nothing but its own session), then the log line is written.
+                if quarantine.is_none() {
+                    (self.server.on_queued)(id.clone());
+                }
                 self.session.finish_message(stored.reply.clone());
                 let _ = self.write_output().await;
                 info!(session = self.session_id, queue_id = %id, peer = %self.peer, sender = %sender, recipients = count, size, tls = ?self.stream.tls_summary(), user = ?self.session.authenticated_as(), authentication = checks, "queued");
@@ -531,9 +534,6 @@ impl Connection {
                     petrel_metrics::MESSAGES_RECEIVED,
                     &[("source", self.protocol.as_str())],
                 );
-                if quarantine.is_none() {
-                    (self.server.on_queued)(id.clone());
-                }
             }
             (None, error) => {
                 warn!(session = self.session_id, peer = %self.peer, sender = %sender, error = ?error, authentication = checks, reply = %stored.reply, meaning = %title(&stored.reply), "message not queued");
