@@ -63,11 +63,29 @@ worker "rspamd_proxy" {{
             .stderr(Stdio::null())
             .spawn()
             .expect("rspamd (installed by .ci/run)");
-        crate::harness::wait_until("rspamd to listen", || {
-            std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
+        // The main process listens before its proxy worker serves: wait for a milter answer.
+        crate::harness::wait_until("rspamd to answer a milter negotiation", || {
+            answers_negotiation(port)
         });
         Rspamd { child, port }
     }
+}
+
+/// Whether a milter on `port` answers SMFIC_OPTNEG (version 6, every action and protocol
+/// bit) with its own negotiation within two seconds.
+fn answers_negotiation(port: u16) -> bool {
+    use std::io::{Read, Write};
+    let Ok(mut stream) = std::net::TcpStream::connect(("127.0.0.1", port)) else {
+        return false;
+    };
+    let _ = stream.set_read_timeout(Some(std::time::Duration::from_secs(2)));
+    let mut packet = 13u32.to_be_bytes().to_vec();
+    packet.push(b'O');
+    for word in [6u32, 0x1ff, 0x1f_ffff] {
+        packet.extend_from_slice(&word.to_be_bytes());
+    }
+    let mut reply = [0u8; 5];
+    stream.write_all(&packet).is_ok() && stream.read_exact(&mut reply).is_ok() && reply[4] == b'O'
 }
 
 impl Drop for Rspamd {
@@ -90,16 +108,10 @@ impl Drop for Rspamd {
 }
 
 fn send(client: &mut RawClient, subject: &str, body: &str) -> String {
-    assert!(
-        client
-            .command("MAIL FROM:<alice@example.test>")
-            .starts_with("250")
-    );
-    assert!(
-        client
-            .command("RCPT TO:<bob@example.test>")
-            .starts_with("250")
-    );
+    let reply = client.command("MAIL FROM:<alice@example.test>");
+    assert!(reply.starts_with("250"), "{reply}");
+    let reply = client.command("RCPT TO:<bob@example.test>");
+    assert!(reply.starts_with("250"), "{reply}");
     assert!(client.command("DATA").starts_with("354"));
     client.command(&format!(
         "From: Alice <alice@example.test>\r\nTo: bob@example.test\r\nSubject: {subject}\r\nDate: Mon, 7 Dec 2026 12:00:00 +0000\r\nMessage-ID: <{subject}@example.test>\r\n\r\n{body}\r\n."
