@@ -319,25 +319,17 @@ fn a_postfix_receiver_is_authenticated_by_its_tlsa_record() {
 /// do not override the failed DANE check: 4.7.5, nothing sent.
 #[test]
 fn dane_decides_where_it_applies_and_mta_sts_never_overrides_it() {
-    use crate::mta_sts::{POLICY, policy};
     let dir = Scratch::new("dane-sts");
     let ca = TestCa::new(&dir.0);
-    let site_dir = Scratch::new("dane-sts-site");
     let site_address = std::net::Ipv4Addr::new(127, 0, 1, 9);
-    let site_cert = ca.issue(
-        "mta-sts",
-        &["mta-sts.both.dane.test", "mta-sts.bothbad.dane.test"],
-    );
-    let site = crate::websites::Nginx::start(&site_dir.0, site_address, &site_cert, "");
-    site.serve(
-        "mta-sts.both.dane.test",
-        POLICY,
-        &policy("enforce", &["mx.elsewhere.test"]),
-    );
-    site.serve(
-        "mta-sts.bothbad.dane.test",
-        POLICY,
-        &policy("enforce", &["mx2.dane.test"]),
+    let (_site_dir, _site) = crate::mta_sts::policy_site(
+        "dane-sts",
+        &ca,
+        site_address,
+        &[
+            ("both.dane.test", "enforce", &["mx.elsewhere.test"]),
+            ("bothbad.dane.test", "enforce", &["mx2.dane.test"]),
+        ],
     );
     let issued = ca.issue_chain("receiver", &["mx1.dane.test", "mx2.dane.test"]);
     let receiver_dir = Scratch::new("dane-sts-receiver");

@@ -48,6 +48,30 @@ pub fn policy(mode: &str, mx: &[&str]) -> String {
     text + "max_age: 86400\r\n"
 }
 
+/// The policy web site of a test: nginx on `address`, with a certificate from `ca` for
+/// `mta-sts.<domain>` of every `(domain, mode, mx)`, serving that policy; its directory is a
+/// Scratch named `<name>-site`. Bind both (`let (_site_dir, site) = ...`): the site is stopped
+/// before its directory goes.
+pub fn policy_site(
+    name: &str,
+    ca: &TestCa,
+    address: Ipv4Addr,
+    policies: &[(&str, &str, &[&str])],
+) -> (Scratch, Nginx) {
+    let dir = Scratch::new(&format!("{name}-site"));
+    let hosts: Vec<String> = policies
+        .iter()
+        .map(|(domain, _, _)| format!("mta-sts.{domain}"))
+        .collect();
+    let hosts: Vec<&str> = hosts.iter().map(String::as_str).collect();
+    let certificate = ca.issue("mta-sts", &hosts);
+    let site = Nginx::start(&dir.0, address, &certificate, "");
+    for ((_, mode, mx), host) in policies.iter().zip(&hosts) {
+        site.serve(host, POLICY, &policy(mode, mx));
+    }
+    (dir, site)
+}
+
 /// A receiving petrel with a certificate from `ca` for mx.sts.test, taking mail for `domains`.
 pub fn receiver(scratch: &Scratch, ca: &TestCa, domains: &[&str]) -> Petrel {
     let (cert, key) = ca.issue("mx.sts.test", &["mx.sts.test"]);
@@ -307,14 +331,12 @@ fn each_mode_does_what_rfc_8461_says_with_each_receiver() {
 fn enforce_refuses_a_server_without_starttls_and_the_kept_policy_outlives_a_restart() {
     let dir = Scratch::new("sts-strip");
     let ca = TestCa::new(&dir.0);
-    let site_dir = Scratch::new("sts-strip-site");
     let site_address = Ipv4Addr::new(127, 0, 1, 2);
-    let site_cert = ca.issue("mta-sts", &["mta-sts.good.test"]);
-    let mut site = Nginx::start(&site_dir.0, site_address, &site_cert, "");
-    site.serve(
-        "mta-sts.good.test",
-        POLICY,
-        &policy("enforce", &["mx.sts.test"]),
+    let (_site_dir, mut site) = policy_site(
+        "sts-strip",
+        &ca,
+        site_address,
+        &[("good.test", "enforce", &["mx.sts.test"])],
     );
     // A receiver without TLS: what a man in the middle who strips STARTTLS looks like.
     let plain_dir = Scratch::new("sts-strip-plain");
@@ -367,14 +389,12 @@ fn the_nodes_of_a_cluster_share_the_policy_one_of_them_fetched() {
     let url = crate::backend::new_database();
     let dir = Scratch::new("sts-cluster");
     let ca = TestCa::new(&dir.0);
-    let site_dir = Scratch::new("sts-cluster-site");
     let site_address = Ipv4Addr::new(127, 0, 1, 7);
-    let site_cert = ca.issue("mta-sts", &["mta-sts.good.test"]);
-    let mut site = Nginx::start(&site_dir.0, site_address, &site_cert, "");
-    site.serve(
-        "mta-sts.good.test",
-        POLICY,
-        &policy("enforce", &["mx.sts.test"]),
+    let (_site_dir, mut site) = policy_site(
+        "sts-cluster",
+        &ca,
+        site_address,
+        &[("good.test", "enforce", &["mx.sts.test"])],
     );
     let plain_dir = Scratch::new("sts-cluster-plain");
     let plain = Petrel::start_for(&plain_dir.0, "mx.sts.test", &["good.test"], "");

@@ -11,8 +11,8 @@ use std::path::Path;
 use std::process::Command;
 
 use crate::harness::{Petrel, Scratch};
-use crate::mta_sts::{POLICY, lines_with, log_with, policy, receiver, zone};
-use crate::websites::{Nginx, TestCa};
+use crate::mta_sts::{lines_with, log_with, policy_site, receiver, zone};
+use crate::websites::TestCa;
 
 /// A sending petrel that takes STARTTLS (a certificate for mx.a.test from `ca`), delivering to
 /// MX port `port` and trusting `ca`.
@@ -84,19 +84,15 @@ smtp.quit()
 fn a_requiretls_message_goes_only_where_every_condition_holds() {
     let dir = Scratch::new("rtls");
     let ca = TestCa::new(&dir.0);
-    let site_dir = Scratch::new("rtls-site");
     let site_address = Ipv4Addr::new(127, 0, 1, 3);
-    let site_cert = ca.issue("mta-sts", &["mta-sts.good.test", "mta-sts.waived.test"]);
-    let site = Nginx::start(&site_dir.0, site_address, &site_cert, "");
-    site.serve(
-        "mta-sts.good.test",
-        POLICY,
-        &policy("enforce", &["mx.sts.test"]),
-    );
-    site.serve(
-        "mta-sts.waived.test",
-        POLICY,
-        &policy("enforce", &["mx.sts.test"]),
+    let (_site_dir, _site) = policy_site(
+        "rtls",
+        &ca,
+        site_address,
+        &[
+            ("good.test", "enforce", &["mx.sts.test"]),
+            ("waived.test", "enforce", &["mx.sts.test"]),
+        ],
     );
     let receiver_dir = Scratch::new("rtls-receiver");
     let b = receiver(
@@ -250,14 +246,12 @@ impl Drop for Postfix {
 fn a_server_without_requiretls_never_gets_the_message() {
     let dir = Scratch::new("rtls-postfix");
     let ca = TestCa::new(&dir.0);
-    let site_dir = Scratch::new("rtls-postfix-site");
     let site_address = Ipv4Addr::new(127, 0, 1, 4);
-    let site_cert = ca.issue("mta-sts", &["mta-sts.good.test"]);
-    let site = Nginx::start(&site_dir.0, site_address, &site_cert, "");
-    site.serve(
-        "mta-sts.good.test",
-        POLICY,
-        &policy("enforce", &["mx.sts.test"]),
+    let (_site_dir, _site) = policy_site(
+        "rtls-postfix",
+        &ca,
+        site_address,
+        &[("good.test", "enforce", &["mx.sts.test"])],
     );
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()

@@ -13,8 +13,8 @@ use petrel_dns::responder::ZoneEntry;
 use serde_json::Value;
 
 use crate::harness::{Petrel, Scratch, send_one, wait_until};
-use crate::mta_sts::{POLICY, policy, receiver, zone};
-use crate::websites::{Nginx, TestCa};
+use crate::mta_sts::{policy_site, receiver, zone};
+use crate::websites::TestCa;
 
 /// A web server that keeps what is POSTed to it: the body in `dir/body`, its Content-Type in
 /// `dir/type`. Ended by PID when dropped.
@@ -139,19 +139,15 @@ fn check(report: &Value, what: &str) {
 fn sessions_are_counted_and_the_report_goes_by_mail_and_https() {
     let dir = Scratch::new("tlsrpt");
     let ca = TestCa::new(&dir.0);
-    let site_dir = Scratch::new("tlsrpt-site");
     let site_address = Ipv4Addr::new(127, 0, 1, 5);
-    let site_cert = ca.issue("mta-sts", &["mta-sts.good.test", "mta-sts.bad.test"]);
-    let site = Nginx::start(&site_dir.0, site_address, &site_cert, "");
-    site.serve(
-        "mta-sts.good.test",
-        POLICY,
-        &policy("enforce", &["mx.sts.test"]),
-    );
-    site.serve(
-        "mta-sts.bad.test",
-        POLICY,
-        &policy("testing", &["mx.sts.test"]),
+    let (_site_dir, _site) = policy_site(
+        "tlsrpt",
+        &ca,
+        site_address,
+        &[
+            ("good.test", "enforce", &["mx.sts.test"]),
+            ("bad.test", "testing", &["mx.sts.test"]),
+        ],
     );
     let collector_dir = Scratch::new("tlsrpt-collector");
     let collector_address = Ipv4Addr::new(127, 0, 1, 6);
@@ -264,14 +260,12 @@ fn a_cluster_reports_the_sessions_of_all_its_nodes() {
     let url = crate::backend::new_database();
     let dir = Scratch::new("tlsrpt-cluster");
     let ca = TestCa::new(&dir.0);
-    let site_dir = Scratch::new("tlsrpt-cluster-site");
     let site_address = Ipv4Addr::new(127, 0, 1, 8);
-    let site_cert = ca.issue("mta-sts", &["mta-sts.good.test"]);
-    let site = Nginx::start(&site_dir.0, site_address, &site_cert, "");
-    site.serve(
-        "mta-sts.good.test",
-        POLICY,
-        &policy("enforce", &["mx.sts.test"]),
+    let (_site_dir, _site) = policy_site(
+        "tlsrpt-cluster",
+        &ca,
+        site_address,
+        &[("good.test", "enforce", &["mx.sts.test"])],
     );
     let receiver_dir = Scratch::new("tlsrpt-cluster-receiver");
     let b_receiver = receiver(&receiver_dir, &ca, &["good.test"]);
