@@ -32,6 +32,37 @@ fn lines_about(petrel: &Petrel, domain: &str, needles: &[&str]) -> String {
     crate::mta_sts::lines_with(&log, domain)
 }
 
+/// A signed dane.test served from a Scratch named `name`: mx1 and mx2 at 127.0.0.1, mx1 with
+/// a DANE-EE TLSA record on `port` matching `spki`, mx2 with one that matches nothing, and
+/// `records` besides.
+fn mx1_matched_mx2_not(
+    name: &str,
+    port: u16,
+    spki: &[u8],
+    records: &[String],
+) -> (Scratch, SignedDns) {
+    let ee = hex(digest(&SHA256, spki).as_ref());
+    let tlsa = |host: &str, record: String| format!("_{port}._tcp.{host}. IN TLSA {record}");
+    let mut records = records.to_vec();
+    records.extend([
+        "mx1 IN A 127.0.0.1".into(),
+        "mx2 IN A 127.0.0.1".into(),
+        tlsa("mx1.dane.test", format!("3 1 1 {ee}")),
+        tlsa("mx2.dane.test", format!("3 1 1 {}", "00".repeat(32))),
+    ]);
+    let dir = Scratch::new(name);
+    let dns = SignedDns::start(
+        &dir.0,
+        &[Zone {
+            name: "dane.test",
+            records,
+            is_signed: true,
+            broken_tlsa: Vec::new(),
+        }],
+    );
+    (dir, dns)
+}
+
 /// A sending petrel for a.test that asks `dns` (unbound, validating: `dns.validating`) and
 /// delivers to MX port `port`; `extra` is more configuration after its `[delivery]` lines.
 fn dane_sender(scratch: &Scratch, dns: &SignedDns, port: u16, extra: &str) -> Petrel {
@@ -272,24 +303,14 @@ fn a_postfix_receiver_is_authenticated_by_its_tlsa_record() {
         &issued.chain,
         &issued.key,
     );
-    let ee = hex(digest(&SHA256, &issued.spki).as_ref());
-    let tlsa = |host: &str, record: String| format!("_{port}._tcp.{host}. IN TLSA {record}");
-    let dns_dir = Scratch::new("dane-postfix-dns");
-    let dns = SignedDns::start(
-        &dns_dir.0,
-        &[Zone {
-            name: "dane.test",
-            records: vec![
-                "pf IN MX 10 mx1.dane.test.".into(),
-                "pfbad IN MX 10 mx2.dane.test.".into(),
-                "mx1 IN A 127.0.0.1".into(),
-                "mx2 IN A 127.0.0.1".into(),
-                tlsa("mx1.dane.test", format!("3 1 1 {ee}")),
-                tlsa("mx2.dane.test", format!("3 1 1 {}", "00".repeat(32))),
-            ],
-            is_signed: true,
-            broken_tlsa: Vec::new(),
-        }],
+    let (_dns_dir, dns) = mx1_matched_mx2_not(
+        "dane-postfix-dns",
+        port,
+        &issued.spki,
+        &[
+            "pf IN MX 10 mx1.dane.test.".into(),
+            "pfbad IN MX 10 mx2.dane.test.".into(),
+        ],
     );
     let sender_dir = Scratch::new("dane-postfix-sender");
     let a = dane_sender(&sender_dir, &dns, port, "");
@@ -344,28 +365,18 @@ fn dane_decides_where_it_applies_and_mta_sts_never_overrides_it() {
         ),
     );
     let port = b.address.port();
-    let ee = hex(digest(&SHA256, &issued.spki).as_ref());
-    let tlsa = |host: &str, record: String| format!("_{port}._tcp.{host}. IN TLSA {record}");
-    let dns_dir = Scratch::new("dane-sts-dns");
-    let dns = SignedDns::start(
-        &dns_dir.0,
-        &[Zone {
-            name: "dane.test",
-            records: vec![
-                "both IN MX 10 mx1.dane.test.".into(),
-                "bothbad IN MX 10 mx2.dane.test.".into(),
-                "_mta-sts.both IN TXT \"v=STSv1; id=20261207;\"".into(),
-                "_mta-sts.bothbad IN TXT \"v=STSv1; id=20261207;\"".into(),
-                format!("mta-sts.both IN A {site_address}"),
-                format!("mta-sts.bothbad IN A {site_address}"),
-                "mx1 IN A 127.0.0.1".into(),
-                "mx2 IN A 127.0.0.1".into(),
-                tlsa("mx1.dane.test", format!("3 1 1 {ee}")),
-                tlsa("mx2.dane.test", format!("3 1 1 {}", "00".repeat(32))),
-            ],
-            is_signed: true,
-            broken_tlsa: Vec::new(),
-        }],
+    let (_dns_dir, dns) = mx1_matched_mx2_not(
+        "dane-sts-dns",
+        port,
+        &issued.spki,
+        &[
+            "both IN MX 10 mx1.dane.test.".into(),
+            "bothbad IN MX 10 mx2.dane.test.".into(),
+            "_mta-sts.both IN TXT \"v=STSv1; id=20261207;\"".into(),
+            "_mta-sts.bothbad IN TXT \"v=STSv1; id=20261207;\"".into(),
+            format!("mta-sts.both IN A {site_address}"),
+            format!("mta-sts.bothbad IN A {site_address}"),
+        ],
     );
     let (cert, key) = ca.issue("mx.a.test", &["mx.a.test"]);
     let sender_dir = Scratch::new("dane-sts-sender");
