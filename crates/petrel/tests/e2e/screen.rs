@@ -125,9 +125,26 @@ fn pregreeting(name: &str) -> (Petrel, Scratch) {
     let dir = Scratch::new(name);
     let petrel = Petrel::start(
         &dir.0,
-        "[relay]\nnetworks = []\n\n[screen]\npregreet = \"1s\"\n",
+        "[http]\naddress = \"127.0.0.1:0\"\n\n[relay]\nnetworks = []\n\n[screen]\npregreet = \"1s\"\n",
     );
     (petrel, dir)
+}
+
+/// A remembered client's next connection: greeted at once, however polite, then refused at
+/// MAIL for screen.pregreet_penalty.
+fn assert_refused_when_back(address: std::net::SocketAddr, helo: &str) {
+    let mut back = RawClient::connect(address);
+    assert_eq!(
+        back.reply(),
+        "220 mx.test ESMTP\r\n",
+        "remembered: no wait, it is known"
+    );
+    back.command(&format!("EHLO {helo}"));
+    assert!(
+        back.command("MAIL FROM:<a@relay.test>")
+            .starts_with("554 5.5.1"),
+        "remembered for screen.pregreet_penalty"
+    );
 }
 
 /// Pre-greet (issue 16, item 1): "220-" first and the rest after the wait; a client that waits
@@ -162,14 +179,7 @@ fn the_pregreet_wait_tells_polite_clients_from_bots() {
         bot.command("MAIL FROM:<a@relay.test>"),
         "554 5.5.1 Protocol error: the client spoke before the greeting\r\n"
     );
-    let mut back = RawClient::connect(bot_server.address);
-    assert_eq!(back.reply(), "220 mx.test ESMTP\r\n");
-    back.command("EHLO bot.test");
-    assert!(
-        back.command("MAIL FROM:<a@relay.test>")
-            .starts_with("554 5.5.1"),
-        "remembered for screen.pregreet_penalty"
-    );
+    assert_refused_when_back(bot_server.address, "bot.test");
     // The log is read from petrel's stderr by a thread of the harness: wait for the line.
     let log = crate::harness::poll(
         || bot_server.log_text(),
@@ -197,11 +207,7 @@ fn the_pregreet_wait_tells_polite_clients_from_bots() {
 /// `petrel_screen_refusals_total`.
 #[test]
 fn a_client_that_pipelines_before_ehlo_is_refused_and_remembered() {
-    let dir = Scratch::new("pregreet-pipelining");
-    let petrel = Petrel::start(
-        &dir.0,
-        "[http]\naddress = \"127.0.0.1:0\"\n\n[relay]\nnetworks = []\n\n[screen]\npregreet = \"1s\"\n",
-    );
+    let (petrel, _dir) = pregreeting("pregreet-pipelining");
     let mut bot = RawClient::connect(petrel.address);
     assert_eq!(bot.reply(), "220-mx.test ESMTP\r\n220 mx.test ESMTP\r\n");
     bot.send(b"EHLO bot.test\r\nMAIL FROM:<a@relay.test>\r\n");
@@ -211,18 +217,7 @@ fn a_client_that_pipelines_before_ehlo_is_refused_and_remembered() {
         "554 5.5.1 Protocol error: commands sent before the EHLO reply\r\n"
     );
     bot.command("QUIT");
-    let mut back = RawClient::connect(petrel.address);
-    assert_eq!(
-        back.reply(),
-        "220 mx.test ESMTP\r\n",
-        "remembered: no wait, it is known"
-    );
-    back.command("EHLO bot.test");
-    assert!(
-        back.command("MAIL FROM:<a@relay.test>")
-            .starts_with("554 5.5.1"),
-        "remembered for screen.pregreet_penalty"
-    );
+    assert_refused_when_back(petrel.address, "bot.test");
     let log = crate::harness::poll(
         || petrel.log_text(),
         |log| log.contains("pipelining") && log.contains("remembered at the door"),
@@ -234,11 +229,7 @@ fn a_client_that_pipelines_before_ehlo_is_refused_and_remembered() {
     assert!(log.contains("remembered at the door"), "{log}");
     // A bare LF in a command (S-SMUG-3, postscreen's bare newline test): 500 5.5.2, and the
     // client is remembered too.
-    let dir_lf = Scratch::new("pregreet-bare-newline");
-    let lf = Petrel::start(
-        &dir_lf.0,
-        "[http]\naddress = \"127.0.0.1:0\"\n\n[relay]\nnetworks = []\n\n[screen]\npregreet = \"1s\"\n",
-    );
+    let (lf, _dir_lf) = pregreeting("pregreet-bare-newline");
     let mut sloppy = RawClient::connect(lf.address);
     sloppy.reply();
     sloppy.command("EHLO sloppy.test");
@@ -248,15 +239,7 @@ fn a_client_that_pipelines_before_ehlo_is_refused_and_remembered() {
             .starts_with("500 5.5.2"),
         "a bare LF in a command"
     );
-    let mut again = RawClient::connect(lf.address);
-    again.reply();
-    again.command("EHLO sloppy.test");
-    assert!(
-        again
-            .command("MAIL FROM:<a@relay.test>")
-            .starts_with("554 5.5.1"),
-        "remembered"
-    );
+    assert_refused_when_back(lf.address, "sloppy.test");
     assert_eq!(
         crate::metrics::scrape(&lf)
             .get("petrel_screen_refusals_total{check=\"bare_newline\"}")
