@@ -527,7 +527,7 @@ impl Connection {
                 if quarantine.is_none() {
                     (self.server.on_queued)(id.clone());
                 }
-                self.session.finish_message(stored.reply.clone());
+                self.session.finish_message(stored.reply);
                 let _ = self.write_output().await;
                 info!(session = self.session_id, queue_id = %id, peer = %self.peer, sender = %sender, recipients = count, size, tls = ?self.stream.tls_summary(), user = ?self.session.authenticated_as(), authentication = checks, "queued");
                 petrel_metrics::registry().increment(
