@@ -398,10 +398,7 @@ fn check_config_connects_to_the_database_and_names_what_it_found() {
         "{stdout}"
     );
     // Nothing listens on the port of a closed listener: a clear refusal, at check and at start.
-    let closed = {
-        let probe = TcpListener::bind("127.0.0.1:0").unwrap();
-        probe.local_addr().unwrap().port()
-    };
+    let closed = crate::harness::closed_port();
     let bad = write(
         "bad.toml",
         &format!("postgres://postgres@127.0.0.1:{closed}/petrel"),
@@ -429,10 +426,7 @@ fn a_node_paused_past_its_lease_cannot_overwrite_the_new_owner() {
     let (scratch_r, scratch_a, scratch_b) = scratches("fence");
     let receiver = receiving_petrel(&scratch_r);
     let gate = Gate::start(receiver.address, [127, 0, 0, 2].into());
-    let closed = {
-        let probe = TcpListener::bind("127.0.0.1:0").unwrap();
-        probe.local_addr().unwrap().port()
-    };
+    let closed = crate::harness::closed_port();
     let node = |scratch: &Scratch, name: &str, source: &str, port: u16| {
         Petrel::start_for(
             &scratch.0,
@@ -552,10 +546,7 @@ fn a_node_cut_off_from_the_database_cannot_overwrite_the_new_owner() {
     let (scratch_r, scratch_a, scratch_b) = scratches("cutoff");
     let receiver = receiving_petrel(&scratch_r);
     let gate = Gate::start(receiver.address, [127, 0, 0, 2].into());
-    let closed = {
-        let probe = TcpListener::bind("127.0.0.1:0").unwrap();
-        probe.local_addr().unwrap().port()
-    };
+    let closed = crate::harness::closed_port();
     let database_port: u16 = url
         .rsplit_once(':')
         .and_then(|(_, rest)| rest.split('/').next())

@@ -88,14 +88,20 @@ pub fn config_for(
     )
 }
 
-/// A loopback port nothing listens on (bound, read, and let go): deliveries to it are
-/// refused, so mail stays deferred.
+/// A loopback port nothing listens on, nor ever will in this test run: deliveries to it are
+/// refused, so mail stays deferred. The port stays bound (never listening) for the life of the
+/// process, so another test's listener can never be given it; a port only bound and let go
+/// could be (and a parallel test's server once took one of this test's deferred messages).
 pub fn closed_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    use socket2::{Domain, Socket, Type};
+    let socket = Socket::new(Domain::IPV4, Type::STREAM, None).unwrap();
+    socket
+        .bind(&SocketAddr::from(([127, 0, 0, 1], 0)).into())
+        .unwrap();
+    let port = socket.local_addr().unwrap().as_socket().unwrap().port();
+    // Held until the process ends: a few descriptors at most.
+    std::mem::forget(socket);
+    port
 }
 
 /// Calls `probe` until `done` holds for its value or 30 s have passed; returns the last value
@@ -324,6 +330,17 @@ impl Drop for Petrel {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+        // A failed test shows what petrel logged, so a failure seen once (in CI) can be read.
+        if std::thread::panicking() {
+            eprintln!(
+                "--- petrel's log ({}) ---\n{}\n--- end of petrel's log ---",
+                self.config_path.display(),
+                self.log
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner)
+                    .join("\n")
+            );
+        }
     }
 }
 

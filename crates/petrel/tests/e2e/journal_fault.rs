@@ -66,11 +66,7 @@ fn a_failed_journal_fdatasync_loses_no_acknowledged_message_and_delivers_no_refu
     let preload = format!("LD_PRELOAD={}", shim.display());
     let trigger_variable = format!("PETREL_FAIL_FDATASYNC_TRIGGER={}", trigger.display());
     // Remote mail goes to a port where nothing listens, so it is deferred.
-    let closed_port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let closed_port = crate::harness::closed_port();
     // The journal is the file spool's; the PostgreSQL queue has none.
     let mut petrel = Petrel::start_wrapped(
         &dir.0,

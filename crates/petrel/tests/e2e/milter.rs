@@ -189,10 +189,7 @@ fn the_milters_decisions_and_changes_are_carried_out() {
 
 #[test]
 fn an_unreachable_milter_gets_its_default_action() {
-    let closed = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap();
+    let closed = std::net::SocketAddr::from(([127, 0, 0, 1], crate::harness::closed_port()));
     let with = |action: &str, name: &str| {
         let dir = Scratch::new(name);
         let petrel = Petrel::start(
