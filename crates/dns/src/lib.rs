@@ -24,6 +24,23 @@ use hickory_resolver::net::{DnsError, NetError};
 use hickory_resolver::proto::op::ResponseCode;
 use hickory_resolver::proto::rr::{RData, RecordType};
 
+/// The TLS configuration hickory's resolver is given. Left without one, it builds one for DNS
+/// over TLS from the system's trust store as it starts, and fails where there is none (a
+/// minimal container without ca-certificates, an empty `SSL_CERT_FILE`), so petrel could not
+/// start there. petrel asks its nameservers over UDP and TCP only: this configuration is never
+/// used, and trusts nothing.
+fn unused_tls_config() -> Result<rustls::ClientConfig, ResolverError> {
+    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+    rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map(|builder| {
+            builder
+                .with_root_certificates(rustls::RootCertStore::empty())
+                .with_no_client_auth()
+        })
+        .map_err(|e| ResolverError(format!("cannot start the DNS resolver: {e}")))
+}
+
 /// One MX record.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MxRecord {
@@ -182,6 +199,7 @@ impl Resolver {
         };
         let inner = builder
             .with_options(options)
+            .with_tls_config(unused_tls_config()?)
             .build()
             .map_err(|e| ResolverError(format!("cannot start the DNS resolver: {e}")))?;
         Ok(Resolver {

@@ -1,6 +1,7 @@
 //! Signals and configuration: SIGTERM drains (421 4.3.2, exit 0), SIGHUP reloads without
 //! dropping sessions, the idle timeout answers 421 4.4.2, the queue resumes after a restart,
-//! and `check-config` names the file, line and key of an error.
+//! `check-config` names the file, line and key of an error, and petrel starts on a system
+//! without a CA bundle.
 
 use std::process::Command;
 use std::time::Duration;
@@ -166,4 +167,31 @@ fn queue_resumes_after_restart_and_quarantines_garbage() {
         "{}",
         petrel.log_text()
     );
+}
+
+/// A minimal system (a container without ca-certificates) has no trust store. petrel needs one
+/// only to verify a peer (MTA-STS, `verify` routes), never to start: it once could not, as its
+/// DNS resolver built a TLS configuration from the store as it started.
+#[test]
+fn petrel_starts_and_takes_mail_without_a_ca_bundle() {
+    let scratch = Scratch::new("no-ca-bundle");
+    let empty = scratch.0.join("no-certificates");
+    std::fs::create_dir_all(&empty).unwrap();
+    let petrel = Petrel::start_wrapped(
+        &scratch.0,
+        "",
+        &[
+            "env",
+            "SSL_CERT_FILE=/dev/null",
+            &format!("SSL_CERT_DIR={}", empty.display()),
+        ],
+    );
+    let reply = crate::harness::send_one(
+        petrel.address,
+        "a@example.test",
+        &["user@localhost"],
+        b"Subject: no CA bundle\r\n\r\nhi\r\n",
+    );
+    assert!(reply.starts_with("250"), "{reply}");
+    assert_eq!(petrel.wait_for_maildir("localhost", "user", 1).len(), 1);
 }
