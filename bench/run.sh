@@ -6,8 +6,11 @@
 #   ONLY=nodes bench/run.sh only the shared queue: 1, 2 and 3 nodes on one PostgreSQL
 #   ONLY=tls bench/run.sh   only delivery over verified TLS, petrel against Postfix
 #   ONLY=starttls bench/run.sh  only acceptance over STARTTLS, petrel against Postfix
-#   ONLY=peers bench/run.sh only the peers: petrel, Postfix, chasquid and OpenSMTPD, 10 KiB
+#   ONLY=peers bench/run.sh only the peers: petrel, Postfix, chasquid and OpenSMTPD, 10 KiB,
+#                           with smtp-sink beside them as the ceiling
 #   ONLY=door bench/run.sh  only the cost of port 25's checks for a client that passed them
+#   ONLY=sessions bench/run.sh  100,000 idle sessions (and 10,000 after STARTTLS) in a KVM
+#                           guest, whose descriptor limit can be raised (bench/sessions_vm.sh)
 # Installs what it needs on Debian (Postfix for smtp-source, smtp-sink and the peer, strace,
 # PostgreSQL for the shared queue),
 # builds petrel and bench/loadgen in release mode, then runs bench/bench.py, which prints the
@@ -35,6 +38,7 @@ if [ "${ONLY:-}" = nodes ]; then exec python3 bench/nodes.py; fi
 if [ "${ONLY:-}" = tls ]; then exec python3 bench/tls_delivery.py; fi
 if [ "${ONLY:-}" = starttls ]; then exec python3 bench/tls_acceptance.py; fi
 if [ "${ONLY:-}" = peers ]; then exec python3 bench/peers.py; fi
+if [ "${ONLY:-}" = sessions ]; then exec bash bench/sessions_vm.sh; fi
 if [ "${ONLY:-}" = door ]; then
   # Debian's python3 with its dnspython: door.py serves the checks' DNS zone with it.
   /usr/bin/python3 -c "import dns.message" 2>/dev/null \

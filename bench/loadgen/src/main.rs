@@ -7,7 +7,9 @@
 //!
 //! `petrel-loadgen idle ADDR CONNECTIONS SECONDS`: opens CONNECTIONS sessions (greeting read,
 //! EHLO answered), reports when all are open, holds them SECONDS, then QUITs them; errors are
-//! counted, never hidden.
+//! counted, never hidden. With `LOADGEN_SOURCES=N` (1 to 254) the sessions come from 127.0.0.1
+//! to 127.0.0.N in turn, so more than one address's ephemeral ports can be open at once (ADDR
+//! must then be on loopback too).
 //!
 //! With `LOADGEN_STARTTLS=1` every session says STARTTLS after its EHLO and goes on in TLS 1.3
 //! (rustls with ring; the server's certificate is not checked: a benchmark on loopback), EHLO
@@ -166,8 +168,23 @@ struct Session {
 }
 
 impl Session {
-    fn open(address: SocketAddr) -> Result<Session, String> {
-        let stream = TcpStream::connect(address).map_err(|e| format!("connect: {e}"))?;
+    /// A session to `address`, from `source` when given (any port of it).
+    fn open(address: SocketAddr, source: Option<std::net::IpAddr>) -> Result<Session, String> {
+        let stream = match source {
+            None => TcpStream::connect(address).map_err(|e| format!("connect: {e}"))?,
+            Some(source) => {
+                use socket2::{Domain, Socket, Type};
+                let socket = Socket::new(Domain::for_address(address), Type::STREAM, None)
+                    .map_err(|e| format!("socket: {e}"))?;
+                socket
+                    .bind(&SocketAddr::new(source, 0).into())
+                    .map_err(|e| format!("bind {source}: {e}"))?;
+                socket
+                    .connect(&address.into())
+                    .map_err(|e| format!("connect: {e}"))?;
+                TcpStream::from(socket)
+            }
+        };
         stream.set_nodelay(true).map_err(|e| e.to_string())?;
         stream
             .set_read_timeout(Some(Duration::from_secs(60)))
@@ -291,7 +308,7 @@ fn latency(args: &[String]) -> Result<(), String> {
                 let mut session: Option<Session> = None;
                 for index in 0..messages {
                     if session.is_none() {
-                        session = Some(Session::open(address)?);
+                        session = Some(Session::open(address, None)?);
                     }
                     let Some(open) = session.as_mut() else { break };
                     times.push(open.send(&body)?);
@@ -349,11 +366,23 @@ fn idle(args: &[String]) -> Result<(), String> {
     let address = address(args)?;
     let count = number(args, 1, "CONNECTIONS")?.clamp(1, 100_000);
     let seconds = number(args, 2, "SECONDS")?.clamp(1, 600);
+    let sources = match std::env::var("LOADGEN_SOURCES") {
+        Ok(text) => text
+            .parse::<u8>()
+            .ok()
+            .filter(|n| (1..=254).contains(n))
+            .ok_or("LOADGEN_SOURCES must be 1 to 254")?,
+        Err(_) => 0,
+    };
     let mut sessions = Vec::with_capacity(count);
     let mut errors = 0;
     let started = Instant::now();
-    for _ in 0..count {
-        match Session::open(address) {
+    for index in 0..count {
+        let source = (sources > 0).then(|| {
+            let last = 1 + (index % usize::from(sources)) as u8;
+            std::net::IpAddr::from([127, 0, 0, last])
+        });
+        match Session::open(address, source) {
             Ok(session) => sessions.push(session),
             Err(error) => {
                 errors += 1;
