@@ -97,9 +97,7 @@ impl ServerCertVerifier for AnyCertificate {
     }
 
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.0
-            .signature_verification_algorithms
-            .supported_schemes()
+        self.0.signature_verification_algorithms.supported_schemes()
     }
 }
 
@@ -232,7 +230,12 @@ impl Session {
         let mut reply = String::new();
         for _ in 0..100 {
             let mut line = String::new();
-            if self.reader.read_line(&mut line).map_err(|e| format!("read: {e}"))? == 0 {
+            if self
+                .reader
+                .read_line(&mut line)
+                .map_err(|e| format!("read: {e}"))?
+                == 0
+            {
                 return Err("connection closed".into());
             }
             reply.push_str(&line);
@@ -279,7 +282,8 @@ impl Session {
 
 /// A message of about `size` octets: headers, then 76-character lines.
 fn message(size: usize) -> Vec<u8> {
-    let mut body = b"From: bench@bench.test\r\nTo: user@bench.test\r\nSubject: bench\r\n\r\n".to_vec();
+    let mut body =
+        b"From: bench@bench.test\r\nTo: user@bench.test\r\nSubject: bench\r\n\r\n".to_vec();
     let line = [b'a'; 76];
     while body.len() + 78 <= size.max(100) {
         body.extend_from_slice(&line);
@@ -312,10 +316,10 @@ fn latency(args: &[String]) -> Result<(), String> {
                     }
                     let Some(open) = session.as_mut() else { break };
                     times.push(open.send(&body)?);
-                    if (index + 1) % per_connection == 0 {
-                        if let Some(done) = session.take() {
-                            done.quit();
-                        }
+                    if (index + 1) % per_connection == 0
+                        && let Some(done) = session.take()
+                    {
+                        done.quit();
                     }
                 }
                 if let Some(done) = session {
