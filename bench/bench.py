@@ -62,17 +62,14 @@ def drop_caches_of_writes():
     os.sync()
 
 
-class Petrel:
-    def __init__(self, scratch, relayhost="discard:", max_connections=1000, extra="",
-                 delivery_extra="", prefix=(), retry="10m"):
-        # A command petrel runs under, e.g. prlimit for a higher descriptor limit.
-        self.prefix = list(prefix)
-        self.dir = tempfile.mkdtemp(prefix="petrel-", dir=scratch)
-        self.port = free_port()
-        config = f"""hostname = "petrel.bench.test"
-data_dir = "{self.dir}/data"
+def petrel_config(data_dir, port, relayhost="discard:", max_connections=1000, extra="",
+                  delivery_extra="", retry="10m"):
+    """petrel's configuration in the benchmark: its defaults, except the null-MX checks (no DNS
+    here), the per-client rate limits, the connection limit and delivery to `relayhost`."""
+    return f"""hostname = "petrel.bench.test"
+data_dir = "{data_dir}"
 [[listener]]
-address = "127.0.0.1:{self.port}"
+address = "127.0.0.1:{port}"
 [local]
 domains = ["localhost"]
 [policy]
@@ -91,6 +88,17 @@ max_recipients_per_minute_per_ip = 0
 max_connections_per_minute_per_ip = 0
 {extra}
 """
+
+
+class Petrel:
+    def __init__(self, scratch, relayhost="discard:", max_connections=1000, extra="",
+                 delivery_extra="", prefix=(), retry="10m"):
+        # A command petrel runs under, e.g. prlimit for a higher descriptor limit.
+        self.prefix = list(prefix)
+        self.dir = tempfile.mkdtemp(prefix="petrel-", dir=scratch)
+        self.port = free_port()
+        config = petrel_config(f"{self.dir}/data", self.port, relayhost, max_connections,
+                               extra, delivery_extra, retry)
         self.config = os.path.join(self.dir, "petrel.toml")
         with open(self.config, "w") as f:
             f.write(config)

@@ -73,35 +73,16 @@ openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 \
   -subj /CN=petrel.bench.test -keyout "$IMAGE/etc/key.pem" -out "$IMAGE/etc/cert.pem" \
   2>/dev/null
 
-# bench.py's configuration of petrel, with room for the sessions.
+# bench.py's configuration of petrel, with room for the sessions. Opening 100,000 sessions one
+# after another takes minutes under emulation: the first must not time out before the last is
+# open (idle_timeout, in [limits], where `extra` goes).
 petrel_config() { # petrel_config FILE EXTRA
-  cat >"$1" <<EOF
-hostname = "petrel.bench.test"
-data_dir = "/data/petrel"
-[[listener]]
-address = "127.0.0.1:2525"
-[local]
-domains = ["localhost"]
-[policy]
-reject_null_mx_recipient = false
-reject_null_mx_sender = false
-[dns]
-nameservers = ["127.0.0.1:9"]
-[delivery]
-relayhost = "discard:"
-[limits]
-max_connections = $((SESSIONS + 1000))
-max_messages_per_minute_per_ip = 0
-max_recipients_per_minute_per_ip = 0
-max_connections_per_minute_per_ip = 0
-# Opening 100,000 sessions one after another takes minutes under emulation: the first must
-# not time out before the last is open.
-idle_timeout = "1h"
-$2
-EOF
+  (cd "$HERE" && python3 -c 'import sys, bench
+sys.stdout.write(bench.petrel_config("/data/petrel", 2525, max_connections=int(sys.argv[1]),
+                                     extra=sys.argv[2]))' "$((SESSIONS + 1000))" "$2") >"$1"
 }
-petrel_config "$IMAGE/etc/plain.toml" ""
-petrel_config "$IMAGE/etc/tls.toml" $'[tls]\ncertificate = "/etc/cert.pem"\nprivate_key = "/etc/key.pem"'
+petrel_config "$IMAGE/etc/plain.toml" 'idle_timeout = "1h"'
+petrel_config "$IMAGE/etc/tls.toml" $'idle_timeout = "1h"\n[tls]\ncertificate = "/etc/cert.pem"\nprivate_key = "/etc/key.pem"'
 
 cat >"$IMAGE/init" <<EOF
 #!/bin/busybox sh
