@@ -24,6 +24,31 @@ use hickory_resolver::net::{DnsError, NetError};
 use hickory_resolver::proto::op::ResponseCode;
 use hickory_resolver::proto::rr::{RData, RecordType};
 
+/// Where the system's configuration sends queries when it names no nameserver.
+pub const LOCAL_NAMESERVER: SocketAddr =
+    SocketAddr::new(IpAddr::V4(std::net::Ipv4Addr::LOCALHOST), 53);
+
+/// Whether `/etc/resolv.conf` names a nameserver. resolv.conf(5): "If there are no nameserver
+/// lines, the default is to use the name server on the local machine", and so do the C
+/// library's resolver and Postfix; hickory refuses such a configuration (or a missing file)
+/// instead, and petrel would not start. Without one, `LOCAL_NAMESERVER` is asked. A file that
+/// cannot be read for another reason is left to hickory, which says why.
+pub fn system_has_nameservers() -> bool {
+    match std::fs::read_to_string("/etc/resolv.conf") {
+        Ok(text) => names_a_nameserver(&text),
+        Err(error) => error.kind() != std::io::ErrorKind::NotFound,
+    }
+}
+
+/// Whether resolv.conf `text` has a `nameserver` line.
+fn names_a_nameserver(text: &str) -> bool {
+    text.lines().any(|line| {
+        line.trim_start()
+            .strip_prefix("nameserver")
+            .is_some_and(|rest| rest.starts_with([' ', '\t']))
+    })
+}
+
 /// The TLS configuration hickory's resolver is given. Left without one, it builds one for DNS
 /// over TLS from the system's trust store as it starts, and fails where there is none (a
 /// minimal container without ca-certificates, an empty `SSL_CERT_FILE`), so petrel could not
@@ -182,11 +207,16 @@ impl Resolver {
         options.timeout = timeout;
         options.attempts = 2;
         options.ndots = 0;
-        let builder = if nameservers.is_empty() {
+        let builder = if nameservers.is_empty() && system_has_nameservers() {
             TokioResolver::builder_tokio().map_err(|e| {
                 ResolverError(format!("cannot read the system DNS configuration: {e}"))
             })?
         } else {
+            let nameservers = if nameservers.is_empty() {
+                &[LOCAL_NAMESERVER][..]
+            } else {
+                nameservers
+            };
             let mut config = ResolverConfig::default();
             for address in nameservers {
                 let mut udp = ConnectionConfig::udp();
@@ -422,6 +452,19 @@ mod tests {
             preference,
             exchange: exchange.into(),
         }
+    }
+
+    #[test]
+    fn a_resolv_conf_names_a_nameserver_only_on_a_nameserver_line() {
+        assert!(names_a_nameserver(
+            "search example.org\nnameserver 192.0.2.53\n"
+        ));
+        assert!(names_a_nameserver("  nameserver\t::1"));
+        assert!(!names_a_nameserver(""));
+        assert!(!names_a_nameserver(
+            "# nameserver 192.0.2.53\noptions ndots:1\n"
+        ));
+        assert!(!names_a_nameserver("nameservers 192.0.2.53\n"));
     }
 
     #[test]

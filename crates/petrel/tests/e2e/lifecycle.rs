@@ -1,7 +1,7 @@
 //! Signals and configuration: SIGTERM drains (421 4.3.2, exit 0), SIGHUP reloads without
 //! dropping sessions, the idle timeout answers 421 4.4.2, the queue resumes after a restart,
 //! `check-config` names the file, line and key of an error, and petrel starts on a system
-//! without a CA bundle.
+//! without a CA bundle or without a nameserver in /etc/resolv.conf.
 
 use std::process::Command;
 use std::time::Duration;
@@ -191,6 +191,61 @@ fn petrel_starts_and_takes_mail_without_a_ca_bundle() {
         "a@example.test",
         &["user@localhost"],
         b"Subject: no CA bundle\r\n\r\nhi\r\n",
+    );
+    assert!(reply.starts_with("250"), "{reply}");
+    assert_eq!(petrel.wait_for_maildir("localhost", "user", 1).len(), 1);
+}
+
+/// resolv.conf(5): with no `nameserver` line the local machine's name server is asked, as the C
+/// library and Postfix do. petrel, with no `dns.nameservers` of its own, once refused to start
+/// there ("no nameservers found in config"). The test hides /etc/resolv.conf behind an empty file
+/// in a mount namespace of petrel's own (tests run as root).
+#[test]
+fn petrel_starts_when_resolv_conf_names_no_nameserver() {
+    let scratch = Scratch::new("no-nameserver");
+    let empty = scratch.0.join("empty-resolv.conf");
+    std::fs::write(&empty, "# no nameserver line\n").unwrap();
+    let data_dir = scratch.0.join("data");
+    let config_path = scratch.0.join("petrel.toml");
+    let extra = crate::backend::with_queue(&data_dir, "");
+    std::fs::write(
+        &config_path,
+        format!(
+            "hostname = \"mx.test\"\ndata_dir = \"{}\"\n\n[[listener]]\naddress = \"127.0.0.1:0\"\n\n[local]\ndomains = [\"localhost\"]\n\n{extra}\n",
+            data_dir.display()
+        ),
+    )
+    .unwrap();
+    let mount = format!(
+        "mount --bind {} /etc/resolv.conf && exec \"$0\" \"$@\"",
+        empty.display()
+    );
+    let petrel = Petrel::start_with(
+        &config_path,
+        &data_dir,
+        &[
+            "unshare",
+            "--mount",
+            "--propagation",
+            "private",
+            "sh",
+            "-c",
+            &mount,
+        ],
+    );
+    assert!(
+        petrel
+            .log_text()
+            .contains("names no nameserver: asking the local machine's"),
+        "{}",
+        petrel.log_text()
+    );
+    assert!(petrel.log_text().contains("nameserver=127.0.0.1:53"));
+    let reply = crate::harness::send_one(
+        petrel.address,
+        "a@localhost",
+        &["user@localhost"],
+        b"Subject: no nameserver\r\n\r\nhi\r\n",
     );
     assert!(reply.starts_with("250"), "{reply}");
     assert_eq!(petrel.wait_for_maildir("localhost", "user", 1).len(), 1);
