@@ -49,7 +49,8 @@ if [ ! -x "$PARTS/root/bin/busybox" ] || ! ls "$PARTS"/root/boot/vmlinuz-* >/dev
   kernel_package=$(apt-cache depends linux-image-amd64 | awk '/Depends: linux-image-/ { print $2; exit }')
   (cd "$PARTS" && apt-get download -q "$kernel_package" busybox-static >/dev/null)
   for deb in "$PARTS"/*.deb; do dpkg -x "$deb" "$PARTS/root"; done
-  rm -f "$PARTS"/*.deb
+  # Only the kernel image and busybox are used: not the 400 MB of modules.
+  rm -rf "$PARTS"/*.deb "$PARTS/root/lib" "$PARTS/root/usr"
 fi
 KERNEL=$(ls "$PARTS"/root/boot/vmlinuz-* | sort -V | tail -n 1)
 
