@@ -33,7 +33,7 @@ pub const LOCAL_NAMESERVER: SocketAddr =
 /// library's resolver and Postfix; hickory refuses such a configuration (or a missing file)
 /// instead, and petrel would not start. Without one, `LOCAL_NAMESERVER` is asked. A file that
 /// cannot be read for another reason is left to hickory, which says why.
-pub fn system_has_nameservers() -> bool {
+fn system_has_nameservers() -> bool {
     match std::fs::read_to_string("/etc/resolv.conf") {
         Ok(text) => names_a_nameserver(&text),
         Err(error) => error.kind() != std::io::ErrorKind::NotFound,
@@ -188,6 +188,8 @@ pub struct Resolver {
     /// The validating nameservers whose AD bit is trusted (`dns.validating`), or none.
     validating: Vec<SocketAddr>,
     timeout: Duration,
+    /// Asked for the system's nameservers where the system names none: `LOCAL_NAMESERVER`.
+    asks_local_nameserver: bool,
 }
 
 impl std::fmt::Debug for Resolver {
@@ -207,7 +209,8 @@ impl Resolver {
         options.timeout = timeout;
         options.attempts = 2;
         options.ndots = 0;
-        let builder = if nameservers.is_empty() && system_has_nameservers() {
+        let asks_local_nameserver = nameservers.is_empty() && !system_has_nameservers();
+        let builder = if nameservers.is_empty() && !asks_local_nameserver {
             TokioResolver::builder_tokio().map_err(|e| {
                 ResolverError(format!("cannot read the system DNS configuration: {e}"))
             })?
@@ -236,6 +239,7 @@ impl Resolver {
             inner,
             validating: Vec::new(),
             timeout,
+            asks_local_nameserver,
         })
     }
 
@@ -294,6 +298,12 @@ impl Resolver {
             Validated::Insecure(_) => Validated::Insecure(()),
             Validated::Failed(failure) => Validated::Failed(failure),
         }
+    }
+
+    /// Whether it asks `LOCAL_NAMESERVER` because it was to ask the system's nameservers and
+    /// /etc/resolv.conf names none (for the caller to say so).
+    pub fn asks_local_nameserver(&self) -> bool {
+        self.asks_local_nameserver
     }
 
     /// The underlying hickory resolver, shared with SPF, DKIM and DMARC checks so that they ask

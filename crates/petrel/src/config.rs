@@ -739,14 +739,14 @@ impl DnsConfig {
     /// # Errors
     /// The system's configuration cannot be read, or `validating` names a non-loopback server.
     pub fn resolver(&self) -> Result<petrel_dns::Resolver, String> {
-        if self.nameservers.is_empty() && !petrel_dns::system_has_nameservers() {
+        let resolver = petrel_dns::Resolver::new(&self.nameservers, self.timeout)
+            .map_err(|error| error.to_string())?;
+        if resolver.asks_local_nameserver() {
             tracing::warn!(
                 nameserver = %petrel_dns::LOCAL_NAMESERVER,
                 "/etc/resolv.conf names no nameserver: asking the local machine's, as resolv.conf(5) says (set dns.nameservers to choose)"
             );
         }
-        let resolver = petrel_dns::Resolver::new(&self.nameservers, self.timeout)
-            .map_err(|error| error.to_string())?;
         if self.validating {
             return resolver
                 .trusting_ad_of(&self.nameservers)

@@ -515,16 +515,16 @@ impl Connection {
         let checks = stored.authentication.as_deref().unwrap_or("");
         match (&stored.queue_id, &stored.error) {
             (Some(id), _) => {
-                if let Some(reason) = &quarantine {
+                // Delivery gets the message (unless a milter quarantined it), then the client
+                // its 250 (a write that fails ends the session at its next step, as any other;
+                // one the client does not read delays nothing but its own session), then the
+                // log line is written.
+                if let Some(reason) = quarantine {
                     let queue = self.server.queue.clone();
                     let held = id.clone();
                     let _ = tokio::task::spawn_blocking(move || queue.hold(&held)).await;
                     info!(session = self.session_id, queue_id = %id, %reason, check = "milter", "quarantined (held) by a milter");
-                }
-                // Delivery gets the message, then the client its 250 (a write that fails ends
-                // the session at its next step, as any other; one the client does not read
-                // delays nothing but its own session), then the log line is written.
-                if quarantine.is_none() {
+                } else {
                     (self.server.on_queued)(id.clone());
                 }
                 self.session.finish_message(stored.reply);

@@ -186,14 +186,7 @@ fn petrel_starts_and_takes_mail_without_a_ca_bundle() {
             &format!("SSL_CERT_DIR={}", empty.display()),
         ],
     );
-    let reply = crate::harness::send_one(
-        petrel.address,
-        "a@example.test",
-        &["user@localhost"],
-        b"Subject: no CA bundle\r\n\r\nhi\r\n",
-    );
-    assert!(reply.starts_with("250"), "{reply}");
-    assert_eq!(petrel.wait_for_maildir("localhost", "user", 1).len(), 1);
+    takes_and_delivers_local_mail(&petrel, "a@example.test");
 }
 
 /// resolv.conf(5): with no `nameserver` line the local machine's name server is asked, as the C
@@ -241,11 +234,16 @@ fn petrel_starts_when_resolv_conf_names_no_nameserver() {
         petrel.log_text()
     );
     assert!(petrel.log_text().contains("nameserver=127.0.0.1:53"));
+    takes_and_delivers_local_mail(&petrel, "a@localhost");
+}
+
+/// A message from `sender` to user@localhost is taken (250) and lands in its Maildir.
+fn takes_and_delivers_local_mail(petrel: &Petrel, sender: &str) {
     let reply = crate::harness::send_one(
         petrel.address,
-        "a@localhost",
+        sender,
         &["user@localhost"],
-        b"Subject: no nameserver\r\n\r\nhi\r\n",
+        b"Subject: started\r\n\r\nhi\r\n",
     );
     assert!(reply.starts_with("250"), "{reply}");
     assert_eq!(petrel.wait_for_maildir("localhost", "user", 1).len(), 1);
