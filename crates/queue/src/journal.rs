@@ -21,7 +21,9 @@
 //! and only when nothing in them is live, so a forget is always in a segment newer than its
 //! entry and is overwritten only after it. When no segment is free and `max_segments` exist,
 //! the writer asks for a checkpoint (the spool makes its resident messages files, syncs the
-//! file system and releases them) and waits for space.
+//! file system and releases them) and waits for space. A new segment file is made ahead, by a
+//! helper thread, once the current one is half written and no other is free: the writer does
+//! not stop every store for 16 MiB of zeros and their sync when it needs one.
 //!
 //! Failure policy: a failed write or fdatasync fails every entry of that batch (the callers
 //! answer 451), the next record opens a new segment, and each failed entry gets a forget
@@ -41,6 +43,7 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::thread::{self, JoinHandle};
 
 const THREAD_NAME: &str = "petrel-journal";
+const AHEAD_THREAD_NAME: &str = "petrel-journal-ahead";
 const SEGMENT_MAGIC: u32 = 0x5045_4a53; // "PEJS"
 const RECORD_MAGIC: u32 = 0x5045_4a52; // "PEJR"
 /// Segment header: magic u32, pad u32, nonce u64, first seq u64, pad to 32.
@@ -236,6 +239,7 @@ impl Journal {
             space_wanted,
             out_of_space_at: None,
             unsynced: BTreeSet::new(),
+            ahead: None,
         };
         let thread = thread::Builder::new()
             .name(THREAD_NAME.to_owned())
@@ -378,6 +382,9 @@ struct Writer {
     out_of_space_at: Option<std::time::Instant>,
     /// Segments written by batches without an fdatasync since their last one.
     unsynced: BTreeSet<usize>,
+    /// The segment file numbered `files.len()`, being made by a helper thread
+    /// (`prepare_ahead`).
+    ahead: Option<JoinHandle<io::Result<File>>>,
 }
 
 /// A batch's bytes for one segment, written with one pwrite.
@@ -403,6 +410,11 @@ impl Writer {
                         .unwrap_or_else(PoisonError::into_inner);
                 }
                 if state.is_stopping && state.pending.is_empty() {
+                    drop(state);
+                    if let Some(ahead) = self.ahead.take() {
+                        // Its file is whole or removed when it ends; nothing waits on it.
+                        let _ = ahead.join();
+                    }
                     return;
                 }
                 // At most a segment's worth a batch, so a batch always fits in the journal
@@ -505,6 +517,43 @@ impl Writer {
         for (done, error) in failed {
             done(Err(error));
         }
+        self.prepare_ahead();
+    }
+
+    /// Starts making the next segment file on a helper thread when the current segment is
+    /// half written and no other segment is free, so that the writer finds it made when the
+    /// current one fills.
+    fn prepare_ahead(&mut self) {
+        let Some(current) = self.current else { return };
+        if self.ahead.is_some()
+            || self.files.len() >= self.sizes.max_segments
+            || self.position < self.sizes.segment_size / 2
+            || !self.may_create()
+        {
+            return;
+        }
+        let is_other_free = {
+            let state = lock(&self.shared);
+            self.order
+                .iter()
+                .any(|&segment| segment != current && state.segments[segment].live == 0)
+        };
+        if is_other_free {
+            return;
+        }
+        let (dir, index, size) = (self.dir.clone(), self.files.len(), self.sizes.segment_size);
+        // Without a thread the writer makes the file itself when it needs it, as before.
+        self.ahead = thread::Builder::new()
+            .name(AHEAD_THREAD_NAME.to_owned())
+            .spawn(move || create_segment(&dir, index, size))
+            .ok();
+    }
+
+    /// Whether a new segment file may be tried: none failed for lack of space within
+    /// `SEGMENT_RETRY`.
+    fn may_create(&self) -> bool {
+        self.out_of_space_at
+            .is_none_or(|at| at.elapsed() >= SEGMENT_RETRY)
     }
 
     fn write_runs(&mut self, runs: &[Run], is_synced: bool) -> io::Result<()> {
@@ -583,13 +632,17 @@ impl Writer {
                     self.order.push_back(oldest);
                     return Ok(oldest);
                 }
-                let may_create = self
-                    .out_of_space_at
-                    .is_none_or(|at| at.elapsed() >= SEGMENT_RETRY);
-                if self.files.len() < self.sizes.max_segments && may_create {
+                if self.files.len() < self.sizes.max_segments && self.may_create() {
                     drop(state);
                     let index = self.files.len();
-                    match create_segment(&self.dir, index, self.sizes.segment_size) {
+                    let made = match self.ahead.take() {
+                        // Made ahead (or still being made: waits for it).
+                        Some(ahead) => ahead.join().unwrap_or_else(|_| {
+                            Err(io::Error::other("the journal's helper thread failed"))
+                        }),
+                        None => create_segment(&self.dir, index, self.sizes.segment_size),
+                    };
+                    match made {
                         Ok(file) => {
                             self.out_of_space_at = None;
                             self.files.push(file);

@@ -1,6 +1,6 @@
 //! Unit tests of the journal: what is appended comes back, forgets cancel, a torn record and
 //! the records of an earlier use end the walk, and segments are reused once free (the writer
-//! asks for space and waits for it when all are live).
+//! asks for space and waits for it when all are live; the next one is made ahead).
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -200,4 +200,34 @@ fn forgets_written_without_a_sync_get_one_when_asked() {
     // The writer is still there.
     append(&journal, "B", b"b");
     assert_eq!(ids(&dir), vec!["B"]);
+}
+
+#[test]
+fn the_next_segment_is_made_before_the_current_one_fills() {
+    let dir = Dir::new("ahead");
+    let journal = start(&dir, SMALL, Box::new(|| {}));
+    let body = vec![b'x'; 900];
+    // Three entries of about 1 KiB, all live: segment 0 (4 KiB) is more than half written.
+    for n in 0..3 {
+        append(&journal, &format!("M{n}"), &body);
+    }
+    let next = dir.0.join("seg-1");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while fs::metadata(&next).map_or(true, |m| m.len() < SMALL.segment_size)
+        && std::time::Instant::now() < deadline
+    {
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    let made = fs::read(&next).expect("segment 1 is made while segment 0 has room");
+    assert_eq!(made.len() as u64, SMALL.segment_size);
+    assert!(
+        made.iter().all(|&b| b == 0),
+        "nothing is written into it yet"
+    );
+    // The writer takes it into use when segment 0 is full, and recovery reads both.
+    append(&journal, "M3", &body);
+    append(&journal, "M4", &body);
+    drop(journal);
+    assert_eq!(ids(&dir), vec!["M0", "M1", "M2", "M3", "M4"]);
+    assert_eq!(u32_at(&fs::read(&next).unwrap(), 0), Some(SEGMENT_MAGIC));
 }
