@@ -290,11 +290,7 @@ fn a_postfix_receiver_is_authenticated_by_its_tlsa_record() {
     let dir = Scratch::new("dane-postfix");
     let ca = TestCa::new(&dir.0);
     let issued = ca.issue_chain("postfix", &["mx1.dane.test", "mx2.dane.test"]);
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = crate::harness::server_port();
     let postfix_dir = Scratch::new("dane-postfix-instance");
     let postfix = crate::requiretls::Postfix::start(
         &postfix_dir.0,

@@ -3,7 +3,7 @@
 //! validating unbound that trusts the zones' keys and asks only NSD (every other name is
 //! refused, so nothing leaves the machine). Both are ended by PID when dropped.
 
-use std::net::{SocketAddr, TcpListener, UdpSocket};
+use std::net::{SocketAddr, UdpSocket};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
@@ -25,17 +25,6 @@ pub struct SignedDns {
     unbound: Child,
     /// unbound's address: what petrel's `dns.nameservers` names.
     pub address: SocketAddr,
-}
-
-/// A port free for both UDP and TCP on 127.0.0.1.
-fn free_port() -> u16 {
-    loop {
-        let tcp = TcpListener::bind("127.0.0.1:0").unwrap();
-        let port = tcp.local_addr().unwrap().port();
-        if UdpSocket::bind(("127.0.0.1", port)).is_ok() {
-            return port;
-        }
-    }
 }
 
 fn run(command: &mut Command) -> String {
@@ -96,8 +85,8 @@ fn sign(dir: &Path, zone: &Zone<'_>, file: &str) -> (String, PathBuf) {
 
 impl SignedDns {
     pub fn start(dir: &Path, zones: &[Zone<'_>]) -> SignedDns {
-        let nsd_port = free_port();
-        let unbound_port = free_port();
+        let nsd_port = crate::harness::server_port();
+        let unbound_port = crate::harness::server_port();
         let mut nsd_zones = String::new();
         let mut anchors = String::new();
         let mut stubs = String::new();

@@ -46,10 +46,7 @@ fn catch_all_and_a_forwarding_loop_between_two_servers() {
     let scratch_a = Scratch::new("loop-a");
     let scratch_b = Scratch::new("loop-b");
     // A's second listener gets a port known before A starts, so B can route back to it.
-    let a_port = {
-        let probe = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        probe.local_addr().unwrap().port()
-    };
+    let a_port = crate::harness::server_port();
     // B: relay.test, pong goes back to A (localhost is routed to A's port).
     let b = start(
         &scratch_b.0,

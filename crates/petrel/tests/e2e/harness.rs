@@ -104,6 +104,36 @@ pub fn closed_port() -> u16 {
     port
 }
 
+/// A loopback port for a server that a test starts and that binds the port by number
+/// (Postfix, smtp-sink, unbound, nsd, Dovecot, HAProxy, rspamd, opendkim, a second listener of
+/// petrel). A port bound to 0 and let go for it could be given to a parallel test's listener
+/// or outgoing connection before the server binds it. These come from below the kernel's
+/// ephemeral range (`ip_local_port_range`), which bind(0) and connect() never leave, each at
+/// most once in this process, and are free for TCP and UDP when handed out.
+pub fn server_port() -> u16 {
+    use std::sync::atomic::AtomicU16;
+    const SPAN: u16 = 8192;
+    static TAKEN: AtomicU16 = AtomicU16::new(0);
+    let ephemeral_low = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|range| range.split_whitespace().next()?.parse::<u16>().ok())
+        .unwrap_or(32768);
+    let low = ephemeral_low.saturating_sub(SPAN).max(1025);
+    let span = ephemeral_low - low;
+    // Another test process running at the same time starts elsewhere in the span.
+    let start = (std::process::id() % u32::from(span)) as u16;
+    loop {
+        let taken = TAKEN.fetch_add(1, Ordering::Relaxed);
+        assert!(taken < span, "no free port left below the ephemeral range");
+        let port = low + (start + taken) % span;
+        let is_free = std::net::TcpListener::bind(("127.0.0.1", port)).is_ok()
+            && std::net::UdpSocket::bind(("127.0.0.1", port)).is_ok();
+        if is_free {
+            return port;
+        }
+    }
+}
+
 /// Calls `probe` until `done` holds for its value or 30 s have passed; returns the last value
 /// (the caller asserts on it, with what it wants to show).
 pub fn poll<T>(mut probe: impl FnMut() -> T, done: impl Fn(&T) -> bool) -> T {

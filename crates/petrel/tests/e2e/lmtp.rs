@@ -75,14 +75,6 @@ impl Drop for Dovecot {
     }
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 fn command_output(program: &str, args: &[&str]) -> String {
     let output = Command::new(program).args(args).output().unwrap();
     String::from_utf8_lossy(&output.stdout).trim().to_owned()
@@ -92,7 +84,7 @@ fn command_output(program: &str, args: &[&str]) -> String {
 fn start_dovecot(dir: &Path) -> Dovecot {
     use std::os::unix::fs::PermissionsExt;
     std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o755)).unwrap();
-    let (lmtp_port, imap_port) = (free_port(), free_port());
+    let (lmtp_port, imap_port) = (crate::harness::server_port(), crate::harness::server_port());
     let uid = command_output("id", &["-u"]);
     // Dovecot never stores mail as uid 0: as root the mail belongs to nobody, and Dovecot's own
     // processes run as the users its Debian package made.

@@ -288,11 +288,7 @@ fn opendkim_signs_and_verifies_through_the_milter_protocol() {
     use petrel_dns::responder::ZoneEntry;
     let dir = Scratch::new("opendkim");
     let (key, record) = crate::authentication::keygen(&dir.0, "example.test", "s2026");
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = crate::harness::server_port();
     let dns_data = dir.0.join("opendkim-dns");
     std::fs::write(
         &dns_data,

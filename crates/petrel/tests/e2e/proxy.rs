@@ -8,7 +8,7 @@
 //! refused without a word.
 
 use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::{SocketAddr, TcpStream};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -23,11 +23,7 @@ struct HaProxy {
 
 impl HaProxy {
     fn start(dir: &std::path::Path, name: &str, backend: SocketAddr, send: &str) -> HaProxy {
-        let port = TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
+        let port = crate::harness::server_port();
         let config = dir.join(format!("{name}.cfg"));
         std::fs::write(
             &config,

@@ -92,11 +92,7 @@ impl Drop for Sink {
 fn start_sink(dir: &std::path::Path) -> Sink {
     use std::os::unix::fs::PermissionsExt;
     std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o777)).unwrap();
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = crate::harness::server_port();
     let child = Command::new("smtp-sink")
         .args(["-u", "nobody", "-d"])
         .arg(format!("{}/%M.", dir.display()))

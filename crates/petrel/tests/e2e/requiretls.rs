@@ -253,11 +253,7 @@ fn a_server_without_requiretls_never_gets_the_message() {
         site_address,
         &[("good.test", "enforce", &["mx.sts.test"])],
     );
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = crate::harness::server_port();
     let postfix_dir = Scratch::new("rtls-postfix-instance");
     let (cert, key) = ca.issue("postfix", &["mx.sts.test"]);
     let postfix = Postfix::start(&postfix_dir.0, port, "mx.sts.test", &cert, &key);

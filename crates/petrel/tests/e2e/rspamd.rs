@@ -20,11 +20,7 @@ struct Rspamd {
 
 impl Rspamd {
     fn start(dir: &std::path::Path) -> Rspamd {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
+        let port = crate::harness::server_port();
         let d = dir.display();
         std::fs::create_dir_all(dir.join("db")).unwrap();
         std::fs::create_dir_all(dir.join("run")).unwrap();
