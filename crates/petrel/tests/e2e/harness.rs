@@ -119,7 +119,7 @@ pub fn server_port() -> u16 {
         .and_then(|range| range.split_whitespace().next()?.parse::<u16>().ok())
         .unwrap_or(32768);
     let low = ephemeral_low.saturating_sub(SPAN).max(1025);
-    let span = ephemeral_low - low;
+    let span = ephemeral_low.saturating_sub(low).max(1);
     // Another test process running at the same time starts elsewhere in the span.
     let start = (std::process::id() % u32::from(span)) as u16;
     loop {
