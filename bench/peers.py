@@ -17,10 +17,10 @@ waiting for a timeout. Every server in the run is in that namespace, on its 127.
 Each server delivers what it takes to nothing: petrel `discard:`, Postfix `discard`,
 chasquid an alias `| /bin/true`, OpenSMTPD `mda "cat > /dev/null"`. smtp-sink, Postfix's
 test server, which stores nothing and answers at once, runs beside them as the ceiling of the
-client on this machine: a ratio to a peer above smtp-sink's own is out of any server's reach. chasquid refuses new mail
-with 451 4.3.0 while 200 messages are in its queue (a limit in its code); a run it refuses is
-reported as "refused", one that takes over 60 s as such, not as a rate. The servers
-alternate, median of REPEATS.
+client on this machine: a ratio to a peer above smtp-sink's own is out of any server's reach.
+chasquid refuses new mail with 451 4.3.0 while 200 messages are in its queue (a limit in its
+code); a run it refuses is reported as "refused", one that takes over 60 s as such, not as a
+rate. The servers alternate, median of REPEATS.
 
 Run: ONLY=peers bench/run.sh (as root). Talks to 127.0.0.1 only."""
 

@@ -89,19 +89,12 @@ pub fn config_for(
 }
 
 /// A loopback port nothing listens on, nor ever will in this test run: deliveries to it are
-/// refused, so mail stays deferred. The port stays bound (never listening) for the life of the
-/// process, so another test's listener can never be given it; a port only bound and let go
-/// could be (and a parallel test's server once took one of this test's deferred messages).
+/// refused, so mail stays deferred. It comes from `server_port`, which gives each port once and
+/// never one that bind(0) or a connection could be given, so no other test's listener ever
+/// takes it (a port only bound to 0 and let go could be: a parallel test's server once took one
+/// of this test's deferred messages).
 pub fn closed_port() -> u16 {
-    use socket2::{Domain, Socket, Type};
-    let socket = Socket::new(Domain::IPV4, Type::STREAM, None).unwrap();
-    socket
-        .bind(&SocketAddr::from(([127, 0, 0, 1], 0)).into())
-        .unwrap();
-    let port = socket.local_addr().unwrap().as_socket().unwrap().port();
-    // Held until the process ends: a few descriptors at most.
-    std::mem::forget(socket);
-    port
+    server_port()
 }
 
 /// A loopback port for a server that a test starts and that binds the port by number
